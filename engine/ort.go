@@ -1,0 +1,516 @@
+//go:build cgo
+
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/diffsim/diffsim/engine/onnx"
+	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
+)
+
+// process holds the one ONNX Runtime environment of this process. onnxruntime_go keeps the
+// environment in package state and allows one at a time, so the engine counts the runtimes
+// using it and destroys it when the last one closes.
+var process struct {
+	mu   sync.Mutex
+	refs int
+	lib  string
+}
+
+// Options choose the runtime library, the execution provider and threading.
+type Options struct {
+	Library string // explicit library path (the --ort-lib flag); empty: ONNXRUNTIME_LIB, then the cache
+	Device  string // auto, cpu, cuda or cuda:ID; empty means auto
+	Threads int    // intra-op threads; 0 means one per CPU
+}
+
+// Runtime is an initialised ONNX Runtime with a chosen execution provider.
+type Runtime struct {
+	opts   Options
+	lib    string
+	source LibrarySource
+	device Device
+
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+	closed   bool
+}
+
+// Open initialises ONNX Runtime (once per process) and picks the execution provider.
+func Open(opts Options) (*Runtime, error) {
+	want, err := ParseDevice(opts.Device)
+	if err != nil {
+		return nil, err
+	}
+	lib, src, err := FindLibrary(opts.Library)
+	if err != nil {
+		return nil, err
+	}
+	if err := acquire(lib); err != nil {
+		return nil, err
+	}
+	r := &Runtime{opts: opts, lib: lib, source: src, sessions: map[*Session]struct{}{}}
+	r.device, err = r.pickDevice(want)
+	if err != nil {
+		return nil, errors.Join(err, release())
+	}
+	return r, nil
+}
+
+func acquire(lib string) error {
+	process.mu.Lock()
+	defer process.mu.Unlock()
+	if process.refs > 0 {
+		if process.lib != lib {
+			return fmt.Errorf("ONNX Runtime is already running from %s in this process; cannot also load %s", process.lib, lib)
+		}
+		process.refs++
+		return nil
+	}
+	if err := checkLibraryFile(lib); err != nil {
+		return err
+	}
+	ort.SetSharedLibraryPath(lib)
+	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+		return fmt.Errorf("load ONNX Runtime from %s: %v; run scripts/setup-runtime.sh or point ONNXRUNTIME_LIB at libonnxruntime.so %s or newer", lib, err, RuntimeVersion)
+	}
+	process.refs, process.lib = 1, lib
+	return nil
+}
+
+// checkLibraryFile rejects files that are not ELF shared objects before dlopen sees them, so a
+// wrong path gives a sentence instead of a loader message.
+func checkLibraryFile(lib string) error {
+	f, err := os.Open(lib)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNoLibrary, err)
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	if _, err := f.Read(magic); err != nil || string(magic) != "\x7fELF" {
+		return fmt.Errorf("%s is not a shared library (no ELF header); point ONNXRUNTIME_LIB at libonnxruntime.so", lib)
+	}
+	return nil
+}
+
+func release() error {
+	process.mu.Lock()
+	defer process.mu.Unlock()
+	if process.refs == 0 {
+		return nil
+	}
+	process.refs--
+	if process.refs > 0 {
+		return nil
+	}
+	process.lib = ""
+	return ort.DestroyEnvironment()
+}
+
+// pickDevice tries CUDA when asked for or when auto, and falls back to CPU for auto with a
+// notice saying why.
+func (r *Runtime) pickDevice(want Device) (Device, error) {
+	if want.Kind == "cpu" {
+		return Device{Kind: "cpu"}, nil
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return Device{}, err
+	}
+	defer opts.Destroy()
+	err = appendCUDA(opts, want.ID)
+	if err == nil {
+		return Device{Kind: "cuda", ID: want.ID, Auto: want.Auto}, nil
+	}
+	if !want.Auto {
+		return Device{}, fmt.Errorf("CUDA device %d unavailable with %s: %v; use --device cpu or a GPU build of ONNX Runtime (ONNXRUNTIME_LIB)", want.ID, r.lib, firstLine(err))
+	}
+	return Device{Kind: "cpu", Auto: true, Notice: "no CUDA provider in " + filepath.Base(r.lib) + " (" + firstLine(err) + "); running on CPU"}, nil
+}
+
+func appendCUDA(opts *ort.SessionOptions, id int) error {
+	cuda, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return err
+	}
+	defer cuda.Destroy()
+	if err := cuda.Update(map[string]string{"device_id": strconv.Itoa(id)}); err != nil {
+		return err
+	}
+	return opts.AppendExecutionProviderCUDA(cuda)
+}
+
+// Library is the path of the runtime library in use, and where it came from.
+func (r *Runtime) Library() (string, LibrarySource) { return r.lib, r.source }
+
+// Version is the ONNX Runtime version the library reports.
+func (r *Runtime) Version() string { return ort.GetVersion() }
+
+// Device is the execution provider sessions run on.
+func (r *Runtime) Device() Device { return r.device }
+
+// Close frees every session still open and releases the runtime. It is idempotent.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	open := make([]*Session, 0, len(r.sessions))
+	for s := range r.sessions {
+		open = append(open, s)
+	}
+	r.mu.Unlock()
+	var errs []error
+	for _, s := range open {
+		errs = append(errs, s.Close())
+	}
+	errs = append(errs, release())
+	return errors.Join(errs...)
+}
+
+// SessionOptions configure one session.
+type SessionOptions struct {
+	// ExternalDataDir is the folder external weights are read from when the model is given
+	// as bytes (typically the folder of the original model file).
+	ExternalDataDir string
+	// Outputs are the outputs Run returns, in order; empty means the graph's outputs.
+	Outputs []string
+}
+
+// Session is a loaded model, ready to run.
+type Session struct {
+	rt      *Runtime
+	sess    *ort.DynamicAdvancedSession
+	inputs  []IOInfo
+	outputs []IOInfo
+	outSel  []string
+
+	mu     sync.Mutex // Run calls on one session are serialised: they share the C session
+	closed bool
+}
+
+// LoadFile opens the model at path; external weights are looked up beside it.
+func (r *Runtime) LoadFile(path string, so SessionOptions) (*Session, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open model: %w", err)
+	}
+	if so.ExternalDataDir == "" {
+		so.ExternalDataDir = filepath.Dir(path)
+	}
+	s, err := r.Load(data, so)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Load opens a model from its bytes.
+func (r *Runtime) Load(model []byte, so SessionOptions) (*Session, error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil, errors.New("engine: runtime is closed")
+	}
+	m, err := onnx.Parse(model)
+	if err != nil {
+		return nil, err
+	}
+	inputs, outputs := graphIO(m.GetGraph())
+	outSel := so.Outputs
+	if len(outSel) == 0 {
+		for _, o := range outputs {
+			outSel = append(outSel, o.Name)
+		}
+	}
+	inNames := make([]string, len(inputs))
+	for i, in := range inputs {
+		inNames[i] = in.Name
+	}
+
+	opts, err := r.sessionOptions(so)
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inNames, outSel, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create session: %v", firstLine(err))
+	}
+	s := &Session{rt: r, sess: sess, inputs: inputs, outputs: outputs, outSel: outSel}
+	r.mu.Lock()
+	r.sessions[s] = struct{}{}
+	r.mu.Unlock()
+	return s, nil
+}
+
+func (r *Runtime) sessionOptions(so SessionOptions) (*ort.SessionOptions, error) {
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	threads := r.opts.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	steps := []error{
+		opts.SetIntraOpNumThreads(threads),
+		// diffsim's graphs are chains; parallel branches are rare, so one inter-op thread avoids
+		// oversubscribing the cores the intra-op pool already uses.
+		opts.SetInterOpNumThreads(1),
+	}
+	if so.ExternalDataDir != "" {
+		steps = append(steps, opts.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", so.ExternalDataDir))
+	}
+	if r.device.Kind == "cuda" {
+		steps = append(steps, appendCUDA(opts, r.device.ID))
+	}
+	if err := errors.Join(steps...); err != nil {
+		return nil, errors.Join(err, opts.Destroy())
+	}
+	return opts, nil
+}
+
+// graphIO lists the graph inputs that are fed at run time (not initializers) and its outputs.
+func graphIO(g *onnxpb.GraphProto) (inputs, outputs []IOInfo) {
+	inits := map[string]bool{}
+	for _, t := range g.GetInitializer() {
+		inits[t.GetName()] = true
+	}
+	for _, vi := range g.GetInput() {
+		if !inits[vi.GetName()] {
+			inputs = append(inputs, ioInfo(vi))
+		}
+	}
+	for _, vi := range g.GetOutput() {
+		outputs = append(outputs, ioInfo(vi))
+	}
+	return inputs, outputs
+}
+
+// Inputs are the inputs Run needs.
+func (s *Session) Inputs() []IOInfo { return s.inputs }
+
+// Outputs are the graph's declared outputs (Run returns the selected ones).
+func (s *Session) Outputs() []IOInfo { return s.outputs }
+
+// OutputNames are the outputs Run returns, in order.
+func (s *Session) OutputNames() []string { return s.outSel }
+
+// Run feeds the inputs (by name, any order) and returns the selected outputs in order.
+// Cancelling ctx terminates a run in flight.
+func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("engine: session is closed")
+	}
+	byName := map[string]Tensor{}
+	for _, t := range inputs {
+		if _, dup := byName[t.Name]; dup {
+			return nil, fmt.Errorf("input %q given twice", t.Name)
+		}
+		byName[t.Name] = t
+	}
+	values := make([]ort.Value, len(s.inputs))
+	defer func() {
+		for _, v := range values {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, info := range s.inputs {
+		t, ok := byName[info.Name]
+		if !ok {
+			return nil, fmt.Errorf("missing input %q (the model wants %s)", info.Name, ioNames(s.inputs))
+		}
+		delete(byName, info.Name)
+		if err := checkInput(info, t); err != nil {
+			return nil, err
+		}
+		v, err := toValue(t)
+		if err != nil {
+			return nil, err
+		}
+		values[i] = v
+	}
+	for name := range byName {
+		return nil, fmt.Errorf("unknown input %q (the model wants %s)", name, ioNames(s.inputs))
+	}
+
+	runOpts, err := ort.NewRunOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer runOpts.Destroy()
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-ctx.Done():
+			runOpts.Terminate()
+		case <-stop:
+		}
+	}()
+	outs := make([]ort.Value, len(s.outSel))
+	err = s.sess.RunWithOptions(values, outs, runOpts)
+	close(stop)
+	<-watched
+	defer func() {
+		for _, v := range outs {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("run: %v", firstLine(err))
+	}
+	result := make([]Tensor, len(outs))
+	for i, v := range outs {
+		t, err := fromValue(s.outSel[i], v)
+		if err != nil {
+			return nil, err
+		}
+		result[i] = t
+	}
+	return result, nil
+}
+
+// Close frees the session; it is idempotent.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.rt.mu.Lock()
+	delete(s.rt.sessions, s)
+	s.rt.mu.Unlock()
+	return s.sess.Destroy()
+}
+
+func checkInput(info IOInfo, t Tensor) error {
+	if err := t.validate(); err != nil {
+		return err
+	}
+	if info.Type != 0 && t.Type != info.Type {
+		return fmt.Errorf("input %q: got %v, the model wants %v", t.Name, t.Type, info.Type)
+	}
+	if info.Shape != nil {
+		if len(t.Shape) != len(info.Shape) {
+			return fmt.Errorf("input %q: got shape %v, the model wants rank %d (%v)", t.Name, t.Shape, len(info.Shape), info)
+		}
+		for k, d := range info.Shape {
+			if d >= 0 && t.Shape[k] != d {
+				return fmt.Errorf("input %q: got shape %v, the model wants %v", t.Name, t.Shape, info)
+			}
+		}
+	}
+	return nil
+}
+
+func toValue(t Tensor) (ort.Value, error) {
+	shape := ort.NewShape(t.Shape...)
+	switch t.Type {
+	case Float32:
+		return ort.NewTensor(shape, t.Float32)
+	case Int64:
+		return ort.NewTensor(shape, t.Int64)
+	case Int32:
+		return ort.NewTensor(shape, t.Int32)
+	case Float16:
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t.Float16))), 2*len(t.Float16))
+		return ort.NewCustomDataTensor(shape, raw, ort.TensorElementDataTypeFloat16)
+	}
+	return nil, fmt.Errorf("input %q: unsupported element type %v", t.Name, t.Type)
+}
+
+func fromValue(name string, v ort.Value) (Tensor, error) {
+	shape := []int64(v.GetShape())
+	switch x := v.(type) {
+	case *ort.Tensor[float32]:
+		return Tensor{Name: name, Shape: shape, Type: Float32, Float32: append([]float32(nil), x.GetData()...)}, nil
+	case *ort.Tensor[int64]:
+		return Tensor{Name: name, Shape: shape, Type: Int64, Int64: append([]int64(nil), x.GetData()...)}, nil
+	case *ort.Tensor[int32]:
+		return Tensor{Name: name, Shape: shape, Type: Int32, Int32: append([]int32(nil), x.GetData()...)}, nil
+	case *ort.CustomDataTensor:
+		raw := x.GetData()
+		n := int(ort.Shape(shape).FlattenedSize())
+		// onnxruntime_go v1.27 copies one byte per element for types it has no Go type for,
+		// which truncates float16; refuse rather than return half a tensor.
+		if len(raw) != 2*n {
+			return Tensor{}, fmt.Errorf("output %q: %d-byte elements are not supported; add a Cast to float32 in the graph", name, len(raw)/max(n, 1))
+		}
+		h := make([]uint16, n)
+		for i := range h {
+			h[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+		}
+		return Tensor{Name: name, Shape: shape, Type: Float16, Float16: h}, nil
+	}
+	return Tensor{}, fmt.Errorf("output %q: unsupported value type %T", name, v)
+}
+
+func ioInfo(vi *onnxpb.ValueInfoProto) IOInfo {
+	info := IOInfo{Name: vi.GetName()}
+	tt := vi.GetType().GetTensorType()
+	if tt == nil {
+		return info
+	}
+	info.Type = ElemType(tt.GetElemType())
+	if tt.GetShape() == nil {
+		return info
+	}
+	info.Shape = []int64{}
+	for _, d := range tt.GetShape().GetDim() {
+		if dv, ok := d.GetValue().(*onnxpb.TensorShapeProto_Dimension_DimValue); ok {
+			info.Shape = append(info.Shape, dv.DimValue)
+			info.Dims = append(info.Dims, "")
+			continue
+		}
+		info.Shape = append(info.Shape, -1)
+		info.Dims = append(info.Dims, d.GetDimParam())
+	}
+	return info
+}
+
+func ioNames(infos []IOInfo) string {
+	names := make([]string, len(infos))
+	for i, in := range infos {
+		names[i] = in.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
