@@ -137,7 +137,24 @@ func (r *Runtime) pickDevice(want Device) (Device, error) {
 	if !want.Auto {
 		return Device{}, fmt.Errorf("CUDA device %d unavailable with %s: %v; use --device cpu or a GPU build of ONNX Runtime (ONNXRUNTIME_LIB)", want.ID, r.lib, firstLine(err))
 	}
-	return Device{Kind: "cpu", Auto: true, Notice: "no CUDA provider in " + filepath.Base(r.lib) + " (" + firstLine(err) + "); running on CPU"}, nil
+	return Device{Kind: "cpu", Auto: true, Notice: "CUDA unavailable (" + cudaReason(err) + "); running on CPU"}, nil
+}
+
+// cudaReason shortens ONNX Runtime's provider-loading error to what a user can act on.
+func cudaReason(err error) string {
+	msg := firstLine(err)
+	if i := strings.LastIndex(msg, "FAIL : "); i >= 0 {
+		msg = msg[i+len("FAIL : "):]
+	}
+	if strings.Contains(msg, "providers_shared") || strings.Contains(msg, "providers_cuda") {
+		if strings.Contains(msg, "cannot open shared object") {
+			return "this ONNX Runtime build has no CUDA provider; set ONNXRUNTIME_LIB to a GPU build"
+		}
+	}
+	if len(msg) > 160 {
+		msg = msg[:160] + "…"
+	}
+	return msg
 }
 
 func appendCUDA(opts *ort.SessionOptions, id int) error {

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/session"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// app carries what every command shares: the streams and the common flags.
+type app struct {
+	stdin          *os.File
+	stdout, stderr io.Writer
+
+	model    string
+	layer    string
+	t        int
+	step     int
+	metric   string
+	size     int
+	seed     int64
+	device   string
+	ortLib   string
+	graphics string
+	json     bool
+	quiet    bool
+}
+
+// usageError marks errors in what the user typed (exit code 2).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue),
+		errors.Is(err, session.ErrUsage),
+		errors.Is(err, features.ErrBadImage),
+		errors.Is(err, fs.ErrNotExist),
+		errors.Is(err, fs.ErrPermission):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// oneLine keeps the first line of an error: diffsim promises one clear line on stderr.
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func newRootCommand(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "diffsim [flags] IMAGE_A IMAGE_B",
+		Short: "Explore what a network thinks makes two images alike (DiffSim's Aligned Attention Score)",
+		Long: `diffsim compares two images inside one attention layer of a network: image A's queries
+attend to image B's keys and values (the Aligned Attention Score of DiffSim, ICCV 2025).
+
+With two images it opens the explorer: scrub timesteps and layers, and see the score with
+per-token alignment heatmaps. The built-in model (no learned weights: colour and texture
+statistics) works offline; real models come from 'diffsim models pull'.`,
+		Example: `  diffsim testdata/samples/grass.png testdata/samples/gravel.png
+  diffsim score a.png b.png --t 401 --layer Up0 --json
+  diffsim sweep a.png b.png --t 0:999:100 --png sweep.png`,
+		Args:          cobra.ExactArgs(2),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.explore(cmd, args[0], args[1])
+		},
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usagef("%v (see %s --help)", err, cmd.CommandPath())
+	})
+	a.commonFlags(root)
+	root.AddCommand(
+		a.scoreCommand(),
+		a.doctorCommand(),
+		a.versionCommand(),
+	)
+	for _, c := range root.Commands() {
+		c.SilenceUsage, c.SilenceErrors = true, true
+	}
+	root.SetHelpCommand(&cobra.Command{Hidden: true})
+	return root
+}
+
+// commonFlags are shared by every command that scores images (persistent on the root).
+func (a *app) commonFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&a.model, "model", "builtin", "model: builtin, a pulled name (sd15, dinov2-small, …), an org/repo id, a folder or an .onnx file")
+	f.StringVar(&a.layer, "layer", "", "layer: index, full name, or the paper's short name (Down0…Up2); default: the model's")
+	f.IntVar(&a.t, "t", -1, "DDPM timestep 0–999 (default: the model's; 101 for the built-in model)")
+	f.IntVar(&a.step, "step", 0, "the reference code's step index instead of --t (t = 1001 − step)")
+	f.StringVar(&a.metric, "metric", "aas", "aas (Aligned Attention Score), cos (pixel-aligned feature cosine) or mse (lower = more similar)")
+	f.IntVar(&a.size, "size", 0, "working size in pixels (default: the model's; 256 for the built-in model)")
+	f.Int64Var(&a.seed, "seed", session.DefaultSeed, "noise seed, shared by both images")
+	f.StringVar(&a.device, "device", "auto", "auto, cpu, cuda or cuda:N")
+	f.StringVar(&a.ortLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB, then the one scripts/setup-runtime.sh fetched)")
+	f.StringVar(&a.graphics, "graphics", "auto", "terminal graphics: auto, sixel, kitty, halfblock or none")
+	f.BoolVar(&a.quiet, "quiet", false, "no progress on stderr")
+}
+
+// openSession starts the runtime and loads the model, printing the device notice once.
+func (a *app) openSession(cmd *cobra.Command, progress func(session.Progress)) (*session.Session, error) {
+	if a.step != 0 && cmd.Flags().Changed("t") {
+		return nil, usagef("give --t or --step, not both")
+	}
+	switch a.metric {
+	case "aas", "cos", "mse":
+	default:
+		return nil, usagef("--metric %q: want aas, cos or mse", a.metric)
+	}
+	s, err := session.Open(cmd.Context(), session.Options{
+		Model: a.model, Size: a.size, Seed: a.seed, Device: a.device, Library: a.ortLib, OnProgress: progress,
+	})
+	if err != nil {
+		if errors.Is(err, engine.ErrNoLibrary) {
+			return nil, fmt.Errorf("%v", err)
+		}
+		return nil, err
+	}
+	if n := s.Info().Notice; n != "" && !a.quiet {
+		fmt.Fprintln(a.stderr, "diffsim:", n)
+	}
+	return s, nil
+}
+
+// timestep resolves --t / --step against the model's default.
+func (a *app) timestep(info session.ModelInfo) (int, error) {
+	if a.step != 0 {
+		t, err := features.StepToT(a.step)
+		if err != nil {
+			return 0, usageError{err}
+		}
+		return t, nil
+	}
+	if a.t < 0 {
+		return info.DefaultT, nil
+	}
+	if a.t >= features.Timesteps {
+		return 0, usagef("--t %d is outside 0..999", a.t)
+	}
+	return a.t, nil
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print diffsim's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(a.stdout, "diffsim %s (ONNX Runtime %s expected)\n", version, engine.RuntimeVersion)
+			return nil
+		},
+	}
+}

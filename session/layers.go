@@ -1,0 +1,50 @@
+package session
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ResolveLayer finds a layer by index, full name, unique name suffix, or the paper's short
+// name (Up0, Down1, …; case-insensitive). Empty means the model's default layer.
+func (s *Session) ResolveLayer(arg string) (int, error) {
+	layers := s.info.Layers
+	arg = strings.TrimSpace(arg)
+	if arg == "" {
+		return s.info.DefaultLayer, nil
+	}
+	if i, err := strconv.Atoi(arg); err == nil {
+		if i < 0 || i >= len(layers) {
+			return 0, fmt.Errorf("%w: --layer %d is outside 0..%d; see diffsim models inspect", ErrUsage, i, len(layers)-1)
+		}
+		return i, nil
+	}
+	for i, l := range layers {
+		if l.Name == arg {
+			return i, nil
+		}
+	}
+	for i, l := range layers {
+		if l.Short != "" && strings.EqualFold(l.Short, arg) {
+			return i, nil
+		}
+	}
+	var matches []int
+	for i, l := range layers {
+		if strings.HasSuffix(l.Name, arg) || strings.HasPrefix(l.Name, arg+".") || strings.HasPrefix(l.Name, arg) {
+			matches = append(matches, i)
+		}
+	}
+	if len(matches) == 1 {
+		return matches[0], nil
+	}
+	names := make([]string, 0, len(layers))
+	for _, l := range layers {
+		names = append(names, l.Label())
+	}
+	if len(matches) > 1 {
+		return 0, fmt.Errorf("%w: --layer %q matches %d layers; be more specific (layers: %s)", ErrUsage, arg, len(matches), strings.Join(names, ", "))
+	}
+	return 0, fmt.Errorf("%w: no layer %q (layers: %s)", ErrUsage, arg, strings.Join(names, ", "))
+}

@@ -1,0 +1,389 @@
+// Package session is the warm, UI-free state of one inspection: the runtime and the model,
+// the images, a feature cache bounded in memory, and the scores computed from it. The explorer
+// and the headless commands share it.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/builtin"
+)
+
+// Defaults.
+const (
+	DefaultSeed       = 2334 // the reference code's seed
+	DefaultCacheBytes = 2 << 30
+)
+
+// Options configure a session.
+type Options struct {
+	Model      string // "builtin" (default), or a model name, folder or file
+	Size       int    // working size in pixels; 0 = the model's default
+	Seed       int64
+	Device     string // auto, cpu, cuda[:N]
+	Library    string // ONNX Runtime library path; empty = ONNXRUNTIME_LIB, then diffsim's cache
+	Threads    int
+	CacheBytes int64 // feature cache budget; 0 = DefaultCacheBytes
+
+	// OnProgress, when set, hears about network runs as they start and end.
+	OnProgress func(Progress)
+
+	// OpenRuntime and OpenModel build what the session owns; tests swap in fakes.
+	OpenRuntime func(engine.Options) (*engine.Runtime, error)
+	OpenModel   func(ctx context.Context, rt *engine.Runtime, o Options) (features.Model, error)
+	// Attention computes attention for scores; nil means features.GoAttention.
+	Attention features.Attention
+}
+
+// Session owns the runtime, the model and the caches.
+type Session struct {
+	opts   Options
+	rt     *engine.Runtime
+	ownAtt *features.RuntimeAttention // closed with the session when the session made it
+	model  features.Model
+	info   ModelInfo
+	att    features.Attention
+
+	mu       sync.Mutex
+	cache    *lru
+	compared map[compareKey]features.Comparison
+	inflight map[extractKey]*call
+	stats    Stats
+	closed   bool
+}
+
+type extractKey struct {
+	hash string
+	t    int
+}
+
+type compareKey struct {
+	a, b  string
+	t     int
+	layer int
+}
+
+type call struct {
+	done chan struct{}
+	err  error
+}
+
+// Open starts the runtime and loads the model.
+func Open(ctx context.Context, o Options) (*Session, error) {
+	if o.Model == "" {
+		o.Model = "builtin"
+	}
+	if o.Seed == 0 {
+		o.Seed = DefaultSeed
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
+	if o.OpenRuntime == nil {
+		o.OpenRuntime = engine.Open
+	}
+	if o.OpenModel == nil {
+		o.OpenModel = OpenModel
+	}
+	rt, err := o.OpenRuntime(engine.Options{Library: o.Library, Device: o.Device, Threads: o.Threads})
+	if err != nil {
+		return nil, err
+	}
+	var ownAtt *features.RuntimeAttention
+	if o.Attention == nil {
+		ownAtt = features.NewRuntimeAttention(rt)
+		o.Attention = ownAtt
+	}
+	model, err := o.OpenModel(ctx, rt, o)
+	if err != nil {
+		if ownAtt != nil {
+			err = errors.Join(err, ownAtt.Close())
+		}
+		return nil, errors.Join(err, rt.Close())
+	}
+	mi := model.Info()
+	dev := rt.Device()
+	s := &Session{
+		opts: o, rt: rt, ownAtt: ownAtt, model: model, att: o.Attention,
+		info: ModelInfo{
+			Name: mi.Name, Family: mi.Family, Description: mi.Description,
+			Device: dev.String(), Notice: dev.Notice,
+			Layers: mi.Layers, DefaultLayer: mi.DefaultLayer,
+			Timesteps: mi.Timesteps, DefaultT: mi.DefaultT, Size: mi.Size, Seed: o.Seed,
+		},
+		cache:    newLRU(o.CacheBytes),
+		compared: map[compareKey]features.Comparison{},
+		inflight: map[extractKey]*call{},
+	}
+	s.stats.CacheBudget = o.CacheBytes
+	return s, nil
+}
+
+// OpenModel is the default model opener: the built-in model, or a model from the store.
+func OpenModel(ctx context.Context, rt *engine.Runtime, o Options) (features.Model, error) {
+	if strings.EqualFold(o.Model, "builtin") {
+		if o.Size != 0 {
+			if err := builtin.CheckSize(o.Size); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+			}
+		}
+		return builtin.Open(rt, o.Size)
+	}
+	return openStoredModel(ctx, rt, o)
+}
+
+// ErrUsage marks errors caused by what the user asked for (exit code 2).
+var ErrUsage = errors.New("bad usage")
+
+// Info describes the model and the session's settings.
+func (s *Session) Info() ModelInfo { return s.info }
+
+// Load reads an image file.
+func (s *Session) Load(path string) (*Image, error) {
+	img, hash, err := features.LoadImage(path)
+	if err != nil {
+		return nil, err
+	}
+	b := img.Bounds()
+	return &Image{Path: path, Hash: hash, W: b.Dx(), H: b.Dy(), Pixels: img}, nil
+}
+
+// Stats reports the work done so far.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.CacheBytes = s.cache.bytes
+	return st
+}
+
+// Cached reports whether both images' features at t are in memory.
+func (s *Session) Cached(a, b *Image, t int) bool {
+	t = s.effectiveT(t)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, okA := s.cache.peek(extractKey{a.Hash, t})
+	_, okB := s.cache.peek(extractKey{b.Hash, t})
+	return okA && okB
+}
+
+// Prefetch computes both images' features at t, so a later Score at t runs no network.
+func (s *Session) Prefetch(ctx context.Context, a, b *Image, t int) error {
+	_, err := s.extract(ctx, []*Image{a, b}, s.effectiveT(t))
+	return err
+}
+
+// effectiveT maps t for models without timesteps to 0, so their cache has one entry per image.
+func (s *Session) effectiveT(t int) int {
+	if !s.info.Timesteps {
+		return 0
+	}
+	return t
+}
+
+// extract returns the images' features at t, running the network once, as a batch, for those
+// not cached. Concurrent callers asking for the same image and t share one run.
+func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features.Extraction, error) {
+	if t < 0 || t >= features.Timesteps {
+		return nil, fmt.Errorf("%w: t=%d is outside 0..%d", ErrUsage, t, features.Timesteps-1)
+	}
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, errors.New("session is closed")
+		}
+		out := make([]features.Extraction, len(imgs))
+		var missing []*Image
+		var wait []*call
+		seen := map[string]bool{}
+		for i, img := range imgs {
+			k := extractKey{img.Hash, t}
+			if e, ok := s.cache.get(k); ok {
+				out[i] = e
+				s.stats.CacheHits++
+				continue
+			}
+			if c, ok := s.inflight[k]; ok {
+				wait = append(wait, c)
+				continue
+			}
+			if !seen[img.Hash] {
+				seen[img.Hash] = true
+				missing = append(missing, img)
+			}
+		}
+		if len(missing) == 0 && len(wait) == 0 {
+			s.mu.Unlock()
+			return out, nil
+		}
+		if len(missing) == 0 {
+			s.mu.Unlock()
+			for _, c := range wait {
+				select {
+				case <-c.done:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			continue // the runs we waited for have filled the cache (or failed: try ourselves)
+		}
+		c := &call{done: make(chan struct{})}
+		for _, img := range missing {
+			s.inflight[extractKey{img.Hash, t}] = c
+		}
+		s.stats.Forwards++
+		s.mu.Unlock()
+
+		c.err = s.run(ctx, missing, t)
+
+		s.mu.Lock()
+		for _, img := range missing {
+			delete(s.inflight, extractKey{img.Hash, t})
+		}
+		s.mu.Unlock()
+		close(c.done)
+		if c.err != nil {
+			return nil, c.err
+		}
+	}
+}
+
+func (s *Session) run(ctx context.Context, imgs []*Image, t int) error {
+	what := s.info.Name
+	if s.info.Timesteps {
+		what = fmt.Sprintf("%s t=%d", what, t)
+	}
+	s.progress(Progress{What: what, Done: 0, Total: 1})
+	defer s.progress(Progress{What: what, Done: 1, Total: 1})
+	pix := make([]imageLike, len(imgs))
+	for i, img := range imgs {
+		pix[i] = img.Pixels
+	}
+	ex, err := s.model.Extract(ctx, pix, t, s.opts.Seed)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, img := range imgs {
+		s.cache.put(extractKey{img.Hash, t}, ex[i])
+	}
+	return nil
+}
+
+func (s *Session) progress(p Progress) {
+	if s.opts.OnProgress != nil {
+		s.opts.OnProgress(p)
+	}
+}
+
+// compare returns the comparison of a and b at one layer, computing it once per session.
+func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int) (features.Comparison, features.Extraction, features.Extraction, bool, error) {
+	ex, err := s.extract(ctx, []*Image{a, b}, t)
+	if err != nil {
+		return features.Comparison{}, features.Extraction{}, features.Extraction{}, false, err
+	}
+	k := compareKey{a.Hash, b.Hash, t, layer}
+	s.mu.Lock()
+	c, ok := s.compared[k]
+	s.mu.Unlock()
+	if ok {
+		return c, ex[0], ex[1], true, nil
+	}
+	c, err = features.Compare(ctx, s.att, ex[0].Layers[layer], ex[1].Layers[layer])
+	if err != nil {
+		return c, ex[0], ex[1], false, err
+	}
+	s.mu.Lock()
+	s.compared[k] = c
+	s.mu.Unlock()
+	return c, ex[0], ex[1], false, nil
+}
+
+// Score answers one request.
+func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
+	start := time.Now()
+	if req.Layer < 0 || req.Layer >= len(s.info.Layers) {
+		return Result{}, fmt.Errorf("%w: layer %d is outside 0..%d", ErrUsage, req.Layer, len(s.info.Layers)-1)
+	}
+	if req.Metric == "" {
+		req.Metric = AAS
+	}
+	t := s.effectiveT(req.T)
+	cachedBefore := s.Cached(req.A, req.B, t)
+	c, exA, exB, _, err := s.compare(ctx, req.A, req.B, t, req.Layer)
+	if err != nil {
+		return Result{Req: req}, err
+	}
+	layer := s.info.Layers[req.Layer]
+	r := Result{
+		Req: req, AtoB: c.AtoB, BtoA: c.BtoA, Metric: req.Metric,
+		HigherIsBetter: req.Metric.HigherIsMoreSimilar(),
+		FeatureCosine:  c.FeatureCosine, MSE: c.MSE(), Global: math.NaN(),
+		MapA: features.SpatialMap(layer, c.MapA), MapB: features.SpatialMap(layer, c.MapB),
+		Cached: cachedBefore,
+	}
+	switch req.Metric {
+	case AAS:
+		r.Score = c.Score()
+	case Cosine:
+		r.Score, r.AtoB, r.BtoA = c.FeatureCosine, c.FeatureCosine, c.FeatureCosine
+	case MSE:
+		r.Score, r.AtoB, r.BtoA = c.MSE(), c.MSEAtoB, c.MSEBtoA
+	default:
+		return Result{Req: req}, fmt.Errorf("%w: unknown metric %q (want aas, cos or mse)", ErrUsage, req.Metric)
+	}
+	if exA.Global != nil && exB.Global != nil {
+		r.Global = features.Cosine(exA.Global, exB.Global)
+	}
+	if !layer.ImageKV {
+		r.Meaningless = "cross-attention on text: keys and values do not depend on the image, so every pair scores 1"
+	}
+	if req.Token >= 0 {
+		row, err := features.AttentionRow(exA.Layers[req.Layer], exB.Layers[req.Layer], req.Token+layer.Prefix)
+		if err != nil {
+			return r, fmt.Errorf("%w: %v", ErrUsage, err)
+		}
+		r.AttnRow = features.SpatialMap(layer, row)
+	}
+	r.Elapsed = time.Since(start)
+	return r, nil
+}
+
+// LayerScores scores every layer at t with one network run.
+func (s *Session) LayerScores(ctx context.Context, a, b *Image, t int, m Metric) ([]LayerScore, error) {
+	out := make([]LayerScore, len(s.info.Layers))
+	for i := range s.info.Layers {
+		r, err := s.Score(ctx, Request{A: a, B: b, Layer: i, T: t, Metric: m, Token: -1})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = LayerScore{Layer: i, T: t, Score: r.Score, Meaningless: r.Meaningless != ""}
+	}
+	return out, nil
+}
+
+// Close frees the model and the runtime; it is idempotent.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	var attErr error
+	if s.ownAtt != nil {
+		attErr = s.ownAtt.Close()
+	}
+	return errors.Join(s.model.Close(), attErr, s.rt.Close())
+}
