@@ -96,6 +96,8 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 		a.doctorCommand(),
 		a.versionCommand(),
 	)
+	root.AddCommand(a.researchCommands()...)
+	root.AddCommand(a.modelsCommand())
 	for _, c := range root.Commands() {
 		c.SilenceUsage, c.SilenceErrors = true, true
 	}
