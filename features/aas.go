@@ -154,10 +154,10 @@ func Compare(ctx context.Context, att Attention, a, b Features) (Comparison, err
 	}
 	s := Shape{Heads: a.Heads, HeadDim: a.HeadDim, Scale: a.Scale}
 	outs, err := att.Attend(ctx, s, []Job{
-		{Q: a.Q, K: a.K, V: a.V, Tq: a.Tokens, Tk: a.Tokens},
-		{Q: a.Q, K: b.K, V: b.V, Tq: a.Tokens, Tk: b.Tokens},
-		{Q: b.Q, K: b.K, V: b.V, Tq: b.Tokens, Tk: b.Tokens},
-		{Q: b.Q, K: a.K, V: a.V, Tq: b.Tokens, Tk: a.Tokens},
+		{Q: a.Q, K: a.K, V: a.V, Tq: a.Tokens, Tk: a.KV()},
+		{Q: a.Q, K: b.K, V: b.V, Tq: a.Tokens, Tk: b.KV()},
+		{Q: b.Q, K: b.K, V: b.V, Tq: b.Tokens, Tk: b.KV()},
+		{Q: b.Q, K: a.K, V: a.V, Tq: b.Tokens, Tk: a.KV()},
 	})
 	if err != nil {
 		return Comparison{}, err
@@ -227,14 +227,14 @@ func AttentionRow(a, b Features, i int) ([]float32, error) {
 	if i < 0 || i >= a.Tokens {
 		return nil, fmt.Errorf("token %d outside 0..%d", i, a.Tokens-1)
 	}
-	c, d := a.Heads*a.HeadDim, a.HeadDim
-	row := make([]float64, b.Tokens)
-	scores := make([]float64, b.Tokens)
+	c, d, tk := a.Heads*a.HeadDim, a.HeadDim, b.KV()
+	row := make([]float64, tk)
+	scores := make([]float64, tk)
 	for h := 0; h < a.Heads; h++ {
 		off := h * d
 		q := a.Q[i*c+off : i*c+off+d]
 		best := math.Inf(-1)
-		for k := 0; k < b.Tokens; k++ {
+		for k := 0; k < tk; k++ {
 			kk := b.K[k*c+off : k*c+off+d]
 			var dot float32
 			for x := range q {
@@ -259,15 +259,20 @@ func AttentionRow(a, b Features, i int) ([]float32, error) {
 	return out, nil
 }
 
-// SpatialMap drops a layer's leading non-spatial tokens and shapes the rest as its grid.
-// Layers without a grid give a 1-row map.
-func SpatialMap(l Layer, values []float32) Map {
-	vals := values
-	if l.Prefix > 0 && l.Prefix <= len(vals) {
-		vals = vals[l.Prefix:]
+// SpatialMap drops leading non-spatial tokens and shapes the rest as the token grid: the one
+// measured with the features when there is one, else the layer's. Without a grid it gives a
+// 1-row map.
+func SpatialMap(l Layer, f Features, values []float32) Map {
+	gh, gw, prefix := l.GridH, l.GridW, l.Prefix
+	if f.GridH > 0 && f.GridW > 0 {
+		gh, gw, prefix = f.GridH, f.GridW, f.Prefix
 	}
-	if l.GridW > 0 && l.GridH > 0 && l.GridW*l.GridH == len(vals) {
-		return Map{W: l.GridW, H: l.GridH, Values: vals}
+	vals := values
+	if prefix > 0 && prefix <= len(vals) {
+		vals = vals[prefix:]
+	}
+	if gw > 0 && gh > 0 && gw*gh == len(vals) {
+		return Map{W: gw, H: gh, Values: vals}
 	}
 	return Map{W: len(vals), H: 1, Values: vals}
 }

@@ -55,10 +55,26 @@ type Features struct {
 	Heads   int
 	HeadDim int
 	Scale   float64
+
+	// KVTokens is the number of key/value tokens when it differs from Tokens (cross-attention
+	// on text or image prompts); 0 means Tokens.
+	KVTokens int
+
+	// GridH × GridW spatial tokens follow Prefix non-spatial ones, as measured at run time;
+	// zero when the family could not tell (the layer's static description is used then).
+	GridH, GridW, Prefix int
 }
 
 // Channels is Heads × HeadDim.
 func (f Features) Channels() int { return f.Heads * f.HeadDim }
+
+// KV is the number of key/value tokens.
+func (f Features) KV() int {
+	if f.KVTokens > 0 {
+		return f.KVTokens
+	}
+	return f.Tokens
+}
 
 // Bytes is the memory the features hold.
 func (f Features) Bytes() int64 { return int64(4 * (len(f.Q) + len(f.K) + len(f.V))) }

@@ -329,7 +329,7 @@ func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 		Req: req, AtoB: c.AtoB, BtoA: c.BtoA, Metric: req.Metric,
 		HigherIsBetter: req.Metric.HigherIsMoreSimilar(),
 		FeatureCosine:  c.FeatureCosine, MSE: c.MSE(), Global: math.NaN(),
-		MapA: features.SpatialMap(layer, c.MapA), MapB: features.SpatialMap(layer, c.MapB),
+		MapA: features.SpatialMap(layer, exA.Layers[req.Layer], c.MapA), MapB: features.SpatialMap(layer, exB.Layers[req.Layer], c.MapB),
 		Cached: cachedBefore,
 	}
 	switch req.Metric {
@@ -349,11 +349,16 @@ func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 		r.Meaningless = "cross-attention on text: keys and values do not depend on the image, so every pair scores 1"
 	}
 	if req.Token >= 0 {
-		row, err := features.AttentionRow(exA.Layers[req.Layer], exB.Layers[req.Layer], req.Token+layer.Prefix)
+		fa, fb := exA.Layers[req.Layer], exB.Layers[req.Layer]
+		prefix := layer.Prefix
+		if fa.GridH > 0 {
+			prefix = fa.Prefix
+		}
+		row, err := features.AttentionRow(fa, fb, req.Token+prefix)
 		if err != nil {
 			return r, fmt.Errorf("%w: %v", ErrUsage, err)
 		}
-		r.AttnRow = features.SpatialMap(layer, row)
+		r.AttnRow = features.SpatialMap(layer, fb, row)
 	}
 	r.Elapsed = time.Since(start)
 	return r, nil

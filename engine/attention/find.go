@@ -514,7 +514,12 @@ func (ix *graph) heads(ps ...projected) (heads, dim int) {
 func (ix *graph) outputDown(v string) string {
 	merged := false
 	for range maxWalk {
-		cs := ix.consumers[v]
+		var cs []*onnxpb.NodeProto
+		for _, c := range ix.consumers[v] {
+			if !isOp(c, "Shape", "Size") { // reading a shape is not a use of the values
+				cs = append(cs, c)
+			}
+		}
 		if len(cs) != 1 {
 			if merged {
 				return v

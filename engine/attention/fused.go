@@ -162,8 +162,11 @@ func (ix *graph) msAttention(n *onnxpb.NodeProto) (*Layer, error) {
 	l.plan = &plan{q: taps[0], k: taps[1], v: taps[2], out: tap{src: output(n, 0)}}
 	if s := ix.scope(n); s != "" {
 		l.Name = s
-	} else if p := ix.producer[x]; p != nil {
-		l.Name = ix.scope(p) // the LayerNorm before the fused attention: the block's scope
+	} else if s := ix.scope(ix.producer[x]); s != "" {
+		// The normalisation before the fused attention names the block.
+		if i := strings.LastIndexByte(s, '.'); i > 0 {
+			l.Name = s[:i]
+		}
 	}
 	return l, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/tapped"
 )
 
 // DefaultSize is the working size the built-in model uses unless told otherwise.
@@ -17,21 +18,15 @@ const DefaultSize = 256
 // DefaultT is the timestep the explorer opens on: the reference's style setting (step 900).
 const DefaultT = 101
 
-// Loader opens a model from bytes; *engine.Runtime is one.
-type Loader interface {
-	Load(model []byte, so engine.SessionOptions) (*engine.Session, error)
-}
-
 // Model is the built-in model, loaded and ready.
 type Model struct {
 	size   int
 	layers []features.Layer
-	sess   *engine.Session
-	taps   []string // q, k, v per layer, then the embedding
+	graph  *tapped.Model
 }
 
-// Open builds the graph for size and loads it.
-func Open(rt Loader, size int) (*Model, error) {
+// Open builds the graph for size and loads it through the attention finder, like any model.
+func Open(rt features.Loader, size int) (*Model, error) {
 	if size == 0 {
 		size = DefaultSize
 	}
@@ -43,16 +38,29 @@ func Open(rt Loader, size int) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	var taps []string
-	for _, lv := range Levels {
-		q, k, v := Taps(lv.Name)
-		taps = append(taps, q, k, v)
-	}
-	sess, err := rt.Load(onnx.AppendOutputs(data, taps), engine.SessionOptions{Outputs: append(taps, OutputEmbed)})
+	tm, err := tapped.Load(rt, "built-in model", data, "", []string{OutputEmbed})
 	if err != nil {
-		return nil, fmt.Errorf("built-in model: %w", err)
+		return nil, err
 	}
-	return &Model{size: size, layers: Layers(), sess: sess, taps: taps}, nil
+	layers := Layers()
+	if err := checkFound(tm.Describe(), layers); err != nil {
+		return nil, errors.Join(err, tm.Close())
+	}
+	return &Model{size: size, layers: layers, graph: tm}, nil
+}
+
+// checkFound makes sure the attention finder sees the layers the built-in model defines.
+func checkFound(found, want []features.Layer) error {
+	if len(found) != len(want) {
+		return fmt.Errorf("built-in model: the attention finder saw %d layers, the model has %d", len(found), len(want))
+	}
+	for i := range want {
+		f, w := found[i], want[i]
+		if f.Name != w.Name || f.Heads != w.Heads || f.HeadDim != w.HeadDim || f.Scale != w.Scale || f.Kind != w.Kind {
+			return fmt.Errorf("built-in model: the attention finder saw %v, the model defines %v", f, w)
+		}
+	}
+	return nil
 }
 
 // Info implements features.Model.
@@ -84,20 +92,14 @@ func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int
 		ts[i] = int64(t)
 	}
 	shape := []int64{int64(n), 3, int64(m.size), int64(m.size)}
-	out, err := m.sess.Run(ctx, engine.F32(InputImage, shape, px), engine.I64(InputTimestep, []int64{int64(n)}, ts), engine.F32(InputNoise, shape, noise))
+	out, err := m.graph.Run(ctx, m.size, m.size, engine.F32(InputImage, shape, px), engine.I64(InputTimestep, []int64{int64(n)}, ts), engine.F32(InputNoise, shape, noise))
 	if err != nil {
 		return nil, err
 	}
 	res := make([]features.Extraction, n)
 	for i := range res {
-		for li, l := range m.layers {
-			q, k, v := out[3*li], out[3*li+1], out[3*li+2]
-			res[i].Layers = append(res[i].Layers, features.Features{
-				Q: batchItem(q, i), K: batchItem(k, i), V: batchItem(v, i),
-				Tokens: int(q.Shape[1]), Heads: l.Heads, HeadDim: l.HeadDim, Scale: l.Scale,
-			})
-		}
-		res[i].Global = batchItem(out[len(out)-1], i)
+		res[i].Layers = out.Features[i]
+		res[i].Global = batchItem(out.Extra[OutputEmbed], i)
 	}
 	return res, nil
 }
@@ -109,4 +111,4 @@ func batchItem(t engine.Tensor, i int) []float32 {
 }
 
 // Close implements features.Model.
-func (m *Model) Close() error { return m.sess.Close() }
+func (m *Model) Close() error { return m.graph.Close() }

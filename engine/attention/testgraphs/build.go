@@ -18,6 +18,8 @@ import (
 type Truth struct {
 	Layers []LayerTruth
 	Inputs []Input // graph inputs with the shapes the generator chose
+	// Float16 marks graphs computing in float16: their own tensors cannot be read as float32.
+	Float16 bool
 }
 
 // Input is one graph input and a shape to feed it.

@@ -1,0 +1,160 @@
+// Package tapped runs an ONNX graph with every attention layer's queries, keys and values
+// exposed as outputs, and hands them back as features per image and layer. Every model family
+// that reads a user's ONNX file (diffusion U-Nets, vision transformers, generic graphs) goes
+// through it, so they all see attention the same way.
+package tapped
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/attention"
+	"github.com/diffsim/diffsim/engine/onnx"
+	"github.com/diffsim/diffsim/features"
+)
+
+// Model is a loaded, instrumented graph.
+type Model struct {
+	Path   string
+	Layers []attention.Layer
+	sess   *engine.Session
+	extra  []string // outputs the caller asked for, first in the output list
+	taps   [][4]int // per layer: output index of Q, K, V (−1 when shared), Out (−1)
+}
+
+// Open reads the model at path, finds its attention layers and loads it with their Q, K, V
+// as extra outputs, besides the outputs named in extra. External weights are read from the
+// model's folder; the user's files are never written.
+func Open(l features.Loader, path string, extra []string) (*Model, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	return Load(l, path, data, dir, extra)
+}
+
+// Load is Open for a model already in memory; dir holds its external weights, if any, and
+// path only names it in errors.
+func Load(l features.Loader, path string, data []byte, dir string, extra []string) (*Model, error) {
+	m, err := onnx.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	layers, err := attention.Find(m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	inst, names, err := attention.Instrument(data, m, layers)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	outputs := append([]string(nil), extra...)
+	index := map[string]int{}
+	for i, n := range outputs {
+		index[n] = i
+	}
+	for _, n := range names {
+		if _, ok := index[n]; !ok {
+			index[n] = len(outputs)
+			outputs = append(outputs, n)
+		}
+	}
+	taps := make([][4]int, len(layers))
+	for i, ly := range layers {
+		taps[i] = [4]int{index[ly.Q], index[ly.K], index[ly.V], -1}
+		if ly.Out != "" {
+			taps[i][3] = index[ly.Out]
+		}
+	}
+	sess, err := l.Load(inst, engine.SessionOptions{ExternalDataDir: dir, Outputs: outputs})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &Model{Path: path, Layers: layers, sess: sess, extra: extra, taps: taps}, nil
+}
+
+// Inputs are the graph inputs a run needs.
+func (m *Model) Inputs() []engine.IOInfo { return m.sess.Inputs() }
+
+// Result is one run: features per batch item and layer, and the extra outputs by name.
+type Result struct {
+	Features [][]features.Features // [batch item][layer]
+	Extra    map[string]engine.Tensor
+}
+
+// Run feeds the inputs and splits the tapped tensors per batch item. imageH × imageW is the
+// spatial size of the input (pixels or latents): only its aspect ratio is used, to find each
+// layer's token grid.
+func (m *Model) Run(ctx context.Context, imageH, imageW int, inputs ...engine.Tensor) (Result, error) {
+	out, err := m.sess.Run(ctx, inputs...)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Extra: map[string]engine.Tensor{}}
+	for i, name := range m.extra {
+		res.Extra[name] = out[i]
+	}
+	var batch int
+	for li, ly := range m.Layers {
+		q, k, v := out[m.taps[li][0]], out[m.taps[li][1]], out[m.taps[li][2]]
+		if len(q.Shape) != 3 || len(k.Shape) != 3 || len(v.Shape) != 3 {
+			return Result{}, fmt.Errorf("layer %s: Q/K/V shapes %v %v %v are not [batch, tokens, channels]", ly.Name, q.Shape, k.Shape, v.Shape)
+		}
+		b := int(q.Shape[0])
+		if li == 0 {
+			batch = b
+			res.Features = make([][]features.Features, batch)
+		}
+		if b != batch || int(k.Shape[0]) != b {
+			return Result{}, fmt.Errorf("layer %s: batch %d, expected %d", ly.Name, b, batch)
+		}
+		if int(q.Shape[2]) != ly.Channels() || int(k.Shape[2]) != ly.Channels() {
+			return Result{}, fmt.Errorf("layer %s: %d channels at run time, the graph says %d heads × %d", ly.Name, q.Shape[2], ly.Heads, ly.HeadDim)
+		}
+		tokens, kvTokens := int(q.Shape[1]), int(k.Shape[1])
+		gh, gw, prefix := attention.Grid(tokens, imageH, imageW)
+		for i := 0; i < b; i++ {
+			f := features.Features{
+				Q: item(q, i), K: item(k, i), V: item(v, i),
+				Tokens: tokens, Heads: ly.Heads, HeadDim: ly.HeadDim, Scale: ly.Scale,
+				GridH: gh, GridW: gw, Prefix: prefix,
+			}
+			if kvTokens != tokens {
+				f.KVTokens = kvTokens
+			}
+			res.Features[i] = append(res.Features[i], f)
+		}
+	}
+	return res, nil
+}
+
+func item(t engine.Tensor, i int) []float32 {
+	per := len(t.Float32) / int(t.Shape[0])
+	return t.Float32[i*per : (i+1)*per]
+}
+
+// Describe converts the graph's layers into the program's layer descriptions.
+func (m *Model) Describe() []features.Layer {
+	out := make([]features.Layer, len(m.Layers))
+	for i, ly := range m.Layers {
+		kind := features.SelfAttention
+		if ly.Kind == attention.Cross {
+			kind = features.CrossAttention
+		}
+		out[i] = features.Layer{
+			Index: i, Name: ly.Name, Short: ly.Short, Group: ly.Group, Kind: kind,
+			Heads: ly.Heads, HeadDim: ly.HeadDim, Channels: ly.Channels(), Scale: ly.Scale, ImageKV: ly.ImageKV,
+		}
+	}
+	return out
+}
+
+// Close frees the session.
+func (m *Model) Close() error { return m.sess.Close() }
