@@ -1,7 +1,6 @@
 package session
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -16,7 +15,7 @@ func (s *Session) ResolveLayer(arg string) (int, error) {
 	}
 	if i, err := strconv.Atoi(arg); err == nil {
 		if i < 0 || i >= len(layers) {
-			return 0, fmt.Errorf("%w: --layer %d is outside 0..%d; see diffsim models inspect", ErrUsage, i, len(layers)-1)
+			return 0, usagef("--layer %d is outside 0..%d; see diffsim models inspect", i, len(layers)-1)
 		}
 		return i, nil
 	}
@@ -44,7 +43,7 @@ func (s *Session) ResolveLayer(arg string) (int, error) {
 		names = append(names, l.Label())
 	}
 	if len(matches) > 1 {
-		return 0, fmt.Errorf("%w: --layer %q matches %d layers; be more specific (layers: %s)", ErrUsage, arg, len(matches), strings.Join(names, ", "))
+		return 0, usagef("--layer %q matches %d layers; be more specific (layers: %s)", arg, len(matches), strings.Join(names, ", "))
 	}
-	return 0, fmt.Errorf("%w: no layer %q (layers: %s)", ErrUsage, arg, strings.Join(names, ", "))
+	return 0, usagef("no layer %q (layers: %s)", arg, strings.Join(names, ", "))
 }

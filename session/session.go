@@ -132,7 +132,7 @@ func OpenModel(ctx context.Context, rt *engine.Runtime, o Options) (features.Mod
 	if strings.EqualFold(o.Model, "builtin") {
 		if o.Size != 0 {
 			if err := builtin.CheckSize(o.Size); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+				return nil, usageError(err)
 			}
 		}
 		return builtin.Open(rt, o.Size)
@@ -140,8 +140,18 @@ func OpenModel(ctx context.Context, rt *engine.Runtime, o Options) (features.Mod
 	return openStoredModel(ctx, rt, o)
 }
 
-// ErrUsage marks errors caused by what the user asked for (exit code 2).
+// ErrUsage marks errors caused by what the user asked for or gave (exit code 2); errors.Is
+// finds it, and it adds nothing to the message.
 var ErrUsage = errors.New("bad usage")
+
+type usageErr struct{ err error }
+
+func (e usageErr) Error() string   { return e.err.Error() }
+func (e usageErr) Unwrap() []error { return []error{e.err, ErrUsage} }
+
+func usageError(err error) error { return usageErr{err} }
+
+func usagef(format string, args ...any) error { return usageErr{fmt.Errorf(format, args...)} }
 
 // Info describes the model and the session's settings.
 func (s *Session) Info() ModelInfo { return s.info }
@@ -193,7 +203,7 @@ func (s *Session) effectiveT(t int) int {
 // not cached. Concurrent callers asking for the same image and t share one run.
 func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features.Extraction, error) {
 	if t < 0 || t >= features.Timesteps {
-		return nil, fmt.Errorf("%w: t=%d is outside 0..%d", ErrUsage, t, features.Timesteps-1)
+		return nil, usagef("t=%d is outside 0..%d", t, features.Timesteps-1)
 	}
 	for {
 		s.mu.Lock()
@@ -313,7 +323,7 @@ func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int) (featu
 func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 	start := time.Now()
 	if req.Layer < 0 || req.Layer >= len(s.info.Layers) {
-		return Result{}, fmt.Errorf("%w: layer %d is outside 0..%d", ErrUsage, req.Layer, len(s.info.Layers)-1)
+		return Result{}, usagef("layer %d is outside 0..%d", req.Layer, len(s.info.Layers)-1)
 	}
 	if req.Metric == "" {
 		req.Metric = AAS
@@ -340,7 +350,7 @@ func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 	case MSE:
 		r.Score, r.AtoB, r.BtoA = c.MSE(), c.MSEAtoB, c.MSEBtoA
 	default:
-		return Result{Req: req}, fmt.Errorf("%w: unknown metric %q (want aas, cos or mse)", ErrUsage, req.Metric)
+		return Result{Req: req}, usagef("unknown metric %q (want aas, cos or mse)", req.Metric)
 	}
 	if exA.Global != nil && exB.Global != nil {
 		r.Global = features.Cosine(exA.Global, exB.Global)
@@ -356,7 +366,7 @@ func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 		}
 		row, err := features.AttentionRow(fa, fb, req.Token+prefix)
 		if err != nil {
-			return r, fmt.Errorf("%w: %v", ErrUsage, err)
+			return r, usageError(err)
 		}
 		r.AttnRow = features.SpatialMap(layer, fb, row)
 	}

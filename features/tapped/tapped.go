@@ -83,6 +83,9 @@ func Load(l features.Loader, path string, data []byte, dir string, extra []strin
 // Inputs are the graph inputs a run needs.
 func (m *Model) Inputs() []engine.IOInfo { return m.sess.Inputs() }
 
+// Outputs are the graph's own declared outputs.
+func (m *Model) Outputs() []engine.IOInfo { return m.sess.Outputs() }
+
 // Result is one run: features per batch item and layer, and the extra outputs by name.
 type Result struct {
 	Features [][]features.Features // [batch item][layer]

@@ -1,10 +1,12 @@
-// Package batch holds what the headless commands need to turn command-line input into work
-// lists: timestep grids for sweeps and the image files under a folder for ranking.
+// Package batch holds what the headless commands need around their work lists: timestep
+// grids for sweeps, the image files under a folder for ranking, and atomic file output.
 package batch
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -118,4 +120,23 @@ func ImageFiles(root string) (files []string, unreadable map[string]error, err e
 	}
 	slices.Sort(files)
 	return files, unreadable, nil
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same folder and a
+// rename, so readers never see a half-written file.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	err = errors.Join(err, tmp.Chmod(0o644), tmp.Sync(), tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }

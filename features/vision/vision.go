@@ -1,0 +1,274 @@
+// Package vision holds the model families that read one image and no timestep: vision
+// transformers in the transformers.js layout (CLIP-AAS, DINOv2-AAS) and generic ONNX graphs
+// with one image input.
+package vision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/tapped"
+)
+
+// Preprocess says how an image becomes pixel values.
+type Preprocess struct {
+	Resize     int // shortest side after resizing (bicubic); 0 = resize straight to Crop
+	Crop       int // centre crop, square
+	Mean, Std  [3]float32
+	Normalise  bool
+	FromConfig bool // read from preprocessor_config.json
+}
+
+// Reference preprocessing (METHOD.md).
+var (
+	CLIPPreprocess   = Preprocess{Resize: 224, Crop: 224, Mean: [3]float32{0.48145466, 0.4578275, 0.40821073}, Std: [3]float32{0.26862954, 0.26130258, 0.27577711}, Normalise: true}
+	DINOv2Preprocess = Preprocess{Resize: 256, Crop: 224, Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225}, Normalise: true}
+)
+
+// ViTFile finds the vision model of a transformers.js folder: onnx/vision_model.onnx (CLIP)
+// or onnx/model.onnx (DINOv2); "" when there is none.
+func ViTFile(dir string) string {
+	for _, name := range []string{"vision_model.onnx", "model.onnx"} {
+		p := filepath.Join(dir, "onnx", name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// Model is a loaded single-image model.
+type Model struct {
+	name, family, desc string
+	graph              *tapped.Model
+	input              string
+	pre                Preprocess
+	global             string // output holding a global embedding; "" for none
+	layers             []features.Layer
+	def                int
+}
+
+// OpenViT loads a vision transformer folder (config.json, preprocessor_config.json, onnx/…).
+func OpenViT(l features.Loader, name, dir string) (*Model, error) {
+	file := ViTFile(dir)
+	if file == "" {
+		return nil, fmt.Errorf("%s: no onnx/vision_model.onnx or onnx/model.onnx (transformers.js layout)", dir)
+	}
+	var cfg struct {
+		ModelType string `json:"model_type"`
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
+		_ = json.Unmarshal(data, &cfg)
+	}
+	pre := DINOv2Preprocess
+	desc := "vision transformer: self-attention over image patches (no timestep)"
+	if strings.Contains(cfg.ModelType, "clip") || strings.Contains(filepath.Base(file), "vision_model") {
+		pre = CLIPPreprocess
+		desc = "CLIP image encoder (CLIP-AAS): self-attention over image patches (no timestep)"
+	} else if strings.Contains(cfg.ModelType, "dinov2") {
+		desc = "DINOv2 (DINOv2-AAS): self-attention over image patches (no timestep)"
+	}
+	if p, err := readPreprocessor(filepath.Join(dir, "preprocessor_config.json"), pre); err != nil {
+		return nil, err
+	} else {
+		pre = p
+	}
+	m, err := open(l, name, "vit", desc, file, pre)
+	if err != nil {
+		return nil, err
+	}
+	m.def = len(m.layers) - 1
+	return m, nil
+}
+
+// OpenGeneric loads a bare .onnx file with one image input [B, 3, H, W]. Its preprocessing is
+// a guess (ImageNet normalisation) and says so.
+func OpenGeneric(l features.Loader, name, file string, size int) (*Model, error) {
+	pre := DINOv2Preprocess
+	pre.Resize, pre.Crop = 0, 224
+	if size > 0 {
+		pre.Crop = size
+	}
+	m, err := open(l, name, "generic", "generic ONNX graph: ImageNet normalisation assumed (no timestep)", file, pre)
+	if err != nil {
+		return nil, err
+	}
+	m.def = len(m.layers) - 1
+	return m, nil
+}
+
+func open(l features.Loader, name, family, desc, file string, pre Preprocess) (*Model, error) {
+	// Global embeddings the baseline uses, when the graph has them.
+	g, err := tapped.Open(l, file, nil)
+	if err != nil {
+		return nil, err
+	}
+	var input string
+	var images int
+	for _, in := range g.Inputs() {
+		if in.Rank() == 4 || in.Rank() == -1 {
+			images++
+			input = in.Name
+			if in.Rank() == 4 && in.Shape[2] > 0 && in.Shape[2] == in.Shape[3] {
+				pre.Crop = int(in.Shape[2])
+			}
+		}
+	}
+	if images != 1 || len(g.Inputs()) != 1 {
+		g.Close()
+		return nil, fmt.Errorf("%s: diffsim needs one image input [B, 3, H, W]; the graph has %v", file, g.Inputs())
+	}
+	var global string
+	for _, o := range g.Outputs() {
+		switch o.Name {
+		case "image_embeds", "pooler_output":
+			global = o.Name
+		}
+	}
+	if global != "" {
+		g.Close()
+		if g, err = tapped.Open(l, file, []string{global}); err != nil {
+			return nil, err
+		}
+	}
+	m := &Model{name: name, family: family, desc: desc, graph: g, input: input, pre: pre, global: global, layers: g.Describe()}
+	return m, nil
+}
+
+func readPreprocessor(path string, def Preprocess) (Preprocess, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return def, nil
+	}
+	if err != nil {
+		return def, err
+	}
+	var raw struct {
+		DoResize     *bool           `json:"do_resize"`
+		Size         json.RawMessage `json:"size"`
+		CropSize     json.RawMessage `json:"crop_size"`
+		DoCenterCrop *bool           `json:"do_center_crop"`
+		DoNormalize  *bool           `json:"do_normalize"`
+		ImageMean    []float32       `json:"image_mean"`
+		ImageStd     []float32       `json:"image_std"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return def, fmt.Errorf("%s: %v", path, err)
+	}
+	p := def
+	p.FromConfig = true
+	if v, ok := sizeValue(raw.Size, "shortest_edge", "height"); ok {
+		p.Resize = v
+	}
+	if v, ok := sizeValue(raw.CropSize, "height", "shortest_edge"); ok {
+		p.Crop = v
+	}
+	if raw.DoCenterCrop != nil && !*raw.DoCenterCrop {
+		p.Crop = p.Resize
+	}
+	if raw.DoResize != nil && !*raw.DoResize {
+		p.Resize = 0
+	}
+	if raw.DoNormalize != nil {
+		p.Normalise = *raw.DoNormalize
+	}
+	if len(raw.ImageMean) == 3 && len(raw.ImageStd) == 3 {
+		copy(p.Mean[:], raw.ImageMean)
+		copy(p.Std[:], raw.ImageStd)
+	}
+	if p.Crop <= 0 || p.Crop > 4096 || p.Resize < 0 || p.Resize > 4096 {
+		return def, fmt.Errorf("%s: unusable sizes (resize %d, crop %d)", path, p.Resize, p.Crop)
+	}
+	return p, nil
+}
+
+// sizeValue reads 224 or {"shortest_edge": 224} or {"height": 224, "width": 224}.
+func sizeValue(raw json.RawMessage, keys ...string) (int, bool) {
+	if len(raw) == 0 {
+		return 0, false
+	}
+	var n float64
+	if json.Unmarshal(raw, &n) == nil && n > 0 {
+		return int(n), true
+	}
+	var obj map[string]float64
+	if json.Unmarshal(raw, &obj) == nil {
+		for _, k := range keys {
+			if v, ok := obj[k]; ok && v > 0 {
+				return int(v), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Pixels preprocesses one image to [3, Crop, Crop].
+func (p Preprocess) Pixels(img image.Image) []float32 {
+	var sized image.Image
+	if p.Resize > 0 {
+		sized = features.ResizeShortCrop(img, p.Resize, p.Crop)
+	} else {
+		sized = features.ResizeSquare(img, p.Crop)
+	}
+	mean, std := p.Mean, p.Std
+	if !p.Normalise {
+		mean, std = [3]float32{}, [3]float32{1, 1, 1}
+	}
+	return features.CHW(sized, mean, std)
+}
+
+// Info implements features.Model.
+func (m *Model) Info() features.ModelInfo {
+	return features.ModelInfo{Name: m.name, Family: m.family, Description: m.desc, Layers: m.layers, DefaultLayer: m.def, Size: m.pre.Crop}
+}
+
+// Extract implements features.Model; t and seed are ignored: these models have no noise.
+func (m *Model) Extract(ctx context.Context, imgs []image.Image, _ int, _ int64) ([]features.Extraction, error) {
+	c := m.pre.Crop
+	px := make([]float32, 0, len(imgs)*3*c*c)
+	for _, img := range imgs {
+		px = append(px, m.pre.Pixels(img)...)
+	}
+	res, err := m.graph.Run(ctx, c, c, engine.F32(m.input, []int64{int64(len(imgs)), 3, int64(c), int64(c)}, px))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]features.Extraction, len(imgs))
+	for i := range out {
+		out[i].Layers = res.Features[i]
+		if m.global != "" {
+			g := res.Extra[m.global]
+			per := len(g.Float32) / len(imgs)
+			out[i].Global = g.Float32[i*per : (i+1)*per]
+		} else if len(out[i].Layers) > 0 {
+			out[i].Global = cls(out[i].Layers[len(out[i].Layers)-1])
+		}
+	}
+	return out, nil
+}
+
+// cls is the first token's value vector of a layer with a CLS token, as a fallback global
+// embedding; nil when the layer has none.
+func cls(f features.Features) []float32 {
+	if f.Prefix < 1 {
+		return nil
+	}
+	c := f.Channels()
+	v := f.V[:c]
+	if math.IsNaN(float64(v[0])) {
+		return nil
+	}
+	return v
+}
+
+// Close frees the session.
+func (m *Model) Close() error { return m.graph.Close() }
