@@ -163,6 +163,10 @@ func (h *hub) fetchOnce(ctx context.Context, p *partial, stall time.Duration, pr
 			}
 			progress(p.n)
 		}
+		// Buffered bytes can outrun a cancellation; stop at the next chunk.
+		if ctx.Err() != nil {
+			return stalled(ctx, context.Cause(ctx))
+		}
 		if rerr == io.EOF {
 			if p.n < p.meta.size {
 				return transientErr(io.ErrUnexpectedEOF)

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// Imported is one model a user registered by path.
-type Imported struct {
+// imported is one model a user registered by path.
+type imported struct {
 	Name  string    `json:"name"`
 	Path  string    `json:"path"`
 	Kind  Kind      `json:"kind"`
@@ -22,16 +22,16 @@ type Imported struct {
 }
 
 type registry struct {
-	Models []Imported `json:"models"`
+	Models []imported `json:"models"`
 }
 
-func (r registry) find(name string) (Imported, bool) {
+func (r registry) find(name string) (imported, bool) {
 	for _, m := range r.Models {
 		if m.Name == name {
 			return m, true
 		}
 	}
-	return Imported{}, false
+	return imported{}, false
 }
 
 // RegistryPath is the JSON file that lists imported models:
@@ -52,7 +52,7 @@ func loadRegistry() (registry, error) {
 	var r registry
 	path, err := RegistryPath()
 	if err != nil {
-		return r, err
+		return r, nil // no config folder, so nothing was imported; Import reports why
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -102,9 +102,9 @@ func Import(path, name string) error {
 	if err != nil {
 		return err
 	}
-	reg.Models = slices.DeleteFunc(reg.Models, func(m Imported) bool { return m.Name == name })
-	reg.Models = append(reg.Models, Imported{Name: name, Path: abs, Kind: kind, Added: time.Now().UTC().Truncate(time.Second)})
-	slices.SortFunc(reg.Models, func(a, b Imported) int { return strings.Compare(a.Name, b.Name) })
+	reg.Models = slices.DeleteFunc(reg.Models, func(m imported) bool { return m.Name == name })
+	reg.Models = append(reg.Models, imported{Name: name, Path: abs, Kind: kind, Added: time.Now().UTC().Truncate(time.Second)})
+	slices.SortFunc(reg.Models, func(a, b imported) int { return strings.Compare(a.Name, b.Name) })
 	b, err := json.MarshalIndent(reg, "", "  ")
 	if err != nil {
 		return err
