@@ -73,6 +73,7 @@ type compareKey struct {
 
 type call struct {
 	done chan struct{}
+	res  map[string]features.Extraction // by image hash, set before done closes
 	err  error
 }
 
@@ -205,25 +206,29 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features
 	if t < 0 || t >= features.Timesteps {
 		return nil, usagef("t=%d is outside 0..%d", t, features.Timesteps-1)
 	}
-	for {
+	out := make([]features.Extraction, len(imgs))
+	have := make([]bool, len(imgs))
+	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			return nil, errors.New("session is closed")
 		}
-		out := make([]features.Extraction, len(imgs))
 		var missing []*Image
-		var wait []*call
+		waits := map[*call]bool{}
 		seen := map[string]bool{}
 		for i, img := range imgs {
+			if have[i] {
+				continue
+			}
 			k := extractKey{img.Hash, t}
 			if e, ok := s.cache.get(k); ok {
-				out[i] = e
+				out[i], have[i] = e, true
 				s.stats.CacheHits++
 				continue
 			}
 			if c, ok := s.inflight[k]; ok {
-				wait = append(wait, c)
+				waits[c] = true
 				continue
 			}
 			if !seen[img.Hash] {
@@ -231,43 +236,62 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features
 				missing = append(missing, img)
 			}
 		}
-		if len(missing) == 0 && len(wait) == 0 {
-			s.mu.Unlock()
-			return out, nil
+		var mine *call
+		if len(missing) > 0 {
+			mine = &call{done: make(chan struct{})}
+			for _, img := range missing {
+				s.inflight[extractKey{img.Hash, t}] = mine
+			}
+			s.stats.Forwards++
 		}
-		if len(missing) == 0 {
+		s.mu.Unlock()
+
+		if mine != nil {
+			mine.res, mine.err = s.run(ctx, missing, t)
+			s.mu.Lock()
+			for _, img := range missing {
+				delete(s.inflight, extractKey{img.Hash, t})
+			}
 			s.mu.Unlock()
-			for _, c := range wait {
-				select {
-				case <-c.done:
-				case <-ctx.Done():
-					return nil, ctx.Err()
+			close(mine.done)
+			if mine.err != nil {
+				return nil, mine.err
+			}
+			waits[mine] = true
+		}
+		for c := range waits {
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		// Take results straight from the runs: under a tight cache budget they may already
+		// have been evicted again.
+		done := true
+		for i, img := range imgs {
+			if have[i] {
+				continue
+			}
+			for c := range waits {
+				if e, ok := c.res[img.Hash]; ok && c.err == nil {
+					out[i], have[i] = e, true
+					break
 				}
 			}
-			continue // the runs we waited for have filled the cache (or failed: try ourselves)
+			done = done && have[i]
 		}
-		c := &call{done: make(chan struct{})}
-		for _, img := range missing {
-			s.inflight[extractKey{img.Hash, t}] = c
+		if done {
+			return out, nil
 		}
-		s.stats.Forwards++
-		s.mu.Unlock()
-
-		c.err = s.run(ctx, missing, t)
-
-		s.mu.Lock()
-		for _, img := range missing {
-			delete(s.inflight, extractKey{img.Hash, t})
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		s.mu.Unlock()
-		close(c.done)
-		if c.err != nil {
-			return nil, c.err
-		}
+		// A run we waited for failed (perhaps its caller was cancelled): try again ourselves.
 	}
 }
 
-func (s *Session) run(ctx context.Context, imgs []*Image, t int) error {
+func (s *Session) run(ctx context.Context, imgs []*Image, t int) (map[string]features.Extraction, error) {
 	what := s.info.Name
 	if s.info.Timesteps {
 		what = fmt.Sprintf("%s t=%d", what, t)
@@ -280,14 +304,16 @@ func (s *Session) run(ctx context.Context, imgs []*Image, t int) error {
 	}
 	ex, err := s.model.Extract(ctx, pix, t, s.opts.Seed)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	res := make(map[string]features.Extraction, len(imgs))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, img := range imgs {
 		s.cache.put(extractKey{img.Hash, t}, ex[i])
+		res[img.Hash] = ex[i]
 	}
-	return nil
+	return res, nil
 }
 
 func (s *Session) progress(p Progress) {

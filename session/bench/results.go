@@ -44,7 +44,7 @@ func ReadResults(r io.Reader, name string) (recs []Record, good int64, torn bool
 			if _, peekErr := br.Peek(1); errors.Is(peekErr, io.EOF) {
 				return recs, good, true, nil
 			}
-			return nil, 0, false, fmt.Errorf("%s line %d is not a diffsim bench decision; the file is damaged or is not a results file", name, lineNo)
+			return nil, 0, false, fmt.Errorf("%w: %s line %d is not a diffsim bench decision; the file is damaged or is not a results file", ErrMismatch, name, lineNo)
 		}
 		recs = append(recs, Record{Decision: d, Line: slices.Clone(body)})
 		good += int64(len(line))
@@ -94,7 +94,7 @@ func OpenResults(path string, s Settings, tasks []Task) (*Results, map[int]Decis
 	return &Results{f: f, path: path}, done, nil
 }
 
-// ErrMismatch marks a results file that belongs to another run.
+// ErrMismatch marks a results file that belongs to another run, or is not a results file.
 var ErrMismatch = errors.New("results do not match")
 
 // Write appends one decision and returns once the line is in the file.
