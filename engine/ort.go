@@ -348,13 +348,7 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 		byName[t.Name] = t
 	}
 	values := make([]ort.Value, len(s.inputs))
-	defer func() {
-		for _, v := range values {
-			if v != nil {
-				v.Destroy()
-			}
-		}
-	}()
+	defer destroyAll(values)
 	for i, info := range s.inputs {
 		t, ok := byName[info.Name]
 		if !ok {
@@ -393,13 +387,7 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 	err = s.sess.RunWithOptions(values, outs, runOpts)
 	close(stop)
 	<-watched
-	defer func() {
-		for _, v := range outs {
-			if v != nil {
-				v.Destroy()
-			}
-		}
-	}()
+	defer destroyAll(outs)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -429,6 +417,23 @@ func (s *Session) Close() error {
 	delete(s.rt.sessions, s)
 	s.rt.mu.Unlock()
 	return s.sess.Destroy()
+}
+
+// destroyAll frees values, skipping nil ones, including typed nils inside the interface that
+// onnxruntime_go leaves when it fails to convert an output.
+func destroyAll(values []ort.Value) {
+	for _, v := range values {
+		if v == nil {
+			continue
+		}
+		if x, ok := v.(*ort.CustomDataTensor); ok && x == nil {
+			continue
+		}
+		if x, ok := v.(*ort.Tensor[float32]); ok && x == nil {
+			continue
+		}
+		v.Destroy()
+	}
 }
 
 func checkInput(info IOInfo, t Tensor) error {

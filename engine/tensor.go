@@ -16,6 +16,9 @@ const (
 	Float16 ElemType = 10
 )
 
+// MarshalText writes the type's name, for JSON.
+func (e ElemType) MarshalText() ([]byte, error) { return []byte(e.String()), nil }
+
 func (e ElemType) String() string {
 	switch e {
 	case Float32:
@@ -26,6 +29,9 @@ func (e ElemType) String() string {
 		return "int64"
 	case Float16:
 		return "float16"
+	}
+	if e == 0 {
+		return "unknown"
 	}
 	return fmt.Sprintf("type%d", int32(e))
 }
@@ -92,10 +98,10 @@ func (t Tensor) validate() error {
 // IOInfo describes a graph input or output: its name, element type and shape, where a
 // dimension of -1 is symbolic (Dims holds its name).
 type IOInfo struct {
-	Name  string
-	Type  ElemType
-	Shape []int64
-	Dims  []string
+	Name  string   `json:"name"`
+	Type  ElemType `json:"type"`
+	Shape []int64  `json:"shape"`
+	Dims  []string `json:"dims,omitempty"`
 }
 
 // Rank is the number of dimensions; -1 when the graph does not say.

@@ -44,6 +44,9 @@ func Find(m *onnxpb.ModelProto) ([]Layer, error) {
 		if errors.Is(err, errNotAttention) {
 			continue
 		}
+		if err == nil {
+			err = ix.checkPlan(n, l)
+		}
 		if err != nil {
 			var we *WalkError
 			if errors.As(err, &we) && we.Layer == "" {
@@ -59,6 +62,20 @@ func Find(m *onnxpb.ModelProto) ([]Layer, error) {
 	}
 	ix.finish(layers)
 	return layers, errors.Join(errs...)
+}
+
+// checkPlan rejects a layer whose tensors no node produces (a dangling input).
+func (ix *graph) checkPlan(n *onnxpb.NodeProto, l *Layer) error {
+	for _, t := range []tap{l.plan.q, l.plan.k, l.plan.v, l.plan.out, {src: l.plan.q.weight}, {src: l.plan.q.bias}} {
+		if t.src != "" && !ix.exists(t.src) {
+			return &WalkError{Node: n.GetName(), Op: n.GetOpType(), Reason: fmt.Sprintf("tensor %q is produced by no node, input or initializer", t.src)}
+		}
+	}
+	return nil
+}
+
+func (ix *graph) exists(v string) bool {
+	return ix.producer[v] != nil || ix.inputs[v] != nil || ix.inits[v] != nil
 }
 
 // finish names the layers, makes names unique, and fills the fields that need every layer.
@@ -401,8 +418,8 @@ func (ix *graph) projection(n *onnxpb.NodeProto) (src string, channels int, ok b
 	case isOp(n, "Add"):
 		for i := range 2 {
 			if b := input(n, 1-i); ix.isWeight(b) {
-				if inner := ix.producer[input(n, i)]; inner != nil {
-					if src, ch, ok := ix.projection(inner); ok && !isOp(inner, "Add") {
+				if inner := ix.producer[input(n, i)]; inner != nil && !isOp(inner, "Add") {
+					if src, ch, ok := ix.projection(inner); ok {
 						if ch == 0 {
 							ch = lastDim(ix.weightDims(b))
 						}

@@ -21,7 +21,23 @@ func (ix *graph) fusedName(n *onnxpb.NodeProto, q projected) string {
 			return s[:i] // drop the projection's own module (to_q, q_proj, query)
 		}
 	}
-	return ""
+	return ix.nameFromNorm(q.source)
+}
+
+// nameFromNorm names a fused layer after the normalisation that feeds it, when its
+// projections were merged into unnamed nodes: the norm's block, and in a diffusers
+// transformer block norm1 → attn1, norm2 → attn2.
+func (ix *graph) nameFromNorm(x string) string {
+	s := ix.scope(ix.producer[ix.throughCasts(x)])
+	i := strings.LastIndexByte(s, '.')
+	if i <= 0 {
+		return ""
+	}
+	block, norm := s[:i], s[i+1:]
+	if strings.Contains(block, "transformer_blocks.") && (norm == "norm1" || norm == "norm2") {
+		return block + ".attn" + norm[len(norm)-1:]
+	}
+	return block
 }
 
 // lenientUp walks from a fused operator's input to its projection for the source and the
@@ -78,9 +94,11 @@ func (ix *graph) multiHead(n *onnxpb.NodeProto) (*Layer, error) {
 		if c > 0 {
 			dim = c / heads
 		}
-		pl.q, pl.k, pl.v = tap{src: qIn}, tap{src: kIn}, tap{src: ix.throughCasts(vIn)}
-		pl.v.src = vIn
-		if bias != "" && c > 0 {
+		pl.q, pl.k, pl.v = tap{src: qIn}, tap{src: kIn}, tap{src: vIn}
+		if bias != "" && c == 0 {
+			return nil, &WalkError{Node: n.GetName(), Op: n.GetOpType(), Reason: "a packed bias of unknown width: cannot split it into Q, K and V"}
+		}
+		if bias != "" {
 			pl.q.bias, pl.q.biasOffset, pl.q.biasSize = bias, 0, int64(c)
 			pl.k.bias, pl.k.biasOffset, pl.k.biasSize = bias, int64(c), int64(c)
 			pl.v.bias, pl.v.biasOffset, pl.v.biasSize = bias, int64(2*c), int64(c)
@@ -160,13 +178,9 @@ func (ix *graph) msAttention(n *onnxpb.NodeProto) (*Layer, error) {
 		l.KVHeads = int(sizes[1]) / l.HeadDim
 	}
 	l.plan = &plan{q: taps[0], k: taps[1], v: taps[2], out: tap{src: output(n, 0)}}
-	if s := ix.scope(n); s != "" {
-		l.Name = s
-	} else if s := ix.scope(ix.producer[x]); s != "" {
-		// The normalisation before the fused attention names the block.
-		if i := strings.LastIndexByte(s, '.'); i > 0 {
-			l.Name = s[:i]
-		}
+	l.Name = ix.scope(n)
+	if l.Name == "" {
+		l.Name = ix.nameFromNorm(x)
 	}
 	return l, nil
 }

@@ -20,8 +20,9 @@ type graph struct {
 	order     map[*onnxpb.NodeProto]int
 	names     map[string]bool // every node and value name, for picking fresh ones
 
-	consts map[string]*konst // memo of evalConst
-	deps   map[string][]string
+	consts    map[string]*konst // memo of evalConst
+	shapeOnly map[string]bool   // memo of isShapeDerived
+	deps      map[string][]string
 
 	// shapeLast, when set, makes every Shape whose input's rank is unknown evaluate to a
 	// rank-4 shape whose last size is shapeLast: the head size a live SDPA scale reads.
@@ -43,6 +44,7 @@ func newGraph(m *onnxpb.ModelProto) *graph {
 		order:     map[*onnxpb.NodeProto]int{},
 		names:     map[string]bool{},
 		consts:    map[string]*konst{},
+		shapeOnly: map[string]bool{},
 		deps:      map[string][]string{},
 	}
 	for _, t := range g.GetInitializer() {
@@ -220,10 +222,11 @@ func (ix *graph) evalDepth(name string, depth int) *konst {
 	if k, ok := ix.consts[name]; ok {
 		return k
 	}
-	var k *konst
-	if depth < 32 {
-		k = ix.evalNode(name, depth)
+	if depth >= 32 {
+		return nil
 	}
+	ix.consts[name] = nil // a cycle in a malformed graph evaluates to unknown
+	k := ix.evalNode(name, depth)
 	ix.consts[name] = k
 	return k
 }
@@ -271,6 +274,9 @@ func (ix *graph) evalNode(name string, depth int) *konst {
 					if dv, ok := d.GetValue().(*onnxpb.TensorShapeProto_Dimension_DimValue); ok {
 						k.vals[i], k.known[i] = float64(dv.DimValue), true
 					}
+				}
+				if last := len(k.vals) - 1; ix.shapeLast > 0 && last >= 0 && !k.known[last] {
+					k.vals[last], k.known[last] = float64(ix.shapeLast), true
 				}
 				return sliceShape(k, n)
 			}
@@ -454,6 +460,16 @@ func (ix *graph) isShapeDerived(name string, depth int) bool {
 	if depth > 24 {
 		return false
 	}
+	if v, ok := ix.shapeOnly[name]; ok {
+		return v
+	}
+	ix.shapeOnly[name] = false // in progress: a cycle is not shape-only
+	v := ix.shapeDerivedNode(name, depth)
+	ix.shapeOnly[name] = v
+	return v
+}
+
+func (ix *graph) shapeDerivedNode(name string, depth int) bool {
 	if _, ok := ix.inits[name]; ok {
 		return true
 	}
@@ -653,4 +669,3 @@ func (ix *graph) fresh(base string) string {
 	ix.names[name] = true
 	return name
 }
-

@@ -54,11 +54,9 @@ func (ix *graph) nameTaps(l *Layer) {
 		if t.tap.src == "" {
 			continue
 		}
-		elem := ix.elemType(t.tap.src)
-		if t.tap.weight != "" {
-			elem = ix.elemType(t.tap.src)
-		}
-		t.tap.cast = elem != onnx.Float
+		// The Go runtime wrapper cannot return float16 outputs: anything not known to be
+		// float32 is cast (a MatMul with sliced weights computes in its input's type).
+		t.tap.cast = ix.elemType(t.tap.src) != onnx.Float
 		if t.tap.direct() {
 			t.tap.name = t.tap.src
 		} else {
@@ -146,7 +144,7 @@ func Instrument(model []byte, m *onnxpb.ModelProto, layers []Layer) ([]byte, []s
 			if t.src == "" {
 				continue
 			}
-			if ix.producer[t.src] == nil && ix.inputs[t.src] == nil && ix.inits[t.src] == nil {
+			if !ix.exists(t.src) {
 				return nil, nil, fmt.Errorf("instrument %s: tensor %q is not in this graph (Find ran on another model?)", l.Name, t.src)
 			}
 			if !t.direct() {

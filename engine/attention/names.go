@@ -1,7 +1,6 @@
 package attention
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
@@ -9,7 +8,7 @@ import (
 
 // nameScopesKey is the node metadata in which the dynamo exporter records the module path:
 // the repr of a Python list of cumulative paths, e.g.
-// "['', 'blocks.2', 'blocks.2.attn', 'softmax']" (the last entry is the node itself).
+// "[”, 'blocks.2', 'blocks.2.attn', 'softmax']" (the last entry is the node itself).
 const nameScopesKey = "pkg.torch.onnx.name_scopes"
 
 // wrappers are leading module names that wrap the real network (a pipeline object, a
@@ -85,21 +84,16 @@ func stripWrappers(path string) string {
 	return strings.Join(parts, ".")
 }
 
-var shortNames = []struct {
-	re    *regexp.Regexp
-	group string
-	short string
-}{
-	{regexp.MustCompile(`^down_blocks\.(\d+)\.attentions\.1\.transformer_blocks\.0\.attn([12])$`), "down", "Down"},
-	{regexp.MustCompile(`^mid_block\.attentions\.0\.transformer_blocks\.0\.attn([12])$`), "mid", "Mid"},
-	{regexp.MustCompile(`^up_blocks\.(\d+)\.attentions\.2\.transformer_blocks\.0\.attn([12])$`), "up", "Up"},
-	// The original LDM checkpoint layout.
-	{regexp.MustCompile(`^input_blocks\.(2|5|8)\.1\.transformer_blocks\.0\.attn([12])$`), "down", "Down"},
-	{regexp.MustCompile(`^middle_block\.1\.transformer_blocks\.0\.attn([12])$`), "mid", "Mid"},
-	{regexp.MustCompile(`^output_blocks\.(5|8|11)\.1\.transformer_blocks\.0\.attn([12])$`), "up", "Up"},
+// paperLayers maps the transformer of each block the DiffSim paper names (the last of its
+// block group) to its short name, in diffusers' and the original LDM checkpoint's layouts.
+var paperLayers = map[string]string{
+	"down_blocks.0.attentions.1": "Down0", "down_blocks.1.attentions.1": "Down1", "down_blocks.2.attentions.1": "Down2",
+	"mid_block.attentions.0":   "Mid",
+	"up_blocks.1.attentions.2": "Up0", "up_blocks.2.attentions.2": "Up1", "up_blocks.3.attentions.2": "Up2",
+	"input_blocks.2.1": "Down0", "input_blocks.5.1": "Down1", "input_blocks.8.1": "Down2",
+	"middle_block.1":    "Mid",
+	"output_blocks.5.1": "Up0", "output_blocks.8.1": "Up1", "output_blocks.11.1": "Up2",
 }
-
-var ldmLevel = map[string]string{"2": "0", "5": "1", "8": "2", "5u": "0", "8u": "1", "11u": "2"}
 
 // unetPlace returns the U-Net group (down, mid, up) of a module path and the DiffSim paper's
 // short name when the path is one of the layers it names: DownN, Mid, UpN for attn1 (the
@@ -113,38 +107,11 @@ func unetPlace(name string) (group, short string) {
 	case strings.HasPrefix(name, "up_blocks."), strings.HasPrefix(name, "output_blocks."):
 		group = "up"
 	}
-	for _, s := range shortNames {
-		m := s.re.FindStringSubmatch(name)
-		if m == nil {
-			continue
-		}
-		short = s.short
-		attn := m[len(m)-1]
-		if len(m) == 3 {
-			level := m[1]
-			switch {
-			case strings.HasPrefix(name, "input_blocks."):
-				level = ldmLevel[level]
-			case strings.HasPrefix(name, "output_blocks."):
-				level = ldmLevel[level+"u"]
-			case strings.HasPrefix(name, "up_blocks."):
-				if level == "0" {
-					return group, "" // up_blocks.0 of SD 1.x has no attention
-				}
-				level = string(rune(level[0] - 1))
-				if len(m[1]) > 1 {
-					return group, ""
-				}
-			}
-			if level != "" && len(level) == 1 && level[0] > '2' {
-				return group, ""
-			}
-			short += level
-		}
-		if attn == "2" {
-			short += ".x"
-		}
-		return group, short
+	if block, ok := strings.CutSuffix(name, ".transformer_blocks.0.attn1"); ok {
+		return group, paperLayers[block]
+	}
+	if block, ok := strings.CutSuffix(name, ".transformer_blocks.0.attn2"); ok && paperLayers[block] != "" {
+		return group, paperLayers[block] + ".x"
 	}
 	return group, ""
 }

@@ -149,13 +149,22 @@ func runAndCheck(t *testing.T, rt *engine.Runtime, m *onnxpb.ModelProto, truth t
 		for _, d := range in.Shape {
 			n *= int(d)
 		}
-		vals := make([]float32, n)
-		if in.Name != "attention_mask" {
-			for i := range vals {
-				vals[i] = float32(rng.NormFloat64())
+		var tn engine.Tensor
+		if in.Elem == onnx.Int64 {
+			ids := make([]int64, n)
+			for i := range ids {
+				ids[i] = rng.Int64N(49408)
 			}
+			tn = engine.I64(in.Name, in.Shape, ids)
+		} else {
+			vals := make([]float32, n)
+			if in.Name != "attention_mask" {
+				for i := range vals {
+					vals[i] = float32(rng.NormFloat64())
+				}
+			}
+			tn = engine.F32(in.Name, in.Shape, vals)
 		}
-		tn := engine.F32(in.Name, in.Shape, vals)
 		feeds = append(feeds, tn)
 		values[in.Name] = tn
 	}
@@ -192,7 +201,7 @@ func runAndCheck(t *testing.T, rt *engine.Runtime, m *onnxpb.ModelProto, truth t
 		if tapsOnly {
 			continue
 		}
-		ref := attend(q, k, v, l.Heads, l.HeadDim, l.Scale)
+		ref := attend(q, k, v, l.Heads, l.HeadDim, l.Scale, lt.Causal)
 		own := values[lt.Out]
 		if truth.Float16 || own.Float32 == nil {
 			own = values[l.Out]
@@ -210,7 +219,6 @@ func runAndCheck(t *testing.T, rt *engine.Runtime, m *onnxpb.ModelProto, truth t
 		}
 	}
 }
-
 
 // project computes x·W + b for rows of width in.
 func project(x, w, b []float32, in, out int) []float32 {
@@ -232,7 +240,7 @@ func project(x, w, b []float32, in, out int) []float32 {
 }
 
 // attend is the float64 reference: per batch and head, softmax(Q·Kᵀ·scale)·V on [B, S, H·D].
-func attend(q, k, v engine.Tensor, heads, dim int, scale float64) []float32 {
+func attend(q, k, v engine.Tensor, heads, dim int, scale float64, causal bool) []float32 {
 	b, s, l := int(q.Shape[0]), int(q.Shape[1]), int(k.Shape[1])
 	kvHeads := int(k.Shape[2]) / dim
 	c := heads * dim
@@ -243,7 +251,11 @@ func attend(q, k, v engine.Tensor, heads, dim int, scale float64) []float32 {
 			kh := h * kvHeads / heads
 			for i := range s {
 				mx := math.Inf(-1)
-				for j := range l {
+				seen := l // keys query i attends to
+				if causal {
+					seen = i + 1
+				}
+				for j := range seen {
 					var dot float64
 					for d := range dim {
 						dot += float64(q.Float32[(bi*s+i)*c+h*dim+d]) * float64(k.Float32[(bi*l+j)*kvHeads*dim+kh*dim+d])
@@ -252,13 +264,13 @@ func attend(q, k, v engine.Tensor, heads, dim int, scale float64) []float32 {
 					mx = math.Max(mx, row[j])
 				}
 				var sum float64
-				for j := range l {
+				for j := range seen {
 					row[j] = math.Exp(row[j] - mx)
 					sum += row[j]
 				}
 				for d := range dim {
 					var acc float64
-					for j := range l {
+					for j := range seen {
 						acc += row[j] / sum * float64(v.Float32[(bi*l+j)*kvHeads*dim+kh*dim+d])
 					}
 					out[(bi*s+i)*c+h*dim+d] = float32(acc)

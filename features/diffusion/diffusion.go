@@ -100,13 +100,8 @@ func Open(ctx context.Context, l features.Loader, name, dir string, size int) (*
 		}
 	}
 	m.layers = m.unet.Describe()
-	latent := size / 8
-	downs := countBlocks(m.layers, "down_blocks")
+	SetGrids(m.layers, size)
 	for i := range m.layers {
-		g := gridFromPath(m.layers[i].Name, latent, downs)
-		if g > 0 {
-			m.layers[i].GridH, m.layers[i].GridW, m.layers[i].Tokens = g, g, g*g
-		}
 		if m.layers[i].Short == "Up0" {
 			m.def = i
 		}
@@ -215,8 +210,8 @@ func openFile(l features.Loader, path string, outputs []string) (*engine.Session
 func (m *Model) Info() features.ModelInfo {
 	return features.ModelInfo{
 		Name: m.name, Family: "diffusion",
-		Description:  "Stable Diffusion U-Net (DiffSim-S): VAE latent mean, shared DDPM noise, unconditional text embedding",
-		Layers:       m.layers, DefaultLayer: m.def, Timesteps: true, DefaultT: DefaultT, Size: m.size,
+		Description: "Stable Diffusion U-Net (DiffSim-S): VAE latent mean, shared DDPM noise, unconditional text embedding",
+		Layers:      m.layers, DefaultLayer: m.def, Timesteps: true, DefaultT: DefaultT, Size: m.size,
 	}
 }
 
@@ -347,6 +342,18 @@ func timestepTensor(in engine.IOInfo, n, t int) (engine.Tensor, error) {
 		return engine.Tensor{Name: in.Name, Shape: shape, Type: engine.Float16, Float16: v}, nil
 	}
 	return engine.Tensor{}, fmt.Errorf("U-Net input timestep has type %v; diffsim fills int64, float32 or float16", in.Type)
+}
+
+// SetGrids fills in the token grid of each U-Net layer at a working size, from its module
+// path (the U-Net halves the latent at each level down and doubles it on the way up).
+func SetGrids(layers []features.Layer, size int) {
+	latent := size / 8
+	levels := countBlocks(layers, "down_blocks")
+	for i := range layers {
+		if g := gridFromPath(layers[i].Name, latent, levels); g > 0 {
+			layers[i].GridH, layers[i].GridW, layers[i].Tokens = g, g, g*g
+		}
+	}
 }
 
 var blockIndex = regexp.MustCompile(`^(down_blocks|up_blocks)\.(\d+)\.|^(mid_block)\.`)

@@ -149,4 +149,3 @@ func TestMissingTextEncoderIsNamed(t *testing.T) {
 		t.Fatalf("err = %v, want one naming text_encoder", err)
 	}
 }
-

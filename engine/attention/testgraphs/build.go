@@ -51,6 +51,8 @@ type LayerTruth struct {
 	Out string
 	// Tokens is the query token count at the generator's sizes.
 	Tokens int
+	// Causal marks layers with a causal mask: query i sees keys 0…i only.
+	Causal bool
 }
 
 // gb wraps onnx.Builder with TorchScript- or dynamo-style naming and seeded weights.

@@ -163,7 +163,7 @@ func (u *unet) transformer(path string, x string, c int, hw [2]int) string {
 func shortOf(name string) string {
 	table := map[string]string{
 		"down_blocks.0.attentions.1": "Down0", "down_blocks.1.attentions.1": "Down1", "down_blocks.2.attentions.1": "Down2",
-		"mid_block.attentions.0": "Mid",
+		"mid_block.attentions.0":   "Mid",
 		"up_blocks.1.attentions.2": "Up0", "up_blocks.2.attentions.2": "Up1", "up_blocks.3.attentions.2": "Up2",
 	}
 	for prefix, short := range table {

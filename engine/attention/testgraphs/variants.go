@@ -3,6 +3,7 @@ package testgraphs
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
@@ -13,26 +14,29 @@ type Variant string
 
 // The variants Attention generates.
 const (
-	DiffusersAttnProcessor Variant = "diffusers-attnprocessor"   // baddbmm: Mul after the scores, Add(Mul(empty, 0)), Cast after Softmax
+	DiffusersAttnProcessor Variant = "diffusers-attnprocessor"    // baddbmm: Mul after the scores, Add(Mul(empty, 0)), Cast after Softmax
 	DiffusersSDPA          Variant = "diffusers-attnprocessor2_0" // SDPA through TorchScript with the live scale subgraph
-	CLIPEager              Variant = "hf-clip-eager"             // 3-D heads, Mul(scale) before the head split
-	HFEager4D              Variant = "hf-eager-4d"               // 4-D heads, merged K transpose, Mul after scores, Cast around Softmax
-	DINOv2Eager            Variant = "hf-dinov2-eager"           // 4-D heads, Div after scores, output projection outside the scope
-	SDPAScaled             Variant = "hf-sdpa"                   // SDPA with constant sqrt-scale Muls and an additive mask
-	Dynamo                 Variant = "dynamo"                    // dynamo names, metadata scopes, MatMul(x, Transpose(W)), Add(MatMul, b)
-	MultiHead              Variant = "ms-multiheadattention"     // com.microsoft.MultiHeadAttention with a packed bias
+	CLIPEager              Variant = "hf-clip-eager"              // 3-D heads, Mul(scale) before the head split
+	HFEager4D              Variant = "hf-eager-4d"                // 4-D heads, merged K transpose, Mul after scores, Cast around Softmax
+	DINOv2Eager            Variant = "hf-dinov2-eager"            // 4-D heads, Div after scores, output projection outside the scope
+	SDPAScaled             Variant = "hf-sdpa"                    // SDPA with constant sqrt-scale Muls and an additive mask
+	Dynamo                 Variant = "dynamo"                     // dynamo names, metadata scopes, MatMul(x, Transpose(W)), Add(MatMul, b)
+	MultiHead              Variant = "ms-multiheadattention"      // com.microsoft.MultiHeadAttention with a packed bias
 	MultiHeadPackedQKV     Variant = "ms-multiheadattention-packed-qkv"
 	MultiHeadPackedKV      Variant = "ms-multiheadattention-packed-kv"
 	MSAttention            Variant = "ms-attention" // com.microsoft.Attention with merged weights
 	ONNXAttention          Variant = "onnx-attention-23"
-	Quantized              Variant = "quantized-dynamic" // DynamicQuantizeLinear → MatMulInteger → Cast → Mul
-	Float16                Variant = "float16"           // HF eager in float16 with Cast around Softmax
+	ONNXAttention4D        Variant = "onnx-attention-23-4d"           // dynamo at opset 23: SDPA as one Attention node on [B, H, S, D]
+	Quantized              Variant = "quantized-dynamic"              // DynamicQuantizeLinear → MatMulInteger → Cast → Mul
+	QuantizedFused         Variant = "quantized-matmulintegertofloat" // DynamicQuantizeLinear → com.microsoft.MatMulIntegerToFloat
+	Quantized4Bit          Variant = "quantized-matmulnbits"          // com.microsoft.MatMulNBits (4-bit blocks)
+	Float16                Variant = "float16"                        // HF eager in float16 with Cast around Softmax
 )
 
 // Variants lists every variant.
 func Variants() []Variant {
 	return []Variant{DiffusersAttnProcessor, DiffusersSDPA, CLIPEager, HFEager4D, DINOv2Eager, SDPAScaled, Dynamo,
-		MultiHead, MultiHeadPackedQKV, MultiHeadPackedKV, MSAttention, ONNXAttention, Quantized, Float16}
+		MultiHead, MultiHeadPackedQKV, MultiHeadPackedKV, MSAttention, ONNXAttention, ONNXAttention4D, Quantized, QuantizedFused, Quantized4Bit, Float16}
 }
 
 // Options size a generated attention graph.
@@ -48,13 +52,13 @@ func DefaultOptions() Options {
 }
 
 type variantInfo struct {
-	cross  bool
+	cross bool
 	// parallel layers both read the graph input (ONNX Runtime's CPU provider cannot run packed
 	// MultiHeadAttention, so tests cut the graph to the taps, which must not need a layer).
 	parallel bool
-	layers [2]string // module paths (TorchScript form)
-	outMod string    // the output projection's module, relative to the layer (or absolute with a leading /)
-	core   func(s scope, q, kv string, inQ, inKV int, o Options, t *LayerTruth) string
+	layers   [2]string // module paths (TorchScript form)
+	outMod   string    // the output projection's module, relative to the layer (or absolute with a leading /)
+	core     func(s scope, q, kv string, inQ, inKV int, o Options, t *LayerTruth) string
 }
 
 func info(v Variant) variantInfo {
@@ -84,8 +88,14 @@ func info(v Variant) variantInfo {
 		return variantInfo{layers: [2]string{"/encoder/layer.0/attention", "/encoder/layer.1/attention"}, outMod: "output/dense", core: coreMSAttention}
 	case ONNXAttention:
 		return variantInfo{cross: true, layers: [2]string{"/layers.0/attn", "/layers.1/attn"}, outMod: "out_proj", core: coreONNXAttention}
+	case ONNXAttention4D:
+		return variantInfo{cross: true, layers: [2]string{"/layers.0/attn", "/layers.1/attn"}, outMod: "out_proj", core: coreONNXAttention4D}
 	case Quantized:
-		return variantInfo{layers: [2]string{"/encoder/layers.0/self_attn", "/encoder/layers.1/self_attn"}, outMod: "out_proj", core: coreQuantized}
+		return variantInfo{layers: [2]string{"/encoder/layers.0/self_attn", "/encoder/layers.1/self_attn"}, outMod: "out_proj", core: coreQuantized(quantLinear)}
+	case QuantizedFused:
+		return variantInfo{layers: [2]string{"/encoder/layers.0/self_attn", "/encoder/layers.1/self_attn"}, outMod: "out_proj", core: coreQuantized(quantFused)}
+	case Quantized4Bit:
+		return variantInfo{layers: [2]string{"/encoder/layers.0/self_attn", "/encoder/layers.1/self_attn"}, outMod: "out_proj", core: coreQuantized(quant4Bit)}
 	}
 	panic("testgraphs: unknown variant " + string(v))
 }
@@ -111,7 +121,7 @@ func expectedName(path string) string {
 func Attention(v Variant, o Options) (*onnxpb.ModelProto, Truth) {
 	vi := info(v)
 	g := newGB(string(v), o.Seed)
-	g.dynamo = v == Dynamo
+	g.dynamo = v == Dynamo || v == ONNXAttention4D
 	var truth Truth
 	x := g.Input("hidden_states", onnx.Float, -1, -1, int64(o.Channels))
 	truth.Inputs = append(truth.Inputs, Input{"hidden_states", onnx.Float, []int64{int64(o.Batch), int64(o.Tokens), int64(o.Channels)}})
@@ -126,10 +136,10 @@ func Attention(v Variant, o Options) (*onnxpb.ModelProto, Truth) {
 		truth.Inputs = append(truth.Inputs, Input{"attention_mask", onnx.Float, []int64{int64(o.Batch), 1, int64(o.Tokens), int64(o.Tokens)}})
 	}
 	switch v {
-	case ONNXAttention:
+	case ONNXAttention, ONNXAttention4D:
 		g.Opset("", 23)
 		g.IR = 11
-	case MultiHead, MultiHeadPackedQKV, MultiHeadPackedKV, MSAttention, Quantized:
+	case MultiHead, MultiHeadPackedQKV, MultiHeadPackedKV, MSAttention, Quantized, QuantizedFused, Quantized4Bit:
 		g.Opset("com.microsoft", 1)
 	}
 	h := x
@@ -146,10 +156,16 @@ func Attention(v Variant, o Options) (*onnxpb.ModelProto, Truth) {
 		s := g.scope(path)
 		block := g.scope(path[:lastSlash(path)])
 		var norm string
-		if v == Float16 {
+		switch {
+		case v == Float16:
 			norm = h // float16 LayerNormalization is not on every CPU build
-		} else {
-			norm = block.sub(fmt.Sprintf("norm%d", i+1)).layerNorm(h, o.Channels)
+		default:
+			// diffusers' BasicTransformerBlock: norm1 before attn1, norm2 before attn2.
+			ns := block.sub("norm1")
+			if strings.HasSuffix(path, "attn2") {
+				ns = block.sub("norm2")
+			}
+			norm = ns.layerNorm(h, o.Channels)
 		}
 		q, kv, inKV := norm, norm, o.Channels
 		kind := "self"
@@ -260,7 +276,16 @@ func coreSDPA(constScale bool) func(s scope, x, kv string, inQ, inKV int, o Opti
 			inv := s.node("Div", []string{s.g.scalar(1), root})
 			sq = s.node("Sqrt", []string{inv})
 		}
-		kt := s.transpose(k4, 0, 1, 3, 2)
+		var kt string
+		if s.g.dynamo {
+			// The dynamo exporter transposes K through a 3-D view and back.
+			n := s.dim(k4, 2)
+			r := s.reshape(k4, s.shape(-1, n, d))
+			r = s.transpose(r, 0, 2, 1)
+			kt = s.reshape(r, s.shape(s.dim(k4, 0), h, d, n))
+		} else {
+			kt = s.transpose(k4, 0, 1, 3, 2)
+		}
 		qs := s.node("Mul", []string{q4, sq})
 		ks := s.node("Mul", []string{kt, sq})
 		scores := s.node("MatMul", []string{qs, ks})
@@ -268,6 +293,10 @@ func coreSDPA(constScale bool) func(s scope, x, kv string, inQ, inKV int, o Opti
 			scores = s.node("Add", []string{scores, "attention_mask"})
 		}
 		p := s.node("Softmax", []string{scores}, onnx.AttrInt("axis", -1))
+		if constScale {
+			// With a mask the exporter guards fully masked rows: Where(IsNaN(P), 0, P).
+			p = s.node("Where", []string{s.node("IsNaN", []string{p}), s.g.scalar(0), p})
+		}
 		out := s.node("MatMul", []string{p, v4})
 		out = s.transpose(out, 0, 2, 1, 3)
 		return s.reshape(out, s.shape(s.dim(out, 0), -1, c))
@@ -284,6 +313,12 @@ func hasInput(g *gb, name string) bool {
 }
 
 func coreCLIP(s scope, x, kv string, inQ, inKV int, o Options, t *LayerTruth) string {
+	return clipAttention(s, x, kv, inQ, inKV, o, t, "")
+}
+
+// clipAttention is CLIP's eager attention; mask is an additive [1, 1, S, S] causal mask, or ""
+// for a zero mask (the vision tower keeps the reshape-add-reshape but adds nothing).
+func clipAttention(s scope, x, kv string, inQ, inKV int, o Options, t *LayerTruth, mask string) string {
 	c, h, d := o.Channels, o.Heads, o.Channels/o.Heads
 	q, wq, bq := s.sub("q_proj").linear(x, inQ, c, true)
 	q = s.node("Mul", []string{q, s.g.scalar(float32(t.Scale))})
@@ -300,7 +335,10 @@ func coreCLIP(s scope, x, kv string, inQ, inKV int, o Options, t *LayerTruth) st
 	scores := s.node("MatMul", []string{q3, s.transpose(k3, 0, 2, 1)})
 	// The causal-mask reshape dance, with a zero mask so the maths stays plain.
 	r := s.reshape(scores, s.shape(b, h, n, -1))
-	r = s.node("Add", []string{r, s.g.scalar(0)})
+	if mask == "" {
+		mask = s.g.scalar(0)
+	}
+	r = s.node("Add", []string{r, mask})
 	scores = s.reshape(r, s.shape(s.node("Mul", []string{b, s.g.scalarInt(int64(h))}), n, -1))
 	p := s.node("Softmax", []string{scores}, onnx.AttrInt("axis", -1))
 	out := s.node("MatMul", []string{p, v3})
@@ -448,44 +486,110 @@ func coreONNXAttention(s scope, x, kv string, inQ, inKV int, o Options, t *Layer
 	return s.node("Attention", []string{q, k, v}, onnx.AttrInt("q_num_heads", int64(o.Heads)), onnx.AttrInt("kv_num_heads", int64(o.Heads)))
 }
 
-// quantLinear is onnxruntime's dynamic quantisation of a MatMul (+ bias).
-func quantLinear(s scope, x string, in, out int) string {
+func coreQuantized(linear func(s scope, x string, in, out int) (string, []float32)) func(s scope, x, kv string, inQ, inKV int, o Options, t *LayerTruth) string {
+	return func(s scope, x, kv string, inQ, inKV int, o Options, t *LayerTruth) string {
+		c, h, d := o.Channels, o.Heads, o.Channels/o.Heads
+		q, wq := linear(s.sub("q_proj"), x, inQ, c)
+		k, wk := linear(s.sub("k_proj"), kv, inKV, c)
+		v, wv := linear(s.sub("v_proj"), kv, inKV, c)
+		t.Wq, t.Wk, t.Wv = wq, wk, wv
+		b, n := s.dim(x, 0), s.dim(x, 1)
+		split := s.shape(b, n, h, d)
+		q4 := s.transpose(s.reshape(q, split), 0, 2, 1, 3)
+		kt := s.transpose(s.reshape(k, split), 0, 2, 3, 1)
+		v4 := s.transpose(s.reshape(v, split), 0, 2, 1, 3)
+		scores := s.node("MatMul", []string{q4, kt})
+		scores = s.node("Mul", []string{scores, s.g.scalar(float32(t.Scale))})
+		p := s.node("Softmax", []string{scores}, onnx.AttrInt("axis", -1))
+		out := s.node("MatMul", []string{p, v4})
+		out = s.transpose(out, 0, 2, 1, 3)
+		return s.reshape(out, s.shape(b, n, c))
+	}
+}
+
+// int8Weight adds a random int8 weight [in, out] and its zero point.
+func (g *gb) int8Weight(in, out int) (w, zp string) {
+	raw := make([]byte, in*out)
+	for i := range raw {
+		raw[i] = byte(int8(g.rng.IntN(255) - 127))
+	}
+	g.consts++
+	w = g.Initializer(&onnxpb.TensorProto{Name: fmt.Sprintf("onnx::MatMul_%d_quantized", g.consts), Dims: []int64{int64(in), int64(out)}, DataType: int32(onnxpb.TensorProto_INT8), RawData: raw})
+	g.consts++
+	zp = g.Initializer(&onnxpb.TensorProto{Name: fmt.Sprintf("onnx::MatMul_%d_zero_point", g.consts), DataType: int32(onnxpb.TensorProto_INT8), RawData: []byte{0}})
+	return w, zp
+}
+
+// quantLinear is onnxruntime's dynamic quantisation of a MatMul (+ bias), unfused.
+func quantLinear(s scope, x string, in, out int) (string, []float32) {
 	g := s.g
 	q := s.nodeIn("", "DynamicQuantizeLinear", []string{x}, 3)
-	wv := make([]int64, in*out)
-	for i := range wv {
-		wv[i] = int64(g.rng.IntN(255)) - 127
-	}
-	raw := make([]byte, len(wv))
-	for i, v := range wv {
-		raw[i] = byte(int8(v))
-	}
-	g.consts++
-	wname := g.Initializer(&onnxpb.TensorProto{Name: fmt.Sprintf("onnx::MatMul_%d_quantized", g.consts), Dims: []int64{int64(in), int64(out)}, DataType: int32(onnxpb.TensorProto_INT8), RawData: raw})
-	g.consts++
-	wzp := g.Initializer(&onnxpb.TensorProto{Name: fmt.Sprintf("onnx::MatMul_%d_zero_point", g.consts), DataType: int32(onnxpb.TensorProto_INT8), RawData: []byte{0}})
-	mm := s.node("MatMulInteger", []string{q[0], wname, q[2], wzp})
+	w, wzp := g.int8Weight(in, out)
+	mm := s.node("MatMulInteger", []string{q[0], w, q[2], wzp})
 	f := s.node("Cast", []string{mm}, onnx.AttrInt("to", int64(onnx.Float)))
 	scale := s.node("Mul", []string{q[1], g.scalar(float32(1 / (127 * math.Sqrt(float64(in)))))})
 	y := s.node("Mul", []string{f, scale})
 	bn, _ := g.weight([]int64{int64(out)}, 0.1)
-	return s.node("Add", []string{bn, y})
+	return s.node("Add", []string{bn, y}), nil
 }
 
-func coreQuantized(s scope, x, kv string, inQ, inKV int, o Options, t *LayerTruth) string {
+// quantFused is the same after ONNX Runtime's fusion: MatMulIntegerToFloat with the bias.
+func quantFused(s scope, x string, in, out int) (string, []float32) {
+	g := s.g
+	q := s.nodeIn("", "DynamicQuantizeLinear", []string{x}, 3)
+	w, wzp := g.int8Weight(in, out)
+	bscale := g.scalar(float32(1 / (127 * math.Sqrt(float64(in)))))
+	bn, _ := g.weight([]int64{int64(out)}, 0.1)
+	return s.nodeIn("com.microsoft", "MatMulIntegerToFloat", []string{q[0], w, q[1], bscale, q[2], wzp, bn}, 1)[0], nil
+}
+
+// quant4Bit is MatMulNBits with 4-bit blocks of 16 and the default zero point 8; the truth
+// weights are the dequantised values, so the projection is checked exactly.
+func quant4Bit(s scope, x string, in, out int) (string, []float32) {
+	g := s.g
+	const block = 16
+	blocks := (in + block - 1) / block
+	packed := make([]byte, out*blocks*block/2)
+	scales := make([]float32, out*blocks)
+	w := make([]float32, in*out) // [in, out]
+	for n := range out {
+		for b := range blocks {
+			scale := float32(0.05 + 0.05*g.rng.Float64())
+			scales[n*blocks+b] = scale
+			for j := range block {
+				k := b*block + j
+				q := g.rng.IntN(16)
+				if k < in {
+					w[k*out+n] = float32(q-8) * scale
+				}
+				idx := (n*blocks+b)*block/2 + j/2
+				if j%2 == 0 {
+					packed[idx] |= byte(q)
+				} else {
+					packed[idx] |= byte(q) << 4
+				}
+			}
+		}
+	}
+	g.consts++
+	bname := g.Initializer(&onnxpb.TensorProto{Name: fmt.Sprintf("onnx::MatMul_%d_Q4", g.consts), Dims: []int64{int64(out), int64(blocks), block / 2}, DataType: int32(onnxpb.TensorProto_UINT8), RawData: packed})
+	g.consts++
+	sname := g.Floats(fmt.Sprintf("onnx::MatMul_%d_scales", g.consts), []int64{int64(out * blocks)}, scales)
+	y := s.nodeIn("com.microsoft", "MatMulNBits", []string{x, bname, sname}, 1,
+		onnx.AttrInt("K", int64(in)), onnx.AttrInt("N", int64(out)), onnx.AttrInt("bits", 4), onnx.AttrInt("block_size", block))[0]
+	return y, w
+}
+
+func coreONNXAttention4D(s scope, x, kv string, inQ, inKV int, o Options, t *LayerTruth) string {
 	c, h, d := o.Channels, o.Heads, o.Channels/o.Heads
-	q := quantLinear(s.sub("q_proj"), x, inQ, c)
-	k := quantLinear(s.sub("k_proj"), kv, inKV, c)
-	v := quantLinear(s.sub("v_proj"), kv, inKV, c)
-	b, n := s.dim(x, 0), s.dim(x, 1)
-	split := s.shape(b, n, h, d)
-	q4 := s.transpose(s.reshape(q, split), 0, 2, 1, 3)
-	kt := s.transpose(s.reshape(k, split), 0, 2, 3, 1)
-	v4 := s.transpose(s.reshape(v, split), 0, 2, 1, 3)
-	scores := s.node("MatMul", []string{q4, kt})
-	scores = s.node("Mul", []string{scores, s.g.scalar(float32(t.Scale))})
-	p := s.node("Softmax", []string{scores}, onnx.AttrInt("axis", -1))
-	out := s.node("MatMul", []string{p, v4})
+	q, wq, bq := s.sub("q_proj").linear(x, inQ, c, true)
+	k, wk, bk := s.sub("k_proj").linear(kv, inKV, c, true)
+	v, wv, bv := s.sub("v_proj").linear(kv, inKV, c, true)
+	t.Wq, t.Wk, t.Wv, t.Bq, t.Bk, t.Bv = wq, wk, wv, bq, bk, bv
+	split := func(y string) string {
+		return s.transpose(s.reshape(y, s.g.ints(0, 0, int64(h), int64(d))), 0, 2, 1, 3)
+	}
+	out := s.node("Attention", []string{split(q), split(k), split(v)})
 	out = s.transpose(out, 0, 2, 1, 3)
-	return s.reshape(out, s.shape(b, n, c))
+	return s.reshape(out, s.g.ints(0, 0, int64(c)))
 }
