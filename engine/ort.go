@@ -458,6 +458,19 @@ func checkInput(info IOInfo, t Tensor) error {
 
 func toValue(t Tensor) (ort.Value, error) {
 	shape := ort.NewShape(t.Shape...)
+	if len(t.Shape) == 0 {
+		// onnxruntime_go makes rank-0 values with its Scalar type (a timestep may be one).
+		switch t.Type {
+		case Float32:
+			return ort.NewScalar(t.Float32[0])
+		case Int64:
+			return ort.NewScalar(t.Int64[0])
+		case Int32:
+			return ort.NewScalar(t.Int32[0])
+		case Float16:
+			return nil, fmt.Errorf("input %q: a float16 scalar is not supported; use shape [1]", t.Name)
+		}
+	}
 	switch t.Type {
 	case Float32:
 		return ort.NewTensor(shape, t.Float32)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/onnx"
 )
 
 func randomJob(r *rand.Rand, tq, tk, c int) Job {
@@ -60,4 +61,36 @@ func BenchmarkAttention(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkMatMul measures the machine's fp32 matrix multiply rate through ONNX Runtime, the
+// reference BenchmarkAttention's rates are compared with (scripts/bench.sh).
+func BenchmarkMatMul(b *testing.B) {
+	rt, err := engine.Open(engine.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	const n = 1024
+	g := onnx.NewBuilder("matmul")
+	x := g.Input("x", onnx.Float, n, n)
+	y := g.Node("MatMul", "/matmul", []string{x, x})
+	g.Output(y, onnx.Float, n, n)
+	data, err := onnx.Marshal(g.Model())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sess, err := rt.Load(data, engine.SessionOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.Close()
+	r := rand.New(rand.NewPCG(1, 1))
+	in := randomJob(r, n, 1, n).Q
+	for b.Loop() {
+		if _, err := sess.Run(context.Background(), engine.F32("x", []int64{n, n}, in)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(2*n*n*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

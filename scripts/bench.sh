@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Performance, each number beside a reference measured in the same run on this machine:
+#   engine per-run overhead       vs  onnxruntime_go called directly on the same graph
+#   AAS attention rate per layer  vs  the machine's fp32 MatMul rate (ONNX Runtime)
+#   built-in model first score    vs  the 1 s budget
+# Graphics encoders against img2sixel: scripts/bench-graphics.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB:-$(./scripts/setup-runtime.sh)}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+echo "running benchmarks (a few minutes)..." >&2
+go test ./engine/ -run '^$' -bench '^BenchmarkRun$' -benchtime 2s -count 3 >>"$out"
+go test ./features/ -run '^$' -bench '^Benchmark(MatMul|Attention)$' -benchtime 3x >>"$out"
+go test ./features/builtin/ -run '^$' -bench 'BuildAndScorePair' -benchtime 5x >>"$out"
+
+awk '
+function median(arr, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t } return arr[int((n + 1) / 2)] }
+/^BenchmarkRun\/engine/ { e[++ne] = $3 }
+/^BenchmarkRun\/direct/ { d[++nd] = $3 }
+/^BenchmarkMatMul/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP/s") mm = $(i - 1) }
+/^BenchmarkAttention\/ort/ { name = $1; sub(/^BenchmarkAttention\/ort\//, "", name); sub(/-[0-9]+$/, "", name); for (i = 1; i <= NF; i++) if ($i == "GFLOP/s") { rate[name] = $(i - 1); ms[name] = $3 / 1e6; order[++no] = name } }
+/^BenchmarkAttention\/go/ { name = $1; sub(/^BenchmarkAttention\/go\//, "", name); sub(/-[0-9]+$/, "", name); goms[name] = $3 / 1e6 }
+/^BenchmarkBuildAndScorePair/ { first = $3 / 1e6 }
+END {
+  me = median(e, ne); md = median(d, nd)
+  printf "\nengine per-run overhead (self-attention 256x64, median of %d)\n", ne
+  printf "  %-28s %10.3f ms\n  %-28s %10.3f ms\n  %-28s %+9.1f %%   (target < 5 %%)\n", "engine.Session.Run", me / 1e6, "onnxruntime_go directly", md / 1e6, "overhead", 100 * (me - md) / md
+  printf "\nAAS attention (4 calls per layer) vs fp32 MatMul %.1f GFLOP/s (1024^3, ONNX Runtime)\n", mm
+  printf "  %-14s %10s %10s %12s %10s\n", "layer", "ort ms", "go ms", "GFLOP/s", "of MatMul"
+  for (i = 1; i <= no; i++) { n = order[i]; g = (n in goms) ? sprintf("%.1f", goms[n]) : "-"; printf "  %-14s %10.1f %10s %12.1f %9.0f%%\n", n, ms[n], g, rate[n], 100 * rate[n] / mm }
+  printf "\nbuilt-in model: build + extract a 256 px pair + AAS at all layers: %.0f ms (budget 1000 ms)\n", first
+}' "$out"
