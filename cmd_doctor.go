@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/features/store"
+	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
 func (a *app) doctorCommand() *cobra.Command {
@@ -38,10 +41,31 @@ func (a *app) doctorCommand() *cobra.Command {
 				fmt.Fprintf(w, "            %s\n", dev.Notice)
 			}
 			fmt.Fprintf(w, "threads     %d CPUs\n", runtime.NumCPU())
-			if hf := os.Getenv("HF_HOME"); hf != "" {
-				fmt.Fprintf(w, "HF_HOME     %s\n", hf)
+			if dir, err := store.CacheDir(); err == nil {
+				fmt.Fprintf(w, "hub cache   %s\n", dir)
 			}
+			if reg, err := store.RegistryPath(); err == nil {
+				fmt.Fprintf(w, "registry    %s\n", reg)
+			}
+			a.doctorGraphics(cmd)
 			return nil
 		},
+	}
+}
+
+// doctorGraphics reports what the terminal can draw, and why.
+func (a *app) doctorGraphics(cmd *cobra.Command) {
+	w := a.stdout
+	out, _ := a.stdout.(*os.File)
+	caps, err := termgfx.Detect(cmd.Context(), a.stdin, out, 500*time.Millisecond, os.Getenv)
+	if p, perr := termgfx.ParseProtocol(a.graphics); perr == nil && p != termgfx.Auto {
+		caps = caps.Force(p)
+	}
+	fmt.Fprintf(w, "graphics    %s (cell %dx%d px, terminal %dx%d cells)\n", caps.Protocol, caps.CellW, caps.CellH, caps.Cols, caps.Rows)
+	for _, r := range caps.Reason {
+		fmt.Fprintf(w, "            %s\n", r)
+	}
+	if err != nil {
+		fmt.Fprintf(w, "            detection: %v\n", err)
 	}
 }
