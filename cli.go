@@ -98,11 +98,30 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 	)
 	root.AddCommand(a.researchCommands()...)
 	root.AddCommand(a.modelsCommand())
-	for _, c := range root.Commands() {
+	root.AddCommand(a.videoCommand())
+	forEachCommand(root, func(c *cobra.Command) {
 		c.SilenceUsage, c.SilenceErrors = true, true
-	}
+		if check := c.Args; check != nil {
+			// A wrong number of arguments is bad usage: exit code 2, like a bad flag.
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				err := check(cmd, args)
+				var ue usageError
+				if err == nil || errors.As(err, &ue) {
+					return err
+				}
+				return usagef("%v (see %s --help)", err, cmd.CommandPath())
+			}
+		}
+	})
 	root.SetHelpCommand(&cobra.Command{Hidden: true})
 	return root
+}
+
+func forEachCommand(c *cobra.Command, f func(*cobra.Command)) {
+	f(c)
+	for _, sub := range c.Commands() {
+		forEachCommand(sub, f)
+	}
 }
 
 // commonFlags are shared by every command that scores images (persistent on the root).

@@ -23,6 +23,9 @@ const (
 	DefaultCacheBytes = 2 << 30
 )
 
+// maxCompared bounds the comparisons a session remembers.
+const maxCompared = 4096
+
 // Options configure a session.
 type Options struct {
 	Model      string // "builtin" (default), or a model name, folder or file
@@ -188,7 +191,12 @@ func (s *Session) Cached(a, b *Image, t int) bool {
 
 // Prefetch computes both images' features at t, so a later Score at t runs no network.
 func (s *Session) Prefetch(ctx context.Context, a, b *Image, t int) error {
-	_, err := s.extract(ctx, []*Image{a, b}, s.effectiveT(t))
+	return s.PrefetchImages(ctx, t, a, b)
+}
+
+// PrefetchImages computes the features at t of every image not cached, in one batch.
+func (s *Session) PrefetchImages(ctx context.Context, t int, imgs ...*Image) error {
+	_, err := s.extract(ctx, imgs, s.effectiveT(t))
 	return err
 }
 
@@ -243,6 +251,7 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features
 				s.inflight[extractKey{img.Hash, t}] = mine
 			}
 			s.stats.Forwards++
+			s.stats.Extracted += len(missing)
 		}
 		s.mu.Unlock()
 
@@ -340,6 +349,11 @@ func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int) (featu
 		return c, ex[0], ex[1], false, err
 	}
 	s.mu.Lock()
+	// Comparisons are small beside features, but a rank over thousands of images would keep
+	// them all: start over past a bound.
+	if len(s.compared) >= maxCompared {
+		clear(s.compared)
+	}
 	s.compared[k] = c
 	s.mu.Unlock()
 	return c, ex[0], ex[1], false, nil

@@ -164,7 +164,7 @@ func TestMerge(t *testing.T) {
 			t.Errorf("record %d has index %d", i, r.Index)
 		}
 	}
-	sum := Summarize(s, 900, []Decision{recs[0].Decision, recs[1].Decision, recs[2].Decision})
+	sum := Summarize(s, []Decision{recs[0].Decision, recs[1].Decision, recs[2].Decision})
 	if sum.Made != 3 || sum.Correct != 2 || !sum.Complete {
 		t.Errorf("summary %+v", sum)
 	}

@@ -47,6 +47,7 @@ type Settings struct {
 	Layer      string `json:"layer"`
 	LayerIndex int    `json:"layer_index"`
 	T          int    `json:"t"`
+	Step       int    `json:"step"` // the reference code's step index for T; 0 for models without timesteps
 	Metric     string `json:"metric"`
 	Size       int    `json:"size"`
 	Seed       int64  `json:"seed"`

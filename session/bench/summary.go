@@ -9,7 +9,6 @@ import (
 // Summary is the result of a set of decisions.
 type Summary struct {
 	Settings
-	Step     int     `json:"step"`
 	Made     int     `json:"decisions"` // decisions made (not skipped)
 	Correct  int     `json:"correct"`
 	Skipped  int     `json:"skipped"`
@@ -19,9 +18,9 @@ type Summary struct {
 	Complete bool    `json:"complete"` // every decision of the benchmark is here
 }
 
-// Summarize counts decisions made under s. step is the reference's step index for s.T.
-func Summarize(s Settings, step int, ds []Decision) Summary {
-	sum := Summary{Settings: s, Step: step}
+// Summarize counts decisions made under s.
+func Summarize(s Settings, ds []Decision) Summary {
+	sum := Summary{Settings: s}
 	for _, d := range ds {
 		switch {
 		case d.Skipped != "":
