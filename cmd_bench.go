@@ -308,11 +308,9 @@ func decide(ctx context.Context, s *session.Session, images *imageCache, ds *ben
 		imgs[i] = img
 	}
 	ref, a, b := imgs[0], imgs[1], imgs[2]
-	// With the reference's features cached, A and B share one batched run.
-	if s.Cached(ref, ref, t) {
-		if err := s.Prefetch(ctx, a, b, t); err != nil {
-			return bench.Decision{}, err
-		}
+	// The three images' missing features come from one batched run.
+	if err := s.PrefetchImages(ctx, t, ref, a, b); err != nil {
+		return bench.Decision{}, err
 	}
 	ra, err := s.Score(ctx, session.Request{A: ref, B: a, Layer: layer, T: t, Metric: m, Token: -1})
 	if err != nil {
