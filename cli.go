@@ -12,6 +12,7 @@ import (
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/diffusion"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -35,6 +36,10 @@ type app struct {
 	graphics string
 	json     bool
 	quiet    bool
+
+	prompt    string // text the diffusion U-Net is conditioned on; "" = unconditional
+	cfg       bool   // run the unconditional and prompted halves together, both scored
+	reference string // a benchmark family whose reference-code settings fill the flags not given
 }
 
 // usageError marks errors in what the user typed (exit code 2).
@@ -138,10 +143,19 @@ func (a *app) commonFlags(cmd *cobra.Command) {
 	f.StringVar(&a.ortLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB, then the one scripts/setup-runtime.sh fetched)")
 	f.StringVar(&a.graphics, "graphics", "auto", "terminal graphics: auto, sixel, kitty, halfblock or none")
 	f.BoolVar(&a.quiet, "quiet", false, "no progress on stderr")
+	f.StringVar(&a.prompt, "prompt", "", "condition the diffusion U-Net on this text (default: the empty prompt, unconditional)")
+	f.BoolVar(&a.cfg, "cfg", false, "classifier-free-guidance layout, as the reference code: the unconditional and the prompted halves run as one batch and both enter the score (needs --prompt)")
+	f.StringVar(&a.reference, "reference", "", "the reference code's settings for a benchmark family: nights, cute, style (sref, instantstyle, tid2013), ip, dreambench; flags you give win")
 }
 
 // openSession starts the runtime and loads the model, printing the device notice once.
 func (a *app) openSession(cmd *cobra.Command, progress func(session.Progress)) (*session.Session, error) {
+	if err := a.applyReference(cmd); err != nil {
+		return nil, err
+	}
+	if a.cfg && a.prompt == "" {
+		return nil, usagef("--cfg pairs the unconditional half with a prompted one: give --prompt too")
+	}
 	if a.step != 0 && cmd.Flags().Changed("t") {
 		return nil, usagef("give --t or --step, not both")
 	}
@@ -152,6 +166,7 @@ func (a *app) openSession(cmd *cobra.Command, progress func(session.Progress)) (
 	}
 	s, err := session.Open(cmd.Context(), session.Options{
 		Model: a.model, Size: a.size, Seed: a.seed, Device: a.device, Library: a.ortLib, OnProgress: progress,
+		Conditioning: diffusion.Conditioning{Prompt: a.prompt, CFG: a.cfg},
 	})
 	if err != nil {
 		if errors.Is(err, engine.ErrNoLibrary) {

@@ -15,6 +15,7 @@ import (
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/builtin"
+	"github.com/diffsim/diffsim/features/diffusion"
 )
 
 // Defaults.
@@ -36,6 +37,11 @@ type Options struct {
 	Threads    int
 	CacheBytes int64 // feature cache budget; 0 = DefaultCacheBytes
 
+	// Conditioning is the text prompt (and CFG layout) a diffusion U-Net is conditioned on;
+	// the zero value is the unconditional embedding. Models without text conditioning refuse
+	// anything else.
+	Conditioning diffusion.Conditioning
+
 	// OnProgress, when set, hears about network runs as they start and end.
 	OnProgress func(Progress)
 
@@ -56,6 +62,7 @@ type Session struct {
 	att    features.Attention
 
 	mu       sync.Mutex
+	cond     diffusion.Conditioning // features are cached per conditioning too
 	cache    *lru
 	compared map[compareKey]features.Comparison
 	inflight map[extractKey]*call
@@ -66,12 +73,20 @@ type Session struct {
 type extractKey struct {
 	hash string
 	t    int
+	cond diffusion.Conditioning
 }
 
 type compareKey struct {
 	a, b  string
 	t     int
 	layer int
+	cond  diffusion.Conditioning
+}
+
+// conditioned is a model whose features depend on a text prompt (the diffusion family).
+type conditioned interface {
+	Prepare(ctx context.Context, c diffusion.Conditioning) error
+	ExtractConditioned(ctx context.Context, imgs []imageLike, t int, seed int64, c diffusion.Conditioning) ([]features.Extraction, error)
 }
 
 type call struct {
@@ -113,6 +128,13 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		}
 		return nil, errors.Join(err, rt.Close())
 	}
+	if err := prepare(ctx, model, o.Conditioning); err != nil {
+		err = errors.Join(err, model.Close())
+		if ownAtt != nil {
+			err = errors.Join(err, ownAtt.Close())
+		}
+		return nil, errors.Join(err, rt.Close())
+	}
 	mi := model.Info()
 	dev := rt.Device()
 	s := &Session{
@@ -123,12 +145,51 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 			Layers: mi.Layers, DefaultLayer: mi.DefaultLayer,
 			Timesteps: mi.Timesteps, DefaultT: mi.DefaultT, Size: mi.Size, Seed: o.Seed,
 		},
+		cond:     o.Conditioning,
 		cache:    newLRU(o.CacheBytes),
 		compared: map[compareKey]features.Comparison{},
 		inflight: map[extractKey]*call{},
 	}
 	s.stats.CacheBudget = o.CacheBytes
 	return s, nil
+}
+
+// prepare checks that the model can take the conditioning and embeds its prompt.
+func prepare(ctx context.Context, model features.Model, c diffusion.Conditioning) error {
+	if c == (diffusion.Conditioning{}) {
+		return nil
+	}
+	cm, ok := model.(conditioned)
+	if !ok {
+		return usagef("%s takes no text prompt (--prompt and --cfg are for diffusion models)", model.Info().Name)
+	}
+	if err := cm.Prepare(ctx, c); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return usageError(err)
+	}
+	return nil
+}
+
+// Conditioning is the prompt and CFG setting scores use now.
+func (s *Session) Conditioning() diffusion.Conditioning {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cond
+}
+
+// SetConditioning changes the prompt (and CFG setting) for the requests that follow. It embeds
+// the prompt first (one text-encoder run per new prompt) and leaves the setting unchanged when
+// that fails. Features already computed stay cached under their own conditioning.
+func (s *Session) SetConditioning(ctx context.Context, c diffusion.Conditioning) error {
+	if err := prepare(ctx, s.model, c); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cond = c
+	s.mu.Unlock()
+	return nil
 }
 
 // OpenModel is the default model opener: the built-in model, or a model from the store.
@@ -184,8 +245,8 @@ func (s *Session) Cached(a, b *Image, t int) bool {
 	t = s.effectiveT(t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, okA := s.cache.peek(extractKey{a.Hash, t})
-	_, okB := s.cache.peek(extractKey{b.Hash, t})
+	_, okA := s.cache.peek(extractKey{a.Hash, t, s.cond})
+	_, okB := s.cache.peek(extractKey{b.Hash, t, s.cond})
 	return okA && okB
 }
 
@@ -196,7 +257,7 @@ func (s *Session) Prefetch(ctx context.Context, a, b *Image, t int) error {
 
 // PrefetchImages computes the features at t of every image not cached, in one batch.
 func (s *Session) PrefetchImages(ctx context.Context, t int, imgs ...*Image) error {
-	_, err := s.extract(ctx, imgs, s.effectiveT(t))
+	_, err := s.extract(ctx, imgs, s.effectiveT(t), s.Conditioning())
 	return err
 }
 
@@ -210,7 +271,7 @@ func (s *Session) effectiveT(t int) int {
 
 // extract returns the images' features at t, running the network once, as a batch, for those
 // not cached. Concurrent callers asking for the same image and t share one run.
-func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features.Extraction, error) {
+func (s *Session) extract(ctx context.Context, imgs []*Image, t int, cond diffusion.Conditioning) ([]features.Extraction, error) {
 	if t < 0 || t >= features.Timesteps {
 		return nil, usagef("t=%d is outside 0..%d", t, features.Timesteps-1)
 	}
@@ -229,7 +290,7 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features
 			if have[i] {
 				continue
 			}
-			k := extractKey{img.Hash, t}
+			k := extractKey{img.Hash, t, cond}
 			if e, ok := s.cache.get(k); ok {
 				out[i], have[i] = e, true
 				s.stats.CacheHits++
@@ -248,7 +309,7 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features
 		if len(missing) > 0 {
 			mine = &call{done: make(chan struct{})}
 			for _, img := range missing {
-				s.inflight[extractKey{img.Hash, t}] = mine
+				s.inflight[extractKey{img.Hash, t, cond}] = mine
 			}
 			s.stats.Forwards++
 			s.stats.Extracted += len(missing)
@@ -256,10 +317,10 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features
 		s.mu.Unlock()
 
 		if mine != nil {
-			mine.res, mine.err = s.run(ctx, missing, t)
+			mine.res, mine.err = s.run(ctx, missing, t, cond)
 			s.mu.Lock()
 			for _, img := range missing {
-				delete(s.inflight, extractKey{img.Hash, t})
+				delete(s.inflight, extractKey{img.Hash, t, cond})
 			}
 			s.mu.Unlock()
 			close(mine.done)
@@ -300,10 +361,13 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int) ([]features
 	}
 }
 
-func (s *Session) run(ctx context.Context, imgs []*Image, t int) (map[string]features.Extraction, error) {
+func (s *Session) run(ctx context.Context, imgs []*Image, t int, cond diffusion.Conditioning) (map[string]features.Extraction, error) {
 	what := s.info.Name
 	if s.info.Timesteps {
 		what = fmt.Sprintf("%s t=%d", what, t)
+	}
+	if cond != (diffusion.Conditioning{}) {
+		what += ", " + cond.String()
 	}
 	s.progress(Progress{What: what, Done: 0, Total: 1})
 	defer s.progress(Progress{What: what, Done: 1, Total: 1})
@@ -311,7 +375,13 @@ func (s *Session) run(ctx context.Context, imgs []*Image, t int) (map[string]fea
 	for i, img := range imgs {
 		pix[i] = img.Pixels
 	}
-	ex, err := s.model.Extract(ctx, pix, t, s.opts.Seed)
+	var ex []features.Extraction
+	var err error
+	if cm, ok := s.model.(conditioned); ok && cond != (diffusion.Conditioning{}) {
+		ex, err = cm.ExtractConditioned(ctx, pix, t, s.opts.Seed, cond)
+	} else {
+		ex, err = s.model.Extract(ctx, pix, t, s.opts.Seed)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +389,7 @@ func (s *Session) run(ctx context.Context, imgs []*Image, t int) (map[string]fea
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, img := range imgs {
-		s.cache.put(extractKey{img.Hash, t}, ex[i])
+		s.cache.put(extractKey{img.Hash, t, cond}, ex[i])
 		res[img.Hash] = ex[i]
 	}
 	return res, nil
@@ -332,12 +402,12 @@ func (s *Session) progress(p Progress) {
 }
 
 // compare returns the comparison of a and b at one layer, computing it once per session.
-func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int) (features.Comparison, features.Extraction, features.Extraction, bool, error) {
-	ex, err := s.extract(ctx, []*Image{a, b}, t)
+func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int, cond diffusion.Conditioning) (features.Comparison, features.Extraction, features.Extraction, bool, error) {
+	ex, err := s.extract(ctx, []*Image{a, b}, t, cond)
 	if err != nil {
 		return features.Comparison{}, features.Extraction{}, features.Extraction{}, false, err
 	}
-	k := compareKey{a.Hash, b.Hash, t, layer}
+	k := compareKey{a.Hash, b.Hash, t, layer, cond}
 	s.mu.Lock()
 	c, ok := s.compared[k]
 	s.mu.Unlock()
@@ -370,7 +440,7 @@ func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 	}
 	t := s.effectiveT(req.T)
 	cachedBefore := s.Cached(req.A, req.B, t)
-	c, exA, exB, _, err := s.compare(ctx, req.A, req.B, t, req.Layer)
+	c, exA, exB, _, err := s.compare(ctx, req.A, req.B, t, req.Layer, s.Conditioning())
 	if err != nil {
 		return Result{Req: req}, err
 	}

@@ -4,7 +4,8 @@
 // One extraction: resize to the working size → RGB in [−1, 1] → VAE encoder (the latent mean,
 // so encoding is deterministic) → × scaling factor → DDPM noise at t with SD's scaled_linear
 // schedule and one noise tensor per (seed, shape) shared by every image → one U-Net forward
-// at t, the whole batch at once, with the unconditional (empty-prompt) text embedding; every
+// at t, the whole batch at once, with a text embedding: the unconditional (empty-prompt) one
+// by default, or a prompt's, or both halves of classifier-free guidance (Conditioning); every
 // attention layer is tapped in that forward.
 package diffusion
 
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +27,7 @@ import (
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/tapped"
+	"github.com/diffsim/diffsim/features/tokenizer"
 )
 
 // Defaults of the family.
@@ -32,11 +35,35 @@ const (
 	DefaultSize    = 512
 	DefaultT       = 501 // NIGHTS' reference setting (step 500)
 	ScalingFactor  = 0.18215
-	bosToken       = 49406
-	eosToken       = 49407
-	contextLength  = 77
 	latentChannels = 4
+	maxPrompts     = 64 // text embeddings kept (77 × 768 floats each for SD 1.x)
 )
+
+// Conditioning is the text the U-Net is conditioned on.
+//
+// With CFG the U-Net runs the reference code's classifier-free-guidance batch: every image
+// twice, once with the unconditional embedding and once with the prompt's. An image's
+// features at a layer then hold both halves side by side as heads: heads 0…H−1 are the
+// unconditional half's, heads H…2H−1 the prompted half's, token by token. Attention is per
+// head, so each half of A attends only to the same half of B, exactly as the reference's
+// batched scaled_dot_product_attention over its [2, heads, tokens, dim] tensors, and the
+// flattened cosine covers both halves at once, as the reference's does. The guidance scale
+// only mixes the two noise predictions after the forward; it does not touch the features, so
+// there is none to set.
+type Conditioning struct {
+	Prompt string // "" is the unconditional (empty-prompt) embedding
+	CFG    bool   // run the unconditional and the prompted halves as one batch; both enter the score
+}
+
+func (c Conditioning) String() string {
+	switch {
+	case c.CFG:
+		return fmt.Sprintf("CFG: unconditional + prompt %q", c.Prompt)
+	case c.Prompt != "":
+		return fmt.Sprintf("prompt %q", c.Prompt)
+	}
+	return "unconditional"
+}
 
 // IsFolder reports whether dir looks like a diffusers ONNX export.
 func IsFolder(dir string) bool {
@@ -53,17 +80,24 @@ type Model struct {
 	vaeOut  string
 	vaeHalf bool // the VAE output is mean ‖ log-variance: take the first half of the channels
 	scaling float32
-	text    engine.Tensor // [1, 77, D] unconditional embedding
 	layers  []features.Layer
 	def     int
 	inputs  []engine.IOInfo
 
 	mu      sync.Mutex
 	latents map[image.Image][]float32 // VAE means per image (the images a session holds)
+
+	textMu   sync.Mutex // held while a prompt is embedded, so one prompt runs the encoder once
+	textEnc  *engine.Session
+	textPath string
+	tok      *tokenizer.Tokenizer     // nil when the folder has no tokenizer/
+	tokErr   error                    // why tok is nil
+	embeds   map[string]engine.Tensor // [1, 77, D] per prompt; "" is the unconditional one
+	textRuns int                      // text encoder runs, for tests
 }
 
-// Open loads the U-Net, the VAE encoder and the text encoder of the folder dir, and computes
-// the empty prompt's embedding once.
+// Open loads the U-Net, the VAE encoder, the text encoder and the tokenizer of the folder dir,
+// and computes the empty prompt's embedding once. Prompts are embedded when first asked for.
 func Open(ctx context.Context, l features.Loader, name, dir string, size int) (*Model, error) {
 	if size == 0 {
 		size = DefaultSize
@@ -71,7 +105,7 @@ func Open(ctx context.Context, l features.Loader, name, dir string, size int) (*
 	if size%64 != 0 || size < 64 || size > 2048 {
 		return nil, fmt.Errorf("--size %d: a Stable Diffusion U-Net needs a multiple of 64 between 64 and 2048", size)
 	}
-	m := &Model{name: name, size: size, scaling: ScalingFactor, latents: map[image.Image][]float32{}}
+	m := &Model{name: name, size: size, scaling: ScalingFactor, latents: map[image.Image][]float32{}, embeds: map[string]engine.Tensor{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -95,7 +129,7 @@ func Open(ctx context.Context, l features.Loader, name, dir string, size int) (*
 		return nil, err
 	}
 	if m.needs("encoder_hidden_states") {
-		if err := m.embedEmptyPrompt(ctx, l, filepath.Join(dir, "text_encoder", "model.onnx")); err != nil {
+		if err := m.openText(ctx, l, dir); err != nil {
 			return nil, err
 		}
 	}
@@ -161,37 +195,100 @@ func (m *Model) openVAE(l features.Loader, dir string) error {
 	return nil
 }
 
-// embedEmptyPrompt runs the text encoder once on the empty prompt: BOS, EOS, then EOS as
-// padding to 77 tokens (SD 1.x).
-func (m *Model) embedEmptyPrompt(ctx context.Context, l features.Loader, path string) error {
-	sess, err := openFile(l, path, []string{"last_hidden_state"})
+// openText opens the text encoder and the tokenizer and embeds the empty prompt. Without a
+// tokenizer/ folder the empty prompt is SD 1.x's ids (BOS, then EOS as padding) and other
+// prompts are refused when asked for.
+func (m *Model) openText(ctx context.Context, l features.Loader, dir string) error {
+	m.textPath = filepath.Join(dir, "text_encoder", "model.onnx")
+	sess, err := openFile(l, m.textPath, []string{"last_hidden_state"})
 	if err != nil {
 		return fmt.Errorf("text encoder (needed for the U-Net's encoder_hidden_states): %w", err)
 	}
-	defer sess.Close()
-	ids := make([]int64, contextLength)
-	ids[0] = bosToken
-	for i := 1; i < len(ids); i++ {
-		ids[i] = eosToken
+	m.textEnc = sess
+	if ins := sess.Inputs(); len(ins) != 1 {
+		return fmt.Errorf("%s: the text encoder has %d inputs; diffsim feeds only input_ids", m.textPath, len(ins))
 	}
-	ins := sess.Inputs()
-	if len(ins) != 1 {
-		return fmt.Errorf("%s: the text encoder has %d inputs; diffsim feeds only input_ids", path, len(ins))
+	m.tok, m.tokErr = tokenizer.Load(filepath.Join(dir, "tokenizer"))
+	if m.tokErr != nil && !errors.Is(m.tokErr, fs.ErrNotExist) {
+		return m.tokErr
 	}
-	in := engine.I64(ins[0].Name, []int64{1, contextLength}, ids)
-	if ins[0].Type == engine.Int32 {
+	_, err = m.embedding(ctx, "")
+	return err
+}
+
+// Prepare embeds the prompt c needs, so that a bad prompt or a folder without a tokenizer is
+// reported before any image runs.
+func (m *Model) Prepare(ctx context.Context, c Conditioning) error {
+	if c == (Conditioning{}) {
+		return nil
+	}
+	if m.textEnc == nil {
+		return fmt.Errorf("%s: the U-Net takes no text embedding, so a prompt cannot condition it", m.name)
+	}
+	if m.needs("text_embeds") {
+		return fmt.Errorf("%s: prompts are supported for SD 1.x/2.x U-Nets; this one (SDXL) also needs the second text encoder's pooled embedding", m.name)
+	}
+	_, err := m.embedding(ctx, c.Prompt)
+	return err
+}
+
+// TextEncoderRuns counts the text encoder's runs: one per distinct prompt while the prompt
+// stays among the last maxPrompts.
+func (m *Model) TextEncoderRuns() int {
+	m.textMu.Lock()
+	defer m.textMu.Unlock()
+	return m.textRuns
+}
+
+// embedding returns a prompt's [1, 77, D] text embedding, running the text encoder once per
+// prompt.
+func (m *Model) embedding(ctx context.Context, prompt string) (engine.Tensor, error) {
+	m.textMu.Lock()
+	defer m.textMu.Unlock()
+	if e, ok := m.embeds[prompt]; ok {
+		return e, nil
+	}
+	var ids []int64
+	switch {
+	case m.tok != nil:
+		ids = m.tok.Encode(prompt)
+	case prompt == "":
+		ids = make([]int64, tokenizer.ContextLength)
+		ids[0] = tokenizer.BOS
+		for i := 1; i < len(ids); i++ {
+			ids[i] = tokenizer.EOS
+		}
+	default:
+		return engine.Tensor{}, fmt.Errorf("prompt %q: %w", prompt, m.tokErr)
+	}
+	in := m.textEnc.Inputs()[0]
+	t := engine.I64(in.Name, []int64{1, tokenizer.ContextLength}, ids)
+	if in.Type == engine.Int32 {
 		i32 := make([]int32, len(ids))
 		for i, v := range ids {
 			i32[i] = int32(v)
 		}
-		in = engine.Tensor{Name: ins[0].Name, Shape: in.Shape, Type: engine.Int32, Int32: i32}
+		t = engine.Tensor{Name: in.Name, Shape: t.Shape, Type: engine.Int32, Int32: i32}
 	}
-	out, err := sess.Run(ctx, in)
+	out, err := m.textEnc.Run(ctx, t)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return engine.Tensor{}, fmt.Errorf("%s: %w", m.textPath, err)
 	}
-	m.text = out[0]
-	return nil
+	m.textRuns++
+	e := out[0]
+	if len(e.Shape) != 3 || e.Shape[0] != 1 || len(e.Float32) == 0 {
+		return engine.Tensor{}, fmt.Errorf("%s: last_hidden_state has shape %v, want [1, 77, D] float32", m.textPath, e.Shape)
+	}
+	if len(m.embeds) >= maxPrompts {
+		// Keep the unconditional embedding; the others are cheap to recompute.
+		uncond, ok := m.embeds[""]
+		clear(m.embeds)
+		if ok {
+			m.embeds[""] = uncond
+		}
+	}
+	m.embeds[prompt] = e
+	return e, nil
 }
 
 func openFile(l features.Loader, path string, outputs []string) (*engine.Session, error) {
@@ -210,19 +307,44 @@ func openFile(l features.Loader, path string, outputs []string) (*engine.Session
 func (m *Model) Info() features.ModelInfo {
 	return features.ModelInfo{
 		Name: m.name, Family: "diffusion",
-		Description: "Stable Diffusion U-Net (DiffSim-S): VAE latent mean, shared DDPM noise, unconditional text embedding",
+		Description: "Stable Diffusion U-Net (DiffSim-S): VAE latent mean, shared DDPM noise, unconditional text embedding unless a prompt is set",
 		Layers:      m.layers, DefaultLayer: m.def, Timesteps: true, DefaultT: DefaultT, Size: m.size,
 	}
 }
 
-// Extract implements features.Model.
+// Extract implements features.Model with the unconditional embedding.
 func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int64) ([]features.Extraction, error) {
+	return m.ExtractConditioned(ctx, imgs, t, seed, Conditioning{})
+}
+
+// ExtractConditioned is Extract with the U-Net conditioned on c. With c.CFG the batch holds
+// every image twice (unconditional half first, as diffusers orders it) and each image's
+// features carry both halves as heads (see Conditioning).
+func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c Conditioning) ([]features.Extraction, error) {
 	if t < 0 || t >= features.Timesteps {
 		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, features.Timesteps-1)
 	}
+	if err := m.Prepare(ctx, c); err != nil {
+		return nil, err
+	}
+	var texts []engine.Tensor // one per half of the batch
+	if m.textEnc != nil {
+		prompts := []string{c.Prompt}
+		if c.CFG {
+			prompts = []string{"", c.Prompt}
+		}
+		for _, p := range prompts {
+			e, err := m.embedding(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			texts = append(texts, e)
+		}
+	}
+	halves := max(len(texts), 1)
 	n, h := len(imgs), m.size/8
 	per := latentChannels * h * h
-	latents := make([]float32, 0, n*per)
+	latents := make([]float32, 0, halves*n*per)
 	for _, img := range imgs {
 		z, err := m.encode(ctx, img)
 		if err != nil {
@@ -234,35 +356,41 @@ func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int
 	for i := 0; i < n; i++ {
 		features.AddNoise(latents[i*per:(i+1)*per], eps, t)
 	}
-	inputs := []engine.Tensor{engine.F32("sample", []int64{int64(n), latentChannels, int64(h), int64(h)}, latents)}
+	for k := 1; k < halves; k++ {
+		latents = append(latents, latents[:n*per]...)
+	}
+	b := halves * n
+	inputs := []engine.Tensor{engine.F32("sample", []int64{int64(b), latentChannels, int64(h), int64(h)}, latents)}
 	for _, in := range m.inputs {
 		switch in.Name {
 		case "timestep":
-			ts, err := timestepTensor(in, n, t)
+			ts, err := timestepTensor(in, b, t)
 			if err != nil {
 				return nil, err
 			}
 			inputs = append(inputs, ts)
 		case "encoder_hidden_states":
-			d := m.text.Shape[len(m.text.Shape)-1]
-			rep := make([]float32, 0, n*len(m.text.Float32))
-			for i := 0; i < n; i++ {
-				rep = append(rep, m.text.Float32...)
+			shape := texts[0].Shape
+			rep := make([]float32, 0, b*len(texts[0].Float32))
+			for _, e := range texts {
+				for i := 0; i < n; i++ {
+					rep = append(rep, e.Float32...)
+				}
 			}
-			inputs = append(inputs, engine.F32(in.Name, []int64{int64(n), m.text.Shape[1], d}, rep))
+			inputs = append(inputs, engine.F32(in.Name, []int64{int64(b), shape[1], shape[2]}, rep))
 		case "text_embeds": // SDXL: the unconditional pooled embedding is zero
 			d := int64(1280)
 			if len(in.Shape) == 2 && in.Shape[1] > 0 {
 				d = in.Shape[1]
 			}
-			inputs = append(inputs, engine.F32(in.Name, []int64{int64(n), d}, make([]float32, int64(n)*d)))
+			inputs = append(inputs, engine.F32(in.Name, []int64{int64(b), d}, make([]float32, int64(b)*d)))
 		case "time_ids": // SDXL: original size, crop top-left, target size
-			ids := make([]float32, 0, 6*n)
+			ids := make([]float32, 0, 6*b)
 			s := float32(m.size)
-			for i := 0; i < n; i++ {
+			for i := 0; i < b; i++ {
 				ids = append(ids, s, s, 0, 0, s, s)
 			}
-			inputs = append(inputs, engine.F32(in.Name, []int64{int64(n), 6}, ids))
+			inputs = append(inputs, engine.F32(in.Name, []int64{int64(b), 6}, ids))
 		}
 	}
 	res, err := m.unet.Run(ctx, h, h, inputs...)
@@ -272,8 +400,34 @@ func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int
 	out := make([]features.Extraction, n)
 	for i := range out {
 		out[i].Layers = res.Features[i]
+		if halves == 2 {
+			out[i].Layers = make([]features.Features, len(res.Features[i]))
+			for l := range out[i].Layers {
+				out[i].Layers[l] = StackHalves(res.Features[i][l], res.Features[n+i][l])
+			}
+		}
 	}
 	return out, nil
+}
+
+// StackHalves puts the features of the two halves of a CFG batch side by side as heads: each
+// token's row is the unconditional half's channels, then the prompted half's.
+func StackHalves(uncond, prompted features.Features) features.Features {
+	out := uncond
+	out.Heads = uncond.Heads + prompted.Heads
+	c := uncond.Channels()
+	stack := func(a, b []float32, rows int) []float32 {
+		s := make([]float32, 0, len(a)+len(b))
+		for r := 0; r < rows; r++ {
+			s = append(s, a[r*c:(r+1)*c]...)
+			s = append(s, b[r*c:(r+1)*c]...)
+		}
+		return s
+	}
+	out.Q = stack(uncond.Q, prompted.Q, uncond.Tokens)
+	out.K = stack(uncond.K, prompted.K, uncond.KV())
+	out.V = stack(uncond.V, prompted.V, uncond.KV())
+	return out
 }
 
 // encode returns the scaled VAE latent mean of one image, cached per image.
@@ -404,6 +558,10 @@ func (m *Model) Close() error {
 	if m.vae != nil {
 		errs = append(errs, m.vae.Close())
 		m.vae = nil
+	}
+	if m.textEnc != nil {
+		errs = append(errs, m.textEnc.Close())
+		m.textEnc = nil
 	}
 	return errors.Join(errs...)
 }

@@ -50,6 +50,31 @@ func tinyFolder(t *testing.T) string {
 	return dir
 }
 
+// withTokenizer adds tokenizer/ to a miniature folder: the excerpt of CLIP's real vocabulary
+// and merges that the tokenizer package tests with (real ids; see its excerpt_test.go), and
+// SD 1.x's special tokens.
+func withTokenizer(t *testing.T, dir string) string {
+	t.Helper()
+	d := filepath.Join(dir, "tokenizer")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"vocab.json", "merges.txt"} {
+		data, err := os.ReadFile(filepath.Join("..", "tokenizer", "testdata", "clip-excerpt", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := `{"bos_token": {"__type": "AddedToken", "content": "<|startoftext|>"}, "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "model_max_length": 77}`
+	if err := os.WriteFile(filepath.Join(d, "tokenizer_config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func sample(t *testing.T, name string) image.Image {
 	t.Helper()
 	img, _, err := features.LoadImage(filepath.Join("..", "..", "testdata", "samples", name))
