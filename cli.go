@@ -40,6 +40,9 @@ type app struct {
 	prompt    string // text the diffusion U-Net is conditioned on; "" = unconditional
 	cfg       bool   // run the unconditional and prompted halves together, both scored
 	reference string // a benchmark family whose reference-code settings fill the flags not given
+
+	ipAdapter, imageEncoder string // DiffSim-C
+	ipScale                 float64
 }
 
 // usageError marks errors in what the user typed (exit code 2).
@@ -145,6 +148,9 @@ func (a *app) commonFlags(cmd *cobra.Command) {
 	f.BoolVar(&a.quiet, "quiet", false, "no progress on stderr")
 	f.StringVar(&a.prompt, "prompt", "", "condition the diffusion U-Net on this text (default: the empty prompt, unconditional)")
 	f.BoolVar(&a.cfg, "cfg", false, "classifier-free-guidance layout, as the reference code: the unconditional and the prompted halves run as one batch and both enter the score (needs --prompt)")
+	f.StringVar(&a.ipAdapter, "ip-adapter", "", "DiffSim-C: IP-Adapter Plus weights (ip-adapter-plus_sd15.safetensors) for a Stable Diffusion model")
+	f.StringVar(&a.imageEncoder, "image-encoder", "", "DiffSim-C: the CLIP ViT-H/14 image encoder as ONNX (with --ip-adapter)")
+	f.Float64Var(&a.ipScale, "ip-scale", 0.5, "DiffSim-C: weight of the IP attention in the U-Net (the reference uses 0.5)")
 	f.StringVar(&a.reference, "reference", "", "the reference code's settings for a benchmark family: nights, cute, style (sref, instantstyle, tid2013), ip, dreambench; flags you give win")
 }
 
@@ -167,6 +173,8 @@ func (a *app) openSession(cmd *cobra.Command, progress func(session.Progress)) (
 	s, err := session.Open(cmd.Context(), session.Options{
 		Model: a.model, Size: a.size, Seed: a.seed, Device: a.device, Library: a.ortLib, OnProgress: progress,
 		Conditioning: diffusion.Conditioning{Prompt: a.prompt, CFG: a.cfg},
+		IPAdapter:    a.ipAdapter, ImageEncoder: a.imageEncoder,
+		IPScale: a.ipScale, IPScaleSet: cmd.Flags().Changed("ip-scale"),
 	})
 	if err != nil {
 		if errors.Is(err, engine.ErrNoLibrary) {

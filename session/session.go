@@ -37,6 +37,13 @@ type Options struct {
 	Threads    int
 	CacheBytes int64 // feature cache budget; 0 = DefaultCacheBytes
 
+	// IPAdapter and ImageEncoder enable DiffSim-C on a diffusion model: the IP-Adapter Plus
+	// weights (.safetensors) and the CLIP ViT-H/14 image encoder (.onnx). IPScale weighs the
+	// IP attention (0 with IPScaleSet turns it off; unset means the reference's 0.5).
+	IPAdapter, ImageEncoder string
+	IPScale                 float64
+	IPScaleSet              bool
+
 	// Conditioning is the text prompt (and CFG layout) a diffusion U-Net is conditioned on;
 	// the zero value is the unconditional embedding. Models without text conditioning refuse
 	// anything else.
@@ -195,6 +202,9 @@ func (s *Session) SetConditioning(ctx context.Context, c diffusion.Conditioning)
 // OpenModel is the default model opener: the built-in model, or a model from the store.
 func OpenModel(ctx context.Context, rt *engine.Runtime, o Options) (features.Model, error) {
 	if strings.EqualFold(o.Model, "builtin") {
+		if o.IPAdapter != "" || o.ImageEncoder != "" {
+			return nil, usagef("--ip-adapter and --image-encoder need a Stable Diffusion model (--model sd15 or a diffusers folder); the built-in model has no cross-attention")
+		}
 		if o.Size != 0 {
 			if err := builtin.CheckSize(o.Size); err != nil {
 				return nil, usageError(err)

@@ -3,11 +3,13 @@ package session
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/diffusion"
+	"github.com/diffsim/diffsim/features/ipadapter"
 	"github.com/diffsim/diffsim/features/store"
 	"github.com/diffsim/diffsim/features/vision"
 )
@@ -33,8 +35,15 @@ func openStoredModel(ctx context.Context, rt *engine.Runtime, o Options) (featur
 	var m features.Model
 	switch loc.Kind {
 	case store.KindDiffusion:
-		m, err = diffusion.Open(ctx, rt, name, dir, o.Size)
+		var ip *ipadapter.Adapter
+		if ip, err = openAdapter(rt, o, dir); err != nil {
+			return nil, err
+		}
+		m, err = diffusion.OpenWithAdapter(ctx, rt, name, dir, o.Size, ip)
 	case store.KindViT:
+		if o.IPAdapter != "" {
+			return nil, usagef("--ip-adapter needs a Stable Diffusion model (--model sd15 or a diffusers folder), not %s", name)
+		}
 		m, err = vision.OpenViT(rt, name, dir)
 	case store.KindGeneric:
 		file := loc.Path
@@ -43,6 +52,9 @@ func openStoredModel(ctx context.Context, rt *engine.Runtime, o Options) (featur
 		}
 		m, err = vision.OpenGeneric(rt, name, file, o.Size)
 	default:
+		if o.IPAdapter != "" {
+			return nil, usagef("--ip-adapter needs a Stable Diffusion model (--model sd15 or a diffusers folder)")
+		}
 		return nil, usagef("%s is not a model diffsim knows how to read (a diffusers folder with unet/model.onnx, a transformers.js folder with onnx/model.onnx, or an .onnx file)", loc.Path)
 	}
 	if err != nil {
@@ -53,4 +65,26 @@ func openStoredModel(ctx context.Context, rt *engine.Runtime, o Options) (featur
 		return nil, usageError(err)
 	}
 	return m, nil
+}
+
+// openAdapter opens the IP-Adapter the options name, or the one a model folder holds
+// (image_encoder/model.onnx beside an ip-adapter*.safetensors); nil when there is none.
+func openAdapter(rt *engine.Runtime, o Options, dir string) (*ipadapter.Adapter, error) {
+	adapter, encoder := o.IPAdapter, o.ImageEncoder
+	if adapter == "" && encoder == "" {
+		found, _ := filepath.Glob(filepath.Join(dir, "ip-adapter*.safetensors"))
+		enc := filepath.Join(dir, "image_encoder", "model.onnx")
+		if _, err := os.Stat(enc); err != nil || len(found) != 1 {
+			return nil, nil
+		}
+		adapter, encoder = found[0], enc
+	}
+	if adapter == "" || encoder == "" {
+		return nil, usagef("DiffSim-C needs both --ip-adapter (ip-adapter-plus_sd15.safetensors) and --image-encoder (the CLIP ViT-H/14 image encoder .onnx)")
+	}
+	ip, err := ipadapter.Open(rt, ipadapter.Options{Adapter: adapter, ImageEncoder: encoder, Scale: float32(o.IPScale), ScaleSet: o.IPScaleSet})
+	if err != nil {
+		return nil, usageError(err)
+	}
+	return ip, nil
 }

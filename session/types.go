@@ -96,6 +96,7 @@ type Progress struct {
 // Stats counts the work a session has done, for the status line and for tests.
 type Stats struct {
 	Forwards    int   // batched network runs
+	Extracted   int   // images run through the network (a batch of two counts two)
 	CacheHits   int   // feature lookups served from memory
 	CacheBytes  int64 // memory held by cached features
 	CacheBudget int64

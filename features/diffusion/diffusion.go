@@ -26,6 +26,7 @@ import (
 	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/ipadapter"
 	"github.com/diffsim/diffsim/features/tapped"
 	"github.com/diffsim/diffsim/features/tokenizer"
 )
@@ -93,19 +94,26 @@ type Model struct {
 	tok      *tokenizer.Tokenizer     // nil when the folder has no tokenizer/
 	tokErr   error                    // why tok is nil
 	embeds   map[string]engine.Tensor // [1, 77, D] per prompt; "" is the unconditional one
+	ip       *ipadapter.Adapter       // DiffSim-C when set
 	textRuns int                      // text encoder runs, for tests
 }
 
 // Open loads the U-Net, the VAE encoder, the text encoder and the tokenizer of the folder dir,
 // and computes the empty prompt's embedding once. Prompts are embedded when first asked for.
 func Open(ctx context.Context, l features.Loader, name, dir string, size int) (*Model, error) {
+	return OpenWithAdapter(ctx, l, name, dir, size, nil)
+}
+
+// OpenWithAdapter is Open with an IP-Adapter injected into every cross-attention layer
+// (DiffSim-C); ip may be nil. The model owns ip from then on and closes it.
+func OpenWithAdapter(ctx context.Context, l features.Loader, name, dir string, size int, ip *ipadapter.Adapter) (*Model, error) {
 	if size == 0 {
 		size = DefaultSize
 	}
 	if size%64 != 0 || size < 64 || size > 2048 {
 		return nil, fmt.Errorf("--size %d: a Stable Diffusion U-Net needs a multiple of 64 between 64 and 2048", size)
 	}
-	m := &Model{name: name, size: size, scaling: ScalingFactor, latents: map[image.Image][]float32{}, embeds: map[string]engine.Tensor{}}
+	m := &Model{name: name, size: size, scaling: ScalingFactor, latents: map[image.Image][]float32{}, embeds: map[string]engine.Tensor{}, ip: ip}
 	ok := false
 	defer func() {
 		if !ok {
@@ -114,13 +122,23 @@ func Open(ctx context.Context, l features.Loader, name, dir string, size int) (*
 	}()
 	var err error
 	unetPath := filepath.Join(dir, "unet", "model.onnx")
-	if m.unet, err = tapped.Open(l, unetPath, nil); err != nil {
+	var inj ipadapter.Injection
+	if ip != nil {
+		data, wdir, injected, err := ip.InjectUNet(unetPath)
+		if err != nil {
+			return nil, fmt.Errorf("IP-Adapter: %w", err)
+		}
+		inj = injected
+		if m.unet, err = tapped.Load(l, unetPath, data, wdir, nil); err != nil {
+			return nil, fmt.Errorf("U-Net with IP-Adapter: %w", err)
+		}
+	} else if m.unet, err = tapped.Open(l, unetPath, nil); err != nil {
 		return nil, fmt.Errorf("U-Net: %w", err)
 	}
 	m.inputs = m.unet.Inputs()
 	for _, in := range m.inputs {
 		switch in.Name {
-		case "sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids":
+		case "sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids", ipadapter.TokensInput:
 		default:
 			return nil, fmt.Errorf("%s: U-Net input %q is not one diffsim can fill (it fills sample, timestep, encoder_hidden_states, text_embeds, time_ids)", unetPath, in.Name)
 		}
@@ -139,6 +157,10 @@ func Open(ctx context.Context, l features.Loader, name, dir string, size int) (*
 		if m.layers[i].Short == "Up0" {
 			m.def = i
 		}
+	}
+	if ip != nil {
+		// DiffSim-C: the IP layers (attn2's Q over the IP tokens' K and V) are the point.
+		m.def = inj.Describe(m.layers)
 	}
 	ok = true
 	return m, nil
@@ -305,9 +327,13 @@ func openFile(l features.Loader, path string, outputs []string) (*engine.Session
 
 // Info implements features.Model.
 func (m *Model) Info() features.ModelInfo {
+	desc := "Stable Diffusion U-Net (DiffSim-S): VAE latent mean, shared DDPM noise, unconditional text embedding unless a prompt is set"
+	if m.ip != nil {
+		desc = fmt.Sprintf("Stable Diffusion U-Net with IP-Adapter Plus at scale %.2g (DiffSim-C on the .ip layers): VAE latent mean, shared DDPM noise", m.ip.Scale())
+	}
 	return features.ModelInfo{
 		Name: m.name, Family: "diffusion",
-		Description: "Stable Diffusion U-Net (DiffSim-S): VAE latent mean, shared DDPM noise, unconditional text embedding unless a prompt is set",
+		Description: desc,
 		Layers:      m.layers, DefaultLayer: m.def, Timesteps: true, DefaultT: DefaultT, Size: m.size,
 	}
 }
@@ -384,6 +410,17 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 				d = in.Shape[1]
 			}
 			inputs = append(inputs, engine.F32(in.Name, []int64{int64(b), d}, make([]float32, int64(b)*d)))
+		case ipadapter.TokensInput: // DiffSim-C: each image's own IP tokens, in batch order
+			tok, err := m.ip.Tokens(ctx, imgs)
+			if err != nil {
+				return nil, fmt.Errorf("IP-Adapter: %w", err)
+			}
+			per := len(tok.Float32) / n
+			rep := make([]float32, 0, b*per)
+			for k := 0; k < halves; k++ {
+				rep = append(rep, tok.Float32...)
+			}
+			inputs = append(inputs, engine.F32(in.Name, []int64{int64(b), tok.Shape[1], tok.Shape[2]}, rep))
 		case "time_ids": // SDXL: original size, crop top-left, target size
 			ids := make([]float32, 0, 6*b)
 			s := float32(m.size)
@@ -562,6 +599,10 @@ func (m *Model) Close() error {
 	if m.textEnc != nil {
 		errs = append(errs, m.textEnc.Close())
 		m.textEnc = nil
+	}
+	if m.ip != nil {
+		errs = append(errs, m.ip.Close())
+		m.ip = nil
 	}
 	return errors.Join(errs...)
 }
