@@ -188,6 +188,36 @@ func (a *app) openSession(cmd *cobra.Command, progress func(session.Progress)) (
 	return s, nil
 }
 
+// target is what a scoring command works on: an open session, and the layer, timestep and
+// metric the flags chose.
+type target struct {
+	s      *session.Session
+	info   session.ModelInfo
+	layer  int
+	t      int // 0 for models without timesteps
+	metric session.Metric
+}
+
+// openTarget opens the session and resolves --layer, --t/--step and --metric; the caller
+// closes t.s.
+func (a *app) openTarget(cmd *cobra.Command, progress func(session.Progress)) (*target, error) {
+	s, err := a.openSession(cmd, progress)
+	if err != nil {
+		return nil, err
+	}
+	tg := &target{s: s, info: s.Info(), metric: session.Metric(a.metric)}
+	if tg.layer, err = s.ResolveLayer(a.layer); err == nil {
+		tg.t, err = a.timestep(tg.info)
+	}
+	if err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	if !tg.info.Timesteps {
+		tg.t = 0
+	}
+	return tg, nil
+}
+
 // timestep resolves --t / --step against the model's default.
 func (a *app) timestep(info session.ModelInfo) (int, error) {
 	if a.step != 0 {

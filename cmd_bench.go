@@ -137,23 +137,12 @@ func (a *app) printSummary(sum bench.Summary) error {
 func (a *app) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string) error {
 	stderr := &syncWriter{w: a.stderr}
 	ctx := cmd.Context()
-	s, err := a.openSession(cmd, nil)
+	tg, err := a.openTarget(cmd, nil)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	info := s.Info()
-	layer, err := s.ResolveLayer(a.layer)
-	if err != nil {
-		return err
-	}
-	t, err := a.timestep(info)
-	if err != nil {
-		return err
-	}
-	if !info.Timesteps {
-		t = 0
-	}
+	defer tg.s.Close()
+	s, info, layer, t := tg.s, tg.info, tg.layer, tg.t
 	metric := session.Metric(a.metric)
 	settings := bench.Settings{
 		Layout: ds.Layout, Model: info.Name, Layer: info.Layers[layer].Name, LayerIndex: layer,

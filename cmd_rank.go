@@ -73,23 +73,12 @@ are listed as skipped and do not stop the ranking.`,
 			} else if !fi.IsDir() {
 				return usagef("%s is not a folder (rank QUERY DIR)", args[1])
 			}
-			s, err := a.openSession(cmd, nil)
+			tg, err := a.openTarget(cmd, nil)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			info := s.Info()
-			layer, err := s.ResolveLayer(a.layer)
-			if err != nil {
-				return err
-			}
-			t, err := a.timestep(info)
-			if err != nil {
-				return err
-			}
-			if !info.Timesteps {
-				t = 0
-			}
+			defer tg.s.Close()
+			s, info, layer, t := tg.s, tg.info, tg.layer, tg.t
 			query, err := s.Load(args[0])
 			if err != nil {
 				return err

@@ -43,20 +43,12 @@ func (a *app) scoreCommand() *cobra.Command {
   diffsim score a.png b.png --layer coarse --t 500 --json`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openSession(cmd, nil)
+			tg, err := a.openTarget(cmd, nil)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			info := s.Info()
-			layer, err := s.ResolveLayer(a.layer)
-			if err != nil {
-				return err
-			}
-			t, err := a.timestep(info)
-			if err != nil {
-				return err
-			}
+			defer tg.s.Close()
+			s, info, layer, t := tg.s, tg.info, tg.layer, tg.t
 			imgA, err := s.Load(args[0])
 			if err != nil {
 				return err

@@ -89,20 +89,12 @@ computed once, two frames to a network run.`,
 				return err
 			}
 			defer src.Close()
-			s, err := a.openSession(cmd, nil)
+			tg, err := a.openTarget(cmd, nil)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			info := s.Info()
-			layer, err := s.ResolveLayer(a.layer)
-			if err != nil {
-				return err
-			}
-			t, err := a.timestep(info)
-			if err != nil {
-				return err
-			}
+			defer tg.s.Close()
+			s, info, layer, t := tg.s, tg.info, tg.layer, tg.t
 
 			bar := a.newProgress("video", src.Len(), 0)
 			res, err := video.Score(ctx, s, src, video.Settings{
