@@ -1,0 +1,101 @@
+package ui
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// TestGoldenViews compares the text of the view (colours stripped: half-block images are
+// rows of ▀) in the main states at three terminal sizes.
+func TestGoldenViews(t *testing.T) {
+	states := []struct {
+		name  string
+		setup func(t *testing.T, w, h int) *Model
+	}{
+		{"loading", func(t *testing.T, w, h int) *Model {
+			m, _ := newTestModel(t, w, h, "fake:a", "fake:b")
+			return m
+		}},
+		{"ready", func(t *testing.T, w, h int) *Model {
+			m, _ := readyModel(t, w, h)
+			return m
+		}},
+		{"sweep", func(t *testing.T, w, h int) *Model {
+			m, _ := readyModel(t, w, h)
+			send(m, press("w"))
+			return m
+		}},
+		{"help", func(t *testing.T, w, h int) *Model {
+			m, _ := readyModel(t, w, h)
+			send(m, press("?"))
+			return m
+		}},
+		{"error", func(t *testing.T, w, h int) *Model {
+			m, _ := newTestModel(t, w, h, "missing-a.png", "fake:b")
+			drive(m, m.loadCmd(m.pathA, m.pathB))
+			return m
+		}},
+		{"prompt", func(t *testing.T, w, h int) *Model {
+			m, _ := readyModel(t, w, h)
+			send(m, press("p"))
+			return m
+		}},
+		{"meaningless", func(t *testing.T, w, h int) *Model {
+			m, _ := readyModel(t, w, h)
+			for range 4 {
+				send(m, press("K"))
+			}
+			return m
+		}},
+	}
+	sizes := [][2]int{{80, 24}, {120, 40}, {200, 60}}
+	for _, st := range states {
+		for _, sz := range sizes {
+			name := fmt.Sprintf("%s_%dx%d", st.name, sz[0], sz[1])
+			t.Run(name, func(t *testing.T) {
+				m := st.setup(t, sz[0], sz[1])
+				golden(t, name, m.content())
+			})
+		}
+	}
+	for _, sz := range [][2]int{{79, 24}, {60, 20}} {
+		name := fmt.Sprintf("toosmall_%dx%d", sz[0], sz[1])
+		t.Run(name, func(t *testing.T) {
+			m, _ := readyModel(t, sz[0], sz[1])
+			golden(t, name, m.content())
+		})
+	}
+}
+
+func golden(t *testing.T, name, view string) {
+	t.Helper()
+	got := ansi.Strip(view)
+	// Trailing blanks carry no information and editors strip them.
+	lines := strings.Split(got, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	got = strings.Join(lines, "\n") + "\n"
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./ui -run TestGoldenViews -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("view differs from %s (rerun with -update if intended):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}

@@ -1,0 +1,284 @@
+// Package fake provides a deterministic stand-in for the diffsim session, for the explorer's
+// tests, benchmarks and the demo binary: scores are smooth functions of layer and timestep,
+// maps are fixed patterns, and a network run can be made slow or made to fail on demand.
+package fake
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg" // decode the sample photographs
+	_ "image/png"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/session"
+)
+
+// Backend is a fake session. The zero value is not usable; use New.
+type Backend struct {
+	// Delay is the time a network run (one timestep of one pair) takes when its features
+	// are not cached yet; cached requests answer at once.
+	Delay time.Duration
+	// Fail, when set, is asked before every Score and LayerScores: a non-nil error fails it.
+	Fail func(t, layer int) error
+
+	info     session.ModelInfo
+	progress chan session.Progress
+
+	mu     sync.Mutex
+	cached map[string]bool // pair+t whose features were computed
+	calls  Calls
+}
+
+// Calls counts what the backend was asked to do.
+type Calls struct {
+	Load, Score, LayerScores, Prefetch, Forwards int
+}
+
+// New returns a fake model of eight layers shaped like Stable Diffusion's paper layers,
+// including a text cross-attention layer whose score is meaningless.
+func New() *Backend {
+	mk := func(i int, short, name string, kind features.Kind, grid int, imageKV bool) features.Layer {
+		return features.Layer{Index: i, Name: name, Short: short, Kind: kind, Heads: 8, HeadDim: 40,
+			Scale: 1 / math.Sqrt(40), Tokens: grid * grid, GridH: grid, GridW: grid, Channels: 320, ImageKV: imageKV,
+			Group: strings.ToLower(strings.TrimRight(short, "012"))}
+	}
+	layers := []features.Layer{
+		mk(0, "Down0", "down_blocks.0.attentions.1.transformer_blocks.0.attn1", features.SelfAttention, 16, true),
+		mk(1, "", "down_blocks.0.attentions.1.transformer_blocks.0.attn2", features.CrossAttention, 16, false),
+		mk(2, "Down1", "down_blocks.1.attentions.1.transformer_blocks.0.attn1", features.SelfAttention, 8, true),
+		mk(3, "Down2", "down_blocks.2.attentions.1.transformer_blocks.0.attn1", features.SelfAttention, 4, true),
+		mk(4, "Mid", "mid_block.attentions.0.transformer_blocks.0.attn1", features.SelfAttention, 2, true),
+		mk(5, "Up0", "up_blocks.1.attentions.2.transformer_blocks.0.attn1", features.SelfAttention, 4, true),
+		mk(6, "Up1", "up_blocks.2.attentions.2.transformer_blocks.0.attn1", features.SelfAttention, 8, true),
+		mk(7, "Up2", "up_blocks.3.attentions.2.transformer_blocks.0.attn1", features.SelfAttention, 16, true),
+	}
+	return &Backend{
+		info: session.ModelInfo{
+			Name: "fake", Family: "diffusion", Description: "fake model for tests: scores are made up",
+			Device: "cpu", Layers: layers, DefaultLayer: 5, Timesteps: true, DefaultT: 401, Size: 256, Seed: 2334,
+		},
+		progress: make(chan session.Progress, 16),
+		cached:   map[string]bool{},
+	}
+}
+
+// WithoutTimesteps makes the fake a model without timesteps, like a ViT.
+func (f *Backend) WithoutTimesteps() *Backend {
+	f.info.Timesteps = false
+	f.info.DefaultT = 0
+	f.info.Family = "vit"
+	return f
+}
+
+// Calls returns the counters so far.
+func (f *Backend) Calls() Calls {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// Info describes the fake model.
+func (f *Backend) Info() session.ModelInfo { return f.info }
+
+// Progress reports network runs in progress.
+func (f *Backend) Progress() <-chan session.Progress { return f.progress }
+
+// Load reads and decodes an image file. A path "fake:NAME" gives a generated 64×64 image.
+func (f *Backend) Load(path string) (*session.Image, error) {
+	f.mu.Lock()
+	f.calls.Load++
+	f.mu.Unlock()
+	if name, ok := strings.CutPrefix(path, "fake:"); ok {
+		m := Pattern(name, 64, 64)
+		h := sha256.Sum256([]byte(path))
+		return &session.Image{Path: path, Hash: hex.EncodeToString(h[:]), W: 64, H: 64, Pixels: m}, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: not a PNG or JPEG image: %w", path, err)
+	}
+	h := sha256.Sum256(data)
+	b := m.Bounds()
+	return &session.Image{Path: path, Hash: hex.EncodeToString(h[:]), W: b.Dx(), H: b.Dy(), Pixels: m}, nil
+}
+
+// Pattern is a deterministic test picture: diagonal colour bands seeded by name.
+func Pattern(name string, w, h int) image.Image {
+	var seed uint32
+	for _, c := range name {
+		seed = seed*31 + uint32(c)
+	}
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			v := uint8((x*int(seed%7+1) + y*3) * 4)
+			m.Set(x, y, color.RGBA{v, uint8(seed) + uint8(y*4), 255 - v, 255})
+		}
+	}
+	return m
+}
+
+func key(a, b *session.Image, t int) string { return a.Hash + "/" + b.Hash + "/" + fmt.Sprint(t) }
+
+// forward simulates the network run for (a, b, t) unless cached.
+func (f *Backend) forward(ctx context.Context, a, b *session.Image, t int) (cached bool, err error) {
+	k := key(a, b, t)
+	f.mu.Lock()
+	cached = f.cached[k]
+	f.mu.Unlock()
+	if cached {
+		return true, nil
+	}
+	if f.Delay > 0 {
+		select {
+		case f.progress <- session.Progress{What: fmt.Sprintf("unet t=%d", t), Done: 0, Total: 1}:
+		default:
+		}
+		timer := time.NewTimer(f.Delay)
+		defer timer.Stop()
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-timer.C:
+		}
+	}
+	f.mu.Lock()
+	f.cached[k] = true
+	f.calls.Forwards++
+	f.mu.Unlock()
+	return false, nil
+}
+
+// Cached reports whether (a, b, t) was computed.
+func (f *Backend) Cached(a, b *session.Image, t int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cached[key(a, b, t)]
+}
+
+// Prefetch computes the features of (a, b, t).
+func (f *Backend) Prefetch(ctx context.Context, a, b *session.Image, t int) error {
+	f.mu.Lock()
+	f.calls.Prefetch++
+	f.mu.Unlock()
+	_, err := f.forward(ctx, a, b, t)
+	return err
+}
+
+// ScoreAt is the fake score of a layer at t under metric m: smooth in both.
+func ScoreAt(layer, t int, m session.Metric) float64 {
+	s := 0.55 + 0.3*math.Cos(float64(layer)*0.7+float64(t)/300)
+	switch m {
+	case session.Cosine:
+		s *= 0.8
+	case session.MSE:
+		s = (1 - s) * 0.5
+	}
+	return s
+}
+
+// Score answers one request.
+func (f *Backend) Score(ctx context.Context, r session.Request) (session.Result, error) {
+	f.mu.Lock()
+	f.calls.Score++
+	f.mu.Unlock()
+	start := time.Now()
+	if r.A == nil || r.B == nil {
+		return session.Result{}, errors.New("fake: no images")
+	}
+	if r.Layer < 0 || r.Layer >= len(f.info.Layers) {
+		return session.Result{}, fmt.Errorf("fake: no layer %d", r.Layer)
+	}
+	if f.Fail != nil {
+		if err := f.Fail(r.T, r.Layer); err != nil {
+			return session.Result{}, err
+		}
+	}
+	cached, err := f.forward(ctx, r.A, r.B, r.T)
+	if err != nil {
+		return session.Result{}, err
+	}
+	l := f.info.Layers[r.Layer]
+	s := ScoreAt(r.Layer, r.T, r.Metric)
+	res := session.Result{
+		Req: r, Score: s, AtoB: s + 0.01, BtoA: s - 0.01, Metric: r.Metric,
+		HigherIsBetter: r.Metric.HigherIsMoreSimilar(),
+		FeatureCosine:  ScoreAt(r.Layer, r.T, session.Cosine), MSE: ScoreAt(r.Layer, r.T, session.MSE),
+		Global: math.NaN(), Cached: cached,
+		MapA: mapOf(l, func(x, y int) float32 {
+			return float32(0.5 + 0.4*math.Sin(float64(x+r.T/50)*0.6)*math.Cos(float64(y)*0.5))
+		}),
+		MapB: mapOf(l, func(x, y int) float32 {
+			return float32(0.5 + 0.4*math.Cos(float64(x)*0.5)*math.Sin(float64(y+r.Layer)*0.6))
+		}),
+	}
+	if !l.ImageKV {
+		res.Meaningless = "cross-attention on the text prompt: keys and values do not depend on the image"
+		res.Score, res.AtoB, res.BtoA = 1, 1, 1
+	}
+	if r.Token >= 0 && r.Token < l.GridW*l.GridH {
+		tx, ty := r.Token%l.GridW, r.Token/l.GridW
+		res.AttnRow = mapOf(l, func(x, y int) float32 {
+			d := float64((x-tx)*(x-tx) + (y-ty)*(y-ty))
+			return float32(math.Exp(-d / 4))
+		})
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+func mapOf(l features.Layer, f func(x, y int) float32) features.Map {
+	m := features.Map{W: l.GridW, H: l.GridH, Values: make([]float32, l.GridW*l.GridH)}
+	for y := range l.GridH {
+		for x := range l.GridW {
+			m.Values[y*l.GridW+x] = f(x, y)
+		}
+	}
+	return m
+}
+
+// LayerScores scores every layer at t (one network run).
+func (f *Backend) LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
+	f.mu.Lock()
+	f.calls.LayerScores++
+	f.mu.Unlock()
+	if f.Fail != nil {
+		if err := f.Fail(t, -1); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := f.forward(ctx, a, b, t); err != nil {
+		return nil, err
+	}
+	out := make([]session.LayerScore, len(f.info.Layers))
+	for i, l := range f.info.Layers {
+		out[i] = session.LayerScore{Layer: i, T: t, Score: ScoreAt(i, t, m), Meaningless: !l.ImageKV}
+		if !l.ImageKV {
+			out[i].Score = 1
+		}
+	}
+	return out, nil
+}
+
+// Stats reports the work done.
+func (f *Backend) Stats() session.Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return session.Stats{Forwards: f.calls.Forwards, CacheHits: f.calls.Score - f.calls.Forwards,
+		CacheBytes: int64(len(f.cached)) << 20, CacheBudget: 1 << 30}
+}

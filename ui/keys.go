@@ -1,0 +1,69 @@
+package ui
+
+import "charm.land/bubbles/v2/key"
+
+// Timestep steps: a fine step for looking closely and a coarse one for crossing the
+// schedule (about 100 steps is one noise "regime" in the paper's Fig. 5).
+const (
+	fineStep   = 10
+	coarseStep = 100
+)
+
+// KeyMap is every key the explorer answers to. The help view is built from it, so the
+// bindings and their help can never disagree.
+type KeyMap struct {
+	TimeBack, TimeFwd         key.Binding
+	TimeBackFar, TimeFwdFar   key.Binding
+	LayerUp, LayerDown        key.Binding
+	Up, Down, Left, Right     key.Binding
+	Metric, Swap, Overlay     key.Binding
+	Sweep, Export, Open, Help key.Binding
+	Quit, Interrupt           key.Binding
+	// Prompt keys, active only while the path prompt is open.
+	Accept, Cancel key.Binding
+}
+
+// DefaultKeyMap returns the explorer's bindings.
+func DefaultKeyMap() KeyMap {
+	b := func(keys []string, help, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))
+	}
+	return KeyMap{
+		TimeBack:    b([]string{","}, ",", "t −10"),
+		TimeFwd:     b([]string{"."}, ".", "t +10"),
+		TimeBackFar: b([]string{"<", "shift+left"}, "<", "t −100"),
+		TimeFwdFar:  b([]string{">", "shift+right"}, ">", "t +100"),
+		LayerUp:     b([]string{"K", "pgup", "shift+up"}, "K/pgup", "layer up"),
+		LayerDown:   b([]string{"J", "pgdown", "shift+down"}, "J/pgdn", "layer down"),
+		Up:          b([]string{"up", "k"}, "↑/k", "token up"),
+		Down:        b([]string{"down", "j"}, "↓/j", "token down"),
+		Left:        b([]string{"left", "h"}, "←/h", "token left"),
+		Right:       b([]string{"right", "l"}, "→/l", "token right"),
+		Metric:      b([]string{"m"}, "m", "metric"),
+		Swap:        b([]string{"s"}, "s", "swap A/B"),
+		Overlay:     b([]string{"o"}, "o", "overlay"),
+		Sweep:       b([]string{"w"}, "w", "sweep"),
+		Export:      b([]string{"e"}, "e", "export"),
+		Open:        b([]string{"p"}, "p", "open pair"),
+		Help:        b([]string{"?"}, "?", "help"),
+		Quit:        b([]string{"q"}, "q", "quit"),
+		Interrupt:   b([]string{"ctrl+c"}, "ctrl+c", "quit, even mid-prompt"),
+		Accept:      b([]string{"enter"}, "enter", "open"),
+		Cancel:      b([]string{"esc"}, "esc", "cancel"),
+	}
+}
+
+// ShortHelp is the one-line help under the explorer.
+func (k KeyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar, k.LayerUp, k.LayerDown, k.Metric, k.Sweep, k.Help, k.Quit}
+}
+
+// FullHelp is the help view, one column per group.
+func (k KeyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar},
+		{k.LayerUp, k.LayerDown, k.Up, k.Down, k.Left, k.Right},
+		{k.Metric, k.Swap, k.Overlay, k.Sweep},
+		{k.Export, k.Open, k.Help, k.Quit, k.Interrupt},
+	}
+}

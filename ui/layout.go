@@ -1,0 +1,88 @@
+package ui
+
+// rect is a rectangle of cells.
+type rect struct{ X, Y, W, H int }
+
+func (r rect) contains(x, y int) bool {
+	return x >= r.X && x < r.X+r.W && y >= r.Y && y < r.Y+r.H
+}
+
+func (r rect) empty() bool { return r.W <= 0 || r.H <= 0 }
+
+// pane names an image on screen.
+type pane int
+
+const (
+	paneA pane = iota
+	paneB
+	paneMapA
+	paneMapB
+	paneAttn
+	numPanes
+)
+
+// Smallest terminal the explorer draws in.
+const minWidth, minHeight = 80, 24
+
+// layout is where everything goes for one terminal size. It is computed on resize and
+// used by View and by mouse hit-testing, so the two always agree.
+type layout struct {
+	W, H     int
+	tooSmall bool
+
+	body     rect // between the title and the timeline
+	left     rect // images and maps
+	panes    [numPanes]rect
+	captions [2]int // rows of the photo and map captions
+	score    rect
+	layers   rect
+	timeline rect
+	status   int // row
+	helpRow  int
+}
+
+// scorePanelHeight is the score panel with its border.
+const scorePanelHeight = 11
+
+// computeLayout lays out a w×h terminal. cellAspect is a cell's width over its height
+// (0.5 for half-blocks, whose two pixels per cell are square).
+func computeLayout(w, h int, cellAspect float64) layout {
+	l := layout{W: w, H: h}
+	if w < minWidth || h < minHeight {
+		l.tooSmall = true
+		return l
+	}
+	if cellAspect <= 0 {
+		cellAspect = 0.5
+	}
+	l.helpRow = h - 1
+	l.status = h - 2
+	l.timeline = rect{0, h - 5, w, 3}
+	l.body = rect{0, 1, w, h - 6}
+
+	rightW := min(max(w*32/100, 34), 56)
+	leftW := w - rightW - 1
+	l.left = rect{0, l.body.Y, leftW, l.body.H}
+	l.score = rect{leftW + 1, l.body.Y, rightW, scorePanelHeight}
+	l.layers = rect{leftW + 1, l.body.Y + scorePanelHeight, rightW, l.body.H - scorePanelHeight}
+
+	pw := (leftW - 1) / 2
+	mw := (leftW - 2) / 3
+	ph0 := max(int(float64(pw)*cellAspect+0.5), 1)
+	mh0 := max(int(float64(mw)*cellAspect+0.5), 1)
+	avail := l.body.H - 2 // two caption rows
+	ph, mh := ph0, mh0
+	if ph0+mh0 > avail {
+		ph = avail * ph0 / (ph0 + mh0)
+		mh = avail - ph
+	}
+	y := l.body.Y
+	l.captions[0] = y
+	l.panes[paneA] = rect{0, y + 1, pw, ph}
+	l.panes[paneB] = rect{pw + 1, y + 1, pw, ph}
+	l.captions[1] = y + 1 + ph
+	for i, p := range []pane{paneMapA, paneMapB, paneAttn} {
+		l.panes[p] = rect{i * (mw + 1), y + 2 + ph, mw, mh}
+	}
+	return l
+}

@@ -1,0 +1,290 @@
+package ui
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/heatmap"
+	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/ui/termgfx"
+)
+
+// overlayAlpha is how strongly a map is blended over a photograph: enough to read the
+// map, little enough to still see what it is about.
+const overlayAlpha = 0.6
+
+// picture is one pane's image, ready for the screen.
+type picture struct {
+	rect   rect     // cells
+	lines  []string // half-block cells, one string per row of exactly rect.W cells
+	sixel  []byte   // sixel payload, for the placer
+	lo, hi float32
+	ok     bool // has a map (false: not computed, or no map for this layer)
+}
+
+// pictures are every pane's image for one state of the view.
+type pictures struct {
+	panes [numPanes]picture
+}
+
+// renderer composes and encodes pictures off the UI goroutine. It caches each photo
+// scaled to its pane, which is the slow step (TERMINAL.md: quantise and scale photos once).
+type renderer struct {
+	latest atomic.Int64 // newest seq asked for; older jobs give up early
+
+	mu    sync.Mutex // one draw at a time; it owns the encoders
+	sixel [numPanes]heatmap.SixelEncoder
+
+	fitMu sync.Mutex
+	fits  map[fitKey]*image.RGBA
+}
+
+type fitKey struct {
+	hash string
+	w, h int
+}
+
+func newRenderer() *renderer { return &renderer{fits: map[fitKey]*image.RGBA{}} }
+
+// forget drops the cached photos (a new pair was loaded).
+func (r *renderer) forget() {
+	r.fitMu.Lock()
+	clear(r.fits)
+	r.fitMu.Unlock()
+}
+
+// fit returns img scaled to w×h, cached.
+func (r *renderer) fit(img *session.Image, w, h int) *image.RGBA {
+	k := fitKey{img.Hash, w, h}
+	r.fitMu.Lock()
+	m, ok := r.fits[k]
+	r.fitMu.Unlock()
+	if ok {
+		return m
+	}
+	m = heatmap.Resize(img.Pixels, w, h)
+	r.fitMu.Lock()
+	if len(r.fits) > 32 {
+		clear(r.fits)
+	}
+	r.fits[k] = m
+	r.fitMu.Unlock()
+	return m
+}
+
+// renderJob is a snapshot of what the pictures depend on, taken in Update.
+type renderJob struct {
+	seq          int
+	proto        termgfx.Protocol
+	cellW, cellH int
+	lay          layout
+	a, b         *session.Image
+	res          *session.Result // nil: not computed yet; may answer another token or layer
+	layer        features.Layer
+	tx, ty       int
+	overlay      overlayMode
+	cursor       color.Color
+	truecolor    bool
+	wrap         func([]byte) []byte // passthrough for tmux and screen
+}
+
+// renderCmd asks for new pictures of the current state.
+func (m *Model) renderCmd() tea.Cmd {
+	if m.a == nil || m.b == nil || m.lay.tooSmall || m.width == 0 || m.proto == termgfx.None {
+		m.place()
+		return nil
+	}
+	m.picSeq++
+	l, _ := m.currentLayer()
+	tx, ty, _ := m.token()
+	cw, ch := m.cellSize()
+	job := renderJob{
+		seq: m.picSeq, proto: m.proto, cellW: cw, cellH: ch, lay: m.lay,
+		a: m.a, b: m.b, res: m.res, layer: l, tx: tx, ty: ty, overlay: m.overlay,
+		cursor: m.styles.Cursor, truecolor: m.caps.TrueColor, wrap: m.caps.Wrap,
+	}
+	if m.res != nil && m.res.Req.Layer != m.layer {
+		job.res = nil // maps of another grid would mislead
+	}
+	r := m.render
+	r.latest.Store(int64(job.seq))
+	return func() tea.Msg {
+		start := time.Now()
+		pics, ok := r.draw(job)
+		if !ok {
+			return nil
+		}
+		return picturesMsg{seq: job.seq, pics: pics, took: time.Since(start)}
+	}
+}
+
+func (m *Model) cellSize() (w, h int) {
+	return m.caps.Pixels(1, 1)
+}
+
+// cellAspect is a cell's width over height as far as pictures are concerned.
+func (m *Model) cellAspect() float64 {
+	if m.proto != termgfx.Sixel {
+		return 0.5
+	}
+	w, h := m.cellSize()
+	return float64(w) / float64(h)
+}
+
+// draw composes every pane, each on its own goroutine. It returns false when a newer
+// job has been asked for.
+func (r *renderer) draw(j renderJob) (pictures, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out pictures // each goroutine writes its own pane
+	var mapA, mapB, attn features.Map
+	if j.res != nil && j.res.Meaningless == "" {
+		// A layer without image information has maps that mean nothing either.
+		mapA, mapB, attn = j.res.MapA, j.res.MapB, j.res.AttnRow
+	}
+	cosLo, cosHi, cosOK := jointRange(mapA, mapB)
+	attnLo, attnHi, attnOK := jointRange(attn)
+	if attnOK {
+		attnLo = min(attnLo, 0)
+	}
+	var wg sync.WaitGroup
+	for p := range numPanes {
+		if j.lay.panes[p].empty() {
+			continue
+		}
+		wg.Go(func() {
+			if r.latest.Load() > int64(j.seq) {
+				return // a newer job is waiting; its pictures replace these
+			}
+			out.panes[p] = r.drawPane(j, p, mapA, mapB, attn, cosLo, cosHi, cosOK, attnLo, attnHi, attnOK)
+		})
+	}
+	wg.Wait()
+	if r.latest.Load() > int64(j.seq) {
+		return out, false
+	}
+	return out, true
+}
+
+func grid(m features.Map) heatmap.Grid { return heatmap.Grid{W: m.W, H: m.H, Values: m.Values} }
+
+// jointRange is the finite range over several maps, so that maps drawn side by side share
+// one colour scale.
+func jointRange(ms ...features.Map) (lo, hi float32, ok bool) {
+	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
+	for _, m := range ms {
+		if l, h, k := grid(m).Range(); k && m.W*m.H == len(m.Values) {
+			lo, hi, ok = min(lo, l), max(hi, h), true
+		}
+	}
+	if !ok {
+		return 0, 0, false
+	}
+	if hi-lo < 1e-6 {
+		lo, hi = lo-0.5e-3, hi+0.5e-3
+	}
+	return lo, hi, true
+}
+
+// fitRect is the largest rectangle of aspect sw:sh centred in w×h.
+func fitRect(sw, sh, w, h int) image.Rectangle {
+	if sw <= 0 || sh <= 0 {
+		return image.Rect(0, 0, w, h)
+	}
+	fw, fh := w, sh*w/sw
+	if fh > h {
+		fw, fh = sw*h/sh, h
+	}
+	fw, fh = max(fw, 1), max(fh, 1)
+	x, y := (w-fw)/2, (h-fh)/2
+	return image.Rect(x, y, x+fw, y+fh)
+}
+
+// drawPane composes and encodes one pane. Photos are drawn on an RGBA canvas (the sixel
+// encoder quantises them); maps stay paletted, their palette being the colormap, so the
+// encoder takes them as they are.
+func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
+	cosLo, cosHi float32, cosOK bool, attnLo, attnHi float32, attnOK bool) picture {
+	cells := j.lay.panes[p]
+	pw, ph := cells.W, 2*cells.H
+	if j.proto == termgfx.Sixel {
+		pw, ph = cells.W*j.cellW, cells.H*j.cellH
+	}
+	pic := picture{rect: cells}
+	var canvas image.Image
+	switch p {
+	case paneA, paneB:
+		img, heat := j.a, mapA
+		if p == paneB {
+			img, heat = j.b, mapB
+		}
+		lo, hi, ok := cosLo, cosHi, cosOK
+		switch j.overlay {
+		case overlayNone:
+			ok = false
+		case overlayAttn:
+			heat, lo, hi, ok = features.Map{}, 0, 0, false
+			if p == paneB {
+				heat, lo, hi, ok = attn, attnLo, attnHi, attnOK
+			}
+		}
+		fr := fitRect(img.W, img.H, pw, ph)
+		photo := r.fit(img, fr.Dx(), fr.Dy())
+		var shown image.Image = photo
+		if ok {
+			h := heatmap.Render(grid(heat), heatmap.Viridis(), lo, hi, fr.Dx(), fr.Dy())
+			shown = heatmap.Overlay(photo, h, overlayAlpha)
+		}
+		rgba := image.NewRGBA(image.Rect(0, 0, pw, ph))
+		draw.Draw(rgba, fr, shown, image.Point{}, draw.Src)
+		heatmap.DrawCursor(rgba.SubImage(fr).(*image.RGBA), j.layer.GridW, j.layer.GridH, j.tx, j.ty, j.cursor)
+		canvas = rgba
+		pic.lo, pic.hi, pic.ok = lo, hi, ok
+	default:
+		heat, lo, hi, ok := mapA, cosLo, cosHi, cosOK
+		switch p {
+		case paneMapB:
+			heat = mapB
+		case paneAttn:
+			heat, lo, hi, ok = attn, attnLo, attnHi, attnOK
+		}
+		pal := heatmap.RenderBlocks(heatmap.Grid{}, heatmap.Viridis(), 0, 0, pw, ph) // all "no value": transparent
+		if ok && heat.W > 0 && heat.H > 0 {
+			fr := fitRect(heat.W, heat.H, pw, ph)
+			hm := heatmap.RenderBlocks(grid(heat), heatmap.Viridis(), lo, hi, fr.Dx(), fr.Dy())
+			if p == paneMapA {
+				heatmap.DrawCursor(hm, heat.W, heat.H, j.tx, j.ty, j.cursor)
+			}
+			pal.Palette = hm.Palette // the cursor's marker slot
+			for y := range fr.Dy() {
+				copy(pal.Pix[(fr.Min.Y+y)*pal.Stride+fr.Min.X:], hm.Pix[y*hm.Stride:y*hm.Stride+fr.Dx()])
+			}
+		}
+		canvas = pal
+		pic.lo, pic.hi, pic.ok = lo, hi, ok
+	}
+	switch j.proto {
+	case termgfx.Sixel:
+		var buf bytes.Buffer
+		if err := r.sixel[p].Encode(&buf, canvas); err == nil {
+			pic.sixel = j.wrap(buf.Bytes())
+		}
+	default:
+		mode := heatmap.TrueColor
+		if !j.truecolor {
+			mode = heatmap.ANSI256
+		}
+		pic.lines = strings.Split(heatmap.HalfBlock(canvas, cells.W, cells.H, mode), "\n")
+	}
+	return pic
+}

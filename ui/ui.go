@@ -1,0 +1,205 @@
+// Package ui is diffsim's interactive explorer: a Bubble Tea program that shows two images,
+// their per-token alignment maps and the Aligned Attention Score at one layer and timestep,
+// and lets a person scrub layers and timesteps live while the network runs in the
+// background.
+//
+// The root Model owns the state and the scheduling of work (see work.go); the panels
+// (score, layer list, timeline, sweep, status) are small components in the bubbles shape;
+// pictures are composed and encoded off the UI goroutine (render.go) and either drawn as
+// half-blocks inside the View or, for sixel, placed at their cells by termgfx.Writer,
+// which wraps the program's output (TERMINAL.md says why they cannot be in the View).
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+
+	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/ui/termgfx"
+)
+
+// Backend is what the explorer needs from a diffsim session. *session.Session satisfies
+// it; tests use a fake.
+type Backend interface {
+	Info() session.ModelInfo
+	Load(path string) (*session.Image, error)
+	Score(ctx context.Context, r session.Request) (session.Result, error)
+	LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error)
+	Prefetch(ctx context.Context, a, b *session.Image, t int) error
+	Cached(a, b *session.Image, t int) bool
+	Stats() session.Stats
+}
+
+// progressSource is implemented by backends that report the progress of their work.
+type progressSource interface {
+	Progress() <-chan session.Progress
+}
+
+// Options configure the explorer. Start from DefaultOptions.
+type Options struct {
+	Layer  int            // index into the model's layers; negative: the model's default
+	T      int            // DDPM timestep; negative: the model's default
+	Metric session.Metric // "" means AAS
+
+	// Graphics is how images are drawn: Auto takes what Caps says, Sixel, Kitty (drawn
+	// as half-blocks until kitty placement is written), HalfBlock or None.
+	Graphics termgfx.Protocol
+	// Caps is what termgfx.Detect found; nil makes Run detect it (unless Graphics is
+	// HalfBlock or None) when input and output are terminals, and assume half-blocks
+	// otherwise.
+	Caps *termgfx.Caps
+	// CellW, CellH override a cell's size in pixels; 0 keeps Caps' (or 10×20).
+	CellW, CellH int
+
+	// Progress carries the backend's progress reports (see NewProgress); nil uses the
+	// backend's own Progress method when it has one.
+	Progress <-chan session.Progress
+
+	// Input defaults to stdin, or the controlling terminal when stdin is not one;
+	// Output to os.Stdout.
+	Input  io.Reader
+	Output *os.File
+	// Dark says whether the background is dark; nil asks the terminal (default dark).
+	Dark *bool
+	// ExportDir is where the export key writes its PNG and JSON; "" is the current directory.
+	ExportDir string
+	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
+	Profile colorprofile.Profile
+
+	// programOptions are extra Bubble Tea options, for tests.
+	programOptions []tea.ProgramOption
+}
+
+// DefaultOptions returns options that take the model's defaults and detect the rest.
+func DefaultOptions() Options {
+	return Options{Layer: -1, T: -1, Metric: session.AAS, Graphics: termgfx.Auto}
+}
+
+// Run shows the explorer for the images at paths a and bImg until the user quits or ctx
+// ends. It restores the terminal on every way out: quit keys, Ctrl-C during a computation,
+// SIGHUP or SIGTERM, and a panic, which comes back as an error. When the pair could not be
+// loaded and the user quit without loading another, that load error is returned.
+func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err error) {
+	if b == nil {
+		return errors.New("ui: no backend")
+	}
+	if opts.Output == nil {
+		opts.Output = os.Stdout
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// A dropped SSH connection sends SIGHUP; Bubble Tea only listens for INT and TERM.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		select {
+		case <-hup:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	needCaps := opts.Graphics != termgfx.HalfBlock && opts.Graphics != termgfx.None
+	if opts.Caps == nil && needCaps {
+		in, ok := opts.Input.(*os.File)
+		if opts.Input == nil {
+			in, ok = os.Stdin, true
+		}
+		if ok {
+			// Before the program starts, so that nothing else reads the replies.
+			c, _ := termgfx.Detect(ctx, in, opts.Output, 0, os.Getenv)
+			opts.Caps = &c
+		}
+	}
+	m := New(ctx, b, a, bImg, opts)
+	out := termgfx.NewWriter(opts.Output)
+	defer out.Close() // nothing is drawn after the last frame
+	m.placer = out
+	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(out)}
+	if opts.Input != nil {
+		popts = append(popts, tea.WithInput(opts.Input))
+	} // else Bubble Tea reads stdin, or the tty when stdin is not one
+
+	if p := colorProfile(opts); p != colorprofile.Unknown {
+		popts = append(popts, tea.WithColorProfile(p))
+	}
+	popts = append(popts, opts.programOptions...)
+	p := tea.NewProgram(m, popts...)
+
+	// Panics inside Update, View and commands are caught by Bubble Tea, which restores the
+	// terminal first; this catches the rest (our own set-up code) after the program ended.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("ui: internal error: %v\n%s", r, debug.Stack())
+		}
+	}()
+	final, err := p.Run()
+	m.stopWork()
+	switch {
+	case errors.Is(err, tea.ErrProgramPanic):
+		return fmt.Errorf("ui: internal error (the terminal was restored): %w", err)
+	case errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
+		return nil // SIGHUP or the caller's context: a clean end
+	case errors.Is(err, tea.ErrInterrupted):
+		return nil
+	case err != nil:
+		return fmt.Errorf("ui: %w", err)
+	}
+	if fm, ok := final.(*Model); ok && fm.a == nil && fm.loadErr != nil {
+		return fm.loadErr
+	}
+	return nil
+}
+
+// colorProfile picks the colour profile: half-block images need at least 256 colours, and
+// xterm under TERM=xterm is detected as 16-colour although it has 256 (TERMINAL.md).
+func colorProfile(opts Options) colorprofile.Profile {
+	if opts.Profile != colorprofile.Unknown {
+		return opts.Profile
+	}
+	if opts.Caps != nil && opts.Caps.TrueColor {
+		return colorprofile.TrueColor
+	}
+	// Sixel terminals have 24-bit colour, and xterm's sixel images repaint the 256-colour
+	// palette that indexed text colours use (seen in xterm -ti vt340: the layer bars
+	// vanished once the photos were drawn). Direct colours are immune.
+	if opts.Caps != nil && opts.Caps.Force(opts.Graphics).Protocol == termgfx.Sixel {
+		return colorprofile.TrueColor
+	}
+	env := os.Environ()
+	p := colorprofile.Detect(opts.Output, env)
+	switch os.Getenv("COLORTERM") {
+	case "truecolor", "24bit":
+		if p < colorprofile.TrueColor && p != colorprofile.NoTTY {
+			return colorprofile.TrueColor
+		}
+	}
+	if p == colorprofile.ANSI {
+		return colorprofile.ANSI256
+	}
+	return colorprofile.Unknown
+}
+
+// NewProgress returns a callback for session.Options.OnProgress and the channel to pass
+// as Options.Progress. The callback never blocks the network run: when the explorer is
+// behind, a report is dropped (the next one supersedes it anyway).
+func NewProgress() (report func(session.Progress), ch <-chan session.Progress) {
+	c := make(chan session.Progress, 8)
+	return func(p session.Progress) {
+		select {
+		case c <- p:
+		default:
+		}
+	}, c
+}

@@ -1,0 +1,517 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/ui/internal/fake"
+)
+
+func TestReadyState(t *testing.T) {
+	m, f := readyModel(t, 120, 40)
+	if m.a == nil || m.b == nil || m.loading {
+		t.Fatalf("pair not loaded: a=%v b=%v loading=%v err=%v", m.a, m.b, m.loading, m.loadErr)
+	}
+	if !m.current() {
+		t.Fatalf("no result for the current view")
+	}
+	want := fake.ScoreAt(m.layer, m.t, session.AAS)
+	if m.res.Score != want {
+		t.Errorf("score = %v, want %v", m.res.Score, want)
+	}
+	// The current timestep and its neighbours are scored in the background.
+	for _, tt := range []int{401, 411, 391, 501, 301} {
+		if _, ok := m.scores[scoreKey{tt, session.AAS}]; !ok {
+			t.Errorf("layer scores for t=%d not computed", tt)
+		}
+	}
+	c := f.Calls()
+	if c.Forwards != 5 {
+		t.Errorf("forwards = %d, want 5 (one per timestep)", c.Forwards)
+	}
+	if m.picShow == 0 {
+		t.Errorf("no pictures rendered")
+	}
+}
+
+// TestKeys checks what every key does, from the ready state.
+func TestKeys(t *testing.T) {
+	tests := []struct {
+		name  string
+		keys  []string
+		check func(t *testing.T, m *Model)
+	}{
+		{"fine forward", []string{"."}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 411) }},
+		{"fine back", []string{","}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 391) }},
+		{"coarse forward", []string{">"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 501) }},
+		{"coarse back", []string{"<"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 301) }},
+		{"coarse forward shift+right", []string{"shift+right"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 501) }},
+		{"coarse back shift+left", []string{"shift+left"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 301) }},
+		{"t clamps at 999", []string{">", ">", ">", ">", ">", ">", ">"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 999) }},
+		{"t clamps at 0", []string{"<", "<", "<", "<", "<"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 0) }},
+		{"layer down", []string{"J"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 6) }},
+		{"layer up", []string{"K"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 4) }},
+		{"layer pgdown", []string{"pgdown"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 6) }},
+		{"layer pgup", []string{"pgup"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 4) }},
+		{"layer clamps", []string{"J", "J", "J", "J"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 7) }},
+		{"token right", []string{"right"}, func(t *testing.T, m *Model) { wantToken(t, m, 3, 2) }},
+		{"token left h", []string{"h"}, func(t *testing.T, m *Model) { wantToken(t, m, 1, 2) }},
+		{"token up k", []string{"k"}, func(t *testing.T, m *Model) { wantToken(t, m, 2, 1) }},
+		{"token down", []string{"down"}, func(t *testing.T, m *Model) { wantToken(t, m, 2, 3) }},
+		{"token l and j", []string{"l", "j"}, func(t *testing.T, m *Model) { wantToken(t, m, 3, 3) }},
+		{"token clamps", []string{"up", "up", "up", "up"}, func(t *testing.T, m *Model) { wantToken(t, m, 2, 0) }},
+		{"metric cycles", []string{"m"}, func(t *testing.T, m *Model) {
+			if m.metric != session.Cosine || m.res.Metric != session.Cosine {
+				t.Errorf("metric = %v (result %v), want cos", m.metric, m.res.Metric)
+			}
+		}},
+		{"metric wraps", []string{"m", "m", "m"}, func(t *testing.T, m *Model) {
+			if m.metric != session.AAS {
+				t.Errorf("metric = %v, want aas", m.metric)
+			}
+		}},
+		{"swap", []string{"s"}, func(t *testing.T, m *Model) {
+			if m.pathA != "fake:b" || m.a.Path != "fake:b" || m.res.Req.A != m.a {
+				t.Errorf("after swap A = %q (%q)", m.pathA, m.a.Path)
+			}
+		}},
+		{"overlay cycles", []string{"o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayAttn)) }},
+		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayCos)) }},
+		{"sweep opens and fills", []string{"w"}, func(t *testing.T, m *Model) {
+			wantInt(t, "screen", int(m.screen), int(screenSweep))
+			for _, tt := range sweepTimesteps() {
+				if _, ok := m.scores[scoreKey{tt, m.metric}]; !ok {
+					t.Errorf("sweep t=%d not computed", tt)
+				}
+			}
+		}},
+		{"sweep closes", []string{"w", "w"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
+		{"help opens", []string{"?"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenHelp)) }},
+		{"any key closes help", []string{"?", "x"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
+		{"export", []string{"e"}, func(t *testing.T, m *Model) {
+			for _, ext := range []string{".png", ".json"} {
+				p := filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_Up0-attn1_t401"+ext)
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("export: %v (notice %q, err %v)", err, m.notice, m.err)
+				}
+			}
+		}},
+		{"open prompt", []string{"p"}, func(t *testing.T, m *Model) {
+			if !m.prompting || m.prompt.Value() != "fake:a fake:b" {
+				t.Errorf("prompting=%v value=%q", m.prompting, m.prompt.Value())
+			}
+		}},
+		{"prompt esc cancels", []string{"p", "esc"}, func(t *testing.T, m *Model) {
+			if m.prompting {
+				t.Error("still prompting")
+			}
+		}},
+		{"prompt keys do not leak", []string{"p", "J", "."}, func(t *testing.T, m *Model) {
+			wantInt(t, "layer", m.layer, 5)
+			wantInt(t, "t", m.t, 401)
+			if got := m.prompt.Value(); got != "fake:a fake:bJ." {
+				t.Errorf("prompt value %q", got)
+			}
+		}},
+		{"unknown key is ignored", []string{"x"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 401) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := readyModel(t, 120, 40)
+			for _, k := range tc.keys {
+				if send(m, press(k)) {
+					t.Fatalf("key %q quit", k)
+				}
+			}
+			tc.check(t, m)
+			if tc.name != "unknown key is ignored" && !m.prompting && m.screen == screenMain && !m.current() {
+				t.Errorf("view not answered after %v", tc.keys)
+			}
+		})
+	}
+}
+
+func wantInt(t *testing.T, what string, got, want int) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %d, want %d", what, got, want)
+	}
+}
+
+func wantToken(t *testing.T, m *Model, x, y int) {
+	t.Helper()
+	tx, ty, idx := m.token()
+	if tx != x || ty != y {
+		t.Errorf("token = %d,%d, want %d,%d", tx, ty, x, y)
+	}
+	if m.res == nil || m.res.Req.Token != idx {
+		t.Errorf("result not for token %d", idx)
+	}
+}
+
+func TestQuitKeys(t *testing.T) {
+	for _, k := range []string{"q", "ctrl+c"} {
+		m, _ := readyModel(t, 120, 40)
+		if !send(m, press(k)) {
+			t.Errorf("%s does not quit", k)
+		}
+	}
+	// ctrl+c quits from the prompt too; q types a q there.
+	m, _ := readyModel(t, 120, 40)
+	send(m, press("p"))
+	if send(m, press("q")) {
+		t.Error("q in the prompt quits")
+	}
+	if !send(m, press("ctrl+c")) {
+		t.Error("ctrl+c in the prompt does not quit")
+	}
+}
+
+// TestQuitMidComputation: quitting cancels the network run in flight at once.
+func TestQuitMidComputation(t *testing.T) {
+	m, f := newTestModel(t, 120, 40, "fake:a", "fake:b")
+	drive(m, m.loadCmd("fake:a", "fake:b"))
+	f.Delay = time.Hour
+	m.Update(press("<"))
+	_, cmd := m.Update(press("<")) // t=201: not prefetched
+	done := make(chan tea.Msg, 1)
+	go func() { done <- firstOf(cmd) }()
+	time.Sleep(20 * time.Millisecond)
+	_, q := m.Update(press("ctrl+c"))
+	if _, ok := q().(tea.QuitMsg); !ok {
+		t.Fatal("ctrl+c did not quit")
+	}
+	select {
+	case msg := <-done:
+		if e, ok := msg.(errMsg); !ok || !errors.Is(e.err, context.Canceled) {
+			t.Errorf("score ended with %#v, want a cancellation", msg)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the network run was not cancelled")
+	}
+}
+
+// firstOf runs cmd and returns the first message that is not a batch.
+func firstOf(cmd tea.Cmd) tea.Msg {
+	msg := cmd()
+	if b, ok := msg.(tea.BatchMsg); ok {
+		for _, c := range b {
+			if c != nil {
+				return firstOf(c)
+			}
+		}
+	}
+	return msg
+}
+
+func TestStaleResultsAreDropped(t *testing.T) {
+	m, _ := readyModel(t, 120, 40)
+	old := m.want()
+	_, cmd := m.Update(press(".")) // t = 411, not run yet
+	stale := session.Result{Req: old, Score: 42}
+	m.Update(scoreMsg{gen: m.gen, res: stale})
+	if m.res.Score == 42 {
+		t.Fatal("a result for t=401 was taken while the view is at t=411")
+	}
+	drive(m, cmd)
+	if !m.current() || m.res.Req.T != 411 {
+		t.Fatalf("result for t=%d, want 411", m.res.Req.T)
+	}
+	// Results about a pair that was swapped away are dropped too.
+	gen := m.gen
+	send(m, press("s"))
+	m.Update(scoreMsg{gen: gen, res: session.Result{Req: m.want(), Score: 42}})
+	if m.res.Score == 42 {
+		t.Fatal("a result of the old pair was taken")
+	}
+}
+
+func TestCurrentViewFirst(t *testing.T) {
+	m, f := readyModel(t, 120, 40)
+	f.Delay = time.Hour // nothing new finishes
+	_, cmd := m.Update(press(">"))
+	if !m.fg.busy || m.fg.req.T != 501 {
+		t.Fatalf("no score requested for t=501")
+	}
+	if m.bg.busy {
+		t.Errorf("background job %d started before the view was answered", m.bg.t)
+	}
+	_ = cmd
+	m.stopWork()
+}
+
+func TestLoadErrors(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40, "/nonexistent/a.png", "fake:b")
+	drive(m, m.loadCmd(m.pathA, m.pathB))
+	if m.loadErr == nil || m.a != nil {
+		t.Fatalf("missing image loaded: err=%v", m.loadErr)
+	}
+	if !strings.Contains(m.loadErr.Error(), "image A") || !strings.Contains(m.loadErr.Error(), "a.png") {
+		t.Errorf("error %q does not say which image", m.loadErr)
+	}
+	if v := m.content(); !strings.Contains(v, "Could not open the images") {
+		t.Errorf("view does not show the error:\n%s", v)
+	}
+	// The prompt loads another pair.
+	send(m, press("p"))
+	send(m, press("ctrl+u"))
+	typeText(m, "fake:c 'fake:d e'")
+	send(m, press("enter"))
+	if m.a == nil || m.a.Path != "fake:c" || m.b.Path != "fake:d e" || m.loadErr != nil {
+		t.Fatalf("prompt did not load the pair: %v", m.loadErr)
+	}
+	// A failed load keeps the pair on screen and reports the error.
+	send(m, press("p"))
+	send(m, press("ctrl+u"))
+	typeText(m, "fake:c /nope.png")
+	send(m, press("enter"))
+	if m.a == nil || m.err == nil {
+		t.Errorf("failed load: a=%v err=%v", m.a, m.err)
+	}
+	send(m, press("p"))
+	send(m, press("ctrl+u"))
+	typeText(m, "just-one")
+	send(m, press("enter"))
+	if m.err == nil || !strings.Contains(m.err.Error(), "two image paths") {
+		t.Errorf("one path: err = %v", m.err)
+	}
+}
+
+func TestScoreErrorIsShown(t *testing.T) {
+	m, f := readyModel(t, 120, 40)
+	f.Fail = func(t, layer int) error {
+		if t == 411 {
+			return errors.New("out of memory")
+		}
+		return nil
+	}
+	send(m, press("."))
+	if m.err == nil || !strings.Contains(m.err.Error(), "out of memory") {
+		t.Fatalf("err = %v", m.err)
+	}
+	if !strings.Contains(m.content(), "out of memory") {
+		t.Error("status line does not show the error")
+	}
+	send(m, press(","))
+	if !m.current() {
+		t.Error("no result after moving back")
+	}
+}
+
+func TestResizeAtAnyMoment(t *testing.T) {
+	m, _ := newTestModel(t, 120, 40, "fake:a", "fake:b")
+	sizes := [][2]int{{10, 5}, {80, 24}, {0, 0}, {200, 60}, {79, 24}, {300, 100}, {81, 25}}
+	cmd := m.loadCmd("fake:a", "fake:b")
+	for _, s := range sizes {
+		send(m, tea.WindowSizeMsg{Width: s[0], Height: s[1]})
+		checkFrame(t, m, s[0], s[1])
+	}
+	drive(m, cmd)
+	for _, s := range sizes {
+		send(m, tea.WindowSizeMsg{Width: s[0], Height: s[1]})
+		checkFrame(t, m, s[0], s[1])
+		send(m, press("w"))
+		checkFrame(t, m, s[0], s[1])
+		send(m, press("w"))
+	}
+}
+
+// checkFrame checks that the view fills w×h exactly.
+func checkFrame(t *testing.T, m *Model, w, h int) {
+	t.Helper()
+	v := m.content()
+	if w == 0 || h == 0 {
+		return
+	}
+	lines := strings.Split(v, "\n")
+	if len(lines) != h {
+		t.Errorf("%dx%d: %d lines", w, h, len(lines))
+	}
+	for i, l := range lines {
+		if lw := lipglossWidth(l); lw > w {
+			t.Errorf("%dx%d: line %d is %d wide", w, h, i, lw)
+		}
+	}
+}
+
+func TestMouse(t *testing.T) {
+	m, _ := readyModel(t, 120, 40)
+	// A click on a layer in the list selects it.
+	ll := m.layerList()
+	for y := 0; y < m.lay.layers.H; y++ {
+		if ll.layerAt(y) == 2 {
+			send(m, tea.MouseClickMsg{X: m.lay.layers.X + 3, Y: m.lay.layers.Y + y, Button: tea.MouseLeft})
+			break
+		}
+	}
+	wantInt(t, "layer", m.layer, 2)
+	// A click in the top-left of A's map picks token 0,0.
+	r := m.lay.panes[paneMapA]
+	send(m, tea.MouseClickMsg{X: r.X + r.W/2 - r.H + 1, Y: r.Y, Button: tea.MouseLeft})
+	wantToken(t, m, 0, 0)
+	// On the photo, the bottom-right.
+	r = m.lay.panes[paneA]
+	send(m, tea.MouseClickMsg{X: r.X + r.W/2 + r.H - 1, Y: r.Y + r.H - 1, Button: tea.MouseLeft})
+	gw, gh := m.grid()
+	wantToken(t, m, gw-1, gh-1)
+	// The slider sets t.
+	tl := m.timeline()
+	send(m, tea.MouseClickMsg{X: tl.column(700), Y: m.lay.timeline.Y + 1, Button: tea.MouseLeft})
+	if m.t < 690 || m.t > 710 {
+		t.Errorf("t = %d after a click at 700", m.t)
+	}
+	// Dragging along the slider scrubs t.
+	send(m, tea.MouseMotionMsg{X: tl.column(300), Y: m.lay.timeline.Y + 1, Button: tea.MouseLeft})
+	if m.t < 290 || m.t > 310 {
+		t.Errorf("t = %d after dragging to 300", m.t)
+	}
+	// The wheel over the layer list moves the layer.
+	send(m, tea.MouseWheelMsg{X: m.lay.layers.X + 2, Y: m.lay.layers.Y + 3, Button: tea.MouseWheelDown})
+	wantInt(t, "layer", m.layer, 3)
+}
+
+func TestMeaninglessLayer(t *testing.T) {
+	m, _ := readyModel(t, 120, 40)
+	send(m, press("K"))
+	send(m, press("K"))
+	send(m, press("K"))
+	send(m, press("K")) // layer 1: text cross-attention
+	wantInt(t, "layer", m.layer, 1)
+	v := m.content()
+	if strings.Contains(v, "1.0000") || strings.Contains(v, "1.000 ") {
+		t.Errorf("meaningless layer shown as 1.000:\n%s", v)
+	}
+	if !strings.Contains(v, "n/a") {
+		t.Errorf("meaningless layer not marked n/a")
+	}
+}
+
+func TestSplitPaths(t *testing.T) {
+	tests := []struct {
+		in   string
+		want [2]string
+		err  bool
+	}{
+		{"a.png b.png", [2]string{"a.png", "b.png"}, false},
+		{"  a.png\tb.png ", [2]string{"a.png", "b.png"}, false},
+		{`"my a.png" 'b c.png'`, [2]string{"my a.png", "b c.png"}, false},
+		{"a.png", [2]string{}, true},
+		{"a b c", [2]string{}, true},
+		{"", [2]string{}, true},
+	}
+	for _, tc := range tests {
+		got, err := splitPaths(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("splitPaths(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+	if got, _ := splitPaths(quotePath("a b.png") + " " + quotePath("c.png")); got != [2]string{"a b.png", "c.png"} {
+		t.Errorf("quotePath round trip: %q", got)
+	}
+}
+
+func TestModelWithoutTimesteps(t *testing.T) {
+	f := fake.New().WithoutTimesteps()
+	opts := DefaultOptions()
+	m := New(t.Context(), testBackend{f}, "fake:a", "fake:b", opts)
+	m.now = func() time.Time { return fixedNow }
+	send(m, tea.WindowSizeMsg{Width: 120, Height: 40})
+	drive(m, m.loadCmd("fake:a", "fake:b"))
+	send(m, press("."))
+	send(m, press(">"))
+	wantInt(t, "t", m.t, 0)
+	if !strings.Contains(m.notice, "no timesteps") {
+		t.Errorf("notice = %q", m.notice)
+	}
+	send(m, press("w"))
+	if c := f.Calls(); c.Forwards != 1 {
+		t.Errorf("forwards = %d, want 1: no timesteps to compute ahead or sweep", c.Forwards)
+	}
+	v := m.content()
+	if !strings.Contains(v, "1/1 timesteps") {
+		t.Errorf("sweep of a model without timesteps:\n%s", v)
+	}
+}
+
+func TestSweepClick(t *testing.T) {
+	m, _ := readyModel(t, 120, 40)
+	send(m, press("w"))
+	sw := m.sweep()
+	nameW, cellW, rowH := sw.geometry()
+	// the cell of layer 2 (Down1) at the third timestep
+	off, _ := sw.window()
+	x := m.lay.body.X + nameW + 2 + 2*cellW
+	y := m.lay.body.Y + 2 + (2-off)*rowH
+	send(m, tea.MouseClickMsg{X: x, Y: y, Button: tea.MouseLeft})
+	wantInt(t, "layer", m.layer, 2)
+	wantInt(t, "t", m.t, sweepTimesteps()[2])
+}
+
+func TestPromptEditing(t *testing.T) {
+	m, _ := readyModel(t, 120, 40)
+	send(m, press("p"))
+	send(m, press("ctrl+u"))
+	typeText(m, "fake:x fake:yy")
+	send(m, press("backspace"))
+	send(m, press("left"))
+	typeText(m, "Z")
+	if got := m.prompt.Value(); got != "fake:x fake:Zy" {
+		t.Fatalf("prompt = %q", got)
+	}
+	send(m, press("enter"))
+	if m.a == nil || m.b.Path != "fake:Zy" {
+		t.Errorf("loaded %v", m.b)
+	}
+}
+
+func TestExportContents(t *testing.T) {
+	m, _ := readyModel(t, 120, 40)
+	send(m, press("e"))
+	base := filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_Up0-attn1_t401")
+	data, err := os.ReadFile(base + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec exportRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Score == nil || *rec.Score != m.res.Score || rec.T != 401 || rec.Step != 600 || rec.LayerShort != "Up0" {
+		t.Errorf("record: %+v", rec)
+	}
+	if len(rec.MapA) != 16 || len(rec.Attention) != 16 || rec.Grid != [2]int{4, 4} {
+		t.Errorf("maps: %d %d grid %v", len(rec.MapA), len(rec.Attention), rec.Grid)
+	}
+	f, err := os.Open(base + ".png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil || img.Bounds().Dx() < 5*exportTile {
+		t.Errorf("png: %v %v", err, img.Bounds())
+	}
+	if left, _ := filepath.Glob(filepath.Join(m.opts.ExportDir, ".*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	// A meaningless layer exports null scores, not 1.
+	for range 4 {
+		send(m, press("K"))
+	}
+	send(m, press("e"))
+	data, _ = os.ReadFile(filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_down0.1.0.attn2_t401.json"))
+	rec = exportRecord{}
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Score != nil || rec.Meaningless == "" {
+		t.Errorf("meaningless export: %v %+v", err, rec)
+	}
+}

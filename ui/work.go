@@ -1,0 +1,242 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/diffsim/diffsim/session"
+)
+
+// Scheduling. At most one Score (the current view) and one background job run at a time.
+// The Score always goes first: a background job for another timestep is cancelled when
+// the view needs a network run, and background work starts only when the view is
+// answered. Background work, in order: the layer scores at the current timestep (one
+// network run serves every layer), the neighbouring timesteps (prefetched, then scored
+// for the timeline), and the sweep's timesteps while the sweep is open.
+
+// sweepTimesteps are the columns of the sweep view: every 50 steps, aligned with the
+// default timesteps (t ≡ 1 mod 10) so fine steps land on them.
+func sweepTimesteps() []int {
+	ts := make([]int, 0, 20)
+	for t := 1; t <= maxT; t += 50 {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// loadCmd loads a pair of images.
+func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
+	m.gen++
+	m.loading = true
+	m.stopWork()
+	b, gen := m.backend, m.gen
+	return func() tea.Msg {
+		a, errA := b.Load(pathA)
+		if errA != nil {
+			errA = fmt.Errorf("image A: %w", errA)
+		}
+		bi, errB := b.Load(pathB)
+		if errB != nil {
+			errB = fmt.Errorf("image B: %w", errB)
+		}
+		if err := errors.Join(errA, errB); err != nil {
+			return errMsg{op: "load", gen: gen, err: err}
+		}
+		return pairMsg{gen: gen, a: a, b: bi}
+	}
+}
+
+// schedule starts whatever the current view needs next.
+func (m *Model) schedule() tea.Cmd {
+	if m.a == nil || m.b == nil {
+		return nil
+	}
+	var cmds []tea.Cmd
+	want := m.want()
+	if !m.current() && !(m.fg.busy && sameRequest(m.fg.req, want)) {
+		m.fg.stop()
+		if m.bg.busy && m.bg.t != want.T && !m.seen[want.T] {
+			m.bg.stop() // the view needs the network: it goes first
+		}
+		cmds = append(cmds, m.scoreCmd(want))
+	}
+	if !m.fg.busy && !m.bg.busy {
+		if c := m.backgroundCmd(); c != nil {
+			cmds = append(cmds, c)
+		}
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) scoreCmd(r session.Request) tea.Cmd {
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.jobID++
+	m.fg = job{busy: true, id: m.jobID, t: r.T, req: r, since: m.now(), cancel: cancel}
+	b, gen := m.backend, m.gen
+	return func() tea.Msg {
+		defer cancel()
+		res, err := b.Score(ctx, r)
+		if err != nil {
+			return errMsg{op: "score", gen: gen, req: r, err: err}
+		}
+		res.Req = r // what we asked, so the answer is recognised whatever the backend did
+		return scoreMsg{gen: gen, res: res}
+	}
+}
+
+// backgroundWanted lists the timesteps whose layer scores the background fills, most
+// wanted first.
+func (m *Model) backgroundWanted() []int {
+	ts := []int{m.t}
+	if !m.info.Timesteps {
+		return ts
+	}
+	for _, d := range []int{fineStep, -fineStep, coarseStep, -coarseStep} {
+		if t := m.t + d; t >= 0 && t <= maxT {
+			ts = append(ts, t)
+		}
+	}
+	if m.screen == screenSweep {
+		sw := sweepTimesteps()
+		// nearest to the current timestep first: that is where the eye is
+		for len(sw) > 0 {
+			best := 0
+			for i, t := range sw {
+				if abs(t-m.t) < abs(sw[best]-m.t) {
+					best = i
+				}
+			}
+			ts = append(ts, sw[best])
+			sw = append(sw[:best], sw[best+1:]...)
+		}
+	}
+	return ts
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// backgroundCmd starts the next background job, or returns nil when there is none.
+func (m *Model) backgroundCmd() tea.Cmd {
+	for i, t := range m.backgroundWanted() {
+		if _, ok := m.scores[scoreKey{t, m.metric}]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(m.ctx)
+		m.jobID++
+		m.bg = job{busy: true, id: m.jobID, t: t, since: m.now(), cancel: cancel}
+		b, a, bi, gen, id, metric := m.backend, m.a, m.b, m.gen, m.jobID, m.metric
+		neighbour := i > 0
+		return func() tea.Msg {
+			defer cancel()
+			if neighbour && !b.Cached(a, bi, t) {
+				// A neighbour: its features first, so that scrubbing to it is instant;
+				// its layer scores come next time round, from the cache.
+				if err := b.Prefetch(ctx, a, bi, t); err != nil {
+					return errMsg{op: "prefetch", gen: gen, id: id, err: err}
+				}
+				return prefetchMsg{gen: gen, id: id, t: t}
+			}
+			s, err := b.LayerScores(ctx, a, bi, t, metric)
+			if err != nil {
+				return errMsg{op: "layers", gen: gen, id: id, err: fmt.Errorf("t=%d: %w", t, err)}
+			}
+			return layerScoresMsg{gen: gen, id: id, t: t, metric: metric, scores: s}
+		}
+	}
+	return nil
+}
+
+// listenProgress relays the backend's progress reports, one message at a time; each
+// message re-arms it.
+func (m *Model) listenProgress() tea.Cmd {
+	ch := m.opts.Progress
+	if ps, ok := m.backend.(progressSource); ok && ch == nil {
+		ch = ps.Progress()
+	}
+	if ch == nil {
+		return nil
+	}
+	ctx := m.ctx
+	return func() tea.Msg {
+		select {
+		case p, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			return progressMsg(p)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// splitPaths splits the path prompt into two paths; quotes keep spaces.
+func splitPaths(s string) ([2]string, error) {
+	var out []string
+	var cur strings.Builder
+	var quote rune
+	inWord := false
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t':
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	if len(out) != 2 {
+		return [2]string{}, fmt.Errorf("open: want two image paths, got %d (quote paths with spaces)", len(out))
+	}
+	return [2]string{out[0], out[1]}, nil
+}
+
+func quotePath(p string) string {
+	if strings.ContainsAny(p, " \t'\"") {
+		return "'" + p + "'"
+	}
+	return p
+}
+
+// statsInterval is how often the status line's counters are refreshed.
+const statsInterval = 500 * time.Millisecond
+
+// statsCmd fetches the backend's counters off the UI goroutine: View and Update never call
+// the backend, whatever locks it holds while the network runs.
+func (m *Model) statsCmd() tea.Cmd {
+	b, a, bi, t, gen := m.backend, m.a, m.b, m.t, m.gen
+	return func() tea.Msg {
+		msg := statsMsg{gen: gen, stats: b.Stats(), t: t}
+		if a != nil && bi != nil {
+			msg.tCached = b.Cached(a, bi, t)
+		}
+		return msg
+	}
+}
+
+func statsTick() tea.Cmd {
+	return tea.Tick(statsInterval, func(time.Time) tea.Msg { return statsTickMsg{} })
+}
