@@ -51,9 +51,12 @@ honoured.`,
 	inspect := &cobra.Command{
 		Use:   "inspect MODEL",
 		Short: "Show a model's inputs, outputs and attention layers (no weights are loaded)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a model's inputs, outputs and attention layers (no weights are loaded). With
+--ip-adapter (and optionally --image-encoder) the adapter's IP attention is added to a Stable
+Diffusion U-Net first, so the table lists the .ip layers DiffSim-C scores.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ins, err := session.Inspect(args[0], a.size)
+			ins, err := session.Inspect(args[0], session.InspectOptions{Size: a.size, IPAdapter: a.ipAdapter, ImageEncoder: a.imageEncoder})
 			if err != nil {
 				return err
 			}
@@ -134,13 +137,23 @@ func (a *app) printInspection(ins session.Inspection) {
 	for _, out := range ins.Outputs {
 		fmt.Fprintf(w, "output  %v\n", out)
 	}
+	if ip := ins.IPAdapter; ip != nil {
+		fmt.Fprintf(w, "adapter %s: %d IP tokens of width %d into %d cross-attention layers\n", ip.Path, ip.Tokens, ip.Width, ip.Layers)
+		if ip.ImageEncoder != "" {
+			fmt.Fprintf(w, "encoder %s (penultimate state %s)\n", ip.ImageEncoder, ip.Penultimate)
+		}
+	}
 	fmt.Fprintf(w, "\n%d attention layers:\n", len(ins.Layers))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tSHORT\tNAME\tKIND\tGRID\tTOKENS\tHEADS×DIM\tSCALE")
 	for _, l := range ins.Layers {
 		kind := l.Kind
-		if l.Kind == "cross" && !l.ImageKV {
-			kind += " (text: always 1)"
+		if l.Kind == "cross" {
+			if l.ImageKV {
+				kind += " (image K/V)"
+			} else {
+				kind += " (text: always 1)"
+			}
 		}
 		grid := "-"
 		if l.GridH > 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,47 +9,14 @@ import (
 
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
-	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
 	"github.com/diffsim/diffsim/session/bench"
 )
 
 // tinyViTFolder writes a transformers.js-layout DINOv2 of two generated attention layers over
-// 4×4 patches of a 56 px crop (as features/vision's tests build it): a model without timesteps.
+// 4×4 patches of a 56 px crop (testgraphs.TinyViT): a model without timesteps.
 func tinyViTFolder(t *testing.T) string {
 	t.Helper()
-	const patch, crop, channels = 14, 56, 16
-	o := testgraphs.DefaultOptions()
-	o.Channels, o.Heads, o.Tokens = channels, 2, 17
-	m, _ := testgraphs.Attention(testgraphs.DINOv2Eager, o)
-	g := m.GetGraph()
-	var inputs []*onnxpb.ValueInfoProto
-	for _, in := range g.GetInput() {
-		if in.GetName() != "hidden_states" {
-			inputs = append(inputs, in)
-		}
-	}
-	b := onnx.NewBuilder("stem")
-	r := rand.New(rand.NewPCG(1, 1))
-	weights := func(n int, s float64) []float32 {
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = float32(r.NormFloat64() * s)
-		}
-		return out
-	}
-	px := b.Input("pixel_values", onnx.Float, -1, 3, crop, crop)
-	x := b.Node("Conv", "/embeddings/patch_embeddings/projection/Conv", []string{px, b.Floats("patch_w", []int64{channels, 3, patch, patch}, weights(channels*3*patch*patch, 0.05))},
-		onnx.AttrInts("strides", patch, patch))
-	x = b.Node("Reshape", "/embeddings/Reshape", []string{x, b.Ints("flat", []int64{3}, []int64{0, channels, -1})})
-	x = b.Node("Transpose", "/embeddings/Transpose", []string{x}, onnx.AttrInts("perm", 0, 2, 1))
-	x = b.Node("Pad", "/embeddings/cls", []string{x, b.Ints("cls_pads", []int64{6}, []int64{0, 1, 0, 0, 0, 0})})
-	b.Node("Add", "/embeddings/position", []string{x, b.Floats("pos", []int64{1, 17, channels}, weights(17*channels, 0.5))})
-	b.Last().Output[0] = "hidden_states"
-	stem := b.Graph()
-	g.Node = append(stem.Node, g.Node...)
-	g.Initializer = append(g.Initializer, stem.Initializer...)
-	g.Input = append(stem.Input, inputs...)
-
+	m, _ := testgraphs.ViT(testgraphs.DINOv2Eager, testgraphs.TinyViT())
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "onnx"), 0o755); err != nil {
 		t.Fatal(err)

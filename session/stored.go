@@ -48,7 +48,7 @@ func openStoredModel(ctx context.Context, rt *engine.Runtime, o Options) (featur
 	case store.KindGeneric:
 		file := loc.Path
 		if filepath.Ext(file) != ".onnx" && loc.Graph != "" {
-			file = filepath.Join(dir, loc.Graph)
+			file = graphIn(dir, graphRel(loc.Path, loc.Graph))
 		}
 		m, err = vision.OpenGeneric(rt, name, file, o.Size)
 	default:
@@ -72,12 +72,9 @@ func openStoredModel(ctx context.Context, rt *engine.Runtime, o Options) (featur
 func openAdapter(rt *engine.Runtime, o Options, dir string) (*ipadapter.Adapter, error) {
 	adapter, encoder := o.IPAdapter, o.ImageEncoder
 	if adapter == "" && encoder == "" {
-		found, _ := filepath.Glob(filepath.Join(dir, "ip-adapter*.safetensors"))
-		enc := filepath.Join(dir, "image_encoder", "model.onnx")
-		if _, err := os.Stat(enc); err != nil || len(found) != 1 {
+		if adapter, encoder = folderAdapter(dir); adapter == "" {
 			return nil, nil
 		}
-		adapter, encoder = found[0], enc
 	}
 	if adapter == "" || encoder == "" {
 		return nil, usagef("DiffSim-C needs both --ip-adapter (ip-adapter-plus_sd15.safetensors) and --image-encoder (the CLIP ViT-H/14 image encoder .onnx)")
@@ -87,4 +84,31 @@ func openAdapter(rt *engine.Runtime, o Options, dir string) (*ipadapter.Adapter,
 		return nil, usageError(err)
 	}
 	return ip, nil
+}
+
+// folderAdapter finds the IP-Adapter a model folder holds: one ip-adapter*.safetensors beside
+// image_encoder/model.onnx; "", "" when it holds none.
+func folderAdapter(dir string) (adapter, encoder string) {
+	found, _ := filepath.Glob(filepath.Join(dir, "ip-adapter*.safetensors"))
+	enc := filepath.Join(dir, "image_encoder", "model.onnx")
+	if _, err := os.Stat(enc); err != nil || len(found) != 1 {
+		return "", ""
+	}
+	return found[0], enc
+}
+
+// graphRel is a model's graph path relative to its folder (store.Local.Graph is absolute).
+func graphRel(folder, graph string) string {
+	if rel, err := filepath.Rel(folder, graph); err == nil && filepath.IsAbs(graph) {
+		return rel
+	}
+	return graph
+}
+
+// graphIn is the path of a graph in folder, graph being absolute or relative to it.
+func graphIn(folder, graph string) string {
+	if filepath.IsAbs(graph) {
+		return graph
+	}
+	return filepath.Join(folder, graph)
 }

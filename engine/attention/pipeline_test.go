@@ -85,3 +85,20 @@ func TestVAEParameters(t *testing.T) {
 		t.Fatalf("TapVAEMean = %+v, want Parameters latent_parameters", mean)
 	}
 }
+
+// TestViT: the patch embedding in front of the encoder changes nothing the finder reports,
+// and the graph runs from pixels.
+func TestViT(t *testing.T) {
+	rt := openRuntime(t)
+	for _, v := range []testgraphs.Variant{testgraphs.DINOv2Eager, testgraphs.CLIPEager} {
+		t.Run(string(v), func(t *testing.T) {
+			m, truth := testgraphs.ViT(v, testgraphs.TinyViT())
+			layers, err := attention.Find(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLayers(t, layers, truth)
+			runAndCheck(t, rt, m, truth, 1e-5, false)
+		})
+	}
+}

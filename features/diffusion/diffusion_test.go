@@ -11,40 +11,16 @@ import (
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
-	"github.com/diffsim/diffsim/engine/onnx"
-	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
 	"github.com/diffsim/diffsim/features"
 )
 
-// tinyFolder writes a runnable miniature diffusers export: a U-Net (16×16 latents, so 128 px
-// images) whose weights live in an external file, an in-graph-sampling VAE encoder, and a
-// CLIP text encoder.
+// tinyFolder writes testgraphs' runnable miniature diffusers export: a U-Net (16×16 latents,
+// so 128 px images) whose weights live in an external file, an in-graph-sampling VAE encoder,
+// and a CLIP text encoder.
 func tinyFolder(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	write := func(sub string, m *onnxpb.ModelProto, external bool) {
-		d := filepath.Join(dir, sub)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if external {
-			if err := onnx.MoveToExternal(m, d, "model.onnx_data", 64); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := onnx.WriteFile(filepath.Join(d, "model.onnx"), m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	unet, _ := testgraphs.SDUNet(testgraphs.TinyUNet())
-	write("unet", unet, true)
-	vo := testgraphs.TinyVAE()
-	vo.Height, vo.Width = 128, 128
-	vae, _ := testgraphs.VAEEncoder(vo)
-	write("vae_encoder", vae, false)
-	text, _ := testgraphs.TextEncoder(testgraphs.TinyText())
-	write("text_encoder", text, false)
-	if err := os.WriteFile(filepath.Join(dir, "model_index.json"), []byte(`{"_class_name": "StableDiffusionPipeline"}`), 0o644); err != nil {
+	if err := testgraphs.WriteTinyDiffusers(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir

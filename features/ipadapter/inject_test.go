@@ -89,7 +89,7 @@ func inject(t *testing.T, scale float32) injected {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return injected{inj: inj, keys: keys, vals: ts.vals, opts: o, model: data, layers: layers}
+	return injected{inj: inj, keys: keys, vals: ts.Values, opts: o, model: data, layers: layers}
 }
 
 func unetInputs(o testgraphs.UNetOptions, seed uint64, ipScale float64) []engine.Tensor {
@@ -157,7 +157,7 @@ func TestInjectWeightErrors(t *testing.T) {
 	m, o, cross := plainUNet(t)
 	ts := newTensorSet(1, false)
 	ts.addIPLayers(t, cross, o.CtxChannels)
-	ts.list = slices.DeleteFunc(ts.list, func(x safetensors.Tensor) bool { return strings.HasPrefix(x.Name, "ip_adapter.31.") })
+	ts.Tensors = slices.DeleteFunc(ts.Tensors, func(x safetensors.Tensor) bool { return strings.HasPrefix(x.Name, "ip_adapter.31.") })
 	if _, err := Inject(m, ts.file(t), InjectOptions{}); err == nil || !strings.Contains(err.Error(), "15 layers") {
 		t.Errorf("15 of 16 layers: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/features/ipadapter/ipfixture"
 	"github.com/diffsim/diffsim/features/safetensors"
 )
 
@@ -169,7 +170,7 @@ func TestResamplerMatchesReference(t *testing.T) {
 			}
 			per := n * shape.Embedding
 			for i := range batch {
-				ref := resamplerRef(ts.vals, shape, feats[i*per:(i+1)*per], n)
+				ref := resamplerRef(ts.Values, shape, feats[i*per:(i+1)*per], n)
 				want := make([]float32, len(ref))
 				for k, v := range ref {
 					want[k] = float32(v)
@@ -194,12 +195,12 @@ func TestResamplerWeightErrors(t *testing.T) {
 		{"image_proj.norm_out.bias", "norm_out.bias"},
 	} {
 		var kept []safetensors.Tensor
-		for _, x := range ts.list {
+		for _, x := range ts.Tensors {
 			if x.Name != tc.drop {
 				kept = append(kept, x)
 			}
 		}
-		sub := &tensorSet{list: kept, vals: ts.vals}
+		sub := tensorSet{&ipfixture.Weights{Tensors: kept, Values: ts.Values}}
 		_, _, err := BuildResampler(sub.file(t), ResamplerOptions{HeadDim: 8})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("without %s: err = %v, want it to name %q", tc.drop, err, tc.want)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"image"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,53 +16,9 @@ import (
 )
 
 const (
-	patch    = 14
-	crop     = 56 // 4×4 patches + CLS = 17 tokens
+	crop     = 56 // testgraphs.TinyViT: 4×4 patches + CLS = 17 tokens
 	channels = 16
 )
-
-// tinyViT puts a patch embedding in front of a generated two-layer encoder of variant v:
-// pixel_values [B,3,56,56] → Conv(14, stride 14) → tokens → a zero CLS token in front → position
-// embedding → the encoder; pooler_output is the CLS token of the last hidden state.
-func tinyViT(t *testing.T, v testgraphs.Variant) *onnxpb.ModelProto {
-	t.Helper()
-	o := testgraphs.DefaultOptions()
-	o.Channels, o.Heads, o.Tokens = channels, 2, 17
-	m, _ := testgraphs.Attention(v, o)
-	g := m.GetGraph()
-	var inputs []*onnxpb.ValueInfoProto
-	for _, in := range g.GetInput() {
-		if in.GetName() != "hidden_states" {
-			inputs = append(inputs, in)
-		}
-	}
-	b := onnx.NewBuilder("stem")
-	r := rand.New(rand.NewPCG(1, 1))
-	weights := func(n int, s float64) []float32 {
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = float32(r.NormFloat64() * s)
-		}
-		return out
-	}
-	px := b.Input("pixel_values", onnx.Float, -1, 3, crop, crop)
-	x := b.Node("Conv", "/embeddings/patch_embeddings/projection/Conv", []string{px, b.Floats("patch_w", []int64{channels, 3, patch, patch}, weights(channels*3*patch*patch, 0.05))},
-		onnx.AttrInts("strides", patch, patch))
-	x = b.Node("Reshape", "/embeddings/Reshape", []string{x, b.Ints("flat", []int64{3}, []int64{0, channels, -1})})
-	x = b.Node("Transpose", "/embeddings/Transpose", []string{x}, onnx.AttrInts("perm", 0, 2, 1))
-	x = b.Node("Pad", "/embeddings/cls", []string{x, b.Ints("cls_pads", []int64{6}, []int64{0, 1, 0, 0, 0, 0})})
-	x = b.Node("Add", "/embeddings/position", []string{x, b.Floats("pos", []int64{1, 17, channels}, weights(17*channels, 0.5))})
-	b.Last().Output[0] = "hidden_states"
-	stem := b.Graph()
-	g.Node = append(stem.Node, g.Node...)
-	g.Initializer = append(g.Initializer, stem.Initializer...)
-	g.Input = append(stem.Input, inputs...)
-	pool := &onnxpb.NodeProto{Name: "/pooler/Gather", OpType: "Gather", Input: []string{"last_hidden_state", "pool_index"}, Output: []string{"pooler_output"}, Attribute: []*onnxpb.AttributeProto{onnx.AttrInt("axis", 1)}}
-	g.Node = append(g.Node, pool)
-	g.Initializer = append(g.Initializer, onnx.IntTensor("pool_index", nil, []int64{0}))
-	g.Output = append(g.Output, onnx.ValueInfo("pooler_output", onnx.Float, -1, channels))
-	return m
-}
 
 func writeViTFolder(t *testing.T, m *onnxpb.ModelProto, file, config, pre string) string {
 	dir := t.TempDir()
@@ -106,7 +61,8 @@ func TestViTFamilies(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			pre := `{"do_resize": true, "size": {"shortest_edge": 64}, "crop_size": {"height": 56, "width": 56}, "do_center_crop": true}`
-			dir := writeViTFolder(t, tinyViT(t, c.variant), c.file, c.config, pre)
+			vit, _ := testgraphs.ViT(c.variant, testgraphs.TinyViT())
+			dir := writeViTFolder(t, vit, c.file, c.config, pre)
 			m, err := OpenViT(rt, c.name, dir)
 			if err != nil {
 				t.Fatal(err)

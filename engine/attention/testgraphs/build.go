@@ -1,7 +1,9 @@
 // Package testgraphs generates small ONNX graphs shaped like real exports, one per attention
 // variant the attention finder recognises, plus runnable miniatures of the Stable Diffusion
-// pipeline (U-Net, VAE encoder, text encoder). Weights are random from a fixed seed; each
-// generator also returns the ground truth a test checks the finder against.
+// pipeline (U-Net, VAE encoder, text encoder; WriteTinyDiffusers writes them as a diffusers
+// folder), a ViT with its patch embedding and a CLIP vision encoder (IP-Adapter's image
+// encoder). Weights are random from a fixed seed; most generators also return the ground truth
+// a test checks the finder against.
 package testgraphs
 
 import (

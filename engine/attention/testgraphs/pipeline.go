@@ -3,6 +3,8 @@ package testgraphs
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
@@ -141,4 +143,35 @@ func TextEncoder(o TextOptions) (*onnxpb.ModelProto, Truth) {
 	g.Last().Output[0] = "last_hidden_state"
 	g.Output("last_hidden_state", onnx.Float, -1, int64(o.Tokens), int64(c))
 	return g.model(), truth
+}
+
+// WriteTinyDiffusers writes a runnable miniature diffusers export into dir: unet/model.onnx
+// (SDUNet(TinyUNet()): 16×16 latents, so 128 px images) with its weights in an external
+// file, an in-graph-sampling VAE encoder for 128 px in vae_encoder/, a CLIP text encoder
+// (TinyText) in text_encoder/, and model_index.json. It writes no tokenizer.
+func WriteTinyDiffusers(dir string) error {
+	unet, _ := SDUNet(TinyUNet())
+	vo := TinyVAE()
+	vo.Height, vo.Width = 128, 128
+	vae, _ := VAEEncoder(vo)
+	text, _ := TextEncoder(TinyText())
+	for _, part := range []struct {
+		sub      string
+		m        *onnxpb.ModelProto
+		external bool
+	}{{"unet", unet, true}, {"vae_encoder", vae, false}, {"text_encoder", text, false}} {
+		d := filepath.Join(dir, part.sub)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if part.external {
+			if err := onnx.MoveToExternal(part.m, d, "model.onnx_data", 64); err != nil {
+				return err
+			}
+		}
+		if err := onnx.WriteFile(filepath.Join(d, "model.onnx"), part.m); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "model_index.json"), []byte(`{"_class_name": "StableDiffusionPipeline"}`), 0o644)
 }
