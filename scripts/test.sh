@@ -13,6 +13,13 @@ if [ -n "${CI:-}" ] || [ -n "${DIFFSIM_INSTALL_TEST_TOOLS:-}" ]; then
   need=()
   command -v tmux >/dev/null || need+=(tmux)
   command -v img2sixel >/dev/null || need+=(libsixel-bin)
+  # The screenshot test runs the explorer in a real sixel terminal (xterm as a VT340 under Xvfb).
+  command -v xterm >/dev/null || need+=(xterm)
+  command -v Xvfb >/dev/null || need+=(xvfb)
+  command -v xdotool >/dev/null || need+=(xdotool)
+  command -v xwd >/dev/null || need+=(x11-apps)
+  command -v convert >/dev/null || need+=(imagemagick)
+  [ -d /usr/share/fonts/X11/misc ] || need+=(xfonts-base)
   if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need[*]}" >&2
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -13,6 +13,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/diffusion"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -87,7 +88,14 @@ type Model struct {
 	picShow int // seq of the pictures shown
 
 	prompting bool
+	promptFor promptKind
 	prompt    pathPrompt
+
+	cond     diffusion.Conditioning  // what scores are conditioned on now
+	condBusy bool                    // a SetConditioning is running
+	condWant diffusion.Conditioning  // what it asked for
+	condNext *diffusion.Conditioning // asked for while it ran; starts when it ends
+	condSeq  int
 	help      help.Model
 	spinner   spinner.Model
 	progress  session.Progress
@@ -148,6 +156,9 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(m.styles.Spinner))
 	m.prompt.Prompt = "open A B › "
 	m.prompt.Placeholder = "path/to/a.png path/to/b.png"
+	if c, ok := m.conditioner(); ok {
+		m.cond = c.Conditioning()
+	}
 	return m
 }
 
@@ -196,10 +207,17 @@ func (m *Model) Init() tea.Cmd {
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
+		resized := m.width != 0 && (m.width != msg.Width || m.height != msg.Height)
 		m.width, m.height = msg.Width, msg.Height
 		m.lay = computeLayout(m.width, m.height, m.cellAspect())
 		m.help.SetWidth(m.width)
 		m.prompt.SetWidth(max(m.width-len(m.prompt.Prompt)-2, 10))
+		if resized {
+			// The terminal reflows or crops what it shows on a resize, images included, so
+			// the renderer's idea of the screen is stale: repaint all of it (the placement
+			// writer sees the clear and redraws every image at its new cells).
+			return m, tea.Batch(tea.ClearScreen, m.renderCmd())
+		}
 		return m, m.renderCmd()
 
 	case tea.BackgroundColorMsg:
@@ -269,6 +287,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 		return m, m.schedule()
+
+	case conditioningMsg:
+		return m, m.conditioned(msg)
 
 	case statsTickMsg:
 		return m, tea.Batch(m.statsCmd(), statsTick())
@@ -356,6 +377,11 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		case key.Matches(msg, k.Accept):
 			m.prompting = false
 			m.prompt.Blur()
+			if m.promptFor == promptText {
+				c := m.wantedCond()
+				c.Prompt = m.prompt.Value()
+				return m.setConditioning(c)
+			}
 			paths, err := splitPaths(m.prompt.Value())
 			if err != nil {
 				m.err = err
@@ -382,10 +408,12 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.place()
 		return nil
 	case key.Matches(msg, k.Open):
-		m.prompting = true
-		m.prompt.SetValue(quotePath(m.pathA) + " " + quotePath(m.pathB))
-		m.prompt.Focus()
+		m.openPrompt(promptPair, quotePath(m.pathA)+" "+quotePath(m.pathB))
 		return nil
+	case key.Matches(msg, k.Prompt):
+		return m.openTextPrompt()
+	case key.Matches(msg, k.CFG):
+		return m.toggleCFG()
 	case key.Matches(msg, k.TimeBack):
 		return m.setT(m.t - fineStep)
 	case key.Matches(msg, k.TimeFwd):

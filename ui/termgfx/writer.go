@@ -22,6 +22,18 @@ func (a Area) overlaps(b Area) bool {
 	return a.Row < b.Row+b.Rows && b.Row < a.Row+a.Rows && a.Col < b.Col+b.Cols && b.Col < a.Col+a.Cols
 }
 
+// clip cuts a to a screen of cols × rows (unknown sizes clip nothing): blanking cells past
+// the screen's edge would land on its last row or column instead.
+func (a Area) clip(cols, rows int) Area {
+	if rows > 0 && a.Row+a.Rows > rows {
+		a.Rows = max(rows-a.Row, 0)
+	}
+	if cols > 0 && a.Col+a.Cols > cols {
+		a.Cols = max(cols-a.Col, 0)
+	}
+	return a
+}
+
 func (a Area) overlapsRows(r0, r1 int) bool { return a.Row < r1 && r0 < a.Row+a.Rows }
 
 func (a Area) overlapsCells(row, c0, c1 int) bool {
@@ -65,6 +77,9 @@ type placed struct {
 	area    Area
 	payload []byte
 	drawn   bool
+	// cols × rows of the terminal when the image was placed (0 when unknown): after a
+	// resize the placement is stale until the program places it again for the new layout.
+	cols, rows int
 	// transmitted images (kitty virtual placements) are drawn by placeholder cells in the
 	// View: sent once, never redrawn, freed with remove.
 	transmit bool
@@ -92,7 +107,24 @@ func (w *Writer) Place(id string, area Area, payload []byte) {
 			w.blank = append(w.blank, p.area)
 		}
 	}
-	w.imgs[id] = &placed{area: area, payload: payload}
+	np := &placed{area: area, payload: payload}
+	if w.File != nil {
+		np.cols, np.rows, _ = term.GetSize(int(w.File.Fd()))
+	}
+	w.imgs[id] = np
+}
+
+// fits reports whether an image can be drawn now: placed for the terminal's present size
+// and inside the screen. Drawing past the last row would scroll the whole screen.
+func (w *Writer) fits(p *placed) bool {
+	cols, rows := w.trk.cols, w.trk.rows
+	if cols <= 0 || rows <= 0 {
+		return true
+	}
+	if p.cols > 0 && (p.cols != cols || p.rows != rows) {
+		return false
+	}
+	return p.area.Row+p.area.Rows <= rows && p.area.Col+p.area.Cols <= cols
 }
 
 // Transmit sends payload once, after the next frame, wherever the cursor is: for kitty
@@ -185,7 +217,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	// Blank the cells of removed or moved images before the frame, so text the frame
 	// puts there is not erased.
 	for _, a := range w.blank {
-		buf = appendBlank(buf, a)
+		buf = appendBlank(buf, a.clip(w.trk.cols, w.trk.rows))
 		for _, img := range w.imgs {
 			if !img.transmit && img.area.overlaps(a) {
 				img.drawn = false
@@ -212,7 +244,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if !leaving && w.trk.row >= 0 {
 		for _, id := range w.ids() {
 			img := w.imgs[id]
-			if img.drawn {
+			if img.drawn || (!img.transmit && !w.fits(img)) {
 				continue
 			}
 			img.drawn = true
