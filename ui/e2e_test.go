@@ -21,6 +21,9 @@ func TestEndToEndTmux(t *testing.T) {
 		t.Skip("builds a binary and runs tmux")
 	}
 	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux not installed: scripts/test.sh installs it in CI")
+		}
 		t.Skip("tmux not installed")
 	}
 	dir := t.TempDir()
