@@ -147,6 +147,7 @@ func (a *app) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, ou
 	settings := bench.Settings{
 		Layout: ds.Layout, Model: info.Name, Layer: info.Layers[layer].Name, LayerIndex: layer,
 		T: t, Step: stepOf(info, t), Metric: a.metric, Size: info.Size, Seed: info.Seed, Total: len(ds.Tasks),
+		Prompt: s.Conditioning().Prompt, CFG: s.Conditioning().CFG,
 	}
 	if !info.Layers[layer].ImageKV {
 		fmt.Fprintf(stderr, "diffsim: warning: layer %s is cross-attention on text; every pair scores 1 there\n", info.Layers[layer].Label())

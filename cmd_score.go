@@ -30,6 +30,8 @@ type scoreJSON struct {
 	GlobalCosine        *float64 `json:"global_cosine,omitempty"`
 	Size                int      `json:"size"`
 	Seed                int64    `json:"seed"`
+	Prompt              string   `json:"prompt,omitempty"`
+	CFG                 bool     `json:"cfg,omitempty"`
 	Device              string   `json:"device"`
 	ImageA              string   `json:"image_a"`
 	ImageB              string   `json:"image_b"`
@@ -68,6 +70,7 @@ func (a *app) scoreCommand() *cobra.Command {
 				HigherIsMoreSimilar: r.HigherIsBetter, Meaningless: r.Meaningless,
 				FeatureCosine: finite(r.FeatureCosine), GlobalCosine: finite(r.Global),
 				Size: info.Size, Seed: info.Seed, Device: info.Device, ImageA: args[0], ImageB: args[1],
+				Prompt: s.Conditioning().Prompt, CFG: s.Conditioning().CFG,
 			}
 			if !info.Timesteps {
 				out.T, out.Step = 0, 0

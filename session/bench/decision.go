@@ -51,6 +51,8 @@ type Settings struct {
 	Metric     string `json:"metric"`
 	Size       int    `json:"size"`
 	Seed       int64  `json:"seed"`
+	Prompt     string `json:"prompt,omitempty"` // diffusion conditioning; "" is unconditional
+	CFG        bool   `json:"cfg,omitempty"`
 	Total      int    `json:"total"` // decisions in the whole benchmark (all shards)
 }
 
