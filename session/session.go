@@ -31,7 +31,7 @@ const maxCompared = 4096
 type Options struct {
 	Model      string // "builtin" (default), or a model name, folder or file
 	Size       int    // working size in pixels; 0 = the model's default
-	Seed       int64
+	Seed       int64  // noise seed, shared by both images (the CLI's default is DefaultSeed)
 	Device     string // auto, cpu, cuda[:N]
 	Library    string // ONNX Runtime library path; empty = ONNXRUNTIME_LIB, then diffsim's cache
 	Threads    int
@@ -55,7 +55,8 @@ type Options struct {
 	// OpenRuntime and OpenModel build what the session owns; tests swap in fakes.
 	OpenRuntime func(engine.Options) (*engine.Runtime, error)
 	OpenModel   func(ctx context.Context, rt *engine.Runtime, o Options) (features.Model, error)
-	// Attention computes attention for scores; nil means features.GoAttention.
+	// Attention computes attention for scores; nil means a features.RuntimeAttention on the
+	// session's runtime (Go below its size threshold).
 	Attention features.Attention
 }
 
@@ -106,9 +107,6 @@ type call struct {
 func Open(ctx context.Context, o Options) (*Session, error) {
 	if o.Model == "" {
 		o.Model = "builtin"
-	}
-	if o.Seed == 0 {
-		o.Seed = DefaultSeed
 	}
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = DefaultCacheBytes

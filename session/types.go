@@ -110,6 +110,10 @@ type Stats struct {
 //	(*Session).Score(ctx, Request) (Result, error)
 //	(*Session).LayerScores(ctx, a, b *Image, t int, m Metric) ([]LayerScore, error)
 //	(*Session).Prefetch(ctx, a, b *Image, t int) error
+//	(*Session).PrefetchImages(ctx, t int, imgs ...*Image) error
+//	(*Session).ResolveLayer(arg string) (int, error)
+//	(*Session).Conditioning() diffusion.Conditioning
+//	(*Session).SetConditioning(ctx, diffusion.Conditioning) error
 //	(*Session).Cached(a, b *Image, t int) bool
 //	(*Session).Stats() Stats
 //	(*Session).Close() error
