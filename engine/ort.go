@@ -216,8 +216,9 @@ type Session struct {
 	outputs []IOInfo
 	outSel  []string
 
-	mu     sync.Mutex // Run calls on one session are serialised: they share the C session
-	closed bool
+	mu      sync.Mutex // Run calls on one session are serialised: they share the C session
+	closed  bool
+	runOpts *ort.RunOptions
 }
 
 // LoadFile opens the model at path; external weights are looked up beside it.
@@ -368,25 +369,21 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 		return nil, fmt.Errorf("unknown input %q (the model wants %s)", name, ioNames(s.inputs))
 	}
 
-	runOpts, err := ort.NewRunOptions()
-	if err != nil {
-		return nil, err
-	}
-	defer runOpts.Destroy()
-	stop := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case <-ctx.Done():
-			runOpts.Terminate()
-		case <-stop:
+	// One RunOptions per session, reused: Run calls are serialised by s.mu. Cancelling ctx
+	// sets its terminate flag from context.AfterFunc, which costs no goroutine per run.
+	var err error
+	if s.runOpts == nil {
+		if s.runOpts, err = ort.NewRunOptions(); err != nil {
+			return nil, err
 		}
-	}()
+	}
+	stop := context.AfterFunc(ctx, func() { s.runOpts.Terminate() })
 	outs := make([]ort.Value, len(s.outSel))
-	err = s.sess.RunWithOptions(values, outs, runOpts)
-	close(stop)
-	<-watched
+	err = s.sess.RunWithOptions(values, outs, s.runOpts)
+	if !stop() {
+		// The flag was set (or is being set): clear it for the next run.
+		s.runOpts.UnsetTerminate()
+	}
 	defer destroyAll(outs)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -416,7 +413,11 @@ func (s *Session) Close() error {
 	s.rt.mu.Lock()
 	delete(s.rt.sessions, s)
 	s.rt.mu.Unlock()
-	return s.sess.Destroy()
+	var err error
+	if s.runOpts != nil {
+		err = s.runOpts.Destroy()
+	}
+	return errors.Join(err, s.sess.Destroy())
 }
 
 // destroyAll frees values, skipping nil ones, including typed nils inside the interface that
