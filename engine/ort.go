@@ -377,11 +377,16 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 			return nil, err
 		}
 	}
-	stop := context.AfterFunc(ctx, func() { s.runOpts.Terminate() })
+	terminated := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		s.runOpts.Terminate()
+		close(terminated)
+	})
 	outs := make([]ort.Value, len(s.outSel))
 	err = s.sess.RunWithOptions(values, outs, s.runOpts)
 	if !stop() {
-		// The flag was set (or is being set): clear it for the next run.
+		// The flag is set, or about to be: wait for it, then clear it for the next run.
+		<-terminated
 		s.runOpts.UnsetTerminate()
 	}
 	defer destroyAll(outs)
