@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
@@ -331,5 +333,33 @@ func TestDeviceParsing(t *testing.T) {
 	rt := openRuntime(t)
 	if d := rt.Device(); d.Kind != "cpu" && d.Kind != "cuda" {
 		t.Errorf("device %v", d)
+	}
+}
+
+func TestCancelMidRunThenRunAgain(t *testing.T) {
+	b := onnx.NewBuilder("slow")
+	x := b.Input("x", onnx.Float, 512, 512)
+	y := x
+	for i := 0; i < 40; i++ {
+		y = b.Node("MatMul", fmt.Sprintf("/mm%d", i), []string{y, x})
+	}
+	b.Output(y, onnx.Float, 512, 512)
+	data, _ := onnx.Marshal(b.Model())
+	rt := openRuntime(t)
+	sess, err := rt.Load(data, SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	in := F32("x", []int64{512, 512}, make([]float32, 512*512))
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	start := time.Now()
+	if _, err := sess.Run(ctx, in); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled mid-run: err = %v", err)
+	}
+	t.Logf("cancelled after %v", time.Since(start))
+	if _, err := sess.Run(context.Background(), in); err != nil {
+		t.Fatalf("the run after a cancelled one failed: %v", err)
 	}
 }
