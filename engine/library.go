@@ -54,7 +54,7 @@ func FindLibrary(explicit string) (string, LibrarySource, error) {
 	check := func(p string, src LibrarySource) (string, LibrarySource, error) {
 		st, err := os.Stat(p)
 		if err != nil {
-			return "", src, fmt.Errorf("%w: %s names %s, which does not exist", ErrNoLibrary, src, p)
+			return "", src, fmt.Errorf("%w: %s names %s, which does not exist; point it at a libonnxruntime.so, or drop it to use the one scripts/setup-runtime.sh fetches", ErrNoLibrary, src, p)
 		}
 		if st.IsDir() {
 			return "", src, fmt.Errorf("%w: %s names %s, which is a folder, not libonnxruntime.so", ErrNoLibrary, src, p)
