@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -9,16 +10,20 @@ import (
 	"image/draw"
 	"image/png"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/diffsim/diffsim/heatmap"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/batch"
 	"github.com/diffsim/diffsim/session/video"
+	"github.com/diffsim/diffsim/ui"
+	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
 // videoJSON is `video --json`: the settings once, every frame's two scores, the clip's
@@ -64,11 +69,25 @@ computed once, two frames to a network run.`,
   diffsim video frames/ --layer Up1 --t 201 --json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if explore {
-				return usagef("--explore is not yet available: the explorer is still being built; use --png FILE for the curves")
-			}
 			if asCSV && a.json {
 				return usagef("give --json or --csv, not both")
+			}
+			if explore && (asCSV || a.json) {
+				return usagef("give --explore or --json/--csv, not both")
+			}
+			var graphics termgfx.Protocol
+			var screen *os.File
+			if explore {
+				// Before any work: scoring a clip takes a while.
+				var err error
+				if graphics, err = termgfx.ParseProtocol(a.graphics); err != nil {
+					return usagef("--graphics %q: want auto, sixel, kitty, halfblock or none", a.graphics)
+				}
+				f, ok := a.stdout.(*os.File)
+				if !ok || !term.IsTerminal(int(f.Fd())) {
+					return fmt.Errorf("video --explore needs a terminal on standard output; use --png FILE, --json or --csv for the curves")
+				}
+				screen = f
 			}
 			if every < 1 {
 				return usagef("--every %d: want 1 or more", every)
@@ -84,11 +103,20 @@ computed once, two frames to a network run.`,
 			}
 			// The input first: a missing file or ffmpeg should not wait for a model to load.
 			ctx := cmd.Context()
-			src, err := video.Open(ctx, args[0], video.Options{Every: every, MaxFrames: maxFrames})
+			opened, err := video.Open(ctx, args[0], video.Options{Every: every, MaxFrames: maxFrames})
 			if err != nil {
 				return err
 			}
-			defer src.Close()
+			defer opened.Close()
+			src := opened
+			var kept *keptFrames
+			if explore {
+				if kept, err = keepFrames(opened, args[0]); err != nil {
+					return err
+				}
+				defer kept.Close()
+				src = kept
+			}
 			tg, err := a.openTarget(cmd, nil)
 			if err != nil {
 				return err
@@ -118,6 +146,9 @@ computed once, two frames to a network run.`,
 			}
 			if !info.Timesteps {
 				out.T = 0
+			}
+			if explore {
+				return a.exploreClip(cmd, s, out, kept.paths, graphics, screen)
 			}
 			if pngPath != "" {
 				var buf bytes.Buffer
@@ -157,8 +188,87 @@ computed once, two frames to a network run.`,
 	f.BoolVar(&a.json, "json", false, "print one JSON object (every frame's scores and the clip's consistency)")
 	f.BoolVar(&asCSV, "csv", false, "print CSV, one row per frame")
 	f.StringVar(&pngPath, "png", "", "also draw both curves into this PNG file")
-	f.BoolVar(&explore, "explore", false, "open the curves in the explorer (not yet available)")
+	f.BoolVar(&explore, "explore", false, "open the clip in the explorer: its curves, and the first frame beside the frame under a cursor (←/→)")
 	return cmd
+}
+
+// keptFrames passes a clip's frames through and remembers where each one is on disk, for
+// the explorer, which loads images by path: a folder's own files, or, for a decoded video,
+// the frames written to a temporary folder (removed by Close).
+type keptFrames struct {
+	video.Source
+	dir, tmp string
+	paths    []string
+}
+
+func keepFrames(src video.Source, input string) (*keptFrames, error) {
+	k := &keptFrames{Source: src, dir: input}
+	if st, err := os.Stat(input); err == nil && st.IsDir() {
+		return k, nil
+	}
+	tmp, err := os.MkdirTemp("", "diffsim-frames-")
+	if err != nil {
+		return nil, fmt.Errorf("video --explore: a folder for the decoded frames: %w", err)
+	}
+	k.tmp, k.dir = tmp, tmp
+	return k, nil
+}
+
+func (k *keptFrames) Next(ctx context.Context) (video.Frame, error) {
+	f, err := k.Source.Next(ctx)
+	if err != nil {
+		return f, err
+	}
+	if k.tmp == "" {
+		k.paths = append(k.paths, filepath.Join(k.dir, f.Name))
+		return f, nil
+	}
+	p := filepath.Join(k.tmp, fmt.Sprintf("frame%06d.png", f.Frame))
+	if err := os.WriteFile(p, f.Data, 0o600); err != nil {
+		return f, fmt.Errorf("video --explore: keep %s: %w", f.Name, err)
+	}
+	k.paths = append(k.paths, p)
+	return f, nil
+}
+
+// Close removes the decoded frames; the source is closed by its opener.
+func (k *keptFrames) Close() error {
+	if k.tmp == "" {
+		return nil
+	}
+	return os.RemoveAll(k.tmp)
+}
+
+// exploreClip opens the explorer on the scored clip, at the layer, timestep and metric
+// the curves were computed with.
+func (a *app) exploreClip(cmd *cobra.Command, s *session.Session, out videoJSON, paths []string, graphics termgfx.Protocol, screen *os.File) error {
+	clip := &ui.Clip{Metric: session.Metric(out.Metric), Settings: fmt.Sprintf("%s t=%d", out.LayerShort, out.T)}
+	if out.LayerShort == "" {
+		clip.Settings = fmt.Sprintf("layer %d t=%d", out.LayerIndex, out.T)
+	}
+	for _, f := range out.Frames {
+		if f.Index < 0 || f.Index >= len(paths) {
+			return fmt.Errorf("video --explore: frame %d has no file (internal error)", f.Index)
+		}
+		cf := ui.ClipFrame{Path: paths[f.Index], Name: f.Name, Frame: f.Frame, ToFirst: f.ToFirst, ToPrevious: math.NaN()}
+		if f.ToPrevious != nil {
+			cf.ToPrevious = *f.ToPrevious
+		}
+		clip.Frames = append(clip.Frames, cf)
+	}
+	if len(clip.Frames) < 2 {
+		return usagef("video --explore: a clip needs at least two frames")
+	}
+	opts := ui.DefaultOptions()
+	opts.Graphics = graphics
+	opts.Metric = clip.Metric
+	opts.Layer, opts.T = out.LayerIndex, out.T
+	opts.Clip = clip
+	if a.stdin != nil {
+		opts.Input = a.stdin
+	}
+	opts.Output = screen
+	return ui.Run(cmd.Context(), s, clip.Frames[0].Path, clip.Frames[1].Path, opts)
 }
 
 // Chart colours: a blue and an orange that stay apart for colour-blind readers and in grey.

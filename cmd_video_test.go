@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,7 +253,7 @@ func TestVideoUsageErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{dir, "--explore"}, exitUsage, "not yet available"},
+		{[]string{dir, "--explore", "--json"}, exitUsage, "not both"},
 		{[]string{dir, "--json", "--csv"}, exitUsage, "not both"},
 		{[]string{dir, "--every", "0"}, exitUsage, "--every 0"},
 		{[]string{dir, "--max-frames", "1"}, exitUsage, "at least two frames"},
@@ -266,6 +268,26 @@ func TestVideoUsageErrors(t *testing.T) {
 		code, _, stderr := runCmd(t, videoArgs(tc.args...)...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("video %q: exit %d, stderr %q; want exit %d and one line saying %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+}
+
+// TestVideoExploreNeedsATerminal: --explore is available, and says so clearly when standard
+// output is not a terminal (a pipe, a file), before scoring anything.
+func TestVideoExploreNeedsATerminal(t *testing.T) {
+	dir := panClip(t, "astronaut.png", "")
+	out, err := os.CreateTemp(t.TempDir(), "stdout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for name, stdout := range map[string]io.Writer{"buffer": new(bytes.Buffer), "file": out} {
+		var stderr bytes.Buffer
+		code := run(videoArgs(dir, "--explore"), nil, stdout, &stderr)
+		msg := strings.TrimSpace(stderr.String())
+		if code != exitFailure || !strings.Contains(msg, "--explore needs a terminal on standard output") ||
+			strings.Contains(msg, "not yet available") || strings.Contains(msg, "\n") {
+			t.Errorf("%s: exit %d, stderr %q; want exit 1 and one line saying it needs a terminal", name, code, msg)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/diffsim/diffsim/ui/internal/fake"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -46,6 +48,18 @@ func TestGoldenViews(t *testing.T) {
 		{"prompt", func(t *testing.T, w, h int) *Model {
 			m, _ := readyModel(t, w, h)
 			send(m, press("p"))
+			return m
+		}},
+		{"conditioned", func(t *testing.T, w, h int) *Model {
+			m := condModel(t, w, h, fake.New())
+			send(m, press("P"))
+			typeText(m, "a photo of a cat")
+			send(m, press("enter"))
+			return m
+		}},
+		{"clip", func(t *testing.T, w, h int) *Model {
+			m := clipModel(t, w, h, 12)
+			send(m, press("right"))
 			return m
 		}},
 		{"meaningless", func(t *testing.T, w, h int) *Model {

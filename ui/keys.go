@@ -18,7 +18,10 @@ type KeyMap struct {
 	Up, Down, Left, Right     key.Binding
 	Metric, Swap, Overlay     key.Binding
 	Sweep, Export, Open, Help key.Binding
-	Quit, Interrupt           key.Binding
+	Prompt, CFG               key.Binding // the text prompt of diffusion models
+	// Clip keys, enabled only on a clip (video --explore), where ← and → take them over.
+	FramePrev, FrameNext key.Binding
+	Quit, Interrupt      key.Binding
 	// Prompt keys, active only while the path prompt is open.
 	Accept, Cancel key.Binding
 }
@@ -28,7 +31,7 @@ func DefaultKeyMap() KeyMap {
 	b := func(keys []string, help, desc string) key.Binding {
 		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))
 	}
-	return KeyMap{
+	k := KeyMap{
 		TimeBack:    b([]string{","}, ",", "t −10"),
 		TimeFwd:     b([]string{"."}, ".", "t +10"),
 		TimeBackFar: b([]string{"<", "shift+left"}, "<", "t −100"),
@@ -45,25 +48,32 @@ func DefaultKeyMap() KeyMap {
 		Sweep:       b([]string{"w"}, "w", "sweep"),
 		Export:      b([]string{"e"}, "e", "export"),
 		Open:        b([]string{"p"}, "p", "open pair"),
+		Prompt:      b([]string{"P"}, "P", "prompt"),
+		CFG:         b([]string{"c"}, "c", "CFG"),
+		FramePrev:   b([]string{"left", "["}, "←/[", "frame back"),
+		FrameNext:   b([]string{"right", "]"}, "→/]", "frame forward"),
 		Help:        b([]string{"?"}, "?", "help"),
 		Quit:        b([]string{"q"}, "q", "quit"),
 		Interrupt:   b([]string{"ctrl+c"}, "ctrl+c", "quit, even mid-prompt"),
-		Accept:      b([]string{"enter"}, "enter", "open"),
+		Accept:      b([]string{"enter"}, "enter", "accept"),
 		Cancel:      b([]string{"esc"}, "esc", "cancel"),
 	}
+	k.FramePrev.SetEnabled(false)
+	k.FrameNext.SetEnabled(false)
+	return k
 }
 
 // ShortHelp is the one-line help under the explorer.
 func (k KeyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar, k.LayerUp, k.LayerDown, k.Metric, k.Sweep, k.Help, k.Quit}
+	return []key.Binding{k.FramePrev, k.FrameNext, k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar, k.LayerUp, k.LayerDown, k.Metric, k.Sweep, k.Help, k.Quit}
 }
 
 // FullHelp is the help view, one column per group.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar},
+		{k.FramePrev, k.FrameNext, k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar},
 		{k.LayerUp, k.LayerDown, k.Up, k.Down, k.Left, k.Right},
-		{k.Metric, k.Swap, k.Overlay, k.Sweep},
+		{k.Metric, k.Swap, k.Overlay, k.Sweep, k.Prompt, k.CFG},
 		{k.Export, k.Open, k.Help, k.Quit, k.Interrupt},
 	}
 }

@@ -53,7 +53,7 @@ type exportMsg struct {
 // errMsg is the one error message: op says what failed; gen and id (or req) say which
 // request it answers, so errors of abandoned work are dropped like their results.
 type errMsg struct {
-	op  string // "load", "score", "layers", "prefetch", "export"
+	op  string // "load", "score", "layers", "prefetch", "export", "prompt"
 	gen int
 	id  int
 	req session.Request

@@ -87,6 +87,9 @@ type Model struct {
 	picSeq  int // last render asked for
 	picShow int // seq of the pictures shown
 
+	clip  *Clip // nil unless exploring a clip
+	frame int   // the clip's frame shown as image B
+
 	prompting bool
 	promptFor promptKind
 	prompt    pathPrompt
@@ -96,12 +99,12 @@ type Model struct {
 	condWant diffusion.Conditioning  // what it asked for
 	condNext *diffusion.Conditioning // asked for while it ran; starts when it ends
 	condSeq  int
-	help      help.Model
-	spinner   spinner.Model
-	progress  session.Progress
-	err       error  // last error, shown on the status line
-	notice    string // last export or other note
-	now       func() time.Time
+	help     help.Model
+	spinner  spinner.Model
+	progress session.Progress
+	err      error  // last error, shown on the status line
+	notice   string // last export or other note
+	now      func() time.Time
 }
 
 // job is one piece of work in flight.
@@ -159,6 +162,9 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	if c, ok := m.conditioner(); ok {
 		m.cond = c.Conditioning()
 	}
+	if opts.Clip != nil && len(opts.Clip.Frames) > 0 {
+		m.clipMode(opts.Clip)
+	}
 	return m
 }
 
@@ -172,7 +178,6 @@ func (m *Model) setStyles(dark bool) {
 }
 
 // capsFor decides how to draw from the detected capabilities and the --graphics choice.
-// Kitty placement is not written yet: kitty terminals get half-blocks.
 func capsFor(opts Options) termgfx.Caps {
 	var c termgfx.Caps
 	if opts.Caps != nil {
@@ -185,7 +190,7 @@ func capsFor(opts Options) termgfx.Caps {
 		c.CellW, c.CellH = opts.CellW, opts.CellH
 	}
 	switch c.Protocol {
-	case termgfx.Sixel, termgfx.None, termgfx.HalfBlock:
+	case termgfx.Sixel, termgfx.Kitty, termgfx.None, termgfx.HalfBlock:
 	default:
 		c.Protocol = termgfx.HalfBlock
 	}
@@ -414,6 +419,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.openTextPrompt()
 	case key.Matches(msg, k.CFG):
 		return m.toggleCFG()
+	case key.Matches(msg, k.FramePrev):
+		return m.setFrame(m.frame - 1)
+	case key.Matches(msg, k.FrameNext):
+		return m.setFrame(m.frame + 1)
 	case key.Matches(msg, k.TimeBack):
 		return m.setT(m.t - fineStep)
 	case key.Matches(msg, k.TimeFwd):

@@ -21,6 +21,9 @@ type recordingPlacer struct {
 func (p *recordingPlacer) Place(id string, a termgfx.Area, payload []byte) {
 	p.shown[id], p.payload[id] = a, payload
 }
+func (p *recordingPlacer) Transmit(id string, payload, _ []byte) {
+	p.shown[id], p.payload[id] = termgfx.Area{}, payload
+}
 func (p *recordingPlacer) Remove(id string) { delete(p.shown, id); delete(p.payload, id) }
 func (p *recordingPlacer) Flush() error     { p.flushes++; return nil }
 

@@ -26,8 +26,9 @@ const overlayAlpha = 0.6
 // picture is one pane's image, ready for the screen.
 type picture struct {
 	rect   rect     // cells
-	lines  []string // half-block cells, one string per row of exactly rect.W cells
+	lines  []string // half-block or kitty placeholder cells, one string per row of exactly rect.W cells
 	sixel  []byte   // sixel payload, for the placer
+	kitty  []byte   // kitty transmission with a virtual placement, for the placer
 	lo, hi float32
 	ok     bool // has a map (false: not computed, or no map for this layer)
 }
@@ -44,6 +45,7 @@ type renderer struct {
 
 	mu    sync.Mutex // one draw at a time; it owns the encoders
 	sixel [numPanes]heatmap.SixelEncoder
+	kitty [numPanes]heatmap.KittyEncoder
 
 	fitMu sync.Mutex
 	fits  map[fitKey]*image.RGBA
@@ -128,13 +130,17 @@ func (m *Model) renderCmd() tea.Cmd {
 	}
 }
 
+// pixelImages reports whether images are drawn by the terminal at its own pixel size
+// (sixel, kitty) rather than as half-block text.
+func (m *Model) pixelImages() bool { return m.proto == termgfx.Sixel || m.proto == termgfx.Kitty }
+
 func (m *Model) cellSize() (w, h int) {
 	return m.caps.Pixels(1, 1)
 }
 
 // cellAspect is a cell's width over height as far as pictures are concerned.
 func (m *Model) cellAspect() float64 {
-	if m.proto != termgfx.Sixel {
+	if !m.pixelImages() {
 		return 0.5
 	}
 	w, h := m.cellSize()
@@ -217,7 +223,7 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 	cosLo, cosHi float32, cosOK bool, attnLo, attnHi float32, attnOK bool) picture {
 	cells := j.lay.panes[p]
 	pw, ph := cells.W, 2*cells.H
-	if j.proto == termgfx.Sixel {
+	if j.proto == termgfx.Sixel || j.proto == termgfx.Kitty {
 		pw, ph = cells.W*j.cellW, cells.H*j.cellH
 	}
 	pic := picture{rect: cells}
@@ -278,6 +284,17 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 		var buf bytes.Buffer
 		if err := r.sixel[p].Encode(&buf, canvas); err == nil {
 			pic.sixel = j.wrap(buf.Bytes())
+		}
+	case termgfx.Kitty:
+		// Sent once with a virtual placement of the pane's cells; the View shows it
+		// through placeholder cells, which the cell renderer treats as text.
+		id := kittyID(p)
+		e := &r.kitty[p]
+		e.Compress, e.ID, e.Virtual, e.Cols, e.Rows = true, id, true, cells.W, cells.H
+		var buf bytes.Buffer
+		if err := e.Encode(&buf, canvas); err == nil {
+			pic.kitty = j.wrap(buf.Bytes())
+			pic.lines = strings.Split(heatmap.KittyPlaceholder(id, cells.W, cells.H), "\n")
 		}
 	default:
 		mode := heatmap.TrueColor

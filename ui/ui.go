@@ -6,8 +6,10 @@
 // The root Model owns the state and the scheduling of work (see work.go); the panels
 // (score, layer list, timeline, sweep, status) are small components in the bubbles shape;
 // pictures are composed and encoded off the UI goroutine (render.go) and either drawn as
-// half-blocks inside the View or, for sixel, placed at their cells by termgfx.Writer,
-// which wraps the program's output (TERMINAL.md says why they cannot be in the View).
+// half-blocks inside the View; or, for sixel, placed at their cells by termgfx.Writer,
+// which wraps the program's output (TERMINAL.md says why they cannot be in the View); or,
+// for kitty, transmitted once by the Writer with a virtual placement and shown by
+// placeholder cells in the View, which the cell renderer handles like any text.
 package ui
 
 import (
@@ -50,8 +52,8 @@ type Options struct {
 	T      int            // DDPM timestep; negative: the model's default
 	Metric session.Metric // "" means AAS
 
-	// Graphics is how images are drawn: Auto takes what Caps says, Sixel, Kitty (drawn
-	// as half-blocks until kitty placement is written), HalfBlock or None.
+	// Graphics is how images are drawn: Auto takes what Caps says, Sixel, Kitty
+	// (Unicode placeholders), HalfBlock or None.
 	Graphics termgfx.Protocol
 	// Caps is what termgfx.Detect found; nil makes Run detect it (unless Graphics is
 	// HalfBlock or None) when input and output are terminals, and assume half-blocks
@@ -70,6 +72,10 @@ type Options struct {
 	Output *os.File
 	// Dark says whether the background is dark; nil asks the terminal (default dark).
 	Dark *bool
+	// Clip, when set, explores a video clip: the pair is its first frame and the frame
+	// under a cursor that ←/→ move, over the clip's consistency curves. Run's two paths
+	// are then ignored.
+	Clip *Clip
 	// ExportDir is where the export key writes its PNG and JSON; "" is the current directory.
 	ExportDir string
 	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
@@ -173,8 +179,17 @@ func colorProfile(opts Options) colorprofile.Profile {
 	}
 	// Sixel terminals have 24-bit colour, and xterm's sixel images repaint the 256-colour
 	// palette that indexed text colours use (seen in xterm -ti vt340: the layer bars
-	// vanished once the photos were drawn). Direct colours are immune.
-	if opts.Caps != nil && opts.Caps.Force(opts.Graphics).Protocol == termgfx.Sixel {
+	// vanished once the photos were drawn). Direct colours are immune. Detect already says
+	// so for a terminal that reports sixel; this covers --graphics sixel forced where it
+	// did not (tmux passthrough: tmux answers DA1 itself). Kitty-graphics terminals have
+	// 24-bit colour too; their placeholder cells carry the image id as a 256-colour index,
+	// which a 24-bit profile passes through unchanged.
+	var caps termgfx.Caps
+	if opts.Caps != nil {
+		caps = *opts.Caps
+	}
+	switch caps.Force(opts.Graphics).Protocol {
+	case termgfx.Sixel, termgfx.Kitty:
 		return colorprofile.TrueColor
 	}
 	env := os.Environ()

@@ -52,7 +52,10 @@ func (m *Model) content() string {
 		}
 		body = strings.Join(left, "\n")
 	}
-	tl := m.timeline()
+	var tl interface{ View() string } = m.timeline()
+	if m.clip != nil {
+		tl = m.clipPanel()
+	}
 	st := m.statusBar()
 	bottom := m.help.ShortHelpView(m.keys.ShortHelp())
 	if m.prompting {
@@ -72,8 +75,11 @@ func (m *Model) titleView() string {
 	name := func(p string) string { return filepath.Base(p) }
 	s := st.Title.Render(" diffsim ") +
 		st.TitleDim.Render(" A ") + st.Title.Render(name(m.pathA)) +
-		st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pathB)) +
-		st.TitleDim.Render(fmt.Sprintf("   overlay: %s · graphics: %s ", m.overlay, m.proto))
+		st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pathB))
+	if c := m.condLabel(); c != "" {
+		s += st.TitleDim.Render("   ") + st.Title.Render(c)
+	}
+	s += st.TitleDim.Render(fmt.Sprintf("   overlay: %s · graphics: %s ", m.overlay, m.proto))
 	return st.TitleDim.Width(m.width).Render(s)
 }
 
@@ -176,7 +182,7 @@ func (m *Model) paneLine(p pane, i int) string {
 		if (p == paneA || p == paneB) && i == 1 {
 			return block(m.styles.Dim.Render(" images off (--graphics none)"), r.W, 1)
 		}
-	case m.proto == termgfx.HalfBlock && pic.rect == r && i < len(pic.lines):
+	case (m.proto == termgfx.HalfBlock || m.proto == termgfx.Kitty) && pic.rect == r && i < len(pic.lines):
 		return pic.lines[i]
 	}
 	return strings.Repeat(" ", r.W)
@@ -229,6 +235,12 @@ func (m *Model) timeline() timeline {
 	}
 	tl.SetSize(m.width, 3)
 	return tl
+}
+
+func (m *Model) clipPanel() clipPanel {
+	p := clipPanel{st: m.styles, clip: m.clip, frame: m.frame}
+	p.SetSize(m.width, 3)
+	return p
 }
 
 func (m *Model) statusBar() statusBar {
@@ -323,6 +335,12 @@ func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 			}
 		}
 	}
+	if l.timeline.contains(ms.X, ms.Y) && m.clip != nil {
+		if i := m.clipPanel().frameAt(ms.X); i >= 0 {
+			return m.setFrame(i)
+		}
+		return nil
+	}
 	if l.timeline.contains(ms.X, ms.Y) && ms.Y == l.timeline.Y+1 {
 		if t := m.timeline().timeAt(ms.X); t >= 0 {
 			return m.setT(t)
@@ -341,7 +359,7 @@ func (m *Model) clickToken(p pane, cx, cy int) tea.Cmd {
 	r := m.lay.panes[p]
 	pw, ph := r.W, 2*r.H
 	sx, sy := 1.0, 2.0
-	if m.proto == termgfx.Sixel {
+	if m.pixelImages() {
 		cw, ch := m.cellSize()
 		pw, ph, sx, sy = r.W*cw, r.H*ch, float64(cw), float64(ch)
 	}
@@ -380,6 +398,14 @@ func (m *Model) handleWheel(ms tea.Mouse) tea.Cmd {
 			return m.setLayer(m.layer - 1)
 		case tea.MouseWheelDown:
 			return m.setLayer(m.layer + 1)
+		}
+	}
+	if m.lay.timeline.contains(ms.X, ms.Y) && m.clip != nil {
+		switch ms.Button {
+		case tea.MouseWheelUp, tea.MouseWheelRight:
+			return m.setFrame(m.frame + 1)
+		case tea.MouseWheelDown, tea.MouseWheelLeft:
+			return m.setFrame(m.frame - 1)
 		}
 	}
 	if m.lay.timeline.contains(ms.X, ms.Y) {

@@ -156,6 +156,11 @@ func decide(r Replies, ws *unix.Winsize, env func(string) string, tty, asked boo
 	case env("KITTY_WINDOW_ID") != "" || prog == "iTerm.app" || prog == "WezTerm" || prog == "ghostty" || prog == "vscode":
 		c.TrueColor = true
 		why("24-bit colour: a terminal known to have it (TERM_PROGRAM=%q, KITTY_WINDOW_ID=%q)", prog, env("KITTY_WINDOW_ID"))
+	case tty && r.HasAttr(4) && !c.Tmux && !c.Screen:
+		// xterm -ti vt340 leaves COLORTERM unset, yet handles SGR 38;2; and its sixel
+		// images repaint the 256-colour palette indexed text colours would use.
+		c.TrueColor = true
+		why("24-bit colour: a sixel terminal (DA1 attribute 4), which handles SGR 38;2 though COLORTERM is not set")
 	default:
 		why("256 colours: COLORTERM is not truecolor (set COLORTERM=truecolor if the terminal has 24-bit colour)")
 	}

@@ -61,8 +61,20 @@ func TestDecide(t *testing.T) {
 	if c := decide(vt340, ws, envOf("COLORTERM", "truecolor"), true, true, 0); !c.TrueColor {
 		t.Error("COLORTERM=truecolor not honoured")
 	}
-	if c := decide(vt340, ws, envOf("TERM", "xterm-256color"), true, true, 0); c.TrueColor {
+	if c := decide(xtermDefault, ws, envOf("TERM", "xterm-256color"), true, true, 0); c.TrueColor {
 		t.Error("TrueColor without any sign of it")
+	}
+	// A sixel terminal is a sign: xterm -ti vt340 has 24-bit colour but sets no COLORTERM.
+	c := decide(vt340, ws, envOf("TERM", "xterm"), true, true, 0)
+	if !c.TrueColor || !strings.Contains(strings.Join(c.Reason, "\n"), "24-bit colour: a sixel terminal") {
+		t.Errorf("sixel terminal: TrueColor %v, reasons %q", c.TrueColor, c.Reason)
+	}
+	if strings.Contains(strings.Join(c.Reason, "\n"), "256 colours") {
+		t.Errorf("sixel terminal: reasons contradict themselves: %q", c.Reason)
+	}
+	// Inside tmux the colours go through tmux, whatever DA1 says.
+	if c := decide(vt340, ws, envOf("TERM", "tmux-256color", "TMUX", "x"), true, true, 0); c.TrueColor {
+		t.Error("TrueColor inside tmux from a sixel reply")
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/diffusion"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -36,8 +37,10 @@ type Backend struct {
 	progress chan session.Progress
 
 	mu     sync.Mutex
-	cached map[string]bool // pair+t whose features were computed
+	cached map[string]bool // pair+t+conditioning whose features were computed
 	calls  Calls
+	cond   diffusion.Conditioning
+	conds  int // SetConditioning calls that succeeded
 }
 
 // Calls counts what the backend was asked to do.
@@ -133,11 +136,53 @@ func Pattern(name string, w, h int) image.Image {
 	return m
 }
 
-func key(a, b *session.Image, t int) string { return a.Hash + "/" + b.Hash + "/" + fmt.Sprint(t) }
+func (f *Backend) key(a, b *session.Image, t int) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return a.Hash + "/" + b.Hash + "/" + fmt.Sprint(t) + "/" + f.cond.String()
+}
+
+// Conditioning is the prompt scores use now.
+func (f *Backend) Conditioning() diffusion.Conditioning {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cond
+}
+
+// SetConditioning switches to c after Delay (the text encoder's run). A prompt containing
+// "refuse" is refused with a usage error, as a real session refuses a prompt too long.
+func (f *Backend) SetConditioning(ctx context.Context, c diffusion.Conditioning) error {
+	if f.Delay > 0 {
+		timer := time.NewTimer(f.Delay)
+		defer timer.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+	}
+	if strings.Contains(c.Prompt, "refuse") {
+		return fmt.Errorf("prompt %q: %w (the fake refuses it)", c.Prompt, session.ErrUsage)
+	}
+	f.mu.Lock()
+	f.cond = c
+	f.conds++
+	f.mu.Unlock()
+	return nil
+}
+
+// CondShift is how much a prompt moves every fake score, so tests can tell results of
+// one conditioning from another's.
+func CondShift(c diffusion.Conditioning) float64 {
+	if c == (diffusion.Conditioning{}) {
+		return 0
+	}
+	return 0.02
+}
 
 // forward simulates the network run for (a, b, t) unless cached.
 func (f *Backend) forward(ctx context.Context, a, b *session.Image, t int) (cached bool, err error) {
-	k := key(a, b, t)
+	k := f.key(a, b, t)
 	f.mu.Lock()
 	cached = f.cached[k]
 	f.mu.Unlock()
@@ -166,9 +211,10 @@ func (f *Backend) forward(ctx context.Context, a, b *session.Image, t int) (cach
 
 // Cached reports whether (a, b, t) was computed.
 func (f *Backend) Cached(a, b *session.Image, t int) bool {
+	k := f.key(a, b, t)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.cached[key(a, b, t)]
+	return f.cached[k]
 }
 
 // Prefetch computes the features of (a, b, t).
@@ -198,6 +244,7 @@ func (f *Backend) Score(ctx context.Context, r session.Request) (session.Result,
 	f.calls.Score++
 	f.mu.Unlock()
 	start := time.Now()
+	cond := f.Conditioning() // as a session does: the conditioning when the request starts
 	if r.A == nil || r.B == nil {
 		return session.Result{}, errors.New("fake: no images")
 	}
@@ -214,7 +261,7 @@ func (f *Backend) Score(ctx context.Context, r session.Request) (session.Result,
 		return session.Result{}, err
 	}
 	l := f.info.Layers[r.Layer]
-	s := ScoreAt(r.Layer, r.T, r.Metric)
+	s := ScoreAt(r.Layer, r.T, r.Metric) + CondShift(cond)
 	res := session.Result{
 		Req: r, Score: s, AtoB: s + 0.01, BtoA: s - 0.01, Metric: r.Metric,
 		HigherIsBetter: r.Metric.HigherIsMoreSimilar(),
@@ -256,6 +303,7 @@ func mapOf(l features.Layer, f func(x, y int) float32) features.Map {
 func (f *Backend) LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
 	f.mu.Lock()
 	f.calls.LayerScores++
+	cond := f.cond
 	f.mu.Unlock()
 	if f.Fail != nil {
 		if err := f.Fail(t, -1); err != nil {
@@ -267,7 +315,7 @@ func (f *Backend) LayerScores(ctx context.Context, a, b *session.Image, t int, m
 	}
 	out := make([]session.LayerScore, len(f.info.Layers))
 	for i, l := range f.info.Layers {
-		out[i] = session.LayerScore{Layer: i, T: t, Score: ScoreAt(i, t, m), Meaningless: !l.ImageKV}
+		out[i] = session.LayerScore{Layer: i, T: t, Score: ScoreAt(i, t, m) + CondShift(cond), Meaningless: !l.ImageKV}
 		if !l.ImageKV {
 			out[i].Score = 1
 		}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/vt"
+	"golang.org/x/sys/unix"
+)
+
+// TestVideoExplore runs `diffsim video DIR --explore` on a pseudo-terminal read by a
+// terminal emulator: the clip is scored, the explorer opens on the first frame beside the
+// second with the curves, → moves the frame cursor and loads that frame as image B, and
+// q ends the command cleanly.
+func TestVideoExplore(t *testing.T) {
+	dir := panClip(t, "astronaut.png", "")
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pts.Close()
+	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
+		t.Fatal(err)
+	}
+
+	emu := vt.NewEmulator(120, 40)
+	go io.Copy(io.Discard, emu) // answers to queries: not needed
+	var mu sync.Mutex
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := ptmx.Read(buf)
+			mu.Lock()
+			emu.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	screen := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return emu.String()
+	}
+	waitFor := func(what string, ok func(string) bool) string {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			s := screen()
+			if ok(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
+			}
+		}
+	}
+
+	var stderr strings.Builder
+	done := make(chan int, 1)
+	go func() {
+		done <- run(videoArgs(dir, "--explore", "--graphics", "halfblock"), pts, pts, &syncWriter{w: &stderr})
+	}()
+	s := waitFor("the explorer on frame 1", func(s string) bool {
+		return strings.Contains(s, "to first") && strings.Contains(s, "frame 1") && strings.Contains(s, "● ready")
+	})
+	if !strings.Contains(s, "A frame0.png") || !strings.Contains(s, "B frame1.png") {
+		t.Errorf("want frame0 ⇄ frame1 in the title:\n%s", s)
+	}
+	ptmx.Write([]byte("\x1b[C")) // →
+	waitFor("frame 2 as image B", func(s string) bool {
+		return strings.Contains(s, "B frame2.png") && strings.Contains(s, "frame 2") && strings.Contains(s, "● ready")
+	})
+	ptmx.Write([]byte("q"))
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("q did not end the command")
+	}
+}

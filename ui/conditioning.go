@@ -1,0 +1,167 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/diffsim/diffsim/features/diffusion"
+	"github.com/diffsim/diffsim/session"
+)
+
+// Conditioner is implemented by backends whose model can be conditioned on a text prompt
+// (*session.Session). It is optional: the explorer checks for it with a type assertion, so
+// backends without it (tests' fakes, other front ends) keep working and simply take no
+// prompt.
+type Conditioner interface {
+	Conditioning() diffusion.Conditioning
+	// SetConditioning embeds the prompt (a text-encoder run the first time) and switches
+	// the requests that follow to it; on error the old conditioning stays.
+	SetConditioning(ctx context.Context, c diffusion.Conditioning) error
+}
+
+// conditioningMsg answers a SetConditioning: cond is what was asked for.
+type conditioningMsg struct {
+	seq  int
+	cond diffusion.Conditioning
+	err  error
+}
+
+// promptKind is what the one-line prompt is open for.
+type promptKind int
+
+const (
+	promptPair promptKind = iota // two image paths
+	promptText                   // the diffusion model's text prompt
+)
+
+// conditioner returns the backend's Conditioner when its model takes a prompt: only the
+// diffusion family is conditioned on text, though a session offers the methods for every
+// model (and refuses prompts for the others).
+func (m *Model) conditioner() (Conditioner, bool) {
+	c, ok := m.backend.(Conditioner)
+	return c, ok && m.info.Family == "diffusion"
+}
+
+// openTextPrompt opens the prompt pre-filled with the current text prompt.
+func (m *Model) openTextPrompt() tea.Cmd {
+	if _, ok := m.conditioner(); !ok {
+		m.notice = "this model takes no prompt"
+		return nil
+	}
+	m.openPrompt(promptText, m.wantedCond().Prompt)
+	return nil
+}
+
+// openPrompt opens the one-line prompt for kind, holding value.
+func (m *Model) openPrompt(kind promptKind, value string) {
+	m.promptFor = kind
+	switch kind {
+	case promptText:
+		m.prompt.Prompt = "prompt › "
+		m.prompt.Placeholder = "text to condition on (empty: unconditional)"
+	default:
+		m.prompt.Prompt = "open A B › "
+		m.prompt.Placeholder = "path/to/a.png path/to/b.png"
+	}
+	m.prompt.SetWidth(max(m.width-len(m.prompt.Prompt)-2, 10))
+	m.prompting = true
+	m.prompt.SetValue(value)
+	m.prompt.Focus()
+}
+
+// toggleCFG switches classifier-free guidance on or off, keeping the prompt.
+func (m *Model) toggleCFG() tea.Cmd {
+	if _, ok := m.conditioner(); !ok {
+		m.notice = "this model takes no prompt"
+		return nil
+	}
+	c := m.wantedCond()
+	c.CFG = !c.CFG
+	return m.setConditioning(c)
+}
+
+// wantedCond is the conditioning the user last asked for: the one waiting or in flight,
+// else the one in use.
+func (m *Model) wantedCond() diffusion.Conditioning {
+	switch {
+	case m.condNext != nil:
+		return *m.condNext
+	case m.condBusy:
+		return m.condWant
+	}
+	return m.cond
+}
+
+// setConditioning asks the backend to switch to c, in the background. One switch runs at
+// a time, so the session ends on the last one asked for: a request made while another
+// runs waits, and replaces any other waiting request.
+func (m *Model) setConditioning(c diffusion.Conditioning) tea.Cmd {
+	cd, ok := m.conditioner()
+	if !ok {
+		return nil
+	}
+	if m.condBusy {
+		if c == m.condWant {
+			m.condNext = nil
+		} else {
+			m.condNext = &c
+		}
+		return nil
+	}
+	if c == m.cond {
+		return nil
+	}
+	m.condSeq++
+	m.condBusy, m.condWant = true, c
+	seq, ctx := m.condSeq, m.ctx
+	return func() tea.Msg {
+		return conditioningMsg{seq: seq, cond: c, err: cd.SetConditioning(ctx, c)}
+	}
+}
+
+// conditioned takes the answer to a SetConditioning. On success every result of the old
+// conditioning is stale: answers in flight are dropped (the generation changes) and the
+// current view is run again.
+func (m *Model) conditioned(msg conditioningMsg) tea.Cmd {
+	if msg.seq != m.condSeq || !m.condBusy {
+		return nil
+	}
+	m.condBusy = false
+	var cmds []tea.Cmd
+	switch {
+	case msg.err == nil:
+		m.cond = msg.cond
+		if !m.loading { // a load in flight resets everything when it lands
+			m.gen++
+			m.res = nil
+			clear(m.scores)
+			clear(m.seen)
+			m.stopWork()
+			cmds = append(cmds, m.schedule(), m.renderCmd())
+		}
+	case errors.Is(msg.err, context.Canceled):
+	default:
+		m.err = errMsg{op: "prompt", err: fmt.Errorf("%q refused (kept %s): %w", msg.cond.Prompt, m.cond, msg.err)}
+	}
+	if next := m.condNext; next != nil {
+		m.condNext = nil
+		cmds = append(cmds, m.setConditioning(*next))
+	}
+	return tea.Batch(cmds...)
+}
+
+// condLabel is the conditioning for the title: "" for models that take no prompt.
+func (m *Model) condLabel() string {
+	if _, ok := m.conditioner(); !ok {
+		return ""
+	}
+	if m.condBusy || m.condNext != nil {
+		return m.wantedCond().String() + " (encoding…)"
+	}
+	return m.cond.String()
+}
+
+var _ Conditioner = (*session.Session)(nil)

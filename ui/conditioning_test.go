@@ -1,0 +1,149 @@
+package ui
+
+import (
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/diffsim/diffsim/features/diffusion"
+	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/ui/internal/fake"
+)
+
+// condBackend is the test backend with the fake's text conditioning exposed, like a
+// session over a diffusion model.
+type condBackend struct{ testBackend }
+
+func (b condBackend) Conditioning() diffusion.Conditioning { return b.f.Conditioning() }
+func (b condBackend) SetConditioning(ctx context.Context, c diffusion.Conditioning) error {
+	return b.f.SetConditioning(ctx, c)
+}
+
+// condModel is a ready model over a backend that takes a prompt.
+func condModel(t testing.TB, w, h int, f *fake.Backend) *Model {
+	t.Helper()
+	m, _ := newTestModel(t, w, h, "fake:a", "fake:b")
+	m = New(t.Context(), condBackend{testBackend{f}}, "fake:a", "fake:b", m.opts)
+	m.now = func() time.Time { return fixedNow }
+	send(m, tea.WindowSizeMsg{Width: w, Height: h})
+	drive(m, m.loadCmd(m.pathA, m.pathB))
+	drive(m, m.statsCmd())
+	return m
+}
+
+func TestPromptKeys(t *testing.T) {
+	f := fake.New()
+	m := condModel(t, 120, 40, f)
+	if got := m.condLabel(); got != "unconditional" {
+		t.Fatalf("label %q, want unconditional", got)
+	}
+	before := m.res.Score
+	send(m, press("P"))
+	if !m.prompting || m.promptFor != promptText || m.prompt.Value() != "" {
+		t.Fatalf("P: prompting=%v for=%v value=%q", m.prompting, m.promptFor, m.prompt.Value())
+	}
+	typeText(m, "a cat")
+	// Keys typed in the prompt do not leak (c is the CFG key outside it).
+	if m.wantedCond().CFG {
+		t.Fatal("c in the prompt toggled CFG")
+	}
+	send(m, press("enter"))
+	want := diffusion.Conditioning{Prompt: "a cat"}
+	if f.Conditioning() != want || m.cond != want || m.condBusy {
+		t.Fatalf("after enter: backend %v, model %v (busy %v)", f.Conditioning(), m.cond, m.condBusy)
+	}
+	if !m.current() || m.res.Score != before+fake.CondShift(want) {
+		t.Errorf("score %v after the prompt, want %v (re-run under the prompt)", m.res.Score, before+fake.CondShift(want))
+	}
+	if got := m.condLabel(); got != `prompt "a cat"` {
+		t.Errorf("label %q", got)
+	}
+	// P again is pre-filled with the current prompt.
+	send(m, press("P"))
+	if m.prompt.Value() != "a cat" {
+		t.Errorf("prompt pre-filled with %q", m.prompt.Value())
+	}
+	send(m, press("esc"))
+	send(m, press("c"))
+	if want := (diffusion.Conditioning{Prompt: "a cat", CFG: true}); m.cond != want || f.Conditioning() != want {
+		t.Errorf("after c: %v / %v", m.cond, f.Conditioning())
+	}
+	if got := m.condLabel(); !strings.HasPrefix(got, "CFG") {
+		t.Errorf("label %q after c", got)
+	}
+}
+
+func TestPromptRefused(t *testing.T) {
+	f := fake.New()
+	m := condModel(t, 120, 40, f)
+	send(m, press("P"))
+	typeText(m, "please refuse")
+	send(m, press("enter"))
+	if m.cond != (diffusion.Conditioning{}) || f.Conditioning() != (diffusion.Conditioning{}) {
+		t.Errorf("refused prompt taken: %v / %v", m.cond, f.Conditioning())
+	}
+	var e errMsg
+	if !errors.As(m.err, &e) || e.op != "prompt" || !errors.Is(e.err, session.ErrUsage) {
+		t.Fatalf("err = %v, want the prompt's usage error", m.err)
+	}
+	if v := m.content(); !strings.Contains(ansi.Strip(v), `✗ prompt: "please refuse" refused (kept unconditional)`) {
+		t.Errorf("refusal not shown:\n%s", v)
+	}
+	if !m.current() {
+		t.Error("the view lost its result")
+	}
+}
+
+// TestPromptDropsStaleResults: a score computed under the old prompt that lands after the
+// switch is dropped, and the view is run again.
+func TestPromptDropsStaleResults(t *testing.T) {
+	f := fake.New()
+	m := condModel(t, 120, 40, f)
+	_, stale := m.Update(press(".")) // t=411 under "unconditional", not run yet
+	send(m, press("P"))
+	typeText(m, "a dog")
+	_, cmd := m.Update(press("enter"))
+	drive(m, cmd) // switches, re-runs t=411 under the prompt
+	want := fake.ScoreAt(m.layer, 411, session.AAS) + fake.CondShift(m.cond)
+	if m.res == nil || m.res.Score != want {
+		t.Fatalf("score %v, want %v", m.res, want)
+	}
+	drive(m, stale) // the old prompt's answers arrive late
+	if m.res.Score != want {
+		t.Errorf("stale result shown: %v, want %v", m.res.Score, want)
+	}
+	for k, s := range m.scores {
+		if s[m.layer].Score != fake.ScoreAt(m.layer, k.t, k.metric)+fake.CondShift(m.cond) {
+			t.Errorf("layer scores at t=%d are the old prompt's", k.t)
+		}
+	}
+}
+
+func TestPromptNotTaken(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    func(t *testing.T) *Model
+	}{
+		{"backend without conditioning", func(t *testing.T) *Model { m, _ := readyModel(t, 120, 40); return m }},
+		{"model of another family", func(t *testing.T) *Model { return condModel(t, 120, 40, fake.New().WithoutTimesteps()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"P", "c"} {
+				m := tc.m(t)
+				send(m, press(k))
+				if m.prompting || m.notice != "this model takes no prompt" {
+					t.Errorf("%s: prompting=%v notice=%q", k, m.prompting, m.notice)
+				}
+				if m.condLabel() != "" {
+					t.Errorf("label %q for a model without prompts", m.condLabel())
+				}
+			}
+		})
+	}
+}
