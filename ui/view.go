@@ -256,6 +256,10 @@ func (m *Model) statusBar() statusBar {
 		if m.progress.What != "" && !m.seen[m.fg.req.T] {
 			sb.working += " · " + progressText(m.progress)
 		}
+		if slow := now.Sub(m.fg.since); slow > slowRun && m.info.Size > 256 && !strings.HasPrefix(m.info.Device, "cuda") {
+			// A real U-Net takes seconds per timestep on a CPU; say what would help.
+			sb.working += fmt.Sprintf(" · slow on CPU: --size 256 is ~%d× faster", (m.info.Size*m.info.Size)/(256*256))
+		}
 	case m.bg.busy:
 		what := "layer scores"
 		if m.bg.t != m.t {
@@ -297,6 +301,9 @@ func progressText(p session.Progress) string {
 	}
 	return p.What
 }
+
+// slowRun is how long a network run may take before the status line suggests a smaller size.
+const slowRun = 5 * time.Second
 
 func elapsed(now, since time.Time) string {
 	d := now.Sub(since)
