@@ -46,6 +46,8 @@ type exportRecord struct {
 	Global         *float64  `json:"global_cosine"`
 	Size           int       `json:"size"`
 	Seed           int64     `json:"seed"`
+	Prompt         string    `json:"prompt,omitempty"`
+	CFG            bool      `json:"cfg,omitempty"`
 	Device         string    `json:"device"`
 	ImageA         string    `json:"image_a"`
 	ImageB         string    `json:"image_b"`
@@ -93,7 +95,7 @@ func (m *Model) exportCmd() tea.Cmd {
 		dir = "."
 	}
 	name := exportName(m.pathA, m.pathB, l, m.t, m.info.Timesteps)
-	info, a, b := m.info, m.a, m.b
+	info, a, b, cond := m.info, m.a, m.b, m.cond
 	cursor := m.styles.Cursor
 	return func() tea.Msg {
 		pngPath := filepath.Join(dir, name+".png")
@@ -107,7 +109,7 @@ func (m *Model) exportCmd() tea.Cmd {
 			T: res.Req.T, Step: stepIndex(res.Req.T), Metric: string(res.Metric),
 			Score: num(res.Score), AtoB: num(res.AtoB), BtoA: num(res.BtoA), Meaningless: res.Meaningless,
 			HigherIsBetter: res.HigherIsBetter, FeatureCosine: num(res.FeatureCosine), MSE: num(res.MSE), Global: num(res.Global),
-			Size: info.Size, Seed: info.Seed, Device: info.Device, ImageA: a.Path, ImageB: b.Path,
+			Size: info.Size, Seed: info.Seed, Prompt: cond.Prompt, CFG: cond.CFG, Device: info.Device, ImageA: a.Path, ImageB: b.Path,
 			Token: [2]int{tx, ty}, Grid: [2]int{l.GridW, l.GridH},
 			MapA: finite(res.MapA.Values), MapB: finite(res.MapB.Values), Attention: finite(res.AttnRow.Values),
 			PNG: filepath.Base(pngPath),
