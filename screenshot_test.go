@@ -94,7 +94,7 @@ func xterm(t *testing.T, geom string, argv []string, steps func(*xsession)) {
 	if err := xvfb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { xvfb.Process.Kill(); xvfb.Wait() }()
+	defer func() { xvfb.Process.Signal(os.Interrupt); xvfb.Wait() }()
 	env := append(os.Environ(), "DISPLAY="+display, "COLORTERM=truecolor")
 	for i := 0; i < 100; i++ {
 		if _, err := os.Stat("/tmp/.X11-unix/X" + display[1:]); err == nil {
@@ -108,18 +108,21 @@ func xterm(t *testing.T, geom string, argv []string, steps func(*xsession)) {
 		"-xrm", "XTerm*numColorRegisters: 1024", "-xrm", "XTerm*maxGraphicSize: 4096x4096",
 		"-bg", "white", "-fg", "black", "-e", "bash", "-c", cmd)
 	term.Env = env
+	var termLog strings.Builder
+	term.Stdout, term.Stderr = &termLog, &termLog
 	if err := term.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { term.Process.Kill(); term.Wait() }()
 	x := &xsession{t: t, env: env}
-	for i := 0; i < 300 && x.win == ""; i++ {
+	for i := 0; i < 900 && x.win == ""; i++ { // 90 s: the test suite may be compiling beside us
 		out, _ := x.run("xdotool", "search", "--pid", fmt.Sprint(term.Process.Pid))
 		x.win = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 		time.Sleep(100 * time.Millisecond)
 	}
 	if x.win == "" {
-		t.Fatal("the xterm window did not appear")
+		out, _ := exec.Command("sh", "-c", "ls -la /tmp/.X11-unix/; ps aux | grep -c '[X]vfb'").CombinedOutput()
+		t.Fatalf("the xterm window did not appear on %s (xterm said %q; %s)", display, termLog.String(), out)
 	}
 	steps(x)
 }
