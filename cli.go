@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +17,7 @@ import (
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/diffusion"
 	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/session/batch"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -246,4 +250,20 @@ func (a *app) versionCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// writePNG encodes img and writes it to path atomically (a reader never sees half a file),
+// then says so on stderr.
+func (a *app) writePNG(path string, img image.Image) error {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return err
+	}
+	if err := batch.WriteFileAtomic(path, buf.Bytes()); err != nil {
+		return err
+	}
+	if !a.quiet {
+		fmt.Fprintf(a.stderr, "diffsim: wrote %s\n", path)
+	}
+	return nil
 }

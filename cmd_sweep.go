@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
-	"image/png"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -151,15 +149,8 @@ timesteps are swept over their layers only. --layer keeps one layer.`,
 				}
 			}
 			if pngPath != "" {
-				var buf bytes.Buffer
-				if err := png.Encode(&buf, drawSweep(out, info.Timesteps)); err != nil {
+				if err := a.writePNG(pngPath, drawSweep(out, info.Timesteps)); err != nil {
 					return err
-				}
-				if err := batch.WriteFileAtomic(pngPath, buf.Bytes()); err != nil {
-					return err
-				}
-				if !a.quiet {
-					fmt.Fprintf(a.stderr, "diffsim: wrote %s\n", pngPath)
 				}
 			}
 			switch {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/diffsim/diffsim/heatmap"
 	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/batch"
 	"github.com/diffsim/diffsim/session/video"
 	"github.com/diffsim/diffsim/ui"
 	"github.com/diffsim/diffsim/ui/termgfx"
@@ -151,15 +148,8 @@ computed once, two frames to a network run.`,
 				return a.exploreClip(cmd, s, out, kept.paths, graphics, screen)
 			}
 			if pngPath != "" {
-				var buf bytes.Buffer
-				if err := png.Encode(&buf, drawVideo(out, info.Timesteps)); err != nil {
+				if err := a.writePNG(pngPath, drawVideo(out, info.Timesteps)); err != nil {
 					return err
-				}
-				if err := batch.WriteFileAtomic(pngPath, buf.Bytes()); err != nil {
-					return err
-				}
-				if !a.quiet {
-					fmt.Fprintf(a.stderr, "diffsim: wrote %s\n", pngPath)
 				}
 			}
 			switch {
