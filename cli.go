@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +41,9 @@ type app struct {
 	graphics string
 	json     bool
 	quiet    bool
+
+	started      time.Time // process start, for --trace-startup
+	traceStartup bool
 
 	prompt    string // text the diffusion U-Net is conditioned on; "" = unconditional
 	cfg       bool   // run the unconditional and prompted halves together, both scored
@@ -150,6 +154,8 @@ func (a *app) commonFlags(cmd *cobra.Command) {
 	f.StringVar(&a.ortLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB, then the one scripts/setup-runtime.sh fetched)")
 	f.StringVar(&a.graphics, "graphics", "auto", "terminal graphics: auto, sixel, kitty, halfblock or none")
 	f.BoolVar(&a.quiet, "quiet", false, "no progress on stderr")
+	f.BoolVar(&a.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen (scripts/bench-launch.sh)")
+	_ = f.MarkHidden("trace-startup")
 	f.StringVar(&a.prompt, "prompt", "", "condition the diffusion U-Net on this text (default: the empty prompt, unconditional)")
 	f.BoolVar(&a.cfg, "cfg", false, "classifier-free-guidance layout, as the reference code: the unconditional and the prompted halves run as one batch and both enter the score (needs --prompt)")
 	f.StringVar(&a.ipAdapter, "ip-adapter", "", "DiffSim-C: IP-Adapter Plus weights (ip-adapter-plus_sd15.safetensors) for a Stable Diffusion model")

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,5 +53,13 @@ func (a *app) explore(cmd *cobra.Command, imageA, imageB string) error {
 	} else {
 		return fmt.Errorf("the explorer needs a terminal on standard output")
 	}
-	return ui.Run(cmd.Context(), s, imageA, imageB, opts)
+	var firstImages time.Duration
+	if a.traceStartup {
+		opts.OnFirstImages = func() { firstImages = time.Since(a.started) }
+	}
+	err = ui.Run(cmd.Context(), s, imageA, imageB, opts)
+	if a.traceStartup && firstImages > 0 {
+		fmt.Fprintf(a.stderr, "diffsim: both images ready for the first frame %d ms after start\n", firstImages.Milliseconds())
+	}
+	return err
 }

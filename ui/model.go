@@ -49,6 +49,8 @@ type scoreKey struct {
 
 // Model is the explorer's root model. Create it with New; Run drives it.
 type Model struct {
+	firstShown bool // OnFirstImages was called
+
 	ctx     context.Context
 	backend Backend
 	info    session.ModelInfo
@@ -308,6 +310,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.picShow = msg.seq
 			m.pics = msg.pics
 			m.place()
+			if !m.firstShown && m.opts.OnFirstImages != nil && hasPhoto(m.pics.panes[paneA]) && hasPhoto(m.pics.panes[paneB]) {
+				m.firstShown = true
+				m.opts.OnFirstImages()
+			}
 		}
 		return m, nil
 

@@ -33,6 +33,9 @@ type picture struct {
 	ok     bool // has a map (false: not computed, or no map for this layer)
 }
 
+// hasPhoto reports whether a photo pane has something to show.
+func hasPhoto(p picture) bool { return len(p.lines) > 0 || len(p.sixel) > 0 || len(p.kitty) > 0 }
+
 // pictures are every pane's image for one state of the view.
 type pictures struct {
 	panes [numPanes]picture

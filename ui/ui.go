@@ -78,6 +78,9 @@ type Options struct {
 	Clip *Clip
 	// ExportDir is where the export key writes its PNG and JSON; "" is the current directory.
 	ExportDir string
+	// OnFirstImages, when set, is called once, from Update, when both photos are first ready
+	// for the screen (to measure start-up time).
+	OnFirstImages func()
 	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
 	Profile colorprofile.Profile
 
