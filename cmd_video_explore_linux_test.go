@@ -1,17 +1,15 @@
 package main
 
 import (
-	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/diffsim/diffsim/ui/ptytest"
+
 	"github.com/charmbracelet/x/vt"
-	"golang.org/x/sys/unix"
 )
 
 // TestVideoExplore runs `diffsim video DIR --explore` on a pseudo-terminal read by a
@@ -20,26 +18,7 @@ import (
 // q ends the command cleanly.
 func TestVideoExplore(t *testing.T) {
 	dir := panClip(t, "astronaut.png", "")
-	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	defer ptmx.Close()
-	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pts.Close()
-	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
-		t.Fatal(err)
-	}
+	pts, ptmx := ptytest.Open(t, 120, 40, 0, 0)
 
 	emu := vt.NewEmulator(120, 40)
 	go io.Copy(io.Discard, emu) // answers to queries: not needed

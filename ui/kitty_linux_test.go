@@ -2,21 +2,20 @@ package ui
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/diffsim/diffsim/ui/ptytest"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/ansi/kitty"
 	"github.com/charmbracelet/x/vt"
-	"golang.org/x/sys/unix"
 
 	"github.com/diffsim/diffsim/heatmap"
 	"github.com/diffsim/diffsim/ui/internal/fake"
@@ -25,30 +24,7 @@ import (
 
 // openPTY returns a pseudo-terminal of 120×40 cells: the program's side and the
 // terminal's.
-func openPTY(t *testing.T) (tty, term *os.File) {
-	t.Helper()
-	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	fd := int(ptmx.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatalf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		t.Fatalf("pty number: %v", err)
-	}
-	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open pty: %v", err)
-	}
-	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
-		t.Fatalf("set window size: %v", err)
-	}
-	t.Cleanup(func() { pts.Close(); ptmx.Close() })
-	return pts, ptmx
-}
+func openPTY(t *testing.T) (tty, term *os.File) { return ptytest.Open(t, 120, 40, 0, 0) }
 
 // kittyTransmit is one image transmission seen in the output.
 type kittyTransmit struct {

@@ -4,43 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/diffsim/diffsim/ui/ptytest"
 
 	"golang.org/x/sys/unix"
 )
 
 // openPTY returns a pseudo-terminal pair: the program side (a real tty for Detect) and
 // the terminal side, where the test plays the terminal.
-func openPTY(t *testing.T) (tty, term *os.File) {
-	t.Helper()
-	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	fd := int(ptmx.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatalf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		t.Fatalf("pty number: %v", err)
-	}
-	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open pty: %v", err)
-	}
-	ws := &unix.Winsize{Row: 40, Col: 120, Xpixel: 720, Ypixel: 520}
-	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, ws); err != nil {
-		t.Fatalf("set window size: %v", err)
-	}
-	t.Cleanup(func() { pts.Close(); ptmx.Close() })
-	return pts, ptmx
-}
+func openPTY(t *testing.T) (tty, term *os.File) { return ptytest.Open(t, 120, 40, 720, 520) }
 
 // playTerminal answers like xterm -ti vt340 once the DA1 query arrives, and returns what
 // the program sent.
