@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffsim/diffsim/ui/ptytest"
+	"github.com/diffsim/diffsim/ui/termtest"
 
 	"github.com/charmbracelet/x/vt"
 )
@@ -18,7 +18,7 @@ import (
 // q ends the command cleanly.
 func TestVideoExplore(t *testing.T) {
 	dir := panClip(t, "astronaut.png", "")
-	pts, ptmx := ptytest.Open(t, 120, 40, 0, 0)
+	pts, ptmx := termtest.Open(t, 120, 40, 0, 0)
 
 	emu := vt.NewEmulator(120, 40)
 	go io.Copy(io.Discard, emu) // answers to queries: not needed

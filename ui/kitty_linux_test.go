@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffsim/diffsim/ui/ptytest"
+	"github.com/diffsim/diffsim/ui/termtest"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -24,7 +24,7 @@ import (
 
 // openPTY returns a pseudo-terminal of 120×40 cells: the program's side and the
 // terminal's.
-func openPTY(t *testing.T) (tty, term *os.File) { return ptytest.Open(t, 120, 40, 0, 0) }
+func openPTY(t *testing.T) (tty, term *os.File) { return termtest.Open(t, 120, 40, 0, 0) }
 
 // kittyTransmit is one image transmission seen in the output.
 type kittyTransmit struct {

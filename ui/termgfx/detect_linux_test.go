@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffsim/diffsim/ui/ptytest"
+	"github.com/diffsim/diffsim/ui/termtest"
 
 	"golang.org/x/sys/unix"
 )
 
 // openPTY returns a pseudo-terminal pair: the program side (a real tty for Detect) and
 // the terminal side, where the test plays the terminal.
-func openPTY(t *testing.T) (tty, term *os.File) { return ptytest.Open(t, 120, 40, 720, 520) }
+func openPTY(t *testing.T) (tty, term *os.File) { return termtest.Open(t, 120, 40, 720, 520) }
 
 // playTerminal answers like xterm -ti vt340 once the DA1 query arrives, and returns what
 // the program sent.

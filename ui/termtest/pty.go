@@ -1,8 +1,6 @@
 //go:build linux
 
-// Package ptytest opens pseudo-terminals for tests that run the explorer, or a part of it,
-// against a real tty: the program gets one side, the test plays the terminal on the other.
-package ptytest
+package termtest
 
 import (
 	"fmt"
