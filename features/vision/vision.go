@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/tapped"
 )
@@ -107,8 +108,31 @@ func OpenGeneric(l features.Loader, name, file string, size int) (*Model, error)
 }
 
 func open(l features.Loader, name, family, desc, file string, pre Preprocess) (*Model, error) {
-	// Global embeddings the baseline uses, when the graph has them.
-	g, err := tapped.Open(l, file, nil)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	graph, err := onnx.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	// A global embedding, when the graph has one, is the baseline beside AAS.
+	var global string
+	for _, o := range graph.GetGraph().GetOutput() {
+		switch o.GetName() {
+		case "image_embeds", "pooler_output":
+			global = o.GetName()
+		}
+	}
+	var extra []string
+	if global != "" {
+		extra = []string{global}
+	}
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return nil, err
+	}
+	g, err := tapped.Load(l, file, data, dir, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -124,24 +148,9 @@ func open(l features.Loader, name, family, desc, file string, pre Preprocess) (*
 		}
 	}
 	if images != 1 || len(g.Inputs()) != 1 {
-		g.Close()
-		return nil, fmt.Errorf("%s: diffsim needs one image input [B, 3, H, W]; the graph has %v", file, g.Inputs())
+		return nil, errors.Join(fmt.Errorf("%s: diffsim needs one image input [B, 3, H, W]; the graph has %v", file, g.Inputs()), g.Close())
 	}
-	var global string
-	for _, o := range g.Outputs() {
-		switch o.Name {
-		case "image_embeds", "pooler_output":
-			global = o.Name
-		}
-	}
-	if global != "" {
-		g.Close()
-		if g, err = tapped.Open(l, file, []string{global}); err != nil {
-			return nil, err
-		}
-	}
-	m := &Model{name: name, family: family, desc: desc, graph: g, input: input, pre: pre, global: global, layers: g.Describe()}
-	return m, nil
+	return &Model{name: name, family: family, desc: desc, graph: g, input: input, pre: pre, global: global, layers: g.Describe()}, nil
 }
 
 func readPreprocessor(path string, def Preprocess) (Preprocess, error) {
