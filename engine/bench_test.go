@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -29,6 +30,9 @@ func BenchmarkRunTiny(b *testing.B) {
 	benchmarkRun(b, g.Model(), []int64{1, 8}, make([]float32, 8))
 }
 
+// benchmarkRun alternates an engine run and a direct onnxruntime_go run of the same graph in
+// every iteration, so drift in the machine's load hits both alike, and reports each one's
+// mean time and the engine's overhead.
 func benchmarkRun(b *testing.B, m *onnxpb.ModelProto, shape []int64, x []float32) {
 	data, err := onnx.Marshal(m)
 	if err != nil {
@@ -39,44 +43,49 @@ func benchmarkRun(b *testing.B, m *onnxpb.ModelProto, shape []int64, x []float32
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	b.Run("engine", func(b *testing.B) {
-		sess, err := rt.Load(data, SessionOptions{})
+	sess, err := rt.Load(data, SessionOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.Close()
+	in := F32("x", shape, x)
+
+	opts, err := rt.sessionOptions(SessionOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{"x"}, []string{m.GetGraph().GetOutput()[0].GetName()}, opts)
+	opts.Destroy()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer direct.Destroy()
+	runDirect := func() {
+		t, err := ort.NewTensor(ort.NewShape(shape...), x)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer sess.Close()
-		in := F32("x", shape, x)
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := sess.Run(ctx, in); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("direct", func(b *testing.B) {
-		opts, err := rt.sessionOptions(SessionOptions{})
-		if err != nil {
+		outs := []ort.Value{nil}
+		if err := direct.Run([]ort.Value{t}, outs); err != nil {
 			b.Fatal(err)
 		}
-		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{"x"}, []string{m.GetGraph().GetOutput()[0].GetName()}, opts)
-		opts.Destroy()
-		if err != nil {
+		_ = append([]float32(nil), outs[0].(*ort.Tensor[float32]).GetData()...)
+		outs[0].Destroy()
+		t.Destroy()
+	}
+	var engineTime, directTime time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := sess.Run(ctx, in); err != nil {
 			b.Fatal(err)
 		}
-		defer sess.Destroy()
-		b.ReportAllocs()
-		for b.Loop() {
-			in, err := ort.NewTensor(ort.NewShape(shape...), x)
-			if err != nil {
-				b.Fatal(err)
-			}
-			outs := []ort.Value{nil}
-			if err := sess.Run([]ort.Value{in}, outs); err != nil {
-				b.Fatal(err)
-			}
-			_ = append([]float32(nil), outs[0].(*ort.Tensor[float32]).GetData()...)
-			outs[0].Destroy()
-			in.Destroy()
-		}
-	})
+		mid := time.Now()
+		runDirect()
+		engineTime += mid.Sub(start)
+		directTime += time.Since(mid)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(engineTime.Nanoseconds())/n, "engine-ns/run")
+	b.ReportMetric(float64(directTime.Nanoseconds())/n, "direct-ns/run")
+	b.ReportMetric(100*float64(engineTime-directTime)/float64(directTime), "overhead-%")
 }

@@ -291,6 +291,9 @@ func (r *Runtime) sessionOptions(so SessionOptions) (*ort.SessionOptions, error)
 		// diffsim's graphs are chains; parallel branches are rare, so one inter-op thread avoids
 		// oversubscribing the cores the intra-op pool already uses.
 		opts.SetInterOpNumThreads(1),
+		// diffsim alternates sessions (a model, then the attention graph); threads left
+		// spinning by one steal the cores the next one needs.
+		opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"),
 	}
 	if so.ExternalDataDir != "" {
 		steps = append(steps, opts.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", so.ExternalDataDir))

@@ -10,23 +10,22 @@ export ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB:-$(./scripts/setup-runtime.sh)}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "running benchmarks (a few minutes)..." >&2
-go test ./engine/ -run '^$' -bench '^BenchmarkRun(Tiny)?$' -benchtime 1s -count 5 >>"$out"
+go test ./engine/ -run '^$' -bench '^BenchmarkRun(Tiny)?$' -benchtime 1s -count 8 >>"$out"
 go test ./features/ -run '^$' -bench '^Benchmark(MatMul|Attention)$' -benchtime 3x >>"$out"
 go test ./features/builtin/ -run '^$' -bench 'BuildAndScorePair' -benchtime 5x >>"$out"
 
 awk '
 function least(arr, n,   i, m) { m = arr[1]; for (i = 2; i <= n; i++) if (arr[i] < m) m = arr[i]; return m }
-/^BenchmarkRun\/engine/ { e[++ne] = $3 }
-/^BenchmarkRun\/direct/ { d[++nd] = $3 }
-/^BenchmarkRunTiny\/engine/ { te[++nte] = $3 }
-/^BenchmarkRunTiny\/direct/ { td[++ntd] = $3 }
+function metric(name,   i) { for (i = 1; i <= NF; i++) if ($i == name) return $(i - 1); return "" }
+/^BenchmarkRun-/ { e[++ne] = metric("engine-ns/run"); d[++nd] = metric("direct-ns/run") }
+/^BenchmarkRunTiny-/ { te[++nte] = metric("engine-ns/run"); td[++ntd] = metric("direct-ns/run") }
 /^BenchmarkMatMul/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP/s") mm = $(i - 1) }
 /^BenchmarkAttention\/ort/ { name = $1; sub(/^BenchmarkAttention\/ort\//, "", name); sub(/-[0-9]+$/, "", name); for (i = 1; i <= NF; i++) if ($i == "GFLOP/s") { rate[name] = $(i - 1); ms[name] = $3 / 1e6; order[++no] = name } }
 /^BenchmarkAttention\/go/ { name = $1; sub(/^BenchmarkAttention\/go\//, "", name); sub(/-[0-9]+$/, "", name); goms[name] = $3 / 1e6 }
 /^BenchmarkBuildAndScorePair/ { first = $3 / 1e6 }
 END {
   me = least(e, ne); md = least(d, nd); mte = least(te, nte); mtd = least(td, ntd)
-  printf "\nengine per-run overhead (fastest of %d runs each, interleaved)\n", ne
+  printf "\nengine per-run overhead (engine and direct runs alternate; fastest mean of %d benchmarks)\n", ne
   printf "  %-34s %10s %10s %10s\n", "graph", "engine", "direct", "overhead"
   printf "  %-34s %8.1f us %8.1f us %+9.1f %%\n", "self-attention 256 tokens x 64", me / 1e3, md / 1e3, 100 * (me - md) / md
   printf "  %-34s %8.1f us %8.1f us %+8.1f us\n", "one Add of 8 floats (overhead only)", mte / 1e3, mtd / 1e3, (mte - mtd) / 1e3
