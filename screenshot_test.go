@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -39,7 +40,7 @@ func TestSixelSurvivesResize(t *testing.T) {
 
 	resized := filepath.Join(dir, "resized.png")
 	first := filepath.Join(dir, "first.png")
-	xterm(t, "120x40", args, func(x *xsession) {
+	xtermRetry(t, "120x40", args, func(x *xsession) {
 		x.wait(5 * time.Second)
 		x.key("Right") // move the token cursor: a new attention map is drawn
 		x.wait(2 * time.Second)
@@ -49,7 +50,7 @@ func TestSixelSurvivesResize(t *testing.T) {
 		x.shot(resized)
 	})
 	fresh := filepath.Join(dir, "fresh.png")
-	xterm(t, "100x32", args, func(x *xsession) {
+	xtermRetry(t, "100x32", args, func(x *xsession) {
 		x.wait(5 * time.Second)
 		x.key("Right")
 		x.wait(3 * time.Second)
@@ -76,8 +77,22 @@ type xsession struct {
 	env []string
 }
 
+// xtermRetry is xterm, tried once more when the X server or the terminal did not come up
+// (a loaded machine): that says nothing about diffsim.
+func xtermRetry(t *testing.T, geom string, argv []string, steps func(*xsession)) {
+	t.Helper()
+	err := xterm(t, geom, argv, steps)
+	if err != nil {
+		t.Logf("%v; trying again", err)
+		err = xterm(t, geom, argv, steps)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // xterm starts Xvfb and an xterm running argv, calls steps, and tears everything down.
-func xterm(t *testing.T, geom string, argv []string, steps func(*xsession)) {
+func xterm(t *testing.T, geom string, argv []string, steps func(*xsession)) error {
 	t.Helper()
 	display := ""
 	for d := 90; d < 200; d++ {
@@ -92,7 +107,7 @@ func xterm(t *testing.T, geom string, argv []string, steps func(*xsession)) {
 	defer cancel()
 	xvfb := exec.CommandContext(ctx, "Xvfb", display, "-screen", "0", "1920x1200x24", "-nolisten", "tcp")
 	if err := xvfb.Start(); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("Xvfb: %w", err)
 	}
 	defer func() { xvfb.Process.Signal(os.Interrupt); xvfb.Wait() }()
 	env := append(os.Environ(), "DISPLAY="+display, "COLORTERM=truecolor")
@@ -108,10 +123,10 @@ func xterm(t *testing.T, geom string, argv []string, steps func(*xsession)) {
 		"-xrm", "XTerm*numColorRegisters: 1024", "-xrm", "XTerm*maxGraphicSize: 4096x4096",
 		"-bg", "white", "-fg", "black", "-e", "bash", "-c", cmd)
 	term.Env = env
-	var termLog strings.Builder
-	term.Stdout, term.Stderr = &termLog, &termLog
+	termLog := &lockedBuffer{}
+	term.Stdout, term.Stderr = termLog, termLog
 	if err := term.Start(); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("xterm: %w", err)
 	}
 	defer func() { term.Process.Kill(); term.Wait() }()
 	x := &xsession{t: t, env: env}
@@ -122,9 +137,10 @@ func xterm(t *testing.T, geom string, argv []string, steps func(*xsession)) {
 	}
 	if x.win == "" {
 		out, _ := exec.Command("sh", "-c", "ls -la /tmp/.X11-unix/; ps aux | grep -c '[X]vfb'").CombinedOutput()
-		t.Fatalf("the xterm window did not appear on %s (xterm said %q; %s)", display, termLog.String(), out)
+		return fmt.Errorf("the xterm window did not appear on %s (xterm said %q; %s)", display, termLog.String(), out)
 	}
 	steps(x)
+	return nil
 }
 
 func (x *xsession) run(name string, args ...string) ([]byte, error) {
@@ -236,4 +252,22 @@ func keep(t *testing.T, paths ...string) {
 		}
 	}
 	t.Logf("screenshots kept in %s", dir)
+}
+
+// lockedBuffer collects a process's output while the test may read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
