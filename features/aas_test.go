@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/enginetest"
 )
 
 // refAttend is a float64 reference for softmax(Q Kᵀ·scale)·V per head.
@@ -164,10 +164,7 @@ func TestAASProperties(t *testing.T) {
 }
 
 func TestRuntimeAttentionMatchesReference(t *testing.T) {
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := enginetest.Runtime(t)
 	defer rt.Close()
 	ra := NewRuntimeAttention(rt)
 	ra.MinWork = 0

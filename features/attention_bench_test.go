@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/diffsim/diffsim/engine/enginetest"
+
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
 )
@@ -24,10 +26,7 @@ func randomJob(r *rand.Rand, tq, tk, c int) Job {
 // BenchmarkAttention compares Go and ONNX Runtime on AAS's four attention calls at the
 // built-in model's and SD 1.5's layer shapes (512 px: 4096/1024/256/64 tokens).
 func BenchmarkAttention(b *testing.B) {
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	rt := enginetest.Runtime(b)
 	defer rt.Close()
 	ra := NewRuntimeAttention(rt)
 	ra.MinWork = 0
@@ -66,10 +65,7 @@ func BenchmarkAttention(b *testing.B) {
 // BenchmarkMatMul measures the machine's fp32 matrix multiply rate through ONNX Runtime, the
 // reference BenchmarkAttention's rates are compared with (scripts/bench.sh).
 func BenchmarkMatMul(b *testing.B) {
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	rt := enginetest.Runtime(b)
 	defer rt.Close()
 	const n = 1024
 	g := onnx.NewBuilder("matmul")

@@ -2,10 +2,11 @@ package attention_test
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/diffsim/diffsim/engine/enginetest"
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/attention"
@@ -53,16 +54,11 @@ func checkLayers(t *testing.T, layers []attention.Layer, truth testgraphs.Truth)
 	}
 }
 
-// openRuntime opens the ONNX Runtime, or skips when this build or machine has none.
+// openRuntime opens the ONNX Runtime (see enginetest for when it skips).
 func openRuntime(t testing.TB) *engine.Runtime {
 	t.Helper()
 	rt, err := engine.Open(engine.Options{Device: "cpu", Threads: 2})
-	if errors.Is(err, engine.ErrNoCgo) || errors.Is(err, engine.ErrNoLibrary) {
-		t.Skipf("no ONNX Runtime: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	enginetest.Check(t, err)
 	t.Cleanup(func() { rt.Close() })
 	return rt
 }

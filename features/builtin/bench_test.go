@@ -5,17 +5,15 @@ import (
 	"image"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/enginetest"
+
 	"github.com/diffsim/diffsim/features"
 )
 
 // BenchmarkBuildAndScorePair is the first-run cost: build the graph, load it, extract a
 // 256 px pair in one batch and compute AAS at every layer.
 func BenchmarkBuildAndScorePair(b *testing.B) {
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	rt := enginetest.Runtime(b)
 	defer rt.Close()
 	a, c := sample(b, "grass.png"), sample(b, "gravel.png")
 	att := features.NewRuntimeAttention(rt)

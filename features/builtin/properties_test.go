@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/diffsim/diffsim/engine/enginetest"
+
 	"golang.org/x/image/draw"
 
-	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
 )
 
@@ -24,10 +25,7 @@ type testModel struct {
 
 func openTestModel(t testing.TB) testModel {
 	t.Helper()
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := enginetest.Runtime(t)
 	m, err := Open(rt, testSize)
 	if err != nil {
 		rt.Close()

@@ -5,6 +5,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/diffsim/diffsim/engine/enginetest"
+
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
@@ -26,10 +28,7 @@ func TestGraphRunsAndMatchesGoAttention(t *testing.T) {
 		outs = append(outs, q, k, v, "/"+lv.Name+"/attn/Reshape_3_output_0")
 	}
 	outs = append(outs, OutputEmbed)
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := enginetest.Runtime(t)
 	defer rt.Close()
 	s, err := rt.Load(onnx.AppendOutputs(data, outs[:len(outs)-1]), engine.SessionOptions{Outputs: outs})
 	if err != nil {

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/enginetest"
+
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/features"
 )
@@ -65,10 +66,7 @@ func TestTinyDiffusionModel(t *testing.T) {
 	if !IsFolder(dir) {
 		t.Fatal("IsFolder: false for a diffusers folder")
 	}
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := enginetest.Runtime(t)
 	defer rt.Close()
 	ctx := context.Background()
 	m, err := Open(ctx, rt, "tiny", dir, 128)
@@ -140,12 +138,9 @@ func TestMissingTextEncoderIsNamed(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(dir, "text_encoder")); err != nil {
 		t.Fatal(err)
 	}
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := enginetest.Runtime(t)
 	defer rt.Close()
-	_, err = Open(context.Background(), rt, "tiny", dir, 128)
+	_, err := Open(context.Background(), rt, "tiny", dir, 128)
 	if err == nil || !strings.Contains(err.Error(), "text_encoder") {
 		t.Fatalf("err = %v, want one naming text_encoder", err)
 	}

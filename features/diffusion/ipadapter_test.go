@@ -2,7 +2,6 @@ package diffusion
 
 import (
 	"context"
-	"errors"
 	"image"
 	"math"
 	"path/filepath"
@@ -10,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/enginetest"
+
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/ipadapter"
 	"github.com/diffsim/diffsim/features/ipadapter/ipfixture"
@@ -20,13 +20,7 @@ import (
 // injected (DiffSim-C), as a session does: adapter options left at their defaults.
 func openTinyC(t *testing.T, dir string) *Model {
 	t.Helper()
-	rt, err := engine.Open(engine.Options{})
-	if errors.Is(err, engine.ErrNoCgo) || errors.Is(err, engine.ErrNoLibrary) {
-		t.Skipf("no ONNX Runtime: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := enginetest.Runtime(t)
 	t.Cleanup(func() { rt.Close() })
 	files, err := ipfixture.Write(t.TempDir(), filepath.Join(dir, "unet", "model.onnx"), 41)
 	if err != nil {

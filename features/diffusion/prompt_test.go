@@ -8,16 +8,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/enginetest"
+
 	"github.com/diffsim/diffsim/features"
 )
 
 func openTiny(t *testing.T, dir string) *Model {
 	t.Helper()
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := enginetest.Runtime(t)
 	t.Cleanup(func() { rt.Close() })
 	m, err := Open(context.Background(), rt, "tiny", dir, 128)
 	if err != nil {

@@ -1,11 +1,12 @@
 package ipadapter
 
 import (
-	"errors"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+
+	"github.com/diffsim/diffsim/engine/enginetest"
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/attention"
@@ -66,15 +67,7 @@ func expectedKeys(t testing.TB, layers []attention.Layer) map[string]int {
 
 func openRuntime(t testing.TB) *engine.Runtime {
 	t.Helper()
-	rt, err := engine.Open(engine.Options{})
-	if errors.Is(err, engine.ErrNoCgo) || errors.Is(err, engine.ErrNoLibrary) {
-		t.Skipf("no ONNX Runtime: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	return rt
+	return enginetest.Runtime(t)
 }
 
 func load(t testing.TB, rt *engine.Runtime, m *onnxpb.ModelProto, outputs []string) *engine.Session {

@@ -8,7 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/enginetest"
+
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
@@ -45,10 +46,7 @@ func sample(t *testing.T, name string) image.Image {
 }
 
 func TestViTFamilies(t *testing.T) {
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := enginetest.Runtime(t)
 	defer rt.Close()
 	cases := []struct {
 		name, file, config string
@@ -107,12 +105,9 @@ func TestGenericGraphWithoutAttentionIsAClearError(t *testing.T) {
 	if err := onnx.WriteFile(path, b.Model()); err != nil {
 		t.Fatal(err)
 	}
-	rt, err := engine.Open(engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := enginetest.Runtime(t)
 	defer rt.Close()
-	_, err = OpenGeneric(rt, "plain", path, 0)
+	_, err := OpenGeneric(rt, "plain", path, 0)
 	if err == nil {
 		t.Fatal("a graph without attention opened")
 	}

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/diffsim/diffsim/engine/enginetest"
+
 	"golang.org/x/image/draw"
 
 	"github.com/diffsim/diffsim/features"
@@ -165,9 +167,7 @@ func pan(t testing.TB, photo string, n int) *memSource {
 func openSession(t testing.TB) *session.Session {
 	t.Helper()
 	s, err := session.Open(context.Background(), session.Options{Size: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enginetest.Check(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -199,9 +199,7 @@ func BenchmarkScore(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer() // a fresh session each time, so that nothing is cached; not timed
 		s, err := session.Open(context.Background(), session.Options{Size: 64})
-		if err != nil {
-			b.Fatal(err)
-		}
+		enginetest.Check(b, err)
 		b.StartTimer()
 		if _, err := Score(context.Background(), s, &memSource{frames: frames}, Settings{Layer: 1, T: 101}); err != nil {
 			b.Fatal(err)
