@@ -103,6 +103,14 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 			return a.explore(cmd, args[0], args[1])
 		},
 	}
+	// `diffsim` alone: the short usage on stderr, then the usual one-line error (exit 2).
+	rootArgs := root.Args
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			fmt.Fprintf(a.stderr, "%s\n\nUsage:\n  %s\n  diffsim COMMAND ... (diffsim --help lists them)\n\n", cmd.Short, cmd.UseLine())
+		}
+		return rootArgs(cmd, args)
+	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usagef("%v (see %s --help)", err, cmd.CommandPath())
 	})
