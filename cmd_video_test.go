@@ -309,6 +309,9 @@ func TestVideoFileWithoutFFmpeg(t *testing.T) {
 func TestVideoFileEqualsFolder(t *testing.T) {
 	bin, err := exec.LookPath("ffmpeg")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ffmpeg not installed: scripts/test.sh installs it in CI")
+		}
 		t.Skip("ffmpeg is not installed")
 	}
 	dir := panClip(t, "astronaut.png", "coffee.png")

@@ -20,6 +20,8 @@ if [ -n "${CI:-}" ] || [ -n "${DIFFSIM_INSTALL_TEST_TOOLS:-}" ]; then
   command -v xwd >/dev/null || need+=(x11-apps)
   command -v convert >/dev/null || need+=(imagemagick)
   [ -d /usr/share/fonts/X11/misc ] || need+=(xfonts-base)
+  # diffsim video decodes clips with ffmpeg.
+  command -v ffmpeg >/dev/null || need+=(ffmpeg)
   if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "test: installing ${need[*]}" >&2
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
