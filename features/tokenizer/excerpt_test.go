@@ -134,18 +134,7 @@ func (t *Tokenizer) weighed(piece string) [][2]string {
 		if best < 0 {
 			break
 		}
-		first, second := word[best], word[best+1]
-		var merged []string
-		for i := 0; i < len(word); {
-			if i+1 < len(word) && word[i] == first && word[i+1] == second {
-				merged = append(merged, first+second)
-				i += 2
-				continue
-			}
-			merged = append(merged, word[i])
-			i++
-		}
-		word = merged
+		word = mergePair(word, word[best], word[best+1])
 	}
 	return seen
 }

@@ -422,18 +422,7 @@ func (t *Tokenizer) bpe(piece string) []string {
 		if best < 0 {
 			break
 		}
-		first, second := word[best], word[best+1]
-		merged := word[:0:0]
-		for i := 0; i < len(word); {
-			if i+1 < len(word) && word[i] == first && word[i+1] == second {
-				merged = append(merged, first+second)
-				i += 2
-				continue
-			}
-			merged = append(merged, word[i])
-			i++
-		}
-		word = merged
+		word = mergePair(word, word[best], word[best+1])
 	}
 	t.mu.Lock()
 	if len(t.cache) >= 1<<14 {
@@ -442,4 +431,20 @@ func (t *Tokenizer) bpe(piece string) []string {
 	t.cache[piece] = word
 	t.mu.Unlock()
 	return word
+}
+
+// mergePair replaces every adjacent (first, second) in word by their concatenation: one BPE
+// merge step. It returns a new slice.
+func mergePair(word []string, first, second string) []string {
+	merged := make([]string, 0, len(word))
+	for i := 0; i < len(word); {
+		if i+1 < len(word) && word[i] == first && word[i+1] == second {
+			merged = append(merged, first+second)
+			i += 2
+			continue
+		}
+		merged = append(merged, word[i])
+		i++
+	}
+	return merged
 }
