@@ -281,3 +281,13 @@ func (a *app) writePNG(path string, img image.Image) error {
 	}
 	return nil
 }
+
+// checkFiles reports the first path that cannot be read, before any model is loaded.
+func checkFiles(paths ...string) error {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}

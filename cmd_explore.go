@@ -19,10 +19,8 @@ func (a *app) explore(cmd *cobra.Command, imageA, imageB string) error {
 		return usagef("--graphics %q: want auto, sixel, kitty, halfblock or none", a.graphics)
 	}
 	// Check the images before taking over the screen, so a typo is one line on stderr.
-	for _, p := range []string{imageA, imageB} {
-		if _, err := os.Stat(p); err != nil {
-			return err
-		}
+	if err := checkFiles(imageA, imageB); err != nil {
+		return err
 	}
 	report, progress := ui.NewProgress()
 	s, err := a.openSession(cmd, report)

@@ -45,6 +45,10 @@ func (a *app) scoreCommand() *cobra.Command {
   diffsim score a.png b.png --layer coarse --t 500 --json`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A typo should not wait for a model to load.
+			if err := checkFiles(args...); err != nil {
+				return err
+			}
 			tg, err := a.openTarget(cmd, nil)
 			if err != nil {
 				return err
