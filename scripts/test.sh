@@ -9,22 +9,27 @@ ORT=$(./scripts/setup-runtime.sh)
 export ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB:-$ORT}
 
 # Tools the end-to-end and screenshot tests drive; installed when missing and apt is usable.
+# A package counts as present only when dpkg says it is installed: machine images put
+# stand-ins on PATH (a `convert` that is not ImageMagick), so `command -v` proves nothing.
+test_packages=(tmux libsixel-bin xterm xvfb xdotool x11-apps imagemagick xfonts-base ffmpeg)
+missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}
 if [ -n "${CI:-}" ] || [ -n "${DIFFSIM_INSTALL_TEST_TOOLS:-}" ]; then
-  need=()
-  command -v tmux >/dev/null || need+=(tmux)
-  command -v img2sixel >/dev/null || need+=(libsixel-bin)
-  # The screenshot test runs the explorer in a real sixel terminal (xterm as a VT340 under Xvfb).
-  command -v xterm >/dev/null || need+=(xterm)
-  command -v Xvfb >/dev/null || need+=(xvfb)
-  command -v xdotool >/dev/null || need+=(xdotool)
-  command -v xwd >/dev/null || need+=(x11-apps)
-  command -v convert >/dev/null || need+=(imagemagick)
-  [ -d /usr/share/fonts/X11/misc ] || need+=(xfonts-base)
-  # diffsim video decodes clips with ffmpeg.
-  command -v ffmpeg >/dev/null || need+=(ffmpeg)
-  if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "test: installing ${need[*]}" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  mapfile -t need < <(missing_packages "${test_packages[@]}")
+  if [ ${#need[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      echo "test: installing ${need[*]}" >&2
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+      mapfile -t still < <(missing_packages "${need[@]}")
+      [ ${#still[@]} -eq 0 ] || { echo "test: could not install ${still[*]}" >&2; exit 1; }
+    else
+      echo "test: missing ${need[*]} and cannot install them (needs root and apt-get); the tests that use them will fail in CI" >&2
+    fi
   fi
 fi
 
