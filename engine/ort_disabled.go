@@ -8,7 +8,8 @@ import "context"
 type Options struct {
 	Library string
 	Device  string
-	Threads int
+	Threads    int
+	GraphCache *GraphCache
 }
 
 // SessionOptions configure one session.
