@@ -36,6 +36,9 @@ type Options struct {
 	Library    string // ONNX Runtime library path; empty = ONNXRUNTIME_LIB, then diffsim's cache
 	Threads    int
 	CacheBytes int64 // feature cache budget; 0 = DefaultCacheBytes
+	// GraphCache keeps ONNX Runtime's optimized graphs of large models between processes;
+	// nil disables it.
+	GraphCache *engine.GraphCache
 
 	// IPAdapter and ImageEncoder enable DiffSim-C on a diffusion model: the IP-Adapter Plus
 	// weights (.safetensors) and the CLIP ViT-H/14 image encoder (.onnx). IPScale weighs the
@@ -117,7 +120,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if o.OpenModel == nil {
 		o.OpenModel = OpenModel
 	}
-	rt, err := o.OpenRuntime(engine.Options{Library: o.Library, Device: o.Device, Threads: o.Threads})
+	rt, err := o.OpenRuntime(engine.Options{Library: o.Library, Device: o.Device, Threads: o.Threads, GraphCache: o.GraphCache})
 	if err != nil {
 		return nil, err
 	}
