@@ -30,8 +30,9 @@ func (e *APIError) BadRequest() bool { return e.Status >= 400 && e.Status < 500 
 
 // Client talks to a server.
 type Client struct {
-	http *http.Client
-	base string
+	http   *http.Client
+	base   string
+	socket string // the Unix socket, when the client uses one
 }
 
 // NewClient talks to the server on the Unix socket at path.
@@ -40,7 +41,7 @@ func NewClient(path string) *Client {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
 	}}
-	return &Client{http: &http.Client{Transport: tr}, base: "http://diffsim"}
+	return &Client{http: &http.Client{Transport: tr}, base: "http://diffsim", socket: path}
 }
 
 // NewHTTPClient talks to the server at an HTTP address such as 127.0.0.1:11435.

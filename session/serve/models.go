@@ -132,11 +132,15 @@ type models struct {
 	maxBytes  int64
 	maxBatch  int
 	rss       func() int64
+	// predict guesses a model's memory before it loads; nil means what it took last time, or
+	// its size on disk.
+	predict func(key) int64
 
 	loadMu  sync.Mutex // serialises loads
 	mu      sync.Mutex
 	byKey   map[key]*loaded
 	loading map[key]*loadCall
+	sizes   map[key]int64 // measured at each load, for the next prediction
 	closed  bool
 }
 
@@ -208,7 +212,7 @@ func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), erro
 func (ms *models) load(ctx context.Context, k key) (*loaded, error) {
 	ms.loadMu.Lock()
 	defer ms.loadMu.Unlock()
-	if err := ms.makeRoom(predictBytes(k.model)); err != nil {
+	if err := ms.makeRoom(ms.predicted(k)); err != nil {
 		return nil, err
 	}
 	before := ms.rss()
@@ -220,6 +224,9 @@ func (ms *models) load(ctx context.Context, k key) (*loaded, error) {
 	if sz, ok := m.(sizer); ok {
 		n = sz.Bytes()
 	}
+	ms.mu.Lock()
+	ms.sizes[k] = max(n, 0)
+	ms.mu.Unlock()
 	now := time.Now()
 	l := &loaded{key: k, m: m, info: m.Info(), bytes: max(n, 0), loadedAt: now, lastUsed: now}
 	l.batch = &batcher{m: m, max: ms.maxBatch}
@@ -356,6 +363,19 @@ func (ms *models) close() error {
 		errs = append(errs, l.m.Close())
 	}
 	return errors.Join(errs...)
+}
+
+func (ms *models) predicted(k key) int64 {
+	if ms.predict != nil {
+		return ms.predict(k)
+	}
+	ms.mu.Lock()
+	n, ok := ms.sizes[k]
+	ms.mu.Unlock()
+	if ok {
+		return n
+	}
+	return predictBytes(k.model)
 }
 
 // predictBytes guesses a model's memory before loading it from its size on disk (the

@@ -61,7 +61,7 @@ func New(cfg Config) *Server {
 	}
 	return &Server{cfg: cfg, ms: &models{
 		open: cfg.Open, base: cfg.Base, keepAlive: cfg.KeepAlive, maxBytes: cfg.MaxBytes, maxBatch: cfg.MaxBatch,
-		rss: residentBytes, byKey: map[key]*loaded{}, loading: map[key]*loadCall{},
+		rss: residentBytes, byKey: map[key]*loaded{}, loading: map[key]*loadCall{}, sizes: map[key]int64{},
 	}}
 }
 
