@@ -6,8 +6,8 @@ import "context"
 
 // Options choose the runtime library, the execution provider and threading.
 type Options struct {
-	Library string
-	Device  string
+	Library    string
+	Device     string
 	Threads    int
 	GraphCache *GraphCache
 }

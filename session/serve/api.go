@@ -25,14 +25,14 @@ const APIVersion = 1
 
 // Spec names a loaded model: requests with equal specs share one warm session.
 type Spec struct {
-	Model        string  `json:"model,omitempty"` // builtin (default), a pulled name, a folder or an .onnx file (absolute)
-	Size         int     `json:"size,omitempty"`  // 0 = the model's default
-	Seed         *int64  `json:"seed,omitempty"`  // nil = session.DefaultSeed
-	Device       string  `json:"device,omitempty"`
-	Prompt       string  `json:"prompt,omitempty"`
-	CFG          bool    `json:"cfg,omitempty"`
-	IPAdapter    string  `json:"ip_adapter,omitempty"`
-	ImageEncoder string  `json:"image_encoder,omitempty"`
+	Model        string   `json:"model,omitempty"` // builtin (default), a pulled name, a folder or an .onnx file (absolute)
+	Size         int      `json:"size,omitempty"`  // 0 = the model's default
+	Seed         *int64   `json:"seed,omitempty"`  // nil = session.DefaultSeed
+	Device       string   `json:"device,omitempty"`
+	Prompt       string   `json:"prompt,omitempty"`
+	CFG          bool     `json:"cfg,omitempty"`
+	IPAdapter    string   `json:"ip_adapter,omitempty"`
+	ImageEncoder string   `json:"image_encoder,omitempty"`
 	IPScale      *float64 `json:"ip_scale,omitempty"`
 	// KeepAlive is how long the model stays loaded after this request: a Go duration ("5m",
 	// "30s"), "0" to unload at once, a negative one ("-1") to keep it until the server stops.

@@ -35,7 +35,7 @@ func newFake(name string, bytes int64) *fakeModel {
 
 func (f *fakeModel) Info() session.ModelInfo {
 	return session.ModelInfo{Name: f.name, Family: "fake", Description: "a fake for tests", Device: "cpu",
-		Layers: []features.Layer{{Name: "l0", ImageKV: true}, {Name: "l1", Short: "Up0", ImageKV: true}},
+		Layers:    []features.Layer{{Name: "l0", ImageKV: true}, {Name: "l1", Short: "Up0", ImageKV: true}},
 		Timesteps: true, DefaultT: 101, Size: 64, Seed: session.DefaultSeed}
 }
 
