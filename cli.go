@@ -51,6 +51,8 @@ type app struct {
 
 	ipAdapter, imageEncoder string // DiffSim-C
 	ipScale                 float64
+
+	noServer bool // compute here even when `diffsim serve` runs
 }
 
 // usageError marks errors in what the user typed (exit code 2).
@@ -122,6 +124,7 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 	)
 	root.AddCommand(a.researchCommands()...)
 	root.AddCommand(a.modelsCommand())
+	root.AddCommand(a.serveCommand(), a.cacheCommand())
 	root.AddCommand(a.videoCommand())
 	forEachCommand(root, func(c *cobra.Command) {
 		c.SilenceUsage, c.SilenceErrors = true, true
@@ -169,27 +172,38 @@ func (a *app) commonFlags(cmd *cobra.Command) {
 	f.StringVar(&a.ipAdapter, "ip-adapter", "", "DiffSim-C: IP-Adapter Plus weights (ip-adapter-plus_sd15.safetensors) for a Stable Diffusion model")
 	f.StringVar(&a.imageEncoder, "image-encoder", "", "DiffSim-C: the CLIP ViT-H/14 image encoder as ONNX (with --ip-adapter)")
 	f.Float64Var(&a.ipScale, "ip-scale", 0.5, "DiffSim-C: weight of the IP attention in the U-Net (the reference uses 0.5)")
+	f.BoolVar(&a.noServer, "no-server", false, "compute in this process even when `diffsim serve` is running")
 	f.StringVar(&a.reference, "reference", "", "the reference code's settings for a benchmark family: nights, cute, style (sref, instantstyle, tid2013), ip, dreambench; flags you give win")
 }
 
-// openSession starts the runtime and loads the model, printing the device notice once.
-func (a *app) openSession(cmd *cobra.Command, progress func(session.Progress)) (*session.Session, error) {
+// checkFlags applies --reference and checks the flags that go together, before any model
+// loads (locally or in a server).
+func (a *app) checkFlags(cmd *cobra.Command) error {
 	if err := a.applyReference(cmd); err != nil {
-		return nil, err
+		return err
 	}
 	if a.cfg && a.prompt == "" {
-		return nil, usagef("--cfg pairs the unconditional half with a prompted one: give --prompt too")
+		return usagef("--cfg pairs the unconditional half with a prompted one: give --prompt too")
 	}
 	if a.step != 0 && cmd.Flags().Changed("t") {
-		return nil, usagef("give --t or --step, not both")
+		return usagef("give --t or --step, not both")
 	}
 	switch a.metric {
 	case "aas", "cos", "mse":
 	default:
-		return nil, usagef("--metric %q: want aas, cos or mse", a.metric)
+		return usagef("--metric %q: want aas, cos or mse", a.metric)
+	}
+	return nil
+}
+
+// openSession starts the runtime and loads the model, printing the device notice once.
+func (a *app) openSession(cmd *cobra.Command, progress func(session.Progress)) (*session.Session, error) {
+	if err := a.checkFlags(cmd); err != nil {
+		return nil, err
 	}
 	s, err := session.Open(cmd.Context(), session.Options{
 		Model: a.model, Size: a.size, Seed: a.seed, Device: a.device, Library: a.ortLib, OnProgress: progress,
+		GraphCache:   graphCache(),
 		Conditioning: diffusion.Conditioning{Prompt: a.prompt, CFG: a.cfg},
 		IPAdapter:    a.ipAdapter, ImageEncoder: a.imageEncoder,
 		IPScale: a.ipScale, IPScaleSet: cmd.Flags().Changed("ip-scale"),

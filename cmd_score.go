@@ -49,6 +49,12 @@ func (a *app) scoreCommand() *cobra.Command {
 			if err := checkFiles(args...); err != nil {
 				return err
 			}
+			if c := a.server(cmd); c != nil {
+				if err := a.checkFlags(cmd); err != nil {
+					return err
+				}
+				return a.scoreRemote(cmd.Context(), cmd, c, args)
+			}
 			tg, err := a.openTarget(cmd, nil)
 			if err != nil {
 				return err
@@ -79,25 +85,29 @@ func (a *app) scoreCommand() *cobra.Command {
 			if !info.Timesteps {
 				out.T, out.Step = 0, 0
 			}
-			if a.json {
-				enc := json.NewEncoder(a.stdout)
-				return enc.Encode(out)
-			}
-			dir := "higher = more similar"
-			if !r.HigherIsBetter {
-				dir = "lower = more similar"
-			}
-			fmt.Fprintf(a.stdout, "%s %.4f  (A→B %.4f, B→A %.4f; %s)\n", a.metric, r.Score, r.AtoB, r.BtoA, dir)
-			if r.Meaningless != "" {
-				fmt.Fprintf(a.stdout, "note: %s\n", r.Meaningless)
-			}
-			fmt.Fprintf(a.stdout, "layer %s, t=%d (step %d), %d px, seed %d, %s\n", l.Label(), out.T, out.Step, info.Size, info.Seed, info.Device)
-			fmt.Fprintf(a.stdout, "model: %s\n", info.Description)
-			return nil
+			return a.printScore(out, l.Label())
 		},
 	}
 	cmd.Flags().BoolVar(&a.json, "json", false, "print one JSON object")
 	return cmd
+}
+
+// printScore writes a score as --json or as text; label names the layer for people.
+func (a *app) printScore(out scoreJSON, label string) error {
+	if a.json {
+		return json.NewEncoder(a.stdout).Encode(out)
+	}
+	dir := "higher = more similar"
+	if !out.HigherIsMoreSimilar {
+		dir = "lower = more similar"
+	}
+	fmt.Fprintf(a.stdout, "%s %.4f  (A→B %.4f, B→A %.4f; %s)\n", out.Metric, out.Score, out.AtoB, out.BtoA, dir)
+	if out.Meaningless != "" {
+		fmt.Fprintf(a.stdout, "note: %s\n", out.Meaningless)
+	}
+	fmt.Fprintf(a.stdout, "layer %s, t=%d (step %d), %d px, seed %d, %s\n", label, out.T, out.Step, out.Size, out.Seed, out.Device)
+	fmt.Fprintf(a.stdout, "model: %s\n", out.ModelDescription)
+	return nil
 }
 
 func finite(v float64) *float64 {
