@@ -1,108 +1,100 @@
-package main
+package cli
 
 import (
 	"encoding/json"
 	"fmt"
-	"math"
+	"io"
 
 	"github.com/spf13/cobra"
 
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
 
-// scoreJSON is the `score --json` contract (DESIGN.md), plus fields that help scripts.
-type scoreJSON struct {
-	Model               string   `json:"model"`
-	ModelDescription    string   `json:"model_description,omitempty"`
-	Layer               string   `json:"layer"`
-	LayerShort          string   `json:"layer_short,omitempty"`
-	LayerIndex          int      `json:"layer_index"`
-	T                   int      `json:"t"`
-	Step                int      `json:"step"`
-	Metric              string   `json:"metric"`
-	Score               float64  `json:"score"`
-	AtoB                float64  `json:"a_to_b"`
-	BtoA                float64  `json:"b_to_a"`
-	HigherIsMoreSimilar bool     `json:"higher_is_more_similar"`
-	Meaningless         string   `json:"meaningless,omitempty"`
-	FeatureCosine       *float64 `json:"feature_cosine,omitempty"`
-	GlobalCosine        *float64 `json:"global_cosine,omitempty"`
-	Size                int      `json:"size"`
-	Seed                int64    `json:"seed"`
-	Prompt              string   `json:"prompt,omitempty"`
-	CFG                 bool     `json:"cfg,omitempty"`
-	Device              string   `json:"device"`
-	ImageA              string   `json:"image_a"`
-	ImageB              string   `json:"image_b"`
+// scoreCmd is `diffsim score`: one pair at one layer and timestep.
+type scoreCmd struct {
+	scoring
+	json bool
 }
 
-func (a *app) scoreCommand() *cobra.Command {
+func newScoreCmd(a *app) *cobra.Command {
+	c := &scoreCmd{scoring: scoring{app: a, diff: &diffusionFlags{}}}
 	cmd := &cobra.Command{
 		Use:   "score IMAGE_A IMAGE_B",
 		Short: "Score one pair at one layer and timestep",
+		Long: `score prints the Aligned Attention Score of a pair at one layer and timestep, with the
+baselines beside it (pixel-aligned feature cosine, MSE, and the global embedding's cosine
+where the model has one). --json prints one record; a value that does not apply is null.`,
 		Example: `  diffsim score a.png b.png
   diffsim score a.png b.png --layer coarse --t 500 --json`,
-		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			// A typo should not wait for a model to load.
-			if err := checkFiles(args...); err != nil {
-				return err
-			}
-			tg, err := a.openTarget(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer tg.s.Close()
-			s, info, layer, t := tg.s, tg.info, tg.layer, tg.t
-			imgA, err := s.Load(args[0])
-			if err != nil {
-				return err
-			}
-			imgB, err := s.Load(args[1])
-			if err != nil {
-				return err
-			}
-			r, err := s.Score(cmd.Context(), session.Request{A: imgA, B: imgB, Layer: layer, T: t, Metric: session.Metric(a.metric), Token: -1})
-			if err != nil {
-				return err
-			}
-			l := info.Layers[layer]
-			out := scoreJSON{
-				Model: info.Name, ModelDescription: info.Description, Layer: l.Name, LayerShort: l.Short, LayerIndex: layer,
-				T: t, Step: features.TToStep(t), Metric: a.metric, Score: r.Score, AtoB: r.AtoB, BtoA: r.BtoA,
-				HigherIsMoreSimilar: r.HigherIsBetter, Meaningless: r.Meaningless,
-				FeatureCosine: finite(r.FeatureCosine), GlobalCosine: finite(r.Global),
-				Size: info.Size, Seed: info.Seed, Device: info.Device, ImageA: args[0], ImageB: args[1],
-				Prompt: s.Conditioning().Prompt, CFG: s.Conditioning().CFG,
-			}
-			if !info.Timesteps {
-				out.T, out.Step = 0, 0
-			}
-			if a.json {
-				enc := json.NewEncoder(a.stdout)
-				return enc.Encode(out)
-			}
-			dir := "higher = more similar"
-			if !r.HigherIsBetter {
-				dir = "lower = more similar"
-			}
-			fmt.Fprintf(a.stdout, "%s %.4f  (A→B %.4f, B→A %.4f; %s)\n", a.metric, r.Score, r.AtoB, r.BtoA, dir)
-			if r.Meaningless != "" {
-				fmt.Fprintf(a.stdout, "note: %s\n", r.Meaningless)
-			}
-			fmt.Fprintf(a.stdout, "layer %s, t=%d (step %d), %d px, seed %d, %s\n", l.Label(), out.T, out.Step, info.Size, info.Seed, info.Device)
-			fmt.Fprintf(a.stdout, "model: %s\n", info.Description)
-			return nil
-		},
+		Args: exactArgs(2, "two images"),
+		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0], args[1]) },
 	}
-	cmd.Flags().BoolVar(&a.json, "json", false, "print one JSON object")
+	f := cmd.Flags()
+	c.modelFlags.register(f, true)
+	c.diff.register(f)
+	f.BoolVar(&c.json, "json", false, "print one JSON record (snake_case keys; null where a value does not apply)")
+	inGroup(f, groupOutput, "json")
 	return cmd
 }
 
-func finite(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
+func (c *scoreCmd) run(cmd *cobra.Command, pathA, pathB string) error {
+	// A typo should not wait for a model to load.
+	if err := checkImages(pathA, pathB); err != nil {
+		return err
 	}
-	return &v
+	tg, err := c.openTarget(cmd, nil)
+	if err != nil {
+		return err
+	}
+	defer tg.s.Close()
+	s := tg.s
+	imgA, err := s.Load(pathA)
+	if err != nil {
+		return err
+	}
+	imgB, err := s.Load(pathB)
+	if err != nil {
+		return err
+	}
+	r, err := s.Score(cmd.Context(), session.Request{A: imgA, B: imgB, Layer: tg.layer, T: tg.t, Metric: tg.metric, Token: -1})
+	if err != nil {
+		return err
+	}
+	rec := s.Record(r)
+	if c.json {
+		return json.NewEncoder(c.stdout).Encode(rec)
+	}
+	return writeScore(c.stdout, rec, tg.info.Layers[tg.layer].Label())
+}
+
+// writeScore prints a record for people.
+func writeScore(w io.Writer, rec session.Record, layer string) error {
+	dir := "higher = more similar"
+	if !rec.HigherIsMoreSimilar {
+		dir = "lower = more similar"
+	}
+	fmt.Fprintf(w, "%s %s  (A→B %s, B→A %s; %s)\n", rec.Metric, value(rec.Score), value(rec.AtoB), value(rec.BtoA), dir)
+	base := fmt.Sprintf("baselines: feature cosine %s, mse %s", value(rec.FeatureCosine), value(rec.MSE))
+	if rec.GlobalCosine != nil {
+		base += ", global embedding cosine " + value(rec.GlobalCosine)
+	}
+	fmt.Fprintln(w, base)
+	if rec.Meaningless != nil {
+		fmt.Fprintf(w, "note: %s\n", *rec.Meaningless)
+	}
+	when := "no timesteps"
+	if rec.T != nil {
+		when = fmt.Sprintf("t=%d (step %d)", *rec.T, *rec.Step)
+	}
+	fmt.Fprintf(w, "layer %s, %s, %d px, seed %d, %s\n", layer, when, rec.Size, rec.Seed, rec.Device)
+	_, err := fmt.Fprintf(w, "model: %s\n", rec.ModelDescription)
+	return err
+}
+
+// value prints a score with four decimals, or n/a where it does not apply.
+func value(v *float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.4f", *v)
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"io"
@@ -58,7 +58,7 @@ func TestVideoExplore(t *testing.T) {
 	var stderr strings.Builder
 	done := make(chan int, 1)
 	go func() {
-		done <- run(videoArgs(dir, "--explore", "--graphics", "halfblock"), pts, pts, &syncWriter{w: &stderr})
+		done <- Run(videoArgs(dir, "--explore", "--graphics", "halfblock"), pts, pts, &syncWriter{w: &stderr})
 	}()
 	s := waitFor("the explorer on frame 1", func(s string) bool {
 		return strings.Contains(s, "to first") && strings.Contains(s, "frame 1") && strings.Contains(s, "● ready")

@@ -44,9 +44,10 @@ func (l SweepLayer) Label() string {
 }
 
 // At is the record of row li (an index into Layers) and column ti (into the timesteps).
-func (sw Sweep) At(li, ti int) Record { return sw.Scores[li*sw.columns()+ti] }
+func (sw Sweep) At(li, ti int) Record { return sw.Scores[li*sw.Columns()+ti] }
 
-func (sw Sweep) columns() int { return max(len(sw.Timesteps), 1) }
+// Columns is the number of timesteps, 1 for a model without them.
+func (sw Sweep) Columns() int { return max(len(sw.Timesteps), 1) }
 
 // Sweep scores a and b at each of layers (indexes into Info().Layers; nil: all) and each
 // timestep in ts (ignored for models without timesteps). The network runs once per timestep
@@ -116,7 +117,7 @@ func (sw Sweep) WriteTable(w io.Writer) error {
 	}
 	var line strings.Builder
 	fmt.Fprintf(&line, "%-*s", nameW, "layer")
-	for ti := range sw.columns() {
+	for ti := range sw.Columns() {
 		col := "score"
 		if sw.Timesteps != nil {
 			col = "t=" + strconv.Itoa(sw.Timesteps[ti])
@@ -128,7 +129,7 @@ func (sw Sweep) WriteTable(w io.Writer) error {
 	for li, l := range sw.Layers {
 		line.Reset()
 		fmt.Fprintf(&line, "%-*s", nameW, l.Label())
-		for ti := range sw.columns() {
+		for ti := range sw.Columns() {
 			r := sw.At(li, ti)
 			mark := " "
 			if r.Meaningless != nil {
