@@ -16,7 +16,6 @@ import (
 // `help [COMMAND]` command, exit code 2 for bad usage, and "did you mean …?" for a mistyped
 // flag.
 func setupHelp(root *cobra.Command) {
-	root.SuggestionsMinimumDistance = 2
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [COMMAND]",
 		Short: "Help about diffsim or one of its commands",
@@ -36,6 +35,7 @@ func setupHelp(root *cobra.Command) {
 	var each func(*cobra.Command)
 	each = func(c *cobra.Command) {
 		c.SilenceUsage, c.SilenceErrors = true, true
+		c.SuggestionsMinimumDistance = 2
 		c.SetHelpFunc(func(cmd *cobra.Command, _ []string) { writeHelp(cmd.OutOrStdout(), cmd) })
 		c.SetFlagErrorFunc(flagError)
 		for _, sub := range c.Commands() {
@@ -50,7 +50,7 @@ func unknownCommand(parent *cobra.Command, name string) error {
 	if s := parent.SuggestionsFor(name); len(s) > 0 {
 		return usagef("unknown command %q; did you mean %s?", name, strings.Join(s, " or "))
 	}
-	return usagef("unknown command %q (%s help lists the commands)", name, parent.CommandPath())
+	return usagef("unknown command %q (%s lists the commands)", name, strings.TrimSpace("diffsim help "+helpTopic(parent)))
 }
 
 // mistypedCommand catches `diffsim scor a b` before cobra reads it as the explorer with three

@@ -265,7 +265,7 @@ func TestVideoUsageErrors(t *testing.T) {
 		{[]string{filepath.Join(dir, "missing")}, exitUsage, "does not exist"},
 		{[]string{filepath.Join(dir, "frame0.png")}, exitUsage, "single image"},
 		{[]string{t.TempDir()}, exitUsage, "holds no frames"},
-		{[]string{}, exitUsage, "accepts 1 arg"},
+		{[]string{}, exitUsage, "takes a folder of frames or a video file, got 0"},
 	} {
 		code, _, stderr := runCmd(t, videoArgs(tc.args...)...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
