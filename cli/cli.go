@@ -93,7 +93,7 @@ func oneLine(err error) string {
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usagef("%s takes %s, got %d argument(s) (see diffsim help %s)", cmd.CommandPath(), what, len(args), helpTopic(cmd))
+			return usagef("%s takes %s, got %d argument(s) (see %s)", cmd.CommandPath(), what, len(args), helpRef(cmd))
 		}
 		return nil
 	}
@@ -137,7 +137,7 @@ func pathReason(err error) error {
 func minArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < n {
-			return usagef("%s takes %s, got %d argument(s) (see diffsim help %s)", cmd.CommandPath(), what, len(args), helpTopic(cmd))
+			return usagef("%s takes %s, got %d argument(s) (see %s)", cmd.CommandPath(), what, len(args), helpRef(cmd))
 		}
 		return nil
 	}

@@ -50,7 +50,7 @@ func unknownCommand(parent *cobra.Command, name string) error {
 	if s := parent.SuggestionsFor(name); len(s) > 0 {
 		return usagef("unknown command %q; did you mean %s?", name, strings.Join(s, " or "))
 	}
-	return usagef("unknown command %q (%s lists the commands)", name, strings.TrimSpace("diffsim help "+helpTopic(parent)))
+	return usagef("unknown command %q (%s lists the commands)", name, helpRef(parent))
 }
 
 // mistypedCommand catches `diffsim scor a b` before cobra reads it as the explorer with three
@@ -94,7 +94,7 @@ func flagError(cmd *cobra.Command, err error) error {
 	msg := err.Error()
 	name, ok := strings.CutPrefix(msg, "unknown flag: --")
 	if !ok {
-		return usagef("%v (see diffsim help %s)", err, helpTopic(cmd))
+		return usagef("%v (see %s)", err, helpRef(cmd))
 	}
 	best, bestD := "", 3
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
@@ -111,7 +111,12 @@ func flagError(cmd *cobra.Command, err error) error {
 	if where := commandsWithFlag(cmd.Root(), name); len(where) > 0 {
 		return usagef("--%s does not apply to %s; it belongs to %s", name, cmd.CommandPath(), strings.Join(where, ", "))
 	}
-	return usagef("unknown flag --%s (see diffsim help %s)", name, helpTopic(cmd))
+	return usagef("unknown flag --%s (see %s)", name, helpRef(cmd))
+}
+
+// helpRef is the command that shows cmd's help: "diffsim help score".
+func helpRef(cmd *cobra.Command) string {
+	return strings.TrimSpace("diffsim help " + helpTopic(cmd))
 }
 
 func helpTopic(cmd *cobra.Command) string {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
 
 // rankDir writes the variants of a few photos, in nested folders, plus a broken file.
