@@ -26,6 +26,7 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := Run(args, nil, &stdout, &stderr)
+	skipWithoutRuntime(t, code, stderr.String())
 	return code, stdout.String(), stderr.String()
 }
 

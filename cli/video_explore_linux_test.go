@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/diffsim/diffsim/engine/enginetest"
 	"io"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 // second with the curves, → moves the frame cursor and loads that frame as image B, and
 // q ends the command cleanly.
 func TestVideoExplore(t *testing.T) {
+	enginetest.Runtime(t) // the clip is scored before the explorer starts
 	dir := panClip(t, "astronaut.png", "")
 	pts, ptmx := termtest.Open(t, 120, 40, 0, 0)
 

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/video"
@@ -339,6 +340,7 @@ func TestVideoFileEqualsFolder(t *testing.T) {
 }
 
 func TestVideoInterrupted(t *testing.T) {
+	enginetest.Runtime(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err, stdout, _ := runCtx(ctx, videoArgs(panClip(t, "astronaut.png", ""), "--png", filepath.Join(t.TempDir(), "c.png"))...)
