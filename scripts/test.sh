@@ -39,7 +39,11 @@ gotestsum=(go run gotest.tools/gotestsum@v1.13.0)
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 count() { # the summary line of a go test -json file; package failures (a build error) count as failed
-  awk -F'"Action":"' 'NF > 1 { split($2, a, "\""); if ($0 ~ /"Test":/) n[a[1]]++; else if (a[1] == "fail") n["fail"]++ }
+  awk -F'"Action":"' 'NF > 1 {
+      split($2, a, "\""); pkg = $0; sub(/.*"Package":"/, "", pkg); sub(/".*/, "", pkg)
+      if ($0 ~ /"Test":/) { n[a[1]]++; if (a[1] == "fail") failed[pkg] = 1 }
+      else if (a[1] == "fail" && !(pkg in failed)) n["fail"]++
+    }
     END { printf "%d passed, %d failed, %d skipped\n", n["pass"], n["fail"], n["skip"] }' "$1"
 }
 
