@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup-runtime.sh >/dev/null
-go build -o diffsim .
+# -buildvcs=true: `diffsim version` names the revision even where GOFLAGS turns stamping off.
+go build -buildvcs=true -o diffsim .
 
 # Split the arguments into images and flags (with their values), so the samples fill in only
 # when no image was given. A flag's value is the next argument unless the flag is boolean or
