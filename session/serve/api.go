@@ -18,6 +18,8 @@ package serve
 
 import (
 	"time"
+
+	"github.com/diffsim/diffsim/session"
 )
 
 // APIVersion is the version in the API's paths and in /v1/health.
@@ -56,36 +58,14 @@ type ScoreRequest struct {
 	ImageB string `json:"image_b"`
 }
 
-// ScoreResponse carries the fields of `diffsim score --json` (same names and meaning) plus
-// what a client needs to print the text form.
+// ScoreResponse is `diffsim score --json`'s record (the same keys and values) plus what a
+// client needs to print the text form. Paths in it are the server's (absolute).
 type ScoreResponse struct {
-	Model               string   `json:"model"`
-	ModelDescription    string   `json:"model_description,omitempty"`
-	Layer               string   `json:"layer"`
-	LayerShort          string   `json:"layer_short,omitempty"`
-	LayerLabel          string   `json:"layer_label"`
-	LayerIndex          int      `json:"layer_index"`
-	T                   int      `json:"t"`
-	Step                int      `json:"step"`
-	Timesteps           bool     `json:"timesteps"` // whether t means anything for this model
-	Metric              string   `json:"metric"`
-	Score               *float64 `json:"score"` // null when not a number (a blank image)
-	AtoB                *float64 `json:"a_to_b"`
-	BtoA                *float64 `json:"b_to_a"`
-	HigherIsMoreSimilar bool     `json:"higher_is_more_similar"`
-	Meaningless         string   `json:"meaningless,omitempty"`
-	FeatureCosine       *float64 `json:"feature_cosine,omitempty"`
-	GlobalCosine        *float64 `json:"global_cosine,omitempty"`
-	Size                int      `json:"size"`
-	Seed                int64    `json:"seed"`
-	Prompt              string   `json:"prompt,omitempty"`
-	CFG                 bool     `json:"cfg,omitempty"`
-	Device              string   `json:"device"`
-	Notice              string   `json:"notice,omitempty"` // why the device is not the one asked for
-	ImageA              string   `json:"image_a"`
-	ImageB              string   `json:"image_b"`
-	Cached              bool     `json:"cached"` // no network run was needed
-	ElapsedMS           float64  `json:"elapsed_ms"`
+	session.Record
+	LayerLabel string  `json:"layer_label"`
+	Notice     string  `json:"notice,omitempty"` // why the device is not the one asked for
+	Cached     bool    `json:"cached"`           // no network run was needed
+	ElapsedMS  float64 `json:"elapsed_ms"`
 }
 
 // SweepRequest asks for every layer (or one) at each timestep.
@@ -98,40 +78,8 @@ type SweepRequest struct {
 	ImageB    string `json:"image_b"`
 }
 
-// SweepLayer is one layer of a sweep.
-type SweepLayer struct {
-	Index int    `json:"index"`
-	Name  string `json:"name"`
-	Short string `json:"short,omitempty"`
-	Label string `json:"label"`
-	Kind  string `json:"kind"`
-}
-
-// SweepScore is one layer at one timestep; Score is null when not a number.
-type SweepScore struct {
-	LayerIndex  int      `json:"layer_index"`
-	T           int      `json:"t"`
-	Score       *float64 `json:"score"`
-	Meaningless bool     `json:"meaningless,omitempty"`
-}
-
-// SweepResponse answers a SweepRequest: Scores run layer-major, in the order of Layers and
-// Timesteps.
-type SweepResponse struct {
-	Model               string       `json:"model"`
-	ModelDescription    string       `json:"model_description,omitempty"`
-	Metric              string       `json:"metric"`
-	HigherIsMoreSimilar bool         `json:"higher_is_more_similar"`
-	Timesteps           []int        `json:"timesteps"`
-	HasTimesteps        bool         `json:"has_timesteps"`
-	Layers              []SweepLayer `json:"layers"`
-	Scores              []SweepScore `json:"scores"`
-	Size                int          `json:"size"`
-	Seed                int64        `json:"seed"`
-	Device              string       `json:"device"`
-	ImageA              string       `json:"image_a"`
-	ImageB              string       `json:"image_b"`
-}
+// SweepResponse is `diffsim sweep --json`'s object.
+type SweepResponse = session.Sweep
 
 // RankRequest ranks Images against Query.
 type RankRequest struct {
@@ -142,38 +90,19 @@ type RankRequest struct {
 	Top    int      `json:"top,omitempty"` // 0 = all
 }
 
-// RankEntry is one ranked image.
-type RankEntry struct {
-	Rank  int     `json:"rank"`
-	Path  string  `json:"path"`
-	Score float64 `json:"score"`
-}
-
-// Skipped is an image that could not be scored, and why.
-type Skipped struct {
-	Path  string `json:"path"`
-	Error string `json:"error"`
-}
-
-// RankResponse answers a RankRequest, most similar first (ties by path).
+// RankResponse answers a RankRequest: the setup and point once, then one record per image,
+// most similar first (ties by path), and the images that could not be scored.
 type RankResponse struct {
-	Query               string      `json:"query"`
-	Model               string      `json:"model"`
-	Layer               string      `json:"layer"`
-	LayerShort          string      `json:"layer_short,omitempty"`
-	LayerLabel          string      `json:"layer_label"`
-	LayerIndex          int         `json:"layer_index"`
-	T                   int         `json:"t"`
-	Step                int         `json:"step"`
-	Metric              string      `json:"metric"`
-	HigherIsMoreSimilar bool        `json:"higher_is_more_similar"`
-	Meaningless         string      `json:"meaningless,omitempty"`
-	Size                int         `json:"size"`
-	Seed                int64       `json:"seed"`
-	Device              string      `json:"device"`
-	Images              int         `json:"images"`
-	Results             []RankEntry `json:"results"`
-	Skipped             []Skipped   `json:"skipped"`
+	Query string `json:"query"`
+	session.Setup
+	session.Point
+	LayerLabel string `json:"layer_label"`
+	// Meaningless says why every score of this layer is 1 (cross-attention on text); null
+	// when the layer's keys and values depend on the image.
+	Meaningless *string           `json:"meaningless"`
+	Images      int               `json:"images"` // images scored
+	Results     []session.Ranked  `json:"results"`
+	Skipped     []session.Skipped `json:"skipped"`
 }
 
 // Health answers /v1/health.

@@ -86,6 +86,37 @@ func (f *fakeModel) Score(ctx context.Context, req session.Request) (session.Res
 	return session.Result{Req: req, Score: v, AtoB: v, BtoA: v, Metric: req.Metric, HigherIsBetter: true}, nil
 }
 
+func (f *fakeModel) Setup(m session.Metric) session.Setup {
+	return session.NewSetup(f.Info(), m, "", false)
+}
+
+func (f *fakeModel) Sweep(ctx context.Context, a, b *session.Image, layers, ts []int, m session.Metric, _ func()) (session.Sweep, error) {
+	sw := session.Sweep{ImageA: a.Path, ImageB: b.Path, Setup: f.Setup(m), Timesteps: ts}
+	for _, t := range ts {
+		if err := f.PrefetchImages(ctx, t, a, b); err != nil {
+			return sw, err
+		}
+		for _, li := range layers {
+			r, _ := f.Score(ctx, session.Request{A: a, B: b, Layer: li, T: t, Metric: m})
+			sw.Scores = append(sw.Scores, session.NewRecord(f.Info(), sw.Setup, r))
+		}
+	}
+	return sw, nil
+}
+
+func (f *fakeModel) Rank(ctx context.Context, q *session.Image, files []string, layer, t int, m session.Metric, _ func()) ([]session.Ranked, []session.Skipped, error) {
+	var out []session.Ranked
+	for _, p := range files {
+		img, err := f.Load(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, _ := f.Score(ctx, session.Request{A: q, B: img, Layer: layer, T: t, Metric: m})
+		out = append(out, session.Ranked{Rank: len(out) + 1, Record: session.NewRecord(f.Info(), f.Setup(m), r)})
+	}
+	return out, nil, nil
+}
+
 func (f *fakeModel) Close() error { f.closed.Store(true); return nil }
 
 func (f *fakeModel) forwardsSeen() [][]string {

@@ -23,6 +23,9 @@ type Model interface {
 	ResolveLayer(arg string) (int, error)
 	PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error
 	Score(ctx context.Context, req session.Request) (session.Result, error)
+	Setup(m session.Metric) session.Setup
+	Sweep(ctx context.Context, a, b *session.Image, layers, ts []int, m session.Metric, afterStep func()) (session.Sweep, error)
+	Rank(ctx context.Context, query *session.Image, files []string, layer, t int, m session.Metric, done func()) ([]session.Ranked, []session.Skipped, error)
 	Close() error
 }
 

@@ -2,7 +2,7 @@ package serve
 
 import (
 	"context"
-	"math"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -41,7 +41,6 @@ func TestServedScoresEqualDirectOnes(t *testing.T) {
 			info := s.Info()
 			ia, _ := s.Load(a)
 			ib, _ := s.Load(b)
-			ic, _ := s.Load(c)
 			for layer := range info.Layers {
 				want, err := s.Score(ctx, session.Request{A: ia, B: ib, Layer: layer, T: tc.t, Metric: session.AAS, Token: -1})
 				if err != nil {
@@ -53,60 +52,44 @@ func TestServedScoresEqualDirectOnes(t *testing.T) {
 					if err != nil {
 						t.Fatalf("%s layer %d: %v", name, layer, err)
 					}
-					if !same(got.Score, want.Score) || !same(got.AtoB, want.AtoB) || !same(got.BtoA, want.BtoA) || got.LayerIndex != layer {
-						t.Errorf("%s layer %d: served %v (A→B %v, B→A %v), direct %v (%v, %v)", name, layer, deref(got.Score), deref(got.AtoB), deref(got.BtoA), want.Score, want.AtoB, want.BtoA)
+					if g, w := mustJSON(t, got.Record), mustJSON(t, s.Record(want)); g != w {
+						t.Errorf("%s layer %d:\nserved %s\ndirect %s", name, layer, g, w)
 					}
 				}
 			}
-			// A sweep over two timesteps equals the direct per-layer scores.
+			// A sweep over two timesteps, and a rank, equal the session's own.
 			sw, err := unix.Sweep(ctx, SweepRequest{Spec: Spec{Model: tc.model, Device: "cpu"}, Timesteps: []int{tc.t, 999}, ImageA: a, ImageB: b})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(sw.Scores) != len(info.Layers)*len(sw.Timesteps) {
-				t.Fatalf("sweep: %d scores for %d layers × %v", len(sw.Scores), len(info.Layers), sw.Timesteps)
+			want, err := s.Sweep(ctx, ia, ib, nil, []int{tc.t, 999}, session.AAS, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, sc := range sw.Scores {
-				want, err := s.Score(ctx, session.Request{A: ia, B: ib, Layer: sc.LayerIndex, T: sc.T, Metric: session.AAS, Token: -1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !same(sc.Score, want.Score) {
-					t.Errorf("sweep layer %d t=%d: %v, direct %v", sc.LayerIndex, sc.T, deref(sc.Score), want.Score)
-				}
+			if g, w := mustJSON(t, sw), mustJSON(t, want); g != w {
+				t.Errorf("sweep differs:\nserved %s\ndirect %s", g, w)
 			}
-			// Rank: gravel and brick against grass, in the direct scores' order.
 			rk, err := tcp.Rank(ctx, RankRequest{Spec: Spec{Model: tc.model, Device: "cpu"}, Select: Select{T: intp(tc.t)}, Query: a, Images: []string{b, c, "/nonexistent.png"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rk.Results) != 2 || len(rk.Skipped) != 1 {
-				t.Fatalf("rank: %+v", rk)
+			layer := info.DefaultLayer
+			wantR, wantS, err := s.Rank(ctx, ia, []string{b, c, "/nonexistent.png"}, layer, tc.t, session.AAS, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, r := range rk.Results {
-				img := ib
-				if r.Path == c {
-					img = ic
-				}
-				want, _ := s.Score(ctx, session.Request{A: ia, B: img, Layer: rk.LayerIndex, T: tc.t, Metric: session.AAS, Token: -1})
-				if r.Score != want.Score {
-					t.Errorf("rank %s: %v, direct %v", r.Path, r.Score, want.Score)
-				}
+			if g, w := mustJSON(t, rk.Results), mustJSON(t, wantR); g != w || len(rk.Skipped) != len(wantS) || len(rk.Skipped) != 1 {
+				t.Errorf("rank differs:\nserved %s %v\ndirect %s %v", g, rk.Skipped, w, wantS)
 			}
 		})
 	}
 }
 
-func same(p *float64, v float64) bool {
-	if p == nil {
-		return math.IsNaN(v)
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return *p == v
-}
-
-func deref(p *float64) any {
-	if p == nil {
-		return "null"
-	}
-	return *p
+	return string(b)
 }

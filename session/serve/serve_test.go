@@ -72,8 +72,8 @@ func TestConcurrentClientsShareOneForward(t *testing.T) {
 		}
 	}
 	for i, r := range results {
-		if r.T != []int{100, 100, 100, 500}[i] || r.Score == nil {
-			t.Errorf("request %d answered t=%d score=%v", i, r.T, r.Score)
+		if r.T == nil || *r.T != []int{100, 100, 100, 500}[i] || r.Score == nil {
+			t.Errorf("request %d answered t=%v score=%v", i, r.T, r.Score)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -216,13 +215,6 @@ func timestep(info session.ModelInfo, t *int, step int) (int, error) {
 	return *t, nil
 }
 
-func stepOf(info session.ModelInfo, t int) int {
-	if !info.Timesteps {
-		return 0
-	}
-	return features.TToStep(t)
-}
-
 // needPath checks that a path the server will read was given, and absolutely: the server's
 // working folder is not the client's.
 func needPath(field, p string) error {
@@ -247,13 +239,6 @@ func modelPath(spec Spec) error {
 		}
 	}
 	return nil
-}
-
-func finite(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
-	}
-	return &v
 }
 
 // Score answers POST /v1/score.
@@ -288,15 +273,9 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResponse, er
 	if err != nil {
 		return ScoreResponse{}, err
 	}
-	info, lay := l.info, l.info.Layers[tg.layer]
 	out := ScoreResponse{
-		Model: info.Name, ModelDescription: info.Description, Layer: lay.Name, LayerShort: lay.Short,
-		LayerLabel: lay.Label(), LayerIndex: tg.layer, T: tg.t, Step: stepOf(info, tg.t), Timesteps: info.Timesteps,
-		Metric: string(tg.metric), Score: finite(r.Score), AtoB: finite(r.AtoB), BtoA: finite(r.BtoA),
-		HigherIsMoreSimilar: r.HigherIsBetter, Meaningless: r.Meaningless,
-		FeatureCosine: finite(r.FeatureCosine), GlobalCosine: finite(r.Global),
-		Size: info.Size, Seed: info.Seed, Prompt: l.key.prompt, CFG: l.key.cfg, Device: info.Device, Notice: info.Notice,
-		ImageA: req.ImageA, ImageB: req.ImageB, Cached: r.Cached,
+		Record:     session.NewRecord(l.info, l.m.Setup(tg.metric), r),
+		LayerLabel: l.info.Layers[tg.layer].Label(), Notice: l.info.Notice, Cached: r.Cached,
 	}
 	out.ElapsedMS = float64(time.Since(start).Microseconds()) / 1000
 	return out, nil
@@ -333,11 +312,7 @@ func (s *Server) Sweep(ctx context.Context, req SweepRequest) (SweepResponse, er
 	if err != nil {
 		return SweepResponse{}, err
 	}
-	info := l.info
-	layers := make([]int, len(info.Layers))
-	for i := range layers {
-		layers[i] = i
-	}
+	var layers []int // nil: all
 	if req.Layer != "" {
 		li, err := l.m.ResolveLayer(req.Layer)
 		if err != nil {
@@ -346,44 +321,14 @@ func (s *Server) Sweep(ctx context.Context, req SweepRequest) (SweepResponse, er
 		layers = []int{li}
 	}
 	ts := slices.Clone(req.Timesteps)
-	switch {
-	case !info.Timesteps:
-		ts = []int{0}
-	case len(ts) == 0:
-		ts = []int{info.DefaultT}
+	if len(ts) == 0 {
+		ts = []int{l.info.DefaultT}
 	}
 	a, b, err := loadPair(l.m, req.ImageA, req.ImageB)
 	if err != nil {
 		return SweepResponse{}, err
 	}
-	out := SweepResponse{
-		Model: info.Name, ModelDescription: info.Description, Metric: string(tg.metric),
-		HigherIsMoreSimilar: tg.metric.HigherIsMoreSimilar(), Timesteps: ts, HasTimesteps: info.Timesteps,
-		Size: info.Size, Seed: info.Seed, Device: info.Device, ImageA: req.ImageA, ImageB: req.ImageB,
-	}
-	for _, li := range layers {
-		lay := info.Layers[li]
-		out.Layers = append(out.Layers, SweepLayer{Index: li, Name: lay.Name, Short: lay.Short, Label: lay.Label(), Kind: string(lay.Kind)})
-	}
-	grid := make([][]SweepScore, len(ts))
-	for ti, t := range ts {
-		if err := l.batch.prefetch(ctx, t, a, b); err != nil {
-			return SweepResponse{}, err
-		}
-		for _, li := range layers {
-			r, err := l.m.Score(ctx, session.Request{A: a, B: b, Layer: li, T: t, Metric: tg.metric, Token: -1})
-			if err != nil {
-				return SweepResponse{}, err
-			}
-			grid[ti] = append(grid[ti], SweepScore{LayerIndex: li, T: t, Score: finite(r.Score), Meaningless: r.Meaningless != ""})
-		}
-	}
-	for i := range layers {
-		for ti := range ts {
-			out.Scores = append(out.Scores, grid[ti][i])
-		}
-	}
-	return out, nil
+	return l.m.Sweep(ctx, a, b, layers, ts, tg.metric, nil)
 }
 
 // Rank answers POST /v1/rank: the query's features are computed once, the images run two at
@@ -417,78 +362,25 @@ func (s *Server) Rank(ctx context.Context, req RankRequest) (RankResponse, error
 	if err != nil {
 		return RankResponse{}, badRequest(err)
 	}
-	info, lay := l.info, l.info.Layers[tg.layer]
-	out := RankResponse{
-		Query: req.Query, Model: info.Name, Layer: lay.Name, LayerShort: lay.Short, LayerLabel: lay.Label(),
-		LayerIndex: tg.layer, T: tg.t, Step: stepOf(info, tg.t), Metric: string(tg.metric),
-		HigherIsMoreSimilar: tg.metric.HigherIsMoreSimilar(), Size: info.Size, Seed: info.Seed, Device: info.Device,
-		Results: []RankEntry{}, Skipped: []Skipped{},
-	}
-	if !lay.ImageKV {
-		out.Meaningless = "cross-attention on text: keys and values do not depend on the image, so every pair scores 1"
-	}
-	var pending []*session.Image
-	toRun := []*session.Image{query}
-	flush := func() error {
-		if len(toRun) > 0 {
-			if err := l.batch.prefetch(ctx, tg.t, toRun...); err != nil {
-				return err
-			}
-		}
-		toRun = toRun[:0]
-		for _, img := range pending {
-			r, err := l.m.Score(ctx, session.Request{A: query, B: img, Layer: tg.layer, T: tg.t, Metric: tg.metric, Token: -1})
-			if err != nil {
-				return err
-			}
-			if math.IsNaN(r.Score) {
-				out.Skipped = append(out.Skipped, Skipped{Path: img.Path, Error: img.Path + ": the score is not a number (a blank image?)"})
-				continue
-			}
-			out.Results = append(out.Results, RankEntry{Path: img.Path, Score: r.Score})
-		}
-		pending = pending[:0]
-		return nil
-	}
-	for _, p := range req.Images {
-		img, err := l.m.Load(p)
-		if err != nil {
-			if ctx.Err() != nil {
-				return RankResponse{}, ctx.Err()
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, p) {
-				msg = p + ": " + msg
-			}
-			out.Skipped = append(out.Skipped, Skipped{Path: p, Error: msg})
-			continue
-		}
-		pending = append(pending, img)
-		toRun = append(toRun, img)
-		if len(toRun) == 2 {
-			if err := flush(); err != nil {
-				return RankResponse{}, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+	results, skipped, err := l.m.Rank(ctx, query, req.Images, tg.layer, tg.t, tg.metric, nil)
+	if err != nil {
 		return RankResponse{}, err
 	}
-	higher := out.HigherIsMoreSimilar
-	slices.SortStableFunc(out.Results, func(x, y RankEntry) int {
-		switch {
-		case x.Score == y.Score:
-			return strings.Compare(x.Path, y.Path)
-		case (x.Score > y.Score) == higher:
-			return -1
-		}
-		return 1
-	})
-	for i := range out.Results {
-		out.Results[i].Rank = i + 1
+	out := RankResponse{
+		Query: req.Query, Setup: l.m.Setup(tg.metric), Point: session.NewPoint(l.info, tg.layer, tg.t),
+		LayerLabel: l.info.Layers[tg.layer].Label(), Images: len(results), Results: results, Skipped: skipped,
 	}
-	out.Images = len(out.Results)
-	slices.SortFunc(out.Skipped, func(x, y Skipped) int { return strings.Compare(x.Path, y.Path) })
+	if !l.info.Layers[tg.layer].ImageKV {
+		why := "cross-attention on text: keys and values do not depend on the image, so every pair scores 1"
+		out.Meaningless = &why
+	}
+	if out.Results == nil {
+		out.Results = []session.Ranked{}
+	}
+	if out.Skipped == nil {
+		out.Skipped = []session.Skipped{}
+	}
+	slices.SortFunc(out.Skipped, func(x, y session.Skipped) int { return strings.Compare(x.Path, y.Path) })
 	if req.Top > 0 && len(out.Results) > req.Top {
 		out.Results = out.Results[:req.Top]
 	}
