@@ -344,7 +344,7 @@ func phases(dir string, size int, cachedir, a, b string) error {
 		return err
 	}
 	step("AAS at the default layer")
-	fmt.Printf("score %.6f at %s\n", r.Score, info.Layers[info.DefaultLayer].Label())
+	fmt.Printf("score %.17g at %s\n", r.Score, info.Layers[info.DefaultLayer].Label())
 	return nil
 }
 
