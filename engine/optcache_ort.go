@@ -52,6 +52,8 @@ func (r *Runtime) newSession(model []byte, m *onnxpb.ModelProto, so SessionOptio
 		opts.SetOptimizedModelFilePath(filepath.Join(tmp, graphFile)),
 		opts.AddSessionConfigEntry("session.optimized_model_external_initializers_file_name", weightsFile),
 		opts.AddSessionConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024"),
+		// Weights as the CPU kernels repack them (MatMul, Conv), so a warm start skips that too.
+		opts.AddSessionConfigEntry("session.save_external_prepacked_constant_initializers", "1"),
 	)
 	if saving != nil {
 		os.RemoveAll(tmp)

@@ -86,6 +86,7 @@ func TestGraphCacheHitGivesSameOutputs(t *testing.T) {
 		t.Fatalf("after the first load: %d entries (%v), want 1", len(entries), err)
 	}
 	entry := filepath.Join(gc.Dir, entries[0].Key)
+	t.Logf("cache entry: %d bytes for %d bytes of weights", entries[0].Bytes, 2*c*c*4)
 	for _, f := range []string{graphFile, weightsFile, metaFile} {
 		if _, err := os.Stat(filepath.Join(entry, f)); err != nil {
 			t.Errorf("cache entry lacks %s: %v", f, err)
