@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Stable Diffusion 1.5 at full size, in one run (not a CI test; about 10–15 minutes on 2 cores):
+# Stable Diffusion 1.5 at full size, in one run (not a CI test; about 10–20 minutes on 2 cores):
 #   ONNX Runtime called directly: session creation + one forward for each of the three graphs
 #   diffsim score at 256 and 512 px: whole-process wall time and peak RSS, against the above
 #   the optimized-graph cache: cold (written) vs warm (read) session creation
 #   diffsim serve: a score answered by a warm server
-# It writes a full-size SD 1.5-shaped folder with seeded random weights (about 3 GB, the
-# project's generator with UNetOptions.Full) to a temporary folder and deletes it after.
+# It writes a full-size SD 1.5-shaped folder with seeded random weights to a temporary folder
+# (the project's generator with UNetOptions.Full: 700 M U-Net parameters, 2.8 GB, about 81 % of
+# SD 1.5's 860 M; a CLIP ViT-L/14-sized text encoder; the generator's collapsed VAE encoder,
+# which costs far less than the real one at 512 px) and deletes it after (BENCH_SD_KEEP=1
+# keeps it). It needs about 12 GB of disk there ($BENCH_SD_DIR, else /tmp).
 # Every measured process runs alone (never two SD-size processes at once); peak RSS comes
 # from /usr/bin/time. Numbers from a shared machine are noisy: the load average is printed.
 set -euo pipefail
