@@ -16,7 +16,7 @@ import (
 
 // registerNoServer adds --no-server to a command that a running `diffsim serve` can answer.
 func (c *scoring) registerNoServer(f *pflag.FlagSet) {
-	f.BoolVar(&c.noServer, "no-server", false, "compute in this process even when `diffsim serve` is running")
+	f.BoolVar(&c.noServer, "no-server", false, "compute in this process even when diffsim serve is running")
 	inGroup(f, groupCommon, "no-server")
 }
 
