@@ -77,7 +77,7 @@ type Model struct {
 	name    string
 	size    int
 	unet    *tapped.Model
-	vae     *engine.Session
+	vae     engine.Runner
 	vaeOut  string
 	vaeHalf bool // the VAE output is mean ‖ log-variance: take the first half of the channels
 	scaling float32
@@ -89,7 +89,7 @@ type Model struct {
 	latents map[image.Image][]float32 // VAE means per image (the images a session holds)
 
 	textMu   sync.Mutex // held while a prompt is embedded, so one prompt runs the encoder once
-	textEnc  *engine.Session
+	textEnc  engine.Runner
 	textPath string
 	tok      *tokenizer.Tokenizer     // nil when the folder has no tokenizer/
 	tokErr   error                    // why tok is nil
@@ -313,7 +313,7 @@ func (m *Model) embedding(ctx context.Context, prompt string) (engine.Tensor, er
 	return e, nil
 }
 
-func openFile(l features.Loader, path string, outputs []string) (*engine.Session, error) {
+func openFile(l features.Loader, path string, outputs []string) (engine.Runner, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
