@@ -16,7 +16,7 @@ import (
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/diffusion"
+	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/batch"
 )
@@ -190,7 +190,8 @@ func (a *app) openSession(cmd *cobra.Command, progress func(session.Progress)) (
 	}
 	s, err := session.Open(cmd.Context(), session.Options{
 		Model: a.model, Size: a.size, Seed: a.seed, Device: a.device, Library: a.ortLib, OnProgress: progress,
-		Conditioning: diffusion.Conditioning{Prompt: a.prompt, CFG: a.cfg},
+		Conditioning: features.Conditioning{Prompt: a.prompt, CFG: a.cfg},
+		Families:     families.All(),
 		IPAdapter:    a.ipAdapter, ImageEncoder: a.imageEncoder,
 		IPScale: a.ipScale, IPScaleSet: cmd.Flags().Changed("ip-scale"),
 	})

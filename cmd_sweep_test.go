@@ -35,7 +35,7 @@ func countingSession(t testing.TB) (*session.Session, *countingModel) {
 	cm := &countingModel{}
 	s, err := session.Open(context.Background(), session.Options{
 		Model: "builtin", Size: 64,
-		OpenModel: func(ctx context.Context, rt *engine.Runtime, o session.Options) (features.Model, error) {
+		OpenModel: func(ctx context.Context, rt session.Runtime, o session.Options) (features.Model, error) {
 			m, err := session.OpenModel(ctx, rt, o)
 			cm.Model = m
 			return cm, err

@@ -13,7 +13,6 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/diffusion"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -96,10 +95,10 @@ type Model struct {
 	promptFor promptKind
 	prompt    pathPrompt
 
-	cond     diffusion.Conditioning  // what scores are conditioned on now
-	condBusy bool                    // a SetConditioning is running
-	condWant diffusion.Conditioning  // what it asked for
-	condNext *diffusion.Conditioning // asked for while it ran; starts when it ends
+	cond     features.Conditioning  // what scores are conditioned on now
+	condBusy bool                   // a SetConditioning is running
+	condWant features.Conditioning  // what it asked for
+	condNext *features.Conditioning // asked for while it ran; starts when it ends
 	condSeq  int
 	help     help.Model
 	spinner  spinner.Model

@@ -374,4 +374,3 @@ func (ix *graph) shapeDerivedNode(name string, depth int) bool {
 	}
 	return true
 }
-

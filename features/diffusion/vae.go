@@ -72,9 +72,9 @@ func TapVAEMean(m *onnxpb.ModelProto) (VAEMean, error) {
 			continue
 		}
 		if n.GetOpType() == "Add" && len(in) == 2 && in[0] != in[1] {
-			mean := n.GetInput(0)
+			mean := n.GetInput()[0]
 			if in[0] {
-				mean = n.GetInput(1)
+				mean = n.GetInput()[1]
 			}
 			if mean == "" {
 				break
