@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
