@@ -16,6 +16,7 @@ import (
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/draw"
 
+	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/bench"
@@ -26,7 +27,19 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := run(args, nil, &stdout, &stderr)
+	if code != exitOK && strings.Contains(stderr.String(), engine.ErrNoCgo.Error()) {
+		needsRuntime(t)
+	}
 	return code, stdout.String(), stderr.String()
+}
+
+// needsRuntime skips a test that runs a model when diffsim is built without cgo, where no
+// ONNX Runtime can exist (a missing library in a cgo build is a failure, not a skip).
+func needsRuntime(t testing.TB) {
+	t.Helper()
+	if !cgoEnabled {
+		t.Skip("built without cgo: no ONNX Runtime, so no model can run")
+	}
 }
 
 // runCtx runs diffsim under ctx (main's own context cannot be cancelled from a test).

@@ -15,6 +15,7 @@ import (
 // TestExplorerInTmux drives the real binary with the built-in model in tmux: the score, the
 // layer name and t change as keys are pressed, and quitting leaves the shell usable.
 func TestExplorerInTmux(t *testing.T) {
+	needsRuntime(t)
 	if testing.Short() {
 		t.Skip("builds the binary and runs tmux")
 	}

@@ -84,6 +84,7 @@ func TestRank(t *testing.T) {
 // TestRankExtractions: ranking N images costs N + 1 feature extractions (the query once), in
 // about (N + 1) / 2 batched network runs.
 func TestRankExtractions(t *testing.T) {
+	needsRuntime(t)
 	dir := rankDir(t)
 	files, _, err := batch.ImageFiles(dir)
 	if err != nil {

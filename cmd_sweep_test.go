@@ -130,6 +130,7 @@ func TestSweepFormats(t *testing.T) {
 // TestSweepForwards: a sweep over L layers and T timesteps runs the network T times, each
 // run a batch of the two images.
 func TestSweepForwards(t *testing.T) {
+	needsRuntime(t)
 	s, cm := countingSession(t)
 	a, err := s.Load(sampleA)
 	if err != nil {

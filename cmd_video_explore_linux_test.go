@@ -17,6 +17,7 @@ import (
 // second with the curves, → moves the frame cursor and loads that frame as image B, and
 // q ends the command cleanly.
 func TestVideoExplore(t *testing.T) {
+	needsRuntime(t)
 	dir := panClip(t, "astronaut.png", "")
 	pts, ptmx := termtest.Open(t, 120, 40, 0, 0)
 

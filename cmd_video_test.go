@@ -337,6 +337,7 @@ func TestVideoFileEqualsFolder(t *testing.T) {
 }
 
 func TestVideoInterrupted(t *testing.T) {
+	needsRuntime(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err, stdout, _ := runCtx(ctx, videoArgs(panClip(t, "astronaut.png", ""), "--png", filepath.Join(t.TempDir(), "c.png"))...)

@@ -20,6 +20,7 @@ import (
 // give the same pixels, so no image was left at an old place or lost in the redraw.
 // It also checks that the images are there at all (colourful pixels in the image rows).
 func TestSixelSurvivesResize(t *testing.T) {
+	needsRuntime(t)
 	if testing.Short() {
 		t.Skip("starts X and xterm; skipped with -short")
 	}
