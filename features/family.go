@@ -62,8 +62,8 @@ type AdapterOptions struct {
 	ScaleSet     bool
 }
 
-// IsZero reports that no adapter was asked for.
-func (a AdapterOptions) IsZero() bool { return a == AdapterOptions{} }
+// IsZero reports that no adapter was asked for (a scale alone asks for none).
+func (a AdapterOptions) IsZero() bool { return a.Weights == "" && a.ImageEncoder == "" }
 
 // OpenOptions say how a family opens or describes a model.
 type OpenOptions struct {

@@ -1,7 +1,13 @@
 // Package features turns images (and a timestep) into attention features, one set per layer,
-// and features into scores. It holds the model families (diffusion U-Nets, vision
-// transformers, a generic image graph, and the built-in model), preprocessing, the DDPM noise
-// schedule, the Aligned Attention Score maths and its baselines.
+// and features into scores: the Aligned Attention Score maths and its baselines,
+// preprocessing, the DDPM noise schedule and the one t↔step mapping.
+//
+// It also defines what every model family shares, so that nothing above it needs a family:
+// Layer (the one description of an attention layer), Model and ModelInfo (a loaded model),
+// Conditioning (what besides the image a model's features depend on: prompt, CFG), Loader
+// (how a family opens graphs: engine.Runner values), and Family and Families (the registry
+// that matches a model to the family that describes and opens it). The families live in
+// sub-packages (builtin, diffusion, vision) and are listed in one place, features/families.
 package features
 
 import (
