@@ -1,10 +1,11 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/diffsim/diffsim/features/families"
 	"image"
 	"image/color"
 	"image/png"
@@ -16,7 +17,6 @@ import (
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/draw"
 
-	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/bench"
@@ -26,26 +26,15 @@ import (
 func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(args, nil, &stdout, &stderr)
-	if code != exitOK && strings.Contains(stderr.String(), engine.ErrNoCgo.Error()) {
-		needsRuntime(t)
-	}
+	code := Run(args, nil, &stdout, &stderr)
+	skipWithoutRuntime(t, code, stderr.String())
 	return code, stdout.String(), stderr.String()
-}
-
-// needsRuntime skips a test that runs a model when diffsim is built without cgo, where no
-// ONNX Runtime can exist (a missing library in a cgo build is a failure, not a skip).
-func needsRuntime(t testing.TB) {
-	t.Helper()
-	if !cgoEnabled {
-		t.Skip("built without cgo: no ONNX Runtime, so no model can run")
-	}
 }
 
 // runCtx runs diffsim under ctx (main's own context cannot be cancelled from a test).
 func runCtx(ctx context.Context, args ...string) (error, string, string) {
 	var stdout, stderr bytes.Buffer
-	cmd := newRootCommand(&app{stdout: &stdout, stderr: &stderr})
+	cmd := newRoot(&app{stdout: &stdout, stderr: &stderr})
 	cmd.SetArgs(args)
 	cmd.SetOut(&stdout)
 	cmd.SetErr(&stderr)
@@ -56,7 +45,7 @@ func runCtx(ctx context.Context, args ...string) (error, string, string) {
 // samplePhoto loads a sample photograph scaled down to 96×96 px, to keep tests fast.
 func samplePhoto(t testing.TB, name string) image.Image {
 	t.Helper()
-	img, _, err := features.LoadImage(filepath.Join("testdata", "samples", name))
+	img, _, err := features.LoadImage(filepath.Join("..", "testdata", "samples", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +132,7 @@ func TestBenchTripletAccuracyMatchesIndependentCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := session.Open(t.Context(), session.Options{Model: "builtin", Size: 64})
+	s, err := session.Open(t.Context(), session.Options{Model: "builtin", Size: 64, Families: families.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
