@@ -3,6 +3,7 @@ package diffusion
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
@@ -76,8 +77,8 @@ func TapVAEMean(m *onnxpb.ModelProto) (VAEMean, error) {
 			if in[0] {
 				mean = n.GetInput()[1]
 			}
-			if mean == "" {
-				break
+			if !produced(g, mean) {
+				return res, fmt.Errorf("VAE encoder: the sampling Add %q reads %q, which nothing in the graph computes; the file is damaged", n.GetName(), mean)
 			}
 			res.Tensor = mean
 			return res, nil
@@ -87,4 +88,27 @@ func TapVAEMean(m *onnxpb.ModelProto) (VAEMean, error) {
 		}
 	}
 	return res, fmt.Errorf("VAE encoder: the noise of %s is never added to a mean (no Add with one noise-free input downstream of it); diffsim cannot read the latent mean", sources[0])
+}
+
+// produced reports whether a tensor is computed by a node or given as an input or initializer.
+func produced(g *onnxpb.GraphProto, name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, n := range g.GetNode() {
+		if slices.Contains(n.GetOutput(), name) {
+			return true
+		}
+	}
+	for _, in := range g.GetInput() {
+		if in.GetName() == name {
+			return true
+		}
+	}
+	for _, t := range g.GetInitializer() {
+		if t.GetName() == name {
+			return true
+		}
+	}
+	return false
 }
