@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/serve"
 )
@@ -84,7 +85,7 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 		where += ", http://" + hl.Addr().String()
 	}
 	srv := serve.New(serve.Config{
-		Base:      session.Options{Library: c.ortLib, GraphCache: graphCache()},
+		Base:      session.Options{Library: c.ortLib, GraphCache: graphCache(), Families: families.All()},
 		KeepAlive: keepAlive, MaxBytes: maxBytes, Version: readBuild().Version,
 	})
 	if !c.quiet {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/diffsim/diffsim/features/families"
+	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/serve"
 )
 
@@ -28,7 +30,7 @@ func startTestServer(t *testing.T) *serve.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := serve.New(serve.Config{})
+	srv := serve.New(serve.Config{Base: session.Options{Families: families.All()}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
@@ -35,7 +36,7 @@ func newFake(name string, bytes int64) *fakeModel {
 
 func (f *fakeModel) Info() session.ModelInfo {
 	return session.ModelInfo{Name: f.name, Family: "fake", Description: "a fake for tests", Device: "cpu",
-		Layers:    []features.Layer{{Name: "l0", ImageKV: true}, {Name: "l1", Short: "Up0", ImageKV: true}},
+		Layers:    []features.Layer{{Layer: attention.Layer{Name: "l0", ImageKV: true}}, {Layer: attention.Layer{Name: "l1", Short: "Up0", ImageKV: true}}},
 		Timesteps: true, DefaultT: 101, Size: 64, Seed: session.DefaultSeed}
 }
 

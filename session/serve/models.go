@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/diffsim/diffsim/features/diffusion"
+	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -69,7 +69,7 @@ func (s Spec) key() key {
 func (k key) options(base session.Options) session.Options {
 	o := base
 	o.Model, o.Size, o.Seed, o.Device = k.model, k.size, k.seed, k.device
-	o.Conditioning = diffusion.Conditioning{Prompt: k.prompt, CFG: k.cfg}
+	o.Conditioning = features.Conditioning{Prompt: k.prompt, CFG: k.cfg}
 	o.IPAdapter, o.ImageEncoder = k.ipAdapter, k.imageEncoder
 	o.IPScale, o.IPScaleSet = k.ipScale, k.ipScaleSet
 	if !o.IPScaleSet {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -28,14 +29,14 @@ func TestServedScoresEqualDirectOnes(t *testing.T) {
 		{"builtin", "builtin", 101},
 		{"tiny SD", sd, 401},
 	}
-	unix, tcp, _ := startServer(t, Config{Base: session.Options{Device: "cpu"}}, nil)
+	unix, tcp, _ := startServer(t, Config{Base: session.Options{Device: "cpu", Families: families.All()}}, nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if testing.Short() && tc.model != "builtin" {
 				t.Skip("the miniature SD pipeline takes half a minute on a busy 2-core machine")
 			}
 			ctx := context.Background()
-			s, err := session.Open(ctx, session.Options{Model: tc.model, Seed: session.DefaultSeed, Device: "cpu"})
+			s, err := session.Open(ctx, session.Options{Model: tc.model, Seed: session.DefaultSeed, Device: "cpu", Families: families.All()})
 			enginetest.Check(t, err)
 			defer s.Close()
 			info := s.Info()

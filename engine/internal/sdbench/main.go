@@ -30,6 +30,7 @@ import (
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
+	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -319,7 +320,7 @@ func phases(dir string, size int, cachedir, a, b string) error {
 		fmt.Printf("phase %-28s %6.2f s   rss %5.2f GB   peak %5.2f GB\n", what, time.Since(mark).Seconds(), rss, hwm)
 		mark = time.Now()
 	}
-	s, err := session.Open(ctx, session.Options{Model: dir, Size: size, Seed: session.DefaultSeed, Device: "cpu", GraphCache: gc})
+	s, err := session.Open(ctx, session.Options{Model: dir, Size: size, Seed: session.DefaultSeed, Device: "cpu", GraphCache: gc, Families: families.All()})
 	if err != nil {
 		return err
 	}
