@@ -133,7 +133,11 @@ DIFFSIM_GRAPH_CACHE=off turns the cache off.`,
 			var total int64
 			for _, e := range entries {
 				total += e.Bytes
-				fmt.Fprintf(a.stdout, "%s  %9s  used %s  %s %s  %s\n", e.Key[:12], humanBytes(e.Bytes), e.LastUsed.Format(time.DateTime), e.Runtime, e.Device, e.Model)
+				key := e.Key
+				if len(key) > 12 {
+					key = key[:12]
+				}
+				fmt.Fprintf(a.stdout, "%-12s  %9s  used %s  %s %s  %s\n", key, humanBytes(e.Bytes), e.LastUsed.Format(time.DateTime), e.Runtime, e.Device, e.Model)
 			}
 			limit := int64(engine.DefaultGraphCacheBytes)
 			if gc := graphCache(); gc != nil && gc.MaxBytes > 0 {
