@@ -35,6 +35,7 @@ type promptKind int
 const (
 	promptPair promptKind = iota // two image paths
 	promptText                   // the diffusion model's text prompt
+	promptT                      // a timestep
 )
 
 // conditioner returns the backend's Conditioner when its model takes a prompt: only the
@@ -62,6 +63,9 @@ func (m *Model) openPrompt(kind promptKind, value string) {
 	case promptText:
 		m.prompt.Prompt = "prompt › "
 		m.prompt.Placeholder = "text to condition on (empty: unconditional)"
+	case promptT:
+		m.prompt.Prompt = "t › "
+		m.prompt.Placeholder = fmt.Sprintf("timestep 0–%d, then enter", maxT)
 	default:
 		m.prompt.Prompt = "open A B › "
 		m.prompt.Placeholder = "path/to/a.png path/to/b.png"
@@ -70,6 +74,7 @@ func (m *Model) openPrompt(kind promptKind, value string) {
 	m.prompting = true
 	m.prompt.SetValue(value)
 	m.prompt.Focus()
+	m.relayout() // the help bar shows the prompt's keys
 }
 
 // toggleCFG switches classifier-free guidance on or off, keeping the prompt.

@@ -113,7 +113,7 @@ func TestKittyPlacement(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(t.Context(), testBackend{fake.New()}, "fake:a", "fake:b", opts) }()
 
-	lay := computeLayout(120, 40, 0.5)
+	lay := computeLayout(120, 40, 0.5, 1)
 	waitFor("every pane's image", func() bool { return len(transmissions(snapshot())) >= int(numPanes) })
 	waitFor("the placeholders", func() bool {
 		mu.Lock()

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/diffusion"
@@ -24,7 +28,6 @@ type screen int
 const (
 	screenMain screen = iota
 	screenSweep
-	screenHelp
 )
 
 // overlayMode is what is blended over the photographs.
@@ -83,6 +86,9 @@ type Model struct {
 	scores map[scoreKey][]session.LayerScore
 	seen   map[int]bool // timesteps whose features were computed for this pair
 	stats  statsMsg     // latest snapshot of the backend's counters
+
+	sw    sweepModel // the sweep view; its cursor survives closing it
+	scale barScale   // the layer bars' scale
 
 	render  *renderer
 	pics    pictures
@@ -167,7 +173,35 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	if opts.Clip != nil && len(opts.Clip.Frames) > 0 {
 		m.clipMode(opts.Clip)
 	}
+	ts := features.SweepTimesteps()
+	if !info.Timesteps {
+		ts = []int{m.t}
+	}
+	m.sw = newSweep(m.styles, info.Layers, ts)
+	m.offerKeys()
+	if m.proto == termgfx.HalfBlock && opts.OverlayOn == nil {
+		// Two pixels per cell cannot show a photo and a map at once: the tint wins and the
+		// photo becomes a blob. Maps stay in their own panes; o turns the overlay on.
+		m.overlay = overlayNone
+	}
+	if opts.OverlayOn != nil && !*opts.OverlayOn {
+		m.overlay = overlayNone
+	}
 	return m
+}
+
+// offerKeys disables the keys this model cannot use, so the help does not offer them.
+func (m *Model) offerKeys() {
+	k := &m.keys
+	if _, ok := m.conditioner(); !ok {
+		k.Prompt.SetEnabled(false)
+		k.CFG.SetEnabled(false)
+	}
+	if !m.info.Timesteps {
+		for _, b := range []*key.Binding{&k.TimeBack, &k.TimeFwd, &k.TimeBackFar, &k.TimeFwdFar, &k.TimeFirst, &k.TimeLast, &k.TypeT} {
+			b.SetEnabled(false)
+		}
+	}
 }
 
 func (m *Model) setStyles(dark bool) {
@@ -216,9 +250,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		resized := m.width != 0 && (m.width != msg.Width || m.height != msg.Height)
 		m.width, m.height = msg.Width, msg.Height
-		m.lay = computeLayout(m.width, m.height, m.cellAspect())
 		m.help.SetWidth(m.width)
 		m.prompt.SetWidth(max(m.width-len(m.prompt.Prompt)-2, 10))
+		m.lay = computeLayout(m.width, m.height, m.cellAspect(), m.helpHeight())
+		m.sw.SetSize(m.lay.body.W, m.lay.body.H)
 		if resized {
 			// The terminal reflows or crops what it shows on a resize, images included, so
 			// the renderer's idea of the screen is stale: repaint all of it (the placement
@@ -234,6 +269,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
+
+	case sweepJumpMsg:
+		m.layer = min(max(msg.layer, 0), len(m.info.Layers)-1)
+		if m.info.Timesteps {
+			m.t = min(max(msg.t, 0), maxT)
+		}
+		return m, m.closeView()
+
+	case closeViewMsg:
+		return m, m.closeView()
 
 	case tea.MouseClickMsg:
 		return m, m.handleClick(tea.Mouse(msg))
@@ -380,44 +425,21 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
 	m.notice = "" // a note answers the key before this one
 	if m.prompting {
-		switch {
-		case key.Matches(msg, k.Cancel):
-			m.prompting = false
-			m.prompt.Blur()
-			return nil
-		case key.Matches(msg, k.Accept):
-			m.prompting = false
-			m.prompt.Blur()
-			if m.promptFor == promptText {
-				c := m.wantedCond()
-				c.Prompt = m.prompt.Value()
-				return m.setConditioning(c)
-			}
-			paths, err := splitPaths(m.prompt.Value())
-			if err != nil {
-				m.err = err
-				return nil
-			}
-			return m.loadCmd(paths[0], paths[1])
-		case key.Matches(msg, k.Interrupt):
-			return m.quit()
-		}
-		var cmd tea.Cmd
-		m.prompt, cmd = m.prompt.Update(msg)
-		return cmd
-	}
-	if m.screen == screenHelp && !key.Matches(msg, k.Quit, k.Interrupt) {
-		m.screen = screenMain // any key leaves the help view
-		m.place()
-		return m.renderCmd()
+		return m.promptKey(msg)
 	}
 	switch {
 	case key.Matches(msg, k.Quit, k.Interrupt):
 		return m.quit()
 	case key.Matches(msg, k.Help):
-		m.screen = screenHelp
-		m.place()
-		return nil
+		return m.toggleHelp()
+	case m.help.ShowAll && key.Matches(msg, k.Back):
+		return m.toggleHelp()
+	case m.screen == screenSweep:
+		var cmd tea.Cmd
+		m.sw, cmd = m.sw.Update(msg)
+		return cmd
+	}
+	switch {
 	case key.Matches(msg, k.Open):
 		m.openPrompt(promptPair, quotePath(m.pathA)+" "+quotePath(m.pathB))
 		return nil
@@ -425,6 +447,9 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.openTextPrompt()
 	case key.Matches(msg, k.CFG):
 		return m.toggleCFG()
+	case key.Matches(msg, k.TypeT):
+		m.openPrompt(promptT, "")
+		return nil
 	case key.Matches(msg, k.FramePrev):
 		return m.setFrame(m.frame - 1)
 	case key.Matches(msg, k.FrameNext):
@@ -437,6 +462,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.setT(m.t - coarseStep)
 	case key.Matches(msg, k.TimeFwdFar):
 		return m.setT(m.t + coarseStep)
+	case key.Matches(msg, k.TimeFirst):
+		return m.setT(0)
+	case key.Matches(msg, k.TimeLast):
+		return m.setT(maxT)
 	case key.Matches(msg, k.LayerUp):
 		return m.setLayer(m.layer - 1)
 	case key.Matches(msg, k.LayerDown):
@@ -452,23 +481,137 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Metric):
 		m.metric = nextMetric(m.metric)
 		return m.schedule()
+	case key.Matches(msg, k.Scale):
+		m.scale = (m.scale + 1) % barScales
+		return nil
 	case key.Matches(msg, k.Swap):
 		return m.swap()
 	case key.Matches(msg, k.Overlay):
 		m.overlay = (m.overlay + 1) % overlayModes
 		return m.renderCmd()
 	case key.Matches(msg, k.Sweep):
-		if m.screen == screenSweep {
-			m.screen = screenMain
-		} else {
-			m.screen = screenSweep
-		}
+		m.screen = screenSweep
+		m.sw.SetData(m.scores, m.metric, m.layer, m.t)
+		m.sw.Focus()
 		m.place()
 		return tea.Batch(m.schedule(), m.renderCmd())
 	case key.Matches(msg, k.Export):
 		return m.exportCmd()
 	}
+	m.explainDisabled(msg)
 	return nil
+}
+
+// explainDisabled says why a key the help does not offer does nothing here.
+func (m *Model) explainDisabled(msg tea.KeyPressMsg) {
+	k := m.keys
+	has := func(b key.Binding) bool { return !b.Enabled() && slices.Contains(b.Keys(), msg.String()) }
+	switch {
+	case has(k.Prompt), has(k.CFG):
+		m.notice = "this model takes no prompt"
+	case has(k.TimeBack), has(k.TimeFwd), has(k.TimeBackFar), has(k.TimeFwdFar), has(k.TypeT), has(k.TimeFirst), has(k.TimeLast):
+		m.notice = "this model has no timesteps"
+	}
+}
+
+// toggleHelp expands the help bar in place, or folds it back: the images stay on screen,
+// the body shrinks by the rows the help takes.
+func (m *Model) toggleHelp() tea.Cmd {
+	m.help.ShowAll = !m.help.ShowAll
+	return m.relayout()
+}
+
+// helpHeight is the rows the help bar takes: one, or the expanded help's tallest column
+// and its note.
+func (m *Model) helpHeight() int {
+	if !m.help.ShowAll {
+		return 1
+	}
+	return lipgloss.Height(m.help.FullHelpView(fitColumns(m.activeKeys().FullHelp(), m.width))) + 1
+}
+
+// activeKeys is the key map of what has the keys now: the help bar shows it.
+func (m *Model) activeKeys() help.KeyMap {
+	switch {
+	case m.prompting:
+		return promptKeyMap{Accept: m.keys.Accept, Cancel: m.keys.Cancel, Interrupt: m.keys.Interrupt}
+	case m.screen == screenSweep:
+		return m.sw.keys
+	}
+	return m.keys
+}
+
+// relayout recomputes the layout for the present size and help height, and redraws.
+func (m *Model) relayout() tea.Cmd {
+	if m.width == 0 {
+		return nil
+	}
+	lay := computeLayout(m.width, m.height, m.cellAspect(), m.helpHeight())
+	if lay == m.lay {
+		return nil
+	}
+	m.lay = lay
+	m.sw.SetSize(m.lay.body.W, m.lay.body.H)
+	m.place()
+	return m.renderCmd()
+}
+
+// closeView goes back to the main view from a sub-view.
+func (m *Model) closeView() tea.Cmd {
+	if m.screen == screenMain {
+		return nil
+	}
+	m.screen = screenMain
+	m.place()
+	return tea.Batch(m.schedule(), m.renderCmd())
+}
+
+// promptKey handles a key while the one-line prompt is open.
+func (m *Model) promptKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Cancel):
+		m.prompting = false
+		m.prompt.Blur()
+		return nil
+	case key.Matches(msg, k.Accept):
+		m.prompting = false
+		m.prompt.Blur()
+		switch m.promptFor {
+		case promptText:
+			c := m.wantedCond()
+			c.Prompt = m.prompt.Value()
+			return m.setConditioning(c)
+		case promptT:
+			t, err := parseT(m.prompt.Value())
+			if err != nil {
+				m.err = err
+				return nil
+			}
+			return m.setT(t)
+		}
+		paths, err := splitPaths(m.prompt.Value())
+		if err != nil {
+			m.err = err
+			return nil
+		}
+		return m.loadCmd(paths[0], paths[1])
+	case key.Matches(msg, k.Interrupt):
+		return m.quit()
+	}
+	var cmd tea.Cmd
+	m.prompt, cmd = m.prompt.Update(msg)
+	return cmd
+}
+
+// parseT reads a typed timestep.
+func parseT(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	t, err := strconv.Atoi(s)
+	if err != nil || t < 0 || t > maxT {
+		return 0, fmt.Errorf("t %q: want a whole number from 0 to %d", s, maxT)
+	}
+	return t, nil
 }
 
 func (m *Model) quit() tea.Cmd {
@@ -552,9 +695,9 @@ func (m *Model) swap() tea.Cmd {
 	m.gen++
 	m.a, m.b = m.b, m.a
 	m.pathA, m.pathB = m.pathB, m.pathA
-	m.res = nil
-	clear(m.scores)
-	clear(m.seen)
+	m.res = nil // its A→B and B→A and maps are the other way round now
+	// The layer scores and the computed timesteps stay: with one noise tensor shared by both
+	// images the score is symmetric (METHOD.md), and the features are cached per image.
 	m.stopWork()
 	return tea.Batch(m.schedule(), m.renderCmd())
 }

@@ -175,7 +175,22 @@ func (p scorePanel) View() string {
 	return st.Panel.Width(p.width).Height(p.height).Render(body)
 }
 
-// layerList lists every layer with its score at the current timestep as a bar.
+// barScale is what the layer bars' length measures against.
+type barScale int
+
+const (
+	// scaleRelative spans the layers' own range at this t, so close scores still differ.
+	scaleRelative barScale = iota
+	// scaleAbsolute spans the metric's natural range (0–1 for cosines; 0–max for MSE), so
+	// 0.9897 and 0.9902 look as alike as they are.
+	scaleAbsolute
+	barScales
+)
+
+func (s barScale) String() string { return [...]string{"relative", "absolute"}[s] }
+
+// layerList lists every layer with its score at the current timestep as a bar over a
+// labelled axis. Bars grow with similarity whatever the metric's direction.
 type layerList struct {
 	st            Styles
 	width, height int
@@ -184,13 +199,17 @@ type layerList struct {
 	selected      int
 	t             int
 	metric        session.Metric
+	scale         barScale
 }
 
 func (p *layerList) SetSize(w, h int) { p.width, p.height = w, h }
 
-// rows is how many layers fit; offset the first one shown, keeping the selection in view.
+// layerListHead is the rows above the first layer: border, title, axis.
+const layerListHead = 3
+
+// window returns the first layer shown and how many fit, keeping the selection in view.
 func (p layerList) window() (offset, rows int) {
-	rows = max(p.height-3, 1) // border and header
+	rows = max(p.height-layerListHead-1, 1)
 	offset = min(max(p.selected-rows/2, 0), max(len(p.layers)-rows, 0))
 	return offset, rows
 }
@@ -198,41 +217,67 @@ func (p layerList) window() (offset, rows int) {
 // layerAt returns the layer on screen row y of the panel (relative to its top), or -1.
 func (p layerList) layerAt(y int) int {
 	off, rows := p.window()
-	i := y - 2
+	i := y - layerListHead
 	if i < 0 || i >= rows || off+i >= len(p.layers) {
 		return -1
 	}
 	return off + i
 }
 
-func (p layerList) View() string {
-	st := p.st
-	inner := p.width - 4
-	header := st.PanelTitle.Render("layers") + st.Dim.Render(fmt.Sprintf("  %s at t=%d", metricName(p.metric), p.t))
-	if p.scores == nil {
-		header += st.Dim.Render("  …")
-	}
-	lines := []string{ansi.Truncate(header, inner, "")}
-	// Bars span the layers' range at this t, so differences show even when every score
-	// is close to 1 (the shortest bar keeps a stub, so it still reads as a bar).
+// axis returns the score range the bars span: the left end (least similar) and the right
+// end (most similar).
+func (p layerList) axis() (left, right float64, ok bool) {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, s := range p.scores {
 		if !s.Meaningless && !math.IsNaN(s.Score) {
 			lo, hi = min(lo, s.Score), max(hi, s.Score)
 		}
 	}
-	frac := func(v float64) float64 {
-		if !(hi-lo > 1e-9) {
-			return 1
+	if !(hi >= lo) {
+		return 0, 0, false
+	}
+	higher := p.metric.HigherIsMoreSimilar()
+	if p.scale == scaleAbsolute {
+		if higher {
+			lo, hi = min(lo, 0), max(hi, 1) // cosines and AAS live in [−1, 1], mostly [0, 1]
+		} else {
+			lo = 0 // MSE: 0 is identical
 		}
-		return 0.1 + 0.9*(v-lo)/(hi-lo)
+	} else if hi-lo < 1e-9 {
+		lo, hi = lo-0.5e-3, hi+0.5e-3
 	}
-	format := "%.3f"
-	if hi > lo && hi-lo < 0.01 {
-		format = "%.4f"
+	if higher {
+		return lo, hi, true
 	}
+	return hi, lo, true
+}
+
+func (p layerList) View() string {
+	st := p.st
+	inner := p.width - 4
+	header := st.PanelTitle.Render("layers") + st.Dim.Render(fmt.Sprintf("  %s t=%d (%s)", metricName(p.metric), p.t, direction(p.metric)))
+	if p.scores == nil {
+		header += st.Dim.Render("  …")
+	}
+	lines := []string{ansi.Truncate(header, inner, "")}
 	nameW := min(14, inner/3)
 	barW := max(inner-nameW-2-8, 3)
+	left, right, ok := p.axis()
+	dec := max(decimals(min(left, right), max(left, right)), 3)
+	frac := func(v float64) float64 { return (v - left) / (right - left) }
+	axis := st.Dim.Render(strings.Repeat(" ", 2+nameW+1) + "scores not computed yet")
+	if ok {
+		// The axis under the bars: its ends, and which way is more similar.
+		l, r := fmt.Sprintf("%.*f", dec, left), fmt.Sprintf("%.*f", dec, right)
+		mid := max(barW-len(l)-len(r), 1)
+		arrow := " more similar →"
+		if len(arrow)+1 > mid {
+			arrow = " →"
+		}
+		axis = st.Dim.Render(padRight("  "+p.scale.String(), 2+nameW+1)) + st.Label.Render(l) +
+			st.Dim.Render(padRight(arrow, mid)) + st.Label.Render(r)
+	}
+	lines = append(lines, ansi.Truncate(axis, inner, ""))
 	off, rows := p.window()
 	for i := off; i < min(off+rows, len(p.layers)); i++ {
 		l := p.layers[i]
@@ -251,7 +296,7 @@ func (p layerList) View() string {
 			rest = st.Meaningless.Render("n/a")
 		default:
 			s := p.scores[i].Score
-			rest = bar(st, frac(s), barW) + " " + st.Value.Render(fmt.Sprintf(format, s))
+			rest = bar(st, frac(s), barW) + " " + st.Value.Render(fmt.Sprintf("%.*f", dec, s))
 		}
 		lines = append(lines, mark+name+" "+rest)
 	}

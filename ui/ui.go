@@ -76,8 +76,12 @@ type Options struct {
 	// under a cursor that ←/→ move, over the clip's consistency curves. Run's two paths
 	// are then ignored.
 	Clip *Clip
-	// ExportDir is where the export key writes its PNG and JSON; "" is the current directory.
+	// ExportDir is where the export key writes its PNG and JSON (created when missing);
+	// "" means DefaultExportDir.
 	ExportDir string
+	// OverlayOn says whether maps are blended over the photos at start; nil: on, except
+	// with half-blocks, whose two pixels per cell cannot show a photo under a map.
+	OverlayOn *bool
 	// OnFirstImages, when set, is called once, from Update, when both photos are first ready
 	// for the screen (to measure start-up time).
 	OnFirstImages func()
@@ -87,6 +91,9 @@ type Options struct {
 	// programOptions are extra Bubble Tea options, for tests.
 	programOptions []tea.ProgramOption
 }
+
+// DefaultExportDir is where exports go when Options.ExportDir is empty.
+const DefaultExportDir = "diffsim-export"
 
 // DefaultOptions returns options that take the model's defaults and detect the rest.
 func DefaultOptions() Options {

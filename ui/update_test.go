@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/diffsim/diffsim/features"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -85,19 +86,55 @@ func TestKeys(t *testing.T) {
 				t.Errorf("after swap A = %q (%q)", m.pathA, m.a.Path)
 			}
 		}},
-		{"overlay cycles", []string{"o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayAttn)) }},
-		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayCos)) }},
+		{"half-blocks start without overlay", nil, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayNone)) }},
+		{"overlay cycles", []string{"o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayCos)) }},
+		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayNone)) }},
 		{"sweep opens and fills", []string{"w"}, func(t *testing.T, m *Model) {
 			wantInt(t, "screen", int(m.screen), int(screenSweep))
-			for _, tt := range sweepTimesteps() {
+			for _, tt := range features.SweepTimesteps() {
 				if _, ok := m.scores[scoreKey{tt, m.metric}]; !ok {
 					t.Errorf("sweep t=%d not computed", tt)
 				}
 			}
 		}},
-		{"sweep closes", []string{"w", "w"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
-		{"help opens", []string{"?"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenHelp)) }},
-		{"any key closes help", []string{"?", "x"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
+		{"sweep closes with w", []string{"w", "w"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
+		{"sweep closes with esc", []string{"w", "esc"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
+		{"sweep arrows move its cursor, not the token", []string{"w", "down", "right", "right"}, func(t *testing.T, m *Model) {
+			wantInt(t, "sweep row", m.sw.row, 6) // from layer 5 and t=400, nearest 401
+			wantInt(t, "sweep col", m.sw.col, 6)
+			wantInt(t, "token x", int(m.cx*4), 2)
+			wantInt(t, "layer", m.layer, 5)
+		}},
+		{"sweep enter jumps to the cursor's layer and t", []string{"w", "down", "left", "enter"}, func(t *testing.T, m *Model) {
+			wantInt(t, "screen", int(m.screen), int(screenMain))
+			wantInt(t, "layer", m.layer, 6)
+			wantInt(t, "t", m.t, 300)
+			wantInt(t, "score panel layer", m.res.Req.Layer, 6)
+			wantInt(t, "score panel t", m.res.Req.T, 300)
+		}},
+		{"sweep home and end", []string{"w", "end"}, func(t *testing.T, m *Model) { wantInt(t, "sweep col", m.sw.col, 9) }},
+		{"help expands in place", []string{"?"}, func(t *testing.T, m *Model) {
+			wantInt(t, "screen", int(m.screen), int(screenMain))
+			if !m.help.ShowAll || m.lay.helpH < 5 {
+				t.Errorf("help not expanded: ShowAll %v, %d rows", m.help.ShowAll, m.lay.helpH)
+			}
+		}},
+		{"esc folds the help", []string{"?", "esc"}, func(t *testing.T, m *Model) {
+			if m.help.ShowAll || m.lay.helpH != 1 {
+				t.Errorf("help still expanded: %d rows", m.lay.helpH)
+			}
+		}},
+		{"keys still work with the help open", []string{"?", "."}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 411) }},
+		{"end and home", []string{"end"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 999) }},
+		{"home", []string{"home"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 0) }},
+		{"typed t", []string{"t", "2", "5", "0", "enter"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 250) }},
+		{"typed t out of range", []string{"t", "1", "2", "3", "4", "enter"}, func(t *testing.T, m *Model) {
+			wantInt(t, "t", m.t, 401)
+			if m.err == nil || !strings.Contains(m.err.Error(), "0 to 999") {
+				t.Errorf("err = %v", m.err)
+			}
+		}},
+		{"bars scale toggles", []string{"a"}, func(t *testing.T, m *Model) { wantInt(t, "scale", int(m.scale), int(scaleAbsolute)) }},
 		{"export", []string{"e"}, func(t *testing.T, m *Model) {
 			for _, ext := range []string{".png", ".json"} {
 				p := filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_Up0-attn1_t401"+ext)
@@ -446,15 +483,21 @@ func TestModelWithoutTimesteps(t *testing.T) {
 func TestSweepClick(t *testing.T) {
 	m, _ := readyModel(t, 120, 40)
 	send(m, press("w"))
-	sw := m.sweep()
+	sw := m.sw
 	nameW, cellW, rowH := sw.geometry()
-	// the cell of layer 2 (Down1) at the third timestep
+	// the cell of layer 1 at the third timestep: one click moves the cursor, a second jumps
 	off, _ := sw.window()
 	x := m.lay.body.X + nameW + 2 + 2*cellW
-	y := m.lay.body.Y + 2 + (2-off)*rowH
-	send(m, tea.MouseClickMsg{X: x, Y: y, Button: tea.MouseLeft})
-	wantInt(t, "layer", m.layer, 2)
-	wantInt(t, "t", m.t, sweepTimesteps()[2])
+	y := m.lay.body.Y + sweepHeadH + (1-off)*rowH
+	click := tea.MouseClickMsg{X: x, Y: y, Button: tea.MouseLeft}
+	send(m, click)
+	wantInt(t, "sweep row", m.sw.row, 1)
+	wantInt(t, "sweep col", m.sw.col, 2)
+	wantInt(t, "screen", int(m.screen), int(screenSweep))
+	send(m, click)
+	wantInt(t, "layer", m.layer, 1)
+	wantInt(t, "t", m.t, features.SweepTimesteps()[2])
+	wantInt(t, "screen", int(m.screen), int(screenMain))
 }
 
 func TestPromptEditing(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
@@ -37,13 +38,11 @@ func (m *Model) content() string {
 	l := m.lay
 	var body string
 	switch {
-	case m.screen == screenHelp:
-		body = block(m.helpView(l.body.W, l.body.H), l.body.W, l.body.H)
 	case m.a == nil:
 		body = block(m.waitView(l.body.W, l.body.H), l.body.W, l.body.H)
 	case m.screen == screenSweep:
-		sw := m.sweep()
-		body = block(sw.View(), l.body.W, l.body.H)
+		m.sw.SetData(m.scores, m.metric, m.layer, m.t)
+		body = block(m.sw.View(), l.body.W, l.body.H)
 	default:
 		left := m.leftLines()
 		right := strings.Split(block(m.rightView(), l.score.W, l.body.H), "\n")
@@ -57,17 +56,56 @@ func (m *Model) content() string {
 		tl = m.clipPanel()
 	}
 	st := m.statusBar()
-	bottom := m.help.ShortHelpView(m.keys.ShortHelp())
-	if m.prompting {
-		bottom = m.prompt.View()
-	}
 	return strings.Join([]string{
 		block(m.titleView(), m.width, 1),
 		body,
 		tl.View(),
 		st.View(),
-		block(" "+bottom, m.width, 1),
+		m.helpBar(),
 	}, "\n")
+}
+
+// helpBar is the bottom line: the active view's keys, or the prompt; expanded in place by ?.
+func (m *Model) helpBar() string {
+	h := m.lay.helpH
+	if m.prompting {
+		return block(" "+m.prompt.View(), m.width, 1) + strings.Repeat("\n"+strings.Repeat(" ", m.width), max(h-1, 0))
+	}
+	km := m.activeKeys()
+	if !m.help.ShowAll {
+		return block(" "+m.help.ShortHelpView(km.ShortHelp()), m.width, 1)
+	}
+	note := m.styles.Dim.Render(fmt.Sprintf(" t is the DDPM timestep 0–%d (reference step = 1001 − t) · overlay: off → cosine maps → attention · click a photo for a token, a layer, the slider · ? or esc folds this", maxT))
+	full := lipgloss.NewStyle().PaddingLeft(1).Render(m.help.FullHelpView(fitColumns(km.FullHelp(), m.width)))
+	return block(full+"\n"+note, m.width, h)
+}
+
+// helpColumnW is about the width of one column of the expanded help.
+const helpColumnW = 28
+
+// fitColumns regroups help columns into as many as fit in width, so that the expanded help
+// never cuts keys off on the right.
+func fitColumns(groups [][]key.Binding, width int) [][]key.Binding {
+	var all []key.Binding
+	for _, g := range groups {
+		for _, b := range g {
+			if b.Enabled() {
+				all = append(all, b)
+			}
+		}
+	}
+	cols := max(min(width/helpColumnW, len(groups)), 1)
+	rows := (len(all) + cols - 1) / cols
+	if cols == len(groups) {
+		return groups
+	}
+	var out [][]key.Binding
+	for len(all) > 0 {
+		n := min(rows, len(all))
+		out = append(out, all[:n])
+		all = all[n:]
+	}
+	return out
 }
 
 func (m *Model) titleView() string {
@@ -96,28 +134,6 @@ func (m *Model) waitView(w, h int) string {
 	return lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, lipgloss.NewStyle().Width(min(w-4, 90)).Render(msg))
 }
 
-func (m *Model) helpView(w, h int) string {
-	st := m.styles
-	intro := []string{
-		st.PanelTitle.Render("Keys") + st.Dim.Render("  (any key closes this help)"),
-		"",
-	}
-	notes := []string{
-		"",
-		st.Label.Render("timestep: ") + st.Value.Render(fmt.Sprintf("fine ±%d, coarse ±%d; t is the DDPM timestep 0–999, the reference's step index is 1001 − t", fineStep, coarseStep)),
-		st.Label.Render("overlay:  ") + st.Value.Render("cycles off → cosine maps on A and B → attention of A's selected token over B"),
-		st.Label.Render("mouse:    ") + st.Value.Render("click a photo or A's map to pick a token, a layer to select it, the slider to set t"),
-		st.Label.Render("export:   ") + st.Value.Render("writes PNG + JSON named after the images, layer and t, in the current directory"),
-		st.Label.Render("metrics:  ") + st.Value.Render("AAS (aligned attention) → feature cos (pixel-aligned) → MSE (lower = more similar)"),
-	}
-	wrap := lipgloss.NewStyle().Width(w - 4)
-	for i := range notes {
-		notes[i] = wrap.Render(notes[i])
-	}
-	s := strings.Join(intro, "\n") + m.help.FullHelpView(m.keys.FullHelp()) + strings.Join(notes, "\n")
-	return block(lipgloss.NewStyle().Padding(1, 2).Render(s), w, h)
-}
-
 // leftLines draws the photos and the maps with their captions, one string per row of
 // exactly the column's width. The half-block rows are known to be their pane's width, so
 // nothing here measures them: measuring ANSI text is what makes a View slow.
@@ -136,6 +152,10 @@ func (m *Model) leftLines() []string {
 	}
 	maps := []pane{paneMapA, paneMapB, paneAttn}
 	titles := []string{"cos A (self vs cross)", "cos B", fmt.Sprintf("attention of A %d,%d over B", tx, ty)}
+	if l.panes[paneMapA].W < 24 {
+		// Short titles, so that narrow panes keep them apart and whole.
+		titles = []string{"cos A", "cos B", fmt.Sprintf("attn A %d,%d → B", tx, ty)}
+	}
 	var capRow strings.Builder
 	used := 0
 	for i, p := range maps {
@@ -207,18 +227,9 @@ func (m *Model) rightView() string {
 }
 
 func (m *Model) layerList() layerList {
-	ll := layerList{st: m.styles, layers: m.info.Layers, scores: m.scores[scoreKey{m.t, m.metric}], selected: m.layer, t: m.t, metric: m.metric}
+	ll := layerList{st: m.styles, layers: m.info.Layers, scores: m.scores[scoreKey{m.t, m.metric}], selected: m.layer, t: m.t, metric: m.metric, scale: m.scale}
 	ll.SetSize(m.lay.layers.W, m.lay.layers.H)
 	return ll
-}
-
-func (m *Model) sweep() sweepView {
-	sw := sweepView{st: m.styles, layers: m.info.Layers, ts: sweepTimesteps(), scores: m.scores, metric: m.metric, layer: m.layer, t: m.t}
-	if !m.info.Timesteps {
-		sw.ts = []int{m.t}
-	}
-	sw.SetSize(m.lay.body.W, m.lay.body.H)
-	return sw
 }
 
 func (m *Model) timeline() timeline {
@@ -268,15 +279,18 @@ func (m *Model) statusBar() statusBar {
 		sb.working = fmt.Sprintf("%s t=%d (%s)", what, m.bg.t, elapsed(now, m.bg.since))
 	}
 	stats := m.stats.stats
-	cached := 0
+	// Timesteps computed for this pair under any metric: switching the metric or the order
+	// of A and B reuses their features, so the count does not drop.
+	computed := map[int]bool{}
 	if m.a != nil {
 		for k := range m.scores {
-			if k.metric == m.metric {
-				cached++
-			}
+			computed[k.t] = true
+		}
+		for t := range m.seen {
+			computed[t] = true
 		}
 	}
-	cache := fmt.Sprintf("%d t scored · %d runs", cached, stats.Forwards)
+	cache := fmt.Sprintf("%d t computed · %d runs", len(computed), stats.Forwards)
 	if stats.CacheBudget > 0 {
 		cache += fmt.Sprintf(" · cache %d/%d MiB", stats.CacheBytes>>20, stats.CacheBudget>>20)
 	}
@@ -321,14 +335,14 @@ func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 	}
 	l := m.lay
 	if m.screen == screenSweep {
-		sw := m.sweep()
-		if layer, t, ok := sw.cellAt(ms.X-l.body.X, ms.Y-l.body.Y); ok {
-			m.layer = layer
-			if m.info.Timesteps {
-				m.t = t
+		if layer, col, ok := m.sw.cellAt(ms.X-l.body.X, ms.Y-l.body.Y); ok {
+			// A click moves the sweep's cursor, a second click on it jumps there.
+			if m.sw.row == layer && m.sw.col == col {
+				return func() tea.Msg { return sweepJumpMsg{layer: layer, t: m.sw.ts[col]} }
 			}
-			return m.schedule()
+			m.sw.row, m.sw.col = layer, col
 		}
+		return nil
 	}
 	if m.screen == screenMain && m.a != nil {
 		for _, p := range []pane{paneA, paneB, paneMapA} {
@@ -399,7 +413,10 @@ func (m *Model) handleWheel(ms tea.Mouse) tea.Cmd {
 	if m.lay.tooSmall || m.prompting {
 		return nil
 	}
-	if m.lay.layers.contains(ms.X, ms.Y) || m.screen == screenSweep {
+	if m.screen == screenSweep {
+		return nil
+	}
+	if m.lay.layers.contains(ms.X, ms.Y) {
 		switch ms.Button {
 		case tea.MouseWheelUp:
 			return m.setLayer(m.layer - 1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,16 +19,6 @@ import (
 // answered. Background work, in order: the layer scores at the current timestep (one
 // network run serves every layer), the neighbouring timesteps (prefetched, then scored
 // for the timeline), and the sweep's timesteps while the sweep is open.
-
-// sweepTimesteps are the columns of the sweep view: every 50 steps, aligned with the
-// default timesteps (t ≡ 1 mod 10) so fine steps land on them.
-func sweepTimesteps() []int {
-	ts := make([]int, 0, 20)
-	for t := 1; t <= maxT; t += 50 {
-		ts = append(ts, t)
-	}
-	return ts
-}
 
 // loadCmd loads a pair of images.
 func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
@@ -102,7 +93,7 @@ func (m *Model) backgroundWanted() []int {
 		}
 	}
 	if m.screen == screenSweep {
-		sw := sweepTimesteps()
+		sw := slices.Clone(m.sw.ts)
 		// nearest to the current timestep first: that is where the eye is
 		for len(sw) > 0 {
 			best := 0
