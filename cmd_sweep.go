@@ -10,6 +10,7 @@ import (
 	"image/draw"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -415,11 +416,7 @@ func drawSweep(out sweepJSON, timesteps bool) image.Image {
 
 // tickText prints a tick with as many decimals as the tick step needs.
 func tickText(t float32, ticks []float32) string {
-	d := 3
-	if len(ticks) > 1 {
-		d = max(0, int(math.Ceil(-math.Log10(float64(ticks[1]-ticks[0])-1e-12))))
-	}
-	return strconv.FormatFloat(float64(t), 'f', min(d, 6), 32)
+	return heatmap.TickLabels(ticks)[slices.Index(ticks, t)] // distinct, correctly signed
 }
 
 // face is the X11 7×13 fixed font drawn at an integer scale: crisp at any zoom, and without

@@ -149,7 +149,7 @@ func (m *Model) conditioned(msg conditioningMsg) tea.Cmd {
 		}
 	case errors.Is(msg.err, context.Canceled):
 	default:
-		m.err = errMsg{op: "prompt", err: fmt.Errorf("%q refused (kept %s): %w", msg.cond.Prompt, m.cond, msg.err)}
+		m.err = promptError{fmt.Errorf("%q refused (kept %s): %w", msg.cond.Prompt, m.cond, msg.err)}
 	}
 	if next := m.condNext; next != nil {
 		m.condNext = nil

@@ -88,8 +88,8 @@ func TestPromptRefused(t *testing.T) {
 	if m.cond != (diffusion.Conditioning{}) || f.Conditioning() != (diffusion.Conditioning{}) {
 		t.Errorf("refused prompt taken: %v / %v", m.cond, f.Conditioning())
 	}
-	var e errMsg
-	if !errors.As(m.err, &e) || e.op != "prompt" || !errors.Is(e.err, session.ErrUsage) {
+	var e promptError
+	if !errors.As(m.err, &e) || !errors.Is(e, session.ErrUsage) {
 		t.Fatalf("err = %v, want the prompt's usage error", m.err)
 	}
 	if v := m.content(); !strings.Contains(ansi.Strip(v), `✗ prompt: "please refuse" refused (kept unconditional)`) {

@@ -386,9 +386,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-func (m *Model) handleError(e errMsg) tea.Cmd {
-	switch e.op {
-	case "load":
+func (m *Model) handleError(msg errMsg) tea.Cmd {
+	switch e := msg.err.(type) {
+	case loadError:
 		if e.gen != m.gen {
 			return nil
 		}
@@ -396,17 +396,17 @@ func (m *Model) handleError(e errMsg) tea.Cmd {
 		m.loadErr = e.err
 		m.err = e.err
 		return nil
-	case "score":
+	case scoreError:
 		if e.gen != m.gen || !m.fg.busy || !sameRequest(e.req, m.fg.req) {
 			return nil
 		}
 		m.fg.stop()
-	case "layers", "prefetch":
+	case backgroundError:
 		if e.gen != m.gen || e.id != m.bg.id {
 			return nil
 		}
 		m.bg.stop()
-		if errors.Is(e.err, context.Canceled) {
+		if errors.Is(e, context.Canceled) {
 			return m.schedule()
 		}
 		// A background failure is shown but not retried: the next change of view
@@ -414,10 +414,10 @@ func (m *Model) handleError(e errMsg) tea.Cmd {
 		m.err = e
 		return nil
 	}
-	if errors.Is(e.err, context.Canceled) {
+	if errors.Is(msg, context.Canceled) {
 		return nil
 	}
-	m.err = e
+	m.err = msg.err
 	return nil
 }
 

@@ -558,3 +558,63 @@ func TestExportContents(t *testing.T) {
 		t.Errorf("meaningless export: %v %+v", err, rec)
 	}
 }
+
+// TestExportFolder: the export goes to ExportDir, created when missing, or to
+// DefaultExportDir under the working directory, and the record says which overlay the
+// PNG's photos carry.
+func TestExportFolder(t *testing.T) {
+	tests := []struct {
+		name    string
+		dir     string // "" uses the default under a temporary working directory
+		keys    []string
+		overlay string
+	}{
+		{"default folder, half-blocks start without overlay", "", nil, "off"},
+		{"nested folder created, cosine overlay", "out/run1", []string{"o"}, "cosine maps"},
+		{"attention overlay", "x", []string{"o", "o"}, "attention"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wd := t.TempDir()
+			t.Chdir(wd)
+			m, _ := readyModel(t, 120, 40)
+			m.opts.ExportDir = tc.dir
+			for _, k := range tc.keys {
+				send(m, press(k))
+			}
+			send(m, press("e"))
+			dir := tc.dir
+			if dir == "" {
+				dir = DefaultExportDir
+			}
+			data, err := os.ReadFile(filepath.Join(wd, dir, "fake-a_vs_fake-b_Up0-attn1_t401.json"))
+			if err != nil {
+				t.Fatalf("%v (notice %q, err %v)", err, m.notice, m.err)
+			}
+			var rec exportRecord
+			if err := json.Unmarshal(data, &rec); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Overlay != tc.overlay {
+				t.Errorf("overlay = %q, want %q", rec.Overlay, tc.overlay)
+			}
+			if !strings.Contains(m.notice, dir) {
+				t.Errorf("notice %q does not name %s", m.notice, dir)
+			}
+		})
+	}
+}
+
+// TestExportFolderError: a folder that cannot be created is a one-line error naming it.
+func TestExportFolderError(t *testing.T) {
+	m, _ := readyModel(t, 120, 40)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.opts.ExportDir = filepath.Join(file, "sub")
+	send(m, press("e"))
+	if m.err == nil || !strings.Contains(m.err.Error(), "export folder") || !strings.Contains(m.err.Error(), "--export-dir") {
+		t.Errorf("err = %v", m.err)
+	}
+}

@@ -36,7 +36,7 @@ func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
 			errB = fmt.Errorf("image B: %w", errB)
 		}
 		if err := errors.Join(errA, errB); err != nil {
-			return errMsg{op: "load", gen: gen, err: err}
+			return errMsg{loadError{gen: gen, err: err}}
 		}
 		return pairMsg{gen: gen, a: a, b: bi}
 	}
@@ -73,7 +73,7 @@ func (m *Model) scoreCmd(r session.Request) tea.Cmd {
 		defer cancel()
 		res, err := b.Score(ctx, r)
 		if err != nil {
-			return errMsg{op: "score", gen: gen, req: r, err: err}
+			return errMsg{scoreError{gen: gen, req: r, err: err}}
 		}
 		res.Req = r // what we asked, so the answer is recognised whatever the backend did
 		return scoreMsg{gen: gen, res: res}
@@ -133,13 +133,13 @@ func (m *Model) backgroundCmd() tea.Cmd {
 				// A neighbour: its features first, so that scrubbing to it is instant;
 				// its layer scores come next time round, from the cache.
 				if err := b.Prefetch(ctx, a, bi, t); err != nil {
-					return errMsg{op: "prefetch", gen: gen, id: id, err: err}
+					return errMsg{backgroundError{gen: gen, id: id, t: t, prefetch: true, err: err}}
 				}
 				return prefetchMsg{gen: gen, id: id, t: t}
 			}
 			s, err := b.LayerScores(ctx, a, bi, t, metric)
 			if err != nil {
-				return errMsg{op: "layers", gen: gen, id: id, err: fmt.Errorf("t=%d: %w", t, err)}
+				return errMsg{backgroundError{gen: gen, id: id, t: t, err: err}}
 			}
 			return layerScoresMsg{gen: gen, id: id, t: t, metric: metric, scores: s}
 		}
