@@ -22,6 +22,7 @@ import (
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/heatmap"
 	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
 // exportTile is the side of each picture in an exported PNG.
@@ -197,7 +198,7 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 			heat = res.MapB
 		}
 		if hok {
-			pic = heatmap.Overlay(pic, heatmap.Render(grid(heat), heatmap.Viridis(), hlo, hhi, fr.Dx(), fr.Dy()), overlayAlpha)
+			pic = heatmap.Overlay(pic, heatmap.Render(grid(heat), heatmap.Viridis(), hlo, hhi, fr.Dx(), fr.Dy()), overlayAlpha(termgfx.Sixel))
 		}
 		rgba := image.NewRGBA(image.Rect(0, 0, fr.Dx(), fr.Dy()))
 		draw.Draw(rgba, rgba.Rect, pic, image.Point{}, draw.Src)

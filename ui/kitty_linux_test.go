@@ -105,7 +105,8 @@ func TestKittyPlacement(t *testing.T) {
 	defer typeKeys.Close()
 	opts := DefaultOptions()
 	opts.Graphics = termgfx.Kitty
-	opts.Caps = &termgfx.Caps{Protocol: termgfx.HalfBlock, CellW: 6, CellH: 12} // the terminal claims nothing: forced
+	// The terminal claims nothing (kitty is forced) but to have placeholders (kitty ≥ 0.28).
+	opts.Caps = &termgfx.Caps{Protocol: termgfx.HalfBlock, CellW: 6, CellH: 12, KittyPlaceholders: true}
 	opts.Input, opts.Output = keys, pts
 	dark := true
 	opts.Dark = &dark

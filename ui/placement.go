@@ -11,6 +11,7 @@ import (
 // *termgfx.Writer is the real one.
 type imagePlacer interface {
 	Place(id string, area termgfx.Area, payload []byte)
+	PlaceRemovable(id string, area termgfx.Area, payload, remove []byte)
 	Transmit(id string, payload, remove []byte)
 	Remove(id string)
 	Flush() error
@@ -36,8 +37,8 @@ func (m *Model) place() {
 	if m.placer == nil {
 		return
 	}
-	switch m.proto {
-	case termgfx.Sixel:
+	switch {
+	case m.proto == termgfx.Sixel:
 		show := m.showImages()
 		for p := range numPanes {
 			pic := m.pics.panes[p]
@@ -48,7 +49,21 @@ func (m *Model) place() {
 				m.placer.Remove(paneID(p))
 			}
 		}
-	case termgfx.Kitty:
+	case m.proto == termgfx.Kitty && !m.caps.KittyPlaceholders:
+		// Direct placement (kitty < 0.28): like sixel, but blank cells do not erase a
+		// kitty image, so each carries the delete that takes it off.
+		show := m.showImages()
+		for p := range numPanes {
+			pic := m.pics.panes[p]
+			r := pic.rect
+			if show && len(pic.kitty) > 0 && r == m.lay.panes[p] && !r.empty() {
+				m.placer.PlaceRemovable(paneID(p), termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}, pic.kitty,
+					m.caps.Wrap([]byte(heatmap.KittyDelete(kittyID(p)))))
+			} else {
+				m.placer.Remove(paneID(p))
+			}
+		}
+	case m.proto == termgfx.Kitty:
 		for p := range numPanes {
 			if pic := m.pics.panes[p]; len(pic.kitty) > 0 {
 				m.placer.Transmit(paneID(p), pic.kitty, []byte(heatmap.KittyDelete(kittyID(p))))

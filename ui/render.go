@@ -20,8 +20,15 @@ import (
 )
 
 // overlayAlpha is how strongly a map is blended over a photograph: enough to read the
-// map, little enough to still see what it is about.
-const overlayAlpha = 0.6
+// map, little enough to still see what it is about. Pixel images (sixel, kitty) keep the
+// photo's detail, so a light tint reads; half-blocks have two pixels a cell, where any
+// tint strong enough to read hides the photo (their overlay starts off).
+func overlayAlpha(p termgfx.Protocol) float64 {
+	if p == termgfx.Sixel || p == termgfx.Kitty {
+		return 0.4
+	}
+	return 0.5
+}
 
 // picture is one pane's image, ready for the screen.
 type picture struct {
@@ -100,6 +107,8 @@ type renderJob struct {
 	overlay      overlayMode
 	cursor       color.Color
 	truecolor    bool
+	placeholders bool                // kitty: Unicode placeholders, else direct placement
+	alpha        float64             // how strongly maps tint the photos
 	wrap         func([]byte) []byte // passthrough for tmux and screen
 }
 
@@ -117,6 +126,7 @@ func (m *Model) renderCmd() tea.Cmd {
 		seq: m.picSeq, proto: m.proto, cellW: cw, cellH: ch, lay: m.lay,
 		a: m.a, b: m.b, res: m.res, layer: l, tx: tx, ty: ty, overlay: m.overlay,
 		cursor: m.styles.Cursor, truecolor: m.caps.TrueColor, wrap: m.caps.Wrap,
+		placeholders: m.caps.KittyPlaceholders, alpha: overlayAlpha(m.proto),
 	}
 	if m.res != nil && m.res.Req.Layer != m.layer {
 		job.res = nil // maps of another grid would mislead
@@ -252,7 +262,7 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 		var shown image.Image = photo
 		if ok {
 			h := heatmap.Render(grid(heat), heatmap.Viridis(), lo, hi, fr.Dx(), fr.Dy())
-			shown = heatmap.Overlay(photo, h, overlayAlpha)
+			shown = heatmap.Overlay(photo, h, j.alpha)
 		}
 		rgba := image.NewRGBA(image.Rect(0, 0, pw, ph))
 		draw.Draw(rgba, fr, shown, image.Point{}, draw.Src)
@@ -289,15 +299,24 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 			pic.sixel = j.wrap(buf.Bytes())
 		}
 	case termgfx.Kitty:
-		// Sent once with a virtual placement of the pane's cells; the View shows it
-		// through placeholder cells, which the cell renderer treats as text.
+		// With placeholders: sent once with a virtual placement of the pane's cells; the
+		// View shows it through placeholder cells, which the cell renderer treats as text.
+		// Without (kitty < 0.28): placed directly at the pane's cells by the Writer, as
+		// sixel is, after deleting the image's previous placement; c= and r= make the
+		// terminal fit it to the cells whatever their real pixel size.
 		id := kittyID(p)
 		e := &r.kitty[p]
-		e.Compress, e.ID, e.Virtual, e.Cols, e.Rows = true, id, true, cells.W, cells.H
+		e.Compress, e.ID, e.Cols, e.Rows = true, id, cells.W, cells.H
+		e.Virtual, e.Still = j.placeholders, !j.placeholders
 		var buf bytes.Buffer
+		if !j.placeholders {
+			buf.WriteString(heatmap.KittyDelete(id))
+		}
 		if err := e.Encode(&buf, canvas); err == nil {
 			pic.kitty = j.wrap(buf.Bytes())
-			pic.lines = strings.Split(heatmap.KittyPlaceholder(id, cells.W, cells.H), "\n")
+			if j.placeholders {
+				pic.lines = strings.Split(heatmap.KittyPlaceholder(id, cells.W, cells.H), "\n")
+			}
 		}
 	default:
 		mode := heatmap.TrueColor
