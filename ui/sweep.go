@@ -118,18 +118,18 @@ func (p sweepModel) Update(msg tea.Msg) (sweepModel, tea.Cmd) {
 }
 
 // Geometry. The grid fills the view: a name column, then equal cells across; rows as tall
-// as the height allows (up to sweepMaxRowH) so a short list of layers still reads as a grid.
+// as the height allows, so a short list of layers (the built-in model has three) still
+// fills the window.
 const (
-	sweepNameW   = 16
-	sweepMaxRowH = 5
-	sweepHeadH   = 2 // title and timestep header
-	sweepFootH   = 2 // legend and its labels
+	sweepNameW = 16
+	sweepHeadH = 2 // title and timestep header
+	sweepFootH = 2 // legend and its labels
 )
 
 func (p sweepModel) geometry() (nameW, cellW, rowH int) {
 	nameW = sweepNameW
 	cellW = max((p.width-nameW-2)/max(len(p.ts), 1), 2)
-	rowH = min(max((p.height-sweepHeadH-sweepFootH)/max(len(p.layers), 1), 1), sweepMaxRowH)
+	rowH = max((p.height-sweepHeadH-sweepFootH)/max(len(p.layers), 1), 1)
 	return nameW, cellW, rowH
 }
 
@@ -213,7 +213,7 @@ func (p sweepModel) View() string {
 			}
 		}
 		s := st.Swatch(cm.At(f)).Foreground(ink)
-		if cursor {
+		if cursor && r == mid {
 			s = s.Bold(true).Underline(true)
 		}
 		return s.Render(padRight(text, cellW))

@@ -10,6 +10,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
@@ -108,17 +109,33 @@ func fitColumns(groups [][]key.Binding, width int) [][]key.Binding {
 	return out
 }
 
+// titleView is the top line. At 80 columns the less needed parts go first (the graphics
+// protocol, then the word "overlay"), and long file names are shortened in the middle, so
+// the line is never cut mid-word.
 func (m *Model) titleView() string {
 	st := m.styles
-	name := func(p string) string { return filepath.Base(p) }
-	s := st.Title.Render(" diffsim ") +
-		st.TitleDim.Render(" A ") + st.Title.Render(name(m.pathA)) +
-		st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pathB))
+	cond := ""
 	if c := m.condLabel(); c != "" {
-		s += st.TitleDim.Render("   ") + st.Title.Render(c)
+		cond = st.TitleDim.Render("   ") + st.Title.Render(c)
 	}
-	s += st.TitleDim.Render(fmt.Sprintf("   overlay: %s · graphics: %s ", m.overlay, m.proto))
-	return st.TitleDim.Width(m.width).Render(s)
+	tails := []string{
+		fmt.Sprintf("   overlay: %s · graphics: %s ", m.overlay, m.proto),
+		fmt.Sprintf("   overlay: %s ", m.overlay),
+		fmt.Sprintf("  %s ", m.overlay),
+		"",
+	}
+	for _, nameW := range []int{40, 24, 16, 10} {
+		name := func(p string) string { return ellipsize(filepath.Base(p), nameW) }
+		head := st.Title.Render(" diffsim ") +
+			st.TitleDim.Render(" A ") + st.Title.Render(name(m.pathA)) +
+			st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pathB)) + cond
+		for _, tail := range tails {
+			if s := head + st.TitleDim.Render(tail); lipgloss.Width(s) <= m.width {
+				return st.TitleDim.Width(m.width).Render(s)
+			}
+		}
+	}
+	return ansi.Truncate(st.Title.Render(" diffsim "), m.width, "")
 }
 
 func (m *Model) waitView(w, h int) string {
