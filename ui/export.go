@@ -198,7 +198,7 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 			heat = res.MapB
 		}
 		if hok {
-			pic = heatmap.Overlay(pic, heatmap.Render(grid(heat), heatmap.Viridis(), hlo, hhi, fr.Dx(), fr.Dy()), overlayAlpha(termgfx.Sixel))
+			pic = heatmap.Tint(pic, heatmap.Render(grid(heat), heatmap.Viridis(), hlo, hhi, fr.Dx(), fr.Dy()), overlayAlpha(termgfx.Sixel))
 		}
 		rgba := image.NewRGBA(image.Rect(0, 0, fr.Dx(), fr.Dy()))
 		draw.Draw(rgba, rgba.Rect, pic, image.Point{}, draw.Src)

@@ -19,15 +19,16 @@ import (
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
-// overlayAlpha is how strongly a map is blended over a photograph: enough to read the
-// map, little enough to still see what it is about. Pixel images (sixel, kitty) keep the
-// photo's detail, so a light tint reads; half-blocks have two pixels a cell, where any
-// tint strong enough to read hides the photo (their overlay starts off).
+// overlayAlpha is how strongly a map tints a photograph (heatmap.Tint keeps the photo's
+// brightness, so its edges and shadows stay whatever the weight): enough to read the map,
+// little enough to still see the photo's own colours. Half-blocks have two pixels a cell,
+// where colour is most of what is left of a photo, so their tint is lighter (and off
+// until o turns it on).
 func overlayAlpha(p termgfx.Protocol) float64 {
 	if p == termgfx.Sixel || p == termgfx.Kitty {
-		return 0.4
+		return 0.65
 	}
-	return 0.5
+	return 0.55
 }
 
 // picture is one pane's image, ready for the screen.
@@ -262,7 +263,7 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 		var shown image.Image = photo
 		if ok {
 			h := heatmap.Render(grid(heat), heatmap.Viridis(), lo, hi, fr.Dx(), fr.Dy())
-			shown = heatmap.Overlay(photo, h, j.alpha)
+			shown = heatmap.Tint(photo, h, j.alpha)
 		}
 		rgba := image.NewRGBA(image.Rect(0, 0, pw, ph))
 		draw.Draw(rgba, fr, shown, image.Point{}, draw.Src)
