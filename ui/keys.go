@@ -21,7 +21,6 @@ type KeyMap struct {
 	Prompt, CFG               key.Binding // the text prompt of diffusion models
 	TimeFirst, TimeLast       key.Binding
 	TypeT                     key.Binding // t, then digits and enter
-	Scale                     key.Binding // the layer bars' scale
 	Back                      key.Binding // esc: closes the expanded help
 	// Clip keys, enabled only on a clip (video --explore), where ← and → take them over.
 	FramePrev, FrameNext key.Binding
@@ -59,7 +58,6 @@ func DefaultKeyMap() KeyMap {
 		TimeFirst:   b([]string{"home"}, "home", "t = 0"),
 		TimeLast:    b([]string{"end"}, "end", "t = 999"),
 		TypeT:       b([]string{"t"}, "t", "type a t"),
-		Scale:       b([]string{"a"}, "a", "bars relative/absolute"),
 		Back:        b([]string{"esc"}, "esc", "back"),
 		Help:        b([]string{"?"}, "?", "more keys"),
 		Quit:        b([]string{"q"}, "q", "quit"),
@@ -83,7 +81,7 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.FramePrev, k.FrameNext, k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar, k.TimeFirst, k.TimeLast, k.TypeT},
 		{k.LayerUp, k.LayerDown, k.Up, k.Down, k.Left, k.Right},
-		{k.Metric, k.Scale, k.Swap, k.Overlay, k.Sweep, k.Prompt, k.CFG},
+		{k.Metric, k.Swap, k.Overlay, k.Sweep, k.Prompt, k.CFG},
 		{k.Export, k.Open, k.Help, k.Back, k.Quit, k.Interrupt},
 	}
 }

@@ -87,8 +87,8 @@ type Model struct {
 	seen   map[int]bool // timesteps whose features were computed for this pair
 	stats  statsMsg     // latest snapshot of the backend's counters
 
-	sw    sweepModel // the sweep view; its cursor survives closing it
-	scale barScale   // the layer bars' scale
+	sw sweepModel // the sweep view; its cursor survives closing it
+	ll layerList  // the layer list; its scale survives everything
 
 	render  *renderer
 	pics    pictures
@@ -178,6 +178,7 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		ts = []int{m.t}
 	}
 	m.sw = newSweep(m.styles, info.Layers, ts)
+	m.ll = newLayerList(m.styles, info.Layers)
 	m.offerKeys()
 	if m.proto == termgfx.HalfBlock && opts.OverlayOn == nil {
 		// Two pixels per cell cannot show a photo and a map at once: the tint wins and the
@@ -206,6 +207,7 @@ func (m *Model) offerKeys() {
 
 func (m *Model) setStyles(dark bool) {
 	m.styles = NewStyles(dark)
+	m.sw.st, m.ll.st = m.styles, m.styles
 	m.help.Styles = help.DefaultStyles(dark)
 	m.prompt.PromptStyle = m.styles.Prompt
 	m.prompt.TextStyle = m.styles.Value
@@ -253,7 +255,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.help.SetWidth(m.width)
 		m.prompt.SetWidth(max(m.width-len(m.prompt.Prompt)-2, 10))
 		m.lay = computeLayout(m.width, m.height, m.cellAspect(), m.helpHeight())
-		m.sw.SetSize(m.lay.body.W, m.lay.body.H)
+		m.syncComponents()
 		if resized {
 			// The terminal reflows or crops what it shows on a resize, images included, so
 			// the renderer's idea of the screen is stale: repaint all of it (the placement
@@ -269,6 +271,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
+
+	case layerSelectMsg:
+		return m, m.setLayer(msg.layer)
+
+	case timeSelectMsg:
+		return m, m.setT(msg.t)
 
 	case sweepJumpMsg:
 		m.layer = min(max(msg.layer, 0), len(m.info.Layers)-1)
@@ -481,9 +489,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Metric):
 		m.metric = nextMetric(m.metric)
 		return m.schedule()
-	case key.Matches(msg, k.Scale):
-		m.scale = (m.scale + 1) % barScales
-		return nil
+	case key.Matches(msg, m.ll.keys.Scale):
+		var cmd tea.Cmd
+		m.ll, cmd = m.ll.Update(msg)
+		return cmd
 	case key.Matches(msg, k.Swap):
 		return m.swap()
 	case key.Matches(msg, k.Overlay):
@@ -538,7 +547,21 @@ func (m *Model) activeKeys() help.KeyMap {
 	case m.screen == screenSweep:
 		return m.sw.keys
 	}
-	return m.keys
+	return mainKeys{m.keys, m.ll.keys}
+}
+
+// mainKeys is the main view's help: the root's keys and the layer list's.
+type mainKeys struct {
+	root   KeyMap
+	layers layersKeyMap
+}
+
+func (k mainKeys) ShortHelp() []key.Binding { return k.root.ShortHelp() }
+
+func (k mainKeys) FullHelp() [][]key.Binding {
+	g := k.root.FullHelp()
+	g[2] = append([]key.Binding{g[2][0]}, append(k.layers.ShortHelp(), g[2][1:]...)...)
+	return g
 }
 
 // relayout recomputes the layout for the present size and help height, and redraws.
@@ -551,7 +574,7 @@ func (m *Model) relayout() tea.Cmd {
 		return nil
 	}
 	m.lay = lay
-	m.sw.SetSize(m.lay.body.W, m.lay.body.H)
+	m.syncComponents()
 	m.place()
 	return m.renderCmd()
 }

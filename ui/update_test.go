@@ -134,7 +134,7 @@ func TestKeys(t *testing.T) {
 				t.Errorf("err = %v", m.err)
 			}
 		}},
-		{"bars scale toggles", []string{"a"}, func(t *testing.T, m *Model) { wantInt(t, "scale", int(m.scale), int(scaleAbsolute)) }},
+		{"bars scale toggles", []string{"a"}, func(t *testing.T, m *Model) { wantInt(t, "scale", int(m.ll.scale), int(scaleAbsolute)) }},
 		{"export", []string{"e"}, func(t *testing.T, m *Model) {
 			for _, ext := range []string{".png", ".json"} {
 				p := filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_Up0-attn1_t401"+ext)
@@ -384,7 +384,7 @@ func checkFrame(t *testing.T, m *Model, w, h int) {
 func TestMouse(t *testing.T) {
 	m, _ := readyModel(t, 120, 40)
 	// A click on a layer in the list selects it.
-	ll := m.layerList()
+	ll := m.ll
 	for y := 0; y < m.lay.layers.H; y++ {
 		if ll.layerAt(y) == 2 {
 			send(m, tea.MouseClickMsg{X: m.lay.layers.X + 3, Y: m.lay.layers.Y + y, Button: tea.MouseLeft})
