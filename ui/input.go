@@ -222,4 +222,3 @@ func parseT(s string) (int, error) {
 	}
 	return t, nil
 }
-

@@ -422,4 +422,3 @@ func (m *Model) handleError(msg errMsg) tea.Cmd {
 	m.err = msg.err
 	return nil
 }
-
