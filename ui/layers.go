@@ -115,15 +115,21 @@ func (p layerList) layerAt(y int) int {
 	return off + i
 }
 
-// axis returns the score range the bars span: the left end (least similar) and the right
-// end (most similar).
-func (p layerList) axis() (left, right float64, ok bool) {
-	lo, hi := math.Inf(1), math.Inf(-1)
+// scoreRange is the range of the meaningful scores (lo > hi when there are none).
+func (p layerList) scoreRange() (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
 	for _, s := range p.scores {
 		if !s.Meaningless && !math.IsNaN(s.Score) {
 			lo, hi = min(lo, s.Score), max(hi, s.Score)
 		}
 	}
+	return lo, hi
+}
+
+// axis returns the score range the bars span: the left end (least similar) and the right
+// end (most similar).
+func (p layerList) axis() (left, right float64, ok bool) {
+	lo, hi := p.scoreRange()
 	if !(hi >= lo) {
 		return 0, 0, false
 	}
@@ -154,7 +160,11 @@ func (p layerList) View() string {
 	nameW := min(14, inner/3)
 	barW := max(inner-nameW-2-8, 3)
 	left, right, ok := p.axis()
-	dec := max(decimals(min(left, right), max(left, right)), 3)
+	dec := max(decimals(min(left, right), max(left, right)), 3) // the axis ends
+	vdec := dec                                                 // the values: as many decimals as tell them apart
+	if lo, hi := p.scoreRange(); hi > lo {
+		vdec = max(decimals(lo, hi), 3)
+	}
 	frac := func(v float64) float64 { return (v - left) / (right - left) }
 	axis := st.Dim.Render(strings.Repeat(" ", 2+nameW+1) + "scores not computed yet")
 	if ok {
@@ -187,7 +197,7 @@ func (p layerList) View() string {
 			rest = st.Meaningless.Render("n/a")
 		default:
 			s := p.scores[i].Score
-			rest = bar(st, frac(s), barW) + " " + st.Value.Render(fmt.Sprintf("%.*f", dec, s))
+			rest = bar(st, frac(s), barW) + " " + st.Value.Render(fmt.Sprintf("%.*f", vdec, s))
 		}
 		lines = append(lines, mark+name+" "+rest)
 	}
