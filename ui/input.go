@@ -88,7 +88,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.screen = screenSweep
 		m.sw.SetData(m.scores, m.metric, m.layer, m.t)
 		m.sw.Focus()
-		m.place()
+		m.place(false)
 		return tea.Batch(m.schedule(), m.renderCmd())
 	case key.Matches(msg, k.Export):
 		return m.exportCmd()
@@ -161,7 +161,7 @@ func (m *Model) relayout() tea.Cmd {
 	}
 	m.lay = lay
 	m.syncComponents()
-	m.place()
+	m.place(false)
 	return m.renderCmd()
 }
 
@@ -171,7 +171,7 @@ func (m *Model) closeView() tea.Cmd {
 		return nil
 	}
 	m.screen = screenMain
-	m.place()
+	m.place(false)
 	return tea.Batch(m.schedule(), m.renderCmd())
 }
 

@@ -356,7 +356,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.seq > m.picShow {
 			m.picShow = msg.seq
 			m.pics = msg.pics
-			m.place()
+			m.place(true)
 			if !m.firstShown && m.opts.OnFirstImages != nil && hasPhoto(m.pics.panes[paneA]) && hasPhoto(m.pics.panes[paneB]) {
 				m.firstShown = true
 				m.opts.OnFirstImages()

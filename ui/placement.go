@@ -33,7 +33,11 @@ func kittyID(p pane) uint32 { return kittyIDBase + uint32(p) }
 // the others removed, so the placer blanks cells that no longer hold an image. Kitty:
 // every picture is transmitted (the placer sends it only when its bytes changed) and the
 // View shows it, or not, through placeholder cells; the images are deleted on exit.
-func (m *Model) place() {
+//
+// flush writes the images at once: for new pictures, whose View may not change (and then
+// no frame would carry them). A change of screen or layout brings its own frame; flushing
+// before it would draw each image twice, once under the frame that erases it.
+func (m *Model) place(flush bool) {
 	if m.placer == nil {
 		return
 	}
@@ -72,6 +76,7 @@ func (m *Model) place() {
 	default:
 		return
 	}
-	// The View may not change with the pictures, and then no frame would carry them.
-	m.placer.Flush()
+	if flush {
+		m.placer.Flush()
+	}
 }

@@ -116,7 +116,7 @@ type renderJob struct {
 // renderCmd asks for new pictures of the current state.
 func (m *Model) renderCmd() tea.Cmd {
 	if m.a == nil || m.b == nil || m.lay.tooSmall || m.width == 0 || m.proto == termgfx.None {
-		m.place()
+		m.place(false)
 		return nil
 	}
 	m.picSeq++
