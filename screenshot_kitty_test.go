@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// imageMagick is Debian's convert, named by its path: a stand-in convert may come first on
+// PATH.
+const imageMagick = "/usr/bin/convert"
+
 // kittyPackages are the Debian packages TestKittyShowsPhotos needs.
 const kittyPackages = "kitty xvfb xdotool x11-apps imagemagick libgl1-mesa-dri fonts-dejavu-core"
 
@@ -25,8 +29,15 @@ func TestKittyShowsPhotos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts X and kitty; skipped with -short")
 	}
-	for _, tool := range []string{"Xvfb", "kitty", "xdotool", "xwd", "convert"} {
-		if _, err := exec.LookPath(tool); err != nil {
+	for _, tool := range []string{"Xvfb", "kitty", "xdotool", "xwd", imageMagick} {
+		_, err := exec.LookPath(tool)
+		if err == nil && tool == imageMagick {
+			// Machine images may put a stand-in convert on PATH: only ImageMagick's will do.
+			if out, verr := exec.Command(tool, "-version").Output(); verr != nil || !strings.Contains(string(out), "ImageMagick") {
+				err = fmt.Errorf("%s is not ImageMagick", tool)
+			}
+		}
+		if err != nil {
 			if os.Getenv("CI") != "" {
 				t.Fatalf("%s not found: scripts/test.sh installs %s in CI", tool, kittyPackages)
 			}
@@ -130,7 +141,7 @@ func kittyShot(t *testing.T, argv []string, path string) error {
 	x.wait(8 * time.Second) // model load, first score and the images
 	// kitty's OpenGL window does not answer xwd -id; the root window holds what it drew,
 	// on the black of an empty X screen, which -trim cuts away.
-	c := exec.Command("sh", "-c", "xwd -silent -root | convert xwd:- -trim +repage "+path)
+	c := exec.Command("sh", "-c", "xwd -silent -root | "+imageMagick+" xwd:- -trim +repage "+path)
 	c.Env = env
 	if out, err := c.CombinedOutput(); err != nil {
 		return fmt.Errorf("screenshot: %v %s", err, out)

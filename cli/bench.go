@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -6,22 +6,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/batch"
 	"github.com/diffsim/diffsim/session/bench"
 )
 
-func (a *app) benchCommand() *cobra.Command {
+// benchCmd is `diffsim bench` and `bench merge`. Its methods keep the receiver name a: the
+// bench command moved here from the repository root unchanged, and is being reworked apart.
+type benchCmd struct {
+	scoring
+	json bool
+}
+
+func newBenchCmd(app *app) *cobra.Command {
+	a := &benchCmd{scoring: scoring{app: app}}
 	var out, shard, split string
 	var sampleSeed uint64
 	var maxN, minVotes int
@@ -53,7 +60,7 @@ after the decision in flight (a second Ctrl-C abandons it); what was made is kep
   diffsim bench nights nights/ --step 500 --layer Up0 --shard 0/8 --out nights-0.jsonl
   diffsim bench merge nights-*.jsonl --out nights.jsonl
   diffsim bench tid2013 tid2013/ --json`,
-		Args: usageArgs(cobra.ExactArgs(2)),
+		Args: exactArgs(2, "a layout and a path"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sh, err := bench.ParseShard(shard)
 			if err != nil {
@@ -73,6 +80,7 @@ after the decision in flight (a second Ctrl-C abandons it); what was made is kep
 		},
 	}
 	f := cmd.Flags()
+	a.modelFlags.register(f, true)
 	f.StringVar(&out, "out", "", "record every decision in this JSONL file; a rerun resumes from it")
 	f.StringVar(&shard, "shard", "0/1", "make only shard I of N (decision index mod N = I)")
 	f.Uint64Var(&sampleSeed, "sample-seed", 1, "triplet: seed of the negatives drawn and of the decision order")
@@ -80,11 +88,12 @@ after the decision in flight (a second Ctrl-C abandons it); what was made is kep
 	f.StringVar(&split, "split", "test", "nights: the split to evaluate: test, val, train or all")
 	f.IntVar(&minVotes, "min-votes", 6, "nights: keep triplets with at least this many votes (DreamSim's filter); 0 = all")
 	f.BoolVar(&a.json, "json", false, "print the summary as one JSON object")
+	inGroup(f, groupOutput, "json")
 	cmd.AddCommand(a.benchMergeCommand())
 	return cmd
 }
 
-func (a *app) benchMergeCommand() *cobra.Command {
+func (a *benchCmd) benchMergeCommand() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "merge FILE.jsonl…",
@@ -93,7 +102,7 @@ func (a *app) benchMergeCommand() *cobra.Command {
 they were made with the same settings, and prints the summary a single run would have
 printed. --out writes the decisions sorted by index: the single run's results file.`,
 		Example: `  diffsim bench merge nights-*.jsonl --out nights.jsonl --json`,
-		Args:    usageArgs(cobra.MinimumNArgs(1)),
+		Args:    minArgs(1, "results files"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			recs, settings, err := bench.Merge(args)
 			if err != nil {
@@ -110,7 +119,7 @@ printed. --out writes the decisions sorted by index: the single run's results fi
 				buf.WriteByte('\n')
 			}
 			if out != "" {
-				if err := batch.WriteFileAtomic(out, buf.Bytes()); err != nil {
+				if err := renameio.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 					return err
 				}
 			}
@@ -126,7 +135,7 @@ printed. --out writes the decisions sorted by index: the single run's results fi
 	return cmd
 }
 
-func (a *app) printSummary(sum bench.Summary) error {
+func (a *benchCmd) printSummary(sum bench.Summary) error {
 	if a.json {
 		return json.NewEncoder(a.stdout).Encode(sum)
 	}
@@ -134,7 +143,7 @@ func (a *app) printSummary(sum bench.Summary) error {
 }
 
 // runBench makes the shard's decisions that are not in the results file yet, in index order.
-func (a *app) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string) error {
+func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string) error {
 	stderr := &syncWriter{w: a.stderr}
 	ctx := cmd.Context()
 	tg, err := a.openTarget(cmd, nil)
@@ -290,7 +299,7 @@ func decide(ctx context.Context, s *session.Session, images *imageCache, ds *ben
 	for i, p := range []string{task.Ref, task.A, task.B} {
 		img, err := images.load(ds.Path(p))
 		if err != nil {
-			if errors.Is(err, features.ErrBadImage) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || isReadError(err) {
+			if session.IsUnreadable(err) {
 				return bench.Skip(task, oneLine(err), st), nil
 			}
 			return bench.Decision{}, err
@@ -333,4 +342,12 @@ func (c *imageCache) load(path string) (*session.Image, error) {
 	}
 	c.m[path] = img
 	return img, nil
+}
+
+// stepOf is the reference's step index for t, 0 for models without timesteps (as score prints).
+func stepOf(info session.ModelInfo, t int) int {
+	if !info.Timesteps {
+		return 0
+	}
+	return features.TToStep(t)
 }
