@@ -28,44 +28,18 @@ import (
 // exportTile is the side of each picture in an exported PNG.
 const exportTile = 256
 
-// exportRecord is the JSON written beside the exported PNG.
+// exportRecord is the JSON written beside the exported PNG: the one score record every
+// command writes (session.Record), and what only the explorer has: the token, the maps, the
+// overlay the PNG's photos carry and the PNG's name.
 type exportRecord struct {
-	Model          string    `json:"model"`
-	Layer          string    `json:"layer"`
-	LayerShort     string    `json:"layer_short,omitempty"`
-	LayerIndex     int       `json:"layer_index"`
-	T              int       `json:"t"`
-	Step           int       `json:"step"`
-	Metric         string    `json:"metric"`
-	Score          *float64  `json:"score"` // null when meaningless
-	AtoB           *float64  `json:"a_to_b"`
-	BtoA           *float64  `json:"b_to_a"`
-	Meaningless    string    `json:"meaningless,omitempty"`
-	HigherIsBetter bool      `json:"higher_is_more_similar"`
-	FeatureCosine  *float64  `json:"feature_cosine"`
-	MSE            *float64  `json:"mse"`
-	Global         *float64  `json:"global_cosine"`
-	Size           int       `json:"size"`
-	Seed           int64     `json:"seed"`
-	Prompt         string    `json:"prompt,omitempty"`
-	CFG            bool      `json:"cfg,omitempty"`
-	Device         string    `json:"device"`
-	ImageA         string    `json:"image_a"`
-	ImageB         string    `json:"image_b"`
-	Token          [2]int    `json:"token"`
-	Grid           [2]int    `json:"grid"`
-	Overlay        string    `json:"overlay"` // what the PNG's photos show over them
-	MapA           []float32 `json:"map_a"`
-	MapB           []float32 `json:"map_b"`
-	Attention      []float32 `json:"attention"`
-	PNG            string    `json:"png"`
-}
-
-func num(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
-	}
-	return &v
+	session.Record
+	Token     [2]int    `json:"token"`
+	Grid      [2]int    `json:"grid"`
+	Overlay   string    `json:"overlay"`
+	MapA      []float32 `json:"map_a"`
+	MapB      []float32 `json:"map_b"`
+	Attention []float32 `json:"attention"`
+	PNG       string    `json:"png"`
 }
 
 // exportName is the file stem: the images, the layer and t.
@@ -111,16 +85,13 @@ func (m *Model) exportCmd() tea.Cmd {
 			return errMsg{exportError{err}}
 		}
 		rec := exportRecord{
-			Model: info.Name, Layer: l.Name, LayerShort: l.Short, LayerIndex: l.Index,
-			T: res.Req.T, Step: stepIndex(res.Req.T), Metric: string(res.Metric),
-			Score: num(res.Score), AtoB: num(res.AtoB), BtoA: num(res.BtoA), Meaningless: res.Meaningless,
-			HigherIsBetter: res.HigherIsBetter, FeatureCosine: num(res.FeatureCosine), MSE: num(res.MSE), Global: num(res.Global),
-			Size: info.Size, Seed: info.Seed, Prompt: cond.Prompt, CFG: cond.CFG, Device: info.Device, ImageA: a.Path, ImageB: b.Path,
-			Token: [2]int{tx, ty}, Grid: [2]int{l.GridW, l.GridH}, Overlay: overlay.String(),
+			Record: session.NewRecord(info, session.NewSetup(info, res.Req.Metric, cond.Prompt, cond.CFG), res),
+			Token:  [2]int{tx, ty}, Grid: [2]int{l.GridW, l.GridH}, Overlay: overlay.String(),
 			MapA: finite(res.MapA.Values), MapB: finite(res.MapB.Values), Attention: finite(res.AttnRow.Values),
 			PNG: filepath.Base(pngPath),
 		}
 		if res.Meaningless != "" {
+			// no image information: no number to mislead with (the record keeps why)
 			rec.Score, rec.AtoB, rec.BtoA = nil, nil, nil
 		}
 		if err := writeAtomic(jsonPath, func(w io.Writer) error {

@@ -529,7 +529,7 @@ func TestExportContents(t *testing.T) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Score == nil || *rec.Score != m.res.Score || rec.T != 401 || rec.Step != 600 || rec.LayerShort != "Up0" {
+	if rec.Score == nil || *rec.Score != m.res.Score || rec.T == nil || *rec.T != 401 || rec.Step == nil || *rec.Step != 600 || rec.LayerShort != "Up0" || rec.ImageA != "fake:a" || rec.Model != "fake" {
 		t.Errorf("record: %+v", rec)
 	}
 	if len(rec.MapA) != 16 || len(rec.Attention) != 16 || rec.Grid != [2]int{4, 4} {
@@ -554,7 +554,7 @@ func TestExportContents(t *testing.T) {
 	send(m, press("e"))
 	data, _ = os.ReadFile(filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_down0.1.0.attn2_t401.json"))
 	rec = exportRecord{}
-	if err := json.Unmarshal(data, &rec); err != nil || rec.Score != nil || rec.Meaningless == "" {
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Score != nil || rec.Meaningless == nil {
 		t.Errorf("meaningless export: %v %+v", err, rec)
 	}
 }
