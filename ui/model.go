@@ -174,7 +174,7 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	m.sw = newSweep(m.styles, info.Layers, ts)
 	m.ll = newLayerList(m.styles, info.Layers)
 	m.offerKeys()
-	if m.proto == termgfx.HalfBlock && opts.OverlayOn == nil {
+	if m.textImages() && opts.OverlayOn == nil {
 		// Two pixels per cell cannot show a photo and a map at once: the tint wins and the
 		// photo becomes a blob. Maps stay in their own panes; o turns the overlay on.
 		m.overlay = overlayNone
@@ -222,7 +222,7 @@ func capsFor(opts Options) termgfx.Caps {
 		c.CellW, c.CellH = opts.CellW, opts.CellH
 	}
 	switch c.Protocol {
-	case termgfx.Sixel, termgfx.Kitty, termgfx.None, termgfx.HalfBlock:
+	case termgfx.Sixel, termgfx.Kitty, termgfx.None, termgfx.HalfBlock, termgfx.Quadrant:
 	default:
 		c.Protocol = termgfx.HalfBlock
 	}

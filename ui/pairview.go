@@ -83,7 +83,7 @@ func (m *Model) paneLine(p pane, i int) string {
 		if (p == paneA || p == paneB) && i == 1 {
 			return block(m.styles.Dim.Render(" images off (--graphics none)"), r.W, 1)
 		}
-	case (m.proto == termgfx.HalfBlock || m.proto == termgfx.Kitty) && pic.rect == r && i < len(pic.lines):
+	case (m.textImages() || m.proto == termgfx.Kitty) && pic.rect == r && i < len(pic.lines):
 		return pic.lines[i]
 	}
 	return strings.Repeat(" ", r.W)
@@ -104,6 +104,9 @@ func (m *Model) clickToken(p pane, cx, cy int) tea.Cmd {
 	r := m.lay.panes[p]
 	pw, ph := r.W, 2*r.H
 	sx, sy := 1.0, 2.0
+	if m.proto == termgfx.Quadrant {
+		pw, ph, sx, sy = 2*r.W, 4*r.H, 2, 4
+	}
 	if m.pixelImages() {
 		cw, ch := m.cellSize()
 		pw, ph, sx, sy = r.W*cw, r.H*ch, float64(cw), float64(ch)

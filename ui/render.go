@@ -144,6 +144,10 @@ func (m *Model) renderCmd() tea.Cmd {
 	}
 }
 
+// textImages reports whether images are drawn as coloured block characters in the View
+// (half-blocks, quadrants).
+func (m *Model) textImages() bool { return m.proto == termgfx.HalfBlock || m.proto == termgfx.Quadrant }
+
 // pixelImages reports whether images are drawn by the terminal at its own pixel size
 // (sixel, kitty) rather than as half-block text.
 func (m *Model) pixelImages() bool { return m.proto == termgfx.Sixel || m.proto == termgfx.Kitty }
@@ -237,8 +241,11 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 	cosLo, cosHi float32, cosOK bool, attnLo, attnHi float32, attnOK bool) picture {
 	cells := j.lay.panes[p]
 	pw, ph := cells.W, 2*cells.H
-	if j.proto == termgfx.Sixel || j.proto == termgfx.Kitty {
+	switch j.proto {
+	case termgfx.Sixel, termgfx.Kitty:
 		pw, ph = cells.W*j.cellW, cells.H*j.cellH
+	case termgfx.Quadrant:
+		pw, ph = 2*cells.W, 4*cells.H // square pixels; each cell reads its 2×4 as 2×2
 	}
 	pic := picture{rect: cells}
 	var canvas image.Image
@@ -324,7 +331,11 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 		if !j.truecolor {
 			mode = heatmap.ANSI256
 		}
-		pic.lines = strings.Split(heatmap.HalfBlock(canvas, cells.W, cells.H, mode), "\n")
+		if j.proto == termgfx.Quadrant {
+			pic.lines = strings.Split(heatmap.Quadrants(canvas, cells.W, cells.H, mode), "\n")
+		} else {
+			pic.lines = strings.Split(heatmap.HalfBlock(canvas, cells.W, cells.H, mode), "\n")
+		}
 	}
 	return pic
 }

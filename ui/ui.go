@@ -53,7 +53,7 @@ type Options struct {
 	Metric session.Metric // "" means AAS
 
 	// Graphics is how images are drawn: Auto takes what Caps says, Sixel, Kitty
-	// (Unicode placeholders), HalfBlock or None.
+	// (placeholders or direct placement), HalfBlock, Quadrant or None.
 	Graphics termgfx.Protocol
 	// Caps is what termgfx.Detect found; nil makes Run detect it (unless Graphics is
 	// HalfBlock or None) when input and output are terminals, and assume half-blocks
@@ -126,7 +126,7 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 		}
 	}()
 
-	needCaps := opts.Graphics != termgfx.HalfBlock && opts.Graphics != termgfx.None
+	needCaps := opts.Graphics != termgfx.HalfBlock && opts.Graphics != termgfx.Quadrant && opts.Graphics != termgfx.None
 	if opts.Caps == nil && needCaps {
 		in, ok := opts.Input.(*os.File)
 		if opts.Input == nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/internal/fake"
+	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
 func TestReadyState(t *testing.T) {
@@ -616,5 +617,34 @@ func TestExportFolderError(t *testing.T) {
 	send(m, press("e"))
 	if m.err == nil || !strings.Contains(m.err.Error(), "export folder") || !strings.Contains(m.err.Error(), "--export-dir") {
 		t.Errorf("err = %v", m.err)
+	}
+}
+
+// TestQuadrantImages: with --graphics quadrant the panes are drawn in quadrant glyphs,
+// every line keeps the terminal's width, the overlay starts off as with half-blocks, and a
+// click on a photo still picks the token under it.
+func TestQuadrantImages(t *testing.T) {
+	for _, sz := range [][2]int{{80, 24}, {120, 40}, {200, 60}} {
+		f := fake.New()
+		opts := DefaultOptions()
+		opts.Graphics = termgfx.Quadrant
+		m := New(t.Context(), testBackend{f}, "fake:a", "fake:b", opts)
+		m.now = func() time.Time { return fixedNow }
+		send(m, tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
+		drive(m, m.loadCmd("fake:a", "fake:b"))
+		v := m.content()
+		if !strings.ContainsAny(v, "▘▝▖▗▚▞▌▐▛▜▙▟") || m.overlay != overlayNone {
+			t.Errorf("%v: no quadrant glyphs, or overlay %v", sz, m.overlay)
+		}
+		for i, l := range strings.Split(v, "\n") {
+			if w := ansiWidth(l); w != sz[0] {
+				t.Errorf("%v: line %d is %d wide", sz, i, w)
+			}
+		}
+		// The square photo is 2·H cells wide, centred: its bottom-right cell.
+		r := m.lay.panes[paneA]
+		send(m, tea.MouseClickMsg{X: r.X + r.W/2 + r.H - 1, Y: r.Y + r.H - 1, Button: tea.MouseLeft})
+		gw, gh := m.grid()
+		wantToken(t, m, gw-1, gh-1)
 	}
 }

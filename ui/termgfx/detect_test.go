@@ -112,7 +112,7 @@ func TestParseProtocol(t *testing.T) {
 			t.Errorf("%v.String() = %q, want %q", got, got.String(), in)
 		}
 	}
-	if _, err := ParseProtocol("iterm"); err == nil || !strings.Contains(err.Error(), "auto, sixel, kitty, halfblock or none") {
+	if _, err := ParseProtocol("iterm"); err == nil || !strings.Contains(err.Error(), "auto, sixel, kitty, halfblock, quadrant or none") {
 		t.Errorf("bad value error %v should list the choices", err)
 	}
 	var p Protocol
