@@ -90,7 +90,11 @@ func Detect(ctx context.Context, in, out *os.File, timeout time.Duration, env fu
 	if c.Tmux && !c.TrueColor {
 		if ok, why := TmuxTrueColor(ctx, runTmux); ok {
 			c.TrueColor = true
-			c.Reason = append(c.Reason, "24-bit colour: "+why)
+			for i, r := range c.Reason { // the guess from the environment is superseded
+				if strings.HasPrefix(r, "256 colours") {
+					c.Reason[i] = "24-bit colour: " + why
+				}
+			}
 		}
 	}
 	return c, err
