@@ -2,7 +2,6 @@ package ui
 
 import (
 	"fmt"
-	"image/color"
 	"math"
 	"strings"
 
@@ -189,10 +188,6 @@ func (p sweepModel) View() string {
 	mid := (rowH - 1) / 2
 	cell := func(v float64, cursor, shown bool, r int) string {
 		f := frac(v)
-		ink := color.Color(color.White)
-		if f > 0.6 {
-			ink = color.Black // dark text on the bright end of viridis
-		}
 		text := ""
 		if r == mid {
 			num := fmt.Sprintf("%.*f", dec, v)
@@ -212,11 +207,7 @@ func (p sweepModel) View() string {
 				text += "◆"
 			}
 		}
-		s := st.Swatch(cm.At(f)).Foreground(ink)
-		if cursor && r == mid {
-			s = s.Bold(true).Underline(true)
-		}
-		return s.Render(padRight(text, cellW))
+		return st.SweepCell(cm.At(f), f > 0.6, cursor && r == mid).Render(padRight(text, cellW))
 	}
 	var b strings.Builder
 	head := st.PanelTitle.Render("sweep") + st.Dim.Render(fmt.Sprintf("  %s (%s) · layer × timestep · %d/%d timesteps computed",

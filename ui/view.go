@@ -87,7 +87,7 @@ func (m *Model) helpBar() string {
 		return block(" "+m.help.ShortHelpView(km.ShortHelp()), m.width, 1)
 	}
 	note := m.styles.Dim.Render(fmt.Sprintf(" t is the DDPM timestep 0–%d (reference step = 1001 − t) · overlay: off → cosine maps → attention · click a photo for a token, a layer, the slider · ? or esc folds this", maxT))
-	full := lipgloss.NewStyle().PaddingLeft(1).Render(m.help.FullHelpView(fitColumns(km.FullHelp(), m.width)))
+	full := m.styles.Indent().Render(m.help.FullHelpView(fitColumns(km.FullHelp(), m.width)))
 	return block(full+"\n"+note, m.width, h)
 }
 
