@@ -48,6 +48,7 @@ func TestSweepGolden(t *testing.T) {
 		{"partial_80x18", 80, 18, fakeScores(all[:4], session.AAS, false), session.AAS, nil},
 		{"full_cursor_moved_120x30", 120, 30, fakeScores(all, session.AAS, false), session.AAS, []string{"down", "down", "right", "end"}},
 		{"mse_close_200x50", 200, 50, fakeScores(all, session.MSE, true), session.MSE, []string{"home"}},
+		{"close_80x18", 80, 18, fakeScores(all, session.AAS, true), session.AAS, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -291,5 +292,28 @@ func TestStatusBarGolden(t *testing.T) {
 			tc.sb.SetSize(80, 1)
 			golden(t, "component_status_"+tc.name, tc.sb.View())
 		})
+	}
+}
+
+func TestFitNumber(t *testing.T) {
+	tests := []struct {
+		v    float64
+		dec  int
+		w    int
+		want string
+	}{
+		{0.97401, 4, 6, "0.9740"},
+		{0.97401, 4, 5, ".9740"},
+		{0.97401, 4, 4, ".974"},
+		{0.97401, 4, 3, ".97"},
+		{0.97401, 4, 2, ""},
+		{-0.0123, 3, 5, "-.012"},
+		{12.5, 2, 5, "12.50"},
+		{12.5, 2, 4, ""},
+	}
+	for _, tc := range tests {
+		if got := fitNumber(tc.v, tc.dec, tc.w); got != tc.want {
+			t.Errorf("fitNumber(%v, %d, %d) = %q, want %q", tc.v, tc.dec, tc.w, got, tc.want)
+		}
 	}
 }

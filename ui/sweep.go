@@ -190,16 +190,19 @@ func (p sweepModel) View() string {
 		f := frac(v)
 		text := ""
 		if r == mid {
-			num := fmt.Sprintf("%.*f", dec, v)
 			switch {
-			case cursor && len(num)+2 <= cellW:
-				text = "[" + num + "]"
-			case cursor && len(num)+1 <= cellW:
-				text = "▸" + num
 			case cursor:
-				text = "▸"
-			case len(num)+1 <= cellW:
-				text = " " + num
+				if num := fitNumber(v, dec, cellW-2); num != "" {
+					text = "[" + num + "]"
+				} else if num := fitNumber(v, dec, cellW-1); num != "" {
+					text = "▸" + num
+				} else {
+					text = "▸"
+				}
+			default:
+				if num := fitNumber(v, dec, cellW-1); num != "" {
+					text = " " + num
+				}
 			}
 			if shown && text == "" {
 				text = " ◆"
@@ -330,6 +333,23 @@ func (p sweepModel) cellAt(x, y int) (layer, col int, ok bool) {
 		return 0, 0, false
 	}
 	return off + r, c, true
+}
+
+// fitNumber formats v in at most w columns: with dec decimals, or fewer (down to two), or
+// without the leading zero (".974"); "" when nothing fits.
+func fitNumber(v float64, dec, w int) string {
+	for d := dec; d >= 2; d-- {
+		s := fmt.Sprintf("%.*f", d, v)
+		if len(s) <= w {
+			return s
+		}
+		if t := strings.Replace(s, "0.", ".", 1); strings.HasPrefix(s, "0.") || strings.HasPrefix(s, "-0.") {
+			if len(t) <= w {
+				return t
+			}
+		}
+	}
+	return ""
 }
 
 // padRight pads plain text s with spaces to w columns (or cuts it).
