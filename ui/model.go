@@ -272,6 +272,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case timeSelectMsg:
 		return m, m.setT(msg.t)
 
+	case frameSelectMsg:
+		return m, m.setFrame(msg.frame)
+
 	case sweepJumpMsg:
 		m.layer = min(max(msg.layer, 0), len(m.info.Layers)-1)
 		if m.info.Timesteps {

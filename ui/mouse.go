@@ -38,11 +38,9 @@ func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 			return cmd
 		}
 	}
-	if l.timeline.contains(ms.X, ms.Y) && m.clip != nil {
-		if i := m.clipPanel().frameAt(ms.X); i >= 0 {
-			return m.setFrame(i)
-		}
-		return nil
+	if r := l.timeline; r.contains(ms.X, ms.Y) && m.clip != nil {
+		_, cmd := m.clipPanel().Update(tea.MouseClickMsg{X: ms.X - r.X, Y: ms.Y - r.Y, Button: ms.Button})
+		return cmd
 	}
 	if r := l.timeline; r.contains(ms.X, ms.Y) {
 		var cmd tea.Cmd
@@ -75,13 +73,9 @@ func (m *Model) handleWheel(ms tea.Mouse) tea.Cmd {
 		m.ll, cmd = m.ll.Update(tea.MouseWheelMsg{X: ms.X - l.X, Y: ms.Y - l.Y, Button: ms.Button})
 		return cmd
 	}
-	if m.lay.timeline.contains(ms.X, ms.Y) && m.clip != nil {
-		switch ms.Button {
-		case tea.MouseWheelUp, tea.MouseWheelRight:
-			return m.setFrame(m.frame + 1)
-		case tea.MouseWheelDown, tea.MouseWheelLeft:
-			return m.setFrame(m.frame - 1)
-		}
+	if r := m.lay.timeline; r.contains(ms.X, ms.Y) && m.clip != nil {
+		_, cmd := m.clipPanel().Update(tea.MouseWheelMsg{X: ms.X - r.X, Y: ms.Y - r.Y, Button: ms.Button})
+		return cmd
 	}
 	if r := m.lay.timeline; r.contains(ms.X, ms.Y) {
 		_, cmd := m.timeline().Update(tea.MouseWheelMsg{X: ms.X - r.X, Y: ms.Y - r.Y, Button: ms.Button})
