@@ -29,15 +29,6 @@ type conditioningMsg struct {
 	err  error
 }
 
-// promptKind is what the one-line prompt is open for.
-type promptKind int
-
-const (
-	promptPair promptKind = iota // two image paths
-	promptText                   // the diffusion model's text prompt
-	promptT                      // a timestep
-)
-
 // conditioner returns the backend's Conditioner when its model takes a prompt: only the
 // diffusion family is conditioned on text, though a session offers the methods for every
 // model (and refuses prompts for the others).
@@ -56,24 +47,9 @@ func (m *Model) openTextPrompt() tea.Cmd {
 	return nil
 }
 
-// openPrompt opens the one-line prompt for kind, holding value.
+// openPrompt opens the prompt bar for kind, holding value.
 func (m *Model) openPrompt(kind promptKind, value string) {
-	m.promptFor = kind
-	switch kind {
-	case promptText:
-		m.prompt.Prompt = "prompt › "
-		m.prompt.Placeholder = "text to condition on (empty: unconditional)"
-	case promptT:
-		m.prompt.Prompt = "t › "
-		m.prompt.Placeholder = fmt.Sprintf("timestep 0–%d, then enter", maxT)
-	default:
-		m.prompt.Prompt = "open A B › "
-		m.prompt.Placeholder = "path/to/a.png path/to/b.png"
-	}
-	m.prompt.SetWidth(max(m.width-len(m.prompt.Prompt)-2, 10))
-	m.prompting = true
-	m.prompt.SetValue(value)
-	m.prompt.Focus()
+	m.pb.Open(kind, value)
 	m.relayout() // the help bar shows the prompt's keys
 }
 

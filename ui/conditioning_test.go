@@ -45,8 +45,8 @@ func TestPromptKeys(t *testing.T) {
 	}
 	before := m.res.Score
 	send(m, press("P"))
-	if !m.prompting || m.promptFor != promptText || m.prompt.Value() != "" {
-		t.Fatalf("P: prompting=%v for=%v value=%q", m.prompting, m.promptFor, m.prompt.Value())
+	if !m.pb.open || m.pb.kind != promptText || m.pb.input.Value() != "" {
+		t.Fatalf("P: prompting=%v for=%v value=%q", m.pb.open, m.pb.kind, m.pb.input.Value())
 	}
 	typeText(m, "a cat")
 	// Keys typed in the prompt do not leak (c is the CFG key outside it).
@@ -66,8 +66,8 @@ func TestPromptKeys(t *testing.T) {
 	}
 	// P again is pre-filled with the current prompt.
 	send(m, press("P"))
-	if m.prompt.Value() != "a cat" {
-		t.Errorf("prompt pre-filled with %q", m.prompt.Value())
+	if m.pb.input.Value() != "a cat" {
+		t.Errorf("prompt pre-filled with %q", m.pb.input.Value())
 	}
 	send(m, press("esc"))
 	send(m, press("c"))
@@ -137,8 +137,8 @@ func TestPromptNotTaken(t *testing.T) {
 			for _, k := range []string{"P", "c"} {
 				m := tc.m(t)
 				send(m, press(k))
-				if m.prompting || m.notice != "this model takes no prompt" {
-					t.Errorf("%s: prompting=%v notice=%q", k, m.prompting, m.notice)
+				if m.pb.open || m.notice != "this model takes no prompt" {
+					t.Errorf("%s: prompting=%v notice=%q", k, m.pb.open, m.notice)
 				}
 				if m.condLabel() != "" {
 					t.Errorf("label %q for a model without prompts", m.condLabel())

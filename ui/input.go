@@ -18,7 +18,7 @@ import (
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
 	m.notice = "" // a note answers the key before this one
-	if m.prompting {
+	if m.pb.open {
 		return m.promptKey(msg)
 	}
 	switch {
@@ -128,8 +128,8 @@ func (m *Model) helpHeight() int {
 // activeKeys is the key map of what has the keys now: the help bar shows it.
 func (m *Model) activeKeys() help.KeyMap {
 	switch {
-	case m.prompting:
-		return promptKeyMap{Accept: m.keys.Accept, Cancel: m.keys.Cancel, Interrupt: m.keys.Interrupt}
+	case m.pb.open:
+		return m.pb.keys
 	case m.screen == screenSweep:
 		return m.sw.keys
 	}
@@ -175,42 +175,40 @@ func (m *Model) closeView() tea.Cmd {
 	return tea.Batch(m.schedule(), m.renderCmd())
 }
 
-// promptKey handles a key while the one-line prompt is open.
+// promptKey hands a key to the open prompt bar; ctrl+c still quits.
 func (m *Model) promptKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	switch {
-	case key.Matches(msg, k.Cancel):
-		m.prompting = false
-		m.prompt.Blur()
-		return nil
-	case key.Matches(msg, k.Accept):
-		m.prompting = false
-		m.prompt.Blur()
-		switch m.promptFor {
-		case promptText:
-			c := m.wantedCond()
-			c.Prompt = m.prompt.Value()
-			return m.setConditioning(c)
-		case promptT:
-			t, err := parseT(m.prompt.Value())
-			if err != nil {
-				m.err = err
-				return nil
-			}
-			return m.setT(t)
-		}
-		paths, err := splitPaths(m.prompt.Value())
+	if key.Matches(msg, m.keys.Interrupt) {
+		return m.quit()
+	}
+	var cmd tea.Cmd
+	m.pb, cmd = m.pb.Update(msg)
+	if !m.pb.open {
+		m.relayout()
+	}
+	return cmd
+}
+
+// promptDone acts on an accepted prompt.
+func (m *Model) promptDone(msg promptDoneMsg) tea.Cmd {
+	switch msg.kind {
+	case promptText:
+		c := m.wantedCond()
+		c.Prompt = msg.value
+		return m.setConditioning(c)
+	case promptT:
+		t, err := parseT(msg.value)
 		if err != nil {
 			m.err = err
 			return nil
 		}
-		return m.loadCmd(paths[0], paths[1])
-	case key.Matches(msg, k.Interrupt):
-		return m.quit()
+		return m.setT(t)
 	}
-	var cmd tea.Cmd
-	m.prompt, cmd = m.prompt.Update(msg)
-	return cmd
+	paths, err := splitPaths(msg.value)
+	if err != nil {
+		m.err = err
+		return nil
+	}
+	return m.loadCmd(paths[0], paths[1])
 }
 
 // parseT reads a typed timestep.

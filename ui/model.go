@@ -92,9 +92,7 @@ type Model struct {
 	clip  *Clip // nil unless exploring a clip
 	frame int   // the clip's frame shown as image B
 
-	prompting bool
-	promptFor promptKind
-	prompt    pathPrompt
+	pb promptBar // the one-line prompt at the bottom
 
 	cond     diffusion.Conditioning  // what scores are conditioned on now
 	condBusy bool                    // a SetConditioning is running
@@ -138,8 +136,8 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		scores: map[scoreKey][]session.LayerScore{},
 		seen:   map[int]bool{},
 		help:   help.New(),
+		pb:     newPromptBar(DefaultKeyMap()),
 		render: newRenderer(),
-		prompt: newPathPrompt(),
 		now:    time.Now,
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
@@ -159,8 +157,6 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	}
 	m.setStyles(dark)
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(m.styles.Spinner))
-	m.prompt.Prompt = "open A B › "
-	m.prompt.Placeholder = "path/to/a.png path/to/b.png"
 	if c, ok := m.conditioner(); ok {
 		m.cond = c.Conditioning()
 	}
@@ -203,10 +199,7 @@ func (m *Model) setStyles(dark bool) {
 	m.styles = NewStyles(dark)
 	m.sw.st, m.ll.st = m.styles, m.styles
 	m.help.Styles = help.DefaultStyles(dark)
-	m.prompt.PromptStyle = m.styles.Prompt
-	m.prompt.TextStyle = m.styles.Value
-	m.prompt.DimStyle = m.styles.Dim
-	m.prompt.CursorStyle = m.styles.Cursorline
+	m.pb.SetStyles(m.styles)
 }
 
 // capsFor decides how to draw from the detected capabilities and the --graphics choice.
@@ -247,7 +240,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		resized := m.width != 0 && (m.width != msg.Width || m.height != msg.Height)
 		m.width, m.height = msg.Width, msg.Height
 		m.help.SetWidth(m.width)
-		m.prompt.SetWidth(max(m.width-len(m.prompt.Prompt)-2, 10))
+		m.pb.SetSize(m.width, 1)
 		m.lay = computeLayout(m.width, m.height, m.cellAspect(), m.helpHeight())
 		m.syncComponents()
 		if resized {
@@ -295,12 +288,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.handleWheel(tea.Mouse(msg))
 
 	case tea.PasteMsg:
-		if m.prompting {
-			var cmd tea.Cmd
-			m.prompt, cmd = m.prompt.Update(msg)
-			return m, cmd
-		}
-		return m, nil
+		var cmd tea.Cmd
+		m.pb, cmd = m.pb.Update(msg)
+		return m, cmd
+
+	case promptDoneMsg:
+		return m, m.promptDone(msg)
 
 	case pairMsg:
 		if msg.gen != m.gen {
@@ -383,12 +376,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.spinner, cmd = m.spinner.Update(msg)
 		return m, cmd
 	}
-	if m.prompting {
-		var cmd tea.Cmd
-		m.prompt, cmd = m.prompt.Update(msg)
-		return m, cmd
-	}
-	return m, nil
+	var cmd tea.Cmd
+	m.pb, cmd = m.pb.Update(msg)
+	return m, cmd
 }
 
 func (m *Model) handleError(msg errMsg) tea.Cmd {

@@ -12,7 +12,7 @@ import (
 // timestep (the slider).
 func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 	m.syncComponents()
-	if m.lay.tooSmall || m.prompting || ms.Button != tea.MouseLeft {
+	if m.lay.tooSmall || m.pb.open || ms.Button != tea.MouseLeft {
 		return nil
 	}
 	l := m.lay
@@ -62,7 +62,7 @@ func (m *Model) handleDrag(ms tea.Mouse) tea.Cmd {
 
 func (m *Model) handleWheel(ms tea.Mouse) tea.Cmd {
 	m.syncComponents()
-	if m.lay.tooSmall || m.prompting {
+	if m.lay.tooSmall || m.pb.open {
 		return nil
 	}
 	if m.screen == screenSweep {

@@ -145,19 +145,19 @@ func TestKeys(t *testing.T) {
 			}
 		}},
 		{"open prompt", []string{"p"}, func(t *testing.T, m *Model) {
-			if !m.prompting || m.prompt.Value() != "fake:a fake:b" {
-				t.Errorf("prompting=%v value=%q", m.prompting, m.prompt.Value())
+			if !m.pb.open || m.pb.input.Value() != "fake:a fake:b" {
+				t.Errorf("prompting=%v value=%q", m.pb.open, m.pb.input.Value())
 			}
 		}},
 		{"prompt esc cancels", []string{"p", "esc"}, func(t *testing.T, m *Model) {
-			if m.prompting {
+			if m.pb.open {
 				t.Error("still prompting")
 			}
 		}},
 		{"prompt keys do not leak", []string{"p", "J", "."}, func(t *testing.T, m *Model) {
 			wantInt(t, "layer", m.layer, 5)
 			wantInt(t, "t", m.t, 401)
-			if got := m.prompt.Value(); got != "fake:a fake:bJ." {
+			if got := m.pb.input.Value(); got != "fake:a fake:bJ." {
 				t.Errorf("prompt value %q", got)
 			}
 		}},
@@ -172,7 +172,7 @@ func TestKeys(t *testing.T) {
 				}
 			}
 			tc.check(t, m)
-			if tc.name != "unknown key is ignored" && !m.prompting && m.screen == screenMain && !m.current() {
+			if tc.name != "unknown key is ignored" && !m.pb.open && m.screen == screenMain && !m.current() {
 				t.Errorf("view not answered after %v", tc.keys)
 			}
 		})
@@ -509,7 +509,7 @@ func TestPromptEditing(t *testing.T) {
 	send(m, press("backspace"))
 	send(m, press("left"))
 	typeText(m, "Z")
-	if got := m.prompt.Value(); got != "fake:x fake:Zy" {
+	if got := m.pb.input.Value(); got != "fake:x fake:Zy" {
 		t.Fatalf("prompt = %q", got)
 	}
 	send(m, press("enter"))

@@ -79,8 +79,8 @@ func (m *Model) syncComponents() {
 // helpBar is the bottom line: the active view's keys, or the prompt; expanded in place by ?.
 func (m *Model) helpBar() string {
 	h := m.lay.helpH
-	if m.prompting {
-		return block(" "+m.prompt.View(), m.width, 1) + strings.Repeat("\n"+strings.Repeat(" ", m.width), max(h-1, 0))
+	if m.pb.open {
+		return block(" "+m.pb.View(), m.width, 1) + strings.Repeat("\n"+strings.Repeat(" ", m.width), max(h-1, 0))
 	}
 	km := m.activeKeys()
 	if !m.help.ShowAll {
