@@ -55,8 +55,8 @@ func TestPromptKeys(t *testing.T) {
 	}
 	send(m, press("enter"))
 	want := diffusion.Conditioning{Prompt: "a cat"}
-	if f.Conditioning() != want || m.cond != want || m.condBusy {
-		t.Fatalf("after enter: backend %v, model %v (busy %v)", f.Conditioning(), m.cond, m.condBusy)
+	if f.Conditioning() != want || m.cs.cur != want || m.cs.busy {
+		t.Fatalf("after enter: backend %v, model %v (busy %v)", f.Conditioning(), m.cs.cur, m.cs.busy)
 	}
 	if !m.current() || m.res.Score != before+fake.CondShift(want) {
 		t.Errorf("score %v after the prompt, want %v (re-run under the prompt)", m.res.Score, before+fake.CondShift(want))
@@ -71,8 +71,8 @@ func TestPromptKeys(t *testing.T) {
 	}
 	send(m, press("esc"))
 	send(m, press("c"))
-	if want := (diffusion.Conditioning{Prompt: "a cat", CFG: true}); m.cond != want || f.Conditioning() != want {
-		t.Errorf("after c: %v / %v", m.cond, f.Conditioning())
+	if want := (diffusion.Conditioning{Prompt: "a cat", CFG: true}); m.cs.cur != want || f.Conditioning() != want {
+		t.Errorf("after c: %v / %v", m.cs.cur, f.Conditioning())
 	}
 	if got := m.condLabel(); !strings.HasPrefix(got, "CFG") {
 		t.Errorf("label %q after c", got)
@@ -85,8 +85,8 @@ func TestPromptRefused(t *testing.T) {
 	send(m, press("P"))
 	typeText(m, "please refuse")
 	send(m, press("enter"))
-	if m.cond != (diffusion.Conditioning{}) || f.Conditioning() != (diffusion.Conditioning{}) {
-		t.Errorf("refused prompt taken: %v / %v", m.cond, f.Conditioning())
+	if m.cs.cur != (diffusion.Conditioning{}) || f.Conditioning() != (diffusion.Conditioning{}) {
+		t.Errorf("refused prompt taken: %v / %v", m.cs.cur, f.Conditioning())
 	}
 	var e promptError
 	if !errors.As(m.err, &e) || !errors.Is(e, session.ErrUsage) {
@@ -110,7 +110,7 @@ func TestPromptDropsStaleResults(t *testing.T) {
 	typeText(m, "a dog")
 	_, cmd := m.Update(press("enter"))
 	drive(m, cmd) // switches, re-runs t=411 under the prompt
-	want := fake.ScoreAt(m.layer, 411, session.AAS) + fake.CondShift(m.cond)
+	want := fake.ScoreAt(m.layer, 411, session.AAS) + fake.CondShift(m.cs.cur)
 	if m.res == nil || m.res.Score != want {
 		t.Fatalf("score %v, want %v", m.res, want)
 	}
@@ -119,7 +119,7 @@ func TestPromptDropsStaleResults(t *testing.T) {
 		t.Errorf("stale result shown: %v, want %v", m.res.Score, want)
 	}
 	for k, s := range m.scores {
-		if s[m.layer].Score != fake.ScoreAt(m.layer, k.t, k.metric)+fake.CondShift(m.cond) {
+		if s[m.layer].Score != fake.ScoreAt(m.layer, k.t, k.metric)+fake.CondShift(m.cs.cur) {
 			t.Errorf("layer scores at t=%d are the old prompt's", k.t)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/diffusion"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -94,11 +93,7 @@ type Model struct {
 
 	pb promptBar // the one-line prompt at the bottom
 
-	cond     diffusion.Conditioning  // what scores are conditioned on now
-	condBusy bool                    // a SetConditioning is running
-	condWant diffusion.Conditioning  // what it asked for
-	condNext *diffusion.Conditioning // asked for while it ran; starts when it ends
-	condSeq  int
+	cs       condState // the text conditioning: in use, and the switch in flight
 	help     help.Model
 	spinner  spinner.Model
 	progress session.Progress
@@ -158,7 +153,7 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	m.setStyles(dark)
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(m.styles.Spinner))
 	if c, ok := m.conditioner(); ok {
-		m.cond = c.Conditioning()
+		m.cs.cur = c.Conditioning()
 	}
 	if opts.Clip != nil && len(opts.Clip.Frames) > 0 {
 		m.clipMode(opts.Clip)
