@@ -83,10 +83,7 @@ type Model struct {
 	sw sweepModel // the sweep view; its cursor survives closing it
 	ll layerList  // the layer list; its scale survives everything
 
-	render  *renderer
-	pics    pictures
-	picSeq  int // last render asked for
-	picShow int // seq of the pictures shown
+	pv picState // the pair view's pictures: asked for, and shown
 
 	clip  *Clip // nil unless exploring a clip
 	frame int   // the clip's frame shown as image B
@@ -132,7 +129,7 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		seen:   map[int]bool{},
 		help:   help.New(),
 		pb:     newPromptBar(DefaultKeyMap()),
-		render: newRenderer(),
+		pv:     picState{render: newRenderer()},
 		now:    time.Now,
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
@@ -299,7 +296,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.res = nil
 		clear(m.scores)
 		clear(m.seen)
-		m.render.forget()
+		m.pv.render.forget()
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case scoreMsg:
@@ -344,11 +341,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 
 	case picturesMsg:
-		if msg.seq > m.picShow {
-			m.picShow = msg.seq
-			m.pics = msg.pics
+		if msg.seq > m.pv.shown {
+			m.pv.shown = msg.seq
+			m.pv.pics = msg.pics
 			m.place(true)
-			if !m.firstShown && m.opts.OnFirstImages != nil && hasPhoto(m.pics.panes[paneA]) && hasPhoto(m.pics.panes[paneB]) {
+			if !m.firstShown && m.opts.OnFirstImages != nil && hasPhoto(m.pv.pics.panes[paneA]) && hasPhoto(m.pv.pics.panes[paneB]) {
 				m.firstShown = true
 				m.opts.OnFirstImages()
 			}

@@ -26,8 +26,8 @@ func (m *Model) leftLines() []string {
 	tx, ty, _ := m.token()
 	rows := make([]string, 0, l.left.H)
 	pad := func(used int) string { return strings.Repeat(" ", max(w-used, 0)) }
-	rows = append(rows, block(st.Caption.Render("A "+filepath.Base(m.pathA)+rangeNote(m.pics.panes[paneA])), pa.W, 1)+" "+
-		block(st.Caption.Render("B "+filepath.Base(m.pathB)+rangeNote(m.pics.panes[paneB])), pb.W, 1)+pad(pa.W+pb.W+1))
+	rows = append(rows, block(st.Caption.Render("A "+filepath.Base(m.pathA)+rangeNote(m.pv.pics.panes[paneA])), pa.W, 1)+" "+
+		block(st.Caption.Render("B "+filepath.Base(m.pathB)+rangeNote(m.pv.pics.panes[paneB])), pb.W, 1)+pad(pa.W+pb.W+1))
 	for i := range pa.H {
 		rows = append(rows, m.paneLine(paneA, i)+" "+m.paneLine(paneB, i)+pad(pa.W+pb.W+1))
 	}
@@ -76,7 +76,7 @@ func fmtRange(lo, hi float64) string {
 // paneLine returns row i of pane p, exactly its width.
 func (m *Model) paneLine(p pane, i int) string {
 	r := m.lay.panes[p]
-	pic := m.pics.panes[p]
+	pic := m.pv.pics.panes[p]
 	switch {
 	case !m.showImages():
 	case m.proto == termgfx.None:

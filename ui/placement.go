@@ -45,7 +45,7 @@ func (m *Model) place(flush bool) {
 	case m.proto == termgfx.Sixel:
 		show := m.showImages()
 		for p := range numPanes {
-			pic := m.pics.panes[p]
+			pic := m.pv.pics.panes[p]
 			r := pic.rect
 			if show && len(pic.sixel) > 0 && r == m.lay.panes[p] && !r.empty() {
 				m.placer.Place(paneID(p), termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}, pic.sixel)
@@ -58,7 +58,7 @@ func (m *Model) place(flush bool) {
 		// kitty image, so each carries the delete that takes it off.
 		show := m.showImages()
 		for p := range numPanes {
-			pic := m.pics.panes[p]
+			pic := m.pv.pics.panes[p]
 			r := pic.rect
 			if show && len(pic.kitty) > 0 && r == m.lay.panes[p] && !r.empty() {
 				m.placer.PlaceRemovable(paneID(p), termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}, pic.kitty,
@@ -69,7 +69,7 @@ func (m *Model) place(flush bool) {
 		}
 	case m.proto == termgfx.Kitty:
 		for p := range numPanes {
-			if pic := m.pics.panes[p]; len(pic.kitty) > 0 {
+			if pic := m.pv.pics.panes[p]; len(pic.kitty) > 0 {
 				m.placer.Transmit(paneID(p), pic.kitty, []byte(heatmap.KittyDelete(kittyID(p))))
 			}
 		}

@@ -44,6 +44,15 @@ type picture struct {
 // hasPhoto reports whether a photo pane has something to show.
 func hasPhoto(p picture) bool { return len(p.lines) > 0 || len(p.sixel) > 0 || len(p.kitty) > 0 }
 
+// picState is the pair view's pictures: the renderer, the newest render asked for, and the
+// pictures on screen with their sequence number.
+type picState struct {
+	render *renderer
+	pics   pictures
+	seq    int // last render asked for
+	shown  int // seq of the pictures shown
+}
+
 // pictures are every pane's image for one state of the view.
 type pictures struct {
 	panes [numPanes]picture
@@ -119,12 +128,12 @@ func (m *Model) renderCmd() tea.Cmd {
 		m.place(false)
 		return nil
 	}
-	m.picSeq++
+	m.pv.seq++
 	l, _ := m.currentLayer()
 	tx, ty, _ := m.token()
 	cw, ch := m.cellSize()
 	job := renderJob{
-		seq: m.picSeq, proto: m.proto, cellW: cw, cellH: ch, lay: m.lay,
+		seq: m.pv.seq, proto: m.proto, cellW: cw, cellH: ch, lay: m.lay,
 		a: m.a, b: m.b, res: m.res, layer: l, tx: tx, ty: ty, overlay: m.overlay,
 		cursor: m.styles.Cursor, truecolor: m.caps.TrueColor, wrap: m.caps.Wrap,
 		placeholders: m.caps.KittyPlaceholders, alpha: overlayAlpha(m.proto),
@@ -132,7 +141,7 @@ func (m *Model) renderCmd() tea.Cmd {
 	if m.res != nil && m.res.Req.Layer != m.layer {
 		job.res = nil // maps of another grid would mislead
 	}
-	r := m.render
+	r := m.pv.render
 	r.latest.Store(int64(job.seq))
 	return func() tea.Msg {
 		start := time.Now()

@@ -41,7 +41,7 @@ func TestReadyState(t *testing.T) {
 	if c.Forwards != 5 {
 		t.Errorf("forwards = %d, want 5 (one per timestep)", c.Forwards)
 	}
-	if m.picShow == 0 {
+	if m.pv.shown == 0 {
 		t.Errorf("no pictures rendered")
 	}
 }
