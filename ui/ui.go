@@ -3,13 +3,17 @@
 // and lets a person scrub layers and timesteps live while the network runs in the
 // background.
 //
-// The root Model owns the state and the scheduling of work (see work.go); the panels
-// (score, layer list, timeline, sweep, status) are small components in the bubbles shape;
-// pictures are composed and encoded off the UI goroutine (render.go) and either drawn as
-// half-blocks inside the View; or, for sixel, placed at their cells by termgfx.Writer,
-// which wraps the program's output (TERMINAL.md says why they cannot be in the View); or,
-// for kitty, transmitted once by the Writer with a virtual placement and shown by
-// placeholder cells in the View, which the cell renderer handles like any text.
+// The root Model routes keys and mouse events to the component that has them, lays the
+// components out, and owns every request to the backend (work.go). The components are in
+// the bubbles shape, each with its size, its own key map where it has keys, and its own
+// messages: the sweep (sweep.go), the layer list (layers.go), the timeline (timeline.go),
+// the clip strip (clip.go), the prompt bar (prompt.go), the score panel and the status bar;
+// the help bar is bubbles/help over the active component's keys. Pictures are composed and
+// encoded off the UI goroutine (render.go) and either drawn as half-block or quadrant text
+// inside the View; or, for sixel and for kitty without Unicode placeholders (kitty < 0.28),
+// placed at their cells by termgfx.Writer, which wraps the program's output (TERMINAL.md
+// says why they cannot be in the View); or, for kitty with placeholders, transmitted once
+// with a virtual placement and shown by placeholder cells in the View.
 package ui
 
 import (
