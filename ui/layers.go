@@ -152,7 +152,12 @@ func (p layerList) axis() (left, right float64, ok bool) {
 func (p layerList) View() string {
 	st := p.st
 	inner := p.width - 4
-	header := st.PanelTitle.Render("layers") + st.Dim.Render(fmt.Sprintf("  %s t=%d (%s)", metricName(p.metric), p.t, direction(p.metric)))
+	what := fmt.Sprintf("  %s t=%d", metricName(p.metric), p.t)
+	dir := " (" + direction(p.metric) + ")"
+	if len("layers")+ansi.StringWidth(what+dir) > inner {
+		what, dir = fmt.Sprintf(" %s t=%d", metricName(p.metric), p.t), " "+directionIn(p.metric, 0)
+	}
+	header := st.PanelTitle.Render("layers") + st.Dim.Render(what+dir)
 	if p.scores == nil {
 		header += st.Dim.Render("  …")
 	}

@@ -41,7 +41,8 @@ func (p scorePanel) View() string {
 			st.Meaningless.Render(ansi.Truncate(p.res.Meaningless, inner, "…")), "")
 	default:
 		r := p.res
-		head := st.Big.Render(metricName(r.Metric)+" "+fmtScore(r.Score)) + "  " + st.Dim.Render(direction(r.Metric))
+		big := metricName(r.Metric) + " " + fmtScore(r.Score)
+		head := st.Big.Render(big) + "  " + st.Dim.Render(directionIn(r.Metric, inner-ansi.StringWidth(big)-2))
 		if !p.current {
 			head = st.Dim.Render(metricName(r.Metric)+" "+fmtScore(r.Score)) + "  " + st.Dim.Render("(updating…)")
 		}

@@ -75,6 +75,17 @@ func metricName(m session.Metric) string {
 	return string(m)
 }
 
+// directionIn is direction, or its short form when the long one does not fit in w columns.
+func directionIn(m session.Metric, w int) string {
+	if d := direction(m); ansi.StringWidth(d) <= w {
+		return d
+	}
+	if m.HigherIsMoreSimilar() {
+		return "↑ similar"
+	}
+	return "↓ similar"
+}
+
 func direction(m session.Metric) string {
 	if m.HigherIsMoreSimilar() {
 		return "higher = more similar"
