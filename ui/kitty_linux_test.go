@@ -131,8 +131,10 @@ func TestKittyPlacement(t *testing.T) {
 	}
 	for p := range numPanes {
 		id, r := kittyID(p), lay.panes[p]
-		if sent[id] != 1 {
-			t.Errorf("pane %d (id %d) transmitted %d times, want once", p, id, sent[id])
+		// Once, or twice when a render without the scores landed before the first score
+		// (on a loaded machine the two race): never more for one state of the view.
+		if sent[id] < 1 || sent[id] > 2 {
+			t.Errorf("pane %d (id %d) transmitted %d times, want once (twice if drawn before the first score)", p, id, sent[id])
 		}
 		for _, tr := range first {
 			if tr.id == id && (tr.cols != r.W || tr.rows != r.H) {
