@@ -140,7 +140,7 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 	text(gap, 14, fmt.Sprintf("A %s   B %s   model %s on %s, %d px, seed %d", filepath.Base(a.Path), filepath.Base(b.Path), info.Name, info.Device, info.Size, info.Seed))
 	line2 := fmt.Sprintf("layer %s (%s %dx%d)", name, l.Kind, l.GridW, l.GridH)
 	if info.Timesteps {
-		line2 += fmt.Sprintf("   t %d (reference step %d)", res.Req.T, stepIndex(res.Req.T))
+		line2 += fmt.Sprintf("   t %d (reference step %s)", res.Req.T, stepLabel(res.Req.T))
 	}
 	text(gap, 30, line2+"   "+score)
 

@@ -139,8 +139,14 @@ func joinPaths(ps []string) string {
 	return s
 }
 
-// stepIndex is the reference code's step index for DDPM timestep t (t = 1001 − step).
-func stepIndex(t int) int { return 1001 - t }
+// stepLabel is the reference code's step index for DDPM timestep t, as shown: "none" for a t
+// no step gives (t = 0).
+func stepLabel(t int) string {
+	if step := features.TToStep(t); step > 0 {
+		return fmt.Sprint(step)
+	}
+	return "none"
+}
 
 func fmtScore(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
