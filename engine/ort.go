@@ -119,11 +119,18 @@ func release() error {
 	return ort.DestroyEnvironment()
 }
 
-// pickDevice tries CUDA when asked for or when auto, and falls back to CPU for auto with a
-// notice saying why.
+// pickDevice tries CUDA when asked for, or for auto when the machine has a GPU (gpu.go), and
+// falls back to CPU for auto: silently without a GPU, with a one-line notice with one.
 func (r *Runtime) pickDevice(want Device) (Device, error) {
 	if want.Kind == "cpu" {
 		return Device{Kind: "cpu"}, nil
+	}
+	gpu := GPUPresent()
+	switch {
+	case want.Auto && !gpu:
+		return Device{Kind: "cpu", Auto: true}, nil
+	case !gpu:
+		return Device{}, cudaError(want.ID, false, nil)
 	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
@@ -135,26 +142,9 @@ func (r *Runtime) pickDevice(want Device) (Device, error) {
 		return Device{Kind: "cuda", ID: want.ID, Auto: want.Auto}, nil
 	}
 	if !want.Auto {
-		return Device{}, fmt.Errorf("CUDA device %d unavailable with %s: %v; use --device cpu or a GPU build of ONNX Runtime (ONNXRUNTIME_LIB)", want.ID, r.lib, firstLine(err))
+		return Device{}, cudaError(want.ID, gpu, err)
 	}
-	return Device{Kind: "cpu", Auto: true, Notice: "CUDA unavailable (" + cudaReason(err) + "); running on CPU"}, nil
-}
-
-// cudaReason shortens ONNX Runtime's provider-loading error to what a user can act on.
-func cudaReason(err error) string {
-	msg := firstLine(err)
-	if i := strings.LastIndex(msg, "FAIL : "); i >= 0 {
-		msg = msg[i+len("FAIL : "):]
-	}
-	if strings.Contains(msg, "providers_shared") || strings.Contains(msg, "providers_cuda") {
-		if strings.Contains(msg, "cannot open shared object") {
-			return "this ONNX Runtime build has no CUDA provider; set ONNXRUNTIME_LIB to a GPU build"
-		}
-	}
-	if len(msg) > 160 {
-		msg = msg[:160] + "…"
-	}
-	return msg
+	return Device{Kind: "cpu", Auto: true, Notice: cudaNotice(err)}, nil
 }
 
 func appendCUDA(opts *ort.SessionOptions, id int) error {

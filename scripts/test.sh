@@ -33,13 +33,33 @@ if [ -n "${CI:-}" ] || [ -n "${DIFFSIM_INSTALL_TEST_TOOLS:-}" ]; then
   fi
 fi
 
+# gotestsum runs `go test -json`, prints a line per package and the failures, then lists every
+# skipped test with its reason; the last line counts the tests of the main run.
+gotestsum=(go run gotest.tools/gotestsum@v1.13.0)
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+count() { # the summary line of a go test -json file; package failures (a build error) count as failed
+  awk -F'"Action":"' 'NF > 1 {
+      split($2, a, "\""); pkg = $0; sub(/.*"Package":"/, "", pkg); sub(/".*/, "", pkg)
+      if ($0 ~ /"Test":/) { n[a[1]]++; if (a[1] == "fail") failed[pkg] = 1 }
+      else if (a[1] == "fail" && !(pkg in failed)) n["fail"]++
+    }
+    END { printf "%d passed, %d failed, %d skipped\n", n["pass"], n["fail"], n["skip"] }' "$1"
+}
+
 echo "== go vet"
 go vet ./...
 echo "== without cgo: the engine's twin keeps every other package building and testing"
 CGO_ENABLED=0 go vet ./...
-if ! out=$(CGO_ENABLED=0 go test -short -count=1 ./... 2>&1); then
-  echo "$out"
-  exit 1
-fi
+# Without cgo every test that needs ONNX Runtime skips for that one reason: hide that list.
+status=0
+CGO_ENABLED=0 "${gotestsum[@]}" --format pkgname-and-test-fails --format-hide-empty-pkg --hide-summary skipped \
+  --jsonfile "$results/nocgo.json" -- -short -count=1 ./... || status=$?
+echo "without cgo: $(count "$results/nocgo.json")"
+[ $status -eq 0 ] || exit $status
 echo "== go test -race (every package; fuzz targets run their seed corpus)"
-go test -race -count=1 -timeout 20m ./...
+status=0
+"${gotestsum[@]}" --format pkgname-and-test-fails --format-hide-empty-pkg \
+  --jsonfile "$results/race.json" -- -race -count=1 -timeout 20m ./... || status=$?
+count "$results/race.json"
+exit $status

@@ -2,17 +2,14 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
 
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -193,7 +190,7 @@ func (r *Run) decide(ctx context.Context, images *imageCache, task Task) (Decisi
 	for i, p := range []string{task.Ref, task.A, task.B} {
 		img, err := images.load(r.Dataset.Path(p))
 		if err != nil {
-			if unreadable(err) {
+			if session.IsUnreadable(err) {
 				return Skip(task, firstLine(err), r.Settings), nil
 			}
 			return Decision{}, err
@@ -214,14 +211,6 @@ func (r *Run) decide(ctx context.Context, images *imageCache, task Task) (Decisi
 		return Decision{}, err
 	}
 	return Decide(task, ra.Score, rb.Score, r.Metric.HigherIsMoreSimilar(), r.Settings), nil
-}
-
-// unreadable reports an image that cannot be read or decoded: that decision is skipped, the
-// benchmark goes on.
-func unreadable(err error) bool {
-	var pe *fs.PathError
-	return errors.Is(err, features.ErrBadImage) || errors.Is(err, fs.ErrNotExist) ||
-		errors.Is(err, fs.ErrPermission) || errors.As(err, &pe)
 }
 
 // firstLine keeps a record's reason to one line.

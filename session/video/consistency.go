@@ -54,7 +54,7 @@ type Result struct {
 	Frames      []FrameScore `json:"frames"`
 	ToFirst     Summary      `json:"to_first"`
 	ToPrevious  Summary      `json:"to_previous"`
-	Meaningless string       `json:"meaningless,omitempty"` // why the layer's scores say nothing, if so
+	Meaningless string       `json:"-"` // why the layer's scores say nothing, if so (Report carries it as JSON)
 }
 
 // Score scores every frame of src against the first frame and against the previous one.

@@ -1,9 +1,11 @@
-package main
+package cli
 
 import (
 	"encoding/json"
+	"github.com/diffsim/diffsim/session"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -43,11 +45,11 @@ func TestSweepRankBenchWithoutTimesteps(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("sweep: exit %d: %s", code, stderr)
 	}
-	var sw sweepJSON
+	var sw session.Sweep
 	if err := json.Unmarshal([]byte(stdout), &sw); err != nil {
 		t.Fatal(err)
 	}
-	if len(sw.Timesteps) != 1 || sw.Timesteps[0] != 0 || len(sw.Scores) != len(sw.Layers) || len(sw.Layers) != 2 {
+	if sw.Timesteps != nil || len(sw.Scores) != len(sw.Layers) || len(sw.Layers) != 2 || sw.Scores[0].T != nil || sw.Scores[0].Step != nil {
 		t.Fatalf("sweep of a model without timesteps: timesteps %v, %d layers, %d scores", sw.Timesteps, len(sw.Layers), len(sw.Scores))
 	}
 	if !strings.Contains(stderr, "no timesteps") {
@@ -55,8 +57,8 @@ func TestSweepRankBenchWithoutTimesteps(t *testing.T) {
 	}
 	for _, sc := range sw.Scores {
 		code, stdout, _ := runCmd(t, "score", sampleA, sampleB, "--model", model, "--layer", sw.Layers[sc.LayerIndex].Name, "--json")
-		var one scoreJSON
-		if err := json.Unmarshal([]byte(stdout), &one); code != 0 || err != nil || one.Score != sc.Score || one.T != sc.T || one.Step != sc.Step {
+		var one session.Record
+		if err := json.Unmarshal([]byte(stdout), &one); code != 0 || err != nil || !reflect.DeepEqual(one, sc) {
 			t.Errorf("layer %d: sweep %+v, score %+v (exit %d, %v)", sc.LayerIndex, sc, one, code, err)
 		}
 	}
@@ -73,7 +75,7 @@ func TestSweepRankBenchWithoutTimesteps(t *testing.T) {
 	}
 	code, stdout, stderr = runCmd(t, "rank", sampleA, dir, "--model", model, "--json", "--quiet")
 	var r rankJSON
-	if err := json.Unmarshal([]byte(stdout), &r); code != 0 || err != nil || r.T != 0 || r.Images != 8 {
+	if err := json.Unmarshal([]byte(stdout), &r); code != 0 || err != nil || r.T != nil || r.Images != 8 {
 		t.Errorf("rank without timesteps: exit %d (%s), %+v, %v", code, stderr, r, err)
 	}
 }

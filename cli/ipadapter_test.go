@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -33,30 +33,30 @@ func tinyDiffSimC(t *testing.T) (model string, files ipfixture.Files) {
 func TestScoreWithIPAdapter(t *testing.T) {
 	model, files := tinyDiffSimC(t)
 	flags := []string{"--model", model, "--ip-adapter", files.Adapter, "--image-encoder", files.ImageEncoder, "--size", "128", "--json", "--quiet"}
-	score := func(a, b string) scoreJSON {
+	score := func(a, b string) session.Record {
 		t.Helper()
 		code, stdout, stderr := runCmd(t, append([]string{"score", a, b}, flags...)...)
 		if code != exitOK {
 			t.Fatalf("score %s %s: exit %d: %s", a, b, code, stderr)
 		}
-		var s scoreJSON
+		var s session.Record
 		if err := json.Unmarshal([]byte(stdout), &s); err != nil {
 			t.Fatalf("%v: %s", err, stdout)
 		}
 		return s
 	}
 	ab := score(sampleA, sampleB)
-	if !strings.HasSuffix(ab.Layer, ".ip") || ab.LayerShort != "Up0.ip" || ab.Meaningless != "" {
-		t.Errorf("layer %s (%s), meaningless %q; want DiffSim-C's default Up0.ip", ab.Layer, ab.LayerShort, ab.Meaningless)
+	if !strings.HasSuffix(ab.Layer, ".ip") || ab.LayerShort != "Up0.ip" || ab.Meaningless != nil {
+		t.Errorf("layer %s (%s), meaningless %v; want DiffSim-C's default Up0.ip", ab.Layer, ab.LayerShort, ab.Meaningless)
 	}
-	if ab.Score <= -1 || ab.Score >= 1-1e-6 || math.Abs(ab.Score-(ab.AtoB+ab.BtoA)/2) > 1e-12 {
-		t.Errorf("DiffSim-C(A, B) = %.9f (A→B %.9f, B→A %.9f)", ab.Score, ab.AtoB, ab.BtoA)
+	if *ab.Score <= -1 || *ab.Score >= 1-1e-6 || math.Abs(*ab.Score-(*ab.AtoB+*ab.BtoA)/2) > 1e-12 {
+		t.Errorf("DiffSim-C(A, B) = %.9f (A→B %.9f, B→A %.9f)", *ab.Score, *ab.AtoB, *ab.BtoA)
 	}
-	if ba := score(sampleB, sampleA); math.Abs(ba.Score-ab.Score) > 1e-12 {
-		t.Errorf("DiffSim-C(B, A) = %.9f, (A, B) = %.9f", ba.Score, ab.Score)
+	if ba := score(sampleB, sampleA); math.Abs(*ba.Score-*ab.Score) > 1e-12 {
+		t.Errorf("DiffSim-C(B, A) = %.9f, (A, B) = %.9f", *ba.Score, *ab.Score)
 	}
-	if aa := score(sampleA, sampleA); math.Abs(aa.Score-1) > 1e-6 {
-		t.Errorf("DiffSim-C(A, A) = %.9f, want 1", aa.Score)
+	if aa := score(sampleA, sampleA); math.Abs(*aa.Score-1) > 1e-6 {
+		t.Errorf("DiffSim-C(A, A) = %.9f, want 1", *aa.Score)
 	}
 
 	inspect := []string{"models", "inspect", model, "--ip-adapter", files.Adapter, "--image-encoder", files.ImageEncoder, "--size", "128"}

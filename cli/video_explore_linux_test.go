@@ -1,6 +1,7 @@
-package main
+package cli
 
 import (
+	"github.com/diffsim/diffsim/engine/enginetest"
 	"io"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 // second with the curves, → moves the frame cursor and loads that frame as image B, and
 // q ends the command cleanly.
 func TestVideoExplore(t *testing.T) {
+	enginetest.Runtime(t) // the clip is scored before the explorer starts
 	dir := panClip(t, "astronaut.png", "")
 	pts, ptmx := termtest.Open(t, 120, 40, 0, 0)
 
@@ -58,7 +60,7 @@ func TestVideoExplore(t *testing.T) {
 	var stderr strings.Builder
 	done := make(chan int, 1)
 	go func() {
-		done <- run(videoArgs(dir, "--explore", "--graphics", "halfblock"), pts, pts, &syncWriter{w: &stderr})
+		done <- Run(videoArgs(dir, "--explore", "--graphics", "halfblock"), pts, pts, &syncWriter{w: &stderr})
 	}()
 	s := waitFor("the explorer on frame 1", func(s string) bool {
 		return strings.Contains(s, "to first") && strings.Contains(s, "frame 1") && strings.Contains(s, "● ready")

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -25,14 +25,15 @@ import (
 func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(args, nil, &stdout, &stderr)
+	code := Run(args, nil, &stdout, &stderr)
+	skipWithoutRuntime(t, code, stderr.String())
 	return code, stdout.String(), stderr.String()
 }
 
 // runCtx runs diffsim under ctx (main's own context cannot be cancelled from a test).
 func runCtx(ctx context.Context, args ...string) (error, string, string) {
 	var stdout, stderr bytes.Buffer
-	cmd := newRootCommand(&app{stdout: &stdout, stderr: &stderr})
+	cmd := newRoot(&app{stdout: &stdout, stderr: &stderr})
 	cmd.SetArgs(args)
 	cmd.SetOut(&stdout)
 	cmd.SetErr(&stderr)
@@ -43,7 +44,7 @@ func runCtx(ctx context.Context, args ...string) (error, string, string) {
 // samplePhoto loads a sample photograph scaled down to 96×96 px, to keep tests fast.
 func samplePhoto(t testing.TB, name string) image.Image {
 	t.Helper()
-	img, _, err := features.LoadImage(filepath.Join("testdata", "samples", name))
+	img, _, err := features.LoadImage(filepath.Join("..", "testdata", "samples", name))
 	if err != nil {
 		t.Fatal(err)
 	}

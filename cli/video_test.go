@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -19,7 +19,10 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/session/video"
 )
 
 const clipFrames, clipCut = 12, 6
@@ -30,7 +33,7 @@ const clipFrames, clipCut = 12, 6
 func panClip(t *testing.T, photo, cutTo string) string {
 	t.Helper()
 	load := func(name string) image.Image {
-		img, _, err := features.LoadImage(filepath.Join("testdata", "samples", name))
+		img, _, err := features.LoadImage(filepath.Join("..", "testdata", "samples", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,13 +63,13 @@ func videoArgs(extra ...string) []string {
 	return append(append([]string{"video"}, extra...), videoSettings...)
 }
 
-func runVideoJSON(t *testing.T, args ...string) videoJSON {
+func runVideoJSON(t *testing.T, args ...string) video.Report {
 	t.Helper()
 	code, stdout, stderr := runCmd(t, videoArgs(append(args, "--json")...)...)
 	if code != 0 {
 		t.Fatalf("video %v: exit %d: %s", args, code, stderr)
 	}
-	var out videoJSON
+	var out video.Report
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
 		t.Fatalf("video --json: %v\n%s", err, stdout)
 	}
@@ -86,7 +89,7 @@ func TestVideoPanIsMoreConsistentThanACut(t *testing.T) {
 	if m := pan.ToPrevious.Min; m.Score < cut.ToPrevious.Min.Score {
 		t.Errorf("the pan's worst step (%v) is worse than the cut (%v)", m.Score, cut.ToPrevious.Min.Score)
 	}
-	for _, out := range []videoJSON{pan, cut} {
+	for _, out := range []video.Report{pan, cut} {
 		if out.FeatureExtractions != clipFrames || out.NetworkRuns != clipFrames/2 {
 			t.Errorf("%d frames cost %d feature extractions in %d network runs; want %d in %d",
 				clipFrames, out.FeatureExtractions, out.NetworkRuns, clipFrames, clipFrames/2)
@@ -101,8 +104,8 @@ func TestVideoScoresEqualScore(t *testing.T) {
 	if len(out.Frames) != 5 || out.Frames[4].Frame != 8 || out.Frames[4].Name != "frame8.png" {
 		t.Fatalf("--every 2 --max-frames 5 kept %+v", out.Frames)
 	}
-	if out.Layer != "coarse.attn" || out.T != 300 || out.Every != 2 || out.MaxFrames != 5 {
-		t.Errorf("settings: layer %q, t %d, every %d, max %d", out.Layer, out.T, out.Every, out.MaxFrames)
+	if out.Layer != "coarse.attn" || *out.T != 300 || out.Every != 2 || *out.MaxFrames != 5 {
+		t.Errorf("settings: layer %q, t %d, every %d, max %d", out.Layer, *out.T, out.Every, *out.MaxFrames)
 	}
 	for _, pair := range []struct {
 		a, b int
@@ -113,12 +116,12 @@ func TestVideoScoresEqualScore(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("score: exit %d: %s", code, stderr)
 		}
-		var one scoreJSON
+		var one session.Record
 		if err := json.Unmarshal([]byte(stdout), &one); err != nil {
 			t.Fatal(err)
 		}
-		if one.Score != pair.got {
-			t.Errorf("frames %d and %d: video %v, score %v", pair.a, pair.b, pair.got, one.Score)
+		if *one.Score != pair.got {
+			t.Errorf("frames %d and %d: video %v, score %v", pair.a, pair.b, pair.got, *one.Score)
 		}
 	}
 }
@@ -263,7 +266,7 @@ func TestVideoUsageErrors(t *testing.T) {
 		{[]string{filepath.Join(dir, "missing")}, exitUsage, "does not exist"},
 		{[]string{filepath.Join(dir, "frame0.png")}, exitUsage, "single image"},
 		{[]string{t.TempDir()}, exitUsage, "holds no frames"},
-		{[]string{}, exitUsage, "accepts 1 arg"},
+		{[]string{}, exitUsage, "takes a folder of frames or a video file, got 0"},
 	} {
 		code, _, stderr := runCmd(t, videoArgs(tc.args...)...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
@@ -283,11 +286,11 @@ func TestVideoExploreNeedsATerminal(t *testing.T) {
 	defer out.Close()
 	for name, stdout := range map[string]io.Writer{"buffer": new(bytes.Buffer), "file": out} {
 		var stderr bytes.Buffer
-		code := run(videoArgs(dir, "--explore"), nil, stdout, &stderr)
+		code := Run(videoArgs(dir, "--explore"), nil, stdout, &stderr)
 		msg := strings.TrimSpace(stderr.String())
-		if code != exitFailure || !strings.Contains(msg, "--explore needs a terminal on standard output") ||
+		if code != exitUsage || !strings.Contains(msg, "--explore needs a terminal") ||
 			strings.Contains(msg, "not yet available") || strings.Contains(msg, "\n") {
-			t.Errorf("%s: exit %d, stderr %q; want exit 1 and one line saying it needs a terminal", name, code, msg)
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one line saying it needs a terminal", name, code, msg)
 		}
 	}
 }
@@ -337,6 +340,7 @@ func TestVideoFileEqualsFolder(t *testing.T) {
 }
 
 func TestVideoInterrupted(t *testing.T) {
+	enginetest.Runtime(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err, stdout, _ := runCtx(ctx, videoArgs(panClip(t, "astronaut.png", ""), "--png", filepath.Join(t.TempDir(), "c.png"))...)

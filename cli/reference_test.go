@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"path/filepath"
@@ -7,8 +7,8 @@ import (
 )
 
 func TestReferenceMode(t *testing.T) {
-	a := filepath.Join("testdata", "samples", "chelsea.png")
-	b := filepath.Join("testdata", "samples", "coffee.png")
+	a := filepath.Join("..", "testdata", "samples", "chelsea.png")
+	b := filepath.Join("..", "testdata", "samples", "coffee.png")
 	// A model that cannot be opened: the settings are reported before the model loads.
 	missing := filepath.Join(t.TempDir(), "missing.onnx")
 	tests := []struct {
@@ -53,7 +53,7 @@ func TestReferenceMode(t *testing.T) {
 }
 
 func TestPromptFlagsUsage(t *testing.T) {
-	a := filepath.Join("testdata", "samples", "chelsea.png")
+	a := filepath.Join("..", "testdata", "samples", "chelsea.png")
 	for _, tt := range []struct {
 		args []string
 		want string

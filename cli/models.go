@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -14,7 +14,28 @@ import (
 	"github.com/diffsim/diffsim/session"
 )
 
-func (a *app) modelsCommand() *cobra.Command {
+// modelsCmd is `diffsim models` and its subcommands.
+type modelsCmd struct {
+	*app
+	json                    bool
+	size                    int
+	ipAdapter, imageEncoder string
+	quiet                   bool
+}
+
+// modelEntry is one line of `models list --json`.
+type modelEntry struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Path   string `json:"path"`
+	Bytes  int64  `json:"size_bytes"`
+	Source string `json:"source"`
+	Repo   string `json:"repo"`
+	Commit string `json:"commit"`
+}
+
+func newModelsCmd(app *app) *cobra.Command {
+	a := &modelsCmd{app: app}
 	cmd := &cobra.Command{
 		Use:   "models",
 		Short: "List, inspect, pull and import models",
@@ -23,20 +44,31 @@ $HF_HOME/hub or ~/.cache/huggingface/hub), from folders or .onnx files you name,
 built-in model. 'pull' downloads a known model (sd15, dinov2-small, dinov2-base, dinov2-large,
 clip-b32, clip-b16, clip-l14) or any org/repo; HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are
 honoured.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return unknownCommand(cmd, args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	var asJSON bool
+	asJSON := &a.json
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Models available locally: built-in, in the cache, imported",
-		Args:  cobra.NoArgs,
+		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			entries, err := store.List(store.Options{})
 			if err != nil {
 				return err
 			}
 			all := append([]store.Entry{{Name: store.Builtin, Kind: store.KindBuiltin, Source: "generated", Path: "(generated in Go at start-up)"}}, entries...)
-			if asJSON {
-				return json.NewEncoder(a.stdout).Encode(all)
+			if *asJSON {
+				out := make([]modelEntry, len(all))
+				for i, e := range all {
+					out[i] = modelEntry{Name: e.Name, Kind: string(e.Kind), Path: e.Path, Bytes: e.Size, Source: e.Source, Repo: e.Repo, Commit: e.Commit}
+				}
+				return json.NewEncoder(a.stdout).Encode(out)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tKIND\tSIZE\tSOURCE\tPATH")
@@ -46,7 +78,7 @@ honoured.`,
 			return tw.Flush()
 		},
 	}
-	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	list.Flags().BoolVar(asJSON, "json", false, "print a JSON list (snake_case keys)")
 
 	inspect := &cobra.Command{
 		Use:   "inspect MODEL",
@@ -54,26 +86,32 @@ honoured.`,
 		Long: `Show a model's inputs, outputs and attention layers (no weights are loaded). With
 --ip-adapter (and optionally --image-encoder) the adapter's IP attention is added to a Stable
 Diffusion U-Net first, so the table lists the .ip layers DiffSim-C scores.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1, "a model"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ins, err := session.Inspect(args[0], session.InspectOptions{Size: a.size, IPAdapter: a.ipAdapter, ImageEncoder: a.imageEncoder})
 			if err != nil {
 				return err
 			}
-			if asJSON {
+			if *asJSON {
 				return json.NewEncoder(a.stdout).Encode(ins)
 			}
 			a.printInspection(ins)
 			return nil
 		},
 	}
-	inspect.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	inspect.Flags().BoolVar(asJSON, "json", false, "print JSON")
+	inspect.Flags().IntVar(&a.size, "size", 0, "working size in pixels the token grids are shown at (default: the model's)")
+	inspect.Flags().StringVar(&a.ipAdapter, "ip-adapter", "", "DiffSim-C: add this IP-Adapter Plus's IP attention to a Stable Diffusion U-Net first")
+	inspect.Flags().StringVar(&a.imageEncoder, "image-encoder", "", "DiffSim-C: the CLIP ViT-H/14 image encoder as ONNX (with --ip-adapter)")
+	inGroup(inspect.Flags(), groupDiffusion, "ip-adapter", "image-encoder")
+	inGroup(inspect.Flags(), groupOutput, "json")
+	inGroup(list.Flags(), groupOutput, "json")
 
 	var include []string
 	pull := &cobra.Command{
 		Use:   "pull NAME|ORG/REPO[@REVISION]",
 		Short: "Download a model into the Hugging Face cache (resumable, verified)",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1, "a model name or org/repo"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var bar *store.ProgressBar
 			if f, ok := a.stderr.(*os.File); ok && !a.quiet {
@@ -101,12 +139,14 @@ Diffusion U-Net first, so the table lists the .ip layers DiffSim-C scores.`,
 		},
 	}
 	pull.Flags().StringSliceVar(&include, "include", nil, "only files matching these globs (repeatable)")
+	pull.Flags().BoolVar(&a.quiet, "quiet", false, "no progress bar")
+	inGroup(pull.Flags(), groupOutput, "quiet")
 
 	var name string
 	imp := &cobra.Command{
 		Use:   "import PATH",
 		Short: "Register a local model folder or .onnx file under a name",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1, "a model folder or .onnx file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := store.Import(args[0], name); err != nil {
 				return usagef("%v", err)
@@ -121,7 +161,7 @@ Diffusion U-Net first, so the table lists the .ip layers DiffSim-C scores.`,
 	return cmd
 }
 
-func (a *app) printInspection(ins session.Inspection) {
+func (a *modelsCmd) printInspection(ins session.Inspection) {
 	w := a.stdout
 	fmt.Fprintf(w, "model   %s (%s)\n", ins.Model, ins.Kind)
 	if ins.Model == store.Builtin {

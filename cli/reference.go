@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -51,73 +51,74 @@ func referenceNames() string {
 
 // applyReference sets every setting of --reference FAMILY that the user did not give, and
 // says on stderr what it set, what it kept, and where results can still differ.
-func (a *app) applyReference(cmd *cobra.Command) error {
-	if a.reference == "" {
+func (c *scoring) applyReference(cmd *cobra.Command) error {
+	if c.diff == nil || c.diff.reference == "" {
 		return nil
 	}
-	fam, ok := referenceFamilies[strings.ToLower(a.reference)]
+	d := c.diff
+	fam, ok := referenceFamilies[strings.ToLower(d.reference)]
 	if !ok {
-		return usagef("--reference %q: want one of %s", a.reference, referenceNames())
+		return usagef("--reference %q: want one of %s", d.reference, referenceNames())
 	}
 	changed := cmd.Flags().Changed
 	var set, kept []string
 	if !changed("model") {
-		a.model = "sd15"
+		c.model = "sd15"
 		set = append(set, "model sd15")
 	} else {
-		kept = append(kept, "--model "+a.model)
+		kept = append(kept, "--model "+c.model)
 	}
 	switch {
-	case changed("t"):
-		kept = append(kept, fmt.Sprintf("--t %d", a.t))
-	case changed("step"):
-		kept = append(kept, fmt.Sprintf("--step %d", a.step))
+	case c.t.set:
+		kept = append(kept, fmt.Sprintf("--t %d", c.t.v))
+	case c.step.set:
+		kept = append(kept, fmt.Sprintf("--step %d", c.step.v))
 	default:
-		a.step = fam.step
+		c.step.v, c.step.set = fam.step, true
 		t, _ := features.StepToT(fam.step)
 		set = append(set, fmt.Sprintf("t=%d (step %d)", t, fam.step))
 	}
 	if !changed("layer") {
-		a.layer = "Up0"
+		c.layer = "Up0"
 		set = append(set, "layer Up0 (up_blocks layer 0)")
 	} else {
-		kept = append(kept, "--layer "+a.layer)
+		kept = append(kept, "--layer "+c.layer)
 	}
 	if !changed("size") {
-		a.size = 512
+		c.size = 512
 		set = append(set, "512 px")
 	} else {
-		kept = append(kept, fmt.Sprintf("--size %d", a.size))
+		kept = append(kept, fmt.Sprintf("--size %d", c.size))
 	}
 	if !changed("seed") {
-		a.seed = session.DefaultSeed
-		set = append(set, fmt.Sprintf("seed %d", a.seed))
+		c.seed = session.DefaultSeed
+		set = append(set, fmt.Sprintf("seed %d", c.seed))
 	} else {
-		kept = append(kept, fmt.Sprintf("--seed %d", a.seed))
+		kept = append(kept, fmt.Sprintf("--seed %d", c.seed))
 	}
 	if !changed("metric") {
-		a.metric = "aas"
+		c.metric = "aas"
 		set = append(set, "metric aas (cosine)")
 	} else {
-		kept = append(kept, "--metric "+a.metric)
+		kept = append(kept, "--metric "+c.metric)
 	}
 	promptGiven := changed("prompt")
 	if !promptGiven {
-		a.prompt = fam.prompt
-		set = append(set, fmt.Sprintf("prompt %q", a.prompt))
+		d.prompt = fam.prompt
+		set = append(set, fmt.Sprintf("prompt %q", d.prompt))
 	} else {
-		kept = append(kept, fmt.Sprintf("--prompt %q", a.prompt))
+		kept = append(kept, fmt.Sprintf("--prompt %q", d.prompt))
 	}
 	if !changed("cfg") {
-		a.cfg = true
+		d.cfg = true
 		set = append(set, "CFG (unconditional and prompted halves in one batch, both scored)")
 	} else {
-		kept = append(kept, fmt.Sprintf("--cfg=%t", a.cfg))
+		kept = append(kept, fmt.Sprintf("--cfg=%t", d.cfg))
 	}
-	if a.quiet {
+	if c.quiet {
 		return nil
 	}
-	w := a.stderr
+	w := c.stderr
 	fmt.Fprintf(w, "diffsim: --reference %s set %s\n", fam.name, strings.Join(set, ", "))
 	if len(kept) > 0 {
 		fmt.Fprintf(w, "diffsim: --reference %s kept what you gave: %s\n", fam.name, strings.Join(kept, ", "))

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -19,13 +19,13 @@ func TestExplorerInTmux(t *testing.T) {
 		t.Skip("builds the binary and runs tmux")
 	}
 	bin := filepath.Join(t.TempDir(), "diffsim")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	tm := termtest.NewTmux(t, 120, 40)
 	tm.Wait = time.Minute // the built-in model's first run, under the race detector's load
 	score := regexp.MustCompile(`AAS \d\.\d{4}`)
-	tm.Run(fmt.Sprintf("%s testdata/samples/chelsea.png testdata/samples/coffee.png --size 128 --graphics halfblock --quiet", bin))
+	tm.Run(fmt.Sprintf("%s ../testdata/samples/chelsea.png ../testdata/samples/coffee.png --size 128 --graphics halfblock --quiet", bin))
 	s := tm.WaitFor("the first score", func(s string) bool {
 		return score.MatchString(s) && strings.Contains(s, "t 101") && strings.Contains(s, "ready")
 	})

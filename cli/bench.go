@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -12,14 +12,24 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/diffsim/diffsim/session/batch"
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/bench"
 )
 
-func (a *app) benchCommand() *cobra.Command {
+// benchCmd is `diffsim bench` with `bench merge` and `bench status`: flags, help and wiring;
+// session/bench runs the benchmark.
+type benchCmd struct {
+	scoring
+	json bool
+}
+
+func newBenchCmd(app *app) *cobra.Command {
+	a := &benchCmd{scoring: scoring{app: app}}
 	var out, shard, split string
 	var sampleSeed uint64
 	var maxN, minVotes, shards, logEvery int
@@ -62,7 +72,7 @@ flight (a second one abandons it); what was made is kept.`,
   SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=3 diffsim bench tid2013 tid2013/ --out results/
   diffsim bench merge results/ --out nights.jsonl
   diffsim bench status results/`,
-		Args: usageArgs(cobra.ExactArgs(2)),
+		Args: exactArgs(2, "a layout and a path"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sh, err := a.benchShard(cmd, shard, shards)
 			if err != nil {
@@ -95,6 +105,7 @@ flight (a second one abandons it); what was made is kept.`,
 		},
 	}
 	f := cmd.Flags()
+	a.modelFlags.register(f, true)
 	f.StringVar(&out, "out", "", "record every decision in this JSONL file, or DIR/ for one file per shard; a rerun resumes from it")
 	f.StringVar(&shard, "shard", "0/1", "make only shard I of N (decision index mod N = I); default: from a Slurm array or an Indexed Job, else all")
 	f.IntVar(&shards, "shards", 0, "shard count when the task index comes from the engine (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID); default $DIFFSIM_SHARDS")
@@ -104,6 +115,7 @@ flight (a second one abandons it); what was made is kept.`,
 	f.StringVar(&split, "split", "test", "nights: the split to evaluate: test, val, train or all")
 	f.IntVar(&minVotes, "min-votes", 6, "nights: keep triplets with at least this many votes (DreamSim's filter); 0 = all")
 	f.BoolVar(&a.json, "json", false, "print the summary as one JSON object")
+	inGroup(f, groupOutput, "json", "out", "log-every")
 	cmd.AddCommand(a.benchMergeCommand(), a.benchStatusCommand())
 	return cmd
 }
@@ -116,7 +128,7 @@ type benchShard struct {
 
 // benchShard resolves --shard, --shards and the batch engine's environment, and says on
 // stderr which engine's index it used.
-func (a *app) benchShard(cmd *cobra.Command, shard string, shards int) (benchShard, error) {
+func (a *benchCmd) benchShard(cmd *cobra.Command, shard string, shards int) (benchShard, error) {
 	if cmd.Flags().Changed("shard") {
 		if cmd.Flags().Changed("shards") {
 			return benchShard{}, usagef("give --shard I/N or --shards N, not both")
@@ -144,7 +156,7 @@ func (a *app) benchShard(cmd *cobra.Command, shard string, shards int) (benchSha
 	return benchShard{sh, from}, nil
 }
 
-func (a *app) benchMergeCommand() *cobra.Command {
+func (a *benchCmd) benchMergeCommand() *cobra.Command {
 	var out string
 	var partial bool
 	cmd := &cobra.Command{
@@ -158,7 +170,7 @@ Given a folder (bench --out DIR/), it refuses a shard that is missing, present t
 another split, or unfinished (--partial merges what is there).`,
 		Example: `  diffsim bench merge results/ --out nights.jsonl --json
   diffsim bench merge nights-*.jsonl --out nights.jsonl`,
-		Args: usageArgs(cobra.MinimumNArgs(1)),
+		Args: minArgs(1, "a results folder or results files"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var recs []bench.Record
 			var settings bench.Settings
@@ -185,7 +197,7 @@ another split, or unfinished (--partial merges what is there).`,
 				buf.WriteByte('\n')
 			}
 			if out != "" {
-				if err := batch.WriteFileAtomic(out, buf.Bytes()); err != nil {
+				if err := renameio.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 					return err
 				}
 			}
@@ -202,7 +214,7 @@ another split, or unfinished (--partial merges what is there).`,
 	return cmd
 }
 
-func (a *app) benchStatusCommand() *cobra.Command {
+func (a *benchCmd) benchStatusCommand() *cobra.Command {
 	var stale time.Duration
 	cmd := &cobra.Command{
 		Use:   "status DIR",
@@ -213,7 +225,7 @@ recorded of the shard's total, when its file was last written, and its state: do
 can run while the shards do.`,
 		Example: `  diffsim bench status results/
   watch -n 30 diffsim bench status results/`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: exactArgs(1, "a results folder"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			now := time.Now()
 			sts, settings, err := bench.Status(args[0], now, stale)
@@ -264,7 +276,7 @@ func writeStatus(w io.Writer, s bench.Settings, sts []bench.ShardStatus, now tim
 	return err
 }
 
-func (a *app) printSummary(sum bench.Summary) error {
+func (a *benchCmd) printSummary(sum bench.Summary) error {
 	if a.json {
 		return json.NewEncoder(a.stdout).Encode(sum)
 	}
@@ -273,7 +285,7 @@ func (a *app) printSummary(sum bench.Summary) error {
 
 // runBench opens the session and makes the shard's decisions (session/bench does the work;
 // this wires flags, stderr and progress to it).
-func (a *app) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string, logEvery int) error {
+func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string, logEvery int) error {
 	stderr := &syncWriter{w: a.stderr}
 	tg, err := a.openTarget(cmd, nil)
 	if err != nil {
@@ -353,7 +365,7 @@ func (a *app) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, ou
 }
 
 // benchStart says what the run will do, once its results file has been read.
-func (a *app) benchStart(w io.Writer, ds *bench.Dataset, sh bench.Shard, out string, done, inShard int) {
+func (a *benchCmd) benchStart(w io.Writer, ds *bench.Dataset, sh bench.Shard, out string, done, inShard int) {
 	if a.quiet {
 		return
 	}
@@ -371,7 +383,15 @@ func (a *app) benchStart(w io.Writer, ds *bench.Dataset, sh bench.Shard, out str
 }
 
 // stderrIsTerminal reports whether progress can be a bar (redrawn in place) rather than lines.
-func (a *app) stderrIsTerminal() bool {
+func (a *benchCmd) stderrIsTerminal() bool {
 	f, ok := a.stderr.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// stepOf is the reference's step index for t, 0 for models without timesteps (as score prints).
+func stepOf(info session.ModelInfo, t int) int {
+	if !info.Timesteps {
+		return 0
+	}
+	return features.TToStep(t)
 }

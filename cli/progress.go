@@ -1,31 +1,19 @@
-package main
+package cli
 
 import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/cobra"
 	"golang.org/x/term"
-
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
 )
-
-// researchCommands are the headless research commands: sweep, rank, bench.
-func (a *app) researchCommands() []*cobra.Command {
-	return []*cobra.Command{a.sweepCommand(), a.rankCommand(), a.benchCommand()}
-}
-
-// stepOf is the reference's step index for t, 0 for models without timesteps (as score prints).
-func stepOf(info session.ModelInfo, t int) int {
-	if !info.Timesteps {
-		return 0
-	}
-	return features.TToStep(t)
-}
 
 // syncWriter serialises writes from the command and its signal watcher onto one stream.
 type syncWriter struct {
@@ -52,10 +40,10 @@ type progress struct {
 }
 
 // newProgress starts counting; done is where a resumed run starts.
-func (a *app) newProgress(desc string, total, done int) *progress {
+func (c *scoring) newProgress(desc string, total, done int) *progress {
 	p := &progress{desc: desc, total: total, n: done}
-	f, ok := a.stderr.(*os.File)
-	if a.quiet || !ok || !term.IsTerminal(int(f.Fd())) || total <= 0 {
+	f, ok := c.stderr.(*os.File)
+	if c.quiet || !ok || !term.IsTerminal(int(f.Fd())) || total <= 0 {
 		return p
 	}
 	p.out = f
@@ -108,12 +96,18 @@ func (p *progress) Close() {
 	}
 }
 
-// usageArgs makes a wrong number of arguments a usage error (exit code 2), as DESIGN.md asks.
-func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := check(cmd, args); err != nil {
-			return usagef("%v (see %s --help)", err, cmd.CommandPath())
-		}
-		return nil
+// writePNG encodes img and writes it to path atomically (a reader never sees half a file),
+// then says so on stderr.
+func (c *scoring) writePNG(path string, img image.Image) error {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return err
 	}
+	if err := renameio.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if !c.quiet {
+		fmt.Fprintf(c.stderr, "diffsim: wrote %s\n", path)
+	}
+	return nil
 }

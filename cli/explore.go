@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/ui"
+	"github.com/diffsim/diffsim/ui/termgfx"
+)
+
+// exploreCmd is `diffsim IMAGE_A IMAGE_B`: the interactive explorer, and the root command.
+type exploreCmd struct {
+	scoring
+	graphics     string
+	exportDir    string
+	traceStartup bool
+}
+
+func newRoot(a *app) *cobra.Command {
+	c := &exploreCmd{scoring: scoring{app: a, diff: &diffusionFlags{}}}
+	root := &cobra.Command{
+		Use:   "diffsim [flags] IMAGE_A IMAGE_B",
+		Short: "Explore what a network thinks makes two images alike (DiffSim's Aligned Attention Score)",
+		Long: `diffsim compares two images inside one attention layer of a network: image A's queries
+attend to image B's keys and values (the Aligned Attention Score of DiffSim, ICCV 2025).
+
+With two images it opens the explorer: scrub timesteps and layers, and see the score with
+per-token alignment heatmaps. The built-in model (no learned weights: colour and texture
+statistics) works offline; real models come from 'diffsim models pull'.`,
+		Example: `  diffsim testdata/samples/grass.png testdata/samples/gravel.png
+  diffsim score a.png b.png --t 401 --layer Up0 --json
+  diffsim sweep a.png b.png --t 0:999:100 --png sweep.png
+  diffsim help score`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				// `diffsim` alone: the short usage on stderr, then the one-line error (exit 2).
+				fmt.Fprintf(a.stderr, "%s\n\nUsage:\n  %s\n  diffsim COMMAND ... (diffsim help lists them)\n\n", cmd.Short, cmd.UseLine())
+			}
+			return exactArgs(2, "two images (or a command: diffsim help lists them)")(cmd, args)
+		},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE:          func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0], args[1]) },
+	}
+	f := root.Flags()
+	c.modelFlags.register(f, true)
+	c.diff.register(f)
+	f.StringVar(&c.graphics, "graphics", "auto", "terminal graphics: auto, sixel, kitty, halfblock or none")
+	f.StringVar(&c.exportDir, "export-dir", "diffsim-export", "folder the export key (e) writes its PNG and JSON into")
+	f.BoolVar(&c.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen (scripts/bench-launch.sh)")
+	_ = f.MarkHidden("trace-startup")
+	inGroup(f, groupOutput, "graphics", "export-dir")
+
+	root.AddCommand(
+		newScoreCmd(a), newSweepCmd(a), newRankCmd(a), newBenchCmd(a), newVideoCmd(a),
+		newModelsCmd(a), newDoctorCmd(a), newVersionCmd(a),
+	)
+	setupHelp(root)
+	return root
+}
+
+// run opens the explorer on a pair of images.
+func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
+	graphics, err := termgfx.ParseProtocol(c.graphics)
+	if err != nil {
+		return usagef("--graphics %q: want auto, sixel, kitty, halfblock or none", c.graphics)
+	}
+	// Check everything a person can get wrong before taking over the screen or loading a
+	// model, so a typo is one line on stderr: the images as score checks them, the flags, and
+	// a terminal to draw on.
+	if err := checkImages(imageA, imageB); err != nil {
+		return err
+	}
+	if err := c.checkFlags(cmd); err != nil {
+		return err
+	}
+	screen, err := c.terminal()
+	if err != nil {
+		return err
+	}
+	report, progress := ui.NewProgress()
+	s, err := c.openSession(cmd, report)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	info := s.Info()
+	opts := ui.DefaultOptions()
+	opts.Graphics = graphics
+	opts.Progress = progress
+	opts.Metric = session.Metric(c.metric)
+	opts.ExportDir = c.exportDir
+	if c.layer != "" {
+		if opts.Layer, err = s.ResolveLayer(c.layer); err != nil {
+			return err
+		}
+	}
+	if c.t.set || c.step.set {
+		opts.T = c.timestep(info)
+	}
+	opts.Input, opts.Output = c.stdin, screen
+	var firstImages time.Duration
+	if c.traceStartup {
+		opts.OnFirstImages = func() { firstImages = time.Since(c.started) }
+	}
+	err = ui.Run(cmd.Context(), s, imageA, imageB, opts)
+	if c.traceStartup && firstImages > 0 {
+		fmt.Fprintf(c.stderr, "diffsim: both images ready for the first frame %d ms after start\n", firstImages.Milliseconds())
+	}
+	return err
+}
+
+// errNoTerminal is the explorer's answer to a pipe or a file on either end.
+var errNoTerminal = usagef("the explorer needs a terminal; use `diffsim score`")
+
+// terminal returns the screen the explorer draws on: standard output, when both it and
+// standard input are terminals.
+func (a *app) terminal() (*os.File, error) {
+	out, ok := a.stdout.(*os.File)
+	if !ok || a.stdin == nil || !term.IsTerminal(int(out.Fd())) || !term.IsTerminal(int(a.stdin.Fd())) {
+		return nil, errNoTerminal
+	}
+	return out, nil
+}

@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/diffsim/diffsim/session"
+)
+
+// rankCmd is `diffsim rank`: the images in a folder most similar to a query.
+type rankCmd struct {
+	scoring
+	top  int
+	json bool
+}
+
+// rankJSON is `rank --json`: the setup and point once, then one score record per image.
+type rankJSON struct {
+	Query string `json:"query"`
+	Dir   string `json:"dir"`
+	session.Setup
+	session.Point
+	Images  int               `json:"images"` // images scored
+	Results []session.Ranked  `json:"results"`
+	Skipped []session.Skipped `json:"skipped"`
+}
+
+func newRankCmd(a *app) *cobra.Command {
+	c := &rankCmd{scoring: scoring{app: a, diff: &diffusionFlags{}}}
+	cmd := &cobra.Command{
+		Use:   "rank QUERY DIR",
+		Short: "The images in DIR (recursive) most similar to QUERY",
+		Long: `rank scores every image under DIR (PNG, JPEG, WebP, BMP, TIFF, GIF; recursive; hidden files
+and folders left out) against QUERY at one layer and timestep, and prints the -k most
+similar, most similar first (for --metric mse: the lowest first). The query's features are
+computed once; the others run through the network two at a time. Files that cannot be read
+are listed as skipped and do not stop the ranking.`,
+		Example: `  diffsim rank query.png photos/ -k 5
+  diffsim rank query.png photos/ --layer coarse --t 500 --json`,
+		Args: exactArgs(2, "a query image and a folder"),
+		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0], args[1]) },
+	}
+	f := cmd.Flags()
+	c.modelFlags.register(f, true)
+	c.diff.register(f)
+	f.IntVarP(&c.top, "top", "k", 10, "how many to print; 0 for all")
+	f.BoolVar(&c.json, "json", false, "print one JSON object: the setup, and a score record per image")
+	inGroup(f, groupOutput, "json")
+	return cmd
+}
+
+func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
+	if c.top < 0 {
+		return usagef("-k %d: want a positive count, or 0 for all", c.top)
+	}
+	if err := checkImages(queryPath); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return usagef("%s: %v", dir, pathReason(err))
+	} else if !fi.IsDir() {
+		return usagef("%s is not a folder (rank QUERY DIR)", dir)
+	}
+	tg, err := c.openTarget(cmd, nil)
+	if err != nil {
+		return err
+	}
+	defer tg.s.Close()
+	s := tg.s
+	query, err := s.Load(queryPath)
+	if err != nil {
+		return err
+	}
+	files, unreadable, err := session.ImageFiles(dir)
+	if err != nil {
+		return err
+	}
+	var skipped []session.Skipped
+	for p, e := range unreadable {
+		skipped = append(skipped, session.Skipped{Path: p, Error: e.Error()})
+	}
+	files = slices.DeleteFunc(files, func(p string) bool { return samePath(p, queryPath) })
+	bar := c.newProgress("rank", len(files), 0)
+	results, skip, err := s.Rank(cmd.Context(), query, files, tg.layer, tg.t, tg.metric, func() { bar.Add(1) })
+	bar.Close()
+	if err != nil {
+		return err
+	}
+	skipped = append(skipped, skip...)
+	slices.SortFunc(skipped, func(x, y session.Skipped) int { return strings.Compare(x.Path, y.Path) })
+	for _, sk := range skipped {
+		fmt.Fprintf(c.stderr, "diffsim: skipped %s\n", sk.Error)
+	}
+	out := rankJSON{
+		Query: queryPath, Dir: dir, Setup: s.Setup(tg.metric), Point: session.NewPoint(tg.info, tg.layer, tg.t),
+		Images: len(results), Results: results, Skipped: skipped,
+	}
+	if out.Skipped == nil {
+		out.Skipped = []session.Skipped{}
+	}
+	if out.Results == nil {
+		out.Results = []session.Ranked{}
+	}
+	if c.top > 0 && len(out.Results) > c.top {
+		out.Results = out.Results[:c.top]
+	}
+	if c.json {
+		return json.NewEncoder(c.stdout).Encode(out)
+	}
+	dirWord := "higher = more similar"
+	if !out.HigherIsMoreSimilar {
+		dirWord = "lower = more similar"
+	}
+	when := "no timesteps"
+	if out.T != nil {
+		when = fmt.Sprintf("t=%d", *out.T)
+	}
+	fmt.Fprintf(c.stdout, "%d most similar of %d images to %s (%s at %s, %s; %s)\n", len(out.Results), out.Images, queryPath, out.Metric, tg.info.Layers[tg.layer].Label(), when, dirWord)
+	if !tg.info.Layers[tg.layer].ImageKV {
+		fmt.Fprintln(c.stdout, "note: cross-attention on text: keys and values do not depend on the image, so every pair scores 1")
+	}
+	for _, r := range out.Results {
+		fmt.Fprintf(c.stdout, "%3d  %s  %s\n", r.Rank, value(r.Score), r.ImageB)
+	}
+	return nil
+}
+
+// samePath reports whether two paths name the same file, so the query is not ranked against
+// itself when it lies inside DIR.
+func samePath(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(fa, fb)
+	}
+	aa, _ := filepath.Abs(a)
+	ab, _ := filepath.Abs(b)
+	return aa == ab
+}
