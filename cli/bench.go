@@ -107,7 +107,7 @@ flight (a second one abandons it); what was made is kept.`,
 	f := cmd.Flags()
 	a.modelFlags.register(f, true)
 	f.StringVar(&out, "out", "", "record every decision in this JSONL file, or DIR/ for one file per shard; a rerun resumes from it")
-	f.StringVar(&shard, "shard", "0/1", "make only shard I of N (decision index mod N = I); default: from a Slurm array or an Indexed Job, else all")
+	f.StringVar(&shard, "shard", "", "make only shard I of N (decision index mod N = I); default: from a Slurm array or an Indexed Job, else all")
 	f.IntVar(&shards, "shards", 0, "shard count when the task index comes from the engine (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID); default $DIFFSIM_SHARDS")
 	f.IntVar(&logEvery, "log-every", 0, "without a terminal, one progress line every N decisions (0: about every 5%, at most 100)")
 	f.Uint64Var(&sampleSeed, "sample-seed", 1, "triplet: seed of the negatives drawn and of the decision order")
@@ -346,7 +346,7 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 		}
 		return err
 	}
-	if sh.N > 1 && !res.Interrupted {
+	if sh.N > 1 && !res.Interrupted && !a.quiet {
 		fmt.Fprintf(stderr, "diffsim: shard %s of %s done; combine the shards with: diffsim bench merge DIR or FILES… (this summary covers this shard only)\n", sh, ds.Layout)
 	}
 	if err := a.printSummary(res.Summary); err != nil {
