@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -141,9 +142,11 @@ func (a *benchCmd) benchShard(cmd *cobra.Command, shard string, shards int) (ben
 	}
 	if !cmd.Flags().Changed("shards") {
 		if v := os.Getenv(bench.ShardsVar); v != "" {
-			if _, err := fmt.Sscan(v, &shards); err != nil {
+			n, err := strconv.Atoi(v)
+			if err != nil {
 				return benchShard{}, usagef("$%s=%q: want a shard count", bench.ShardsVar, v)
 			}
+			shards = n
 		}
 	}
 	sh, from, ok, err := bench.FromEnv(os.Getenv, shards)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -146,14 +147,15 @@ func requireSlurm(t *testing.T) {
 	if os.Getenv("CI") != "" {
 		unavailable = t.Fatalf
 	}
+	// the daemons live in /usr/sbin, which a non-login PATH may lack
+	t.Setenv("PATH", os.Getenv("PATH")+string(os.PathListSeparator)+"/usr/sbin")
 	var missing []string
 	for pkg, prog := range slurmPackages {
 		if _, err := exec.LookPath(prog); err != nil {
-			if _, err := os.Stat(filepath.Join("/usr/sbin", prog)); err != nil {
-				missing = append(missing, pkg)
-			}
+			missing = append(missing, pkg)
 		}
 	}
+	slices.Sort(missing)
 	if len(missing) > 0 {
 		unavailable("Slurm test: missing Debian packages %s (apt-get install slurmctld slurmd slurm-client munge; scripts/test.sh installs them in CI)", strings.Join(missing, " "))
 	}

@@ -444,3 +444,16 @@ func TestStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestRoundDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		850 * time.Millisecond:                       "850ms",
+		12*time.Second + 300*time.Millisecond:        "12s",
+		3*time.Minute + 20*time.Second:               "3m20s",
+		2*time.Hour + 5*time.Minute + 10*time.Second: "2h5m",
+	} {
+		if got := roundDuration(d); got != want {
+			t.Errorf("roundDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
