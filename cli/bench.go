@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -244,39 +243,12 @@ can run while the shards do.`,
 					Shards []bench.ShardStatus `json:"shards"`
 				}{settings, sts})
 			}
-			return writeStatus(a.stdout, settings, sts, now)
+			return bench.WriteStatus(a.stdout, settings, sts, now)
 		},
 	}
 	cmd.Flags().DurationVar(&stale, "stale", 2*time.Minute, "a shard whose file was written within this long counts as running")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the settings and every shard as one JSON object")
 	return cmd
-}
-
-func writeStatus(w io.Writer, s bench.Settings, sts []bench.ShardStatus, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "shard\tdone\tof\tskipped\tlast write\tstate")
-	done, size := 0, 0
-	for _, st := range sts {
-		last, of := "-", "?"
-		if !st.Modified.IsZero() {
-			last = now.Sub(st.Modified).Round(time.Second).String() + " ago"
-		}
-		if st.Size > 0 {
-			of = fmt.Sprint(st.Size)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", st.Shard, st.Done, of, st.Skipped, last, st.State)
-		done += st.Done
-		size += st.Size
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if s.Total == 0 {
-		_, err := fmt.Fprintf(w, "%d decisions recorded; no shard has written one yet, so the total is unknown\n", done)
-		return err
-	}
-	_, err := fmt.Fprintf(w, "%d of %d decisions (%.1f%%); %s\n", done, s.Total, 100*float64(done)/float64(s.Total), s)
-	return err
 }
 
 func (a *benchCmd) printSummary(sum bench.Summary) error {

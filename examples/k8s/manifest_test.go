@@ -120,3 +120,24 @@ func TestBenchJobIsAnIndexedJobOfOneShardPerPod(t *testing.T) {
 		t.Errorf("merge --out %q: want a file that is not named like a shard", merged)
 	}
 }
+
+// The checks above mean something only if a mistake in a manifest fails them.
+func TestStrictDecodingRefusesMistakes(t *testing.T) {
+	data, err := os.ReadFile("bench-job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string]string{
+		"unknown field":    strings.Replace(string(data), "  completions: 8\n", "  completions: 8\n  completion: 8\n", 1),
+		"field misplaced":  strings.Replace(string(data), "  parallelism: 8\n", "  parallelism: 8\n  restartPolicy: Never\n", 1),
+		"wrong value type": strings.Replace(string(data), "  completions: 8\n", "  completions: eight\n", 1),
+	} {
+		if bad == string(data) {
+			t.Fatalf("%s: the manifest changed; this test no longer edits it", name)
+		}
+		var job batchv1.Job
+		if err := yaml.UnmarshalStrict([]byte(bad), &job); err == nil {
+			t.Errorf("%s: a manifest with it decodes without error", name)
+		}
+	}
+}

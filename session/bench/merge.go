@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
@@ -193,6 +195,34 @@ func Status(dir string, now time.Time, stale time.Duration) ([]ShardStatus, Sett
 		}
 	}
 	return out, s, nil
+}
+
+// WriteStatus prints Status's answer for people: a row per shard, then the total.
+func WriteStatus(w io.Writer, s Settings, sts []ShardStatus, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "shard\tdone\tof\tskipped\tlast write\tstate")
+	done, size := 0, 0
+	for _, st := range sts {
+		last, of := "-", "?"
+		if !st.Modified.IsZero() {
+			last = now.Sub(st.Modified).Round(time.Second).String() + " ago"
+		}
+		if st.Size > 0 {
+			of = fmt.Sprint(st.Size)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", st.Shard, st.Done, of, st.Skipped, last, st.State)
+		done += st.Done
+		size += st.Size
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if s.Total == 0 {
+		_, err := fmt.Fprintf(w, "%d decisions recorded; no shard has written one yet, so the total is unknown\n", done)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d of %d decisions (%.1f%%); %s\n", done, s.Total, 100*float64(done)/float64(s.Total), s)
+	return err
 }
 
 func plural(n int) string {

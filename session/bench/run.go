@@ -138,6 +138,9 @@ func (r *Run) Do(ctx context.Context) (Outcome, error) {
 		}
 	}
 	out.Summary = Summarize(r.Settings, mine)
+	if sh.N > 1 {
+		out.Summary.Shard, out.Summary.ShardSize = sh.String(), out.InShard
+	}
 	if out.Made < len(todo) {
 		out.Interrupted = true
 		return out, ctx.Err()

@@ -457,3 +457,21 @@ func TestRoundDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestSummaryTextSaysWhatItCovers(t *testing.T) {
+	s := Settings{Layout: "nights", Total: 10}
+	for _, tc := range []struct {
+		sum  Summary
+		want string
+	}{
+		{Summary{Settings: s, Made: 10, Complete: true}, "nights: 10 of 10 decisions made, 0 skipped (complete)"},
+		{Summary{Settings: s, Made: 7}, "nights: 7 of 10 decisions made, 0 skipped (INCOMPLETE: 3 missing)"},
+		{Summary{Settings: s, Made: 2, Skipped: 1, Shard: "1/3", ShardSize: 3}, "nights shard 1/3: 2 of 3 decisions made, 1 skipped (shard complete; the benchmark has 10: merge the shards)"},
+		{Summary{Settings: s, Made: 1, Shard: "1/3", ShardSize: 3}, "nights shard 1/3: 1 of 3 decisions made, 0 skipped (INCOMPLETE: 2 of the shard missing)"},
+	} {
+		var buf bytes.Buffer
+		if err := tc.sum.WriteText(&buf); err != nil || !strings.Contains(buf.String(), "\n"+tc.want+"\n") {
+			t.Errorf("%+v:\n%s\nwant the line %q", tc.sum, buf.String(), tc.want)
+		}
+	}
+}
