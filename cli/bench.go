@@ -84,6 +84,14 @@ flight (a second one abandons it); what was made is kept.`,
 			if logEvery < 0 {
 				return usagef("--log-every %d: want a count of decisions, or 0 for about every 5%%", logEvery)
 			}
+			ds, err := bench.Load(args[0], args[1], bench.Options{SampleSeed: sampleSeed, Max: maxN, Split: split, MinVotes: minVotes})
+			if err != nil {
+				if errors.Is(err, bench.ErrLayout) {
+					return usageError{err}
+				}
+				return err
+			}
+			// A results folder: created on first use, by whichever task of the array comes first.
 			if out != "" && bench.IsDirOut(out) {
 				dir := out
 				if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -93,13 +101,6 @@ flight (a second one abandons it); what was made is kept.`,
 					return usageError{err}
 				}
 				out = filepath.Join(dir, bench.FileName(sh.Shard))
-			}
-			ds, err := bench.Load(args[0], args[1], bench.Options{SampleSeed: sampleSeed, Max: maxN, Split: split, MinVotes: minVotes})
-			if err != nil {
-				if errors.Is(err, bench.ErrLayout) {
-					return usageError{err}
-				}
-				return err
 			}
 			return a.runBench(cmd, ds, sh.Shard, out, logEvery)
 		},
@@ -322,7 +323,7 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 		return err
 	}
 	if sh.N > 1 && !res.Interrupted && !a.quiet {
-		fmt.Fprintf(stderr, "diffsim: shard %s of %s done; combine the shards with: diffsim bench merge DIR or FILES… (this summary covers this shard only)\n", sh, ds.Layout)
+		fmt.Fprintf(stderr, "diffsim: shard %s of %s done; combine the shards with: diffsim bench merge DIR (or FILES…)\n", sh, ds.Layout)
 	}
 	if err := a.printSummary(res.Summary); err != nil {
 		return err

@@ -40,9 +40,9 @@ var benchFlags = []string{"--size", "64", "--t", "300", "--layer", "coarse"}
 
 // TestArrayJobKillResumeMerge submits examples/slurm/bench.sbatch as a 4-task array on the
 // built-in model and the merge job chained after it with --dependency=afterok, kills task 1
-// while it runs and puts it back in the queue (scontrol requeue: what preemption or a node
-// failure does), and checks that the rerun resumed rather than restarted, and that the merged
-// results are byte for byte those of one process running the whole benchmark.
+// (scancel) while it runs, resubmits it (scontrol requeue) and recovers the merge's dependency
+// as bench.sbatch tells users to, and checks that the rerun resumed rather than restarted, and
+// that the merged results are byte for byte those of one process running the whole benchmark.
 func TestArrayJobKillResumeMerge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Slurm cluster (about 30 s); not with -short")
@@ -96,8 +96,23 @@ func TestArrayJobKillResumeMerge(t *testing.T) {
 	log1 := filepath.Join(work, fmt.Sprintf("diffsim-bench-%s_1.out", jid))
 	pid := c.waitPID(ctx, t, bin, jid, "1")
 	made := catchMidRun(ctx, t, pid, log1, shard1, 12)
-	c.run(ctx, t, work, "scontrol", "requeue", jid+"_1")
+	c.run(ctx, t, work, "scancel", jid+"_1")
 	_ = syscall.Kill(pid, syscall.SIGCONT) // let it hear Slurm's SIGTERM
+	waitFor(ctx, t, time.Minute, "killed task 1 to exit", func() bool { return syscall.Kill(pid, 0) != nil })
+	if st := c.waitJob(ctx, t, jid+"_1", time.Minute); st != "CANCELLED" {
+		t.Fatalf("task 1 after scancel: %s, want CANCELLED", st)
+	}
+	// Slurm now holds the merge for good, even once the task reruns (bench.sbatch says so and
+	// how to recover): rerun the task, and name the tasks in the merge's dependency.
+	if st := c.waitJob(ctx, t, mid, 30*time.Second); st != "DependencyNeverSatisfied" {
+		t.Errorf("merge job after a task was cancelled: %s, want DependencyNeverSatisfied", st)
+	}
+	c.run(ctx, t, work, "scontrol", "requeue", jid+"_1")
+	tasks := make([]string, 4)
+	for i := range tasks {
+		tasks[i] = fmt.Sprintf("%s_%d", jid, i)
+	}
+	c.run(ctx, t, work, "scontrol", "update", "jobid="+mid, "dependency=afterok:"+strings.Join(tasks, ":"))
 	t.Logf("task 1 killed with %d of its 12 decisions made, and requeued", made)
 	defer func() {
 		if t.Failed() {
@@ -110,8 +125,7 @@ func TestArrayJobKillResumeMerge(t *testing.T) {
 	if state != "COMPLETED" {
 		t.Fatalf("merge job %s ended %s\n%s", mid, state, logs)
 	}
-	for i := range 4 {
-		task := fmt.Sprintf("%s_%d", jid, i)
+	for i, task := range tasks {
 		if st := c.jobState(ctx, t, task); st != "COMPLETED" {
 			t.Errorf("task %s: %s", task, st)
 		}
