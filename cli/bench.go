@@ -212,7 +212,7 @@ another split, or unfinished (--partial merges what is there).`,
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "write the merged decisions, sorted by index, to this JSONL file")
-	cmd.Flags().BoolVar(&partial, "partial", false, "merge a results folder whose shards are not all finished (the summary says INCOMPLETE)")
+	cmd.Flags().BoolVar(&partial, "partial", false, "merge a results folder with shards missing or unfinished (the summary says INCOMPLETE)")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the summary as one JSON object")
 	return cmd
 }

@@ -38,8 +38,8 @@ func MergeDir(dir string, partial bool) ([]Record, Settings, error) {
 		return nil, Settings{}, err
 	}
 	n := files[0].Shard.N
-	if len(missing) > 0 {
-		return nil, Settings{}, fmt.Errorf("%w: %s lacks shard%s %s of %d (no %s); run those tasks, then merge", ErrMismatch, dir, plural(len(missing)), joinInts(missing), n, FileName(Shard{missing[0], n}))
+	if len(missing) > 0 && !partial {
+		return nil, Settings{}, fmt.Errorf("%w: %s lacks shard%s %s of %d (no %s); run those tasks, then merge", ErrIncomplete, dir, plural(len(missing)), joinInts(missing), n, FileName(Shard{missing[0], n}))
 	}
 	recs, s, err := merge(files)
 	if err != nil {

@@ -368,7 +368,7 @@ func TestMergeDir(t *testing.T) {
 		is     error
 		want   string
 	}{
-		{"missing shard", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "shard-2-of-4.jsonl")) }, ErrMismatch, "lacks shard 2 of 4"},
+		{"missing shard", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "shard-2-of-4.jsonl")) }, ErrIncomplete, "lacks shard 2 of 4"},
 		{"shard twice", func(t *testing.T, dir string) {
 			copyFile(t, filepath.Join(dir, "shard-1-of-4.jsonl"), filepath.Join(dir, "shard-01-of-4.jsonl"))
 		}, ErrMismatch, "twice"},
@@ -414,6 +414,10 @@ func TestMergeDir(t *testing.T) {
 	os.WriteFile(p, bytes.SplitAfter(data, []byte("\n"))[0], 0o644)
 	if recs, _, err := MergeDir(dir, true); err != nil || len(recs) != 15 {
 		t.Errorf("partial merge: %d records, %v; want 15", len(recs), err)
+	}
+	os.Remove(filepath.Join(dir, "shard-0-of-4.jsonl"))
+	if recs, _, err := MergeDir(dir, true); err != nil || len(recs) != 10 {
+		t.Errorf("partial merge without shard 0: %d records, %v; want 10", len(recs), err)
 	}
 }
 
