@@ -479,3 +479,25 @@ func TestSummaryTextSaysWhatItCovers(t *testing.T) {
 		}
 	}
 }
+
+func TestResultsFolder(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "r.jsonl")
+	os.WriteFile(file, nil, 0o644)
+	for out, want := range map[string]bool{
+		dir: true, dir + "/": true, filepath.Join(dir, "new") + "/": true,
+		file: false, filepath.Join(dir, "new"): false, "results.jsonl": false,
+	} {
+		if got := IsDirOut(out); got != want {
+			t.Errorf("IsDirOut(%q) = %v, want %v", out, got, want)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, FileName(Shard{1, 4})), nil, 0o644)
+	if err := CheckSplit(dir, Shard{2, 4}, ""); err != nil {
+		t.Errorf("shard 2/4 beside shard 1/4: %v", err)
+	}
+	err := CheckSplit(dir, Shard{0, 1}, "Slurm array (SLURM_ARRAY_TASK_ID=2, SLURM_ARRAY_TASK_COUNT=1)")
+	if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "--shards 4") || !strings.Contains(err.Error(), "SLURM_ARRAY_TASK_COUNT=1") {
+		t.Errorf("shard 0/1 beside a 4-way split: %v", err)
+	}
+}
