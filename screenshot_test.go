@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/diffsim/diffsim/engine/enginetest"
 	"image"
 	"image/png"
 	"os"
@@ -23,6 +24,7 @@ func TestSixelSurvivesResize(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts X and xterm; skipped with -short")
 	}
+	enginetest.Runtime(t) // the explorer needs ONNX Runtime: skip (or fail in CI) by the usual rule
 	for _, tool := range []string{"Xvfb", "xterm", "xdotool", "xwd", "convert"} {
 		_, err := exec.LookPath(tool)
 		if err == nil && tool == "convert" {

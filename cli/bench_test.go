@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/diffsim/diffsim/features/families"
 	"image"
 	"image/color"
 	"image/png"
@@ -131,7 +132,7 @@ func TestBenchTripletAccuracyMatchesIndependentCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := session.Open(t.Context(), session.Options{Model: "builtin", Size: 64})
+	s, err := session.Open(t.Context(), session.Options{Model: "builtin", Size: 64, Families: families.All()})
 	if err != nil {
 		t.Fatal(err)
 	}

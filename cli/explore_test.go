@@ -18,6 +18,9 @@ func TestExplorerInTmux(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs tmux")
 	}
+	if !cgoEnabled {
+		t.Skip("built without cgo: the binary would have no ONNX Runtime")
+	}
 	bin := filepath.Join(t.TempDir(), "diffsim")
 	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/diffusion"
+	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -163,7 +163,8 @@ func (c *scoring) openSession(cmd *cobra.Command, progress func(session.Progress
 	d := c.conditioning()
 	s, err := session.Open(cmd.Context(), session.Options{
 		Model: c.model, Size: c.size, Seed: c.seed, Device: c.device, Library: c.ortLib, OnProgress: progress,
-		Conditioning: diffusion.Conditioning{Prompt: d.prompt, CFG: d.cfg},
+		Conditioning: features.Conditioning{Prompt: d.prompt, CFG: d.cfg},
+		Families:     families.All(),
 		IPAdapter:    d.ipAdapter, ImageEncoder: d.imageEncoder,
 		IPScale: d.ipScale, IPScaleSet: cmd.Flags().Changed("ip-scale"),
 	})

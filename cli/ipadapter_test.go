@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"github.com/diffsim/diffsim/features"
 	"math"
 	"path/filepath"
 	"strings"
@@ -71,8 +72,8 @@ func TestScoreWithIPAdapter(t *testing.T) {
 	}
 	code, stdout, stderr = runCmd(t, append(inspect, "--json")...)
 	var ins struct { // engine.IOInfo's type marshals as a name and does not unmarshal
-		Layers    []session.InspectedLayer  `json:"layers"`
-		IPAdapter *session.InspectedAdapter `json:"ip_adapter"`
+		Layers    []features.Layer      `json:"layers"`
+		IPAdapter *features.AdapterInfo `json:"ip_adapter"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &ins); code != exitOK || err != nil || len(ins.Layers) != 48 || ins.IPAdapter == nil || ins.IPAdapter.Layers != 16 {
 		t.Errorf("models inspect --json: exit %d (%s), %d layers, adapter %+v, %v", code, stderr, len(ins.Layers), ins.IPAdapter, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/diffsim/diffsim/features/builtin"
+	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/features/store"
 	"github.com/diffsim/diffsim/session"
 )
@@ -88,7 +89,7 @@ honoured.`,
 Diffusion U-Net first, so the table lists the .ip layers DiffSim-C scores.`,
 		Args: exactArgs(1, "a model"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ins, err := session.Inspect(args[0], session.InspectOptions{Size: a.size, IPAdapter: a.ipAdapter, ImageEncoder: a.imageEncoder})
+			ins, err := session.Inspect(args[0], session.InspectOptions{Size: a.size, IPAdapter: a.ipAdapter, ImageEncoder: a.imageEncoder, Families: families.All()})
 			if err != nil {
 				return err
 			}

@@ -220,15 +220,25 @@ func (r *Runtime) LoadFile(path string, so SessionOptions) (*Session, error) {
 	if so.ExternalDataDir == "" {
 		so.ExternalDataDir = filepath.Dir(path)
 	}
-	s, err := r.Load(data, so)
+	s, err := r.LoadSession(data, so)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
 }
 
-// Load opens a model from its bytes.
-func (r *Runtime) Load(model []byte, so SessionOptions) (*Session, error) {
+// Load opens a model from its bytes as a Runner, the interface the packages above engine
+// depend on (features.Loader).
+func (r *Runtime) Load(model []byte, so SessionOptions) (Runner, error) {
+	s, err := r.LoadSession(model, so)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return s, nil
+}
+
+// LoadSession opens a model from its bytes.
+func (r *Runtime) LoadSession(model []byte, so SessionOptions) (*Session, error) {
 	r.mu.Lock()
 	closed := r.closed
 	r.mu.Unlock()

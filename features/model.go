@@ -16,16 +16,21 @@ type Model interface {
 	Close() error
 }
 
-// ModelInfo describes a loaded model.
+// ModelInfo describes a loaded model: the family fills in what the model is, the session what
+// it runs on (Device, Notice, Seed). It is the one description of a loaded model; session and
+// ui use it as it is.
 type ModelInfo struct {
-	Name         string
+	Name         string // "builtin", a pulled name, or a path
 	Family       string // builtin, diffusion, vit, generic
-	Description  string
+	Description  string // one honest line: what it is and what it is not
+	Device       string // cpu or cuda:N (set by the session)
+	Notice       string // why the device is not what was asked for, if so (set by the session)
 	Layers       []Layer
 	DefaultLayer int
-	Timesteps    bool
+	Timesteps    bool // whether t means anything for this model
 	DefaultT     int
-	Size         int // working size in pixels
+	Size         int   // working size in pixels
+	Seed         int64 // noise seed (set by the session)
 }
 
 // Extraction is one image's features at every layer of one run.

@@ -10,9 +10,10 @@ import (
 	"github.com/diffsim/diffsim/engine/onnx"
 )
 
-// Loader opens a model from bytes; *engine.Runtime is one.
+// Loader opens graphs as runners: the one thing model families need from engine.
+// *engine.Runtime is one; tests use fakes.
 type Loader interface {
-	Load(model []byte, so engine.SessionOptions) (*engine.Session, error)
+	Load(model []byte, so engine.SessionOptions) (engine.Runner, error)
 }
 
 // RuntimeAttention computes attention with ONNX Runtime's com.microsoft.MultiHeadAttention on
@@ -23,7 +24,7 @@ type RuntimeAttention struct {
 	MinWork int
 
 	mu       sync.Mutex
-	sessions map[Shape]*engine.Session
+	sessions map[Shape]engine.Runner
 }
 
 // DefaultMinWork is where the runtime overtakes Go on this project's 2-core reference machine.
@@ -31,7 +32,7 @@ const DefaultMinWork = 32 * 1024
 
 // NewRuntimeAttention makes an attention that runs on loader's execution provider.
 func NewRuntimeAttention(l Loader) *RuntimeAttention {
-	return &RuntimeAttention{Loader: l, MinWork: DefaultMinWork, sessions: map[Shape]*engine.Session{}}
+	return &RuntimeAttention{Loader: l, MinWork: DefaultMinWork, sessions: map[Shape]engine.Runner{}}
 }
 
 // Attend implements Attention.
@@ -83,7 +84,7 @@ func (r *RuntimeAttention) Attend(ctx context.Context, s Shape, jobs []Job) ([][
 	return outs, nil
 }
 
-func (r *RuntimeAttention) session(s Shape) (*engine.Session, error) {
+func (r *RuntimeAttention) session(s Shape) (engine.Runner, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if sess, ok := r.sessions[s]; ok {

@@ -35,12 +35,18 @@ func StepToT(step int) (int, error) {
 	return 0, fmt.Errorf("--step %d is outside 1..1000 (the reference's step index; t = 1001 − step)", step)
 }
 
-// TToStep is the reference step index for a DDPM timestep (the inverse of StepToT for t ≤ 999).
+// TToStep is the reference step index for a DDPM timestep, the inverse of StepToT: 1001 − t
+// for t in 1..998, and 2 for t = 999 (steps 1 and 2 both give 999; 2 follows the rule). No
+// step gives t = 0 (nor a t outside 0..999): TToStep returns 0 then, which callers show as
+// "none", as they do for models without timesteps.
 func TToStep(t int) int {
-	if t >= 999 {
-		return 2 // steps 1 and 2 both give t = 999; 2 is the one that follows the rule
+	switch {
+	case t >= 1 && t <= 998:
+		return 1001 - t
+	case t == 999:
+		return 2
 	}
-	return 1001 - t
+	return 0
 }
 
 // Noise returns n standard-normal values from a seeded generator. The same (seed, n) always

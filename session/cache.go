@@ -2,12 +2,9 @@ package session
 
 import (
 	"container/list"
-	"image"
 
 	"github.com/diffsim/diffsim/features"
 )
-
-type imageLike = image.Image
 
 // lru holds extractions under a byte budget, evicting the least recently used.
 type lru struct {

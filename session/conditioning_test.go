@@ -3,13 +3,14 @@ package session
 import (
 	"context"
 	"errors"
+	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/families"
+	"image"
 	"sync"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/builtin"
-	"github.com/diffsim/diffsim/features/diffusion"
 )
 
 // promptModel is the built-in model made to depend on a prompt: it shifts every key by the
@@ -17,11 +18,11 @@ import (
 type promptModel struct {
 	features.Model
 	mu       sync.Mutex
-	runs     map[diffusion.Conditioning]int
-	prepared []diffusion.Conditioning
+	runs     map[features.Conditioning]int
+	prepared []features.Conditioning
 }
 
-func (p *promptModel) Prepare(_ context.Context, c diffusion.Conditioning) error {
+func (p *promptModel) Prepare(_ context.Context, c features.Conditioning) error {
 	if c.Prompt == "refused" {
 		return errors.New("no tokenizer")
 	}
@@ -31,7 +32,7 @@ func (p *promptModel) Prepare(_ context.Context, c diffusion.Conditioning) error
 	return nil
 }
 
-func (p *promptModel) ExtractConditioned(ctx context.Context, imgs []imageLike, t int, seed int64, c diffusion.Conditioning) ([]features.Extraction, error) {
+func (p *promptModel) ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning) ([]features.Extraction, error) {
 	p.mu.Lock()
 	p.runs[c]++
 	p.mu.Unlock()
@@ -54,19 +55,17 @@ func (p *promptModel) ExtractConditioned(ctx context.Context, imgs []imageLike, 
 func TestConditioningIsPartOfTheCacheKey(t *testing.T) {
 	ctx := context.Background()
 	var pm *promptModel
-	cat := diffusion.Conditioning{Prompt: "a cat", CFG: true}
-	s, err := Open(ctx, Options{
+	cat := features.Conditioning{Prompt: "a cat", CFG: true}
+	s, err := Open(ctx, Options{Families: families.All(),
 		Size:         128,
 		Conditioning: cat,
-		OpenModel: func(ctx context.Context, rt *engine.Runtime, o Options) (features.Model, error) {
+		OpenModel: func(ctx context.Context, rt Runtime, o Options) (features.Model, error) {
 			m, err := builtin.Open(rt, o.Size)
-			pm = &promptModel{Model: m, runs: map[diffusion.Conditioning]int{}}
+			pm = &promptModel{Model: m, runs: map[features.Conditioning]int{}}
 			return pm, err
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enginetest.Check(t, err)
 	defer s.Close()
 	if len(pm.prepared) != 1 || pm.prepared[0] != cat || s.Conditioning() != cat {
 		t.Fatalf("Open prepared %v, session says %v; want the options' conditioning", pm.prepared, s.Conditioning())
@@ -77,7 +76,7 @@ func TestConditioningIsPartOfTheCacheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dog := diffusion.Conditioning{Prompt: "a dog, long-haired"}
+	dog := features.Conditioning{Prompt: "a dog, long-haired"}
 	if err := s.SetConditioning(ctx, dog); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +87,7 @@ func TestConditioningIsPartOfTheCacheKey(t *testing.T) {
 	if other.Cached || s.Stats().Forwards != 2 || other.Score == first.Score {
 		t.Errorf("a new prompt reused features: cached %v, %d forwards, score %.6f vs %.6f", other.Cached, s.Stats().Forwards, other.Score, first.Score)
 	}
-	if err := s.SetConditioning(ctx, diffusion.Conditioning{Prompt: "refused"}); !errors.Is(err, ErrUsage) {
+	if err := s.SetConditioning(ctx, features.Conditioning{Prompt: "refused"}); !errors.Is(err, ErrUsage) {
 		t.Errorf("a prompt the model refuses: err = %v, want a usage error", err)
 	}
 	if s.Conditioning() != dog {
@@ -110,12 +109,12 @@ func TestConditioningIsPartOfTheCacheKey(t *testing.T) {
 }
 
 func TestPromptOnAModelWithoutText(t *testing.T) {
-	_, err := Open(context.Background(), Options{Size: 128, Conditioning: diffusion.Conditioning{Prompt: "a cat"}})
+	s := openBuiltin(t, 128) // skips without a runtime
+	_, err := Open(context.Background(), Options{Families: families.All(), Size: 128, Conditioning: features.Conditioning{Prompt: "a cat"}})
 	if !errors.Is(err, ErrUsage) {
 		t.Fatalf("a prompt for the built-in model: err = %v, want a usage error", err)
 	}
-	s := openBuiltin(t, 128)
-	if err := s.SetConditioning(context.Background(), diffusion.Conditioning{}); err != nil {
+	if err := s.SetConditioning(context.Background(), features.Conditioning{}); err != nil {
 		t.Errorf("the unconditional setting works for every model: %v", err)
 	}
 }

@@ -2,6 +2,8 @@ package session
 
 import (
 	"errors"
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/families"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +18,7 @@ import (
 func TestInspectIPAdapter(t *testing.T) {
 	dir, unet := tinyDiffusers(t)
 	files := writeAdapter(t, t.TempDir(), unet)
-	plain, err := Inspect(dir, InspectOptions{Size: 128})
+	plain, err := Inspect(dir, InspectOptions{Families: families.All(), Size: 128})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +26,7 @@ func TestInspectIPAdapter(t *testing.T) {
 		t.Fatalf("plain U-Net: %d layers, adapter %+v; want 32 and none", len(plain.Layers), plain.IPAdapter)
 	}
 
-	ins, err := Inspect(dir, InspectOptions{Size: 128, IPAdapter: files.Adapter, ImageEncoder: files.ImageEncoder})
+	ins, err := Inspect(dir, InspectOptions{Families: families.All(), Size: 128, IPAdapter: files.Adapter, ImageEncoder: files.ImageEncoder})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,12 +42,12 @@ func TestInspectIPAdapter(t *testing.T) {
 		t.Errorf("inputs %v lack ip_tokens", ins.Inputs)
 	}
 	// Without --image-encoder the graph is the same.
-	if noEnc, err := Inspect(dir, InspectOptions{Size: 128, IPAdapter: files.Adapter}); err != nil || len(noEnc.Layers) != 48 || noEnc.IPAdapter.Penultimate != "" {
+	if noEnc, err := Inspect(dir, InspectOptions{Families: families.All(), Size: 128, IPAdapter: files.Adapter}); err != nil || len(noEnc.Layers) != 48 || noEnc.IPAdapter.Penultimate != "" {
 		t.Errorf("without an image encoder: %v", err)
 	}
 
 	writeAdapter(t, dir, unet)
-	own, err := Inspect(dir, InspectOptions{Size: 128})
+	own, err := Inspect(dir, InspectOptions{Families: families.All(), Size: 128})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,7 @@ func checkInspectedIP(t *testing.T, ins Inspection) {
 	if len(ins.Layers) != 48 {
 		t.Fatalf("%d layers, want 48", len(ins.Layers))
 	}
-	byName := map[string]InspectedLayer{}
+	byName := map[string]features.Layer{}
 	for _, l := range ins.Layers {
 		byName[l.Name] = l
 	}
@@ -92,11 +94,11 @@ func TestInspectIPAdapterUsageErrors(t *testing.T) {
 		o           InspectOptions
 		want        string
 	}{
-		{"builtin", "builtin", InspectOptions{IPAdapter: files.Adapter}, "Stable Diffusion"},
-		{"encoder only", dir, InspectOptions{ImageEncoder: files.ImageEncoder}, "--ip-adapter"},
-		{"missing", dir, InspectOptions{IPAdapter: filepath.Join(t.TempDir(), "none.safetensors")}, "none.safetensors"},
-		{"pickle", dir, InspectOptions{IPAdapter: "ip-adapter-plus_sd15.bin"}, ".safetensors"},
-		{"not an encoder", dir, InspectOptions{IPAdapter: files.Adapter, ImageEncoder: filepath.Join(dir, "vae_encoder", "model.onnx")}, "--image-encoder"},
+		{"builtin", "builtin", InspectOptions{Families: families.All(), IPAdapter: files.Adapter}, "Stable Diffusion"},
+		{"encoder only", dir, InspectOptions{Families: families.All(), ImageEncoder: files.ImageEncoder}, "--ip-adapter"},
+		{"missing", dir, InspectOptions{Families: families.All(), IPAdapter: filepath.Join(t.TempDir(), "none.safetensors")}, "none.safetensors"},
+		{"pickle", dir, InspectOptions{Families: families.All(), IPAdapter: "ip-adapter-plus_sd15.bin"}, ".safetensors"},
+		{"not an encoder", dir, InspectOptions{Families: families.All(), IPAdapter: files.Adapter, ImageEncoder: filepath.Join(dir, "vae_encoder", "model.onnx")}, "--image-encoder"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Inspect(tc.model, tc.o)
@@ -115,14 +117,14 @@ func TestFolderOfOneGraph(t *testing.T) {
 	if err := onnx.WriteFile(filepath.Join(dir, "vit.onnx"), m); err != nil {
 		t.Fatal(err)
 	}
-	ins, err := Inspect(dir, InspectOptions{})
+	ins, err := Inspect(dir, InspectOptions{Families: families.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ins.Kind != "generic" || ins.Graph != filepath.Join(dir, "vit.onnx") || len(ins.Layers) != 2 {
 		t.Errorf("inspect: kind %s, graph %s, %d layers; want generic, vit.onnx, 2", ins.Kind, ins.Graph, len(ins.Layers))
 	}
-	s := openOrSkip(t, Options{Model: dir})
+	s := openOrSkip(t, Options{Families: families.All(), Model: dir})
 	if n := len(s.Info().Layers); n != 2 {
 		t.Errorf("open: %d layers, want 2", n)
 	}

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"github.com/diffsim/diffsim/features/families"
 	"math"
 	"path/filepath"
 	"strings"
@@ -75,7 +76,7 @@ func checkDiffSimCInfo(t *testing.T, info ModelInfo) {
 func TestDiffSimCSession(t *testing.T) {
 	dir, unet := tinyDiffusers(t)
 	files := writeAdapter(t, t.TempDir(), unet)
-	s := openOrSkip(t, Options{Model: dir, IPAdapter: files.Adapter, ImageEncoder: files.ImageEncoder, Size: 128})
+	s := openOrSkip(t, Options{Families: families.All(), Model: dir, IPAdapter: files.Adapter, ImageEncoder: files.ImageEncoder, Size: 128})
 	info := s.Info()
 	checkDiffSimCInfo(t, info)
 	if info.Family != "diffusion" || !info.Timesteps || info.Size != 128 {
@@ -117,7 +118,7 @@ func TestDiffSimCSession(t *testing.T) {
 func TestDiffSimCFromTheModelFolder(t *testing.T) {
 	dir, unet := tinyDiffusers(t)
 	writeAdapter(t, dir, unet)
-	s := openOrSkip(t, Options{Model: dir, Size: 128})
+	s := openOrSkip(t, Options{Families: families.All(), Model: dir, Size: 128})
 	checkDiffSimCInfo(t, s.Info())
 }
 
@@ -129,10 +130,10 @@ func TestDiffSimCUsageErrors(t *testing.T) {
 		o    Options
 		want string
 	}{
-		{"builtin", Options{IPAdapter: files.Adapter, ImageEncoder: files.ImageEncoder}, "built-in"},
-		{"adapter only", Options{Model: dir, IPAdapter: files.Adapter, Size: 128}, "--image-encoder"},
-		{"encoder only", Options{Model: dir, ImageEncoder: files.ImageEncoder, Size: 128}, "--ip-adapter"},
-		{"pickle", Options{Model: dir, IPAdapter: "ip-adapter-plus_sd15.bin", ImageEncoder: files.ImageEncoder, Size: 128}, ".safetensors"},
+		{"builtin", Options{Families: families.All(), IPAdapter: files.Adapter, ImageEncoder: files.ImageEncoder}, "built-in"},
+		{"adapter only", Options{Families: families.All(), Model: dir, IPAdapter: files.Adapter, Size: 128}, "--image-encoder"},
+		{"encoder only", Options{Families: families.All(), Model: dir, ImageEncoder: files.ImageEncoder, Size: 128}, "--ip-adapter"},
+		{"pickle", Options{Families: families.All(), Model: dir, IPAdapter: "ip-adapter-plus_sd15.bin", ImageEncoder: files.ImageEncoder, Size: 128}, ".safetensors"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Open(context.Background(), tc.o)

@@ -74,8 +74,12 @@ func NewPoint(info ModelInfo, layer, t int) Point {
 		p.Layer, p.LayerShort = info.Layers[layer].Name, info.Layers[layer].Short
 	}
 	if info.Timesteps {
-		step := features.TToStep(t)
-		p.T, p.Step = &t, &step
+		p.T = &t
+		// No reference step gives t = 0: the step is null there, as for models without
+		// timesteps.
+		if step := features.TToStep(t); step > 0 {
+			p.Step = &step
+		}
 	}
 	return p
 }

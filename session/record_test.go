@@ -7,11 +7,12 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/features"
 )
 
 func TestNewRecordNullRule(t *testing.T) {
-	layers := []features.Layer{{Name: "down.attn", Short: "Down0", ImageKV: true}, {Name: "text.attn", ImageKV: false}}
+	layers := []features.Layer{{Layer: attention.Layer{Name: "down.attn", Short: "Down0", ImageKV: true}}, {Layer: attention.Layer{Name: "text.attn", ImageKV: false}}}
 	diffusion := ModelInfo{Name: "m", Description: "d", Device: "cpu", Layers: layers, Timesteps: true, Size: 64, Seed: 7}
 	vit := diffusion
 	vit.Timesteps = false

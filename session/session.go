@@ -1,21 +1,27 @@
 // Package session is the warm, UI-free state of one inspection: the runtime and the model,
 // the images, a feature cache bounded in memory, and the scores computed from it. The explorer
 // and the headless commands share it.
+//
+// It depends on interfaces, never on a family or on cgo: the runtime is a Runtime (engine's
+// *Runtime in the program, a fake in tests), models are features.Model values opened through
+// the registry of families the caller passes (features/families.All in the program). So the
+// cache, shared runs, cancellation and Close are tested without ONNX Runtime.
 package session
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"math"
-	"strings"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/builtin"
-	"github.com/diffsim/diffsim/features/diffusion"
+	"github.com/diffsim/diffsim/features/store"
 )
 
 // Defaults.
@@ -27,6 +33,14 @@ const (
 // maxCompared bounds the comparisons a session remembers.
 const maxCompared = 4096
 
+// Runtime is what a session needs from engine: graphs opened as runners on one device, and a
+// Close that frees it all. *engine.Runtime is one.
+type Runtime interface {
+	features.Loader
+	Device() engine.Device
+	Close() error
+}
+
 // Options configure a session.
 type Options struct {
 	Model      string // "builtin" (default), or a model name, folder or file
@@ -36,6 +50,10 @@ type Options struct {
 	Library    string // ONNX Runtime library path; empty = ONNXRUNTIME_LIB, then diffsim's cache
 	Threads    int
 	CacheBytes int64 // feature cache budget; 0 = DefaultCacheBytes
+
+	// Families are the model families the session can open (features/families.All in the
+	// program). Required unless OpenModel is set.
+	Families features.Families
 
 	// IPAdapter and ImageEncoder enable DiffSim-C on a diffusion model: the IP-Adapter Plus
 	// weights (.safetensors) and the CLIP ViT-H/14 image encoder (.onnx). IPScale weighs the
@@ -47,60 +65,69 @@ type Options struct {
 	// Conditioning is the text prompt (and CFG layout) a diffusion U-Net is conditioned on;
 	// the zero value is the unconditional embedding. Models without text conditioning refuse
 	// anything else.
-	Conditioning diffusion.Conditioning
+	Conditioning features.Conditioning
 
 	// OnProgress, when set, hears about network runs as they start and end.
 	OnProgress func(Progress)
 
 	// OpenRuntime and OpenModel build what the session owns; tests swap in fakes.
-	OpenRuntime func(engine.Options) (*engine.Runtime, error)
-	OpenModel   func(ctx context.Context, rt *engine.Runtime, o Options) (features.Model, error)
+	OpenRuntime func(engine.Options) (Runtime, error)
+	OpenModel   func(ctx context.Context, rt Runtime, o Options) (features.Model, error)
 	// Attention computes attention for scores; nil means a features.RuntimeAttention on the
 	// session's runtime (Go below its size threshold).
 	Attention features.Attention
 }
 
+// ErrClosed is returned by every call on a session that Close has begun to close.
+var ErrClosed = errors.New("session is closed")
+
 // Session owns the runtime, the model and the caches.
 type Session struct {
 	opts   Options
-	rt     *engine.Runtime
+	rt     Runtime
 	ownAtt *features.RuntimeAttention // closed with the session when the session made it
 	model  features.Model
 	info   ModelInfo
 	att    features.Attention
 
 	mu       sync.Mutex
-	cond     diffusion.Conditioning // features are cached per conditioning too
+	cond     features.Conditioning // features are cached per conditioning too
 	cache    *lru
 	compared map[compareKey]features.Comparison
 	inflight map[extractKey]*call
 	stats    Stats
 	closed   bool
+	// refs counts the calls using the model now; Close waits for it to reach zero before it
+	// frees the model, as ollama's scheduler waits for a runner's references to drain.
+	refs    int
+	drained *sync.Cond // signalled (under mu) when refs drops to zero
 }
 
 type extractKey struct {
 	hash string
 	t    int
-	cond diffusion.Conditioning
+	cond features.Conditioning
 }
 
 type compareKey struct {
 	a, b  string
 	t     int
 	layer int
-	cond  diffusion.Conditioning
-}
-
-// conditioned is a model whose features depend on a text prompt (the diffusion family).
-type conditioned interface {
-	Prepare(ctx context.Context, c diffusion.Conditioning) error
-	ExtractConditioned(ctx context.Context, imgs []imageLike, t int, seed int64, c diffusion.Conditioning) ([]features.Extraction, error)
+	cond  features.Conditioning
 }
 
 type call struct {
 	done chan struct{}
 	res  map[string]features.Extraction // by image hash, set before done closes
 	err  error
+}
+
+func openEngine(o engine.Options) (Runtime, error) {
+	rt, err := engine.Open(o)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return rt, nil
 }
 
 // Open starts the runtime and loads the model.
@@ -112,7 +139,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		o.CacheBytes = DefaultCacheBytes
 	}
 	if o.OpenRuntime == nil {
-		o.OpenRuntime = engine.Open
+		o.OpenRuntime = openEngine
 	}
 	if o.OpenModel == nil {
 		o.OpenModel = OpenModel
@@ -126,45 +153,43 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		ownAtt = features.NewRuntimeAttention(rt)
 		o.Attention = ownAtt
 	}
+	undo := func(err error, model features.Model) error {
+		if model != nil {
+			err = errors.Join(err, model.Close())
+		}
+		if ownAtt != nil {
+			err = errors.Join(err, ownAtt.Close())
+		}
+		return errors.Join(err, rt.Close())
+	}
 	model, err := o.OpenModel(ctx, rt, o)
 	if err != nil {
-		if ownAtt != nil {
-			err = errors.Join(err, ownAtt.Close())
-		}
-		return nil, errors.Join(err, rt.Close())
+		return nil, undo(err, nil)
 	}
 	if err := prepare(ctx, model, o.Conditioning); err != nil {
-		err = errors.Join(err, model.Close())
-		if ownAtt != nil {
-			err = errors.Join(err, ownAtt.Close())
-		}
-		return nil, errors.Join(err, rt.Close())
+		return nil, undo(err, model)
 	}
-	mi := model.Info()
+	info := model.Info()
 	dev := rt.Device()
+	info.Device, info.Notice, info.Seed = dev.String(), dev.Notice, o.Seed
 	s := &Session{
-		opts: o, rt: rt, ownAtt: ownAtt, model: model, att: o.Attention,
-		info: ModelInfo{
-			Name: mi.Name, Family: mi.Family, Description: mi.Description,
-			Device: dev.String(), Notice: dev.Notice,
-			Layers: mi.Layers, DefaultLayer: mi.DefaultLayer,
-			Timesteps: mi.Timesteps, DefaultT: mi.DefaultT, Size: mi.Size, Seed: o.Seed,
-		},
+		opts: o, rt: rt, ownAtt: ownAtt, model: model, att: o.Attention, info: info,
 		cond:     o.Conditioning,
 		cache:    newLRU(o.CacheBytes),
 		compared: map[compareKey]features.Comparison{},
 		inflight: map[extractKey]*call{},
 	}
+	s.drained = sync.NewCond(&s.mu)
 	s.stats.CacheBudget = o.CacheBytes
 	return s, nil
 }
 
 // prepare checks that the model can take the conditioning and embeds its prompt.
-func prepare(ctx context.Context, model features.Model, c diffusion.Conditioning) error {
-	if c == (diffusion.Conditioning{}) {
+func prepare(ctx context.Context, model features.Model, c features.Conditioning) error {
+	if c.IsZero() {
 		return nil
 	}
-	cm, ok := model.(conditioned)
+	cm, ok := model.(features.Conditioned)
 	if !ok {
 		return usagef("%s takes no text prompt (--prompt and --cfg are for diffusion models)", model.Info().Name)
 	}
@@ -177,8 +202,27 @@ func prepare(ctx context.Context, model features.Model, c diffusion.Conditioning
 	return nil
 }
 
+// acquire takes a reference on the model for one call; it fails once Close has begun.
+func (s *Session) acquire() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.refs++
+	return nil
+}
+
+func (s *Session) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refs--; s.refs == 0 {
+		s.drained.Broadcast()
+	}
+}
+
 // Conditioning is the prompt and CFG setting scores use now.
-func (s *Session) Conditioning() diffusion.Conditioning {
+func (s *Session) Conditioning() features.Conditioning {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cond
@@ -187,7 +231,11 @@ func (s *Session) Conditioning() diffusion.Conditioning {
 // SetConditioning changes the prompt (and CFG setting) for the requests that follow. It embeds
 // the prompt first (one text-encoder run per new prompt) and leaves the setting unchanged when
 // that fails. Features already computed stay cached under their own conditioning.
-func (s *Session) SetConditioning(ctx context.Context, c diffusion.Conditioning) error {
+func (s *Session) SetConditioning(ctx context.Context, c features.Conditioning) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
 	if err := prepare(ctx, s.model, c); err != nil {
 		return err
 	}
@@ -197,20 +245,41 @@ func (s *Session) SetConditioning(ctx context.Context, c diffusion.Conditioning)
 	return nil
 }
 
-// OpenModel is the default model opener: the built-in model, or a model from the store.
-func OpenModel(ctx context.Context, rt *engine.Runtime, o Options) (features.Model, error) {
-	if strings.EqualFold(o.Model, "builtin") {
-		if o.IPAdapter != "" || o.ImageEncoder != "" {
-			return nil, usagef("--ip-adapter and --image-encoder need a Stable Diffusion model (--model sd15 or a diffusers folder); the built-in model has no cross-attention")
+// OpenModel is the default model opener: the registry finds the family that reads o.Model
+// and opens it on rt.
+func OpenModel(ctx context.Context, rt Runtime, o Options) (features.Model, error) {
+	fam, src, err := o.Families.Resolve(o.Model)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	if fi, err := os.Stat(src.Path); err == nil && fi.IsDir() && src.Cached {
+		// Hub snapshots are symlinks, which ONNX Runtime refuses for external weights.
+		dir, cleanup, err := store.Materialize(src.Path, nil)
+		if err != nil {
+			return nil, err
 		}
-		if o.Size != 0 {
-			if err := builtin.CheckSize(o.Size); err != nil {
-				return nil, usageError(err)
+		// The runners hold what they need once created; the private folder can go.
+		defer cleanup()
+		if src.Graph != "" {
+			if rel, err := filepath.Rel(src.Path, src.Graph); err == nil {
+				src.Graph = filepath.Join(dir, rel)
 			}
 		}
-		return builtin.Open(rt, o.Size)
+		src.Path = dir
 	}
-	return openStoredModel(ctx, rt, o)
+	m, err := fam.Open(ctx, rt, src, openOptions(o.Size, o.IPAdapter, o.ImageEncoder, o.IPScale, o.IPScaleSet))
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+		// A model that cannot be read is bad input, like an unreadable image (exit code 2).
+		return nil, usageError(err)
+	}
+	return m, nil
+}
+
+func openOptions(size int, adapter, encoder string, scale float64, scaleSet bool) features.OpenOptions {
+	return features.OpenOptions{Size: size, IPAdapter: features.AdapterOptions{Weights: adapter, ImageEncoder: encoder, Scale: scale, ScaleSet: scaleSet}}
 }
 
 // ErrUsage marks errors caused by what the user asked for or gave (exit code 2); errors.Is
@@ -265,6 +334,10 @@ func (s *Session) Prefetch(ctx context.Context, a, b *Image, t int) error {
 
 // PrefetchImages computes the features at t of every image not cached, in one batch.
 func (s *Session) PrefetchImages(ctx context.Context, t int, imgs ...*Image) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
 	_, err := s.extract(ctx, imgs, s.effectiveT(t), s.Conditioning())
 	return err
 }
@@ -279,7 +352,7 @@ func (s *Session) effectiveT(t int) int {
 
 // extract returns the images' features at t, running the network once, as a batch, for those
 // not cached. Concurrent callers asking for the same image and t share one run.
-func (s *Session) extract(ctx context.Context, imgs []*Image, t int, cond diffusion.Conditioning) ([]features.Extraction, error) {
+func (s *Session) extract(ctx context.Context, imgs []*Image, t int, cond features.Conditioning) ([]features.Extraction, error) {
 	if t < 0 || t >= features.Timesteps {
 		return nil, usagef("t=%d is outside 0..%d", t, features.Timesteps-1)
 	}
@@ -287,10 +360,6 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int, cond diffus
 	have := make([]bool, len(imgs))
 	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return nil, errors.New("session is closed")
-		}
 		var missing []*Image
 		waits := map[*call]bool{}
 		seen := map[string]bool{}
@@ -369,23 +438,23 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int, cond diffus
 	}
 }
 
-func (s *Session) run(ctx context.Context, imgs []*Image, t int, cond diffusion.Conditioning) (map[string]features.Extraction, error) {
+func (s *Session) run(ctx context.Context, imgs []*Image, t int, cond features.Conditioning) (map[string]features.Extraction, error) {
 	what := s.info.Name
 	if s.info.Timesteps {
 		what = fmt.Sprintf("%s t=%d", what, t)
 	}
-	if cond != (diffusion.Conditioning{}) {
+	if !cond.IsZero() {
 		what += ", " + cond.String()
 	}
 	s.progress(Progress{What: what, Done: 0, Total: 1})
 	defer s.progress(Progress{What: what, Done: 1, Total: 1})
-	pix := make([]imageLike, len(imgs))
+	pix := make([]image.Image, len(imgs))
 	for i, img := range imgs {
 		pix[i] = img.Pixels
 	}
 	var ex []features.Extraction
 	var err error
-	if cm, ok := s.model.(conditioned); ok && cond != (diffusion.Conditioning{}) {
+	if cm, ok := s.model.(features.Conditioned); ok && !cond.IsZero() {
 		ex, err = cm.ExtractConditioned(ctx, pix, t, s.opts.Seed, cond)
 	} else {
 		ex, err = s.model.Extract(ctx, pix, t, s.opts.Seed)
@@ -410,7 +479,7 @@ func (s *Session) progress(p Progress) {
 }
 
 // compare returns the comparison of a and b at one layer, computing it once per session.
-func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int, cond diffusion.Conditioning) (features.Comparison, features.Extraction, features.Extraction, bool, error) {
+func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int, cond features.Conditioning) (features.Comparison, features.Extraction, features.Extraction, bool, error) {
 	ex, err := s.extract(ctx, []*Image{a, b}, t, cond)
 	if err != nil {
 		return features.Comparison{}, features.Extraction{}, features.Extraction{}, false, err
@@ -440,6 +509,10 @@ func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int, cond d
 // Score answers one request.
 func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 	start := time.Now()
+	if err := s.acquire(); err != nil {
+		return Result{Req: req}, err
+	}
+	defer s.release()
 	if req.Layer < 0 || req.Layer >= len(s.info.Layers) {
 		return Result{}, usagef("layer %d is outside 0..%d", req.Layer, len(s.info.Layers)-1)
 	}
@@ -505,7 +578,9 @@ func (s *Session) LayerScores(ctx context.Context, a, b *Image, t int, m Metric)
 	return out, nil
 }
 
-// Close frees the model and the runtime; it is idempotent.
+// Close frees the model and the runtime; it is idempotent. Calls that begin after it fail
+// with ErrClosed; calls already running finish first (Close waits for them), so a run is
+// never cut from under its caller. Cancel their contexts to stop them sooner.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -513,6 +588,9 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.closed = true
+	for s.refs > 0 {
+		s.drained.Wait()
+	}
 	s.mu.Unlock()
 	var attErr error
 	if s.ownAtt != nil {

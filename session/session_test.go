@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"errors"
+	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/families"
 	"math"
 	"path/filepath"
 	"sync"
@@ -11,10 +13,8 @@ import (
 
 func openBuiltin(t *testing.T, size int) *Session {
 	t.Helper()
-	s, err := Open(context.Background(), Options{Size: size})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, err := Open(context.Background(), Options{Families: families.All(), Size: size})
+	enginetest.Check(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -128,10 +128,8 @@ func TestCancelledRequest(t *testing.T) {
 }
 
 func TestCacheStaysWithinBudget(t *testing.T) {
-	s, err := Open(context.Background(), Options{Size: 128, CacheBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, err := Open(context.Background(), Options{Families: families.All(), Size: 128, CacheBytes: 1})
+	enginetest.Check(t, err)
 	defer s.Close()
 	a, b := load(t, s, "brick.png"), load(t, s, "grass.png")
 	for _, ts := range []int{1, 2, 3} {

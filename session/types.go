@@ -24,20 +24,9 @@ var Metrics = []Metric{AAS, Cosine, MSE}
 // HigherIsMoreSimilar reports the direction of a metric.
 func (m Metric) HigherIsMoreSimilar() bool { return m != MSE }
 
-// ModelInfo describes the model a session holds.
-type ModelInfo struct {
-	Name         string // "builtin", a pulled name, or a path
-	Family       string // builtin, diffusion, vit, generic
-	Description  string // one honest line: what it is and what it is not
-	Device       string // cpu or cuda:N
-	Notice       string // why the device is not what was asked for, if so
-	Layers       []features.Layer
-	DefaultLayer int
-	Timesteps    bool // whether t means anything for this model
-	DefaultT     int
-	Size         int // working size in pixels
-	Seed         int64
-}
+// ModelInfo describes the model a session holds: the family's description, with the device
+// and seed the session runs it with. One type, features.ModelInfo, named here for callers.
+type ModelInfo = features.ModelInfo
 
 // Image is a decoded input image, identified by its content hash.
 type Image struct {
@@ -112,8 +101,8 @@ type Stats struct {
 //	(*Session).Prefetch(ctx, a, b *Image, t int) error
 //	(*Session).PrefetchImages(ctx, t int, imgs ...*Image) error
 //	(*Session).ResolveLayer(arg string) (int, error)
-//	(*Session).Conditioning() diffusion.Conditioning
-//	(*Session).SetConditioning(ctx, diffusion.Conditioning) error
+//	(*Session).Conditioning() features.Conditioning
+//	(*Session).SetConditioning(ctx, features.Conditioning) error
 //	(*Session).Cached(a, b *Image, t int) bool
 //	(*Session).Stats() Stats
 //	(*Session).Close() error

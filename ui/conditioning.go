@@ -7,7 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features/diffusion"
+	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -16,16 +16,16 @@ import (
 // backends without it (tests' fakes, other front ends) keep working and simply take no
 // prompt.
 type Conditioner interface {
-	Conditioning() diffusion.Conditioning
+	Conditioning() features.Conditioning
 	// SetConditioning embeds the prompt (a text-encoder run the first time) and switches
 	// the requests that follow to it; on error the old conditioning stays.
-	SetConditioning(ctx context.Context, c diffusion.Conditioning) error
+	SetConditioning(ctx context.Context, c features.Conditioning) error
 }
 
 // conditioningMsg answers a SetConditioning: cond is what was asked for.
 type conditioningMsg struct {
 	seq  int
-	cond diffusion.Conditioning
+	cond features.Conditioning
 	err  error
 }
 
@@ -85,7 +85,7 @@ func (m *Model) toggleCFG() tea.Cmd {
 
 // wantedCond is the conditioning the user last asked for: the one waiting or in flight,
 // else the one in use.
-func (m *Model) wantedCond() diffusion.Conditioning {
+func (m *Model) wantedCond() features.Conditioning {
 	switch {
 	case m.condNext != nil:
 		return *m.condNext
@@ -98,7 +98,7 @@ func (m *Model) wantedCond() diffusion.Conditioning {
 // setConditioning asks the backend to switch to c, in the background. One switch runs at
 // a time, so the session ends on the last one asked for: a request made while another
 // runs waits, and replaces any other waiting request.
-func (m *Model) setConditioning(c diffusion.Conditioning) tea.Cmd {
+func (m *Model) setConditioning(c features.Conditioning) tea.Cmd {
 	cd, ok := m.conditioner()
 	if !ok {
 		return nil

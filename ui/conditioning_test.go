@@ -11,7 +11,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features/diffusion"
+	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 )
@@ -20,8 +20,8 @@ import (
 // session over a diffusion model.
 type condBackend struct{ testBackend }
 
-func (b condBackend) Conditioning() diffusion.Conditioning { return b.f.Conditioning() }
-func (b condBackend) SetConditioning(ctx context.Context, c diffusion.Conditioning) error {
+func (b condBackend) Conditioning() features.Conditioning { return b.f.Conditioning() }
+func (b condBackend) SetConditioning(ctx context.Context, c features.Conditioning) error {
 	return b.f.SetConditioning(ctx, c)
 }
 
@@ -54,7 +54,7 @@ func TestPromptKeys(t *testing.T) {
 		t.Fatal("c in the prompt toggled CFG")
 	}
 	send(m, press("enter"))
-	want := diffusion.Conditioning{Prompt: "a cat"}
+	want := features.Conditioning{Prompt: "a cat"}
 	if f.Conditioning() != want || m.cond != want || m.condBusy {
 		t.Fatalf("after enter: backend %v, model %v (busy %v)", f.Conditioning(), m.cond, m.condBusy)
 	}
@@ -71,7 +71,7 @@ func TestPromptKeys(t *testing.T) {
 	}
 	send(m, press("esc"))
 	send(m, press("c"))
-	if want := (diffusion.Conditioning{Prompt: "a cat", CFG: true}); m.cond != want || f.Conditioning() != want {
+	if want := (features.Conditioning{Prompt: "a cat", CFG: true}); m.cond != want || f.Conditioning() != want {
 		t.Errorf("after c: %v / %v", m.cond, f.Conditioning())
 	}
 	if got := m.condLabel(); !strings.HasPrefix(got, "CFG") {
@@ -85,7 +85,7 @@ func TestPromptRefused(t *testing.T) {
 	send(m, press("P"))
 	typeText(m, "please refuse")
 	send(m, press("enter"))
-	if m.cond != (diffusion.Conditioning{}) || f.Conditioning() != (diffusion.Conditioning{}) {
+	if m.cond != (features.Conditioning{}) || f.Conditioning() != (features.Conditioning{}) {
 		t.Errorf("refused prompt taken: %v / %v", m.cond, f.Conditioning())
 	}
 	var e errMsg

@@ -106,7 +106,7 @@ func (m *Model) exportCmd() tea.Cmd {
 		}
 		rec := exportRecord{
 			Model: info.Name, Layer: l.Name, LayerShort: l.Short, LayerIndex: l.Index,
-			T: res.Req.T, Step: stepIndex(res.Req.T), Metric: string(res.Metric),
+			T: res.Req.T, Step: features.TToStep(res.Req.T), Metric: string(res.Metric),
 			Score: num(res.Score), AtoB: num(res.AtoB), BtoA: num(res.BtoA), Meaningless: res.Meaningless,
 			HigherIsBetter: res.HigherIsBetter, FeatureCosine: num(res.FeatureCosine), MSE: num(res.MSE), Global: num(res.Global),
 			Size: info.Size, Seed: info.Seed, Prompt: cond.Prompt, CFG: cond.CFG, Device: info.Device, ImageA: a.Path, ImageB: b.Path,
@@ -163,7 +163,7 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 	text(gap, 14, fmt.Sprintf("A %s   B %s   model %s on %s, %d px, seed %d", filepath.Base(a.Path), filepath.Base(b.Path), info.Name, info.Device, info.Size, info.Seed))
 	line2 := fmt.Sprintf("layer %s (%s %dx%d)", name, l.Kind, l.GridW, l.GridH)
 	if info.Timesteps {
-		line2 += fmt.Sprintf("   t %d (reference step %d)", res.Req.T, stepIndex(res.Req.T))
+		line2 += fmt.Sprintf("   t %d (reference step %s)", res.Req.T, stepLabel(res.Req.T))
 	}
 	text(gap, 30, line2+"   "+score)
 

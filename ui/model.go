@@ -13,7 +13,6 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/diffusion"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -96,10 +95,10 @@ type Model struct {
 	promptFor promptKind
 	prompt    pathPrompt
 
-	cond     diffusion.Conditioning  // what scores are conditioned on now
-	condBusy bool                    // a SetConditioning is running
-	condWant diffusion.Conditioning  // what it asked for
-	condNext *diffusion.Conditioning // asked for while it ran; starts when it ends
+	cond     features.Conditioning  // what scores are conditioned on now
+	condBusy bool                   // a SetConditioning is running
+	condWant features.Conditioning  // what it asked for
+	condNext *features.Conditioning // asked for while it ran; starts when it ends
 	condSeq  int
 	help     help.Model
 	spinner  spinner.Model
@@ -598,8 +597,14 @@ func joinPaths(ps []string) string {
 	return s
 }
 
-// stepIndex is the reference code's step index for DDPM timestep t (t = 1001 − step).
-func stepIndex(t int) int { return 1001 - t }
+// stepLabel is the reference code's step index for DDPM timestep t, as shown: "none" for a t
+// no step gives (t = 0).
+func stepLabel(t int) string {
+	if step := features.TToStep(t); step > 0 {
+		return fmt.Sprint(step)
+	}
+	return "none"
+}
 
 func fmtScore(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {

@@ -146,7 +146,7 @@ func (p scorePanel) View() string {
 		lab("layer ")+st.Selected.Render(short)+lab("  "+geom),
 		st.Value.Render(ellipsize(l.Name, inner)))
 	if p.info.Timesteps {
-		lines = append(lines, lab("t ")+val(fmt.Sprint(p.t))+lab(" (reference step ")+val(fmt.Sprint(stepIndex(p.t)))+lab(")"))
+		lines = append(lines, lab("t ")+val(fmt.Sprint(p.t))+lab(" (reference step ")+val(stepLabel(p.t))+lab(")"))
 	} else {
 		lines = append(lines, lab("no timesteps (t does not apply)"))
 	}

@@ -112,7 +112,7 @@ func TestInstrumentKeepsModel(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "model.onnx_data")); err != nil {
 		t.Fatal(err)
 	}
-	s, err := rt.Load(inst, engine.SessionOptions{ExternalDataDir: dir, Outputs: names[:4]})
+	s, err := rt.LoadSession(inst, engine.SessionOptions{ExternalDataDir: dir, Outputs: names[:4]})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,6 @@ func FuzzFind(f *testing.F) {
 			return
 		}
 		layers, _ := attention.Find(m)
-		_, _ = attention.TapVAEMean(m)
 		if len(layers) > 0 {
 			if _, _, err := attention.Instrument(data, m, layers); err != nil {
 				t.Fatalf("Instrument after Find: %v", err)
@@ -65,7 +64,6 @@ func TestFindMutated(t *testing.T) {
 		}
 		parsed++
 		layers, _ := attention.Find(m)
-		_, _ = attention.TapVAEMean(m)
 		if len(layers) > 0 {
 			if _, _, err := attention.Instrument(d, m, layers); err != nil {
 				t.Fatalf("Instrument after Find: %v", err)

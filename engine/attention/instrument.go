@@ -3,7 +3,6 @@ package attention
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -219,77 +218,4 @@ func emit(g *onnxpb.GraphProto, layer string, t tap) error {
 	last := g.Node[len(g.Node)-1]
 	last.Output[0] = t.name
 	return nil
-}
-
-// VAEMean says how to read a VAE encoder's latent deterministically.
-type VAEMean struct {
-	// Tensor is the mean half of the moments, to tap as an extra output, when the graph
-	// samples its latent inside (RandomNormalLike). "" otherwise.
-	Tensor string
-	// Sampled reports that the graph's latent output is a random sample.
-	Sampled bool
-	// Parameters names a graph output holding mean ‖ log-variance on axis 1 (the mean is its
-	// first half); "" when there is none.
-	Parameters string
-}
-
-// TapVAEMean finds how to read a VAE encoder's latent mean. A graph that samples inside
-// (ConstantOfShape → RandomNormalLike, then mean + exp(0.5·logvar)·noise) gives the mean tensor
-// the sample adds the noise to; a graph whose output is latent_parameters says so.
-func TapVAEMean(m *onnxpb.ModelProto) (VAEMean, error) {
-	var res VAEMean
-	if m.GetGraph() == nil {
-		return res, errors.New("VAE encoder: the model has no graph")
-	}
-	ix := newGraph(m)
-	for _, o := range m.GetGraph().GetOutput() {
-		if strings.Contains(o.GetName(), "latent_parameters") || strings.Contains(o.GetName(), "moments") {
-			res.Parameters = o.GetName()
-		}
-	}
-	for _, n := range m.GetGraph().GetNode() {
-		if !isOp(n, "RandomNormalLike", "RandomNormal") {
-			continue
-		}
-		res.Sampled = true
-		mean, err := ix.meanOfSample(output(n, 0))
-		if err != nil {
-			return res, err
-		}
-		res.Tensor = mean
-		return res, nil
-	}
-	if res.Parameters == "" {
-		return res, errors.New("VAE encoder: neither an in-graph sample (RandomNormalLike) nor a latent_parameters output")
-	}
-	return res, nil
-}
-
-// meanOfSample follows the noise through mean + std·noise and returns the mean operand.
-func (ix *graph) meanOfSample(noise string) (string, error) {
-	v := noise
-	for range 8 {
-		cs := ix.consumers[v]
-		if len(cs) != 1 {
-			break
-		}
-		c := cs[0]
-		switch {
-		case isOp(c, "Mul", "Cast", "Identity"):
-			v = output(c, 0)
-		case isOp(c, "Add"):
-			other := input(c, 0)
-			if other == v {
-				other = input(c, 1)
-			}
-			p := ix.producer[ix.throughCasts(other)]
-			if !isOp(p, "Split", "Slice", "Gather") {
-				return "", &WalkError{Node: c.GetName(), Op: "Add", Reason: "the sample's mean does not come from a Split or Slice of the moments"}
-			}
-			return other, nil
-		default:
-			return "", &WalkError{Node: c.GetName(), Op: c.GetOpType(), Reason: "expected mean + std·noise after RandomNormalLike"}
-		}
-	}
-	return "", &WalkError{Node: noise, Op: "RandomNormalLike", Reason: "the noise is not added to a mean"}
 }

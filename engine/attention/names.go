@@ -1,6 +1,7 @@
 package attention
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
@@ -76,8 +77,24 @@ func scopeFromMetadata(v string) string {
 	return mods[len(mods)-1]
 }
 
+// unetRoots are the top-level modules of a U-Net, in diffusers' and the LDM checkpoint's
+// layouts. Whatever module path comes before one is a wrapper, whatever its attribute name
+// (a pipeline's "unet", a user's "denoiser", "u"): the layer is named as in a plain export, so
+// its short name and token grid are found the same way.
+var unetRoots = map[string]bool{
+	"down_blocks": true, "mid_block": true, "up_blocks": true,
+	"input_blocks": true, "middle_block": true, "output_blocks": true,
+}
+
 func stripWrappers(path string) string {
 	parts := strings.Split(path, ".")
+	for i, p := range parts {
+		// A U-Net's attention sits in a transformer block; a VAE's mid_block attention does
+		// not, and keeps its "encoder." or "decoder." prefix.
+		if unetRoots[p] && i+1 < len(parts) && slices.Contains(parts[i+1:], "transformer_blocks") {
+			return strings.Join(parts[i:], ".")
+		}
+	}
 	for len(parts) > 1 && wrappers[parts[0]] {
 		parts = parts[1:]
 	}

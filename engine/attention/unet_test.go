@@ -13,7 +13,9 @@ import (
 // TestSD15Structure finds the 32 attention layers of a full-size SD 1.5 U-Net whose weights
 // are declared external and do not exist: finding must never need them.
 func TestSD15Structure(t *testing.T) {
-	for _, prefix := range []string{"", "/unet"} {
+	// A U-Net exported through a wrapper module gets the plain export's names, whatever the
+	// wrapper's attribute name.
+	for _, prefix := range []string{"", "/unet", "/denoiser", "/u", "/pipe/model/diffusion_model"} {
 		t.Run("prefix="+prefix, func(t *testing.T) {
 			o := testgraphs.SD15()
 			o.Prefix = prefix

@@ -1,6 +1,7 @@
 package attention_test
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -37,6 +38,9 @@ func checkLayers(t *testing.T, layers []attention.Layer, truth testgraphs.Truth)
 		want := truth.Layers[i]
 		if l.Name != want.Name || string(l.Kind) != want.Kind || l.Heads != want.Heads || l.HeadDim != want.HeadDim {
 			t.Errorf("layer %d = %s %s %d×%d, want %s %s %d×%d", i, l.Name, l.Kind, l.Heads, l.HeadDim, want.Name, want.Kind, want.Heads, want.HeadDim)
+		}
+		if wantKV := cmp.Or(want.KVHeads, want.Heads); l.KVHeads != wantKV {
+			t.Errorf("layer %s: %d key/value heads, want %d", l.Name, l.KVHeads, wantKV)
 		}
 		if math.Abs(l.Scale-want.Scale) > 1e-6*want.Scale {
 			t.Errorf("layer %s: scale %.8g, want %.8g", l.Name, l.Scale, want.Scale)
@@ -182,14 +186,18 @@ func runAndCheck(t *testing.T, rt *engine.Runtime, m *onnxpb.ModelProto, truth t
 			inDim  int
 			tokens int
 		}{{"Q", q, lt.QIn, lt.Wq, lt.Bq, lt.InQ, 0}, {"K", k, lt.KIn, lt.Wk, lt.Bk, lt.InKV, 0}, {"V", v, lt.VIn, lt.Wv, lt.Bv, lt.InKV, 0}} {
-			if x.got.Type != engine.Float32 || len(x.got.Shape) != 3 || int(x.got.Shape[2]) != l.Channels() {
-				t.Fatalf("%s %s: got %v %v, want float32 [B, S, %d]", l.Name, x.name, x.got.Type, x.got.Shape, l.Channels())
+			width := l.Channels()
+			if x.name != "Q" {
+				width = l.KVHeads * l.HeadDim // narrower under grouped-query attention
+			}
+			if x.got.Type != engine.Float32 || len(x.got.Shape) != 3 || int(x.got.Shape[2]) != width {
+				t.Fatalf("%s %s: got %v %v, want float32 [B, S, %d]", l.Name, x.name, x.got.Type, x.got.Shape, width)
 			}
 			if x.w == nil || truth.Float16 {
 				continue
 			}
 			in := values[x.in]
-			want := project(in.Float32, x.w, x.b, x.inDim, l.Channels())
+			want := project(in.Float32, x.w, x.b, x.inDim, width)
 			if e := relErr(x.got.Float32, want); e > tol {
 				t.Errorf("%s %s: relative error %.3g against x·W+b", l.Name, x.name, e)
 			}

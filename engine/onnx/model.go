@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/google/renameio/v2"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -56,21 +57,15 @@ func Marshal(m *onnxpb.ModelProto) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 }
 
-// WriteFile writes a model to path through a temporary file and a rename, so a reader never
-// sees half a model.
+// WriteFile writes a model to path atomically (renameio: a temporary file in the same folder,
+// fsync, rename), so a reader never sees half a model and a crash leaves no stray file
+// behind under a fixed name.
 func WriteFile(path string, m *onnxpb.ModelProto) error {
 	data, err := Marshal(m)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return errors.Join(err, os.Remove(tmp))
-	}
-	return nil
+	return renameio.WriteFile(path, data, 0o644)
 }
 
 // AppendOutputs returns the model bytes with extra graph outputs named names. It relies on

@@ -3,6 +3,8 @@ package onnx
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -108,4 +110,38 @@ func abs(f float32) float32 {
 		return -f
 	}
 	return f
+}
+
+// TestWriteFileIsAtomic: the model lands whole under its name, over an older one, and no
+// temporary file is left in the folder.
+func TestWriteFileIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "model.onnx")
+	if err := os.WriteFile(path, []byte("an older model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBuilder("atomic")
+	x := b.Input("x", Float, 1, 2)
+	b.Output(b.Node("Relu", "/Relu", []string{x}), Float, 1, 2)
+	if err := WriteFile(path, b.Model()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadFile(path)
+	if err != nil || m.GetGraph().GetNode()[0].GetOpType() != "Relu" {
+		t.Fatalf("read back: %v", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("folder holds %v, want model.onnx alone", names)
+	}
+	if err := WriteFile(filepath.Join(dir, "missing", "model.onnx"), b.Model()); err == nil {
+		t.Error("writing into a missing folder succeeded")
+	}
 }

@@ -24,6 +24,7 @@ package builtin
 
 import (
 	"fmt"
+	finder "github.com/diffsim/diffsim/engine/attention"
 	"math"
 
 	"github.com/diffsim/diffsim/engine/onnx"
@@ -243,10 +244,14 @@ func attention(b *onnx.Builder, lv Level, tokens string) {
 func Layers() []features.Layer {
 	out := make([]features.Layer, len(Levels))
 	for i, lv := range Levels {
+		q, k, v := Taps(lv.Name)
 		out[i] = features.Layer{
-			Index: i, Name: lv.Name + ".attn", Kind: features.SelfAttention,
-			Heads: heads, HeadDim: headDim, Channels: heads * headDim, Scale: float64(lv.Scale),
-			Tokens: lv.Grid * lv.Grid, GridH: lv.Grid, GridW: lv.Grid, ImageKV: true,
+			Layer: finder.Layer{
+				Index: i, Name: lv.Name + ".attn", Kind: finder.Self,
+				Heads: heads, KVHeads: heads, HeadDim: headDim, Scale: float64(lv.Scale), ImageKV: true,
+				Q: q, K: k, V: v, Layout: finder.LayoutBSC, Op: "MatMul+Softmax",
+			},
+			Tokens: lv.Grid * lv.Grid, GridH: lv.Grid, GridW: lv.Grid,
 		}
 	}
 	return out

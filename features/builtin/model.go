@@ -42,25 +42,28 @@ func Open(rt features.Loader, size int) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	layers := Layers()
-	if err := checkFound(tm.Describe(), layers); err != nil {
+	layers, err := withGrids(tm.Describe())
+	if err != nil {
 		return nil, errors.Join(err, tm.Close())
 	}
 	return &Model{size: size, layers: layers, graph: tm}, nil
 }
 
-// checkFound makes sure the attention finder sees the layers the built-in model defines.
-func checkFound(found, want []features.Layer) error {
+// withGrids checks that the attention finder sees the layers the built-in model defines and
+// returns what it found (the tapped tensors included) with the grids the model defines.
+func withGrids(found []features.Layer) ([]features.Layer, error) {
+	want := Layers()
 	if len(found) != len(want) {
-		return fmt.Errorf("built-in model: the attention finder saw %d layers, the model has %d", len(found), len(want))
+		return nil, fmt.Errorf("built-in model: the attention finder saw %d layers, the model has %d", len(found), len(want))
 	}
 	for i := range want {
 		f, w := found[i], want[i]
 		if f.Name != w.Name || f.Heads != w.Heads || f.HeadDim != w.HeadDim || f.Scale != w.Scale || f.Kind != w.Kind {
-			return fmt.Errorf("built-in model: the attention finder saw %v, the model defines %v", f, w)
+			return nil, fmt.Errorf("built-in model: the attention finder saw %v, the model defines %v", f, w)
 		}
+		found[i].Tokens, found[i].GridH, found[i].GridW, found[i].Prefix = w.Tokens, w.GridH, w.GridW, w.Prefix
 	}
-	return nil
+	return found, nil
 }
 
 // Info implements features.Model.

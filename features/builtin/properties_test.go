@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"math"
 	"path/filepath"
@@ -14,7 +15,20 @@ import (
 	"github.com/diffsim/diffsim/features"
 )
 
-// These tests check what AAS promises on the built-in model, on the real sample photographs.
+// These tests check what AAS promises on the built-in model, on the real sample photographs,
+// and assert the figures the README quotes: each to the decimals it is printed with (half a
+// unit of the last digit, plus 2e-5 for the runtime's float32 arithmetic). The model is
+// deterministic (seeded noise, no learned weights), so a figure that moves means the model or
+// the maths changed: update the README with the new value, do not widen the tolerance.
+
+// near checks a quoted figure: got must round to want at the given decimals.
+func near(t *testing.T, what string, got, want float64, decimals int) {
+	t.Helper()
+	tol := 0.5*math.Pow(10, -float64(decimals)) + 2e-5
+	if math.Abs(got-want) > tol {
+		t.Errorf("%s = %.6f; the README says %.*f (tolerance ±%.5f)", what, got, decimals, want, tol)
+	}
+}
 
 const testSize = 256
 
@@ -100,9 +114,13 @@ func TestShiftedCopyAASBeatsAlignedCosine(t *testing.T) {
 		a := crop(img, image.Rect(0, 0, 512-patch, 512-patch))
 		b := crop(img, image.Rect(shift, shift, 512-patch+shift, 512-patch+shift))
 		c := compareAll(t, m, a, b, DefaultT)[li]
-		t.Logf("%s: shift %d px: AAS %.4f, aligned cosine %.4f", lv.Name, shift, c.Score(), c.FeatureCosine)
+		t.Logf("%s: shift %d px: AAS %.6f, aligned cosine %.6f", lv.Name, shift, c.Score(), c.FeatureCosine)
 		if c.Score() <= c.FeatureCosine {
 			t.Errorf("%s: AAS %.4f is not above the pixel-aligned cosine %.4f for a shifted copy", lv.Name, c.Score(), c.FeatureCosine)
+		}
+		if lv.Name == "medium" {
+			near(t, "medium, shifted copy: AAS", c.Score(), 0.9997, 4)
+			near(t, "medium, shifted copy: aligned cosine", c.FeatureCosine, 0.9706, 4)
 		}
 	}
 }
@@ -118,14 +136,36 @@ func TestSameTextureScoresAboveDifferentTexture(t *testing.T) {
 	grassGravel := score(left("grass.png"), right("gravel.png"))
 	grassBrick := score(left("grass.png"), right("brick.png"))
 	gravelBrick := score(left("gravel.png"), right("brick.png"))
-	t.Logf("same: grass %.4f gravel %.4f brick %.4f; different: grass/gravel %.4f grass/brick %.4f gravel/brick %.4f",
+	t.Logf("same: grass %.6f gravel %.6f brick %.6f; different: grass/gravel %.6f grass/brick %.6f gravel/brick %.6f",
 		grassGrass, gravelGravel, brickBrick, grassGravel, grassBrick, gravelBrick)
-	for _, same := range []float64{grassGrass, gravelGravel} {
-		for _, diff := range []float64{grassGravel, grassBrick} {
-			if same <= diff {
-				t.Errorf("a same-texture pair (%.4f) does not score above a different-texture pair (%.4f)", same, diff)
+	// Every texture: its two crops score above each pair of it with another texture.
+	for _, tc := range []struct {
+		texture string
+		same    float64
+		diff    []float64
+	}{
+		{"grass", grassGrass, []float64{grassGravel, grassBrick}},
+		{"gravel", gravelGravel, []float64{grassGravel, gravelBrick}},
+		{"brick", brickBrick, []float64{grassBrick, gravelBrick}},
+	} {
+		for _, diff := range tc.diff {
+			if tc.same <= diff {
+				t.Errorf("%s/%s (%.4f) does not score above a pair with another texture (%.4f)", tc.texture, tc.texture, tc.same, diff)
 			}
 		}
+	}
+	for _, f := range []struct {
+		what      string
+		got, want float64
+	}{
+		{"grass/grass", grassGrass, 0.9994},
+		{"gravel/gravel", gravelGravel, 0.9999},
+		{"brick/brick", brickBrick, 0.9972},
+		{"grass/gravel", grassGravel, 0.9968},
+		{"grass/brick", grassBrick, 0.9817},
+		{"gravel/brick", gravelBrick, 0.9714},
+	} {
+		near(t, f.what, f.got, f.want, 4)
 	}
 }
 
@@ -167,12 +207,17 @@ func TestSpreadShrinksWithNoise(t *testing.T) {
 		return hi - lo
 	}
 	prev := math.Inf(1)
-	for _, ts := range []int{0, 300, 600, 999} {
-		s := spread(ts)
-		t.Logf("t=%d: spread of scores over %d pairs %.4f", ts, len(imgs)*(len(imgs)-1)/2, s)
+	for _, tc := range []struct {
+		t        int
+		want     float64
+		decimals int
+	}{{0, 0.60, 2}, {300, 0.03, 2}, {600, 0.0069, 4}, {999, 0.0002, 4}} {
+		s := spread(tc.t)
+		t.Logf("t=%d: spread of scores over %d pairs %.6f", tc.t, len(imgs)*(len(imgs)-1)/2, s)
 		if s >= prev {
-			t.Errorf("t=%d: spread %.4f did not shrink from %.4f", ts, s, prev)
+			t.Errorf("t=%d: spread %.4f did not shrink from %.4f", tc.t, s, prev)
 		}
+		near(t, fmt.Sprintf("spread at t=%d", tc.t), s, tc.want, tc.decimals)
 		prev = s
 	}
 }

@@ -23,7 +23,6 @@ import (
 	"sync"
 
 	"github.com/diffsim/diffsim/engine"
-	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/ipadapter"
@@ -40,7 +39,7 @@ const (
 	maxPrompts     = 64 // text embeddings kept (77 × 768 floats each for SD 1.x)
 )
 
-// Conditioning is the text the U-Net is conditioned on.
+// How a features.Conditioning enters the U-Net.
 //
 // With CFG the U-Net runs the reference code's classifier-free-guidance batch: every image
 // twice, once with the unconditional embedding and once with the prompt's. An image's
@@ -51,19 +50,12 @@ const (
 // flattened cosine covers both halves at once, as the reference's does. The guidance scale
 // only mixes the two noise predictions after the forward; it does not touch the features, so
 // there is none to set.
-type Conditioning struct {
-	Prompt string // "" is the unconditional (empty-prompt) embedding
-	CFG    bool   // run the unconditional and the prompted halves as one batch; both enter the score
-}
 
-func (c Conditioning) String() string {
-	switch {
-	case c.CFG:
-		return fmt.Sprintf("CFG: unconditional + prompt %q", c.Prompt)
-	case c.Prompt != "":
-		return fmt.Sprintf("prompt %q", c.Prompt)
+func checkSize(size int) error {
+	if size%64 != 0 || size < 64 || size > 2048 {
+		return fmt.Errorf("--size %d: a Stable Diffusion U-Net needs a multiple of 64 between 64 and 2048", size)
 	}
-	return "unconditional"
+	return nil
 }
 
 // IsFolder reports whether dir looks like a diffusers ONNX export.
@@ -77,7 +69,7 @@ type Model struct {
 	name    string
 	size    int
 	unet    *tapped.Model
-	vae     *engine.Session
+	vae     engine.Runner
 	vaeOut  string
 	vaeHalf bool // the VAE output is mean ‖ log-variance: take the first half of the channels
 	scaling float32
@@ -89,7 +81,7 @@ type Model struct {
 	latents map[image.Image][]float32 // VAE means per image (the images a session holds)
 
 	textMu   sync.Mutex // held while a prompt is embedded, so one prompt runs the encoder once
-	textEnc  *engine.Session
+	textEnc  engine.Runner
 	textPath string
 	tok      *tokenizer.Tokenizer     // nil when the folder has no tokenizer/
 	tokErr   error                    // why tok is nil
@@ -110,8 +102,8 @@ func OpenWithAdapter(ctx context.Context, l features.Loader, name, dir string, s
 	if size == 0 {
 		size = DefaultSize
 	}
-	if size%64 != 0 || size < 64 || size > 2048 {
-		return nil, fmt.Errorf("--size %d: a Stable Diffusion U-Net needs a multiple of 64 between 64 and 2048", size)
+	if err := checkSize(size); err != nil {
+		return nil, err
 	}
 	m := &Model{name: name, size: size, scaling: ScalingFactor, latents: map[image.Image][]float32{}, embeds: map[string]engine.Tensor{}, ip: ip}
 	ok := false
@@ -185,7 +177,7 @@ func (m *Model) openVAE(l features.Loader, dir string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	mean, err := attention.TapVAEMean(g)
+	mean, err := TapVAEMean(g)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -240,8 +232,8 @@ func (m *Model) openText(ctx context.Context, l features.Loader, dir string) err
 
 // Prepare embeds the prompt c needs, so that a bad prompt or a folder without a tokenizer is
 // reported before any image runs.
-func (m *Model) Prepare(ctx context.Context, c Conditioning) error {
-	if c == (Conditioning{}) {
+func (m *Model) Prepare(ctx context.Context, c features.Conditioning) error {
+	if c.IsZero() {
 		return nil
 	}
 	if m.textEnc == nil {
@@ -313,7 +305,7 @@ func (m *Model) embedding(ctx context.Context, prompt string) (engine.Tensor, er
 	return e, nil
 }
 
-func openFile(l features.Loader, path string, outputs []string) (*engine.Session, error) {
+func openFile(l features.Loader, path string, outputs []string) (engine.Runner, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -340,13 +332,13 @@ func (m *Model) Info() features.ModelInfo {
 
 // Extract implements features.Model with the unconditional embedding.
 func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int64) ([]features.Extraction, error) {
-	return m.ExtractConditioned(ctx, imgs, t, seed, Conditioning{})
+	return m.ExtractConditioned(ctx, imgs, t, seed, features.Conditioning{})
 }
 
 // ExtractConditioned is Extract with the U-Net conditioned on c. With c.CFG the batch holds
 // every image twice (unconditional half first, as diffusers orders it) and each image's
 // features carry both halves as heads (see Conditioning).
-func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c Conditioning) ([]features.Extraction, error) {
+func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning) ([]features.Extraction, error) {
 	if t < 0 || t >= features.Timesteps {
 		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, features.Timesteps-1)
 	}

@@ -142,12 +142,12 @@ func TestDiffSimCWithPrompt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat := Conditioning{Prompt: "a photo of a cat"}
+	cat := features.Conditioning{Prompt: "a photo of a cat"}
 	prompted, err := m.ExtractConditioned(ctx, imgs, 401, 2334, cat)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := m.ExtractConditioned(ctx, imgs, 401, 2334, Conditioning{Prompt: cat.Prompt, CFG: true})
+	cfg, err := m.ExtractConditioned(ctx, imgs, 401, 2334, features.Conditioning{Prompt: cat.Prompt, CFG: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,12 +66,12 @@ func TestPromptConditioning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat := Conditioning{Prompt: "a photo of a cat"}
+	cat := features.Conditioning{Prompt: "a photo of a cat"}
 	prompted, err := m.ExtractConditioned(ctx, imgs, step, 2334, cat)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := m.ExtractConditioned(ctx, imgs, step, 2334, Conditioning{Prompt: cat.Prompt, CFG: true})
+	cfg, err := m.ExtractConditioned(ctx, imgs, step, 2334, features.Conditioning{Prompt: cat.Prompt, CFG: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestPromptConditioning(t *testing.T) {
 	}
 
 	// Another prompt runs the encoder once more; going back to the first does not.
-	if _, err := m.ExtractConditioned(ctx, []image.Image{a}, step, 2334, Conditioning{Prompt: "a photo of a dog"}); err != nil {
+	if _, err := m.ExtractConditioned(ctx, []image.Image{a}, step, 2334, features.Conditioning{Prompt: "a photo of a dog"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.ExtractConditioned(ctx, []image.Image{a}, step, 2334, cat); err != nil {
@@ -164,11 +164,11 @@ func TestPromptConditioning(t *testing.T) {
 
 func TestPromptNeedsTokenizer(t *testing.T) {
 	m := openTiny(t, tinyFolder(t))
-	err := m.Prepare(context.Background(), Conditioning{Prompt: "a photo of a cat"})
+	err := m.Prepare(context.Background(), features.Conditioning{Prompt: "a photo of a cat"})
 	if err == nil || !strings.Contains(err.Error(), "vocab.json") || !strings.Contains(err.Error(), "tokenizer/") {
 		t.Fatalf("err = %v, want one naming tokenizer/vocab.json", err)
 	}
-	if err := m.Prepare(context.Background(), Conditioning{}); err != nil {
+	if err := m.Prepare(context.Background(), features.Conditioning{}); err != nil {
 		t.Errorf("the unconditional embedding needs no tokenizer: %v", err)
 	}
 }
@@ -192,7 +192,7 @@ func TestEmptyPromptIDsMatchTokenizer(t *testing.T) {
 }
 
 func TestConditioningString(t *testing.T) {
-	for c, want := range map[Conditioning]string{
+	for c, want := range map[features.Conditioning]string{
 		{}:                           "unconditional",
 		{Prompt: "a cat"}:            `prompt "a cat"`,
 		{Prompt: "a cat", CFG: true}: `CFG: unconditional + prompt "a cat"`,

@@ -29,10 +29,10 @@ type Options struct {
 // Adapter turns images into IP tokens and U-Net graphs into IP-Adapter U-Nets.
 type Adapter struct {
 	weights *safetensors.File
-	encoder *engine.Session
+	encoder engine.Runner
 	encIn   string
 	tap     string
-	res     *engine.Session
+	res     engine.Runner
 	shape   ResamplerShape
 	scale   float32
 	pre     vision.Preprocess

@@ -70,7 +70,7 @@ func openRuntime(t testing.TB) *engine.Runtime {
 	return enginetest.Runtime(t)
 }
 
-func load(t testing.TB, rt *engine.Runtime, m *onnxpb.ModelProto, outputs []string) *engine.Session {
+func load(t testing.TB, rt *engine.Runtime, m *onnxpb.ModelProto, outputs []string) engine.Runner {
 	t.Helper()
 	data, err := onnx.Marshal(m)
 	if err != nil {

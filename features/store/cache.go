@@ -1,12 +1,13 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/google/renameio/v2"
 )
 
 // repoCache is one repository's folder in the hub cache. Every path it
@@ -84,7 +85,7 @@ func (c repoCache) writeRef(revision, commit string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, []byte(commit), 0o644)
+	return renameio.WriteFile(path, []byte(commit), 0o644)
 }
 
 // present reports whether a snapshot file exists and its link resolves.
@@ -140,31 +141,4 @@ func snapshotFiles(dir string) ([]string, error) {
 		return nil
 	})
 	return files, err
-}
-
-// writeFileAtomic writes to a temporary file in the same folder and renames
-// it over path, so readers never see half a file.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return errors.Join(err, f.Close())
-	}
-	if err := f.Sync(); err != nil {
-		return errors.Join(err, f.Close())
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), perm); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

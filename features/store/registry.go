@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // imported is one model a user registered by path.
@@ -116,7 +118,7 @@ func Import(path, name string) error {
 	if err := os.MkdirAll(filepath.Dir(regPath), 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(regPath, append(b, '\n'), 0o644); err != nil {
+	if err := renameio.WriteFile(regPath, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("import %s: write %s: %w", path, regPath, err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/engine/onnx"
+	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
 	"github.com/diffsim/diffsim/features"
 )
 
@@ -20,7 +21,7 @@ import (
 type Model struct {
 	Path   string
 	Layers []attention.Layer
-	sess   *engine.Session
+	sess   engine.Runner
 	extra  []string // outputs the caller asked for, first in the output list
 	taps   [][4]int // per layer: output index of Q, K, V (−1 when shared), Out (−1)
 }
@@ -118,14 +119,22 @@ func (m *Model) Run(ctx context.Context, imageH, imageW int, inputs ...engine.Te
 		if b != batch || int(k.Shape[0]) != b {
 			return Result{}, fmt.Errorf("layer %s: batch %d, expected %d", ly.Name, b, batch)
 		}
-		if int(q.Shape[2]) != ly.Channels() || int(k.Shape[2]) != ly.Channels() {
-			return Result{}, fmt.Errorf("layer %s: %d channels at run time, the graph says %d heads × %d", ly.Name, q.Shape[2], ly.Heads, ly.HeadDim)
+		kvHeads := ly.KVHeads
+		if kvHeads == 0 {
+			kvHeads = ly.Heads
+		}
+		if int(q.Shape[2]) != ly.Channels() || int(k.Shape[2]) != kvHeads*ly.HeadDim || int(v.Shape[2]) != kvHeads*ly.HeadDim {
+			return Result{}, fmt.Errorf("layer %s: Q/K/V widths %d/%d/%d at run time, the graph says %d query heads and %d key/value heads × %d", ly.Name, q.Shape[2], k.Shape[2], v.Shape[2], ly.Heads, kvHeads, ly.HeadDim)
 		}
 		tokens, kvTokens := int(q.Shape[1]), int(k.Shape[1])
 		gh, gw, prefix := attention.Grid(tokens, imageH, imageW)
 		for i := 0; i < b; i++ {
+			kk, vv := item(k, i), item(v, i)
+			if kvHeads != ly.Heads {
+				kk, vv = RepeatKV(kk, kvHeads, ly.Heads, ly.HeadDim), RepeatKV(vv, kvHeads, ly.Heads, ly.HeadDim)
+			}
 			f := features.Features{
-				Q: item(q, i), K: item(k, i), V: item(v, i),
+				Q: item(q, i), K: kk, V: vv,
 				Tokens: tokens, Heads: ly.Heads, HeadDim: ly.HeadDim, Scale: ly.Scale,
 				GridH: gh, GridW: gw, Prefix: prefix,
 			}
@@ -143,20 +152,81 @@ func item(t engine.Tensor, i int) []float32 {
 	return t.Float32[i*per : (i+1)*per]
 }
 
-// Describe converts the graph's layers into the program's layer descriptions.
-func (m *Model) Describe() []features.Layer {
-	out := make([]features.Layer, len(m.Layers))
-	for i, ly := range m.Layers {
-		kind := features.SelfAttention
-		if ly.Kind == attention.Cross {
-			kind = features.CrossAttention
-		}
-		out[i] = features.Layer{
-			Index: i, Name: ly.Name, Short: ly.Short, Group: ly.Group, Kind: kind,
-			Heads: ly.Heads, HeadDim: ly.HeadDim, Channels: ly.Channels(), Scale: ly.Scale, ImageKV: ly.ImageKV,
+// RepeatKV widens grouped-query keys or values, [tokens][kvHeads·dim], to one head per query
+// head, [tokens][heads·dim]: query head h reads key/value head h·kvHeads/heads, as grouped-query
+// attention does (each key/value head serves heads/kvHeads consecutive query heads). The AAS
+// maths then treats the layer as ordinary multi-head attention.
+func RepeatKV(x []float32, kvHeads, heads, dim int) []float32 {
+	kvc, c := kvHeads*dim, heads*dim
+	rows := len(x) / kvc
+	out := make([]float32, rows*c)
+	for r := range rows {
+		for h := range heads {
+			kh := h * kvHeads / heads
+			copy(out[r*c+h*dim:r*c+(h+1)*dim], x[r*kvc+kh*dim:r*kvc+(kh+1)*dim])
 		}
 	}
 	return out
+}
+
+// Describe is the graph's layers as the program's layer descriptions, without token grids
+// (the family adds those at its working size).
+func (m *Model) Describe() []features.Layer { return Describe(m.Layers) }
+
+// Describe wraps the finder's layers; nothing is copied field by field, so nothing is lost.
+func Describe(layers []attention.Layer) []features.Layer {
+	out := make([]features.Layer, len(layers))
+	for i, ly := range layers {
+		ly.Index = i
+		out[i] = features.Layer{Layer: ly}
+	}
+	return out
+}
+
+// Inspect reads a graph's inputs (initialisers excluded), outputs and attention layers
+// without loading any weights.
+func Inspect(g *onnxpb.ModelProto) (inputs, outputs []engine.IOInfo, layers []features.Layer, err error) {
+	found, err := attention.Find(g)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	inputs, outputs = GraphIO(g)
+	return inputs, outputs, Describe(found), nil
+}
+
+// GraphIO lists a graph's inputs (initialisers excluded) and outputs, as the runtime would.
+func GraphIO(g *onnxpb.ModelProto) (ins, outs []engine.IOInfo) {
+	inits := map[string]bool{}
+	for _, t := range g.GetGraph().GetInitializer() {
+		inits[t.GetName()] = true
+	}
+	conv := func(vi *onnxpb.ValueInfoProto) engine.IOInfo {
+		info := engine.IOInfo{Name: vi.GetName()}
+		tt := vi.GetType().GetTensorType()
+		if tt == nil {
+			return info
+		}
+		info.Type = engine.ElemType(tt.GetElemType())
+		for _, d := range tt.GetShape().GetDim() {
+			if v, ok := d.GetValue().(*onnxpb.TensorShapeProto_Dimension_DimValue); ok {
+				info.Shape = append(info.Shape, v.DimValue)
+				info.Dims = append(info.Dims, "")
+			} else {
+				info.Shape = append(info.Shape, -1)
+				info.Dims = append(info.Dims, d.GetDimParam())
+			}
+		}
+		return info
+	}
+	for _, vi := range g.GetGraph().GetInput() {
+		if !inits[vi.GetName()] {
+			ins = append(ins, conv(vi))
+		}
+	}
+	for _, vi := range g.GetGraph().GetOutput() {
+		outs = append(outs, conv(vi))
+	}
+	return ins, outs
 }
 
 // Close frees the session.

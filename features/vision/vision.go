@@ -60,30 +60,11 @@ type Model struct {
 
 // OpenViT loads a vision transformer folder (config.json, preprocessor_config.json, onnx/…).
 func OpenViT(l features.Loader, name, dir string) (*Model, error) {
-	file := ViTFile(dir)
-	if file == "" {
-		return nil, fmt.Errorf("%s: no onnx/vision_model.onnx or onnx/model.onnx (transformers.js layout)", dir)
-	}
-	var cfg struct {
-		ModelType string `json:"model_type"`
-	}
-	if data, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
-		_ = json.Unmarshal(data, &cfg)
-	}
-	pre := DINOv2Preprocess
-	desc := "vision transformer: self-attention over image patches (no timestep)"
-	if strings.Contains(cfg.ModelType, "clip") || strings.Contains(filepath.Base(file), "vision_model") {
-		pre = CLIPPreprocess
-		desc = "CLIP image encoder (CLIP-AAS): self-attention over image patches (no timestep)"
-	} else if strings.Contains(cfg.ModelType, "dinov2") {
-		desc = "DINOv2 (DINOv2-AAS): self-attention over image patches (no timestep)"
-	}
-	if p, err := readPreprocessor(filepath.Join(dir, "preprocessor_config.json"), pre); err != nil {
+	v, err := readViT(dir)
+	if err != nil {
 		return nil, err
-	} else {
-		pre = p
 	}
-	m, err := open(l, name, "vit", desc, file, pre)
+	m, err := open(l, name, "vit", v.desc, v.file, v.pre)
 	if err != nil {
 		return nil, err
 	}
@@ -91,20 +72,73 @@ func OpenViT(l features.Loader, name, dir string) (*Model, error) {
 	return m, nil
 }
 
+// vit is what a transformers.js folder says about its model, read the same way for inspect
+// and for scoring.
+type vit struct {
+	file      string
+	desc      string
+	pre       Preprocess
+	patch     int // patch size from config.json; 0 when it does not say
+	registers int // DINOv2's register tokens
+}
+
+func readViT(dir string) (vit, error) {
+	v := vit{file: ViTFile(dir)}
+	if v.file == "" {
+		return v, fmt.Errorf("%s: no onnx/vision_model.onnx or onnx/model.onnx (transformers.js layout)", dir)
+	}
+	type vc struct {
+		PatchSize int `json:"patch_size"`
+		Registers int `json:"num_register_tokens"`
+	}
+	var cfg struct {
+		ModelType string `json:"model_type"`
+		vc
+		Vision *vc `json:"vision_config"`
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
+		_ = json.Unmarshal(data, &cfg)
+	}
+	c := cfg.vc
+	if cfg.Vision != nil && cfg.Vision.PatchSize > 0 {
+		c = *cfg.Vision
+	}
+	v.patch, v.registers = c.PatchSize, c.Registers
+	v.pre = DINOv2Preprocess
+	v.desc = "vision transformer: self-attention over image patches (no timestep)"
+	if strings.Contains(cfg.ModelType, "clip") || strings.Contains(filepath.Base(v.file), "vision_model") {
+		v.pre = CLIPPreprocess
+		v.desc = "CLIP image encoder (CLIP-AAS): self-attention over image patches (no timestep)"
+	} else if strings.Contains(cfg.ModelType, "dinov2") {
+		v.desc = "DINOv2 (DINOv2-AAS): self-attention over image patches (no timestep)"
+	}
+	p, err := readPreprocessor(filepath.Join(dir, "preprocessor_config.json"), v.pre)
+	if err != nil {
+		return v, err
+	}
+	v.pre = p
+	return v, nil
+}
+
 // OpenGeneric loads a bare .onnx file with one image input [B, 3, H, W]. Its preprocessing is
 // a guess (ImageNet normalisation) and says so.
 func OpenGeneric(l features.Loader, name, file string, size int) (*Model, error) {
-	pre := DINOv2Preprocess
-	pre.Resize, pre.Crop = 0, 224
-	if size > 0 {
-		pre.Crop = size
-	}
-	m, err := open(l, name, "generic", "generic ONNX graph: ImageNet normalisation assumed (no timestep)", file, pre)
+	m, err := open(l, name, "generic", "generic ONNX graph: ImageNet normalisation assumed (no timestep)", file, genericPreprocess(size))
 	if err != nil {
 		return nil, err
 	}
 	m.def = len(m.layers) - 1
 	return m, nil
+}
+
+// genericPreprocess guesses ImageNet normalisation at 224 px, or at the size asked for.
+func genericPreprocess(size int) Preprocess {
+	pre := DINOv2Preprocess
+	pre.Resize, pre.Crop = 0, 224
+	if size > 0 {
+		pre.Crop = size
+	}
+	return pre
 }
 
 func open(l features.Loader, name, family, desc, file string, pre Preprocess) (*Model, error) {
@@ -136,21 +170,32 @@ func open(l features.Loader, name, family, desc, file string, pre Preprocess) (*
 	if err != nil {
 		return nil, err
 	}
+	input, crop, err := imageInput(file, g.Inputs(), pre.Crop)
+	if err != nil {
+		return nil, errors.Join(err, g.Close())
+	}
+	pre.Crop = crop
+	return &Model{name: name, family: family, desc: desc, graph: g, input: input, pre: pre, global: global, layers: g.Describe()}, nil
+}
+
+// imageInput finds the one image input [B, 3, H, W] of a graph and the size it is run at: the
+// graph's own when it fixes a square one, else crop.
+func imageInput(file string, inputs []engine.IOInfo, crop int) (string, int, error) {
 	var input string
 	var images int
-	for _, in := range g.Inputs() {
+	for _, in := range inputs {
 		if in.Rank() == 4 || in.Rank() == -1 {
 			images++
 			input = in.Name
 			if in.Rank() == 4 && in.Shape[2] > 0 && in.Shape[2] == in.Shape[3] {
-				pre.Crop = int(in.Shape[2])
+				crop = int(in.Shape[2])
 			}
 		}
 	}
-	if images != 1 || len(g.Inputs()) != 1 {
-		return nil, errors.Join(fmt.Errorf("%s: diffsim needs one image input [B, 3, H, W]; the graph has %v", file, g.Inputs()), g.Close())
+	if images != 1 || len(inputs) != 1 {
+		return "", 0, fmt.Errorf("%s: diffsim needs one image input [B, 3, H, W]; the graph has %v", file, inputs)
 	}
-	return &Model{name: name, family: family, desc: desc, graph: g, input: input, pre: pre, global: global, layers: g.Describe()}, nil
+	return input, crop, nil
 }
 
 func readPreprocessor(path string, def Preprocess) (Preprocess, error) {

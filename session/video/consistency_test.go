@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/diffsim/diffsim/features/families"
 	"image"
 	"io"
 	"math"
@@ -166,7 +167,7 @@ func pan(t testing.TB, photo string, n int) *memSource {
 
 func openSession(t testing.TB) *session.Session {
 	t.Helper()
-	s, err := session.Open(context.Background(), session.Options{Size: 64})
+	s, err := session.Open(context.Background(), session.Options{Size: 64, Families: families.All()})
 	enginetest.Check(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -198,7 +199,7 @@ func BenchmarkScore(b *testing.B) {
 	var extracted, runs int
 	for b.Loop() {
 		b.StopTimer() // a fresh session each time, so that nothing is cached; not timed
-		s, err := session.Open(context.Background(), session.Options{Size: 64})
+		s, err := session.Open(context.Background(), session.Options{Size: 64, Families: families.All()})
 		enginetest.Check(b, err)
 		b.StartTimer()
 		if _, err := Score(context.Background(), s, &memSource{frames: frames}, Settings{Layer: 1, T: 101}); err != nil {

@@ -37,6 +37,7 @@ type LayerTruth struct {
 	Short   string
 	Kind    string // self or cross
 	Heads   int
+	KVHeads int // key/value heads of grouped-query attention; 0 means Heads
 	HeadDim int
 	Scale   float64
 

@@ -18,6 +18,9 @@ type VAEOptions struct {
 	Seed          uint64
 	// Parameters outputs latent_parameters (mean ‖ logvar) instead of sampling inside.
 	Parameters bool
+	// ScaledMean scales the mean (Mul by 0.5) and casts it before the sampling Add, as some
+	// exports do: the mean to tap is then the cast value, not the Split's output.
+	ScaledMean bool
 }
 
 // TinyVAE is a runnable miniature at 64×64 px.
@@ -80,6 +83,10 @@ func VAEEncoder(o VAEOptions) (*onnxpb.ModelProto, VAETruth) {
 	root := g.scope("")
 	halves := root.nodeIn("", "Split", []string{moments, g.ints(4, 4)}, 2, onnx.AttrInt("axis", 1))
 	mean, logvar := halves[0], halves[1]
+	if o.ScaledMean {
+		mean = root.node("Mul", []string{mean, g.scalar(0.5)})
+		mean = root.node("Cast", []string{mean}, onnx.AttrInt("to", int64(onnx.Float)))
+	}
 	truth.Mean = mean
 	logvar = root.node("Clip", []string{logvar, g.scalar(-30), g.scalar(20)})
 	std := root.node("Exp", []string{root.node("Mul", []string{logvar, g.scalar(0.5)})})

@@ -27,6 +27,7 @@ const (
 	MSAttention            Variant = "ms-attention" // com.microsoft.Attention with merged weights
 	ONNXAttention          Variant = "onnx-attention-23"
 	ONNXAttention4D        Variant = "onnx-attention-23-4d"           // dynamo at opset 23: SDPA as one Attention node on [B, H, S, D]
+	GroupedQuery           Variant = "onnx-attention-23-gqa"          // grouped-query attention: Heads query heads share Heads/2 key/value heads
 	Quantized              Variant = "quantized-dynamic"              // DynamicQuantizeLinear → MatMulInteger → Cast → Mul
 	QuantizedFused         Variant = "quantized-matmulintegertofloat" // DynamicQuantizeLinear → com.microsoft.MatMulIntegerToFloat
 	Quantized4Bit          Variant = "quantized-matmulnbits"          // com.microsoft.MatMulNBits (4-bit blocks)
@@ -36,7 +37,7 @@ const (
 // Variants lists every variant.
 func Variants() []Variant {
 	return []Variant{DiffusersAttnProcessor, DiffusersSDPA, CLIPEager, HFEager4D, DINOv2Eager, SDPAScaled, Dynamo,
-		MultiHead, MultiHeadPackedQKV, MultiHeadPackedKV, MSAttention, ONNXAttention, ONNXAttention4D, Quantized, QuantizedFused, Quantized4Bit, Float16}
+		MultiHead, MultiHeadPackedQKV, MultiHeadPackedKV, MSAttention, ONNXAttention, ONNXAttention4D, GroupedQuery, Quantized, QuantizedFused, Quantized4Bit, Float16}
 }
 
 // Options size a generated attention graph.
@@ -90,6 +91,8 @@ func info(v Variant) variantInfo {
 		return variantInfo{cross: true, layers: [2]string{"/layers.0/attn", "/layers.1/attn"}, outMod: "out_proj", core: coreONNXAttention}
 	case ONNXAttention4D:
 		return variantInfo{cross: true, layers: [2]string{"/layers.0/attn", "/layers.1/attn"}, outMod: "out_proj", core: coreONNXAttention4D}
+	case GroupedQuery:
+		return variantInfo{layers: [2]string{"/layers.0/self_attn", "/layers.1/self_attn"}, outMod: "o_proj", core: coreGQA}
 	case Quantized:
 		return variantInfo{layers: [2]string{"/encoder/layers.0/self_attn", "/encoder/layers.1/self_attn"}, outMod: "out_proj", core: coreQuantized(quantLinear)}
 	case QuantizedFused:
@@ -136,7 +139,7 @@ func Attention(v Variant, o Options) (*onnxpb.ModelProto, Truth) {
 		truth.Inputs = append(truth.Inputs, Input{"attention_mask", onnx.Float, []int64{int64(o.Batch), 1, int64(o.Tokens), int64(o.Tokens)}})
 	}
 	switch v {
-	case ONNXAttention, ONNXAttention4D:
+	case ONNXAttention, ONNXAttention4D, GroupedQuery:
 		g.Opset("", 23)
 		g.IR = 11
 	case MultiHead, MultiHeadPackedQKV, MultiHeadPackedKV, MSAttention, Quantized, QuantizedFused, Quantized4Bit:
@@ -484,6 +487,21 @@ func coreONNXAttention(s scope, x, kv string, inQ, inKV int, o Options, t *Layer
 	v, wv, bv := s.sub("v_proj").linear(kv, inKV, c, true)
 	t.Wq, t.Wk, t.Wv, t.Bq, t.Bk, t.Bv = wq, wk, wv, bq, bk, bv
 	return s.node("Attention", []string{q, k, v}, onnx.AttrInt("q_num_heads", int64(o.Heads)), onnx.AttrInt("kv_num_heads", int64(o.Heads)))
+}
+
+// coreGQA is grouped-query attention as Llama-style models export it at opset 23: the key and
+// value projections are narrower (KVHeads = Heads/2 heads of the same size) and query head h
+// reads key/value head h·KVHeads/Heads.
+func coreGQA(s scope, x, kv string, inQ, inKV int, o Options, t *LayerTruth) string {
+	c := o.Channels
+	kvHeads := max(1, o.Heads/2)
+	kvc := kvHeads * c / o.Heads
+	q, wq, bq := s.sub("q_proj").linear(x, inQ, c, true)
+	k, wk, bk := s.sub("k_proj").linear(kv, inKV, kvc, true)
+	v, wv, bv := s.sub("v_proj").linear(kv, inKV, kvc, true)
+	t.Wq, t.Wk, t.Wv, t.Bq, t.Bk, t.Bv = wq, wk, wv, bq, bk, bv
+	t.KVHeads = kvHeads
+	return s.node("Attention", []string{q, k, v}, onnx.AttrInt("q_num_heads", int64(o.Heads)), onnx.AttrInt("kv_num_heads", int64(kvHeads)))
 }
 
 func coreQuantized(linear func(s scope, x string, in, out int) (string, []float32)) func(s scope, x, kv string, inQ, inKV int, o Options, t *LayerTruth) string {

@@ -20,8 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/diffusion"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -39,7 +39,7 @@ type Backend struct {
 	mu     sync.Mutex
 	cached map[string]bool // pair+t+conditioning whose features were computed
 	calls  Calls
-	cond   diffusion.Conditioning
+	cond   features.Conditioning
 	conds  int // SetConditioning calls that succeeded
 }
 
@@ -52,9 +52,9 @@ type Calls struct {
 // including a text cross-attention layer whose score is meaningless.
 func New() *Backend {
 	mk := func(i int, short, name string, kind features.Kind, grid int, imageKV bool) features.Layer {
-		return features.Layer{Index: i, Name: name, Short: short, Kind: kind, Heads: 8, HeadDim: 40,
-			Scale: 1 / math.Sqrt(40), Tokens: grid * grid, GridH: grid, GridW: grid, Channels: 320, ImageKV: imageKV,
-			Group: strings.ToLower(strings.TrimRight(short, "012"))}
+		return features.Layer{Layer: attention.Layer{Index: i, Name: name, Short: short, Kind: kind, Heads: 8, KVHeads: 8, HeadDim: 40,
+			Scale: 1 / math.Sqrt(40), ImageKV: imageKV, Group: strings.ToLower(strings.TrimRight(short, "012"))},
+			Tokens: grid * grid, GridH: grid, GridW: grid}
 	}
 	layers := []features.Layer{
 		mk(0, "Down0", "down_blocks.0.attentions.1.transformer_blocks.0.attn1", features.SelfAttention, 16, true),
@@ -143,7 +143,7 @@ func (f *Backend) key(a, b *session.Image, t int) string {
 }
 
 // Conditioning is the prompt scores use now.
-func (f *Backend) Conditioning() diffusion.Conditioning {
+func (f *Backend) Conditioning() features.Conditioning {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cond
@@ -151,7 +151,7 @@ func (f *Backend) Conditioning() diffusion.Conditioning {
 
 // SetConditioning switches to c after Delay (the text encoder's run). A prompt containing
 // "refuse" is refused with a usage error, as a real session refuses a prompt too long.
-func (f *Backend) SetConditioning(ctx context.Context, c diffusion.Conditioning) error {
+func (f *Backend) SetConditioning(ctx context.Context, c features.Conditioning) error {
 	if f.Delay > 0 {
 		timer := time.NewTimer(f.Delay)
 		defer timer.Stop()
@@ -173,8 +173,8 @@ func (f *Backend) SetConditioning(ctx context.Context, c diffusion.Conditioning)
 
 // CondShift is how much a prompt moves every fake score, so tests can tell results of
 // one conditioning from another's.
-func CondShift(c diffusion.Conditioning) float64 {
-	if c == (diffusion.Conditioning{}) {
+func CondShift(c features.Conditioning) float64 {
+	if c == (features.Conditioning{}) {
 		return 0
 	}
 	return 0.02
