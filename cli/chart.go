@@ -7,6 +7,7 @@ import (
 	"image/draw"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -146,13 +147,12 @@ func drawSweep(out session.Sweep) image.Image {
 	return img
 }
 
-// tickText prints a tick with as many decimals as the tick step needs.
+// tickText prints a tick as heatmap.TickLabels does: distinct labels, correctly signed.
 func tickText(t float32, ticks []float32) string {
-	d := 3
-	if len(ticks) > 1 {
-		d = max(0, int(math.Ceil(-math.Log10(float64(ticks[1]-ticks[0])-1e-12))))
+	if i := slices.Index(ticks, t); i >= 0 {
+		return heatmap.TickLabels(ticks)[i]
 	}
-	return strconv.FormatFloat(float64(t), 'f', min(d, 6), 32)
+	return heatmap.TickLabels([]float32{t})[0]
 }
 
 // face is the X11 7×13 fixed font drawn at an integer scale: crisp at any zoom, and without

@@ -73,7 +73,7 @@ and the model caches. It exits 1 when the runtime library cannot be loaded.`,
 	f := cmd.Flags()
 	f.StringVar(&c.device, "device", "auto", "the device to try: auto, cpu, cuda or cuda:N")
 	f.StringVar(&c.ortLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB, then the one scripts/setup-runtime.sh fetched)")
-	f.StringVar(&c.graphics, "graphics", "auto", "report as if terminal graphics were forced: auto, sixel, kitty, halfblock or none")
+	f.StringVar(&c.graphics, "graphics", "auto", "report as if terminal graphics were forced: auto, sixel, kitty, halfblock, quadrant or none")
 	f.BoolVar(&c.json, "json", false, "print one JSON object")
 	inGroup(f, groupCommon, "device", "ort-lib")
 	inGroup(f, groupOutput, "graphics", "json")

@@ -50,7 +50,7 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 	f := root.Flags()
 	c.modelFlags.register(f, true)
 	c.diff.register(f)
-	f.StringVar(&c.graphics, "graphics", "auto", "terminal graphics: auto, sixel, kitty, halfblock or none")
+	f.StringVar(&c.graphics, "graphics", "auto", "terminal graphics: auto, sixel, kitty, halfblock, quadrant or none")
 	f.StringVar(&c.exportDir, "export-dir", "diffsim-export", "folder the export key (e) writes its PNG and JSON into")
 	f.BoolVar(&c.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen (scripts/bench-launch.sh)")
 	_ = f.MarkHidden("trace-startup")
@@ -68,7 +68,7 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
 	graphics, err := termgfx.ParseProtocol(c.graphics)
 	if err != nil {
-		return usagef("--graphics %q: want auto, sixel, kitty, halfblock or none", c.graphics)
+		return usagef("--graphics %q: want auto, sixel, kitty, halfblock, quadrant or none", c.graphics)
 	}
 	// Check everything a person can get wrong before taking over the screen or loading a
 	// model, so a typo is one line on stderr: the images as score checks them, the flags, and

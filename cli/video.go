@@ -56,7 +56,7 @@ computed once, two frames to a network run.`,
 	f.BoolVar(&c.csv, "csv", false, "print CSV, one row per frame")
 	f.StringVar(&c.pngPath, "png", "", "also draw both curves into this PNG file")
 	f.BoolVar(&c.explore, "explore", false, "open the clip in the explorer: its curves, and the first frame beside the frame under a cursor (←/→)")
-	f.StringVar(&c.graphics, "graphics", "auto", "terminal graphics with --explore: auto, sixel, kitty, halfblock or none")
+	f.StringVar(&c.graphics, "graphics", "auto", "terminal graphics with --explore: auto, sixel, kitty, halfblock, quadrant or none")
 	inGroup(f, groupOutput, "json", "csv", "png", "explore", "graphics")
 	return cmd
 }
@@ -74,7 +74,7 @@ func (c *videoCmd) run(cmd *cobra.Command, input string) error {
 		// Before any work: scoring a clip takes a while.
 		var err error
 		if graphics, err = termgfx.ParseProtocol(c.graphics); err != nil {
-			return usagef("--graphics %q: want auto, sixel, kitty, halfblock or none", c.graphics)
+			return usagef("--graphics %q: want auto, sixel, kitty, halfblock, quadrant or none", c.graphics)
 		}
 		if screen, err = c.terminal(); err != nil {
 			return usagef("video --explore needs a terminal; use --png FILE, --json or --csv for the curves")

@@ -36,6 +36,9 @@ type KittyEncoder struct {
 	// text contains KittyPlaceholder cells for ID. Cell renderers cannot erase it.
 	Virtual    bool
 	Cols, Rows int
+	// Still leaves the cursor where it was (C=1): a direct placement at the cursor then
+	// never moves it, nor scrolls the screen at the last row.
+	Still bool
 
 	raw bytes.Buffer
 	zw  *zlib.Writer
@@ -81,6 +84,9 @@ func (e *KittyEncoder) Encode(w io.Writer, m image.Image) error {
 	}
 	if e.Virtual {
 		keys = append(keys, "U=1")
+	}
+	if e.Still {
+		keys = append(keys, "C=1")
 	}
 	if e.Cols > 0 {
 		keys = append(keys, "c="+strconv.Itoa(e.Cols))

@@ -5,7 +5,6 @@ import (
 	"image/color"
 	"image/draw"
 	"math"
-	"strconv"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -29,11 +28,12 @@ func LabeledLegend(cm Colormap, lo, hi float32, barW, w, h int) *image.RGBA {
 	draw.Draw(out, image.Rect(0, pad, barW, h-pad), bar, image.Point{}, draw.Src)
 	d := font.Drawer{Dst: out, Src: image.NewUniform(color.Black), Face: face}
 	n := h - 2*pad
-	for _, t := range Ticks(lo, hi, 5) {
-		p := int(math.Round(float64(t-lo) / float64(hi-lo) * float64(n-1)))
+	ticks := Ticks(lo, hi, 5)
+	for i, label := range TickLabels(ticks) {
+		p := int(math.Round(float64(ticks[i]-lo) / float64(hi-lo) * float64(n-1)))
 		y := pad + n - 1 - p
 		d.Dot = fixed.P(barW+3, y+face.Ascent/2)
-		d.DrawString(strconv.FormatFloat(float64(t), 'g', 4, 32))
+		d.DrawString(label)
 	}
 	return out
 }

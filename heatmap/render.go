@@ -355,3 +355,51 @@ func Posterize(m *image.Paletted, n int) {
 		m.Pix[i] = lut[c]
 	}
 }
+
+// Tint colours photo with heat while keeping the photo's brightness: each pixel becomes
+// heat's hue scaled to the photo pixel's luminance, mixed in with weight α·a (a: the heat
+// pixel's alpha). Unlike Overlay, α = 1 still shows every edge and shadow of the photo,
+// which is what keeps a photo recognisable at half-block resolution, where a plain blend
+// turns it into a flat blob of the colormap's colours.
+func Tint(photo image.Image, heat image.Image, alpha float64) *image.RGBA {
+	b := photo.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(out, out.Rect, photo, b.Min, draw.Src)
+	hb := heat.Bounds()
+	if hb.Dx() != b.Dx() || hb.Dy() != b.Dy() {
+		heat = Resize(heat, b.Dx(), b.Dy())
+		hb = heat.Bounds()
+	}
+	h := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(h, h.Rect, heat, hb.Min, draw.Src)
+	k := min(max(alpha, 0), 1)
+	lum := func(r, g, b float64) float64 { return 0.2126*r + 0.7152*g + 0.0722*b }
+	for i := 0; i < len(out.Pix); i += 4 {
+		a := float64(h.Pix[i+3]) / 255
+		if a == 0 {
+			continue
+		}
+		// un-premultiply the heat colour
+		hr, hg, hbl := float64(h.Pix[i])/a, float64(h.Pix[i+1])/a, float64(h.Pix[i+2])/a
+		pr, pg, pb := float64(out.Pix[i]), float64(out.Pix[i+1]), float64(out.Pix[i+2])
+		lh, lp := lum(hr, hg, hbl), lum(pr, pg, pb)
+		s := 0.0
+		if lh > 0 {
+			s = lp / lh
+		}
+		t := [3]float64{min(hr*s, 255), min(hg*s, 255), min(hbl*s, 255)}
+		if l1 := lum(t[0], t[1], t[2]); l1 < lp && l1 < 255 {
+			// A dark hue clipped before reaching the photo's brightness: mix in white,
+			// which raises luminance linearly, until it does.
+			f := (lp - l1) / (255 - l1)
+			for c := range t {
+				t[c] += f * (255 - t[c])
+			}
+		}
+		w := k * a
+		for c := range t {
+			out.Pix[i+c] = uint8((1-w)*float64(out.Pix[i+c]) + w*t[c] + 0.5)
+		}
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package heatmap
 import (
 	"image"
 	"image/color"
+	"image/draw"
 	"math"
 	"testing"
 )
@@ -219,4 +220,48 @@ func TestLabeledLegend(t *testing.T) {
 		t.Errorf("only %d dark pixels right of the bar: labels missing", dark)
 	}
 	_ = LabeledLegend(Viridis(), 0, 1, 12, 0, 0) // degenerate sizes must not panic
+}
+
+// TestTint: the tint takes the map's hue and keeps the photo's luminance, so dark stays
+// dark and light stays light whatever the map says; α = 0 and transparent map pixels
+// leave the photo as it is.
+func TestTint(t *testing.T) {
+	lum := func(c color.RGBA) float64 { return 0.2126*float64(c.R) + 0.7152*float64(c.G) + 0.0722*float64(c.B) }
+	tests := []struct {
+		name  string
+		photo color.RGBA
+		heat  color.RGBA
+		alpha float64
+		check func(t *testing.T, got color.RGBA)
+	}{
+		{"dark photo stays dark under bright yellow", color.RGBA{30, 30, 30, 255}, color.RGBA{253, 231, 37, 255}, 1, func(t *testing.T, got color.RGBA) {
+			if l := lum(got); math.Abs(l-30) > 3 || got.R <= got.B {
+				t.Errorf("got %v (luminance %.1f), want yellowish at luminance 30", got, l)
+			}
+		}},
+		{"light photo stays light under dark purple", color.RGBA{220, 220, 220, 255}, color.RGBA{68, 1, 84, 255}, 1, func(t *testing.T, got color.RGBA) {
+			if l := lum(got); l < 100 || got.B <= got.G {
+				t.Errorf("got %v (luminance %.1f), want a light purple", got, l)
+			}
+		}},
+		{"alpha 0 is the photo", color.RGBA{10, 200, 30, 255}, color.RGBA{253, 231, 37, 255}, 0, func(t *testing.T, got color.RGBA) {
+			if got != (color.RGBA{10, 200, 30, 255}) {
+				t.Errorf("got %v", got)
+			}
+		}},
+		{"transparent heat is the photo", color.RGBA{10, 200, 30, 255}, color.RGBA{}, 1, func(t *testing.T, got color.RGBA) {
+			if got != (color.RGBA{10, 200, 30, 255}) {
+				t.Errorf("got %v", got)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			photo := image.NewRGBA(image.Rect(0, 0, 2, 2))
+			heat := image.NewRGBA(image.Rect(0, 0, 2, 2))
+			draw.Draw(photo, photo.Rect, image.NewUniform(tc.photo), image.Point{}, draw.Src)
+			draw.Draw(heat, heat.Rect, image.NewUniform(tc.heat), image.Point{}, draw.Src)
+			tc.check(t, Tint(photo, heat, tc.alpha).RGBAAt(1, 1))
+		})
+	}
 }

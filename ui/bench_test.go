@@ -105,7 +105,7 @@ func BenchmarkUpdate(b *testing.B) {
 	})
 	b.Run("pictures", func(b *testing.B) {
 		m, _ := readyModel(b, 200, 60)
-		msg := picturesMsg{pics: m.pics}
+		msg := picturesMsg{pics: m.pv.pics}
 		b.ReportAllocs()
 		for b.Loop() {
 			msg.seq++

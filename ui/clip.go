@@ -74,6 +74,34 @@ type clipPanel struct {
 
 func (p *clipPanel) SetSize(w, _ int) { p.width = w }
 
+// frameSelectMsg asks the root to show frame i of the clip as image B.
+type frameSelectMsg struct{ frame int }
+
+// Update answers mouse events in the strip's own coordinates: a click or drag picks the
+// frame nearest the pointer, the wheel steps through frames.
+func (p clipPanel) Update(msg tea.Msg) (clipPanel, tea.Cmd) {
+	sel := func(i int) tea.Cmd {
+		if i < 0 || i >= len(p.clip.Frames) || i == p.frame {
+			return nil
+		}
+		return func() tea.Msg { return frameSelectMsg{i} }
+	}
+	switch msg := msg.(type) {
+	case tea.MouseClickMsg:
+		if msg.Button == tea.MouseLeft {
+			return p, sel(p.frameAt(msg.X))
+		}
+	case tea.MouseWheelMsg:
+		switch msg.Button {
+		case tea.MouseWheelUp, tea.MouseWheelRight:
+			return p, sel(p.frame + 1)
+		case tea.MouseWheelDown, tea.MouseWheelLeft:
+			return p, sel(p.frame - 1)
+		}
+	}
+	return p, nil
+}
+
 func (p clipPanel) track() (x0, w int) { return 10, max(p.width-10-18, 10) }
 
 func (p clipPanel) column(i int) int {

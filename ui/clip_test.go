@@ -65,7 +65,7 @@ func TestClipFrameNavigation(t *testing.T) {
 		if m.frame != tc.frame || m.pathA != c[0].Path || m.pathB != c[tc.frame].Path {
 			t.Errorf("%v: frame %d, pair %s ⇄ %s; want frame %d, %s ⇄ %s", tc.keys, m.frame, m.pathA, m.pathB, tc.frame, c[0].Path, c[tc.frame].Path)
 		}
-		if m.prompting {
+		if m.pb.open {
 			t.Errorf("%v: a prompt opened", tc.keys)
 		}
 		if tx, _, _ := m.token(); tx != tc.tokenX {

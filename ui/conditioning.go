@@ -22,20 +22,21 @@ type Conditioner interface {
 	SetConditioning(ctx context.Context, c features.Conditioning) error
 }
 
+// condState is the text conditioning: the one in use, and the switch to another in flight.
+type condState struct {
+	cur  features.Conditioning  // what scores are conditioned on now
+	busy bool                   // a SetConditioning is running
+	want features.Conditioning  // what it asked for
+	next *features.Conditioning // asked for while it ran; starts when it ends
+	seq  int
+}
+
 // conditioningMsg answers a SetConditioning: cond is what was asked for.
 type conditioningMsg struct {
 	seq  int
 	cond features.Conditioning
 	err  error
 }
-
-// promptKind is what the one-line prompt is open for.
-type promptKind int
-
-const (
-	promptPair promptKind = iota // two image paths
-	promptText                   // the diffusion model's text prompt
-)
 
 // conditioner returns the backend's Conditioner when its model takes a prompt: only the
 // diffusion family is conditioned on text, though a session offers the methods for every
@@ -55,21 +56,10 @@ func (m *Model) openTextPrompt() tea.Cmd {
 	return nil
 }
 
-// openPrompt opens the one-line prompt for kind, holding value.
+// openPrompt opens the prompt bar for kind, holding value.
 func (m *Model) openPrompt(kind promptKind, value string) {
-	m.promptFor = kind
-	switch kind {
-	case promptText:
-		m.prompt.Prompt = "prompt › "
-		m.prompt.Placeholder = "text to condition on (empty: unconditional)"
-	default:
-		m.prompt.Prompt = "open A B › "
-		m.prompt.Placeholder = "path/to/a.png path/to/b.png"
-	}
-	m.prompt.SetWidth(max(m.width-len(m.prompt.Prompt)-2, 10))
-	m.prompting = true
-	m.prompt.SetValue(value)
-	m.prompt.Focus()
+	m.pb.Open(kind, value)
+	m.relayout() // the help bar shows the prompt's keys
 }
 
 // toggleCFG switches classifier-free guidance on or off, keeping the prompt.
@@ -87,12 +77,12 @@ func (m *Model) toggleCFG() tea.Cmd {
 // else the one in use.
 func (m *Model) wantedCond() features.Conditioning {
 	switch {
-	case m.condNext != nil:
-		return *m.condNext
-	case m.condBusy:
-		return m.condWant
+	case m.cs.next != nil:
+		return *m.cs.next
+	case m.cs.busy:
+		return m.cs.want
 	}
-	return m.cond
+	return m.cs.cur
 }
 
 // setConditioning asks the backend to switch to c, in the background. One switch runs at
@@ -103,20 +93,20 @@ func (m *Model) setConditioning(c features.Conditioning) tea.Cmd {
 	if !ok {
 		return nil
 	}
-	if m.condBusy {
-		if c == m.condWant {
-			m.condNext = nil
+	if m.cs.busy {
+		if c == m.cs.want {
+			m.cs.next = nil
 		} else {
-			m.condNext = &c
+			m.cs.next = &c
 		}
 		return nil
 	}
-	if c == m.cond {
+	if c == m.cs.cur {
 		return nil
 	}
-	m.condSeq++
-	m.condBusy, m.condWant = true, c
-	seq, ctx := m.condSeq, m.ctx
+	m.cs.seq++
+	m.cs.busy, m.cs.want = true, c
+	seq, ctx := m.cs.seq, m.ctx
 	return func() tea.Msg {
 		return conditioningMsg{seq: seq, cond: c, err: cd.SetConditioning(ctx, c)}
 	}
@@ -126,14 +116,14 @@ func (m *Model) setConditioning(c features.Conditioning) tea.Cmd {
 // conditioning is stale: answers in flight are dropped (the generation changes) and the
 // current view is run again.
 func (m *Model) conditioned(msg conditioningMsg) tea.Cmd {
-	if msg.seq != m.condSeq || !m.condBusy {
+	if msg.seq != m.cs.seq || !m.cs.busy {
 		return nil
 	}
-	m.condBusy = false
+	m.cs.busy = false
 	var cmds []tea.Cmd
 	switch {
 	case msg.err == nil:
-		m.cond = msg.cond
+		m.cs.cur = msg.cond
 		if !m.loading { // a load in flight resets everything when it lands
 			m.gen++
 			m.res = nil
@@ -144,10 +134,10 @@ func (m *Model) conditioned(msg conditioningMsg) tea.Cmd {
 		}
 	case errors.Is(msg.err, context.Canceled):
 	default:
-		m.err = errMsg{op: "prompt", err: fmt.Errorf("%q refused (kept %s): %w", msg.cond.Prompt, m.cond, msg.err)}
+		m.err = promptError{fmt.Errorf("%q refused (kept %s): %w", msg.cond.Prompt, m.cs.cur, msg.err)}
 	}
-	if next := m.condNext; next != nil {
-		m.condNext = nil
+	if next := m.cs.next; next != nil {
+		m.cs.next = nil
 		cmds = append(cmds, m.setConditioning(*next))
 	}
 	return tea.Batch(cmds...)
@@ -158,10 +148,10 @@ func (m *Model) condLabel() string {
 	if _, ok := m.conditioner(); !ok {
 		return ""
 	}
-	if m.condBusy || m.condNext != nil {
+	if m.cs.busy || m.cs.next != nil {
 		return m.wantedCond().String() + " (encoding…)"
 	}
-	return m.cond.String()
+	return m.cs.cur.String()
 }
 
 var _ Conditioner = (*session.Session)(nil)

@@ -45,8 +45,8 @@ func TestPromptKeys(t *testing.T) {
 	}
 	before := m.res.Score
 	send(m, press("P"))
-	if !m.prompting || m.promptFor != promptText || m.prompt.Value() != "" {
-		t.Fatalf("P: prompting=%v for=%v value=%q", m.prompting, m.promptFor, m.prompt.Value())
+	if !m.pb.open || m.pb.kind != promptText || m.pb.input.Value() != "" {
+		t.Fatalf("P: prompting=%v for=%v value=%q", m.pb.open, m.pb.kind, m.pb.input.Value())
 	}
 	typeText(m, "a cat")
 	// Keys typed in the prompt do not leak (c is the CFG key outside it).
@@ -55,8 +55,8 @@ func TestPromptKeys(t *testing.T) {
 	}
 	send(m, press("enter"))
 	want := features.Conditioning{Prompt: "a cat"}
-	if f.Conditioning() != want || m.cond != want || m.condBusy {
-		t.Fatalf("after enter: backend %v, model %v (busy %v)", f.Conditioning(), m.cond, m.condBusy)
+	if f.Conditioning() != want || m.cs.cur != want || m.cs.busy {
+		t.Fatalf("after enter: backend %v, model %v (busy %v)", f.Conditioning(), m.cs.cur, m.cs.busy)
 	}
 	if !m.current() || m.res.Score != before+fake.CondShift(want) {
 		t.Errorf("score %v after the prompt, want %v (re-run under the prompt)", m.res.Score, before+fake.CondShift(want))
@@ -66,13 +66,13 @@ func TestPromptKeys(t *testing.T) {
 	}
 	// P again is pre-filled with the current prompt.
 	send(m, press("P"))
-	if m.prompt.Value() != "a cat" {
-		t.Errorf("prompt pre-filled with %q", m.prompt.Value())
+	if m.pb.input.Value() != "a cat" {
+		t.Errorf("prompt pre-filled with %q", m.pb.input.Value())
 	}
 	send(m, press("esc"))
 	send(m, press("c"))
-	if want := (features.Conditioning{Prompt: "a cat", CFG: true}); m.cond != want || f.Conditioning() != want {
-		t.Errorf("after c: %v / %v", m.cond, f.Conditioning())
+	if want := (features.Conditioning{Prompt: "a cat", CFG: true}); m.cs.cur != want || f.Conditioning() != want {
+		t.Errorf("after c: %v / %v", m.cs.cur, f.Conditioning())
 	}
 	if got := m.condLabel(); !strings.HasPrefix(got, "CFG") {
 		t.Errorf("label %q after c", got)
@@ -85,11 +85,11 @@ func TestPromptRefused(t *testing.T) {
 	send(m, press("P"))
 	typeText(m, "please refuse")
 	send(m, press("enter"))
-	if m.cond != (features.Conditioning{}) || f.Conditioning() != (features.Conditioning{}) {
-		t.Errorf("refused prompt taken: %v / %v", m.cond, f.Conditioning())
+	if m.cs.cur != (features.Conditioning{}) || f.Conditioning() != (features.Conditioning{}) {
+		t.Errorf("refused prompt taken: %v / %v", m.cs.cur, f.Conditioning())
 	}
-	var e errMsg
-	if !errors.As(m.err, &e) || e.op != "prompt" || !errors.Is(e.err, session.ErrUsage) {
+	var e promptError
+	if !errors.As(m.err, &e) || !errors.Is(e, session.ErrUsage) {
 		t.Fatalf("err = %v, want the prompt's usage error", m.err)
 	}
 	if v := m.content(); !strings.Contains(ansi.Strip(v), `✗ prompt: "please refuse" refused (kept unconditional)`) {
@@ -110,7 +110,7 @@ func TestPromptDropsStaleResults(t *testing.T) {
 	typeText(m, "a dog")
 	_, cmd := m.Update(press("enter"))
 	drive(m, cmd) // switches, re-runs t=411 under the prompt
-	want := fake.ScoreAt(m.layer, 411, session.AAS) + fake.CondShift(m.cond)
+	want := fake.ScoreAt(m.layer, 411, session.AAS) + fake.CondShift(m.cs.cur)
 	if m.res == nil || m.res.Score != want {
 		t.Fatalf("score %v, want %v", m.res, want)
 	}
@@ -119,7 +119,7 @@ func TestPromptDropsStaleResults(t *testing.T) {
 		t.Errorf("stale result shown: %v, want %v", m.res.Score, want)
 	}
 	for k, s := range m.scores {
-		if s[m.layer].Score != fake.ScoreAt(m.layer, k.t, k.metric)+fake.CondShift(m.cond) {
+		if s[m.layer].Score != fake.ScoreAt(m.layer, k.t, k.metric)+fake.CondShift(m.cs.cur) {
 			t.Errorf("layer scores at t=%d are the old prompt's", k.t)
 		}
 	}
@@ -137,8 +137,8 @@ func TestPromptNotTaken(t *testing.T) {
 			for _, k := range []string{"P", "c"} {
 				m := tc.m(t)
 				send(m, press(k))
-				if m.prompting || m.notice != "this model takes no prompt" {
-					t.Errorf("%s: prompting=%v notice=%q", k, m.prompting, m.notice)
+				if m.pb.open || m.notice != "this model takes no prompt" {
+					t.Errorf("%s: prompting=%v notice=%q", k, m.pb.open, m.notice)
 				}
 				if m.condLabel() != "" {
 					t.Errorf("label %q for a model without prompts", m.condLabel())

@@ -62,9 +62,18 @@ func TestEndToEndTmux(t *testing.T) {
 
 	tm.Keys("w")
 	tm.WaitFor("sweep", func(s string) bool { return strings.Contains(s, "layer × timestep") })
-	tm.Keys("w", "?")
-	tm.WaitFor("help", func(s string) bool { return strings.Contains(s, "any key closes this help") })
-	tm.Keys("x", "q")
+	tm.Keys("Escape")
+	tm.WaitFor("back from the sweep", func(s string) bool { return strings.Contains(s, "Up1 #6") && !strings.Contains(s, "layer × timestep") })
+	// In the sweep, arrows move its cursor and Enter shows that layer and t.
+	tm.Keys("w", "Up", "Left", "Enter")
+	tm.WaitFor("sweep jump", func(s string) bool {
+		return strings.Contains(s, "Up0 #5") && strings.Contains(s, "t 400") && !strings.Contains(s, "layer × timestep")
+	})
+	tm.Keys("?")
+	tm.WaitFor("help in place", func(s string) bool {
+		return strings.Contains(s, "bars relative/absolute") && strings.Contains(s, "Up0 #5") && strings.Contains(s, "▀")
+	})
+	tm.Keys("Escape", "q")
 	tm.WaitFor("shell back", func(s string) bool { return strings.Contains(s, "$ ") && !strings.Contains(s, "diffsim") })
 	tm.Run("echo ok-$((40+2))")
 	tm.WaitFor("shell usable", func(s string) bool { return strings.Contains(s, "ok-42") })

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -15,6 +14,7 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/google/renameio/v2"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
@@ -22,48 +22,24 @@ import (
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/heatmap"
 	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
 // exportTile is the side of each picture in an exported PNG.
 const exportTile = 256
 
-// exportRecord is the JSON written beside the exported PNG.
+// exportRecord is the JSON written beside the exported PNG: the one score record every
+// command writes (session.Record), and what only the explorer has: the token, the maps, the
+// overlay the PNG's photos carry and the PNG's name.
 type exportRecord struct {
-	Model          string    `json:"model"`
-	Layer          string    `json:"layer"`
-	LayerShort     string    `json:"layer_short,omitempty"`
-	LayerIndex     int       `json:"layer_index"`
-	T              int       `json:"t"`
-	Step           int       `json:"step"`
-	Metric         string    `json:"metric"`
-	Score          *float64  `json:"score"` // null when meaningless
-	AtoB           *float64  `json:"a_to_b"`
-	BtoA           *float64  `json:"b_to_a"`
-	Meaningless    string    `json:"meaningless,omitempty"`
-	HigherIsBetter bool      `json:"higher_is_more_similar"`
-	FeatureCosine  *float64  `json:"feature_cosine"`
-	MSE            *float64  `json:"mse"`
-	Global         *float64  `json:"global_cosine"`
-	Size           int       `json:"size"`
-	Seed           int64     `json:"seed"`
-	Prompt         string    `json:"prompt,omitempty"`
-	CFG            bool      `json:"cfg,omitempty"`
-	Device         string    `json:"device"`
-	ImageA         string    `json:"image_a"`
-	ImageB         string    `json:"image_b"`
-	Token          [2]int    `json:"token"`
-	Grid           [2]int    `json:"grid"`
-	MapA           []float32 `json:"map_a"`
-	MapB           []float32 `json:"map_b"`
-	Attention      []float32 `json:"attention"`
-	PNG            string    `json:"png"`
-}
-
-func num(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
-	}
-	return &v
+	session.Record
+	Token     [2]int    `json:"token"`
+	Grid      [2]int    `json:"grid"`
+	Overlay   string    `json:"overlay"`
+	MapA      []float32 `json:"map_a"`
+	MapB      []float32 `json:"map_b"`
+	Attention []float32 `json:"attention"`
+	PNG       string    `json:"png"`
 }
 
 // exportName is the file stem: the images, the layer and t.
@@ -81,7 +57,8 @@ func exportName(a, b string, l features.Layer, t int, timesteps bool) string {
 	}, s)
 }
 
-// exportCmd writes the current view as PNG and JSON, in the background.
+// exportCmd writes the current view as PNG and JSON into the export folder, in the
+// background. The PNG shows what the screen shows: the photos with the overlay that is on.
 func (m *Model) exportCmd() tea.Cmd {
 	if m.a == nil || !m.current() {
 		m.notice = "nothing to export yet: wait for the score"
@@ -92,29 +69,29 @@ func (m *Model) exportCmd() tea.Cmd {
 	tx, ty, _ := m.token()
 	dir := m.opts.ExportDir
 	if dir == "" {
-		dir = "."
+		dir = DefaultExportDir
 	}
 	name := exportName(m.pathA, m.pathB, l, m.t, m.info.Timesteps)
-	info, a, b, cond := m.info, m.a, m.b, m.cond
+	info, a, b, cond, overlay := m.info, m.a, m.b, m.cs.cur, m.overlay
 	cursor := m.styles.Cursor
 	return func() tea.Msg {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return errMsg{exportError{fmt.Errorf("create the export folder %s: %w (set another with --export-dir)", dir, err)}}
+		}
 		pngPath := filepath.Join(dir, name+".png")
 		jsonPath := filepath.Join(dir, name+".json")
-		img := exportImage(a, b, res, info, l, tx, ty, cursor)
+		img := exportImage(a, b, res, info, l, tx, ty, cursor, overlay)
 		if err := writeAtomic(pngPath, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
-			return errMsg{op: "export", err: err}
+			return errMsg{exportError{err}}
 		}
 		rec := exportRecord{
-			Model: info.Name, Layer: l.Name, LayerShort: l.Short, LayerIndex: l.Index,
-			T: res.Req.T, Step: features.TToStep(res.Req.T), Metric: string(res.Metric),
-			Score: num(res.Score), AtoB: num(res.AtoB), BtoA: num(res.BtoA), Meaningless: res.Meaningless,
-			HigherIsBetter: res.HigherIsBetter, FeatureCosine: num(res.FeatureCosine), MSE: num(res.MSE), Global: num(res.Global),
-			Size: info.Size, Seed: info.Seed, Prompt: cond.Prompt, CFG: cond.CFG, Device: info.Device, ImageA: a.Path, ImageB: b.Path,
-			Token: [2]int{tx, ty}, Grid: [2]int{l.GridW, l.GridH},
+			Record: session.NewRecord(info, session.NewSetup(info, res.Req.Metric, cond.Prompt, cond.CFG), res),
+			Token:  [2]int{tx, ty}, Grid: [2]int{l.GridW, l.GridH}, Overlay: overlay.String(),
 			MapA: finite(res.MapA.Values), MapB: finite(res.MapB.Values), Attention: finite(res.AttnRow.Values),
 			PNG: filepath.Base(pngPath),
 		}
 		if res.Meaningless != "" {
+			// no image information: no number to mislead with (the record keeps why)
 			rec.Score, rec.AtoB, rec.BtoA = nil, nil, nil
 		}
 		if err := writeAtomic(jsonPath, func(w io.Writer) error {
@@ -122,7 +99,7 @@ func (m *Model) exportCmd() tea.Cmd {
 			e.SetIndent("", "  ")
 			return e.Encode(rec)
 		}); err != nil {
-			return errMsg{op: "export", err: err}
+			return errMsg{exportError{err}}
 		}
 		return exportMsg{paths: []string{pngPath, jsonPath}}
 	}
@@ -141,7 +118,7 @@ func finite(v []float32) []float32 {
 
 // exportImage lays out A and B with their cosine maps overlaid, then the three maps and
 // their colour scales, under two lines saying what is shown.
-func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo, l features.Layer, tx, ty int, cursor color.Color) image.Image {
+func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo, l features.Layer, tx, ty int, cursor color.Color, overlay overlayMode) image.Image {
 	const gap, header, caption, legendW = 8, 36, 18, 64
 	face := basicfont.Face7x13
 	n := 5
@@ -180,12 +157,19 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 	for i, im := range []*session.Image{a, b} {
 		fr := fitRect(im.W, im.H, exportTile, exportTile)
 		var pic image.Image = heatmap.Resize(im.Pixels, fr.Dx(), fr.Dy())
-		heat := res.MapA
-		if i == 1 {
+		heat, hlo, hhi, hok := res.MapA, lo, hi, ok
+		switch {
+		case overlay == overlayNone:
+			hok = false
+		case overlay == overlayAttn && i == 0:
+			hok = false // the attention is over B only
+		case overlay == overlayAttn:
+			heat, hlo, hhi, hok = res.AttnRow, alo, ahi, aok
+		case i == 1:
 			heat = res.MapB
 		}
-		if ok {
-			pic = heatmap.Overlay(pic, heatmap.Render(grid(heat), heatmap.Viridis(), lo, hi, fr.Dx(), fr.Dy()), overlayAlpha)
+		if hok {
+			pic = heatmap.Tint(pic, heatmap.Render(grid(heat), heatmap.Viridis(), hlo, hhi, fr.Dx(), fr.Dy()), overlayAlpha(termgfx.Sixel))
 		}
 		rgba := image.NewRGBA(image.Rect(0, 0, fr.Dx(), fr.Dy()))
 		draw.Draw(rgba, rgba.Rect, pic, image.Point{}, draw.Src)
@@ -208,8 +192,13 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 		}
 		draw.Draw(out, fr.Add(tile(2+i).Min), hm, image.Point{}, draw.Over)
 	}
-	captions := []string{"A, cosine map over it", "B, cosine map over it", "cos A (self vs cross)", "cos B",
-		fmt.Sprintf("attention of A %d,%d over B", tx, ty)}
+	captions := []string{"A", "B", "cos A (self vs cross)", "cos B", fmt.Sprintf("attention of A %d,%d over B", tx, ty)}
+	switch overlay {
+	case overlayCos:
+		captions[0], captions[1] = "A, cosine map over it", "B, cosine map over it"
+	case overlayAttn:
+		captions[0], captions[1] = "A (token marked)", fmt.Sprintf("B, attention of A %d,%d over it", tx, ty)
+	}
 	for i, c := range captions {
 		text(tile(i).Min.X, header+exportTile+14, c)
 	}
@@ -228,29 +217,18 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 }
 
 // writeAtomic writes a file through a temporary file in the same directory and renames
-// it into place, so a reader never sees half a file.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+// it into place (renameio), so a reader never sees half a file.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	f, err := renameio.NewPendingFile(path, renameio.WithPermissions(0o644))
 	if err != nil {
-		return fmt.Errorf("export %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer f.Cleanup()
 	if err := write(f); err != nil {
-		return fmt.Errorf("export %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := errors.Join(f.Sync(), f.Chmod(0o644)); err != nil {
-		return fmt.Errorf("export %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("export %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("export %s: %w", path, err)
+	if err := f.CloseAtomicallyReplace(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

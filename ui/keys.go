@@ -19,6 +19,9 @@ type KeyMap struct {
 	Metric, Swap, Overlay     key.Binding
 	Sweep, Export, Open, Help key.Binding
 	Prompt, CFG               key.Binding // the text prompt of diffusion models
+	TimeFirst, TimeLast       key.Binding
+	TypeT                     key.Binding // t, then digits and enter
+	Back                      key.Binding // esc: closes the expanded help
 	// Clip keys, enabled only on a clip (video --explore), where ← and → take them over.
 	FramePrev, FrameNext key.Binding
 	Quit, Interrupt      key.Binding
@@ -52,7 +55,11 @@ func DefaultKeyMap() KeyMap {
 		CFG:         b([]string{"c"}, "c", "CFG"),
 		FramePrev:   b([]string{"left", "["}, "←/[", "frame back"),
 		FrameNext:   b([]string{"right", "]"}, "→/]", "frame forward"),
-		Help:        b([]string{"?"}, "?", "help"),
+		TimeFirst:   b([]string{"home"}, "home", "t = 0"),
+		TimeLast:    b([]string{"end"}, "end", "t = 999"),
+		TypeT:       b([]string{"t"}, "t", "type a t"),
+		Back:        b([]string{"esc"}, "esc", "back"),
+		Help:        b([]string{"?"}, "?", "more keys"),
 		Quit:        b([]string{"q"}, "q", "quit"),
 		Interrupt:   b([]string{"ctrl+c"}, "ctrl+c", "quit, even mid-prompt"),
 		Accept:      b([]string{"enter"}, "enter", "accept"),
@@ -63,17 +70,26 @@ func DefaultKeyMap() KeyMap {
 	return k
 }
 
-// ShortHelp is the one-line help under the explorer.
+// ShortHelp is the one-line help under the explorer: the most used keys first, so what
+// an 80-column line cuts is the least needed.
 func (k KeyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.FramePrev, k.FrameNext, k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar, k.LayerUp, k.LayerDown, k.Metric, k.Sweep, k.Help, k.Quit}
+	return []key.Binding{k.Help, k.Quit, k.FramePrev, k.FrameNext, k.TimeBack, k.TimeFwd, k.LayerUp, k.LayerDown, k.Sweep, k.Overlay, k.Metric, k.TypeT}
 }
 
-// FullHelp is the help view, one column per group.
+// FullHelp is the expanded help, one column per group.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.FramePrev, k.FrameNext, k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar},
+		{k.FramePrev, k.FrameNext, k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar, k.TimeFirst, k.TimeLast, k.TypeT},
 		{k.LayerUp, k.LayerDown, k.Up, k.Down, k.Left, k.Right},
 		{k.Metric, k.Swap, k.Overlay, k.Sweep, k.Prompt, k.CFG},
-		{k.Export, k.Open, k.Help, k.Quit, k.Interrupt},
+		{k.Export, k.Open, k.Help, k.Back, k.Quit, k.Interrupt},
 	}
 }
+
+// promptKeyMap is the help while the one-line prompt is open.
+type promptKeyMap struct{ Accept, Cancel, Interrupt key.Binding }
+
+func (k promptKeyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Accept, k.Cancel, k.Interrupt}
+}
+func (k promptKeyMap) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }

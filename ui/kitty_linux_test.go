@@ -105,7 +105,8 @@ func TestKittyPlacement(t *testing.T) {
 	defer typeKeys.Close()
 	opts := DefaultOptions()
 	opts.Graphics = termgfx.Kitty
-	opts.Caps = &termgfx.Caps{Protocol: termgfx.HalfBlock, CellW: 6, CellH: 12} // the terminal claims nothing: forced
+	// The terminal claims nothing (kitty is forced) but to have placeholders (kitty ≥ 0.28).
+	opts.Caps = &termgfx.Caps{Protocol: termgfx.HalfBlock, CellW: 6, CellH: 12, KittyPlaceholders: true}
 	opts.Input, opts.Output = keys, pts
 	dark := true
 	opts.Dark = &dark
@@ -113,7 +114,7 @@ func TestKittyPlacement(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(t.Context(), testBackend{fake.New()}, "fake:a", "fake:b", opts) }()
 
-	lay := computeLayout(120, 40, 0.5)
+	lay := computeLayout(120, 40, 0.5, 1)
 	waitFor("every pane's image", func() bool { return len(transmissions(snapshot())) >= int(numPanes) })
 	waitFor("the placeholders", func() bool {
 		mu.Lock()
@@ -130,8 +131,10 @@ func TestKittyPlacement(t *testing.T) {
 	}
 	for p := range numPanes {
 		id, r := kittyID(p), lay.panes[p]
-		if sent[id] != 1 {
-			t.Errorf("pane %d (id %d) transmitted %d times, want once", p, id, sent[id])
+		// Once, or twice when a render without the scores landed before the first score
+		// (on a loaded machine the two race): never more for one state of the view.
+		if sent[id] < 1 || sent[id] > 2 {
+			t.Errorf("pane %d (id %d) transmitted %d times, want once (twice if drawn before the first score)", p, id, sent[id])
 		}
 		for _, tr := range first {
 			if tr.id == id && (tr.cols != r.W || tr.rows != r.H) {

@@ -38,7 +38,8 @@ type layout struct {
 	layers   rect
 	timeline rect
 	status   int // row
-	helpRow  int
+	helpRow  int // first row of the help bar
+	helpH    int
 }
 
 // scorePanelHeight is the score panel with its border.
@@ -46,7 +47,8 @@ const scorePanelHeight = 11
 
 // computeLayout lays out a w×h terminal. cellAspect is a cell's width over its height
 // (0.5 for half-blocks, whose two pixels per cell are square).
-func computeLayout(w, h int, cellAspect float64) layout {
+// helpH is the rows of the help bar (1, more when expanded).
+func computeLayout(w, h int, cellAspect float64, helpH int) layout {
 	l := layout{W: w, H: h}
 	if w < minWidth || h < minHeight {
 		l.tooSmall = true
@@ -55,16 +57,19 @@ func computeLayout(w, h int, cellAspect float64) layout {
 	if cellAspect <= 0 {
 		cellAspect = 0.5
 	}
-	l.helpRow = h - 1
-	l.status = h - 2
-	l.timeline = rect{0, h - 5, w, 3}
-	l.body = rect{0, 1, w, h - 6}
+	helpH = min(max(helpH, 1), h-minHeight/2) // the expanded help never takes the body
+	l.helpRow = h - helpH
+	l.helpH = helpH
+	l.status = l.helpRow - 1
+	l.timeline = rect{0, l.status - 3, w, 3}
+	l.body = rect{0, 1, w, l.timeline.Y - 1}
 
-	rightW := min(max(w*32/100, 34), 56)
+	rightW := min(max(w*32/100, 32), 56)
 	leftW := w - rightW - 1
 	l.left = rect{0, l.body.Y, leftW, l.body.H}
-	l.score = rect{leftW + 1, l.body.Y, rightW, scorePanelHeight}
-	l.layers = rect{leftW + 1, l.body.Y + scorePanelHeight, rightW, l.body.H - scorePanelHeight}
+	sh := min(scorePanelHeight, max(l.body.H/2, 7))
+	l.score = rect{leftW + 1, l.body.Y, rightW, sh}
+	l.layers = rect{leftW + 1, l.body.Y + sh, rightW, l.body.H - sh}
 
 	pw := (leftW - 1) / 2
 	mw := (leftW - 2) / 3

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/diffsim/diffsim/session"
@@ -50,17 +51,60 @@ type exportMsg struct {
 	paths []string
 }
 
-// errMsg is the one error message: op says what failed; gen and id (or req) say which
-// request it answers, so errors of abandoned work are dropped like their results.
-type errMsg struct {
-	op  string // "load", "score", "layers", "prefetch", "export", "prompt"
+// errMsg is the one error message. Its err is one of the typed errors below, which say
+// what failed and which request it answers, so errors of abandoned work are dropped like
+// their results.
+type errMsg struct{ err error }
+
+func (e errMsg) Error() string { return e.err.Error() }
+func (e errMsg) Unwrap() error { return e.err }
+
+// loadError: loading the pair of generation gen failed.
+type loadError struct {
 	gen int
-	id  int
+	err error
+}
+
+func (e loadError) Error() string { return e.err.Error() }
+func (e loadError) Unwrap() error { return e.err }
+
+// scoreError: the Score for req failed.
+type scoreError struct {
+	gen int
 	req session.Request
 	err error
 }
 
-func (e errMsg) Error() string { return e.op + ": " + e.err.Error() }
+func (e scoreError) Error() string { return "score: " + e.err.Error() }
+func (e scoreError) Unwrap() error { return e.err }
+
+// backgroundError: background job id (layer scores, or a prefetch) for timestep t failed.
+type backgroundError struct {
+	gen, id, t int
+	prefetch   bool
+	err        error
+}
+
+func (e backgroundError) Error() string {
+	what := "layer scores"
+	if e.prefetch {
+		what = "prefetch"
+	}
+	return fmt.Sprintf("%s t=%d: %v", what, e.t, e.err)
+}
+func (e backgroundError) Unwrap() error { return e.err }
+
+// exportError: writing the export failed.
+type exportError struct{ err error }
+
+func (e exportError) Error() string { return "export: " + e.err.Error() }
+func (e exportError) Unwrap() error { return e.err }
+
+// promptError: the backend refused a text prompt.
+type promptError struct{ err error }
+
+func (e promptError) Error() string { return "prompt: " + e.err.Error() }
+func (e promptError) Unwrap() error { return e.err }
 
 // statsMsg carries a snapshot of the backend's counters, fetched off the UI goroutine.
 type statsMsg struct {

@@ -3,8 +3,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math"
 	"time"
 
 	"charm.land/bubbles/v2/help"
@@ -23,7 +21,6 @@ type screen int
 const (
 	screenMain screen = iota
 	screenSweep
-	screenHelp
 )
 
 // overlayMode is what is blended over the photographs.
@@ -83,23 +80,17 @@ type Model struct {
 	seen   map[int]bool // timesteps whose features were computed for this pair
 	stats  statsMsg     // latest snapshot of the backend's counters
 
-	render  *renderer
-	pics    pictures
-	picSeq  int // last render asked for
-	picShow int // seq of the pictures shown
+	sw sweepModel // the sweep view; its cursor survives closing it
+	ll layerList  // the layer list; its scale survives everything
+
+	pv picState // the pair view's pictures: asked for, and shown
 
 	clip  *Clip // nil unless exploring a clip
 	frame int   // the clip's frame shown as image B
 
-	prompting bool
-	promptFor promptKind
-	prompt    pathPrompt
+	pb promptBar // the one-line prompt at the bottom
 
-	cond     features.Conditioning  // what scores are conditioned on now
-	condBusy bool                   // a SetConditioning is running
-	condWant features.Conditioning  // what it asked for
-	condNext *features.Conditioning // asked for while it ran; starts when it ends
-	condSeq  int
+	cs       condState // the text conditioning: in use, and the switch in flight
 	help     help.Model
 	spinner  spinner.Model
 	progress session.Progress
@@ -137,8 +128,8 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		scores: map[scoreKey][]session.LayerScore{},
 		seen:   map[int]bool{},
 		help:   help.New(),
-		render: newRenderer(),
-		prompt: newPathPrompt(),
+		pb:     newPromptBar(DefaultKeyMap()),
+		pv:     picState{render: newRenderer()},
 		now:    time.Now,
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
@@ -158,24 +149,49 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	}
 	m.setStyles(dark)
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(m.styles.Spinner))
-	m.prompt.Prompt = "open A B › "
-	m.prompt.Placeholder = "path/to/a.png path/to/b.png"
 	if c, ok := m.conditioner(); ok {
-		m.cond = c.Conditioning()
+		m.cs.cur = c.Conditioning()
 	}
 	if opts.Clip != nil && len(opts.Clip.Frames) > 0 {
 		m.clipMode(opts.Clip)
 	}
+	ts := features.SweepTimesteps()
+	if !info.Timesteps {
+		ts = []int{m.t}
+	}
+	m.sw = newSweep(m.styles, info.Layers, ts)
+	m.ll = newLayerList(m.styles, info.Layers)
+	m.offerKeys()
+	if m.textImages() && opts.OverlayOn == nil {
+		// Two pixels per cell cannot show a photo and a map at once: the tint wins and the
+		// photo becomes a blob. Maps stay in their own panes; o turns the overlay on.
+		m.overlay = overlayNone
+	}
+	if opts.OverlayOn != nil && !*opts.OverlayOn {
+		m.overlay = overlayNone
+	}
 	return m
+}
+
+// offerKeys disables the keys this model cannot use, so the help does not offer them.
+func (m *Model) offerKeys() {
+	k := &m.keys
+	if _, ok := m.conditioner(); !ok {
+		k.Prompt.SetEnabled(false)
+		k.CFG.SetEnabled(false)
+	}
+	if !m.info.Timesteps {
+		for _, b := range []*key.Binding{&k.TimeBack, &k.TimeFwd, &k.TimeBackFar, &k.TimeFwdFar, &k.TimeFirst, &k.TimeLast, &k.TypeT} {
+			b.SetEnabled(false)
+		}
+	}
 }
 
 func (m *Model) setStyles(dark bool) {
 	m.styles = NewStyles(dark)
+	m.sw.st, m.ll.st = m.styles, m.styles
 	m.help.Styles = help.DefaultStyles(dark)
-	m.prompt.PromptStyle = m.styles.Prompt
-	m.prompt.TextStyle = m.styles.Value
-	m.prompt.DimStyle = m.styles.Dim
-	m.prompt.CursorStyle = m.styles.Cursorline
+	m.pb.SetStyles(m.styles)
 }
 
 // capsFor decides how to draw from the detected capabilities and the --graphics choice.
@@ -191,7 +207,7 @@ func capsFor(opts Options) termgfx.Caps {
 		c.CellW, c.CellH = opts.CellW, opts.CellH
 	}
 	switch c.Protocol {
-	case termgfx.Sixel, termgfx.Kitty, termgfx.None, termgfx.HalfBlock:
+	case termgfx.Sixel, termgfx.Kitty, termgfx.None, termgfx.HalfBlock, termgfx.Quadrant:
 	default:
 		c.Protocol = termgfx.HalfBlock
 	}
@@ -215,9 +231,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		resized := m.width != 0 && (m.width != msg.Width || m.height != msg.Height)
 		m.width, m.height = msg.Width, msg.Height
-		m.lay = computeLayout(m.width, m.height, m.cellAspect())
 		m.help.SetWidth(m.width)
-		m.prompt.SetWidth(max(m.width-len(m.prompt.Prompt)-2, 10))
+		m.pb.SetSize(m.width, 1)
+		m.lay = computeLayout(m.width, m.height, m.cellAspect(), m.helpHeight())
+		m.syncComponents()
 		if resized {
 			// The terminal reflows or crops what it shows on a resize, images included, so
 			// the renderer's idea of the screen is stale: repaint all of it (the placement
@@ -234,6 +251,25 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
 
+	case layerSelectMsg:
+		return m, m.setLayer(msg.layer)
+
+	case timeSelectMsg:
+		return m, m.setT(msg.t)
+
+	case frameSelectMsg:
+		return m, m.setFrame(msg.frame)
+
+	case sweepJumpMsg:
+		m.layer = min(max(msg.layer, 0), len(m.info.Layers)-1)
+		if m.info.Timesteps {
+			m.t = min(max(msg.t, 0), maxT)
+		}
+		return m, m.closeView()
+
+	case closeViewMsg:
+		return m, m.closeView()
+
 	case tea.MouseClickMsg:
 		return m, m.handleClick(tea.Mouse(msg))
 
@@ -244,12 +280,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.handleWheel(tea.Mouse(msg))
 
 	case tea.PasteMsg:
-		if m.prompting {
-			var cmd tea.Cmd
-			m.prompt, cmd = m.prompt.Update(msg)
-			return m, cmd
-		}
-		return m, nil
+		var cmd tea.Cmd
+		m.pb, cmd = m.pb.Update(msg)
+		return m, cmd
+
+	case promptDoneMsg:
+		return m, m.promptDone(msg)
 
 	case pairMsg:
 		if msg.gen != m.gen {
@@ -260,7 +296,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.res = nil
 		clear(m.scores)
 		clear(m.seen)
-		m.render.forget()
+		m.pv.render.forget()
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case scoreMsg:
@@ -305,11 +341,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 
 	case picturesMsg:
-		if msg.seq > m.picShow {
-			m.picShow = msg.seq
-			m.pics = msg.pics
-			m.place()
-			if !m.firstShown && m.opts.OnFirstImages != nil && hasPhoto(m.pics.panes[paneA]) && hasPhoto(m.pics.panes[paneB]) {
+		if msg.seq > m.pv.shown {
+			m.pv.shown = msg.seq
+			m.pv.pics = msg.pics
+			m.place(true)
+			if !m.firstShown && m.opts.OnFirstImages != nil && hasPhoto(m.pv.pics.panes[paneA]) && hasPhoto(m.pv.pics.panes[paneB]) {
 				m.firstShown = true
 				m.opts.OnFirstImages()
 			}
@@ -332,17 +368,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.spinner, cmd = m.spinner.Update(msg)
 		return m, cmd
 	}
-	if m.prompting {
-		var cmd tea.Cmd
-		m.prompt, cmd = m.prompt.Update(msg)
-		return m, cmd
-	}
-	return m, nil
+	var cmd tea.Cmd
+	m.pb, cmd = m.pb.Update(msg)
+	return m, cmd
 }
 
-func (m *Model) handleError(e errMsg) tea.Cmd {
-	switch e.op {
-	case "load":
+func (m *Model) handleError(msg errMsg) tea.Cmd {
+	switch e := msg.err.(type) {
+	case loadError:
 		if e.gen != m.gen {
 			return nil
 		}
@@ -350,17 +383,17 @@ func (m *Model) handleError(e errMsg) tea.Cmd {
 		m.loadErr = e.err
 		m.err = e.err
 		return nil
-	case "score":
+	case scoreError:
 		if e.gen != m.gen || !m.fg.busy || !sameRequest(e.req, m.fg.req) {
 			return nil
 		}
 		m.fg.stop()
-	case "layers", "prefetch":
+	case backgroundError:
 		if e.gen != m.gen || e.id != m.bg.id {
 			return nil
 		}
 		m.bg.stop()
-		if errors.Is(e.err, context.Canceled) {
+		if errors.Is(e, context.Canceled) {
 			return m.schedule()
 		}
 		// A background failure is shown but not retried: the next change of view
@@ -368,247 +401,9 @@ func (m *Model) handleError(e errMsg) tea.Cmd {
 		m.err = e
 		return nil
 	}
-	if errors.Is(e.err, context.Canceled) {
+	if errors.Is(msg, context.Canceled) {
 		return nil
 	}
-	m.err = e
+	m.err = msg.err
 	return nil
-}
-
-func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	m.notice = "" // a note answers the key before this one
-	if m.prompting {
-		switch {
-		case key.Matches(msg, k.Cancel):
-			m.prompting = false
-			m.prompt.Blur()
-			return nil
-		case key.Matches(msg, k.Accept):
-			m.prompting = false
-			m.prompt.Blur()
-			if m.promptFor == promptText {
-				c := m.wantedCond()
-				c.Prompt = m.prompt.Value()
-				return m.setConditioning(c)
-			}
-			paths, err := splitPaths(m.prompt.Value())
-			if err != nil {
-				m.err = err
-				return nil
-			}
-			return m.loadCmd(paths[0], paths[1])
-		case key.Matches(msg, k.Interrupt):
-			return m.quit()
-		}
-		var cmd tea.Cmd
-		m.prompt, cmd = m.prompt.Update(msg)
-		return cmd
-	}
-	if m.screen == screenHelp && !key.Matches(msg, k.Quit, k.Interrupt) {
-		m.screen = screenMain // any key leaves the help view
-		m.place()
-		return m.renderCmd()
-	}
-	switch {
-	case key.Matches(msg, k.Quit, k.Interrupt):
-		return m.quit()
-	case key.Matches(msg, k.Help):
-		m.screen = screenHelp
-		m.place()
-		return nil
-	case key.Matches(msg, k.Open):
-		m.openPrompt(promptPair, quotePath(m.pathA)+" "+quotePath(m.pathB))
-		return nil
-	case key.Matches(msg, k.Prompt):
-		return m.openTextPrompt()
-	case key.Matches(msg, k.CFG):
-		return m.toggleCFG()
-	case key.Matches(msg, k.FramePrev):
-		return m.setFrame(m.frame - 1)
-	case key.Matches(msg, k.FrameNext):
-		return m.setFrame(m.frame + 1)
-	case key.Matches(msg, k.TimeBack):
-		return m.setT(m.t - fineStep)
-	case key.Matches(msg, k.TimeFwd):
-		return m.setT(m.t + fineStep)
-	case key.Matches(msg, k.TimeBackFar):
-		return m.setT(m.t - coarseStep)
-	case key.Matches(msg, k.TimeFwdFar):
-		return m.setT(m.t + coarseStep)
-	case key.Matches(msg, k.LayerUp):
-		return m.setLayer(m.layer - 1)
-	case key.Matches(msg, k.LayerDown):
-		return m.setLayer(m.layer + 1)
-	case key.Matches(msg, k.Up):
-		return m.moveToken(0, -1)
-	case key.Matches(msg, k.Down):
-		return m.moveToken(0, 1)
-	case key.Matches(msg, k.Left):
-		return m.moveToken(-1, 0)
-	case key.Matches(msg, k.Right):
-		return m.moveToken(1, 0)
-	case key.Matches(msg, k.Metric):
-		m.metric = nextMetric(m.metric)
-		return m.schedule()
-	case key.Matches(msg, k.Swap):
-		return m.swap()
-	case key.Matches(msg, k.Overlay):
-		m.overlay = (m.overlay + 1) % overlayModes
-		return m.renderCmd()
-	case key.Matches(msg, k.Sweep):
-		if m.screen == screenSweep {
-			m.screen = screenMain
-		} else {
-			m.screen = screenSweep
-		}
-		m.place()
-		return tea.Batch(m.schedule(), m.renderCmd())
-	case key.Matches(msg, k.Export):
-		return m.exportCmd()
-	}
-	return nil
-}
-
-func (m *Model) quit() tea.Cmd {
-	m.stopWork()
-	return tea.Quit
-}
-
-// stopWork cancels everything in flight; the backend's runs see their contexts end.
-func (m *Model) stopWork() {
-	m.fg.stop()
-	m.bg.stop()
-}
-
-const maxT = 999
-
-func (m *Model) setT(t int) tea.Cmd {
-	if !m.info.Timesteps {
-		m.notice = "this model has no timesteps"
-		return nil
-	}
-	t = min(max(t, 0), maxT)
-	if t == m.t {
-		return nil
-	}
-	m.t = t
-	return m.schedule()
-}
-
-func (m *Model) setLayer(l int) tea.Cmd {
-	l = min(max(l, 0), len(m.info.Layers)-1)
-	if l == m.layer || l < 0 {
-		return nil
-	}
-	m.layer = l
-	return tea.Batch(m.schedule(), m.renderCmd())
-}
-
-// grid returns the current layer's token grid (0×0 when it has none).
-func (m *Model) grid() (w, h int) {
-	if m.layer < 0 || m.layer >= len(m.info.Layers) {
-		return 0, 0
-	}
-	l := m.info.Layers[m.layer]
-	return l.GridW, l.GridH
-}
-
-// token returns the cursor's token in the current grid, and its index (-1 without a grid).
-func (m *Model) token() (tx, ty, idx int) {
-	w, h := m.grid()
-	if w <= 0 || h <= 0 {
-		return 0, 0, -1
-	}
-	tx = min(max(int(m.cx*float64(w)), 0), w-1)
-	ty = min(max(int(m.cy*float64(h)), 0), h-1)
-	return tx, ty, ty*w + tx
-}
-
-// setToken puts the cursor on token (tx, ty) of the current grid.
-func (m *Model) setToken(tx, ty int) tea.Cmd {
-	w, h := m.grid()
-	if w <= 0 || h <= 0 {
-		return nil
-	}
-	tx, ty = min(max(tx, 0), w-1), min(max(ty, 0), h-1)
-	m.cx, m.cy = (float64(tx)+0.5)/float64(w), (float64(ty)+0.5)/float64(h)
-	return tea.Batch(m.schedule(), m.renderCmd())
-}
-
-func (m *Model) moveToken(dx, dy int) tea.Cmd {
-	tx, ty, idx := m.token()
-	if idx < 0 {
-		return nil
-	}
-	return m.setToken(tx+dx, ty+dy)
-}
-
-func (m *Model) swap() tea.Cmd {
-	if m.a == nil || m.b == nil {
-		return nil
-	}
-	m.gen++
-	m.a, m.b = m.b, m.a
-	m.pathA, m.pathB = m.pathB, m.pathA
-	m.res = nil
-	clear(m.scores)
-	clear(m.seen)
-	m.stopWork()
-	return tea.Batch(m.schedule(), m.renderCmd())
-}
-
-func nextMetric(mt session.Metric) session.Metric {
-	for i, x := range session.Metrics {
-		if x == mt {
-			return session.Metrics[(i+1)%len(session.Metrics)]
-		}
-	}
-	return session.Metrics[0]
-}
-
-// currentLayer returns the selected layer's description.
-func (m *Model) currentLayer() (features.Layer, bool) {
-	if m.layer < 0 || m.layer >= len(m.info.Layers) {
-		return features.Layer{}, false
-	}
-	return m.info.Layers[m.layer], true
-}
-
-// want is the request the current view shows.
-func (m *Model) want() session.Request {
-	_, _, idx := m.token()
-	return session.Request{A: m.a, B: m.b, Layer: m.layer, T: m.t, Metric: m.metric, Token: idx}
-}
-
-func sameRequest(x, y session.Request) bool { return x == y }
-
-// current reports whether the shown result answers the current view.
-func (m *Model) current() bool { return m.res != nil && sameRequest(m.res.Req, m.want()) }
-
-func joinPaths(ps []string) string {
-	s := ""
-	for i, p := range ps {
-		if i > 0 {
-			s += ", "
-		}
-		s += p
-	}
-	return s
-}
-
-// stepLabel is the reference code's step index for DDPM timestep t, as shown: "none" for a t
-// no step gives (t = 0).
-func stepLabel(t int) string {
-	if step := features.TToStep(t); step > 0 {
-		return fmt.Sprint(step)
-	}
-	return "none"
-}
-
-func fmtScore(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "—"
-	}
-	return fmt.Sprintf("%.4f", v)
 }

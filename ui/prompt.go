@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -135,3 +136,90 @@ func (p pathPrompt) View() string {
 	}
 	return b.String()
 }
+
+// promptKind is what the prompt bar is open for.
+type promptKind int
+
+const (
+	promptPair promptKind = iota // two image paths
+	promptText                   // the diffusion model's text prompt
+	promptT                      // a timestep
+)
+
+// promptDoneMsg says the prompt bar was accepted with value, for kind.
+type promptDoneMsg struct {
+	kind  promptKind
+	value string
+}
+
+// promptBar is the one-line prompt at the bottom (open a pair, a text prompt, a typed t):
+// it owns its input and its keys, and answers Enter with a promptDoneMsg; Esc closes it.
+type promptBar struct {
+	keys  promptKeyMap
+	input pathPrompt
+	kind  promptKind
+	open  bool
+	width int
+}
+
+func newPromptBar(k KeyMap) promptBar {
+	return promptBar{keys: promptKeyMap{Accept: k.Accept, Cancel: k.Cancel, Interrupt: k.Interrupt}, input: newPathPrompt()}
+}
+
+// SetStyles styles the input.
+func (p *promptBar) SetStyles(st Styles) {
+	p.input.PromptStyle, p.input.TextStyle, p.input.DimStyle, p.input.CursorStyle = st.Prompt, st.Value, st.Dim, st.Cursorline
+}
+
+func (p *promptBar) SetSize(w, _ int) {
+	p.width = w
+	p.input.SetWidth(max(w-len(p.input.Prompt)-2, 10))
+}
+
+// Open opens the bar for kind, holding value.
+func (p *promptBar) Open(kind promptKind, value string) {
+	p.kind = kind
+	switch kind {
+	case promptText:
+		p.input.Prompt = "prompt › "
+		p.input.Placeholder = "text to condition on (empty: unconditional)"
+	case promptT:
+		p.input.Prompt = "t › "
+		p.input.Placeholder = fmt.Sprintf("timestep 0–%d, then enter", maxT)
+	default:
+		p.input.Prompt = "open A B › "
+		p.input.Placeholder = "path/to/a.png path/to/b.png"
+	}
+	p.SetSize(p.width, 1)
+	p.open = true
+	p.input.SetValue(value)
+	p.input.Focus()
+}
+
+func (p *promptBar) close() {
+	p.open = false
+	p.input.Blur()
+}
+
+// Update edits the input; Enter closes the bar with a promptDoneMsg, Esc without.
+func (p promptBar) Update(msg tea.Msg) (promptBar, tea.Cmd) {
+	if !p.open {
+		return p, nil
+	}
+	if km, ok := msg.(tea.KeyPressMsg); ok {
+		switch {
+		case key.Matches(km, p.keys.Cancel):
+			p.close()
+			return p, nil
+		case key.Matches(km, p.keys.Accept):
+			p.close()
+			done := promptDoneMsg{kind: p.kind, value: p.input.Value()}
+			return p, func() tea.Msg { return done }
+		}
+	}
+	var cmd tea.Cmd
+	p.input, cmd = p.input.Update(msg)
+	return p, cmd
+}
+
+func (p promptBar) View() string { return p.input.View() }

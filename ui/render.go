@@ -19,9 +19,17 @@ import (
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
-// overlayAlpha is how strongly a map is blended over a photograph: enough to read the
-// map, little enough to still see what it is about.
-const overlayAlpha = 0.6
+// overlayAlpha is how strongly a map tints a photograph (heatmap.Tint keeps the photo's
+// brightness, so its edges and shadows stay whatever the weight): enough to read the map,
+// little enough to still see the photo's own colours. Half-blocks have two pixels a cell,
+// where colour is most of what is left of a photo, so their tint is lighter (and off
+// until o turns it on).
+func overlayAlpha(p termgfx.Protocol) float64 {
+	if p == termgfx.Sixel || p == termgfx.Kitty {
+		return 0.65
+	}
+	return 0.55
+}
 
 // picture is one pane's image, ready for the screen.
 type picture struct {
@@ -35,6 +43,15 @@ type picture struct {
 
 // hasPhoto reports whether a photo pane has something to show.
 func hasPhoto(p picture) bool { return len(p.lines) > 0 || len(p.sixel) > 0 || len(p.kitty) > 0 }
+
+// picState is the pair view's pictures: the renderer, the newest render asked for, and the
+// pictures on screen with their sequence number.
+type picState struct {
+	render *renderer
+	pics   pictures
+	seq    int // last render asked for
+	shown  int // seq of the pictures shown
+}
 
 // pictures are every pane's image for one state of the view.
 type pictures struct {
@@ -100,28 +117,31 @@ type renderJob struct {
 	overlay      overlayMode
 	cursor       color.Color
 	truecolor    bool
+	placeholders bool                // kitty: Unicode placeholders, else direct placement
+	alpha        float64             // how strongly maps tint the photos
 	wrap         func([]byte) []byte // passthrough for tmux and screen
 }
 
 // renderCmd asks for new pictures of the current state.
 func (m *Model) renderCmd() tea.Cmd {
 	if m.a == nil || m.b == nil || m.lay.tooSmall || m.width == 0 || m.proto == termgfx.None {
-		m.place()
+		m.place(false)
 		return nil
 	}
-	m.picSeq++
+	m.pv.seq++
 	l, _ := m.currentLayer()
 	tx, ty, _ := m.token()
 	cw, ch := m.cellSize()
 	job := renderJob{
-		seq: m.picSeq, proto: m.proto, cellW: cw, cellH: ch, lay: m.lay,
+		seq: m.pv.seq, proto: m.proto, cellW: cw, cellH: ch, lay: m.lay,
 		a: m.a, b: m.b, res: m.res, layer: l, tx: tx, ty: ty, overlay: m.overlay,
 		cursor: m.styles.Cursor, truecolor: m.caps.TrueColor, wrap: m.caps.Wrap,
+		placeholders: m.caps.KittyPlaceholders, alpha: overlayAlpha(m.proto),
 	}
 	if m.res != nil && m.res.Req.Layer != m.layer {
 		job.res = nil // maps of another grid would mislead
 	}
-	r := m.render
+	r := m.pv.render
 	r.latest.Store(int64(job.seq))
 	return func() tea.Msg {
 		start := time.Now()
@@ -132,6 +152,10 @@ func (m *Model) renderCmd() tea.Cmd {
 		return picturesMsg{seq: job.seq, pics: pics, took: time.Since(start)}
 	}
 }
+
+// textImages reports whether images are drawn as coloured block characters in the View
+// (half-blocks, quadrants).
+func (m *Model) textImages() bool { return m.proto == termgfx.HalfBlock || m.proto == termgfx.Quadrant }
 
 // pixelImages reports whether images are drawn by the terminal at its own pixel size
 // (sixel, kitty) rather than as half-block text.
@@ -226,8 +250,11 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 	cosLo, cosHi float32, cosOK bool, attnLo, attnHi float32, attnOK bool) picture {
 	cells := j.lay.panes[p]
 	pw, ph := cells.W, 2*cells.H
-	if j.proto == termgfx.Sixel || j.proto == termgfx.Kitty {
+	switch j.proto {
+	case termgfx.Sixel, termgfx.Kitty:
 		pw, ph = cells.W*j.cellW, cells.H*j.cellH
+	case termgfx.Quadrant:
+		pw, ph = 2*cells.W, 4*cells.H // square pixels; each cell reads its 2×4 as 2×2
 	}
 	pic := picture{rect: cells}
 	var canvas image.Image
@@ -252,7 +279,7 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 		var shown image.Image = photo
 		if ok {
 			h := heatmap.Render(grid(heat), heatmap.Viridis(), lo, hi, fr.Dx(), fr.Dy())
-			shown = heatmap.Overlay(photo, h, overlayAlpha)
+			shown = heatmap.Tint(photo, h, j.alpha)
 		}
 		rgba := image.NewRGBA(image.Rect(0, 0, pw, ph))
 		draw.Draw(rgba, fr, shown, image.Point{}, draw.Src)
@@ -289,22 +316,35 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 			pic.sixel = j.wrap(buf.Bytes())
 		}
 	case termgfx.Kitty:
-		// Sent once with a virtual placement of the pane's cells; the View shows it
-		// through placeholder cells, which the cell renderer treats as text.
+		// With placeholders: sent once with a virtual placement of the pane's cells; the
+		// View shows it through placeholder cells, which the cell renderer treats as text.
+		// Without (kitty < 0.28): placed directly at the pane's cells by the Writer, as
+		// sixel is, after deleting the image's previous placement; c= and r= make the
+		// terminal fit it to the cells whatever their real pixel size.
 		id := kittyID(p)
 		e := &r.kitty[p]
-		e.Compress, e.ID, e.Virtual, e.Cols, e.Rows = true, id, true, cells.W, cells.H
+		e.Compress, e.ID, e.Cols, e.Rows = true, id, cells.W, cells.H
+		e.Virtual, e.Still = j.placeholders, !j.placeholders
 		var buf bytes.Buffer
+		if !j.placeholders {
+			buf.WriteString(heatmap.KittyDelete(id))
+		}
 		if err := e.Encode(&buf, canvas); err == nil {
 			pic.kitty = j.wrap(buf.Bytes())
-			pic.lines = strings.Split(heatmap.KittyPlaceholder(id, cells.W, cells.H), "\n")
+			if j.placeholders {
+				pic.lines = strings.Split(heatmap.KittyPlaceholder(id, cells.W, cells.H), "\n")
+			}
 		}
 	default:
 		mode := heatmap.TrueColor
 		if !j.truecolor {
 			mode = heatmap.ANSI256
 		}
-		pic.lines = strings.Split(heatmap.HalfBlock(canvas, cells.W, cells.H, mode), "\n")
+		if j.proto == termgfx.Quadrant {
+			pic.lines = strings.Split(heatmap.Quadrants(canvas, cells.W, cells.H, mode), "\n")
+		} else {
+			pic.lines = strings.Split(heatmap.HalfBlock(canvas, cells.W, cells.H, mode), "\n")
+		}
 	}
 	return pic
 }

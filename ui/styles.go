@@ -78,3 +78,20 @@ func NewStyles(isDark bool) Styles {
 func (s Styles) Swatch(c color.Color) lipgloss.Style {
 	return lipgloss.NewStyle().Background(c)
 }
+
+// SweepCell is a sweep cell of colour bg: its number in black on the bright end of the
+// colormap and in white on the dark end; the cursor's cell bold and underlined.
+func (s Styles) SweepCell(bg color.Color, bright, cursor bool) lipgloss.Style {
+	ink := color.Color(color.White)
+	if bright {
+		ink = color.Black
+	}
+	st := lipgloss.NewStyle().Background(bg).Foreground(ink)
+	if cursor {
+		st = st.Bold(true).Underline(true)
+	}
+	return st
+}
+
+// Indent is the left margin of the expanded help.
+func (s Styles) Indent() lipgloss.Style { return lipgloss.NewStyle().PaddingLeft(1) }

@@ -3,13 +3,17 @@
 // and lets a person scrub layers and timesteps live while the network runs in the
 // background.
 //
-// The root Model owns the state and the scheduling of work (see work.go); the panels
-// (score, layer list, timeline, sweep, status) are small components in the bubbles shape;
-// pictures are composed and encoded off the UI goroutine (render.go) and either drawn as
-// half-blocks inside the View; or, for sixel, placed at their cells by termgfx.Writer,
-// which wraps the program's output (TERMINAL.md says why they cannot be in the View); or,
-// for kitty, transmitted once by the Writer with a virtual placement and shown by
-// placeholder cells in the View, which the cell renderer handles like any text.
+// The root Model routes keys and mouse events to the component that has them, lays the
+// components out, and owns every request to the backend (work.go). The components are in
+// the bubbles shape, each with its size, its own key map where it has keys, and its own
+// messages: the sweep (sweep.go), the layer list (layers.go), the timeline (timeline.go),
+// the clip strip (clip.go), the prompt bar (prompt.go), the score panel and the status bar;
+// the help bar is bubbles/help over the active component's keys. Pictures are composed and
+// encoded off the UI goroutine (render.go) and either drawn as half-block or quadrant text
+// inside the View; or, for sixel and for kitty without Unicode placeholders (kitty < 0.28),
+// placed at their cells by termgfx.Writer, which wraps the program's output (TERMINAL.md
+// says why they cannot be in the View); or, for kitty with placeholders, transmitted once
+// with a virtual placement and shown by placeholder cells in the View.
 package ui
 
 import (
@@ -53,7 +57,7 @@ type Options struct {
 	Metric session.Metric // "" means AAS
 
 	// Graphics is how images are drawn: Auto takes what Caps says, Sixel, Kitty
-	// (Unicode placeholders), HalfBlock or None.
+	// (placeholders or direct placement), HalfBlock, Quadrant or None.
 	Graphics termgfx.Protocol
 	// Caps is what termgfx.Detect found; nil makes Run detect it (unless Graphics is
 	// HalfBlock or None) when input and output are terminals, and assume half-blocks
@@ -76,8 +80,12 @@ type Options struct {
 	// under a cursor that ←/→ move, over the clip's consistency curves. Run's two paths
 	// are then ignored.
 	Clip *Clip
-	// ExportDir is where the export key writes its PNG and JSON; "" is the current directory.
+	// ExportDir is where the export key writes its PNG and JSON (created when missing);
+	// "" means DefaultExportDir.
 	ExportDir string
+	// OverlayOn says whether maps are blended over the photos at start; nil: on, except
+	// with half-blocks, whose two pixels per cell cannot show a photo under a map.
+	OverlayOn *bool
 	// OnFirstImages, when set, is called once, from Update, when both photos are first ready
 	// for the screen (to measure start-up time).
 	OnFirstImages func()
@@ -87,6 +95,9 @@ type Options struct {
 	// programOptions are extra Bubble Tea options, for tests.
 	programOptions []tea.ProgramOption
 }
+
+// DefaultExportDir is where exports go when Options.ExportDir is empty.
+const DefaultExportDir = "diffsim-export"
 
 // DefaultOptions returns options that take the model's defaults and detect the rest.
 func DefaultOptions() Options {
@@ -119,7 +130,7 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 		}
 	}()
 
-	needCaps := opts.Graphics != termgfx.HalfBlock && opts.Graphics != termgfx.None
+	needCaps := opts.Graphics != termgfx.HalfBlock && opts.Graphics != termgfx.Quadrant && opts.Graphics != termgfx.None
 	if opts.Caps == nil && needCaps {
 		in, ok := opts.Input.(*os.File)
 		if opts.Input == nil {

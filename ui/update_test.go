@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/diffsim/diffsim/features"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/internal/fake"
+	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
 func TestReadyState(t *testing.T) {
@@ -39,7 +41,7 @@ func TestReadyState(t *testing.T) {
 	if c.Forwards != 5 {
 		t.Errorf("forwards = %d, want 5 (one per timestep)", c.Forwards)
 	}
-	if m.picShow == 0 {
+	if m.pv.shown == 0 {
 		t.Errorf("no pictures rendered")
 	}
 }
@@ -85,19 +87,55 @@ func TestKeys(t *testing.T) {
 				t.Errorf("after swap A = %q (%q)", m.pathA, m.a.Path)
 			}
 		}},
-		{"overlay cycles", []string{"o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayAttn)) }},
-		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayCos)) }},
+		{"half-blocks start without overlay", nil, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayNone)) }},
+		{"overlay cycles", []string{"o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayCos)) }},
+		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayNone)) }},
 		{"sweep opens and fills", []string{"w"}, func(t *testing.T, m *Model) {
 			wantInt(t, "screen", int(m.screen), int(screenSweep))
-			for _, tt := range sweepTimesteps() {
+			for _, tt := range features.SweepTimesteps() {
 				if _, ok := m.scores[scoreKey{tt, m.metric}]; !ok {
 					t.Errorf("sweep t=%d not computed", tt)
 				}
 			}
 		}},
-		{"sweep closes", []string{"w", "w"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
-		{"help opens", []string{"?"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenHelp)) }},
-		{"any key closes help", []string{"?", "x"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
+		{"sweep closes with w", []string{"w", "w"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
+		{"sweep closes with esc", []string{"w", "esc"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
+		{"sweep arrows move its cursor, not the token", []string{"w", "down", "right", "right"}, func(t *testing.T, m *Model) {
+			wantInt(t, "sweep row", m.sw.row, 6) // from layer 5 and t=400, nearest 401
+			wantInt(t, "sweep col", m.sw.col, 6)
+			wantInt(t, "token x", int(m.cx*4), 2)
+			wantInt(t, "layer", m.layer, 5)
+		}},
+		{"sweep enter jumps to the cursor's layer and t", []string{"w", "down", "left", "enter"}, func(t *testing.T, m *Model) {
+			wantInt(t, "screen", int(m.screen), int(screenMain))
+			wantInt(t, "layer", m.layer, 6)
+			wantInt(t, "t", m.t, 300)
+			wantInt(t, "score panel layer", m.res.Req.Layer, 6)
+			wantInt(t, "score panel t", m.res.Req.T, 300)
+		}},
+		{"sweep home and end", []string{"w", "end"}, func(t *testing.T, m *Model) { wantInt(t, "sweep col", m.sw.col, 9) }},
+		{"help expands in place", []string{"?"}, func(t *testing.T, m *Model) {
+			wantInt(t, "screen", int(m.screen), int(screenMain))
+			if !m.help.ShowAll || m.lay.helpH < 5 {
+				t.Errorf("help not expanded: ShowAll %v, %d rows", m.help.ShowAll, m.lay.helpH)
+			}
+		}},
+		{"esc folds the help", []string{"?", "esc"}, func(t *testing.T, m *Model) {
+			if m.help.ShowAll || m.lay.helpH != 1 {
+				t.Errorf("help still expanded: %d rows", m.lay.helpH)
+			}
+		}},
+		{"keys still work with the help open", []string{"?", "."}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 411) }},
+		{"end and home", []string{"end"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 999) }},
+		{"home", []string{"home"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 0) }},
+		{"typed t", []string{"t", "2", "5", "0", "enter"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 250) }},
+		{"typed t out of range", []string{"t", "1", "2", "3", "4", "enter"}, func(t *testing.T, m *Model) {
+			wantInt(t, "t", m.t, 401)
+			if m.err == nil || !strings.Contains(m.err.Error(), "0 to 999") {
+				t.Errorf("err = %v", m.err)
+			}
+		}},
+		{"bars scale toggles", []string{"a"}, func(t *testing.T, m *Model) { wantInt(t, "scale", int(m.ll.scale), int(scaleAbsolute)) }},
 		{"export", []string{"e"}, func(t *testing.T, m *Model) {
 			for _, ext := range []string{".png", ".json"} {
 				p := filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_Up0-attn1_t401"+ext)
@@ -107,19 +145,19 @@ func TestKeys(t *testing.T) {
 			}
 		}},
 		{"open prompt", []string{"p"}, func(t *testing.T, m *Model) {
-			if !m.prompting || m.prompt.Value() != "fake:a fake:b" {
-				t.Errorf("prompting=%v value=%q", m.prompting, m.prompt.Value())
+			if !m.pb.open || m.pb.input.Value() != "fake:a fake:b" {
+				t.Errorf("prompting=%v value=%q", m.pb.open, m.pb.input.Value())
 			}
 		}},
 		{"prompt esc cancels", []string{"p", "esc"}, func(t *testing.T, m *Model) {
-			if m.prompting {
+			if m.pb.open {
 				t.Error("still prompting")
 			}
 		}},
 		{"prompt keys do not leak", []string{"p", "J", "."}, func(t *testing.T, m *Model) {
 			wantInt(t, "layer", m.layer, 5)
 			wantInt(t, "t", m.t, 401)
-			if got := m.prompt.Value(); got != "fake:a fake:bJ." {
+			if got := m.pb.input.Value(); got != "fake:a fake:bJ." {
 				t.Errorf("prompt value %q", got)
 			}
 		}},
@@ -134,7 +172,7 @@ func TestKeys(t *testing.T) {
 				}
 			}
 			tc.check(t, m)
-			if tc.name != "unknown key is ignored" && !m.prompting && m.screen == screenMain && !m.current() {
+			if tc.name != "unknown key is ignored" && !m.pb.open && m.screen == screenMain && !m.current() {
 				t.Errorf("view not answered after %v", tc.keys)
 			}
 		})
@@ -347,7 +385,7 @@ func checkFrame(t *testing.T, m *Model, w, h int) {
 func TestMouse(t *testing.T) {
 	m, _ := readyModel(t, 120, 40)
 	// A click on a layer in the list selects it.
-	ll := m.layerList()
+	ll := m.ll
 	for y := 0; y < m.lay.layers.H; y++ {
 		if ll.layerAt(y) == 2 {
 			send(m, tea.MouseClickMsg{X: m.lay.layers.X + 3, Y: m.lay.layers.Y + y, Button: tea.MouseLeft})
@@ -446,15 +484,21 @@ func TestModelWithoutTimesteps(t *testing.T) {
 func TestSweepClick(t *testing.T) {
 	m, _ := readyModel(t, 120, 40)
 	send(m, press("w"))
-	sw := m.sweep()
+	sw := m.sw
 	nameW, cellW, rowH := sw.geometry()
-	// the cell of layer 2 (Down1) at the third timestep
+	// the cell of layer 1 at the third timestep: one click moves the cursor, a second jumps
 	off, _ := sw.window()
 	x := m.lay.body.X + nameW + 2 + 2*cellW
-	y := m.lay.body.Y + 2 + (2-off)*rowH
-	send(m, tea.MouseClickMsg{X: x, Y: y, Button: tea.MouseLeft})
-	wantInt(t, "layer", m.layer, 2)
-	wantInt(t, "t", m.t, sweepTimesteps()[2])
+	y := m.lay.body.Y + sweepHeadH + (1-off)*rowH
+	click := tea.MouseClickMsg{X: x, Y: y, Button: tea.MouseLeft}
+	send(m, click)
+	wantInt(t, "sweep row", m.sw.row, 1)
+	wantInt(t, "sweep col", m.sw.col, 2)
+	wantInt(t, "screen", int(m.screen), int(screenSweep))
+	send(m, click)
+	wantInt(t, "layer", m.layer, 1)
+	wantInt(t, "t", m.t, features.SweepTimesteps()[2])
+	wantInt(t, "screen", int(m.screen), int(screenMain))
 }
 
 func TestPromptEditing(t *testing.T) {
@@ -465,7 +509,7 @@ func TestPromptEditing(t *testing.T) {
 	send(m, press("backspace"))
 	send(m, press("left"))
 	typeText(m, "Z")
-	if got := m.prompt.Value(); got != "fake:x fake:Zy" {
+	if got := m.pb.input.Value(); got != "fake:x fake:Zy" {
 		t.Fatalf("prompt = %q", got)
 	}
 	send(m, press("enter"))
@@ -486,7 +530,7 @@ func TestExportContents(t *testing.T) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Score == nil || *rec.Score != m.res.Score || rec.T != 401 || rec.Step != 600 || rec.LayerShort != "Up0" {
+	if rec.Score == nil || *rec.Score != m.res.Score || rec.T == nil || *rec.T != 401 || rec.Step == nil || *rec.Step != 600 || rec.LayerShort != "Up0" || rec.ImageA != "fake:a" || rec.Model != "fake" {
 		t.Errorf("record: %+v", rec)
 	}
 	if len(rec.MapA) != 16 || len(rec.Attention) != 16 || rec.Grid != [2]int{4, 4} {
@@ -511,7 +555,96 @@ func TestExportContents(t *testing.T) {
 	send(m, press("e"))
 	data, _ = os.ReadFile(filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_down0.1.0.attn2_t401.json"))
 	rec = exportRecord{}
-	if err := json.Unmarshal(data, &rec); err != nil || rec.Score != nil || rec.Meaningless == "" {
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Score != nil || rec.Meaningless == nil {
 		t.Errorf("meaningless export: %v %+v", err, rec)
+	}
+}
+
+// TestExportFolder: the export goes to ExportDir, created when missing, or to
+// DefaultExportDir under the working directory, and the record says which overlay the
+// PNG's photos carry.
+func TestExportFolder(t *testing.T) {
+	tests := []struct {
+		name    string
+		dir     string // "" uses the default under a temporary working directory
+		keys    []string
+		overlay string
+	}{
+		{"default folder, half-blocks start without overlay", "", nil, "off"},
+		{"nested folder created, cosine overlay", "out/run1", []string{"o"}, "cosine maps"},
+		{"attention overlay", "x", []string{"o", "o"}, "attention"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wd := t.TempDir()
+			t.Chdir(wd)
+			m, _ := readyModel(t, 120, 40)
+			m.opts.ExportDir = tc.dir
+			for _, k := range tc.keys {
+				send(m, press(k))
+			}
+			send(m, press("e"))
+			dir := tc.dir
+			if dir == "" {
+				dir = DefaultExportDir
+			}
+			data, err := os.ReadFile(filepath.Join(wd, dir, "fake-a_vs_fake-b_Up0-attn1_t401.json"))
+			if err != nil {
+				t.Fatalf("%v (notice %q, err %v)", err, m.notice, m.err)
+			}
+			var rec exportRecord
+			if err := json.Unmarshal(data, &rec); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Overlay != tc.overlay {
+				t.Errorf("overlay = %q, want %q", rec.Overlay, tc.overlay)
+			}
+			if !strings.Contains(m.notice, dir) {
+				t.Errorf("notice %q does not name %s", m.notice, dir)
+			}
+		})
+	}
+}
+
+// TestExportFolderError: a folder that cannot be created is a one-line error naming it.
+func TestExportFolderError(t *testing.T) {
+	m, _ := readyModel(t, 120, 40)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.opts.ExportDir = filepath.Join(file, "sub")
+	send(m, press("e"))
+	if m.err == nil || !strings.Contains(m.err.Error(), "export folder") || !strings.Contains(m.err.Error(), "--export-dir") {
+		t.Errorf("err = %v", m.err)
+	}
+}
+
+// TestQuadrantImages: with --graphics quadrant the panes are drawn in quadrant glyphs,
+// every line keeps the terminal's width, the overlay starts off as with half-blocks, and a
+// click on a photo still picks the token under it.
+func TestQuadrantImages(t *testing.T) {
+	for _, sz := range [][2]int{{80, 24}, {120, 40}, {200, 60}} {
+		f := fake.New()
+		opts := DefaultOptions()
+		opts.Graphics = termgfx.Quadrant
+		m := New(t.Context(), testBackend{f}, "fake:a", "fake:b", opts)
+		m.now = func() time.Time { return fixedNow }
+		send(m, tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
+		drive(m, m.loadCmd("fake:a", "fake:b"))
+		v := m.content()
+		if !strings.ContainsAny(v, "▘▝▖▗▚▞▌▐▛▜▙▟") || m.overlay != overlayNone {
+			t.Errorf("%v: no quadrant glyphs, or overlay %v", sz, m.overlay)
+		}
+		for i, l := range strings.Split(v, "\n") {
+			if w := ansiWidth(l); w != sz[0] {
+				t.Errorf("%v: line %d is %d wide", sz, i, w)
+			}
+		}
+		// The square photo is 2·H cells wide, centred: its bottom-right cell.
+		r := m.lay.panes[paneA]
+		send(m, tea.MouseClickMsg{X: r.X + r.W/2 + r.H - 1, Y: r.Y + r.H - 1, Button: tea.MouseLeft})
+		gw, gh := m.grid()
+		wantToken(t, m, gw-1, gh-1)
 	}
 }

@@ -7,11 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
 // View draws the explorer. Images are either half-block text inside it or, for sixel,
@@ -37,13 +38,11 @@ func (m *Model) content() string {
 	l := m.lay
 	var body string
 	switch {
-	case m.screen == screenHelp:
-		body = block(m.helpView(l.body.W, l.body.H), l.body.W, l.body.H)
 	case m.a == nil:
 		body = block(m.waitView(l.body.W, l.body.H), l.body.W, l.body.H)
 	case m.screen == screenSweep:
-		sw := m.sweep()
-		body = block(sw.View(), l.body.W, l.body.H)
+		m.syncComponents()
+		body = block(m.sw.View(), l.body.W, l.body.H)
 	default:
 		left := m.leftLines()
 		right := strings.Split(block(m.rightView(), l.score.W, l.body.H), "\n")
@@ -57,30 +56,96 @@ func (m *Model) content() string {
 		tl = m.clipPanel()
 	}
 	st := m.statusBar()
-	bottom := m.help.ShortHelpView(m.keys.ShortHelp())
-	if m.prompting {
-		bottom = m.prompt.View()
-	}
 	return strings.Join([]string{
 		block(m.titleView(), m.width, 1),
 		body,
 		tl.View(),
 		st.View(),
-		block(" "+bottom, m.width, 1),
+		m.helpBar(),
 	}, "\n")
 }
 
+// syncComponents hands the components the root's state they draw: sizes from the layout,
+// and the scores, layer, timestep and metric, which the root owns because the requests
+// to the backend depend on them.
+func (m *Model) syncComponents() {
+	l := m.lay
+	m.ll.SetSize(l.layers.W, l.layers.H)
+	m.ll.SetData(m.scores[scoreKey{m.t, m.metric}], m.layer, m.t, m.metric)
+	m.sw.SetSize(l.body.W, l.body.H)
+	m.sw.SetData(m.scores, m.metric, m.layer, m.t)
+}
+
+// helpBar is the bottom line: the active view's keys, or the prompt; expanded in place by ?.
+func (m *Model) helpBar() string {
+	h := m.lay.helpH
+	if m.pb.open {
+		return block(" "+m.pb.View(), m.width, 1) + strings.Repeat("\n"+strings.Repeat(" ", m.width), max(h-1, 0))
+	}
+	km := m.activeKeys()
+	if !m.help.ShowAll {
+		return block(" "+m.help.ShortHelpView(km.ShortHelp()), m.width, 1)
+	}
+	note := m.styles.Dim.Render(fmt.Sprintf(" t is the DDPM timestep 0–%d (reference step = 1001 − t) · overlay: off → cosine maps → attention · click a photo for a token, a layer, the slider · ? or esc folds this", maxT))
+	full := m.styles.Indent().Render(m.help.FullHelpView(fitColumns(km.FullHelp(), m.width)))
+	return block(full+"\n"+note, m.width, h)
+}
+
+// helpColumnW is about the width of one column of the expanded help.
+const helpColumnW = 28
+
+// fitColumns regroups help columns into as many as fit in width, so that the expanded help
+// never cuts keys off on the right.
+func fitColumns(groups [][]key.Binding, width int) [][]key.Binding {
+	var all []key.Binding
+	for _, g := range groups {
+		for _, b := range g {
+			if b.Enabled() {
+				all = append(all, b)
+			}
+		}
+	}
+	cols := max(min(width/helpColumnW, len(groups)), 1)
+	rows := (len(all) + cols - 1) / cols
+	if cols == len(groups) {
+		return groups
+	}
+	var out [][]key.Binding
+	for len(all) > 0 {
+		n := min(rows, len(all))
+		out = append(out, all[:n])
+		all = all[n:]
+	}
+	return out
+}
+
+// titleView is the top line. At 80 columns the less needed parts go first (the graphics
+// protocol, then the word "overlay"), and long file names are shortened in the middle, so
+// the line is never cut mid-word.
 func (m *Model) titleView() string {
 	st := m.styles
-	name := func(p string) string { return filepath.Base(p) }
-	s := st.Title.Render(" diffsim ") +
-		st.TitleDim.Render(" A ") + st.Title.Render(name(m.pathA)) +
-		st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pathB))
+	cond := ""
 	if c := m.condLabel(); c != "" {
-		s += st.TitleDim.Render("   ") + st.Title.Render(c)
+		cond = st.TitleDim.Render("   ") + st.Title.Render(c)
 	}
-	s += st.TitleDim.Render(fmt.Sprintf("   overlay: %s · graphics: %s ", m.overlay, m.proto))
-	return st.TitleDim.Width(m.width).Render(s)
+	tails := []string{
+		fmt.Sprintf("   overlay: %s · graphics: %s ", m.overlay, m.proto),
+		fmt.Sprintf("   overlay: %s ", m.overlay),
+		fmt.Sprintf("  %s ", m.overlay),
+		"",
+	}
+	for _, nameW := range []int{40, 24, 16, 10} {
+		name := func(p string) string { return ellipsize(filepath.Base(p), nameW) }
+		head := st.Title.Render(" diffsim ") +
+			st.TitleDim.Render(" A ") + st.Title.Render(name(m.pathA)) +
+			st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pathB)) + cond
+		for _, tail := range tails {
+			if s := head + st.TitleDim.Render(tail); lipgloss.Width(s) <= m.width {
+				return st.TitleDim.Width(m.width).Render(s)
+			}
+		}
+	}
+	return ansi.Truncate(st.Title.Render(" diffsim "), m.width, "")
 }
 
 func (m *Model) waitView(w, h int) string {
@@ -96,103 +161,6 @@ func (m *Model) waitView(w, h int) string {
 	return lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, lipgloss.NewStyle().Width(min(w-4, 90)).Render(msg))
 }
 
-func (m *Model) helpView(w, h int) string {
-	st := m.styles
-	intro := []string{
-		st.PanelTitle.Render("Keys") + st.Dim.Render("  (any key closes this help)"),
-		"",
-	}
-	notes := []string{
-		"",
-		st.Label.Render("timestep: ") + st.Value.Render(fmt.Sprintf("fine ±%d, coarse ±%d; t is the DDPM timestep 0–999, the reference's step index is 1001 − t", fineStep, coarseStep)),
-		st.Label.Render("overlay:  ") + st.Value.Render("cycles off → cosine maps on A and B → attention of A's selected token over B"),
-		st.Label.Render("mouse:    ") + st.Value.Render("click a photo or A's map to pick a token, a layer to select it, the slider to set t"),
-		st.Label.Render("export:   ") + st.Value.Render("writes PNG + JSON named after the images, layer and t, in the current directory"),
-		st.Label.Render("metrics:  ") + st.Value.Render("AAS (aligned attention) → feature cos (pixel-aligned) → MSE (lower = more similar)"),
-	}
-	wrap := lipgloss.NewStyle().Width(w - 4)
-	for i := range notes {
-		notes[i] = wrap.Render(notes[i])
-	}
-	s := strings.Join(intro, "\n") + m.help.FullHelpView(m.keys.FullHelp()) + strings.Join(notes, "\n")
-	return block(lipgloss.NewStyle().Padding(1, 2).Render(s), w, h)
-}
-
-// leftLines draws the photos and the maps with their captions, one string per row of
-// exactly the column's width. The half-block rows are known to be their pane's width, so
-// nothing here measures them: measuring ANSI text is what makes a View slow.
-func (m *Model) leftLines() []string {
-	l := m.lay
-	st := m.styles
-	w := l.left.W
-	pa, pb := l.panes[paneA], l.panes[paneB]
-	tx, ty, _ := m.token()
-	rows := make([]string, 0, l.left.H)
-	pad := func(used int) string { return strings.Repeat(" ", max(w-used, 0)) }
-	rows = append(rows, block(st.Caption.Render("A "+filepath.Base(m.pathA)+rangeNote(m.pics.panes[paneA])), pa.W, 1)+" "+
-		block(st.Caption.Render("B "+filepath.Base(m.pathB)+rangeNote(m.pics.panes[paneB])), pb.W, 1)+pad(pa.W+pb.W+1))
-	for i := range pa.H {
-		rows = append(rows, m.paneLine(paneA, i)+" "+m.paneLine(paneB, i)+pad(pa.W+pb.W+1))
-	}
-	maps := []pane{paneMapA, paneMapB, paneAttn}
-	titles := []string{"cos A (self vs cross)", "cos B", fmt.Sprintf("attention of A %d,%d over B", tx, ty)}
-	var capRow strings.Builder
-	used := 0
-	for i, p := range maps {
-		if i > 0 {
-			capRow.WriteByte(' ')
-			used++
-		}
-		capRow.WriteString(block(st.Caption.Render(titles[i]), l.panes[p].W, 1))
-		used += l.panes[p].W
-	}
-	rows = append(rows, capRow.String()+pad(used))
-	for i := range l.panes[paneMapA].H {
-		rows = append(rows, m.paneLine(paneMapA, i)+" "+m.paneLine(paneMapB, i)+" "+m.paneLine(paneAttn, i)+pad(used))
-	}
-	for len(rows) < l.left.H {
-		rows = append(rows, pad(0))
-	}
-	return rows[:l.left.H]
-}
-
-func rangeNote(p picture) string {
-	if !p.ok {
-		return ""
-	}
-	return " " + fmtRange(float64(p.lo), float64(p.hi))
-}
-
-// fmtRange prints lo–hi with enough decimals to tell them apart.
-func fmtRange(lo, hi float64) string {
-	d := 2
-	if span := hi - lo; span > 0 {
-		d = min(max(int(math.Ceil(-math.Log10(span)))+1, 2), 5)
-	}
-	return fmt.Sprintf("%.*f–%.*f", d, lo, d, hi)
-}
-
-// paneLine returns row i of pane p, exactly its width.
-func (m *Model) paneLine(p pane, i int) string {
-	r := m.lay.panes[p]
-	pic := m.pics.panes[p]
-	switch {
-	case !m.showImages():
-	case m.proto == termgfx.None:
-		if (p == paneA || p == paneB) && i == 1 {
-			return block(m.styles.Dim.Render(" images off (--graphics none)"), r.W, 1)
-		}
-	case (m.proto == termgfx.HalfBlock || m.proto == termgfx.Kitty) && pic.rect == r && i < len(pic.lines):
-		return pic.lines[i]
-	}
-	return strings.Repeat(" ", r.W)
-}
-
-// showImages reports whether the main screen with its images is showing.
-func (m *Model) showImages() bool {
-	return m.screen == screenMain && m.a != nil && !m.lay.tooSmall && m.width > 0
-}
-
 func (m *Model) rightView() string {
 	l := m.lay
 	tx, ty, _ := m.token()
@@ -202,23 +170,8 @@ func (m *Model) rightView() string {
 		sp.res = nil
 	}
 	sp.SetSize(l.score.W, l.score.H)
-	ll := m.layerList()
-	return lipgloss.JoinVertical(lipgloss.Left, sp.View(), ll.View())
-}
-
-func (m *Model) layerList() layerList {
-	ll := layerList{st: m.styles, layers: m.info.Layers, scores: m.scores[scoreKey{m.t, m.metric}], selected: m.layer, t: m.t, metric: m.metric}
-	ll.SetSize(m.lay.layers.W, m.lay.layers.H)
-	return ll
-}
-
-func (m *Model) sweep() sweepView {
-	sw := sweepView{st: m.styles, layers: m.info.Layers, ts: sweepTimesteps(), scores: m.scores, metric: m.metric, layer: m.layer, t: m.t}
-	if !m.info.Timesteps {
-		sw.ts = []int{m.t}
-	}
-	sw.SetSize(m.lay.body.W, m.lay.body.H)
-	return sw
+	m.syncComponents()
+	return lipgloss.JoinVertical(lipgloss.Left, sp.View(), m.ll.View())
 }
 
 func (m *Model) timeline() timeline {
@@ -268,15 +221,18 @@ func (m *Model) statusBar() statusBar {
 		sb.working = fmt.Sprintf("%s t=%d (%s)", what, m.bg.t, elapsed(now, m.bg.since))
 	}
 	stats := m.stats.stats
-	cached := 0
+	// Timesteps computed for this pair under any metric: switching the metric or the order
+	// of A and B reuses their features, so the count does not drop.
+	computed := map[int]bool{}
 	if m.a != nil {
 		for k := range m.scores {
-			if k.metric == m.metric {
-				cached++
-			}
+			computed[k.t] = true
+		}
+		for t := range m.seen {
+			computed[t] = true
 		}
 	}
-	cache := fmt.Sprintf("%d t scored · %d runs", cached, stats.Forwards)
+	cache := fmt.Sprintf("%d t computed · %d runs", len(computed), stats.Forwards)
 	if stats.CacheBudget > 0 {
 		cache += fmt.Sprintf(" · cache %d/%d MiB", stats.CacheBytes>>20, stats.CacheBudget>>20)
 	}
@@ -311,117 +267,4 @@ func elapsed(now, since time.Time) string {
 		d = 0
 	}
 	return fmt.Sprintf("%.1fs", d.Seconds())
-}
-
-// handleClick selects a token (photos, A's map), a layer (the list, the sweep) or a
-// timestep (the slider).
-func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
-	if m.lay.tooSmall || m.prompting || ms.Button != tea.MouseLeft {
-		return nil
-	}
-	l := m.lay
-	if m.screen == screenSweep {
-		sw := m.sweep()
-		if layer, t, ok := sw.cellAt(ms.X-l.body.X, ms.Y-l.body.Y); ok {
-			m.layer = layer
-			if m.info.Timesteps {
-				m.t = t
-			}
-			return m.schedule()
-		}
-	}
-	if m.screen == screenMain && m.a != nil {
-		for _, p := range []pane{paneA, paneB, paneMapA} {
-			if r := l.panes[p]; r.contains(ms.X, ms.Y) {
-				return m.clickToken(p, ms.X-r.X, ms.Y-r.Y)
-			}
-		}
-		if l.layers.contains(ms.X, ms.Y) {
-			if i := m.layerList().layerAt(ms.Y - l.layers.Y); i >= 0 {
-				return m.setLayer(i)
-			}
-		}
-	}
-	if l.timeline.contains(ms.X, ms.Y) && m.clip != nil {
-		if i := m.clipPanel().frameAt(ms.X); i >= 0 {
-			return m.setFrame(i)
-		}
-		return nil
-	}
-	if l.timeline.contains(ms.X, ms.Y) && ms.Y == l.timeline.Y+1 {
-		if t := m.timeline().timeAt(ms.X); t >= 0 {
-			return m.setT(t)
-		}
-	}
-	return nil
-}
-
-// clickToken picks the token under cell (cx, cy) of pane p, through the same fitting the
-// renderer used.
-func (m *Model) clickToken(p pane, cx, cy int) tea.Cmd {
-	gw, gh := m.grid()
-	if gw <= 0 || gh <= 0 {
-		return nil
-	}
-	r := m.lay.panes[p]
-	pw, ph := r.W, 2*r.H
-	sx, sy := 1.0, 2.0
-	if m.pixelImages() {
-		cw, ch := m.cellSize()
-		pw, ph, sx, sy = r.W*cw, r.H*ch, float64(cw), float64(ch)
-	}
-	var fr = fitRect(gw, gh, pw, ph)
-	switch p {
-	case paneA:
-		fr = fitRect(m.a.W, m.a.H, pw, ph)
-	case paneB:
-		fr = fitRect(m.b.W, m.b.H, pw, ph)
-	}
-	px, py := (float64(cx)+0.5)*sx, (float64(cy)+0.5)*sy
-	if px < float64(fr.Min.X) || py < float64(fr.Min.Y) || px >= float64(fr.Max.X) || py >= float64(fr.Max.Y) {
-		return nil
-	}
-	tx := int((px - float64(fr.Min.X)) * float64(gw) / float64(fr.Dx()))
-	ty := int((py - float64(fr.Min.Y)) * float64(gh) / float64(fr.Dy()))
-	return m.setToken(tx, ty)
-}
-
-// handleDrag scrubs t while the left button is held on the slider, and moves the token
-// while it is held on a picture.
-func (m *Model) handleDrag(ms tea.Mouse) tea.Cmd {
-	if ms.Button != tea.MouseLeft {
-		return nil
-	}
-	return m.handleClick(ms)
-}
-
-func (m *Model) handleWheel(ms tea.Mouse) tea.Cmd {
-	if m.lay.tooSmall || m.prompting {
-		return nil
-	}
-	if m.lay.layers.contains(ms.X, ms.Y) || m.screen == screenSweep {
-		switch ms.Button {
-		case tea.MouseWheelUp:
-			return m.setLayer(m.layer - 1)
-		case tea.MouseWheelDown:
-			return m.setLayer(m.layer + 1)
-		}
-	}
-	if m.lay.timeline.contains(ms.X, ms.Y) && m.clip != nil {
-		switch ms.Button {
-		case tea.MouseWheelUp, tea.MouseWheelRight:
-			return m.setFrame(m.frame + 1)
-		case tea.MouseWheelDown, tea.MouseWheelLeft:
-			return m.setFrame(m.frame - 1)
-		}
-	}
-	if m.lay.timeline.contains(ms.X, ms.Y) {
-		switch ms.Button {
-		case tea.MouseWheelUp, tea.MouseWheelRight:
-			return m.setT(m.t + fineStep)
-		case tea.MouseWheelDown, tea.MouseWheelLeft:
-			return m.setT(m.t - fineStep)
-		}
-	}
-	return nil
 }

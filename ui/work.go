@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,16 +19,6 @@ import (
 // answered. Background work, in order: the layer scores at the current timestep (one
 // network run serves every layer), the neighbouring timesteps (prefetched, then scored
 // for the timeline), and the sweep's timesteps while the sweep is open.
-
-// sweepTimesteps are the columns of the sweep view: every 50 steps, aligned with the
-// default timesteps (t ≡ 1 mod 10) so fine steps land on them.
-func sweepTimesteps() []int {
-	ts := make([]int, 0, 20)
-	for t := 1; t <= maxT; t += 50 {
-		ts = append(ts, t)
-	}
-	return ts
-}
 
 // loadCmd loads a pair of images.
 func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
@@ -45,7 +36,7 @@ func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
 			errB = fmt.Errorf("image B: %w", errB)
 		}
 		if err := errors.Join(errA, errB); err != nil {
-			return errMsg{op: "load", gen: gen, err: err}
+			return errMsg{loadError{gen: gen, err: err}}
 		}
 		return pairMsg{gen: gen, a: a, b: bi}
 	}
@@ -82,7 +73,7 @@ func (m *Model) scoreCmd(r session.Request) tea.Cmd {
 		defer cancel()
 		res, err := b.Score(ctx, r)
 		if err != nil {
-			return errMsg{op: "score", gen: gen, req: r, err: err}
+			return errMsg{scoreError{gen: gen, req: r, err: err}}
 		}
 		res.Req = r // what we asked, so the answer is recognised whatever the backend did
 		return scoreMsg{gen: gen, res: res}
@@ -102,7 +93,7 @@ func (m *Model) backgroundWanted() []int {
 		}
 	}
 	if m.screen == screenSweep {
-		sw := sweepTimesteps()
+		sw := slices.Clone(m.sw.ts)
 		// nearest to the current timestep first: that is where the eye is
 		for len(sw) > 0 {
 			best := 0
@@ -142,13 +133,13 @@ func (m *Model) backgroundCmd() tea.Cmd {
 				// A neighbour: its features first, so that scrubbing to it is instant;
 				// its layer scores come next time round, from the cache.
 				if err := b.Prefetch(ctx, a, bi, t); err != nil {
-					return errMsg{op: "prefetch", gen: gen, id: id, err: err}
+					return errMsg{backgroundError{gen: gen, id: id, t: t, prefetch: true, err: err}}
 				}
 				return prefetchMsg{gen: gen, id: id, t: t}
 			}
 			s, err := b.LayerScores(ctx, a, bi, t, metric)
 			if err != nil {
-				return errMsg{op: "layers", gen: gen, id: id, err: fmt.Errorf("t=%d: %w", t, err)}
+				return errMsg{backgroundError{gen: gen, id: id, t: t, err: err}}
 			}
 			return layerScoresMsg{gen: gen, id: id, t: t, metric: metric, scores: s}
 		}

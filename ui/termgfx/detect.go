@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +31,13 @@ type Caps struct {
 	TrueColor bool
 	// Sixel and Kitty say what the terminal itself supports, whatever Protocol is.
 	Sixel, Kitty bool
+	// KittyPlaceholders: the terminal shows kitty images through Unicode placeholder
+	// cells (kitty ≥ 0.28, ghostty). Without them, kitty images are placed directly at
+	// their cells, as sixel images are.
+	KittyPlaceholders bool
+	// Terminal is the terminal's name and version from XTVERSION ("kitty(0.26.5)"), if
+	// it answered.
+	Terminal string
 	// TTY is false when stdin or stdout is not a terminal (no queries were sent).
 	TTY bool
 	// Cols, Rows: the terminal size in cells (0 = unknown).
@@ -51,6 +60,7 @@ const queries = "\x1b[?1;1;0S" + // XTSMGRAPHICS: read number of colour register
 	"\x1b[16t" + // cell size in pixels
 	"\x1b[14t" + // text area size in pixels
 	"\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\" + // kitty graphics query
+	"\x1b[>q" + // XTVERSION: name and version (kitty < 0.28 has no placeholders)
 	"\x1b[c" // DA1, the sentinel
 
 // Detect asks the terminal on in/out what it can draw. Call it before the Bubble Tea
@@ -77,7 +87,76 @@ func Detect(ctx context.Context, in, out *os.File, timeout time.Duration, env fu
 	if err != nil {
 		c.Reason = append(c.Reason, "query failed: "+err.Error())
 	}
+	if c.Tmux && !c.TrueColor {
+		if ok, why := TmuxTrueColor(ctx, runTmux); ok {
+			c.TrueColor = true
+			for i, r := range c.Reason { // the guess from the environment is superseded
+				if strings.HasPrefix(r, "256 colours") {
+					c.Reason[i] = "24-bit colour: " + why
+				}
+			}
+		}
+	}
 	return c, err
+}
+
+// runTmux runs tmux with args and returns its output, giving up after a short while.
+func runTmux(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "tmux", args...).Output()
+	return string(out), err
+}
+
+// TmuxTrueColor asks the tmux server, as chafa does, whether the terminal outside it has
+// 24-bit colour: tmux answers DA1 itself and sets no COLORTERM, so looking at the
+// environment alone falls back to 256 colours. It reports true when tmux says the client
+// terminal has the RGB feature (tmux ≥ 3.2), when the tmux configuration declares Tc or
+// RGB for it (terminal-overrides, terminal-features), or when the environment tmux keeps
+// for the session has COLORTERM=truecolor or 24bit. run runs tmux with arguments.
+func TmuxTrueColor(ctx context.Context, run func(ctx context.Context, args ...string) (string, error)) (bool, string) {
+	if out, err := run(ctx, "display-message", "-p", "#{client_termfeatures}"); err == nil && hasFeature(out, "RGB") {
+		return true, "tmux reports the RGB feature for this client (#{client_termfeatures})"
+	}
+	for _, opt := range []string{"terminal-overrides", "terminal-features"} {
+		if out, err := run(ctx, "show-options", "-gs", opt); err == nil && (hasFeature(out, "Tc") || hasFeature(out, "RGB")) {
+			return true, "tmux " + opt + " declares Tc or RGB"
+		}
+	}
+	for _, args := range [][]string{{"show-environment", "COLORTERM"}, {"show-environment", "-g", "COLORTERM"}} {
+		if out, err := run(ctx, args...); err == nil {
+			v := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(out), "COLORTERM=")))
+			if v == "truecolor" || v == "24bit" {
+				return true, "the outer terminal's COLORTERM=" + v + " (tmux show-environment)"
+			}
+		}
+	}
+	return false, ""
+}
+
+// hasFeature reports whether a tmux feature list ("xterm*:RGB,clipboard", "256,RGB,title")
+// names feature f as a whole word.
+func hasFeature(s, f string) bool {
+	return slices.Contains(strings.FieldsFunc(s, func(r rune) bool {
+		return r == ',' || r == ':' || r == ' ' || r == '\n' || r == '"' || r == '\''
+	}), f)
+}
+
+// kittyPlaceholders reports whether an XTVERSION answer names a terminal that draws kitty
+// Unicode placeholders: kitty from 0.28, and ghostty.
+func kittyPlaceholders(version string) bool {
+	name, ver, ok := strings.Cut(strings.TrimSuffix(version, ")"), "(")
+	switch {
+	case strings.EqualFold(name, "ghostty") || strings.HasPrefix(strings.ToLower(version), "ghostty"):
+		return true
+	case !ok || name != "kitty":
+		return false
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(ver, "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 0 || minor >= 28
 }
 
 // query runs the query exchange and returns every byte the terminal sent.
@@ -215,6 +294,7 @@ func decide(r Replies, ws *unix.Winsize, env func(string) string, tty, asked boo
 		c.ColorRegisters = 256
 		why("256 sixel colour registers assumed: no XTSMGRAPHICS reply")
 	}
+	c.Terminal = r.Version
 	switch {
 	case r.KittyOK:
 		c.Kitty = true
@@ -224,6 +304,18 @@ func decide(r Replies, ws *unix.Winsize, env func(string) string, tty, asked boo
 	case env("KITTY_WINDOW_ID") != "" || termName == "xterm-kitty":
 		c.Kitty = true
 		why("kitty graphics assumed: KITTY_WINDOW_ID or TERM=xterm-kitty, though the query went unanswered")
+	}
+
+	if c.Kitty {
+		c.KittyPlaceholders = kittyPlaceholders(r.Version)
+		switch {
+		case c.KittyPlaceholders:
+			why("kitty images through Unicode placeholders: %s has them", r.Version)
+		case r.Version != "":
+			why("kitty images placed directly at their cells: %s has no Unicode placeholders (kitty ≥ 0.28 has)", r.Version)
+		default:
+			why("kitty images placed directly at their cells: no XTVERSION reply, so placeholders (kitty ≥ 0.28) are not assumed")
+		}
 	}
 
 	switch {

@@ -2,6 +2,7 @@ package termgfx
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -49,6 +50,9 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := decide(tt.r, tt.ws, tt.env, tt.tty, true, 300*time.Millisecond)
+			if c.KittyPlaceholders {
+				t.Errorf("placeholders assumed without an XTVERSION reply")
+			}
 			if c.Protocol != tt.want || c.CellW != tt.cellW || c.CellH != tt.cellH || c.ColorRegisters != tt.regs {
 				t.Errorf("got %s cell %d×%d regs %d, want %s cell %d×%d regs %d\nreasons: %q",
 					c.Protocol, c.CellW, c.CellH, c.ColorRegisters, tt.want, tt.cellW, tt.cellH, tt.regs, c.Reason)
@@ -108,7 +112,7 @@ func TestParseProtocol(t *testing.T) {
 			t.Errorf("%v.String() = %q, want %q", got, got.String(), in)
 		}
 	}
-	if _, err := ParseProtocol("iterm"); err == nil || !strings.Contains(err.Error(), "auto, sixel, kitty, halfblock or none") {
+	if _, err := ParseProtocol("iterm"); err == nil || !strings.Contains(err.Error(), "auto, sixel, kitty, halfblock, quadrant or none") {
 		t.Errorf("bad value error %v should list the choices", err)
 	}
 	var p Protocol
@@ -143,5 +147,69 @@ func TestPixels(t *testing.T) {
 	}
 	if w, h := c.Pixels(200, 100); w != 600 || h != 520 {
 		t.Errorf("Pixels beyond the sixel limit = %d×%d, want 600×520", w, h)
+	}
+}
+
+func TestKittyPlaceholdersByVersion(t *testing.T) {
+	tests := []struct {
+		version string
+		want    bool
+		reason  string
+	}{
+		{"kitty(0.26.5)", false, "no Unicode placeholders"},
+		{"kitty(0.27.1)", false, "no Unicode placeholders"},
+		{"kitty(0.28.0)", true, "has them"},
+		{"kitty(0.35.2)", true, "has them"},
+		{"kitty(1.0.0)", true, "has them"},
+		{"ghostty 1.1.2", true, "has them"},
+		{"WezTerm 20240203", false, "no Unicode placeholders"},
+		{"", false, "no XTVERSION reply"},
+		{"kitty(x.y)", false, "no Unicode placeholders"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.version, func(t *testing.T) {
+			r := Replies{Kitty: true, KittyOK: true, Version: tt.version, HasDA1: true, DA1: []int{62}}
+			c := decide(r, nil, envOf("TERM", "xterm-kitty"), true, true, 0)
+			if c.Protocol != Kitty || c.KittyPlaceholders != tt.want || c.Terminal != tt.version {
+				t.Errorf("got %s placeholders %v terminal %q, want kitty placeholders %v", c.Protocol, c.KittyPlaceholders, c.Terminal, tt.want)
+			}
+			if !strings.Contains(strings.Join(c.Reason, "\n"), tt.reason) {
+				t.Errorf("reasons %q do not mention %q", c.Reason, tt.reason)
+			}
+		})
+	}
+}
+
+func TestTmuxTrueColor(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers map[string]string // tmux arguments → output; missing ones fail
+		want    bool
+		reason  string
+	}{
+		{"client features", map[string]string{"display-message -p #{client_termfeatures}": "256,RGB,title,clipboard\n"}, true, "RGB feature"},
+		{"terminal-overrides Tc", map[string]string{
+			"display-message -p #{client_termfeatures}": "256,title\n",
+			"show-options -gs terminal-overrides":       "terminal-overrides[0] \"xterm-256color:Tc\"\n",
+		}, true, "terminal-overrides"},
+		{"terminal-features RGB", map[string]string{"show-options -gs terminal-features": "terminal-features[0] xterm*:clipboard:ccolour:cstyle:focus:title\nterminal-features[1] alacritty:RGB\n"}, true, "terminal-features"},
+		{"outer COLORTERM", map[string]string{"show-environment COLORTERM": "COLORTERM=truecolor\n"}, true, "COLORTERM=truecolor"},
+		{"COLORTERM unset", map[string]string{"show-environment COLORTERM": "-COLORTERM\n", "show-options -gs terminal-overrides": "terminal-overrides[0] xterm*:TcX\n"}, false, ""},
+		{"tmux not answering", nil, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run := func(_ context.Context, args ...string) (string, error) {
+				out, ok := tt.answers[strings.Join(args, " ")]
+				if !ok {
+					return "", errors.New("exit status 1")
+				}
+				return out, nil
+			}
+			got, why := TmuxTrueColor(t.Context(), run)
+			if got != tt.want || !strings.Contains(why, tt.reason) {
+				t.Errorf("TmuxTrueColor = %v %q, want %v mentioning %q", got, why, tt.want, tt.reason)
+			}
+		})
 	}
 }

@@ -26,11 +26,15 @@ const (
 	HalfBlock
 	// Sixel draws DEC sixel graphics (xterm -ti vt340, foot, WezTerm, mlterm, …).
 	Sixel
-	// Kitty uses the kitty graphics protocol with Unicode placeholders.
+	// Kitty uses the kitty graphics protocol: Unicode placeholders where the terminal has
+	// them (kitty ≥ 0.28), else images placed directly at their cells.
 	Kitty
+	// Quadrant draws quadrant block characters ('▚', '▟', …): a 2×2 grid of pixels in two
+	// colours per cell, twice half-blocks' horizontal detail, in any colour terminal.
+	Quadrant
 )
 
-var protocolNames = [...]string{"auto", "none", "halfblock", "sixel", "kitty"}
+var protocolNames = [...]string{"auto", "none", "halfblock", "sixel", "kitty", "quadrant"}
 
 func (p Protocol) String() string {
 	if p < 0 || int(p) >= len(protocolNames) {
@@ -52,8 +56,10 @@ func ParseProtocol(s string) (Protocol, error) {
 		return Sixel, nil
 	case "kitty":
 		return Kitty, nil
+	case "quadrant", "quadrants", "quad":
+		return Quadrant, nil
 	}
-	return Auto, fmt.Errorf("--graphics %q: want auto, sixel, kitty, halfblock or none", s)
+	return Auto, fmt.Errorf("--graphics %q: want auto, sixel, kitty, halfblock, quadrant or none", s)
 }
 
 // Set implements flag.Value (and pflag.Value with Type) so Protocol can be a flag.
@@ -67,4 +73,4 @@ func (p *Protocol) Set(s string) error {
 }
 
 // Type names the flag's value type for pflag's help output.
-func (p *Protocol) Type() string { return "auto|sixel|kitty|halfblock|none" }
+func (p *Protocol) Type() string { return "auto|sixel|kitty|halfblock|quadrant|none" }

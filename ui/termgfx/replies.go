@@ -22,6 +22,8 @@ type Replies struct {
 	XTSMGRAPHICSError bool
 	// Kitty: the kitty graphics query (i=31) was answered; KittyOK when it said OK.
 	Kitty, KittyOK bool
+	// Version is the XTVERSION reply (DCS > | text ST), e.g. "kitty(0.26.5)" or "XTerm(379)".
+	Version string
 }
 
 // HasAttr reports whether DA1 lists attribute a.
@@ -59,6 +61,15 @@ func ParseReplies(b []byte) Replies {
 				return r
 			}
 			r.apc(b[1:end])
+			b = b[end+2:]
+		case 'P':
+			end := bytes.Index(b, []byte("\x1b\\"))
+			if end < 0 {
+				return r
+			}
+			if v, ok := bytes.CutPrefix(b[1:end], []byte(">|")); ok && len(v) <= 128 {
+				r.Version = string(v)
+			}
 			b = b[end+2:]
 		}
 	}

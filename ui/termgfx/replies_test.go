@@ -50,6 +50,16 @@ func TestParseReplies(t *testing.T) {
 			in:   "\x1b[6;13;6t\x1b[?63;1;",
 			want: Replies{CellW: 6, CellH: 13},
 		},
+		{
+			name: "kitty 0.26.5 with XTVERSION",
+			in:   "\x1b_Gi=31;OK\x1b\\\x1bP>|kitty(0.26.5)\x1b\\\x1b[?62;c",
+			want: Replies{Kitty: true, KittyOK: true, Version: "kitty(0.26.5)", DA1: []int{62, 0}, HasDA1: true},
+		},
+		{
+			name: "other DCS replies are not a version",
+			in:   "\x1bP1$r0m\x1b\\\x1b[?62c",
+			want: Replies{DA1: []int{62}, HasDA1: true},
+		},
 		{name: "empty", in: "", want: Replies{}},
 		{name: "lone ESC", in: "\x1b", want: Replies{}},
 	}
@@ -71,7 +81,7 @@ func TestParseReplies(t *testing.T) {
 func FuzzParseReplies(f *testing.F) {
 	for _, s := range []string{
 		"\x1b[?1;0;1024S\x1b[?2;0;600;520S\x1b[6;13;6t\x1b[?63;1;2;4;6;9;15;16;22;28c",
-		"\x1b_Gi=31;OK\x1b\\", "\x1b[?1;2c", "\x1b[;;;t", "\x1b[?S", "\x1b_G", "\x1b[99999999999999999999t",
+		"\x1b_Gi=31;OK\x1b\\", "\x1bP>|kitty(0.26.5)\x1b\\", "\x1bP>|", "\x1b[?1;2c", "\x1b[;;;t", "\x1b[?S", "\x1b_G", "\x1b[99999999999999999999t",
 	} {
 		f.Add([]byte(s))
 	}

@@ -95,6 +95,14 @@ func NewWriter(f *os.File) *Writer {
 // size) in area. Nothing is written until the next frame or Flush; placing the same
 // payload at the same area again costs nothing.
 func (w *Writer) Place(id string, area Area, payload []byte) {
+	w.PlaceRemovable(id, area, payload, nil)
+}
+
+// PlaceRemovable is Place for images that blank cells do not erase (kitty's direct
+// placements live above the text): remove (e.g. heatmap.KittyDelete) is written when the
+// image is moved, replaced, removed or the Writer closed, and before each redraw the
+// payload should begin with it too, so a redraw never leaves a copy.
+func (w *Writer) PlaceRemovable(id string, area Area, payload, remove []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if p, ok := w.imgs[id]; ok && !p.transmit {
@@ -105,9 +113,10 @@ func (w *Writer) Place(id string, area Area, payload []byte) {
 			// Clear the old pixels even in place: the new image's transparent
 			// pixels (sixel P2=1) would otherwise show the old one through.
 			w.blank = append(w.blank, p.area)
+			w.scratch = append(w.scratch, p.remove...)
 		}
 	}
-	np := &placed{area: area, payload: payload}
+	np := &placed{area: area, payload: payload, remove: remove}
 	if w.File != nil {
 		np.cols, np.rows, _ = term.GetSize(int(w.File.Fd()))
 	}
@@ -158,6 +167,7 @@ func (w *Writer) removeLocked(id string) {
 		w.scratch = append(w.scratch, p.remove...)
 	case p.drawn:
 		w.blank = append(w.blank, p.area)
+		w.scratch = append(w.scratch, p.remove...)
 	}
 }
 
@@ -187,7 +197,7 @@ func (w *Writer) Close() error {
 	}
 	var out []byte
 	for _, id := range w.ids() {
-		if p := w.imgs[id]; p.transmit && p.drawn {
+		if p := w.imgs[id]; p.drawn {
 			out = append(out, p.remove...)
 		}
 	}

@@ -280,3 +280,52 @@ func FuzzWriterFrames(f *testing.F) {
 		}
 	})
 }
+
+// TestWriterRemovablePlacement: a direct kitty placement is drawn at its cell like a
+// sixel, and its delete is written when it moves, when it is removed and on Close (blank
+// cells do not erase a kitty image).
+func TestWriterRemovablePlacement(t *testing.T) {
+	del := []byte(heatmap.KittyDelete(208))
+	img := append(bytes.Clone(del), "\x1b_Ga=T,i=208,C=1;AAAA\x1b\\"...)
+	frame := []byte("\x1b[?1049h\x1b[H\x1b[2Jtitle")
+	steps := []struct {
+		name       string
+		do         func(w *Writer)
+		wantDelete int // deletes written outside the payload
+		wantDraw   bool
+	}{
+		{"placed", func(w *Writer) { w.PlaceRemovable("p", Area{Row: 2, Col: 3, Rows: 2, Cols: 4}, img, del) }, 0, true},
+		{"same again costs nothing", func(w *Writer) { w.PlaceRemovable("p", Area{Row: 2, Col: 3, Rows: 2, Cols: 4}, img, del) }, 0, false},
+		{"moved", func(w *Writer) { w.PlaceRemovable("p", Area{Row: 5, Col: 3, Rows: 2, Cols: 4}, img, del) }, 1, true},
+		{"removed", func(w *Writer) { w.Remove("p") }, 1, false},
+	}
+	var sink bytes.Buffer
+	w := newTestWriter(&sink, 40, 12)
+	for i, st := range steps {
+		sink.Reset()
+		st.do(w)
+		f := []byte(nil)
+		if i == 0 {
+			f = frame
+		}
+		if _, err := w.Write(f); err != nil {
+			t.Fatal(err)
+		}
+		out := sink.Bytes()
+		draws := bytes.Count(out, []byte("a=T"))
+		deletes := bytes.Count(out, del) - draws // each drawn payload starts with its own delete
+		if deletes != st.wantDelete || (draws > 0) != st.wantDraw {
+			t.Errorf("%s: %d deletes and %d draws in %q, want %d deletes, draw %v", st.name, deletes, draws, out, st.wantDelete, st.wantDraw)
+		}
+	}
+	sink.Reset()
+	w.PlaceRemovable("q", Area{Row: 1, Col: 1, Rows: 1, Cols: 1}, img, del)
+	w.Write(nil)
+	sink.Reset()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sink.Bytes(), del) {
+		t.Errorf("Close wrote %q, want the delete %q", sink.Bytes(), del)
+	}
+}

@@ -21,7 +21,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	delay := flag.Duration("delay", 300*time.Millisecond, "time of one fake network run")
 	graphics := termgfx.Auto
-	flag.Var(&graphics, "graphics", "auto|sixel|kitty|halfblock|none")
+	flag.Var(&graphics, "graphics", "auto|sixel|kitty|halfblock|quadrant|none")
 	cellW := flag.Int("cellw", 0, "cell width in pixels (0: assume 10)")
 	cellH := flag.Int("cellh", 0, "cell height in pixels (0: assume 20)")
 	flag.Parse()

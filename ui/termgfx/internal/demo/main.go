@@ -2,7 +2,7 @@
 // Bubble Tea v2 program: the example of the placement pattern, and what
 // ../shared/tools/term-shot screenshots. Keys: → / space moves the hot spot, q quits.
 //
-//	go run ./ui/termgfx/internal/demo [--graphics auto|sixel|kitty|halfblock|none] [PHOTO]
+//	go run ./ui/termgfx/internal/demo [--graphics auto|sixel|kitty|halfblock|quadrant|none] [PHOTO]
 package main
 
 import (
@@ -35,7 +35,7 @@ const (
 
 func run() int {
 	var force termgfx.Protocol
-	flag.Var(&force, "graphics", "auto|sixel|kitty|halfblock|none")
+	flag.Var(&force, "graphics", "auto|sixel|kitty|halfblock|quadrant|none")
 	doctor := flag.Bool("doctor", false, "print what was detected and why, then exit")
 	flag.Parse()
 	path := "../shared/samples/chelsea.png"

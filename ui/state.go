@@ -1,0 +1,156 @@
+package ui
+
+// The view's state: layer, timestep, token and pair, and what the view asks the backend.
+
+import (
+	"fmt"
+	"math"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/session"
+)
+
+func (m *Model) quit() tea.Cmd {
+	m.stopWork()
+	return tea.Quit
+}
+
+// stopWork cancels everything in flight; the backend's runs see their contexts end.
+func (m *Model) stopWork() {
+	m.fg.stop()
+	m.bg.stop()
+}
+
+const maxT = 999
+
+func (m *Model) setT(t int) tea.Cmd {
+	if !m.info.Timesteps {
+		m.notice = "this model has no timesteps"
+		return nil
+	}
+	t = min(max(t, 0), maxT)
+	if t == m.t {
+		return nil
+	}
+	m.t = t
+	return m.schedule()
+}
+
+func (m *Model) setLayer(l int) tea.Cmd {
+	l = min(max(l, 0), len(m.info.Layers)-1)
+	if l == m.layer || l < 0 {
+		return nil
+	}
+	m.layer = l
+	return tea.Batch(m.schedule(), m.renderCmd())
+}
+
+// grid returns the current layer's token grid (0×0 when it has none).
+func (m *Model) grid() (w, h int) {
+	if m.layer < 0 || m.layer >= len(m.info.Layers) {
+		return 0, 0
+	}
+	l := m.info.Layers[m.layer]
+	return l.GridW, l.GridH
+}
+
+// token returns the cursor's token in the current grid, and its index (-1 without a grid).
+func (m *Model) token() (tx, ty, idx int) {
+	w, h := m.grid()
+	if w <= 0 || h <= 0 {
+		return 0, 0, -1
+	}
+	tx = min(max(int(m.cx*float64(w)), 0), w-1)
+	ty = min(max(int(m.cy*float64(h)), 0), h-1)
+	return tx, ty, ty*w + tx
+}
+
+// setToken puts the cursor on token (tx, ty) of the current grid.
+func (m *Model) setToken(tx, ty int) tea.Cmd {
+	w, h := m.grid()
+	if w <= 0 || h <= 0 {
+		return nil
+	}
+	tx, ty = min(max(tx, 0), w-1), min(max(ty, 0), h-1)
+	m.cx, m.cy = (float64(tx)+0.5)/float64(w), (float64(ty)+0.5)/float64(h)
+	return tea.Batch(m.schedule(), m.renderCmd())
+}
+
+func (m *Model) moveToken(dx, dy int) tea.Cmd {
+	tx, ty, idx := m.token()
+	if idx < 0 {
+		return nil
+	}
+	return m.setToken(tx+dx, ty+dy)
+}
+
+func (m *Model) swap() tea.Cmd {
+	if m.a == nil || m.b == nil {
+		return nil
+	}
+	m.gen++
+	m.a, m.b = m.b, m.a
+	m.pathA, m.pathB = m.pathB, m.pathA
+	m.res = nil // its A→B and B→A and maps are the other way round now
+	// The layer scores and the computed timesteps stay: with one noise tensor shared by both
+	// images the score is symmetric (METHOD.md), and the features are cached per image.
+	m.stopWork()
+	return tea.Batch(m.schedule(), m.renderCmd())
+}
+
+func nextMetric(mt session.Metric) session.Metric {
+	for i, x := range session.Metrics {
+		if x == mt {
+			return session.Metrics[(i+1)%len(session.Metrics)]
+		}
+	}
+	return session.Metrics[0]
+}
+
+// currentLayer returns the selected layer's description.
+func (m *Model) currentLayer() (features.Layer, bool) {
+	if m.layer < 0 || m.layer >= len(m.info.Layers) {
+		return features.Layer{}, false
+	}
+	return m.info.Layers[m.layer], true
+}
+
+// want is the request the current view shows.
+func (m *Model) want() session.Request {
+	_, _, idx := m.token()
+	return session.Request{A: m.a, B: m.b, Layer: m.layer, T: m.t, Metric: m.metric, Token: idx}
+}
+
+func sameRequest(x, y session.Request) bool { return x == y }
+
+// current reports whether the shown result answers the current view.
+func (m *Model) current() bool { return m.res != nil && sameRequest(m.res.Req, m.want()) }
+
+func joinPaths(ps []string) string {
+	s := ""
+	for i, p := range ps {
+		if i > 0 {
+			s += ", "
+		}
+		s += p
+	}
+	return s
+}
+
+// stepLabel is the reference code's step index for DDPM timestep t, as shown: "none" for a t
+// no step gives (t = 0).
+func stepLabel(t int) string {
+	if step := features.TToStep(t); step > 0 {
+		return fmt.Sprint(step)
+	}
+	return "none"
+}
+
+func fmtScore(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "—"
+	}
+	return fmt.Sprintf("%.4f", v)
+}
