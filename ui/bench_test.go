@@ -91,13 +91,13 @@ func BenchmarkUpdate(b *testing.B) {
 		msg := scoreMsg{gen: m.gen, res: *m.res}
 		b.ReportAllocs()
 		for b.Loop() {
-			m.fg.busy, m.fg.req = true, msg.res.Req
+			m.rq.fg.busy, m.rq.fg.req = true, msg.res.Req
 			m.Update(msg)
 		}
 	})
 	b.Run("layer-scores", func(b *testing.B) {
 		m, _ := readyModel(b, 200, 60)
-		msg := layerScoresMsg{gen: m.gen, id: -1, t: m.t, metric: m.metric, scores: m.scores[scoreKey{m.t, m.metric}]}
+		msg := layerScoresMsg{gen: m.gen, id: -1, t: m.t, metric: m.metric, scores: m.rq.scores[scoreKey{m.t, m.metric}]}
 		b.ReportAllocs()
 		for b.Loop() {
 			m.Update(msg)

@@ -127,8 +127,7 @@ func (m *Model) conditioned(msg conditioningMsg) tea.Cmd {
 		if !m.loading { // a load in flight resets everything when it lands
 			m.gen++
 			m.res = nil
-			clear(m.scores)
-			clear(m.seen)
+			m.rq.forget()
 			m.stopWork()
 			cmds = append(cmds, m.schedule(), m.renderCmd())
 		}

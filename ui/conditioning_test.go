@@ -118,7 +118,7 @@ func TestPromptDropsStaleResults(t *testing.T) {
 	if m.res.Score != want {
 		t.Errorf("stale result shown: %v, want %v", m.res.Score, want)
 	}
-	for k, s := range m.scores {
+	for k, s := range m.rq.scores {
 		if s[m.layer].Score != fake.ScoreAt(m.layer, k.t, k.metric)+fake.CondShift(m.cs.cur) {
 			t.Errorf("layer scores at t=%d are the old prompt's", k.t)
 		}

@@ -86,7 +86,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.renderCmd()
 	case key.Matches(msg, k.Sweep):
 		m.screen = screenSweep
-		m.sw.SetData(m.scores, m.metric, m.layer, m.t)
+		m.sw.SetData(m.rq.scores, m.metric, m.layer, m.t)
 		m.sw.Focus()
 		m.place(false)
 		return tea.Batch(m.schedule(), m.renderCmd())

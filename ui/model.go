@@ -72,13 +72,8 @@ type Model struct {
 	overlay  overlayMode
 	screen   screen
 
-	res    *session.Result // latest result for this pair; may answer an older request
-	fg     job             // the Score for the current view
-	bg     job             // one background job: layer scores or a prefetch
-	jobID  int
-	scores map[scoreKey][]session.LayerScore
-	seen   map[int]bool // timesteps whose features were computed for this pair
-	stats  statsMsg     // latest snapshot of the backend's counters
+	res *session.Result // latest result for this pair; may answer an older request
+	rq  requests        // what has been asked of the backend, and what it answered
 
 	sw sweepModel // the sweep view; its cursor survives closing it
 	ll layerList  // the layer list; its scale survives everything
@@ -90,13 +85,36 @@ type Model struct {
 
 	pb promptBar // the one-line prompt at the bottom
 
-	cs       condState // the text conditioning: in use, and the switch in flight
-	help     help.Model
-	spinner  spinner.Model
+	cs      condState // the text conditioning: in use, and the switch in flight
+	help    help.Model
+	spinner spinner.Model
+	err     error  // last error, shown on the status line
+	notice  string // last export or other note
+	now     func() time.Time
+}
+
+// requests is the root's bookkeeping of the backend: the jobs in flight, the layer scores
+// and timesteps it has answered for the pair, and its latest counters and progress. The
+// root owns it because every request depends on the whole view (pair, layer, t, token,
+// metric), which no component has.
+type requests struct {
+	fg       job // the Score for the current view
+	bg       job // one background job: layer scores or a prefetch
+	jobID    int
+	scores   map[scoreKey][]session.LayerScore
+	seen     map[int]bool // timesteps whose features were computed for this pair
+	stats    statsMsg     // latest snapshot of the backend's counters
 	progress session.Progress
-	err      error  // last error, shown on the status line
-	notice   string // last export or other note
-	now      func() time.Time
+}
+
+func newRequests() requests {
+	return requests{scores: map[scoreKey][]session.LayerScore{}, seen: map[int]bool{}}
+}
+
+// forget drops what was answered about the pair (a new pair, or new conditioning).
+func (r *requests) forget() {
+	clear(r.scores)
+	clear(r.seen)
 }
 
 // job is one piece of work in flight.
@@ -125,12 +143,11 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		pathA: pathA, pathB: pathB, loading: true,
 		layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS,
 		cx: 0.5, cy: 0.5, overlay: overlayCos,
-		scores: map[scoreKey][]session.LayerScore{},
-		seen:   map[int]bool{},
-		help:   help.New(),
-		pb:     newPromptBar(DefaultKeyMap()),
-		pv:     picState{render: newRenderer()},
-		now:    time.Now,
+		rq:   newRequests(),
+		help: help.New(),
+		pb:   newPromptBar(DefaultKeyMap()),
+		pv:   picState{render: newRenderer()},
+		now:  time.Now,
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
 		m.layer = opts.Layer
@@ -294,19 +311,18 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.a, m.b, m.loading, m.loadErr, m.err = msg.a, msg.b, false, nil, nil
 		m.pathA, m.pathB = msg.a.Path, msg.b.Path
 		m.res = nil
-		clear(m.scores)
-		clear(m.seen)
+		m.rq.forget()
 		m.pv.render.forget()
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case scoreMsg:
-		if msg.gen != m.gen || !m.fg.busy || !sameRequest(msg.res.Req, m.fg.req) {
+		if msg.gen != m.gen || !m.rq.fg.busy || !sameRequest(msg.res.Req, m.rq.fg.req) {
 			return m, nil
 		}
-		m.fg.stop()
+		m.rq.fg.stop()
 		res := msg.res
 		m.res = &res
-		m.seen[res.Req.T] = true
+		m.rq.seen[res.Req.T] = true
 		m.err = nil
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
@@ -314,18 +330,18 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.gen != m.gen {
 			return m, nil
 		}
-		m.scores[scoreKey{msg.t, msg.metric}] = msg.scores
-		m.seen[msg.t] = true
-		if msg.id == m.bg.id {
-			m.bg.stop()
+		m.rq.scores[scoreKey{msg.t, msg.metric}] = msg.scores
+		m.rq.seen[msg.t] = true
+		if msg.id == m.rq.bg.id {
+			m.rq.bg.stop()
 		}
 		return m, m.schedule()
 
 	case prefetchMsg:
 		if msg.gen == m.gen {
-			m.seen[msg.t] = true
-			if msg.id == m.bg.id {
-				m.bg.stop()
+			m.rq.seen[msg.t] = true
+			if msg.id == m.rq.bg.id {
+				m.rq.bg.stop()
 			}
 		}
 		return m, m.schedule()
@@ -337,7 +353,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(m.statsCmd(), statsTick())
 
 	case statsMsg:
-		m.stats = msg
+		m.rq.stats = msg
 		return m, nil
 
 	case picturesMsg:
@@ -353,7 +369,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 
 	case progressMsg:
-		m.progress = session.Progress(msg)
+		m.rq.progress = session.Progress(msg)
 		return m, m.listenProgress()
 
 	case exportMsg:
@@ -384,15 +400,15 @@ func (m *Model) handleError(msg errMsg) tea.Cmd {
 		m.err = e.err
 		return nil
 	case scoreError:
-		if e.gen != m.gen || !m.fg.busy || !sameRequest(e.req, m.fg.req) {
+		if e.gen != m.gen || !m.rq.fg.busy || !sameRequest(e.req, m.rq.fg.req) {
 			return nil
 		}
-		m.fg.stop()
+		m.rq.fg.stop()
 	case backgroundError:
-		if e.gen != m.gen || e.id != m.bg.id {
+		if e.gen != m.gen || e.id != m.rq.bg.id {
 			return nil
 		}
-		m.bg.stop()
+		m.rq.bg.stop()
 		if errors.Is(e, context.Canceled) {
 			return m.schedule()
 		}

@@ -19,8 +19,8 @@ func (m *Model) quit() tea.Cmd {
 
 // stopWork cancels everything in flight; the backend's runs see their contexts end.
 func (m *Model) stopWork() {
-	m.fg.stop()
-	m.bg.stop()
+	m.rq.fg.stop()
+	m.rq.bg.stop()
 }
 
 const maxT = 999

@@ -33,7 +33,7 @@ func TestReadyState(t *testing.T) {
 	}
 	// The current timestep and its neighbours are scored in the background.
 	for _, tt := range []int{401, 411, 391, 501, 301} {
-		if _, ok := m.scores[scoreKey{tt, session.AAS}]; !ok {
+		if _, ok := m.rq.scores[scoreKey{tt, session.AAS}]; !ok {
 			t.Errorf("layer scores for t=%d not computed", tt)
 		}
 	}
@@ -93,7 +93,7 @@ func TestKeys(t *testing.T) {
 		{"sweep opens and fills", []string{"w"}, func(t *testing.T, m *Model) {
 			wantInt(t, "screen", int(m.screen), int(screenSweep))
 			for _, tt := range features.SweepTimesteps() {
-				if _, ok := m.scores[scoreKey{tt, m.metric}]; !ok {
+				if _, ok := m.rq.scores[scoreKey{tt, m.metric}]; !ok {
 					t.Errorf("sweep t=%d not computed", tt)
 				}
 			}
@@ -278,11 +278,11 @@ func TestCurrentViewFirst(t *testing.T) {
 	m, f := readyModel(t, 120, 40)
 	f.Delay = time.Hour // nothing new finishes
 	_, cmd := m.Update(press(">"))
-	if !m.fg.busy || m.fg.req.T != 501 {
+	if !m.rq.fg.busy || m.rq.fg.req.T != 501 {
 		t.Fatalf("no score requested for t=501")
 	}
-	if m.bg.busy {
-		t.Errorf("background job %d started before the view was answered", m.bg.t)
+	if m.rq.bg.busy {
+		t.Errorf("background job %d started before the view was answered", m.rq.bg.t)
 	}
 	_ = cmd
 	m.stopWork()

@@ -71,9 +71,9 @@ func (m *Model) content() string {
 func (m *Model) syncComponents() {
 	l := m.lay
 	m.ll.SetSize(l.layers.W, l.layers.H)
-	m.ll.SetData(m.scores[scoreKey{m.t, m.metric}], m.layer, m.t, m.metric)
+	m.ll.SetData(m.rq.scores[scoreKey{m.t, m.metric}], m.layer, m.t, m.metric)
 	m.sw.SetSize(l.body.W, l.body.H)
-	m.sw.SetData(m.scores, m.metric, m.layer, m.t)
+	m.sw.SetData(m.rq.scores, m.metric, m.layer, m.t)
 }
 
 // helpBar is the bottom line: the active view's keys, or the prompt; expanded in place by ?.
@@ -176,7 +176,7 @@ func (m *Model) rightView() string {
 
 func (m *Model) timeline() timeline {
 	tl := timeline{st: m.styles, t: m.t, points: map[int]float64{}, higher: m.metric.HigherIsMoreSimilar(), timesteps: m.info.Timesteps}
-	for k, s := range m.scores {
+	for k, s := range m.rq.scores {
 		if k.metric != m.metric || m.layer >= len(s) {
 			continue
 		}
@@ -204,31 +204,31 @@ func (m *Model) statusBar() statusBar {
 		sb.working = "loading images…"
 	case m.a == nil:
 		sb.working = "no images"
-	case m.fg.busy:
-		sb.working = fmt.Sprintf("scoring %s t=%d (%s)", m.layerLabel(m.fg.req.Layer), m.fg.req.T, elapsed(now, m.fg.since))
-		if m.progress.What != "" && !m.seen[m.fg.req.T] {
-			sb.working += " · " + progressText(m.progress)
+	case m.rq.fg.busy:
+		sb.working = fmt.Sprintf("scoring %s t=%d (%s)", m.layerLabel(m.rq.fg.req.Layer), m.rq.fg.req.T, elapsed(now, m.rq.fg.since))
+		if m.rq.progress.What != "" && !m.rq.seen[m.rq.fg.req.T] {
+			sb.working += " · " + progressText(m.rq.progress)
 		}
-		if slow := now.Sub(m.fg.since); slow > slowRun && m.info.Size > 256 && !strings.HasPrefix(m.info.Device, "cuda") {
+		if slow := now.Sub(m.rq.fg.since); slow > slowRun && m.info.Size > 256 && !strings.HasPrefix(m.info.Device, "cuda") {
 			// A real U-Net takes seconds per timestep on a CPU; say what would help.
 			sb.working += fmt.Sprintf(" · slow on CPU: --size 256 is ~%d× faster", (m.info.Size*m.info.Size)/(256*256))
 		}
-	case m.bg.busy:
+	case m.rq.bg.busy:
 		what := "layer scores"
-		if m.bg.t != m.t {
+		if m.rq.bg.t != m.t {
 			what = "ahead"
 		}
-		sb.working = fmt.Sprintf("%s t=%d (%s)", what, m.bg.t, elapsed(now, m.bg.since))
+		sb.working = fmt.Sprintf("%s t=%d (%s)", what, m.rq.bg.t, elapsed(now, m.rq.bg.since))
 	}
-	stats := m.stats.stats
+	stats := m.rq.stats.stats
 	// Timesteps computed for this pair under any metric: switching the metric or the order
 	// of A and B reuses their features, so the count does not drop.
 	computed := map[int]bool{}
 	if m.a != nil {
-		for k := range m.scores {
+		for k := range m.rq.scores {
 			computed[k.t] = true
 		}
-		for t := range m.seen {
+		for t := range m.rq.seen {
 			computed[t] = true
 		}
 	}
@@ -236,7 +236,7 @@ func (m *Model) statusBar() statusBar {
 	if stats.CacheBudget > 0 {
 		cache += fmt.Sprintf(" · cache %d/%d MiB", stats.CacheBytes>>20, stats.CacheBudget>>20)
 	}
-	if m.a != nil && (m.seen[m.t] || (m.stats.tCached && m.stats.t == m.t && m.stats.gen == m.gen)) {
+	if m.a != nil && (m.rq.seen[m.t] || (m.rq.stats.tCached && m.rq.stats.t == m.t && m.rq.stats.gen == m.gen)) {
 		cache = "t cached · " + cache
 	}
 	sb.cache = cache + " "

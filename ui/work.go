@@ -49,14 +49,14 @@ func (m *Model) schedule() tea.Cmd {
 	}
 	var cmds []tea.Cmd
 	want := m.want()
-	if !m.current() && !(m.fg.busy && sameRequest(m.fg.req, want)) {
-		m.fg.stop()
-		if m.bg.busy && m.bg.t != want.T && !m.seen[want.T] {
-			m.bg.stop() // the view needs the network: it goes first
+	if !m.current() && !(m.rq.fg.busy && sameRequest(m.rq.fg.req, want)) {
+		m.rq.fg.stop()
+		if m.rq.bg.busy && m.rq.bg.t != want.T && !m.rq.seen[want.T] {
+			m.rq.bg.stop() // the view needs the network: it goes first
 		}
 		cmds = append(cmds, m.scoreCmd(want))
 	}
-	if !m.fg.busy && !m.bg.busy {
+	if !m.rq.fg.busy && !m.rq.bg.busy {
 		if c := m.backgroundCmd(); c != nil {
 			cmds = append(cmds, c)
 		}
@@ -66,8 +66,8 @@ func (m *Model) schedule() tea.Cmd {
 
 func (m *Model) scoreCmd(r session.Request) tea.Cmd {
 	ctx, cancel := context.WithCancel(m.ctx)
-	m.jobID++
-	m.fg = job{busy: true, id: m.jobID, t: r.T, req: r, since: m.now(), cancel: cancel}
+	m.rq.jobID++
+	m.rq.fg = job{busy: true, id: m.rq.jobID, t: r.T, req: r, since: m.now(), cancel: cancel}
 	b, gen := m.backend, m.gen
 	return func() tea.Msg {
 		defer cancel()
@@ -119,13 +119,13 @@ func abs(x int) int {
 // backgroundCmd starts the next background job, or returns nil when there is none.
 func (m *Model) backgroundCmd() tea.Cmd {
 	for i, t := range m.backgroundWanted() {
-		if _, ok := m.scores[scoreKey{t, m.metric}]; ok {
+		if _, ok := m.rq.scores[scoreKey{t, m.metric}]; ok {
 			continue
 		}
 		ctx, cancel := context.WithCancel(m.ctx)
-		m.jobID++
-		m.bg = job{busy: true, id: m.jobID, t: t, since: m.now(), cancel: cancel}
-		b, a, bi, gen, id, metric := m.backend, m.a, m.b, m.gen, m.jobID, m.metric
+		m.rq.jobID++
+		m.rq.bg = job{busy: true, id: m.rq.jobID, t: t, since: m.now(), cancel: cancel}
+		b, a, bi, gen, id, metric := m.backend, m.a, m.b, m.gen, m.rq.jobID, m.metric
 		neighbour := i > 0
 		return func() tea.Msg {
 			defer cancel()
