@@ -47,8 +47,7 @@ func BenchmarkLayerSwitchFrame(b *testing.B) {
 // 10×20-pixel cells (the photos' scaling is cached, the overlays are not).
 func BenchmarkLayerSwitchFrameSixel(b *testing.B) {
 	m, _ := newTestModel(b, 120, 40, "fake:a", "fake:b")
-	m.caps = termgfx.Caps{Protocol: termgfx.Sixel, CellW: 10, CellH: 20}
-	m.proto = termgfx.Sixel
+	m.pv.caps = termgfx.Caps{Protocol: termgfx.Sixel, CellW: 10, CellH: 20}
 	send(m, tea.WindowSizeMsg{Width: 120, Height: 40})
 	drive(m, m.loadCmd("fake:a", "fake:b"))
 	send(m, press("J"))

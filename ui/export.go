@@ -72,7 +72,7 @@ func (m *Model) exportCmd() tea.Cmd {
 		dir = DefaultExportDir
 	}
 	name := exportName(m.pathA, m.pathB, l, m.t, m.info.Timesteps)
-	info, a, b, cond, overlay := m.info, m.a, m.b, m.cs.cur, m.overlay
+	info, a, b, cond, overlay := m.info, m.a, m.b, m.cs.cur, m.pv.overlay
 	cursor := m.styles.Cursor
 	return func() tea.Msg {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

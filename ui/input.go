@@ -64,14 +64,11 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.setLayer(m.layer - 1)
 	case key.Matches(msg, k.LayerDown):
 		return m.setLayer(m.layer + 1)
-	case key.Matches(msg, k.Up):
-		return m.moveToken(0, -1)
-	case key.Matches(msg, k.Down):
-		return m.moveToken(0, 1)
-	case key.Matches(msg, k.Left):
-		return m.moveToken(-1, 0)
-	case key.Matches(msg, k.Right):
-		return m.moveToken(1, 0)
+	case key.Matches(msg, m.pv.keys.Up, m.pv.keys.Down, m.pv.keys.Left, m.pv.keys.Right, m.pv.keys.Overlay):
+		m.syncPair()
+		var cmd tea.Cmd
+		m.pv, cmd = m.pv.Update(msg)
+		return cmd
 	case key.Matches(msg, k.Metric):
 		m.metric = nextMetric(m.metric)
 		return m.schedule()
@@ -81,9 +78,6 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return cmd
 	case key.Matches(msg, k.Swap):
 		return m.swap()
-	case key.Matches(msg, k.Overlay):
-		m.overlay = (m.overlay + 1) % overlayModes
-		return m.renderCmd()
 	case key.Matches(msg, k.Sweep):
 		m.screen = screenSweep
 		m.sw.SetData(m.rq.scores, m.metric, m.layer, m.t)
@@ -155,7 +149,7 @@ func (m *Model) relayout() tea.Cmd {
 	if m.width == 0 {
 		return nil
 	}
-	lay := computeLayout(m.width, m.height, m.cellAspect(), m.helpHeight())
+	lay := computeLayout(m.width, m.height, m.pv.cellAspect(), m.helpHeight())
 	if lay == m.lay {
 		return nil
 	}

@@ -45,17 +45,12 @@ type scoreKey struct {
 
 // Model is the explorer's root model. Create it with New; Run drives it.
 type Model struct {
-	firstShown bool // OnFirstImages was called
-
 	ctx     context.Context
 	backend Backend
 	info    session.ModelInfo
 	keys    KeyMap
 	styles  Styles
 	opts    Options
-	proto   termgfx.Protocol
-	placer  imagePlacer // nil unless images are placed outside the View
-	caps    termgfx.Caps
 
 	width, height int
 	lay           layout
@@ -68,8 +63,6 @@ type Model struct {
 
 	layer, t int
 	metric   session.Metric
-	cx, cy   float64 // token cursor as a fraction of the grid: it survives a change of grid
-	overlay  overlayMode
 	screen   screen
 
 	res *session.Result // latest result for this pair; may answer an older request
@@ -78,7 +71,7 @@ type Model struct {
 	sw sweepModel // the sweep view; its cursor survives closing it
 	ll layerList  // the layer list; its scale survives everything
 
-	pv picState // the pair view's pictures: asked for, and shown
+	pv pairView // the photos and maps, the token cursor and the overlay
 
 	clip  *Clip // nil unless exploring a clip
 	frame int   // the clip's frame shown as image B
@@ -142,11 +135,9 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		ctx: ctx, backend: b, info: info, keys: DefaultKeyMap(), opts: opts,
 		pathA: pathA, pathB: pathB, loading: true,
 		layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS,
-		cx: 0.5, cy: 0.5, overlay: overlayCos,
 		rq:   newRequests(),
 		help: help.New(),
 		pb:   newPromptBar(DefaultKeyMap()),
-		pv:   picState{render: newRenderer()},
 		now:  time.Now,
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
@@ -158,8 +149,8 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	if opts.Metric != "" {
 		m.metric = opts.Metric
 	}
-	m.caps = capsFor(opts)
-	m.proto = m.caps.Protocol
+	m.pv = newPairView(m.styles, pairKeys(m.keys), capsFor(opts))
+	m.pv.onFirst = opts.OnFirstImages
 	dark := true
 	if opts.Dark != nil {
 		dark = *opts.Dark
@@ -179,13 +170,12 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	m.sw = newSweep(m.styles, info.Layers, ts)
 	m.ll = newLayerList(m.styles, info.Layers)
 	m.offerKeys()
-	if m.textImages() && opts.OverlayOn == nil {
-		// Two pixels per cell cannot show a photo and a map at once: the tint wins and the
-		// photo becomes a blob. Maps stay in their own panes; o turns the overlay on.
-		m.overlay = overlayNone
-	}
-	if opts.OverlayOn != nil && !*opts.OverlayOn {
-		m.overlay = overlayNone
+	m.pv.keys = pairKeys(m.keys) // a clip rebinds ← and →
+	if opts.OverlayOn != nil {
+		m.pv.overlay = overlayNone
+		if *opts.OverlayOn {
+			m.pv.overlay = overlayCos
+		}
 	}
 	return m
 }
@@ -207,6 +197,7 @@ func (m *Model) offerKeys() {
 func (m *Model) setStyles(dark bool) {
 	m.styles = NewStyles(dark)
 	m.sw.st, m.ll.st = m.styles, m.styles
+	m.pv.SetStyles(m.styles)
 	m.help.Styles = help.DefaultStyles(dark)
 	m.pb.SetStyles(m.styles)
 }
@@ -250,7 +241,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width, m.height = msg.Width, msg.Height
 		m.help.SetWidth(m.width)
 		m.pb.SetSize(m.width, 1)
-		m.lay = computeLayout(m.width, m.height, m.cellAspect(), m.helpHeight())
+		m.lay = computeLayout(m.width, m.height, m.pv.cellAspect(), m.helpHeight())
 		m.syncComponents()
 		if resized {
 			// The terminal reflows or crops what it shows on a resize, images included, so
@@ -357,16 +348,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 
 	case picturesMsg:
-		if msg.seq > m.pv.shown {
-			m.pv.shown = msg.seq
-			m.pv.pics = msg.pics
-			m.place(true)
-			if !m.firstShown && m.opts.OnFirstImages != nil && hasPhoto(m.pv.pics.panes[paneA]) && hasPhoto(m.pv.pics.panes[paneB]) {
-				m.firstShown = true
-				m.opts.OnFirstImages()
-			}
-		}
+		m.syncPair()
+		m.pv, _ = m.pv.Update(msg)
 		return m, nil
+
+	case tokenMsg:
+		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case progressMsg:
 		m.rq.progress = session.Progress(msg)

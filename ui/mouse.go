@@ -27,10 +27,11 @@ func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 		return nil
 	}
 	if m.screen == screenMain && m.a != nil {
-		for _, p := range []pane{paneA, paneB, paneMapA} {
-			if r := l.panes[p]; r.contains(ms.X, ms.Y) {
-				return m.clickToken(p, ms.X-r.X, ms.Y-r.Y)
-			}
+		if l.left.contains(ms.X, ms.Y) {
+			m.syncPair()
+			var cmd tea.Cmd
+			m.pv, cmd = m.pv.Update(tea.MouseClickMsg{X: ms.X - l.left.X, Y: ms.Y - l.left.Y, Button: ms.Button})
+			return cmd
 		}
 		if l.layers.contains(ms.X, ms.Y) {
 			var cmd tea.Cmd

@@ -57,34 +57,7 @@ func (m *Model) grid() (w, h int) {
 }
 
 // token returns the cursor's token in the current grid, and its index (-1 without a grid).
-func (m *Model) token() (tx, ty, idx int) {
-	w, h := m.grid()
-	if w <= 0 || h <= 0 {
-		return 0, 0, -1
-	}
-	tx = min(max(int(m.cx*float64(w)), 0), w-1)
-	ty = min(max(int(m.cy*float64(h)), 0), h-1)
-	return tx, ty, ty*w + tx
-}
-
-// setToken puts the cursor on token (tx, ty) of the current grid.
-func (m *Model) setToken(tx, ty int) tea.Cmd {
-	w, h := m.grid()
-	if w <= 0 || h <= 0 {
-		return nil
-	}
-	tx, ty = min(max(tx, 0), w-1), min(max(ty, 0), h-1)
-	m.cx, m.cy = (float64(tx)+0.5)/float64(w), (float64(ty)+0.5)/float64(h)
-	return tea.Batch(m.schedule(), m.renderCmd())
-}
-
-func (m *Model) moveToken(dx, dy int) tea.Cmd {
-	tx, ty, idx := m.token()
-	if idx < 0 {
-		return nil
-	}
-	return m.setToken(tx+dx, ty+dy)
-}
+func (m *Model) token() (tx, ty, idx int) { return m.pv.tokenIn(m.grid()) }
 
 func (m *Model) swap() tea.Cmd {
 	if m.a == nil || m.b == nil {

@@ -145,7 +145,7 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	m := New(ctx, b, a, bImg, opts)
 	out := termgfx.NewWriter(opts.Output)
 	defer out.Close() // nothing is drawn after the last frame
-	m.placer = out
+	m.pv.placer = out
 	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(out)}
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))

@@ -87,9 +87,9 @@ func TestKeys(t *testing.T) {
 				t.Errorf("after swap A = %q (%q)", m.pathA, m.a.Path)
 			}
 		}},
-		{"half-blocks start without overlay", nil, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayNone)) }},
-		{"overlay cycles", []string{"o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayCos)) }},
-		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayNone)) }},
+		{"half-blocks start without overlay", nil, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.pv.overlay), int(overlayNone)) }},
+		{"overlay cycles", []string{"o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.pv.overlay), int(overlayCos)) }},
+		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.pv.overlay), int(overlayNone)) }},
 		{"sweep opens and fills", []string{"w"}, func(t *testing.T, m *Model) {
 			wantInt(t, "screen", int(m.screen), int(screenSweep))
 			for _, tt := range features.SweepTimesteps() {
@@ -103,7 +103,7 @@ func TestKeys(t *testing.T) {
 		{"sweep arrows move its cursor, not the token", []string{"w", "down", "right", "right"}, func(t *testing.T, m *Model) {
 			wantInt(t, "sweep row", m.sw.row, 6) // from layer 5 and t=400, nearest 401
 			wantInt(t, "sweep col", m.sw.col, 6)
-			wantInt(t, "token x", int(m.cx*4), 2)
+			wantInt(t, "token x", int(m.pv.cx*4), 2)
 			wantInt(t, "layer", m.layer, 5)
 		}},
 		{"sweep enter jumps to the cursor's layer and t", []string{"w", "down", "left", "enter"}, func(t *testing.T, m *Model) {
@@ -633,8 +633,8 @@ func TestQuadrantImages(t *testing.T) {
 		send(m, tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
 		drive(m, m.loadCmd("fake:a", "fake:b"))
 		v := m.content()
-		if !strings.ContainsAny(v, "▘▝▖▗▚▞▌▐▛▜▙▟") || m.overlay != overlayNone {
-			t.Errorf("%v: no quadrant glyphs, or overlay %v", sz, m.overlay)
+		if !strings.ContainsAny(v, "▘▝▖▗▚▞▌▐▛▜▙▟") || m.pv.overlay != overlayNone {
+			t.Errorf("%v: no quadrant glyphs, or overlay %v", sz, m.pv.overlay)
 		}
 		for i, l := range strings.Split(v, "\n") {
 			if w := ansiWidth(l); w != sz[0] {

@@ -44,7 +44,8 @@ func (m *Model) content() string {
 		m.syncComponents()
 		body = block(m.sw.View(), l.body.W, l.body.H)
 	default:
-		left := m.leftLines()
+		m.syncPair()
+		left := m.pv.lines()
 		right := strings.Split(block(m.rightView(), l.score.W, l.body.H), "\n")
 		for i := range left {
 			left[i] += " " + right[i]
@@ -70,6 +71,8 @@ func (m *Model) content() string {
 // to the backend depend on them.
 func (m *Model) syncComponents() {
 	l := m.lay
+	m.pv.setOrigin(l.left.X, l.left.Y)
+	m.pv.SetSize(l.left.W, l.left.H)
 	m.ll.SetSize(l.layers.W, l.layers.H)
 	m.ll.SetData(m.rq.scores[scoreKey{m.t, m.metric}], m.layer, m.t, m.metric)
 	m.sw.SetSize(l.body.W, l.body.H)
@@ -129,9 +132,9 @@ func (m *Model) titleView() string {
 		cond = st.TitleDim.Render("   ") + st.Title.Render(c)
 	}
 	tails := []string{
-		fmt.Sprintf("   overlay: %s · graphics: %s ", m.overlay, m.proto),
-		fmt.Sprintf("   overlay: %s ", m.overlay),
-		fmt.Sprintf("  %s ", m.overlay),
+		fmt.Sprintf("   overlay: %s · graphics: %s ", m.pv.overlay, m.pv.caps.Protocol),
+		fmt.Sprintf("   overlay: %s ", m.pv.overlay),
+		fmt.Sprintf("  %s ", m.pv.overlay),
 		"",
 	}
 	for _, nameW := range []int{40, 24, 16, 10} {
