@@ -87,7 +87,7 @@ func BenchmarkUpdate(b *testing.B) {
 	})
 	b.Run("score-result", func(b *testing.B) {
 		m, _ := readyModel(b, 200, 60)
-		msg := scoreMsg{gen: m.gen, res: *m.res}
+		msg := scoreMsg{gen: m.pair.gen, res: *m.rq.res}
 		b.ReportAllocs()
 		for b.Loop() {
 			m.rq.fg.busy, m.rq.fg.req = true, msg.res.Req
@@ -96,7 +96,7 @@ func BenchmarkUpdate(b *testing.B) {
 	})
 	b.Run("layer-scores", func(b *testing.B) {
 		m, _ := readyModel(b, 200, 60)
-		msg := layerScoresMsg{gen: m.gen, id: -1, t: m.t, metric: m.metric, scores: m.rq.scores[scoreKey{m.t, m.metric}]}
+		msg := layerScoresMsg{gen: m.pair.gen, id: -1, t: m.t, metric: m.metric, scores: m.rq.scores[scoreKey{m.t, m.metric}]}
 		b.ReportAllocs()
 		for b.Loop() {
 			m.Update(msg)

@@ -124,9 +124,9 @@ func (m *Model) conditioned(msg conditioningMsg) tea.Cmd {
 	switch {
 	case msg.err == nil:
 		m.cs.cur = msg.cond
-		if !m.loading { // a load in flight resets everything when it lands
-			m.gen++
-			m.res = nil
+		if !m.pair.loading { // a load in flight resets everything when it lands
+			m.pair.gen++
+			m.rq.res = nil
 			m.rq.forget()
 			m.stopWork()
 			cmds = append(cmds, m.schedule(), m.renderCmd())

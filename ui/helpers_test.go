@@ -55,7 +55,7 @@ func newTestModel(t testing.TB, w, h int, pathA, pathB string) (*Model, *fake.Ba
 func readyModel(t testing.TB, w, h int) (*Model, *fake.Backend) {
 	t.Helper()
 	m, f := newTestModel(t, w, h, "fake:a", "fake:b")
-	drive(m, m.loadCmd(m.pathA, m.pathB))
+	drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
 	drive(m, m.statsCmd())
 	return m, f
 }

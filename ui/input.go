@@ -35,7 +35,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	switch {
 	case key.Matches(msg, k.Open):
-		m.openPrompt(promptPair, quotePath(m.pathA)+" "+quotePath(m.pathB))
+		m.openPrompt(promptPair, quotePath(m.pair.pathA)+" "+quotePath(m.pair.pathB))
 		return nil
 	case key.Matches(msg, k.Prompt):
 		return m.openTextPrompt()

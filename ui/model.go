@@ -55,18 +55,13 @@ type Model struct {
 	width, height int
 	lay           layout
 
-	pathA, pathB string
-	a, b         *session.Image
-	gen          int // bumped whenever the pair changes, to drop answers about the old one
-	loading      bool
-	loadErr      error
+	pair pairState // the images compared, and their load
 
 	layer, t int
 	metric   session.Metric
 	screen   screen
 
-	res *session.Result // latest result for this pair; may answer an older request
-	rq  requests        // what has been asked of the backend, and what it answered
+	rq requests // what has been asked of the backend, and what it answered
 
 	sw sweepModel // the sweep view; its cursor survives closing it
 	ll layerList  // the layer list; its scale survives everything
@@ -91,8 +86,9 @@ type Model struct {
 // root owns it because every request depends on the whole view (pair, layer, t, token,
 // metric), which no component has.
 type requests struct {
-	fg       job // the Score for the current view
-	bg       job // one background job: layer scores or a prefetch
+	res      *session.Result // latest result for this pair; may answer an older request
+	fg       job             // the Score for the current view
+	bg       job             // one background job: layer scores or a prefetch
 	jobID    int
 	scores   map[scoreKey][]session.LayerScore
 	seen     map[int]bool // timesteps whose features were computed for this pair
@@ -108,6 +104,15 @@ func newRequests() requests {
 func (r *requests) forget() {
 	clear(r.scores)
 	clear(r.seen)
+}
+
+// pairState is the pair of images compared, and its load.
+type pairState struct {
+	pathA, pathB string
+	a, b         *session.Image
+	gen          int // bumped whenever the pair changes, to drop answers about the old one
+	loading      bool
+	loadErr      error
 }
 
 // job is one piece of work in flight.
@@ -133,7 +138,7 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	info := b.Info()
 	m := &Model{
 		ctx: ctx, backend: b, info: info, keys: DefaultKeyMap(), opts: opts,
-		pathA: pathA, pathB: pathB, loading: true,
+		pair:  pairState{pathA: pathA, pathB: pathB, loading: true},
 		layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS,
 		rq:   newRequests(),
 		help: help.New(),
@@ -225,7 +230,7 @@ func capsFor(opts Options) termgfx.Caps {
 // Init loads the pair, asks the terminal for its background and starts listening for
 // progress.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{m.loadCmd(m.pathA, m.pathB), m.spinner.Tick, m.listenProgress(), statsTick()}
+	cmds := []tea.Cmd{m.loadCmd(m.pair.pathA, m.pair.pathB), m.spinner.Tick, m.listenProgress(), statsTick()}
 	if m.opts.Dark == nil {
 		cmds = append(cmds, tea.RequestBackgroundColor)
 	}
@@ -296,29 +301,29 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.promptDone(msg)
 
 	case pairMsg:
-		if msg.gen != m.gen {
+		if msg.gen != m.pair.gen {
 			return m, nil
 		}
-		m.a, m.b, m.loading, m.loadErr, m.err = msg.a, msg.b, false, nil, nil
-		m.pathA, m.pathB = msg.a.Path, msg.b.Path
-		m.res = nil
+		m.pair.a, m.pair.b, m.pair.loading, m.pair.loadErr, m.err = msg.a, msg.b, false, nil, nil
+		m.pair.pathA, m.pair.pathB = msg.a.Path, msg.b.Path
+		m.rq.res = nil
 		m.rq.forget()
 		m.pv.render.forget()
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case scoreMsg:
-		if msg.gen != m.gen || !m.rq.fg.busy || !sameRequest(msg.res.Req, m.rq.fg.req) {
+		if msg.gen != m.pair.gen || !m.rq.fg.busy || !sameRequest(msg.res.Req, m.rq.fg.req) {
 			return m, nil
 		}
 		m.rq.fg.stop()
 		res := msg.res
-		m.res = &res
+		m.rq.res = &res
 		m.rq.seen[res.Req.T] = true
 		m.err = nil
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case layerScoresMsg:
-		if msg.gen != m.gen {
+		if msg.gen != m.pair.gen {
 			return m, nil
 		}
 		m.rq.scores[scoreKey{msg.t, msg.metric}] = msg.scores
@@ -329,7 +334,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.schedule()
 
 	case prefetchMsg:
-		if msg.gen == m.gen {
+		if msg.gen == m.pair.gen {
 			m.rq.seen[msg.t] = true
 			if msg.id == m.rq.bg.id {
 				m.rq.bg.stop()
@@ -379,20 +384,20 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) handleError(msg errMsg) tea.Cmd {
 	switch e := msg.err.(type) {
 	case loadError:
-		if e.gen != m.gen {
+		if e.gen != m.pair.gen {
 			return nil
 		}
-		m.loading = false
-		m.loadErr = e.err
+		m.pair.loading = false
+		m.pair.loadErr = e.err
 		m.err = e.err
 		return nil
 	case scoreError:
-		if e.gen != m.gen || !m.rq.fg.busy || !sameRequest(e.req, m.rq.fg.req) {
+		if e.gen != m.pair.gen || !m.rq.fg.busy || !sameRequest(e.req, m.rq.fg.req) {
 			return nil
 		}
 		m.rq.fg.stop()
 	case backgroundError:
-		if e.gen != m.gen || e.id != m.rq.bg.id {
+		if e.gen != m.pair.gen || e.id != m.rq.bg.id {
 			return nil
 		}
 		m.rq.bg.stop()

@@ -26,7 +26,7 @@ func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 		}
 		return nil
 	}
-	if m.screen == screenMain && m.a != nil {
+	if m.screen == screenMain && m.pair.a != nil {
 		if l.left.contains(ms.X, ms.Y) {
 			m.syncPair()
 			var cmd tea.Cmd

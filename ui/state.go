@@ -60,13 +60,13 @@ func (m *Model) grid() (w, h int) {
 func (m *Model) token() (tx, ty, idx int) { return m.pv.tokenIn(m.grid()) }
 
 func (m *Model) swap() tea.Cmd {
-	if m.a == nil || m.b == nil {
+	if m.pair.a == nil || m.pair.b == nil {
 		return nil
 	}
-	m.gen++
-	m.a, m.b = m.b, m.a
-	m.pathA, m.pathB = m.pathB, m.pathA
-	m.res = nil // its A→B and B→A and maps are the other way round now
+	m.pair.gen++
+	m.pair.a, m.pair.b = m.pair.b, m.pair.a
+	m.pair.pathA, m.pair.pathB = m.pair.pathB, m.pair.pathA
+	m.rq.res = nil // its A→B and B→A and maps are the other way round now
 	// The layer scores and the computed timesteps stay: with one noise tensor shared by both
 	// images the score is symmetric (METHOD.md), and the features are cached per image.
 	m.stopWork()
@@ -93,13 +93,13 @@ func (m *Model) currentLayer() (features.Layer, bool) {
 // want is the request the current view shows.
 func (m *Model) want() session.Request {
 	_, _, idx := m.token()
-	return session.Request{A: m.a, B: m.b, Layer: m.layer, T: m.t, Metric: m.metric, Token: idx}
+	return session.Request{A: m.pair.a, B: m.pair.b, Layer: m.layer, T: m.t, Metric: m.metric, Token: idx}
 }
 
 func sameRequest(x, y session.Request) bool { return x == y }
 
 // current reports whether the shown result answers the current view.
-func (m *Model) current() bool { return m.res != nil && sameRequest(m.res.Req, m.want()) }
+func (m *Model) current() bool { return m.rq.res != nil && sameRequest(m.rq.res.Req, m.want()) }
 
 func joinPaths(ps []string) string {
 	s := ""

@@ -176,8 +176,8 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	case err != nil:
 		return fmt.Errorf("ui: %w", err)
 	}
-	if fm, ok := final.(*Model); ok && fm.a == nil && fm.loadErr != nil {
-		return fm.loadErr
+	if fm, ok := final.(*Model); ok && fm.pair.a == nil && fm.pair.loadErr != nil {
+		return fm.pair.loadErr
 	}
 	return nil
 }

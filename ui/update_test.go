@@ -21,15 +21,15 @@ import (
 
 func TestReadyState(t *testing.T) {
 	m, f := readyModel(t, 120, 40)
-	if m.a == nil || m.b == nil || m.loading {
-		t.Fatalf("pair not loaded: a=%v b=%v loading=%v err=%v", m.a, m.b, m.loading, m.loadErr)
+	if m.pair.a == nil || m.pair.b == nil || m.pair.loading {
+		t.Fatalf("pair not loaded: a=%v b=%v loading=%v err=%v", m.pair.a, m.pair.b, m.pair.loading, m.pair.loadErr)
 	}
 	if !m.current() {
 		t.Fatalf("no result for the current view")
 	}
 	want := fake.ScoreAt(m.layer, m.t, session.AAS)
-	if m.res.Score != want {
-		t.Errorf("score = %v, want %v", m.res.Score, want)
+	if m.rq.res.Score != want {
+		t.Errorf("score = %v, want %v", m.rq.res.Score, want)
 	}
 	// The current timestep and its neighbours are scored in the background.
 	for _, tt := range []int{401, 411, 391, 501, 301} {
@@ -73,8 +73,8 @@ func TestKeys(t *testing.T) {
 		{"token l and j", []string{"l", "j"}, func(t *testing.T, m *Model) { wantToken(t, m, 3, 3) }},
 		{"token clamps", []string{"up", "up", "up", "up"}, func(t *testing.T, m *Model) { wantToken(t, m, 2, 0) }},
 		{"metric cycles", []string{"m"}, func(t *testing.T, m *Model) {
-			if m.metric != session.Cosine || m.res.Metric != session.Cosine {
-				t.Errorf("metric = %v (result %v), want cos", m.metric, m.res.Metric)
+			if m.metric != session.Cosine || m.rq.res.Metric != session.Cosine {
+				t.Errorf("metric = %v (result %v), want cos", m.metric, m.rq.res.Metric)
 			}
 		}},
 		{"metric wraps", []string{"m", "m", "m"}, func(t *testing.T, m *Model) {
@@ -83,8 +83,8 @@ func TestKeys(t *testing.T) {
 			}
 		}},
 		{"swap", []string{"s"}, func(t *testing.T, m *Model) {
-			if m.pathA != "fake:b" || m.a.Path != "fake:b" || m.res.Req.A != m.a {
-				t.Errorf("after swap A = %q (%q)", m.pathA, m.a.Path)
+			if m.pair.pathA != "fake:b" || m.pair.a.Path != "fake:b" || m.rq.res.Req.A != m.pair.a {
+				t.Errorf("after swap A = %q (%q)", m.pair.pathA, m.pair.a.Path)
 			}
 		}},
 		{"half-blocks start without overlay", nil, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.pv.overlay), int(overlayNone)) }},
@@ -110,8 +110,8 @@ func TestKeys(t *testing.T) {
 			wantInt(t, "screen", int(m.screen), int(screenMain))
 			wantInt(t, "layer", m.layer, 6)
 			wantInt(t, "t", m.t, 300)
-			wantInt(t, "score panel layer", m.res.Req.Layer, 6)
-			wantInt(t, "score panel t", m.res.Req.T, 300)
+			wantInt(t, "score panel layer", m.rq.res.Req.Layer, 6)
+			wantInt(t, "score panel t", m.rq.res.Req.T, 300)
 		}},
 		{"sweep home and end", []string{"w", "end"}, func(t *testing.T, m *Model) { wantInt(t, "sweep col", m.sw.col, 9) }},
 		{"help expands in place", []string{"?"}, func(t *testing.T, m *Model) {
@@ -192,7 +192,7 @@ func wantToken(t *testing.T, m *Model, x, y int) {
 	if tx != x || ty != y {
 		t.Errorf("token = %d,%d, want %d,%d", tx, ty, x, y)
 	}
-	if m.res == nil || m.res.Req.Token != idx {
+	if m.rq.res == nil || m.rq.res.Req.Token != idx {
 		t.Errorf("result not for token %d", idx)
 	}
 }
@@ -257,19 +257,19 @@ func TestStaleResultsAreDropped(t *testing.T) {
 	old := m.want()
 	_, cmd := m.Update(press(".")) // t = 411, not run yet
 	stale := session.Result{Req: old, Score: 42}
-	m.Update(scoreMsg{gen: m.gen, res: stale})
-	if m.res.Score == 42 {
+	m.Update(scoreMsg{gen: m.pair.gen, res: stale})
+	if m.rq.res.Score == 42 {
 		t.Fatal("a result for t=401 was taken while the view is at t=411")
 	}
 	drive(m, cmd)
-	if !m.current() || m.res.Req.T != 411 {
-		t.Fatalf("result for t=%d, want 411", m.res.Req.T)
+	if !m.current() || m.rq.res.Req.T != 411 {
+		t.Fatalf("result for t=%d, want 411", m.rq.res.Req.T)
 	}
 	// Results about a pair that was swapped away are dropped too.
-	gen := m.gen
+	gen := m.pair.gen
 	send(m, press("s"))
 	m.Update(scoreMsg{gen: gen, res: session.Result{Req: m.want(), Score: 42}})
-	if m.res.Score == 42 {
+	if m.rq.res.Score == 42 {
 		t.Fatal("a result of the old pair was taken")
 	}
 }
@@ -290,12 +290,12 @@ func TestCurrentViewFirst(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40, "/nonexistent/a.png", "fake:b")
-	drive(m, m.loadCmd(m.pathA, m.pathB))
-	if m.loadErr == nil || m.a != nil {
-		t.Fatalf("missing image loaded: err=%v", m.loadErr)
+	drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
+	if m.pair.loadErr == nil || m.pair.a != nil {
+		t.Fatalf("missing image loaded: err=%v", m.pair.loadErr)
 	}
-	if !strings.Contains(m.loadErr.Error(), "image A") || !strings.Contains(m.loadErr.Error(), "a.png") {
-		t.Errorf("error %q does not say which image", m.loadErr)
+	if !strings.Contains(m.pair.loadErr.Error(), "image A") || !strings.Contains(m.pair.loadErr.Error(), "a.png") {
+		t.Errorf("error %q does not say which image", m.pair.loadErr)
 	}
 	if v := m.content(); !strings.Contains(v, "Could not open the images") {
 		t.Errorf("view does not show the error:\n%s", v)
@@ -305,16 +305,16 @@ func TestLoadErrors(t *testing.T) {
 	send(m, press("ctrl+u"))
 	typeText(m, "fake:c 'fake:d e'")
 	send(m, press("enter"))
-	if m.a == nil || m.a.Path != "fake:c" || m.b.Path != "fake:d e" || m.loadErr != nil {
-		t.Fatalf("prompt did not load the pair: %v", m.loadErr)
+	if m.pair.a == nil || m.pair.a.Path != "fake:c" || m.pair.b.Path != "fake:d e" || m.pair.loadErr != nil {
+		t.Fatalf("prompt did not load the pair: %v", m.pair.loadErr)
 	}
 	// A failed load keeps the pair on screen and reports the error.
 	send(m, press("p"))
 	send(m, press("ctrl+u"))
 	typeText(m, "fake:c /nope.png")
 	send(m, press("enter"))
-	if m.a == nil || m.err == nil {
-		t.Errorf("failed load: a=%v err=%v", m.a, m.err)
+	if m.pair.a == nil || m.err == nil {
+		t.Errorf("failed load: a=%v err=%v", m.pair.a, m.err)
 	}
 	send(m, press("p"))
 	send(m, press("ctrl+u"))
@@ -513,8 +513,8 @@ func TestPromptEditing(t *testing.T) {
 		t.Fatalf("prompt = %q", got)
 	}
 	send(m, press("enter"))
-	if m.a == nil || m.b.Path != "fake:Zy" {
-		t.Errorf("loaded %v", m.b)
+	if m.pair.a == nil || m.pair.b.Path != "fake:Zy" {
+		t.Errorf("loaded %v", m.pair.b)
 	}
 }
 
@@ -530,7 +530,7 @@ func TestExportContents(t *testing.T) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Score == nil || *rec.Score != m.res.Score || rec.T == nil || *rec.T != 401 || rec.Step == nil || *rec.Step != 600 || rec.LayerShort != "Up0" || rec.ImageA != "fake:a" || rec.Model != "fake" {
+	if rec.Score == nil || *rec.Score != m.rq.res.Score || rec.T == nil || *rec.T != 401 || rec.Step == nil || *rec.Step != 600 || rec.LayerShort != "Up0" || rec.ImageA != "fake:a" || rec.Model != "fake" {
 		t.Errorf("record: %+v", rec)
 	}
 	if len(rec.MapA) != 16 || len(rec.Attention) != 16 || rec.Grid != [2]int{4, 4} {

@@ -21,7 +21,7 @@ func (m *Model) View() tea.View {
 	v := tea.NewView(m.content())
 	v.AltScreen = true
 	v.MouseMode = tea.MouseModeCellMotion
-	v.WindowTitle = "diffsim " + filepath.Base(m.pathA) + " ⇄ " + filepath.Base(m.pathB)
+	v.WindowTitle = "diffsim " + filepath.Base(m.pair.pathA) + " ⇄ " + filepath.Base(m.pair.pathB)
 	return v
 }
 
@@ -38,7 +38,7 @@ func (m *Model) content() string {
 	l := m.lay
 	var body string
 	switch {
-	case m.a == nil:
+	case m.pair.a == nil:
 		body = block(m.waitView(l.body.W, l.body.H), l.body.W, l.body.H)
 	case m.screen == screenSweep:
 		m.syncComponents()
@@ -140,8 +140,8 @@ func (m *Model) titleView() string {
 	for _, nameW := range []int{40, 24, 16, 10} {
 		name := func(p string) string { return ellipsize(filepath.Base(p), nameW) }
 		head := st.Title.Render(" diffsim ") +
-			st.TitleDim.Render(" A ") + st.Title.Render(name(m.pathA)) +
-			st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pathB)) + cond
+			st.TitleDim.Render(" A ") + st.Title.Render(name(m.pair.pathA)) +
+			st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pair.pathB)) + cond
 		for _, tail := range tails {
 			if s := head + st.TitleDim.Render(tail); lipgloss.Width(s) <= m.width {
 				return st.TitleDim.Width(m.width).Render(s)
@@ -155,11 +155,11 @@ func (m *Model) waitView(w, h int) string {
 	st := m.styles
 	var msg string
 	switch {
-	case m.loadErr != nil:
-		msg = st.Error.Render("Could not open the images") + "\n\n" + st.Value.Render(m.loadErr.Error()) +
+	case m.pair.loadErr != nil:
+		msg = st.Error.Render("Could not open the images") + "\n\n" + st.Value.Render(m.pair.loadErr.Error()) +
 			"\n\n" + st.Dim.Render("Press p to open another pair, q to quit.")
 	default:
-		msg = m.spinner.View() + " " + st.Value.Render("loading "+filepath.Base(m.pathA)+" and "+filepath.Base(m.pathB)+"…")
+		msg = m.spinner.View() + " " + st.Value.Render("loading "+filepath.Base(m.pair.pathA)+" and "+filepath.Base(m.pair.pathB)+"…")
 	}
 	return lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, lipgloss.NewStyle().Width(min(w-4, 90)).Render(msg))
 }
@@ -168,8 +168,8 @@ func (m *Model) rightView() string {
 	l := m.lay
 	tx, ty, _ := m.token()
 	layer, _ := m.currentLayer()
-	sp := scorePanel{st: m.styles, info: m.info, layer: layer, res: m.res, current: m.current(), t: m.t, metric: m.metric, tx: tx, ty: ty}
-	if m.res != nil && m.res.Req.Layer != m.layer {
+	sp := scorePanel{st: m.styles, info: m.info, layer: layer, res: m.rq.res, current: m.current(), t: m.t, metric: m.metric, tx: tx, ty: ty}
+	if m.rq.res != nil && m.rq.res.Req.Layer != m.layer {
 		sp.res = nil
 	}
 	sp.SetSize(l.score.W, l.score.H)
@@ -203,9 +203,9 @@ func (m *Model) statusBar() statusBar {
 	sb := statusBar{st: m.styles, spinner: m.spinner.View(), err: m.err, notice: m.notice}
 	now := m.now()
 	switch {
-	case m.loading:
+	case m.pair.loading:
 		sb.working = "loading images…"
-	case m.a == nil:
+	case m.pair.a == nil:
 		sb.working = "no images"
 	case m.rq.fg.busy:
 		sb.working = fmt.Sprintf("scoring %s t=%d (%s)", m.layerLabel(m.rq.fg.req.Layer), m.rq.fg.req.T, elapsed(now, m.rq.fg.since))
@@ -227,7 +227,7 @@ func (m *Model) statusBar() statusBar {
 	// Timesteps computed for this pair under any metric: switching the metric or the order
 	// of A and B reuses their features, so the count does not drop.
 	computed := map[int]bool{}
-	if m.a != nil {
+	if m.pair.a != nil {
 		for k := range m.rq.scores {
 			computed[k.t] = true
 		}
@@ -239,7 +239,7 @@ func (m *Model) statusBar() statusBar {
 	if stats.CacheBudget > 0 {
 		cache += fmt.Sprintf(" · cache %d/%d MiB", stats.CacheBytes>>20, stats.CacheBudget>>20)
 	}
-	if m.a != nil && (m.rq.seen[m.t] || (m.rq.stats.tCached && m.rq.stats.t == m.t && m.rq.stats.gen == m.gen)) {
+	if m.pair.a != nil && (m.rq.seen[m.t] || (m.rq.stats.tCached && m.rq.stats.t == m.t && m.rq.stats.gen == m.pair.gen)) {
 		cache = "t cached · " + cache
 	}
 	sb.cache = cache + " "

@@ -22,10 +22,10 @@ import (
 
 // loadCmd loads a pair of images.
 func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
-	m.gen++
-	m.loading = true
+	m.pair.gen++
+	m.pair.loading = true
 	m.stopWork()
-	b, gen := m.backend, m.gen
+	b, gen := m.backend, m.pair.gen
 	return func() tea.Msg {
 		a, errA := b.Load(pathA)
 		if errA != nil {
@@ -44,7 +44,7 @@ func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
 
 // schedule starts whatever the current view needs next.
 func (m *Model) schedule() tea.Cmd {
-	if m.a == nil || m.b == nil {
+	if m.pair.a == nil || m.pair.b == nil {
 		return nil
 	}
 	var cmds []tea.Cmd
@@ -68,7 +68,7 @@ func (m *Model) scoreCmd(r session.Request) tea.Cmd {
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.rq.jobID++
 	m.rq.fg = job{busy: true, id: m.rq.jobID, t: r.T, req: r, since: m.now(), cancel: cancel}
-	b, gen := m.backend, m.gen
+	b, gen := m.backend, m.pair.gen
 	return func() tea.Msg {
 		defer cancel()
 		res, err := b.Score(ctx, r)
@@ -125,7 +125,7 @@ func (m *Model) backgroundCmd() tea.Cmd {
 		ctx, cancel := context.WithCancel(m.ctx)
 		m.rq.jobID++
 		m.rq.bg = job{busy: true, id: m.rq.jobID, t: t, since: m.now(), cancel: cancel}
-		b, a, bi, gen, id, metric := m.backend, m.a, m.b, m.gen, m.rq.jobID, m.metric
+		b, a, bi, gen, id, metric := m.backend, m.pair.a, m.pair.b, m.pair.gen, m.rq.jobID, m.metric
 		neighbour := i > 0
 		return func() tea.Msg {
 			defer cancel()
@@ -218,7 +218,7 @@ const statsInterval = 500 * time.Millisecond
 // statsCmd fetches the backend's counters off the UI goroutine: View and Update never call
 // the backend, whatever locks it holds while the network runs.
 func (m *Model) statsCmd() tea.Cmd {
-	b, a, bi, t, gen := m.backend, m.a, m.b, m.t, m.gen
+	b, a, bi, t, gen := m.backend, m.pair.a, m.pair.b, m.t, m.pair.gen
 	return func() tea.Msg {
 		msg := statsMsg{gen: gen, stats: b.Stats(), t: t}
 		if a != nil && bi != nil {
