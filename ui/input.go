@@ -116,7 +116,7 @@ func (m *Model) helpHeight() int {
 	if !m.help.ShowAll {
 		return 1
 	}
-	return lipgloss.Height(m.help.FullHelpView(fitColumns(m.activeKeys().FullHelp(), m.width))) + 1
+	return lipgloss.Height(m.help.FullHelpView(fitColumns(m.activeKeys().FullHelp(), m.lay.W))) + 1
 }
 
 // activeKeys is the key map of what has the keys now: the help bar shows it.
@@ -146,10 +146,10 @@ func (k mainKeys) FullHelp() [][]key.Binding {
 
 // relayout recomputes the layout for the present size and help height, and redraws.
 func (m *Model) relayout() tea.Cmd {
-	if m.width == 0 {
+	if m.lay.W == 0 {
 		return nil
 	}
-	lay := computeLayout(m.width, m.height, m.pv.cellAspect(), m.helpHeight())
+	lay := computeLayout(m.lay.W, m.lay.H, m.pv.cellAspect(), m.helpHeight())
 	if lay == m.lay {
 		return nil
 	}

@@ -52,8 +52,7 @@ type Model struct {
 	styles  Styles
 	opts    Options
 
-	width, height int
-	lay           layout
+	lay layout // where everything goes; its W and H are the terminal's size
 
 	pair pairState // the images compared, and their load
 
@@ -242,11 +241,12 @@ func (m *Model) Init() tea.Cmd {
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		resized := m.width != 0 && (m.width != msg.Width || m.height != msg.Height)
-		m.width, m.height = msg.Width, msg.Height
-		m.help.SetWidth(m.width)
-		m.pb.SetSize(m.width, 1)
-		m.lay = computeLayout(m.width, m.height, m.pv.cellAspect(), m.helpHeight())
+		resized := m.lay.W != 0 && (m.lay.W != msg.Width || m.lay.H != msg.Height)
+		// The size first: the help's height, which the layout takes, depends on the width.
+		m.lay.W, m.lay.H = msg.Width, msg.Height
+		m.help.SetWidth(m.lay.W)
+		m.pb.SetSize(m.lay.W, 1)
+		m.lay = computeLayout(m.lay.W, m.lay.H, m.pv.cellAspect(), m.helpHeight())
 		m.syncComponents()
 		if resized {
 			// The terminal reflows or crops what it shows on a resize, images included, so

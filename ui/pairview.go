@@ -309,7 +309,7 @@ func (m *Model) syncPair() {
 
 // showImages reports whether the main screen with its images is showing.
 func (m *Model) showImages() bool {
-	return m.screen == screenMain && m.pair.a != nil && !m.lay.tooSmall && m.width > 0
+	return m.screen == screenMain && m.pair.a != nil && !m.lay.tooSmall && m.lay.W > 0
 }
 
 // renderCmd asks the pair view for new pictures of the current state.

@@ -26,14 +26,14 @@ func (m *Model) View() tea.View {
 }
 
 func (m *Model) content() string {
-	if m.width == 0 || m.height == 0 {
+	if m.lay.W == 0 || m.lay.H == 0 {
 		return ""
 	}
 	if m.lay.tooSmall {
 		msg := fmt.Sprintf("The terminal is %d×%d: diffsim needs at least %d×%d.\nEnlarge the window, or press q to quit.",
-			m.width, m.height, minWidth, minHeight)
-		msg = m.styles.Warn.Width(min(m.width, 60)).Align(lipgloss.Center).Render(msg)
-		return block(lipgloss.Place(m.width, m.height, lipgloss.Center, lipgloss.Center, msg), m.width, m.height)
+			m.lay.W, m.lay.H, minWidth, minHeight)
+		msg = m.styles.Warn.Width(min(m.lay.W, 60)).Align(lipgloss.Center).Render(msg)
+		return block(lipgloss.Place(m.lay.W, m.lay.H, lipgloss.Center, lipgloss.Center, msg), m.lay.W, m.lay.H)
 	}
 	l := m.lay
 	var body string
@@ -58,7 +58,7 @@ func (m *Model) content() string {
 	}
 	st := m.statusBar()
 	return strings.Join([]string{
-		block(m.titleView(), m.width, 1),
+		block(m.titleView(), m.lay.W, 1),
 		body,
 		tl.View(),
 		st.View(),
@@ -83,15 +83,15 @@ func (m *Model) syncComponents() {
 func (m *Model) helpBar() string {
 	h := m.lay.helpH
 	if m.pb.open {
-		return block(" "+m.pb.View(), m.width, 1) + strings.Repeat("\n"+strings.Repeat(" ", m.width), max(h-1, 0))
+		return block(" "+m.pb.View(), m.lay.W, 1) + strings.Repeat("\n"+strings.Repeat(" ", m.lay.W), max(h-1, 0))
 	}
 	km := m.activeKeys()
 	if !m.help.ShowAll {
-		return block(" "+m.help.ShortHelpView(km.ShortHelp()), m.width, 1)
+		return block(" "+m.help.ShortHelpView(km.ShortHelp()), m.lay.W, 1)
 	}
 	note := m.styles.Dim.Render(fmt.Sprintf(" t is the DDPM timestep 0–%d (reference step = 1001 − t) · overlay: off → cosine maps → attention · click a photo for a token, a layer, the slider · ? or esc folds this", maxT))
-	full := m.styles.Indent().Render(m.help.FullHelpView(fitColumns(km.FullHelp(), m.width)))
-	return block(full+"\n"+note, m.width, h)
+	full := m.styles.Indent().Render(m.help.FullHelpView(fitColumns(km.FullHelp(), m.lay.W)))
+	return block(full+"\n"+note, m.lay.W, h)
 }
 
 // helpColumnW is about the width of one column of the expanded help.
@@ -143,12 +143,12 @@ func (m *Model) titleView() string {
 			st.TitleDim.Render(" A ") + st.Title.Render(name(m.pair.pathA)) +
 			st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pair.pathB)) + cond
 		for _, tail := range tails {
-			if s := head + st.TitleDim.Render(tail); lipgloss.Width(s) <= m.width {
-				return st.TitleDim.Width(m.width).Render(s)
+			if s := head + st.TitleDim.Render(tail); lipgloss.Width(s) <= m.lay.W {
+				return st.TitleDim.Width(m.lay.W).Render(s)
 			}
 		}
 	}
-	return ansi.Truncate(st.Title.Render(" diffsim "), m.width, "")
+	return ansi.Truncate(st.Title.Render(" diffsim "), m.lay.W, "")
 }
 
 func (m *Model) waitView(w, h int) string {
@@ -189,13 +189,13 @@ func (m *Model) timeline() timeline {
 		}
 		tl.points[k.t] = v
 	}
-	tl.SetSize(m.width, 3)
+	tl.SetSize(m.lay.W, 3)
 	return tl
 }
 
 func (m *Model) clipPanel() clipPanel {
 	p := clipPanel{st: m.styles, clip: m.clip, frame: m.frame}
-	p.SetSize(m.width, 3)
+	p.SetSize(m.lay.W, 3)
 	return p
 }
 
@@ -243,7 +243,7 @@ func (m *Model) statusBar() statusBar {
 		cache = "t cached · " + cache
 	}
 	sb.cache = cache + " "
-	sb.SetSize(m.width, 1)
+	sb.SetSize(m.lay.W, 1)
 	return sb
 }
 
