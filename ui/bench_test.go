@@ -96,7 +96,7 @@ func BenchmarkUpdate(b *testing.B) {
 	})
 	b.Run("layer-scores", func(b *testing.B) {
 		m, _ := readyModel(b, 200, 60)
-		msg := layerScoresMsg{gen: m.pair.gen, id: -1, t: m.t, metric: m.metric, scores: m.rq.scores[scoreKey{m.t, m.metric}]}
+		msg := layerScoresMsg{gen: m.pair.gen, id: -1, t: m.sel.t, metric: m.sel.metric, scores: m.rq.scores[scoreKey{m.sel.t, m.sel.metric}]}
 		b.ReportAllocs()
 		for b.Loop() {
 			m.Update(msg)

@@ -89,8 +89,8 @@ func TestPromptRefused(t *testing.T) {
 		t.Errorf("refused prompt taken: %v / %v", m.cs.cur, f.Conditioning())
 	}
 	var e promptError
-	if !errors.As(m.err, &e) || !errors.Is(e, session.ErrUsage) {
-		t.Fatalf("err = %v, want the prompt's usage error", m.err)
+	if !errors.As(m.note.err, &e) || !errors.Is(e, session.ErrUsage) {
+		t.Fatalf("err = %v, want the prompt's usage error", m.note.err)
 	}
 	if v := m.content(); !strings.Contains(ansi.Strip(v), `✗ prompt: "please refuse" refused (kept unconditional)`) {
 		t.Errorf("refusal not shown:\n%s", v)
@@ -110,7 +110,7 @@ func TestPromptDropsStaleResults(t *testing.T) {
 	typeText(m, "a dog")
 	_, cmd := m.Update(press("enter"))
 	drive(m, cmd) // switches, re-runs t=411 under the prompt
-	want := fake.ScoreAt(m.layer, 411, session.AAS) + fake.CondShift(m.cs.cur)
+	want := fake.ScoreAt(m.sel.layer, 411, session.AAS) + fake.CondShift(m.cs.cur)
 	if m.rq.res == nil || m.rq.res.Score != want {
 		t.Fatalf("score %v, want %v", m.rq.res, want)
 	}
@@ -119,7 +119,7 @@ func TestPromptDropsStaleResults(t *testing.T) {
 		t.Errorf("stale result shown: %v, want %v", m.rq.res.Score, want)
 	}
 	for k, s := range m.rq.scores {
-		if s[m.layer].Score != fake.ScoreAt(m.layer, k.t, k.metric)+fake.CondShift(m.cs.cur) {
+		if s[m.sel.layer].Score != fake.ScoreAt(m.sel.layer, k.t, k.metric)+fake.CondShift(m.cs.cur) {
 			t.Errorf("layer scores at t=%d are the old prompt's", k.t)
 		}
 	}
@@ -137,8 +137,8 @@ func TestPromptNotTaken(t *testing.T) {
 			for _, k := range []string{"P", "c"} {
 				m := tc.m(t)
 				send(m, press(k))
-				if m.pb.open || m.notice != "this model takes no prompt" {
-					t.Errorf("%s: prompting=%v notice=%q", k, m.pb.open, m.notice)
+				if m.pb.open || m.note.text != "this model takes no prompt" {
+					t.Errorf("%s: prompting=%v notice=%q", k, m.pb.open, m.note.text)
 				}
 				if m.condLabel() != "" {
 					t.Errorf("label %q for a model without prompts", m.condLabel())

@@ -61,7 +61,7 @@ func exportName(a, b string, l features.Layer, t int, timesteps bool) string {
 // background. The PNG shows what the screen shows: the photos with the overlay that is on.
 func (m *Model) exportCmd() tea.Cmd {
 	if m.pair.a == nil || !m.current() {
-		m.notice = "nothing to export yet: wait for the score"
+		m.note.text = "nothing to export yet: wait for the score"
 		return nil
 	}
 	res := *m.rq.res
@@ -71,7 +71,7 @@ func (m *Model) exportCmd() tea.Cmd {
 	if dir == "" {
 		dir = DefaultExportDir
 	}
-	name := exportName(m.pair.pathA, m.pair.pathB, l, m.t, m.info.Timesteps)
+	name := exportName(m.pair.pathA, m.pair.pathB, l, m.sel.t, m.info.Timesteps)
 	info, a, b, cond, overlay := m.info, m.pair.a, m.pair.b, m.cs.cur, m.pv.overlay
 	cursor := m.styles.Cursor
 	return func() tea.Msg {

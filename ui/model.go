@@ -56,9 +56,7 @@ type Model struct {
 
 	pair pairState // the images compared, and their load
 
-	layer, t int
-	metric   session.Metric
-	screen   screen
+	sel selection // what the view shows: the requests and the components follow it
 
 	rq requests // what has been asked of the backend, and what it answered
 
@@ -75,8 +73,7 @@ type Model struct {
 	cs      condState // the text conditioning: in use, and the switch in flight
 	help    help.Model
 	spinner spinner.Model
-	err     error  // last error, shown on the status line
-	notice  string // last export or other note
+	note    note // the status line's last error or note
 	now     func() time.Time
 }
 
@@ -103,6 +100,20 @@ func newRequests() requests {
 func (r *requests) forget() {
 	clear(r.scores)
 	clear(r.seen)
+}
+
+// selection is what the view shows of the pair: the layer, the timestep and the metric
+// the backend is asked for, and the screen.
+type selection struct {
+	layer, t int
+	metric   session.Metric
+	screen   screen
+}
+
+// note is what the status line says besides the work in flight.
+type note struct {
+	err  error  // last error
+	text string // last export or other note; a key press clears it
 }
 
 // pairState is the pair of images compared, and its load.
@@ -137,21 +148,21 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	info := b.Info()
 	m := &Model{
 		ctx: ctx, backend: b, info: info, keys: DefaultKeyMap(), opts: opts,
-		pair:  pairState{pathA: pathA, pathB: pathB, loading: true},
-		layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS,
+		pair: pairState{pathA: pathA, pathB: pathB, loading: true},
+		sel:  selection{layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS},
 		rq:   newRequests(),
 		help: help.New(),
 		pb:   newPromptBar(DefaultKeyMap()),
 		now:  time.Now,
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
-		m.layer = opts.Layer
+		m.sel.layer = opts.Layer
 	}
 	if opts.T >= 0 {
-		m.t = min(opts.T, maxT)
+		m.sel.t = min(opts.T, maxT)
 	}
 	if opts.Metric != "" {
-		m.metric = opts.Metric
+		m.sel.metric = opts.Metric
 	}
 	m.pv = newPairView(m.styles, pairKeys(m.keys), capsFor(opts))
 	m.pv.onFirst = opts.OnFirstImages
@@ -169,7 +180,7 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	}
 	ts := features.SweepTimesteps()
 	if !info.Timesteps {
-		ts = []int{m.t}
+		ts = []int{m.sel.t}
 	}
 	m.sw = newSweep(m.styles, info.Layers, ts)
 	m.ll = newLayerList(m.styles, info.Layers)
@@ -274,9 +285,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.setFrame(msg.frame)
 
 	case sweepJumpMsg:
-		m.layer = min(max(msg.layer, 0), len(m.info.Layers)-1)
+		m.sel.layer = min(max(msg.layer, 0), len(m.info.Layers)-1)
 		if m.info.Timesteps {
-			m.t = min(max(msg.t, 0), maxT)
+			m.sel.t = min(max(msg.t, 0), maxT)
 		}
 		return m, m.closeView()
 
@@ -304,7 +315,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.gen != m.pair.gen {
 			return m, nil
 		}
-		m.pair.a, m.pair.b, m.pair.loading, m.pair.loadErr, m.err = msg.a, msg.b, false, nil, nil
+		m.pair.a, m.pair.b, m.pair.loading, m.pair.loadErr, m.note.err = msg.a, msg.b, false, nil, nil
 		m.pair.pathA, m.pair.pathB = msg.a.Path, msg.b.Path
 		m.rq.res = nil
 		m.rq.forget()
@@ -319,7 +330,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		res := msg.res
 		m.rq.res = &res
 		m.rq.seen[res.Req.T] = true
-		m.err = nil
+		m.note.err = nil
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case layerScoresMsg:
@@ -365,7 +376,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.listenProgress()
 
 	case exportMsg:
-		m.notice = "exported " + joinPaths(msg.paths)
+		m.note.text = "exported " + joinPaths(msg.paths)
 		return m, nil
 
 	case errMsg:
@@ -389,7 +400,7 @@ func (m *Model) handleError(msg errMsg) tea.Cmd {
 		}
 		m.pair.loading = false
 		m.pair.loadErr = e.err
-		m.err = e.err
+		m.note.err = e.err
 		return nil
 	case scoreError:
 		if e.gen != m.pair.gen || !m.rq.fg.busy || !sameRequest(e.req, m.rq.fg.req) {
@@ -406,12 +417,12 @@ func (m *Model) handleError(msg errMsg) tea.Cmd {
 		}
 		// A background failure is shown but not retried: the next change of view
 		// schedules it again.
-		m.err = e
+		m.note.err = e
 		return nil
 	}
 	if errors.Is(msg, context.Canceled) {
 		return nil
 	}
-	m.err = msg.err
+	m.note.err = msg.err
 	return nil
 }

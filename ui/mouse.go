@@ -16,7 +16,7 @@ func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 		return nil
 	}
 	l := m.lay
-	if m.screen == screenSweep {
+	if m.sel.screen == screenSweep {
 		if layer, col, ok := m.sw.cellAt(ms.X-l.body.X, ms.Y-l.body.Y); ok {
 			// A click moves the sweep's cursor, a second click on it jumps there.
 			if m.sw.row == layer && m.sw.col == col {
@@ -26,7 +26,7 @@ func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 		}
 		return nil
 	}
-	if m.screen == screenMain && m.pair.a != nil {
+	if m.sel.screen == screenMain && m.pair.a != nil {
 		if l.left.contains(ms.X, ms.Y) {
 			m.syncPair()
 			var cmd tea.Cmd
@@ -66,7 +66,7 @@ func (m *Model) handleWheel(ms tea.Mouse) tea.Cmd {
 	if m.lay.tooSmall || m.pb.open {
 		return nil
 	}
-	if m.screen == screenSweep {
+	if m.sel.screen == screenSweep {
 		return nil
 	}
 	if l := m.lay.layers; l.contains(ms.X, ms.Y) {

@@ -301,7 +301,7 @@ func (p *pairView) clickToken(pn pane, cx, cy int) tea.Cmd {
 func (m *Model) syncPair() {
 	d := pairData{a: m.pair.a, b: m.pair.b, pathA: m.pair.pathA, pathB: m.pair.pathB, res: m.rq.res, show: m.showImages()}
 	d.layer, _ = m.currentLayer()
-	if m.rq.res != nil && m.rq.res.Req.Layer != m.layer {
+	if m.rq.res != nil && m.rq.res.Req.Layer != m.sel.layer {
 		d.res = nil // maps of another grid would mislead
 	}
 	m.pv.SetData(d)
@@ -309,7 +309,7 @@ func (m *Model) syncPair() {
 
 // showImages reports whether the main screen with its images is showing.
 func (m *Model) showImages() bool {
-	return m.screen == screenMain && m.pair.a != nil && !m.lay.tooSmall && m.lay.W > 0
+	return m.sel.screen == screenMain && m.pair.a != nil && !m.lay.tooSmall && m.lay.W > 0
 }
 
 // renderCmd asks the pair view for new pictures of the current state.

@@ -27,32 +27,32 @@ const maxT = 999
 
 func (m *Model) setT(t int) tea.Cmd {
 	if !m.info.Timesteps {
-		m.notice = "this model has no timesteps"
+		m.note.text = "this model has no timesteps"
 		return nil
 	}
 	t = min(max(t, 0), maxT)
-	if t == m.t {
+	if t == m.sel.t {
 		return nil
 	}
-	m.t = t
+	m.sel.t = t
 	return m.schedule()
 }
 
 func (m *Model) setLayer(l int) tea.Cmd {
 	l = min(max(l, 0), len(m.info.Layers)-1)
-	if l == m.layer || l < 0 {
+	if l == m.sel.layer || l < 0 {
 		return nil
 	}
-	m.layer = l
+	m.sel.layer = l
 	return tea.Batch(m.schedule(), m.renderCmd())
 }
 
 // grid returns the current layer's token grid (0×0 when it has none).
 func (m *Model) grid() (w, h int) {
-	if m.layer < 0 || m.layer >= len(m.info.Layers) {
+	if m.sel.layer < 0 || m.sel.layer >= len(m.info.Layers) {
 		return 0, 0
 	}
-	l := m.info.Layers[m.layer]
+	l := m.info.Layers[m.sel.layer]
 	return l.GridW, l.GridH
 }
 
@@ -84,16 +84,16 @@ func nextMetric(mt session.Metric) session.Metric {
 
 // currentLayer returns the selected layer's description.
 func (m *Model) currentLayer() (features.Layer, bool) {
-	if m.layer < 0 || m.layer >= len(m.info.Layers) {
+	if m.sel.layer < 0 || m.sel.layer >= len(m.info.Layers) {
 		return features.Layer{}, false
 	}
-	return m.info.Layers[m.layer], true
+	return m.info.Layers[m.sel.layer], true
 }
 
 // want is the request the current view shows.
 func (m *Model) want() session.Request {
 	_, _, idx := m.token()
-	return session.Request{A: m.pair.a, B: m.pair.b, Layer: m.layer, T: m.t, Metric: m.metric, Token: idx}
+	return session.Request{A: m.pair.a, B: m.pair.b, Layer: m.sel.layer, T: m.sel.t, Metric: m.sel.metric, Token: idx}
 }
 
 func sameRequest(x, y session.Request) bool { return x == y }

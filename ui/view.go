@@ -40,7 +40,7 @@ func (m *Model) content() string {
 	switch {
 	case m.pair.a == nil:
 		body = block(m.waitView(l.body.W, l.body.H), l.body.W, l.body.H)
-	case m.screen == screenSweep:
+	case m.sel.screen == screenSweep:
 		m.syncComponents()
 		body = block(m.sw.View(), l.body.W, l.body.H)
 	default:
@@ -74,9 +74,9 @@ func (m *Model) syncComponents() {
 	m.pv.setOrigin(l.left.X, l.left.Y)
 	m.pv.SetSize(l.left.W, l.left.H)
 	m.ll.SetSize(l.layers.W, l.layers.H)
-	m.ll.SetData(m.rq.scores[scoreKey{m.t, m.metric}], m.layer, m.t, m.metric)
+	m.ll.SetData(m.rq.scores[scoreKey{m.sel.t, m.sel.metric}], m.sel.layer, m.sel.t, m.sel.metric)
 	m.sw.SetSize(l.body.W, l.body.H)
-	m.sw.SetData(m.rq.scores, m.metric, m.layer, m.t)
+	m.sw.SetData(m.rq.scores, m.sel.metric, m.sel.layer, m.sel.t)
 }
 
 // helpBar is the bottom line: the active view's keys, or the prompt; expanded in place by ?.
@@ -168,8 +168,8 @@ func (m *Model) rightView() string {
 	l := m.lay
 	tx, ty, _ := m.token()
 	layer, _ := m.currentLayer()
-	sp := scorePanel{st: m.styles, info: m.info, layer: layer, res: m.rq.res, current: m.current(), t: m.t, metric: m.metric, tx: tx, ty: ty}
-	if m.rq.res != nil && m.rq.res.Req.Layer != m.layer {
+	sp := scorePanel{st: m.styles, info: m.info, layer: layer, res: m.rq.res, current: m.current(), t: m.sel.t, metric: m.sel.metric, tx: tx, ty: ty}
+	if m.rq.res != nil && m.rq.res.Req.Layer != m.sel.layer {
 		sp.res = nil
 	}
 	sp.SetSize(l.score.W, l.score.H)
@@ -178,13 +178,13 @@ func (m *Model) rightView() string {
 }
 
 func (m *Model) timeline() timeline {
-	tl := timeline{st: m.styles, t: m.t, points: map[int]float64{}, higher: m.metric.HigherIsMoreSimilar(), timesteps: m.info.Timesteps}
+	tl := timeline{st: m.styles, t: m.sel.t, points: map[int]float64{}, higher: m.sel.metric.HigherIsMoreSimilar(), timesteps: m.info.Timesteps}
 	for k, s := range m.rq.scores {
-		if k.metric != m.metric || m.layer >= len(s) {
+		if k.metric != m.sel.metric || m.sel.layer >= len(s) {
 			continue
 		}
-		v := s[m.layer].Score
-		if s[m.layer].Meaningless {
+		v := s[m.sel.layer].Score
+		if s[m.sel.layer].Meaningless {
 			v = math.NaN()
 		}
 		tl.points[k.t] = v
@@ -200,7 +200,7 @@ func (m *Model) clipPanel() clipPanel {
 }
 
 func (m *Model) statusBar() statusBar {
-	sb := statusBar{st: m.styles, spinner: m.spinner.View(), err: m.err, notice: m.notice}
+	sb := statusBar{st: m.styles, spinner: m.spinner.View(), err: m.note.err, notice: m.note.text}
 	now := m.now()
 	switch {
 	case m.pair.loading:
@@ -218,7 +218,7 @@ func (m *Model) statusBar() statusBar {
 		}
 	case m.rq.bg.busy:
 		what := "layer scores"
-		if m.rq.bg.t != m.t {
+		if m.rq.bg.t != m.sel.t {
 			what = "ahead"
 		}
 		sb.working = fmt.Sprintf("%s t=%d (%s)", what, m.rq.bg.t, elapsed(now, m.rq.bg.since))
@@ -239,7 +239,7 @@ func (m *Model) statusBar() statusBar {
 	if stats.CacheBudget > 0 {
 		cache += fmt.Sprintf(" · cache %d/%d MiB", stats.CacheBytes>>20, stats.CacheBudget>>20)
 	}
-	if m.pair.a != nil && (m.rq.seen[m.t] || (m.rq.stats.tCached && m.rq.stats.t == m.t && m.rq.stats.gen == m.pair.gen)) {
+	if m.pair.a != nil && (m.rq.seen[m.sel.t] || (m.rq.stats.tCached && m.rq.stats.t == m.sel.t && m.rq.stats.gen == m.pair.gen)) {
 		cache = "t cached · " + cache
 	}
 	sb.cache = cache + " "

@@ -83,22 +83,22 @@ func (m *Model) scoreCmd(r session.Request) tea.Cmd {
 // backgroundWanted lists the timesteps whose layer scores the background fills, most
 // wanted first.
 func (m *Model) backgroundWanted() []int {
-	ts := []int{m.t}
+	ts := []int{m.sel.t}
 	if !m.info.Timesteps {
 		return ts
 	}
 	for _, d := range []int{fineStep, -fineStep, coarseStep, -coarseStep} {
-		if t := m.t + d; t >= 0 && t <= maxT {
+		if t := m.sel.t + d; t >= 0 && t <= maxT {
 			ts = append(ts, t)
 		}
 	}
-	if m.screen == screenSweep {
+	if m.sel.screen == screenSweep {
 		sw := slices.Clone(m.sw.ts)
 		// nearest to the current timestep first: that is where the eye is
 		for len(sw) > 0 {
 			best := 0
 			for i, t := range sw {
-				if abs(t-m.t) < abs(sw[best]-m.t) {
+				if abs(t-m.sel.t) < abs(sw[best]-m.sel.t) {
 					best = i
 				}
 			}
@@ -119,13 +119,13 @@ func abs(x int) int {
 // backgroundCmd starts the next background job, or returns nil when there is none.
 func (m *Model) backgroundCmd() tea.Cmd {
 	for i, t := range m.backgroundWanted() {
-		if _, ok := m.rq.scores[scoreKey{t, m.metric}]; ok {
+		if _, ok := m.rq.scores[scoreKey{t, m.sel.metric}]; ok {
 			continue
 		}
 		ctx, cancel := context.WithCancel(m.ctx)
 		m.rq.jobID++
 		m.rq.bg = job{busy: true, id: m.rq.jobID, t: t, since: m.now(), cancel: cancel}
-		b, a, bi, gen, id, metric := m.backend, m.pair.a, m.pair.b, m.pair.gen, m.rq.jobID, m.metric
+		b, a, bi, gen, id, metric := m.backend, m.pair.a, m.pair.b, m.pair.gen, m.rq.jobID, m.sel.metric
 		neighbour := i > 0
 		return func() tea.Msg {
 			defer cancel()
@@ -218,7 +218,7 @@ const statsInterval = 500 * time.Millisecond
 // statsCmd fetches the backend's counters off the UI goroutine: View and Update never call
 // the backend, whatever locks it holds while the network runs.
 func (m *Model) statsCmd() tea.Cmd {
-	b, a, bi, t, gen := m.backend, m.pair.a, m.pair.b, m.t, m.pair.gen
+	b, a, bi, t, gen := m.backend, m.pair.a, m.pair.b, m.sel.t, m.pair.gen
 	return func() tea.Msg {
 		msg := statsMsg{gen: gen, stats: b.Stats(), t: t}
 		if a != nil && bi != nil {
