@@ -23,20 +23,6 @@ const (
 	screenSweep
 )
 
-// overlayMode is what is blended over the photographs.
-type overlayMode int
-
-const (
-	overlayNone overlayMode = iota
-	overlayCos              // A's and B's token cosine maps
-	overlayAttn             // the selected token's attention over B
-	overlayModes
-)
-
-func (o overlayMode) String() string {
-	return [...]string{"off", "cosine maps", "attention"}[o]
-}
-
 // scoreKey names the layer scores of one timestep under one metric.
 type scoreKey struct {
 	t      int

@@ -22,6 +22,20 @@ import (
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
+// overlayMode is what is blended over the photographs.
+type overlayMode int
+
+const (
+	overlayNone overlayMode = iota
+	overlayCos              // A's and B's token cosine maps
+	overlayAttn             // the selected token's attention over B
+	overlayModes
+)
+
+func (o overlayMode) String() string {
+	return [...]string{"off", "cosine maps", "attention"}[o]
+}
+
 // pairKeyMap are the pair view's own keys: the token cursor and the overlay.
 type pairKeyMap struct{ Up, Down, Left, Right, Overlay key.Binding }
 
@@ -295,31 +309,4 @@ func (p *pairView) clickToken(pn pane, cx, cy int) tea.Cmd {
 	tx := int((px - float64(fr.Min.X)) * float64(gw) / float64(fr.Dx()))
 	ty := int((py - float64(fr.Min.Y)) * float64(gh) / float64(fr.Dy()))
 	return p.setToken(tx, ty)
-}
-
-// syncPair hands the pair view what the root owns, before the view draws or acts.
-func (m *Model) syncPair() {
-	d := pairData{a: m.pair.a, b: m.pair.b, pathA: m.pair.pathA, pathB: m.pair.pathB, res: m.rq.res, show: m.showImages()}
-	d.layer, _ = m.currentLayer()
-	if m.rq.res != nil && m.rq.res.Req.Layer != m.sel.layer {
-		d.res = nil // maps of another grid would mislead
-	}
-	m.pv.SetData(d)
-}
-
-// showImages reports whether the main screen with its images is showing.
-func (m *Model) showImages() bool {
-	return m.sel.screen == screenMain && m.pair.a != nil && !m.lay.tooSmall && m.lay.W > 0
-}
-
-// renderCmd asks the pair view for new pictures of the current state.
-func (m *Model) renderCmd() tea.Cmd {
-	m.syncPair()
-	return m.pv.renderCmd()
-}
-
-// place hands the pair view's pictures to the placer (placement.go).
-func (m *Model) place(flush bool) {
-	m.syncPair()
-	m.pv.place(flush)
 }

@@ -6,9 +6,12 @@
 // The root Model routes keys and mouse events to the component that has them, lays the
 // components out, and owns every request to the backend (work.go). The components are in
 // the bubbles shape, each with its size, its own key map where it has keys, and its own
-// messages: the sweep (sweep.go), the layer list (layers.go), the timeline (timeline.go),
-// the clip strip (clip.go), the prompt bar (prompt.go), the score panel and the status bar;
-// the help bar is bubbles/help over the active component's keys. Pictures are composed and
+// messages: the pair view of photos and maps with the token cursor and the overlay
+// (pairview.go), the sweep (sweep.go), the layer list (layers.go), the timeline
+// (timeline.go), the clip strip (clip.go), the prompt bar (prompt.go), the score panel and
+// the status bar; the help bar is bubbles/help over the active component's keys. The root's
+// own state is the pair (pairState), what the view shows (selection) and the backend
+// bookkeeping (requests). The pair view's pictures are composed and
 // encoded off the UI goroutine (render.go) and either drawn as half-block or quadrant text
 // inside the View; or, for sixel and for kitty without Unicode placeholders (kitty < 0.28),
 // placed at their cells by termgfx.Writer, which wraps the program's output (TERMINAL.md

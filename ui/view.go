@@ -79,6 +79,33 @@ func (m *Model) syncComponents() {
 	m.sw.SetData(m.rq.scores, m.sel.metric, m.sel.layer, m.sel.t)
 }
 
+// syncPair hands the pair view what the root owns, before the view draws or acts.
+func (m *Model) syncPair() {
+	d := pairData{a: m.pair.a, b: m.pair.b, pathA: m.pair.pathA, pathB: m.pair.pathB, res: m.rq.res, show: m.showImages()}
+	d.layer, _ = m.currentLayer()
+	if m.rq.res != nil && m.rq.res.Req.Layer != m.sel.layer {
+		d.res = nil // maps of another grid would mislead
+	}
+	m.pv.SetData(d)
+}
+
+// showImages reports whether the main screen with its images is showing.
+func (m *Model) showImages() bool {
+	return m.sel.screen == screenMain && m.pair.a != nil && !m.lay.tooSmall && m.lay.W > 0
+}
+
+// renderCmd asks the pair view for new pictures of the current state.
+func (m *Model) renderCmd() tea.Cmd {
+	m.syncPair()
+	return m.pv.renderCmd()
+}
+
+// place hands the pair view's pictures to the placer (placement.go).
+func (m *Model) place(flush bool) {
+	m.syncPair()
+	m.pv.place(flush)
+}
+
 // helpBar is the bottom line: the active view's keys, or the prompt; expanded in place by ?.
 func (m *Model) helpBar() string {
 	h := m.lay.helpH
