@@ -2,26 +2,27 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
-	"syscall"
+	"time"
 
 	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/bench"
 )
 
-// benchCmd is `diffsim bench` and `bench merge`. Its methods keep the receiver name a: the
-// bench command moved here from the repository root unchanged, and is being reworked apart.
+// benchCmd is `diffsim bench` with `bench merge` and `bench status`: flags, help and wiring;
+// session/bench runs the benchmark.
 type benchCmd struct {
 	scoring
 	json bool
@@ -31,7 +32,7 @@ func newBenchCmd(app *app) *cobra.Command {
 	a := &benchCmd{scoring: scoring{app: app}}
 	var out, shard, split string
 	var sampleSeed uint64
-	var maxN, minVotes int
+	var maxN, minVotes, shards, logEvery int
 	cmd := &cobra.Command{
 		Use:   "bench LAYOUT PATH",
 		Short: "Accuracy on a benchmark (triplet, 2afc, nights, tid2013); resumable, shardable",
@@ -52,22 +53,36 @@ Layouts:
            one decision per reference and distortion: level 2 is closer than level 3.
 
 --out FILE.jsonl records each decision as one JSON line the moment it is made; running the
-same command again resumes, skipping the decisions already there. --shard I/N makes only
-decisions whose index mod N is I (one per job of a Slurm or Kubernetes array); 'diffsim
-bench merge' combines the shard files into exactly the single run's result. Ctrl-C stops
-after the decision in flight (a second Ctrl-C abandons it); what was made is kept.`,
+same command again resumes, skipping the decisions already there. --out DIR/ (a trailing
+slash, or an existing folder) writes DIR/shard-I-of-N.jsonl instead, one file per shard.
+
+Shards: --shard I/N makes only the decisions whose index mod N is I. Without it, a Slurm
+array task takes its shard from SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (an array
+numbered 0..N-1), a Kubernetes Indexed Job from JOB_COMPLETION_INDEX with --shards N (or
+$DIFFSIM_SHARDS); the line on stderr says which. With --shards N the task index is the shard
+index as is, so rerunning one task (sbatch --array=2 … --shards 4) resumes its own shard.
+'diffsim bench merge DIR' combines the shards into exactly the single run's result, and
+'diffsim bench status DIR' shows how far each has got.
+
+Progress: a bar on a terminal; otherwise (a job's log) one line every --log-every decisions
+with the rate and the time left. Ctrl-C or SIGTERM (scancel) stops after the decision in
+flight (a second one abandons it); what was made is kept.`,
 		Example: `  diffsim bench triplet styles/ --t 101 --out sref.jsonl
-  diffsim bench nights nights/ --step 500 --layer Up0 --shard 0/8 --out nights-0.jsonl
-  diffsim bench merge nights-*.jsonl --out nights.jsonl
-  diffsim bench tid2013 tid2013/ --json`,
+  diffsim bench nights nights/ --step 500 --layer Up0 --shard 0/8 --out results/
+  SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=3 diffsim bench tid2013 tid2013/ --out results/
+  diffsim bench merge results/ --out nights.jsonl
+  diffsim bench status results/`,
 		Args: exactArgs(2, "a layout and a path"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sh, err := bench.ParseShard(shard)
+			sh, err := a.benchShard(cmd, shard, shards)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			if maxN < 0 {
 				return usagef("--max %d: want a positive count, or 0 for all", maxN)
+			}
+			if logEvery < 0 {
+				return usagef("--log-every %d: want a count of decisions, or 0 for about every 5%%", logEvery)
 			}
 			ds, err := bench.Load(args[0], args[1], bench.Options{SampleSeed: sampleSeed, Max: maxN, Split: split, MinVotes: minVotes})
 			if err != nil {
@@ -76,37 +91,103 @@ after the decision in flight (a second Ctrl-C abandons it); what was made is kep
 				}
 				return err
 			}
-			return a.runBench(cmd, ds, sh, out)
+			// A results folder: created on first use, by whichever task of the array comes first.
+			if out != "" && bench.IsDirOut(out) {
+				dir := out
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return err
+				}
+				if err := bench.CheckSplit(dir, sh.Shard, sh.from); err != nil {
+					return usageError{err}
+				}
+				out = filepath.Join(dir, bench.FileName(sh.Shard))
+			}
+			return a.runBench(cmd, ds, sh.Shard, out, logEvery)
 		},
 	}
 	f := cmd.Flags()
 	a.modelFlags.register(f, true)
-	f.StringVar(&out, "out", "", "record every decision in this JSONL file; a rerun resumes from it")
-	f.StringVar(&shard, "shard", "0/1", "make only shard I of N (decision index mod N = I)")
+	f.StringVar(&out, "out", "", "record every decision in this JSONL file, or DIR/ for one file per shard; a rerun resumes from it")
+	f.StringVar(&shard, "shard", "", "make only shard I of N (decision index mod N = I); default: from a Slurm array or an Indexed Job, else all")
+	f.IntVar(&shards, "shards", 0, "shard count when the task index comes from the engine (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID); default $DIFFSIM_SHARDS")
+	f.IntVar(&logEvery, "log-every", 0, "without a terminal, one progress line every N decisions (0: about every 5%, at most 100)")
 	f.Uint64Var(&sampleSeed, "sample-seed", 1, "triplet: seed of the negatives drawn and of the decision order")
 	f.IntVar(&maxN, "max", 0, "make at most this many decisions (the first N; triplet: a seeded sample); 0 = all")
 	f.StringVar(&split, "split", "test", "nights: the split to evaluate: test, val, train or all")
 	f.IntVar(&minVotes, "min-votes", 6, "nights: keep triplets with at least this many votes (DreamSim's filter); 0 = all")
 	f.BoolVar(&a.json, "json", false, "print the summary as one JSON object")
-	inGroup(f, groupOutput, "json")
-	cmd.AddCommand(a.benchMergeCommand())
+	inGroup(f, groupOutput, "json", "out", "log-every")
+	cmd.AddCommand(a.benchMergeCommand(), a.benchStatusCommand())
 	return cmd
+}
+
+// benchShard is the shard a bench run makes, and where it came from.
+type benchShard struct {
+	bench.Shard
+	from string // the engine variables it came from; "" for --shard or none
+}
+
+// benchShard resolves --shard, --shards and the batch engine's environment, and says on
+// stderr which engine's index it used.
+func (a *benchCmd) benchShard(cmd *cobra.Command, shard string, shards int) (benchShard, error) {
+	if cmd.Flags().Changed("shard") {
+		if cmd.Flags().Changed("shards") {
+			return benchShard{}, usagef("give --shard I/N or --shards N, not both")
+		}
+		sh, err := bench.ParseShard(shard)
+		if err != nil {
+			return benchShard{}, usageError{err}
+		}
+		return benchShard{Shard: sh}, nil
+	}
+	if !cmd.Flags().Changed("shards") {
+		if v := os.Getenv(bench.ShardsVar); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return benchShard{}, usagef("$%s=%q: want a shard count", bench.ShardsVar, v)
+			}
+			shards = n
+		}
+	}
+	sh, from, ok, err := bench.FromEnv(os.Getenv, shards)
+	if err != nil {
+		return benchShard{}, usageError{err}
+	}
+	if ok && !a.quiet {
+		fmt.Fprintf(a.stderr, "diffsim: shard %s from the %s\n", sh, from)
+	}
+	return benchShard{sh, from}, nil
 }
 
 func (a *benchCmd) benchMergeCommand() *cobra.Command {
 	var out string
+	var partial bool
 	cmd := &cobra.Command{
-		Use:   "merge FILE.jsonl…",
-		Short: "Combine the --out files of bench shards into one result",
-		Long: `merge reads the results files of bench shards (a torn last line is ignored), checks that
-they were made with the same settings, and prints the summary a single run would have
-printed. --out writes the decisions sorted by index: the single run's results file.`,
-		Example: `  diffsim bench merge nights-*.jsonl --out nights.jsonl --json`,
-		Args:    minArgs(1, "results files"),
+		Use:   "merge DIR | FILE.jsonl…",
+		Short: "Combine the results of bench shards into one result",
+		Long: `merge reads the results of bench shards (a torn last line is ignored), checks that they
+were made with the same settings, and prints the summary a single run would have printed.
+--out writes the decisions sorted by index: byte for byte the single run's results file.
+
+Given a folder (bench --out DIR/), it refuses a shard that is missing, present twice, from
+another split, or unfinished (--partial merges what is there).`,
+		Example: `  diffsim bench merge results/ --out nights.jsonl --json
+  diffsim bench merge nights-*.jsonl --out nights.jsonl`,
+		Args: minArgs(1, "a results folder or results files"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			recs, settings, err := bench.Merge(args)
+			var recs []bench.Record
+			var settings bench.Settings
+			var err error
+			if fi, statErr := os.Stat(args[0]); statErr == nil && fi.IsDir() {
+				if len(args) > 1 {
+					return usagef("merge takes one results folder or a list of files, not both")
+				}
+				recs, settings, err = bench.MergeDir(args[0], partial)
+			} else {
+				recs, settings, err = bench.Merge(args)
+			}
 			if err != nil {
-				if errors.Is(err, bench.ErrMismatch) {
+				if errors.Is(err, bench.ErrMismatch) || errors.Is(err, bench.ErrIncomplete) {
 					return usageError{err}
 				}
 				return err
@@ -131,7 +212,43 @@ printed. --out writes the decisions sorted by index: the single run's results fi
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "write the merged decisions, sorted by index, to this JSONL file")
+	cmd.Flags().BoolVar(&partial, "partial", false, "merge a results folder with shards missing or unfinished (the summary says INCOMPLETE)")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the summary as one JSON object")
+	return cmd
+}
+
+func (a *benchCmd) benchStatusCommand() *cobra.Command {
+	var stale time.Duration
+	cmd := &cobra.Command{
+		Use:   "status DIR",
+		Short: "How far every shard in a results folder has got",
+		Long: `status reads a results folder (bench --out DIR/) and prints, per shard, the decisions
+recorded of the shard's total, when its file was last written, and its state: done, running
+(written in the last --stale), stopped, empty, or missing (no file yet). It reads only; it
+can run while the shards do.`,
+		Example: `  diffsim bench status results/
+  watch -n 30 diffsim bench status results/`,
+		Args: exactArgs(1, "a results folder"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			now := time.Now()
+			sts, settings, err := bench.Status(args[0], now, stale)
+			if err != nil {
+				if errors.Is(err, bench.ErrMismatch) {
+					return usageError{err}
+				}
+				return err
+			}
+			if a.json {
+				return json.NewEncoder(a.stdout).Encode(struct {
+					bench.Settings
+					Shards []bench.ShardStatus `json:"shards"`
+				}{settings, sts})
+			}
+			return bench.WriteStatus(a.stdout, settings, sts, now)
+		},
+	}
+	cmd.Flags().DurationVar(&stale, "stale", 2*time.Minute, "a shard whose file was written within this long counts as running")
+	cmd.Flags().BoolVar(&a.json, "json", false, "print the settings and every shard as one JSON object")
 	return cmd
 }
 
@@ -142,17 +259,16 @@ func (a *benchCmd) printSummary(sum bench.Summary) error {
 	return sum.WriteText(a.stdout)
 }
 
-// runBench makes the shard's decisions that are not in the results file yet, in index order.
-func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string) error {
+// runBench opens the session and makes the shard's decisions (session/bench does the work;
+// this wires flags, stderr and progress to it).
+func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string, logEvery int) error {
 	stderr := &syncWriter{w: a.stderr}
-	ctx := cmd.Context()
 	tg, err := a.openTarget(cmd, nil)
 	if err != nil {
 		return err
 	}
 	defer tg.s.Close()
 	s, info, layer, t := tg.s, tg.info, tg.layer, tg.t
-	metric := session.Metric(a.metric)
 	settings := bench.Settings{
 		Layout: ds.Layout, Model: info.Name, Layer: info.Layers[layer].Name, LayerIndex: layer,
 		T: t, Step: stepOf(info, t), Metric: a.metric, Size: info.Size, Seed: info.Seed, Total: len(ds.Tasks),
@@ -161,187 +277,91 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 	if !info.Layers[layer].ImageKV {
 		fmt.Fprintf(stderr, "diffsim: warning: layer %s is cross-attention on text; every pair scores 1 there\n", info.Layers[layer].Label())
 	}
-	done := map[int]bench.Decision{}
-	var res *bench.Results
-	if out != "" {
-		res, done, err = bench.OpenResults(out, settings, ds.Tasks)
-		if err != nil {
-			if errors.Is(err, bench.ErrMismatch) {
-				return usageError{err}
-			}
-			return err
-		}
-		defer res.Close()
+	run := &bench.Run{
+		Scorer: s, Dataset: ds, Settings: settings, Layer: layer, T: t, Metric: tg.metric,
+		Shard: sh, Out: out, Log: stderr,
 	}
-	var todo []bench.Task
-	inShard := 0
-	for _, task := range ds.Tasks {
-		if !sh.Has(task.Index) {
-			continue
-		}
-		inShard++
-		if _, ok := done[task.Index]; !ok {
-			todo = append(todo, task)
-		}
+	label := ds.Layout
+	if sh.N > 1 {
+		label += " shard " + sh.String()
 	}
-	if !a.quiet {
-		if len(ds.Notes) > 0 {
-			fmt.Fprintf(stderr, "diffsim: %s: %s\n", ds.Layout, strings.Join(ds.Notes, "; "))
-		}
-		msg := fmt.Sprintf("diffsim: %s: %d decisions", ds.Layout, len(ds.Tasks))
-		if sh.N > 1 {
-			msg += fmt.Sprintf(", %d in shard %s", inShard, sh)
-		}
-		if len(done) > 0 {
-			msg += fmt.Sprintf(", %d already in %s, %d to make", len(done), out, len(todo))
-		}
-		fmt.Fprintln(stderr, msg)
-	}
-
-	// A first signal lets the decision in flight finish; a second abandons it.
-	scoreCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
-	defer abandon()
-	finished := make(chan struct{})
-	var watcher sync.WaitGroup
-	defer func() { close(finished); watcher.Wait() }() // nothing writes to stderr after we return
-	watcher.Go(func() {
-		select {
-		case <-finished:
-			return
-		case <-ctx.Done():
-		}
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-		defer signal.Stop(sig)
-		fmt.Fprintln(stderr, "diffsim: stopping after the decision in flight (interrupt again to abandon it)")
-		select {
-		case <-sig:
-			abandon()
-		case <-finished:
-		}
-	})
-
-	bar := a.newProgress(ds.Layout, inShard, inShard-len(todo))
-	defer bar.Close()
-	images := imageCache{s: s, m: map[string]*session.Image{}}
-	made := 0
-	var runErr error
-	for _, task := range todo {
-		if ctx.Err() != nil {
-			break
-		}
-		d, err := decide(scoreCtx, s, &images, ds, task, layer, t, metric, settings)
-		if err != nil {
-			if scoreCtx.Err() == nil {
-				runErr = fmt.Errorf("decision %d (%s): %w", task.Index, task.ID, err)
-			}
-			break
-		}
-		if d.Skipped != "" {
-			fmt.Fprintf(stderr, "diffsim: skipped decision %d: %s\n", task.Index, d.Skipped)
-		}
-		if res != nil {
-			if err := res.Write(d); err != nil {
-				runErr = err
-				break
+	// A bar where a person watches; lines where a job log collects them.
+	var bar *progress
+	var lines *bench.ProgressLines
+	started, shown := false, 0
+	run.Progress = func(done, total int) {
+		if !started {
+			started, shown = true, done
+			a.benchStart(stderr, ds, sh, out, done, total)
+			switch {
+			case a.quiet:
+			case a.stderrIsTerminal():
+				bar = a.newProgress(label, total, done)
+			default:
+				lines = &bench.ProgressLines{W: stderr, Label: label, Every: logEvery}
 			}
 		}
-		done[task.Index] = d
-		made++
-		bar.Add(1)
-		if hook, ok := ctx.Value(afterDecisionKey{}).(func(made int)); ok {
-			hook(made)
+		if bar != nil {
+			bar.Add(done - shown)
+			shown = done
+		}
+		if lines != nil {
+			lines.Update(done, total)
 		}
 	}
-	bar.Close()
-	if err := res.Close(); err != nil && runErr == nil {
-		runErr = err
+	res, err := run.Do(cmd.Context())
+	if bar != nil {
+		bar.Close()
 	}
-	if runErr != nil {
-		if out != "" {
-			fmt.Fprintf(stderr, "diffsim: %d decisions are saved in %s; run the same command again to resume\n", len(done), out)
+	if err != nil && !res.Interrupted {
+		if errors.Is(err, bench.ErrMismatch) {
+			return usageError{err}
 		}
-		return runErr
-	}
-
-	mine := make([]bench.Decision, 0, len(done))
-	for _, task := range ds.Tasks {
-		if d, ok := done[task.Index]; ok && sh.Has(task.Index) {
-			mine = append(mine, d)
+		if out != "" && res.Resumed+res.Made > 0 {
+			fmt.Fprintf(stderr, "diffsim: %d decisions are saved in %s; run the same command again to resume\n", res.Resumed+res.Made, out)
 		}
-	}
-	sum := bench.Summarize(settings, mine)
-	interrupted := ctx.Err() != nil && made < len(todo)
-	if sh.N > 1 && !interrupted {
-		fmt.Fprintf(stderr, "diffsim: shard %s of %s done; combine the shards with: diffsim bench merge FILES… (this summary covers this shard only)\n", sh, ds.Layout)
-	}
-	if err := a.printSummary(sum); err != nil {
 		return err
 	}
-	if interrupted {
+	if sh.N > 1 && !res.Interrupted && !a.quiet {
+		fmt.Fprintf(stderr, "diffsim: shard %s of %s done; combine the shards with: diffsim bench merge DIR (or FILES…)\n", sh, ds.Layout)
+	}
+	if err := a.printSummary(res.Summary); err != nil {
+		return err
+	}
+	if res.Interrupted {
+		kept := res.Resumed + res.Made
 		if out != "" {
-			fmt.Fprintf(stderr, "diffsim: interrupted after %d of %d decisions; they are saved in %s; run the same command again to resume\n", len(mine), inShard, out)
+			fmt.Fprintf(stderr, "diffsim: interrupted after %d of %d decisions; they are saved in %s; run the same command again to resume\n", kept, res.InShard, out)
 		} else {
-			fmt.Fprintf(stderr, "diffsim: interrupted after %d of %d decisions; nothing was saved (give --out FILE.jsonl to make runs resumable)\n", len(mine), inShard)
+			fmt.Fprintf(stderr, "diffsim: interrupted after %d of %d decisions; nothing was saved (give --out FILE.jsonl to make runs resumable)\n", kept, res.InShard)
 		}
-		return ctx.Err()
+		return err
 	}
 	return nil
 }
 
-// afterDecisionKey carries, in tests, a func(made int) called after each decision is saved:
-// the way to interrupt a run at an exact point.
-type afterDecisionKey struct{}
-
-// decide scores one task. Unreadable images make a skipped decision; other errors end the run.
-func decide(ctx context.Context, s *session.Session, images *imageCache, ds *bench.Dataset, task bench.Task, layer, t int, m session.Metric, st bench.Settings) (bench.Decision, error) {
-	var imgs [3]*session.Image
-	for i, p := range []string{task.Ref, task.A, task.B} {
-		img, err := images.load(ds.Path(p))
-		if err != nil {
-			if session.IsUnreadable(err) {
-				return bench.Skip(task, oneLine(err), st), nil
-			}
-			return bench.Decision{}, err
-		}
-		imgs[i] = img
+// benchStart says what the run will do, once its results file has been read.
+func (a *benchCmd) benchStart(w io.Writer, ds *bench.Dataset, sh bench.Shard, out string, done, inShard int) {
+	if a.quiet {
+		return
 	}
-	ref, a, b := imgs[0], imgs[1], imgs[2]
-	// The three images' missing features come from one batched run.
-	if err := s.PrefetchImages(ctx, t, ref, a, b); err != nil {
-		return bench.Decision{}, err
+	if len(ds.Notes) > 0 {
+		fmt.Fprintf(w, "diffsim: %s: %s\n", ds.Layout, strings.Join(ds.Notes, "; "))
 	}
-	ra, err := s.Score(ctx, session.Request{A: ref, B: a, Layer: layer, T: t, Metric: m, Token: -1})
-	if err != nil {
-		return bench.Decision{}, err
+	msg := fmt.Sprintf("diffsim: %s: %d decisions", ds.Layout, len(ds.Tasks))
+	if sh.N > 1 {
+		msg += fmt.Sprintf(", %d in shard %s", inShard, sh)
 	}
-	rb, err := s.Score(ctx, session.Request{A: ref, B: b, Layer: layer, T: t, Metric: m, Token: -1})
-	if err != nil {
-		return bench.Decision{}, err
+	if done > 0 {
+		msg += fmt.Sprintf(", %d already in %s, %d to make", done, out, inShard-done)
 	}
-	return bench.Decide(task, ra.Score, rb.Score, m.HigherIsMoreSimilar(), st), nil
+	fmt.Fprintln(w, msg)
 }
 
-// imageCache keeps the last few decoded images: references repeat across neighbouring
-// decisions (TID2013 asks 24 in a row about one reference).
-type imageCache struct {
-	s *session.Session
-	m map[string]*session.Image
-}
-
-func (c *imageCache) load(path string) (*session.Image, error) {
-	if img, ok := c.m[path]; ok {
-		return img, nil
-	}
-	img, err := c.s.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if len(c.m) >= 8 {
-		clear(c.m)
-	}
-	c.m[path] = img
-	return img, nil
+// stderrIsTerminal reports whether progress can be a bar (redrawn in place) rather than lines.
+func (a *benchCmd) stderrIsTerminal() bool {
+	f, ok := a.stderr.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // stepOf is the reference's step index for t, 0 for models without timesteps (as score prints).

@@ -236,7 +236,7 @@ func TestBenchShardsMergeEqualsOneRun(t *testing.T) {
 	}
 }
 
-func TestBenchResumesAfterInterrupt(t *testing.T) {
+func TestBenchResumesAKilledRun(t *testing.T) {
 	dir := tripletDataset(t, benchPhotos...)
 	tmp := t.TempDir()
 	single := filepath.Join(tmp, "single.jsonl")
@@ -245,58 +245,165 @@ func TestBenchResumesAfterInterrupt(t *testing.T) {
 	}
 	want, _ := os.ReadFile(single)
 
+	// what a run killed during its eighth write leaves: 7 lines and half of one
+	// (session/bench's tests stop runs at exact points; this checks the command's wiring)
 	out := filepath.Join(tmp, "resumed.jsonl")
-	args := benchArgs("bench", "triplet", dir, "--out", out)
-	for _, k := range []int{7, 20} {
-		ctx, cancel := context.WithCancel(t.Context())
-		ctx = context.WithValue(ctx, afterDecisionKey{}, func(made int) {
-			if made == k {
-				cancel() // as a Ctrl-C while decision k+1 would start
-			}
-		})
-		err, _, stderr := runCtx(ctx, args...)
-		cancel()
-		if err != context.Canceled {
-			t.Fatalf("interrupted run: err %v, want context.Canceled", err)
-		}
-		if !strings.Contains(stderr, "run the same command again to resume") {
-			t.Errorf("interrupted run does not say how to resume:\n%s", stderr)
-		}
-		if k == 7 {
-			if n := len(readLines(t, out)); n != k {
-				t.Fatalf("after an interrupt at %d decisions the file holds %d", k, n)
-			}
-			// a torn write: half of a line, no newline
-			f, err := os.OpenFile(out, os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.WriteString(`{"index":7,"id":"cut off mid-wr`)
-			f.Close()
-		}
+	lines := bytes.SplitAfter(want, []byte("\n"))
+	killed := append(bytes.Join(lines[:7], nil), lines[7][:20]...)
+	if err := os.WriteFile(out, killed, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if n := len(readLines(t, out)); n != 7+20 {
-		t.Fatalf("after two interrupts the file holds %d decisions, want 27", n)
-	}
+	args := []string{"bench", "triplet", dir, "--out", out, "--size", "64", "--t", "300", "--layer", "coarse"}
 	code, _, stderr := runCmd(t, args...)
 	if code != 0 {
 		t.Fatalf("resumed run: exit %d: %s", code, stderr)
 	}
-	got, _ := os.ReadFile(out)
-	if !bytes.Equal(got, want) {
-		t.Errorf("interrupted and resumed results differ from one uninterrupted run:\n got %s\nwant %s", got, want)
+	if !strings.Contains(stderr, "7 already in "+out+", 41 to make") {
+		t.Errorf("the resumed run does not say what it resumed:\n%s", stderr)
 	}
-	// nothing left to do: a rerun changes nothing
-	if code, _, _ := runCmd(t, args...); code != 0 {
-		t.Fatalf("rerun: exit %d", code)
-	}
-	if again, _ := os.ReadFile(out); !bytes.Equal(again, want) {
-		t.Error("a rerun of a finished benchmark changed its results file")
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
+		t.Errorf("killed and resumed results differ from one uninterrupted run:\n got %s\nwant %s", got, want)
 	}
 	// another setting must not mix into this file
 	code, _, stderr = runCmd(t, "bench", "triplet", dir, "--out", out, "--size", "64", "--t", "500", "--layer", "coarse", "--quiet")
 	if code != exitUsage || !strings.Contains(stderr, "another --out") {
 		t.Errorf("resume with another --t: exit %d, %s", code, stderr)
+	}
+}
+
+// clearShardEnv unsets the batch engines' variables, so a test run inside a Slurm job or a
+// Kubernetes pod sees only what the test sets.
+func clearShardEnv(t *testing.T) {
+	for _, k := range []string{"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "JOB_COMPLETION_INDEX", bench.ShardsVar} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+}
+
+func TestBenchShardFromEngineEnvironment(t *testing.T) {
+	dir := tripletDataset(t, benchPhotos...) // 48 decisions
+	for _, tc := range []struct {
+		env   map[string]string
+		extra []string
+		shard bench.Shard
+		from  string
+	}{
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "3"}, nil, bench.Shard{I: 1, N: 3}, "from the Slurm array (SLURM_ARRAY_TASK_ID=1, SLURM_ARRAY_TASK_COUNT=3)"},
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "1", "SLURM_ARRAY_TASK_MIN": "2", "SLURM_ARRAY_TASK_MAX": "2"}, []string{"--shards", "4"}, bench.Shard{I: 2, N: 4}, "--shards 4"},
+		{map[string]string{"JOB_COMPLETION_INDEX": "3", "DIFFSIM_SHARDS": "5"}, nil, bench.Shard{I: 3, N: 5}, "from the Kubernetes Indexed Job (JOB_COMPLETION_INDEX=3, --shards 5)"},
+		{map[string]string{"JOB_COMPLETION_INDEX": "0"}, []string{"--shards", "2"}, bench.Shard{I: 0, N: 2}, "Kubernetes"},
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "3"}, []string{"--shard", "0/2"}, bench.Shard{I: 0, N: 2}, ""},
+	} {
+		t.Run(fmt.Sprint(tc.env, tc.extra), func(t *testing.T) {
+			clearShardEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			res := filepath.Join(t.TempDir(), "results") + "/"
+			args := append([]string{"bench", "triplet", dir, "--out", res, "--size", "64", "--t", "300", "--layer", "coarse"}, tc.extra...)
+			code, _, stderr := runCmd(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if tc.from != "" && !strings.Contains(stderr, "diffsim: shard "+tc.shard.String()+" ") || !strings.Contains(stderr, tc.from) {
+				t.Errorf("stderr does not say the shard came from the engine (%q):\n%s", tc.from, stderr)
+			}
+			if tc.from == "" && strings.Contains(stderr, "from the") {
+				t.Errorf("--shard given, yet stderr names an engine:\n%s", stderr)
+			}
+			entries, _ := os.ReadDir(res)
+			if len(entries) != 1 || entries[0].Name() != bench.FileName(tc.shard) {
+				t.Fatalf("results folder holds %v, want only %s", entries, bench.FileName(tc.shard))
+			}
+			got := readLines(t, filepath.Join(res, entries[0].Name()))
+			if len(got) != tc.shard.Size(48) {
+				t.Errorf("%d decisions, want %d", len(got), tc.shard.Size(48))
+			}
+			for _, line := range got {
+				var d bench.Decision
+				if err := json.Unmarshal([]byte(line), &d); err != nil || !tc.shard.Has(d.Index) {
+					t.Fatalf("shard %s holds decision %d (%v)", tc.shard, d.Index, err)
+				}
+			}
+		})
+	}
+}
+
+func TestBenchResultsFolderMergeAndStatus(t *testing.T) {
+	clearShardEnv(t)
+	dir := tripletDataset(t, benchPhotos...)
+	tmp := t.TempDir()
+	single := filepath.Join(tmp, "single.jsonl")
+	code, wantSummary, stderr := runCmd(t, benchArgs("bench", "triplet", dir, "--out", single, "--json")...)
+	if code != 0 {
+		t.Fatalf("single run: exit %d: %s", code, stderr)
+	}
+	res := filepath.Join(tmp, "results")
+	run := func(i int, extra ...string) (int, string) {
+		t.Setenv("SLURM_ARRAY_TASK_ID", fmt.Sprint(i))
+		t.Setenv("SLURM_ARRAY_TASK_COUNT", "4")
+		code, _, stderr := runCmd(t, append([]string{"bench", "triplet", dir, "--out", res + "/", "--size", "64", "--t", "300", "--layer", "coarse"}, extra...)...)
+		return code, stderr
+	}
+	for _, i := range []int{0, 1, 3} {
+		if code, stderr := run(i); code != 0 {
+			t.Fatalf("shard %d: exit %d: %s", i, code, stderr)
+		}
+	}
+	// status while shard 2 has not started
+	code, status, stderr := runCmd(t, "bench", "status", res)
+	if code != 0 {
+		t.Fatalf("status: exit %d: %s", code, stderr)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(status, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			rows[f[0]] = strings.Join(f, " ")
+		}
+	}
+	for shard, want := range map[string]string{"0/4": "0/4 12 12 0", "2/4": "2/4 0 12 0 - missing", "36": "36 of 48 decisions (75.0%);"} {
+		if !strings.HasPrefix(rows[shard], want) || (shard == "0/4" && !strings.HasSuffix(rows[shard], "done")) {
+			t.Errorf("status row %q is %q, want %q…:\n%s", shard, rows[shard], want, status)
+		}
+	}
+	code, _, stderr = runCmd(t, "bench", "merge", res)
+	if code != exitUsage || !strings.Contains(stderr, "lacks shard 2 of 4") {
+		t.Errorf("merge without shard 2: exit %d, %s", code, stderr)
+	}
+	// a rerun of task 2 alone, as sbatch --array=2 makes it, must keep the 4-way split
+	t.Setenv("SLURM_ARRAY_TASK_MIN", "2")
+	t.Setenv("SLURM_ARRAY_TASK_MAX", "2")
+	t.Setenv("SLURM_ARRAY_TASK_ID", "2")
+	t.Setenv("SLURM_ARRAY_TASK_COUNT", "1")
+	code, _, stderr = runCmd(t, "bench", "triplet", dir, "--out", res+"/", "--size", "64", "--t", "300", "--layer", "coarse")
+	if code != exitUsage || !strings.Contains(stderr, "--shards") {
+		t.Errorf("rerun of one task without --shards: exit %d, %s", code, stderr)
+	}
+	if code, stderr := run(2, "--shards", "4", "--log-every", "5"); code != 0 {
+		t.Fatalf("shard 2 with --shards 4: exit %d: %s", code, stderr)
+	} else if n := strings.Count(stderr, "decisions ("); n != 3 || !strings.Contains(stderr, "/s, ETA ") || !strings.Contains(stderr, "12/12 decisions (100%)") {
+		t.Errorf("progress lines every 5 of 12 decisions: %d lines, want 3 (5, 10, 12):\n%s", n, stderr)
+	}
+	merged := filepath.Join(tmp, "merged.jsonl")
+	code, got, stderr := runCmd(t, "bench", "merge", res, "--out", merged, "--json")
+	if code != 0 {
+		t.Fatalf("merge: exit %d: %s", code, stderr)
+	}
+	if got != wantSummary {
+		t.Errorf("merged summary differs from the single run's:\n got %q\nwant %q", got, wantSummary)
+	}
+	a, _ := os.ReadFile(single)
+	b, _ := os.ReadFile(merged)
+	if !bytes.Equal(a, b) || len(a) == 0 {
+		t.Errorf("merged JSONL (%d bytes) differs from the single run's (%d bytes)", len(b), len(a))
+	}
+	code, status, _ = runCmd(t, "bench", "status", res, "--json")
+	var st struct {
+		Total  int                 `json:"total"`
+		Shards []bench.ShardStatus `json:"shards"`
+	}
+	if err := json.Unmarshal([]byte(status), &st); code != 0 || err != nil || st.Total != 48 || len(st.Shards) != 4 || st.Shards[2].State != "done" {
+		t.Errorf("status --json: exit %d, %v: %s", code, err, status)
 	}
 }
 
@@ -413,6 +520,7 @@ func writeBMP(t testing.TB, path string, img image.Image) {
 }
 
 func TestBenchUsageErrors(t *testing.T) {
+	clearShardEnv(t)
 	dir := tripletDataset(t, "grass.png", "brick.png")
 	for _, tc := range []struct {
 		args []string
@@ -424,6 +532,11 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "nights", dir}, "data.csv"},
 		{[]string{"bench", "triplet", filepath.Join(dir, "nope")}, "no such file"},
 		{[]string{"bench", "merge", filepath.Join(dir, "grass", "v0.png")}, "not a diffsim bench decision"},
+		{[]string{"bench", "merge", dir}, "no shard files"},
+		{[]string{"bench", "status", dir}, "no shard files"},
+		{[]string{"bench", "triplet", dir, "--shard", "0/2", "--shards", "2"}, "not both"},
+		{[]string{"bench", "triplet", dir, "--shards", "3"}, "SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX"},
+		{[]string{"bench", "triplet", dir, "--log-every", "-1"}, "--log-every"},
 	} {
 		code, _, stderr := runCmd(t, tc.args...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {

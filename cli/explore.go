@@ -58,7 +58,7 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 
 	root.AddCommand(
 		newScoreCmd(a), newSweepCmd(a), newRankCmd(a), newBenchCmd(a), newVideoCmd(a),
-		newModelsCmd(a), newDoctorCmd(a), newVersionCmd(a),
+		newModelsCmd(a), newDoctorCmd(a), newVersionCmd(a), newServeCmd(a), newCacheCmd(a),
 	)
 	setupHelp(root)
 	return root

@@ -116,8 +116,9 @@ func (r *rangedInt) Type() string { return "int" }
 type scoring struct {
 	*app
 	modelFlags
-	diff    *diffusionFlags // nil where diffusion flags do not apply
-	checked bool            // checkFlags ran: --reference reports once
+	diff     *diffusionFlags // nil where diffusion flags do not apply
+	checked  bool            // checkFlags ran: --reference reports once
+	noServer bool            // --no-server: compute here even when `diffsim serve` runs
 }
 
 // conditioning is the diffusion flags' values, or none.
@@ -163,6 +164,7 @@ func (c *scoring) openSession(cmd *cobra.Command, progress func(session.Progress
 	d := c.conditioning()
 	s, err := session.Open(cmd.Context(), session.Options{
 		Model: c.model, Size: c.size, Seed: c.seed, Device: c.device, Library: c.ortLib, OnProgress: progress,
+		GraphCache:   graphCache(),
 		Conditioning: features.Conditioning{Prompt: d.prompt, CFG: d.cfg},
 		Families:     families.All(),
 		IPAdapter:    d.ipAdapter, ImageEncoder: d.imageEncoder,

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/session/serve"
 )
 
 // rankCmd is `diffsim rank`: the images in a folder most similar to a query.
@@ -49,6 +50,7 @@ are listed as skipped and do not stop the ranking.`,
 	f := cmd.Flags()
 	c.modelFlags.register(f, true)
 	c.diff.register(f)
+	c.registerNoServer(f)
 	f.IntVarP(&c.top, "top", "k", 10, "how many to print; 0 for all")
 	f.BoolVar(&c.json, "json", false, "print one JSON object: the setup, and a score record per image")
 	inGroup(f, groupOutput, "json")
@@ -67,16 +69,6 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 	} else if !fi.IsDir() {
 		return usagef("%s is not a folder (rank QUERY DIR)", dir)
 	}
-	tg, err := c.openTarget(cmd, nil)
-	if err != nil {
-		return err
-	}
-	defer tg.s.Close()
-	s := tg.s
-	query, err := s.Load(queryPath)
-	if err != nil {
-		return err
-	}
 	files, unreadable, err := session.ImageFiles(dir)
 	if err != nil {
 		return err
@@ -86,19 +78,18 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 		skipped = append(skipped, session.Skipped{Path: p, Error: e.Error()})
 	}
 	files = slices.DeleteFunc(files, func(p string) bool { return samePath(p, queryPath) })
-	bar := c.newProgress("rank", len(files), 0)
-	results, skip, err := s.Rank(cmd.Context(), query, files, tg.layer, tg.t, tg.metric, func() { bar.Add(1) })
-	bar.Close()
+	rk, err := c.rank(cmd, queryPath, files)
 	if err != nil {
 		return err
 	}
+	results, skip := rk.Results, rk.Skipped
 	skipped = append(skipped, skip...)
 	slices.SortFunc(skipped, func(x, y session.Skipped) int { return strings.Compare(x.Path, y.Path) })
 	for _, sk := range skipped {
 		fmt.Fprintf(c.stderr, "diffsim: skipped %s\n", sk.Error)
 	}
 	out := rankJSON{
-		Query: queryPath, Dir: dir, Setup: s.Setup(tg.metric), Point: session.NewPoint(tg.info, tg.layer, tg.t),
+		Query: queryPath, Dir: dir, Setup: rk.Setup, Point: rk.Point,
 		Images: len(results), Results: results, Skipped: skipped,
 	}
 	if out.Skipped == nil {
@@ -121,8 +112,8 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 	if out.T != nil {
 		when = fmt.Sprintf("t=%d", *out.T)
 	}
-	fmt.Fprintf(c.stdout, "%d most similar of %d images to %s (%s at %s, %s; %s)\n", len(out.Results), out.Images, queryPath, out.Metric, tg.info.Layers[tg.layer].Label(), when, dirWord)
-	if !tg.info.Layers[tg.layer].ImageKV {
+	fmt.Fprintf(c.stdout, "%d most similar of %d images to %s (%s at %s, %s; %s)\n", len(out.Results), out.Images, queryPath, out.Metric, rk.LayerLabel, when, dirWord)
+	if !rk.imageKV {
 		fmt.Fprintln(c.stdout, "note: cross-attention on text: keys and values do not depend on the image, so every pair scores 1")
 	}
 	for _, r := range out.Results {
@@ -142,4 +133,42 @@ func samePath(a, b string) bool {
 	aa, _ := filepath.Abs(a)
 	ab, _ := filepath.Abs(b)
 	return aa == ab
+}
+
+// ranking is what rank prints, computed here or by a server.
+type ranking struct {
+	serve.RankResponse
+	imageKV bool // the layer's keys and values depend on the image
+}
+
+// rank scores files against the query, through a running server when there is one.
+func (c *rankCmd) rank(cmd *cobra.Command, queryPath string, files []string) (ranking, error) {
+	if cl, err := c.server(cmd); err != nil || cl != nil {
+		if err != nil {
+			return ranking{}, err
+		}
+		r, err := c.rankRemote(cmd.Context(), cmd, cl, queryPath, files)
+		return ranking{RankResponse: r, imageKV: r.Meaningless == nil}, err
+	}
+	tg, err := c.openTarget(cmd, nil)
+	if err != nil {
+		return ranking{}, err
+	}
+	defer tg.s.Close()
+	s := tg.s
+	query, err := s.Load(queryPath)
+	if err != nil {
+		return ranking{}, err
+	}
+	bar := c.newProgress("rank", len(files), 0)
+	results, skip, err := s.Rank(cmd.Context(), query, files, tg.layer, tg.t, tg.metric, func() { bar.Add(1) })
+	bar.Close()
+	if err != nil {
+		return ranking{}, err
+	}
+	return ranking{
+		RankResponse: serve.RankResponse{Setup: s.Setup(tg.metric), Point: session.NewPoint(tg.info, tg.layer, tg.t),
+			LayerLabel: tg.info.Layers[tg.layer].Label(), Results: results, Skipped: skip},
+		imageKV: tg.info.Layers[tg.layer].ImageKV,
+	}, nil
 }

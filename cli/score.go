@@ -32,6 +32,7 @@ where the model has one). --json prints one record; a value that does not apply 
 	f := cmd.Flags()
 	c.modelFlags.register(f, true)
 	c.diff.register(f)
+	c.registerNoServer(f)
 	f.BoolVar(&c.json, "json", false, "print one JSON record (snake_case keys; null where a value does not apply)")
 	inGroup(f, groupOutput, "json")
 	return cmd
@@ -41,6 +42,12 @@ func (c *scoreCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	// A typo should not wait for a model to load.
 	if err := checkImages(pathA, pathB); err != nil {
 		return err
+	}
+	if cl, err := c.server(cmd); err != nil || cl != nil {
+		if err != nil {
+			return err
+		}
+		return c.scoreRemote(cmd.Context(), cmd, cl, pathA, pathB)
 	}
 	tg, err := c.openTarget(cmd, nil)
 	if err != nil {

@@ -42,6 +42,7 @@ once and one score record per layer and timestep (as score --json prints it).`,
 	f.StringVar(&c.stepList, "step", "", "the reference code's step indices instead of --t (t = 1001 − step), e.g. 900,500")
 	inGroup(f, groupCommon, "t", "step")
 	c.diff.register(f)
+	c.registerNoServer(f)
 	f.BoolVar(&c.json, "json", false, "print one JSON object: the setup, and a score record per layer and timestep")
 	f.BoolVar(&c.csv, "csv", false, "print CSV, one row per layer and timestep")
 	f.StringVar(&c.pngPath, "png", "", "also draw a heatmap (layers × timesteps) into this PNG file")
@@ -70,38 +71,7 @@ func (c *sweepCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	if err := checkImages(pathA, pathB); err != nil {
 		return err
 	}
-	s, err := c.openSession(cmd, nil)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	info := s.Info()
-	var layers []int // nil: all
-	if c.layer != "" {
-		l, err := s.ResolveLayer(c.layer)
-		if err != nil {
-			return err
-		}
-		layers = []int{l}
-	}
-	if !info.Timesteps && (changed("t") || changed("step")) && !c.quiet {
-		fmt.Fprintf(c.stderr, "diffsim: %s has no timesteps; sweeping its layers only\n", info.Name)
-	}
-	imgA, err := s.Load(pathA)
-	if err != nil {
-		return err
-	}
-	imgB, err := s.Load(pathB)
-	if err != nil {
-		return err
-	}
-	steps := len(ts)
-	if !info.Timesteps {
-		steps = 1
-	}
-	bar := c.newProgress("sweep", steps, 0)
-	sw, err := s.Sweep(cmd.Context(), imgA, imgB, layers, ts, session.Metric(c.metric), func() { bar.Add(1) })
-	bar.Close()
+	sw, err := c.sweep(cmd, pathA, pathB, ts)
 	if err != nil {
 		return err
 	}
@@ -117,4 +87,55 @@ func (c *sweepCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 		return sw.WriteCSV(c.stdout)
 	}
 	return sw.WriteTable(c.stdout)
+}
+
+// sweep computes the sweep, through a running server when there is one.
+func (c *sweepCmd) sweep(cmd *cobra.Command, pathA, pathB string, ts []int) (session.Sweep, error) {
+	changed := cmd.Flags().Changed
+	if cl, err := c.server(cmd); err != nil || cl != nil {
+		if err != nil {
+			return session.Sweep{}, err
+		}
+		sw, err := c.sweepRemote(cmd.Context(), cmd, cl, pathA, pathB, ts)
+		if err == nil && sw.Timesteps == nil && (changed("t") || changed("step")) && !c.quiet {
+			fmt.Fprintf(c.stderr, "diffsim: %s has no timesteps; sweeping its layers only\n", sw.Model)
+		}
+		return sw, err
+	}
+	s, err := c.openSession(cmd, nil)
+	if err != nil {
+		return session.Sweep{}, err
+	}
+	defer s.Close()
+	info := s.Info()
+	var layers []int // nil: all
+	if c.layer != "" {
+		l, err := s.ResolveLayer(c.layer)
+		if err != nil {
+			return session.Sweep{}, err
+		}
+		layers = []int{l}
+	}
+	if !info.Timesteps && (changed("t") || changed("step")) && !c.quiet {
+		fmt.Fprintf(c.stderr, "diffsim: %s has no timesteps; sweeping its layers only\n", info.Name)
+	}
+	imgA, err := s.Load(pathA)
+	if err != nil {
+		return session.Sweep{}, err
+	}
+	imgB, err := s.Load(pathB)
+	if err != nil {
+		return session.Sweep{}, err
+	}
+	steps := len(ts)
+	if !info.Timesteps {
+		steps = 1
+	}
+	bar := c.newProgress("sweep", steps, 0)
+	sw, err := s.Sweep(cmd.Context(), imgA, imgB, layers, ts, session.Metric(c.metric), func() { bar.Add(1) })
+	bar.Close()
+	if err != nil {
+		return session.Sweep{}, err
+	}
+	return sw, nil
 }

@@ -34,6 +34,8 @@ type Options struct {
 	Library string // explicit library path (the --ort-lib flag); empty: ONNXRUNTIME_LIB, then the cache
 	Device  string // auto, cpu, cuda or cuda:ID; empty means auto
 	Threads int    // intra-op threads; 0 means one per CPU
+	// GraphCache, when set, keeps optimized graphs of large models between processes.
+	GraphCache *GraphCache
 }
 
 // Runtime is an initialised ONNX Runtime with a chosen execution provider.
@@ -266,7 +268,7 @@ func (r *Runtime) LoadSession(model []byte, so SessionOptions) (*Session, error)
 		return nil, err
 	}
 	defer opts.Destroy()
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inNames, outSel, opts)
+	sess, err := r.newSession(model, m, so, inNames, outSel, opts)
 	if err != nil {
 		return nil, fmt.Errorf("create session: %v", firstLine(err))
 	}

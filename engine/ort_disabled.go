@@ -6,9 +6,10 @@ import "context"
 
 // Options choose the runtime library, the execution provider and threading.
 type Options struct {
-	Library string
-	Device  string
-	Threads int
+	Library    string
+	Device     string
+	Threads    int
+	GraphCache *GraphCache
 }
 
 // SessionOptions configure one session.

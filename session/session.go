@@ -50,6 +50,9 @@ type Options struct {
 	Library    string // ONNX Runtime library path; empty = ONNXRUNTIME_LIB, then diffsim's cache
 	Threads    int
 	CacheBytes int64 // feature cache budget; 0 = DefaultCacheBytes
+	// GraphCache keeps ONNX Runtime's optimized graphs of large models between processes;
+	// nil disables it.
+	GraphCache *engine.GraphCache
 
 	// Families are the model families the session can open (features/families.All in the
 	// program). Required unless OpenModel is set.
@@ -144,7 +147,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if o.OpenModel == nil {
 		o.OpenModel = OpenModel
 	}
-	rt, err := o.OpenRuntime(engine.Options{Library: o.Library, Device: o.Device, Threads: o.Threads})
+	rt, err := o.OpenRuntime(engine.Options{Library: o.Library, Device: o.Device, Threads: o.Threads, GraphCache: o.GraphCache})
 	if err != nil {
 		return nil, err
 	}

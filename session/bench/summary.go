@@ -16,6 +16,10 @@ type Summary struct {
 	Low      float64 `json:"ci95_low"` // Wilson score interval, 95%
 	High     float64 `json:"ci95_high"`
 	Complete bool    `json:"complete"` // every decision of the benchmark is here
+	// Shard and ShardSize describe a shard's run (bench --shard): its part of the benchmark.
+	// Complete still means the whole benchmark, which only a merge of the shards is.
+	Shard     string `json:"shard,omitempty"`
+	ShardSize int    `json:"shard_decisions,omitempty"`
 }
 
 // Summarize counts decisions made under s.
@@ -65,10 +69,18 @@ func (s Summary) WriteText(w io.Writer) error {
 			100*s.Accuracy, 100*s.Low, 100*s.High, s.Correct, s.Made)
 	}
 	state := "complete"
-	if !s.Complete {
+	scope, total := s.Layout, s.Total
+	switch {
+	case s.Shard != "" && s.Made+s.Skipped >= s.ShardSize:
+		scope, total = s.Layout+" shard "+s.Shard, s.ShardSize
+		state = fmt.Sprintf("shard complete; the benchmark has %d: merge the shards", s.Total)
+	case s.Shard != "":
+		scope, total = s.Layout+" shard "+s.Shard, s.ShardSize
+		state = fmt.Sprintf("INCOMPLETE: %d of the shard missing", s.ShardSize-s.Made-s.Skipped)
+	case !s.Complete:
 		state = fmt.Sprintf("INCOMPLETE: %d missing", s.Total-s.Made-s.Skipped)
 	}
 	_, err := fmt.Fprintf(w, "%s\n%s: %d of %d decisions made, %d skipped (%s)\nmodel %s, layer %s (%d), t=%d (step %d), metric %s, %d px, seed %d\n",
-		acc, s.Layout, s.Made, s.Total, s.Skipped, state, s.Model, s.Layer, s.LayerIndex, s.T, s.Step, s.Metric, s.Size, s.Seed)
+		acc, scope, s.Made, total, s.Skipped, state, s.Model, s.Layer, s.LayerIndex, s.T, s.Step, s.Metric, s.Size, s.Seed)
 	return err
 }

@@ -24,6 +24,9 @@ type UNetOptions struct {
 	NoWeights bool
 	// Prefix wraps every module path, as pipeline wrappers do ("/unet").
 	Prefix string
+	// Full adds what surrounds attention in the real U-Net (full.go): every resnet's two
+	// convolutions and each transformer block's feed-forward, for benchmarks at SD 1.5's size.
+	Full bool
 }
 
 // SD15 is the full-size SD 1.5 U-Net structure at 512 px (64×64 latents), weights declared
@@ -70,6 +73,7 @@ func SDUNet(o UNetOptions) (*onnxpb.ModelProto, Truth) {
 		blk := fmt.Sprintf("down_blocks.%d", i)
 		h = u.conv(u.at(blk+"/resnets.0/conv1"), h, in, widths[i], 3, 1)
 		in = widths[i]
+		h = u.resnets(blk, h, in, 2)
 		if i < 3 {
 			for a := range 2 {
 				h = u.transformer(fmt.Sprintf("%s/attentions.%d", blk, a), h, in, hw)
@@ -79,6 +83,7 @@ func SDUNet(o UNetOptions) (*onnxpb.ModelProto, Truth) {
 		}
 	}
 	h = u.conv(u.at("mid_block/resnets.0/conv1"), h, in, in, 3, 1)
+	h = u.resnets("mid_block", h, in, 1)
 	h = u.transformer("mid_block/attentions.0", h, in, hw)
 	h = u.conv(u.at("mid_block/resnets.1/conv1"), h, in, in, 3, 1)
 	upWidths := []int{c2, c2, c1, c0}
@@ -86,6 +91,7 @@ func SDUNet(o UNetOptions) (*onnxpb.ModelProto, Truth) {
 		blk := fmt.Sprintf("up_blocks.%d", i)
 		h = u.conv(u.at(blk+"/resnets.0/conv1"), h, in, upWidths[i], 3, 1)
 		in = upWidths[i]
+		h = u.resnets(blk, h, in, 3)
 		if i > 0 {
 			for a := range 3 {
 				h = u.transformer(fmt.Sprintf("%s/attentions.%d", blk, a), h, in, hw)
@@ -153,6 +159,7 @@ func (u *unet) transformer(path string, x string, c int, hw [2]int) string {
 		h = blk.node("Add", []string{proj, h})
 		u.truth.Layers = append(u.truth.Layers, lt)
 	}
+	h = u.feedForward(blk, h, c)
 	h = s.transpose(h, 0, 2, 1)
 	h = s.reshape(h, s.node("Shape", []string{x}))
 	h = u.conv(s.sub("proj_out"), h, c, c, 1, 1)

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/features/families"
+	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/session/serve"
+)
+
+// serveCmd is `diffsim serve`: warm models behind a JSON API.
+type serveCmd struct {
+	*app
+	socket, httpAddr, maxMemory, ortLib string
+	keepAlive                           time.Duration
+	quiet                               bool
+}
+
+func newServeCmd(a *app) *cobra.Command {
+	c := &serveCmd{app: a}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Keep models loaded for score, sweep, rank and other languages (JSON API)",
+		Long: `serve keeps models loaded between commands, as ollama does for language models. While it
+runs, score, sweep and rank send their work to it (--no-server computes in the command
+instead), so a model loads once rather than once per command. Other languages use its
+JSON API (v1) over the Unix socket or, with --http, over HTTP on loopback:
+
+  GET /v1/health   GET /v1/models   POST /v1/score   POST /v1/sweep   POST /v1/rank
+
+A model is unloaded after --keep-alive without requests (a request's "keep_alive" overrides
+it), and idle models are unloaded, least recently used first, to stay under --max-memory.
+Concurrent requests for the same model and timestep share one batched forward.`,
+		Example: `  diffsim serve &
+  diffsim score a.png b.png --model sd15          # answered by the server
+  diffsim serve --http 127.0.0.1:11435 --keep-alive 30m --max-memory 20GB
+  curl -s --unix-socket $XDG_RUNTIME_DIR/diffsim/serve.sock http://diffsim/v1/models`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.run(cmd) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.socket, "socket", "", "Unix socket (default $DIFFSIM_SOCKET, else $XDG_RUNTIME_DIR/diffsim/serve.sock)")
+	f.StringVar(&c.httpAddr, "http", "", "also serve HTTP on ADDR (a bare :PORT means 127.0.0.1:PORT)")
+	f.DurationVar(&c.keepAlive, "keep-alive", serve.DefaultKeepAlive, "how long an idle model stays loaded (negative: until the server stops)")
+	f.StringVar(&c.maxMemory, "max-memory", "0", "memory bound over all loaded models, e.g. 20GB (0: none)")
+	f.StringVar(&c.ortLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB, then the one scripts/setup-runtime.sh fetched)")
+	f.BoolVar(&c.quiet, "quiet", false, "no notices on stderr")
+	inGroup(f, groupCommon, "socket", "http", "keep-alive", "max-memory", "ort-lib")
+	inGroup(f, groupOutput, "quiet")
+	return cmd
+}
+
+func (c *serveCmd) run(cmd *cobra.Command) error {
+	socket, httpAddr, maxMemory, keepAlive := c.socket, c.httpAddr, c.maxMemory, c.keepAlive
+	maxBytes, err := parseBytes(maxMemory)
+	if err != nil {
+		return usagef("--max-memory %q: %v", maxMemory, err)
+	}
+	if socket == "" {
+		socket = serve.SocketPath()
+	}
+	ul, err := serve.ListenUnix(socket)
+	if err != nil {
+		return err
+	}
+	listeners := []net.Listener{ul}
+	where := "unix:" + socket
+	if httpAddr != "" {
+		hl, err := serve.ListenHTTP(httpAddr)
+		if err != nil {
+			ul.Close()
+			return usageError{err}
+		}
+		listeners = append(listeners, hl)
+		where += ", http://" + hl.Addr().String()
+	}
+	srv := serve.New(serve.Config{
+		Base:      session.Options{Library: c.ortLib, GraphCache: graphCache(), Families: families.All()},
+		KeepAlive: keepAlive, MaxBytes: maxBytes, Version: readBuild().Version,
+	})
+	if !c.quiet {
+		fmt.Fprintf(c.stderr, "diffsim: serving API v%d on %s (keep-alive %v); Ctrl-C stops\n", serve.APIVersion, where, keepAlive)
+	}
+	err = srv.Serve(cmd.Context(), listeners...)
+	if !c.quiet {
+		fmt.Fprintln(c.stderr, "diffsim: server stopped")
+	}
+	return err
+}
+
+func newCacheCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cache [list | clean]",
+		Short: "ONNX Runtime's optimized graphs kept between runs: list them, or clean them out",
+		Long: `Large models (Stable Diffusion's U-Net) are optimized by ONNX Runtime once and the result is
+kept in diffsim's cache folder, so the next start skips most of the work. Entries are keyed
+by the model's bytes and weight files, the runtime version, the device and the CPU; the
+least recently used go first beyond $DIFFSIM_GRAPH_CACHE_MAX (default 16GB).
+DIFFSIM_GRAPH_CACHE=off turns the cache off.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("%s takes list or clean, got %d arguments (see %s)", cmd.CommandPath(), len(args), helpRef(cmd))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := engine.DefaultGraphCacheDir()
+			if len(args) == 1 && args[0] == "clean" {
+				freed, err := engine.CleanGraphCache(dir)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "removed %s of optimized graphs from %s\n", humanBytes(freed), dir)
+				return nil
+			}
+			if len(args) == 1 && args[0] != "list" {
+				return usagef("cache %q: want list or clean", args[0])
+			}
+			entries, err := engine.ListGraphCache(dir)
+			if err != nil {
+				return err
+			}
+			var total int64
+			for _, e := range entries {
+				total += e.Bytes
+				key := e.Key
+				if len(key) > 12 {
+					key = key[:12]
+				}
+				fmt.Fprintf(a.stdout, "%-12s  %9s  used %s  %s %s  %s\n", key, humanBytes(e.Bytes), e.LastUsed.Format(time.DateTime), e.Runtime, e.Device, e.Model)
+			}
+			limit := int64(engine.DefaultGraphCacheBytes)
+			if gc := graphCache(); gc != nil && gc.MaxBytes > 0 {
+				limit = gc.MaxBytes
+			}
+			fmt.Fprintf(a.stdout, "%d optimized graph(s), %s of %s in %s\n", len(entries), humanBytes(total), humanBytes(limit), dir)
+			return nil
+		},
+	}
+	return cmd
+}
+
+// graphCache is the optimized-graph cache the commands use: on, in diffsim's cache folder,
+// unless DIFFSIM_GRAPH_CACHE=off; DIFFSIM_GRAPH_CACHE_MAX bounds it.
+func graphCache() *engine.GraphCache {
+	switch strings.ToLower(os.Getenv("DIFFSIM_GRAPH_CACHE")) {
+	case "off", "0", "false", "no":
+		return nil
+	}
+	gc := &engine.GraphCache{Dir: engine.DefaultGraphCacheDir()}
+	if v := os.Getenv("DIFFSIM_GRAPH_CACHE_MAX"); v != "" {
+		if n, err := parseBytes(v); err == nil && n > 0 {
+			gc.MaxBytes = n
+		}
+	}
+	return gc
+}
+
+// parseBytes reads a size: a number of bytes, or with KB/MB/GB/TB (powers of 1000) or
+// KiB/MiB/GiB/TiB (powers of 1024).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"B", 1}}
+	mult := 1.0
+	for _, u := range units {
+		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
+			s, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) {
+		return 0, errors.New("want a size such as 20GB, 512MiB or 0")
+	}
+	return int64(v * mult), nil
+}

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/diffsim/diffsim/features/families"
+	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/session/serve"
+)
+
+// Tests of other commands must not reach a server someone runs on this machine.
+func init() {
+	os.Setenv("DIFFSIM_SOCKET", filepath.Join(os.TempDir(), "diffsim-tests-no-server", "none.sock"))
+}
+
+// startTestServer runs a real server on a private socket and points the commands at it.
+func startTestServer(t *testing.T) *serve.Server {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "diffsim-cli-serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := serve.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve.New(serve.Config{Base: session.Options{Families: families.All()}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	t.Setenv("DIFFSIM_SOCKET", sock)
+	return srv
+}
+
+func TestServedEqualsLocal(t *testing.T) {
+	startTestServer(t)
+	a, b := filepath.Join("..", "testdata", "samples", "grass.png"), filepath.Join("..", "testdata", "samples", "gravel.png")
+	dir := rankDir(t)
+	cases := [][]string{
+		{"score", a, b, "--json"},
+		{"score", a, b},
+		{"score", a, b, "--layer", "coarse", "--t", "500", "--metric", "mse", "--json"},
+		{"score", a, b, "--step", "900", "--size", "128", "--seed", "5"},
+		{"sweep", a, b, "--t", "100,600", "--size", "128", "--json"},
+		{"sweep", a, b, "--step", "900", "--layer", "fine", "--csv"},
+		{"sweep", a, b, "--t", "0:999:500"},
+		{"rank", a, dir, "-k", "3", "--size", "64", "--t", "50", "--json"},
+		{"rank", a, dir, "--size", "64", "--metric", "mse"},
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(append(args[:1:1], args[3:]...), " "), func(t *testing.T) {
+			code, local, stderrLocal := runCmd(t, append(args, "--no-server", "--quiet")...)
+			if code != 0 {
+				t.Fatalf("local: exit %d: %s", code, stderrLocal)
+			}
+			code, served, stderrServed := runCmd(t, append(args, "--quiet")...)
+			if code != 0 {
+				t.Fatalf("served: exit %d: %s", code, stderrServed)
+			}
+			if served != local || stderrServed != stderrLocal {
+				t.Errorf("served output differs from local:\n%s%s\nlocal:\n%s%s", served, stderrServed, local, stderrLocal)
+			}
+		})
+	}
+}
+
+func TestServedErrorsReadAsLocal(t *testing.T) {
+	startTestServer(t)
+	a, b := filepath.Join("..", "testdata", "samples", "grass.png"), filepath.Join("..", "testdata", "samples", "gravel.png")
+	cases := []struct {
+		args []string
+		says string
+	}{
+		{[]string{"score", a, b, "--layer", "nope"}, "no layer"},
+		{[]string{"score", a, b, "--metric", "l2"}, "--metric"},
+		{[]string{"sweep", a, b, "--layer", "nope"}, "no layer"},
+		{[]string{"rank", a, filepath.Dir(a), "--layer", "99"}, "outside"},
+	}
+	for _, tc := range cases {
+		code, _, stderr := runCmd(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.says) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", tc.args, code, stderr, tc.says)
+		}
+	}
+}
+
+func TestCacheCommand(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("DIFFSIM_CACHE", cache)
+	entry := filepath.Join(cache, "graphs", "0123456789abcdef")
+	if err := os.MkdirAll(entry, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(entry, "weights.bin"), make([]byte, 5000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(entry, "meta.json"), []byte(`{"runtime":"1.30.0","device":"cpu","model":"/m/unet"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCmd(t, "cache")
+	if code != 0 || !strings.Contains(out, "0123456789ab") || !strings.Contains(out, "1 optimized graph(s)") || !strings.Contains(out, "/m/unet") {
+		t.Errorf("cache: exit %d, %q %q", code, out, stderr)
+	}
+	code, out, _ = runCmd(t, "cache", "clean")
+	if code != 0 || !strings.Contains(out, "removed 5") {
+		t.Errorf("cache clean: exit %d, %q", code, out)
+	}
+	if _, err := os.Stat(entry); !os.IsNotExist(err) {
+		t.Errorf("entry still there after clean: %v", err)
+	}
+	if code, _, stderr := runCmd(t, "cache", "purge"); code != 2 || !strings.Contains(stderr, "want list or clean") {
+		t.Errorf("cache purge: exit %d, %q", code, stderr)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{"0", 0, false}, {"1024", 1024, false}, {"20GB", 20e9, false}, {"512MiB", 512 << 20, false},
+		{"1.5 GiB", 3 << 29, false}, {"8g", 8e9, false}, {"-1GB", 0, true}, {"lots", 0, true}, {"", 0, true},
+	}
+	for _, tc := range cases {
+		got, err := parseBytes(tc.in)
+		if (err != nil) != tc.bad || (!tc.bad && got != tc.want) {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d (error %v)", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/diffsim/diffsim/engine/attention"
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/session"
+)
+
+// fakeModel stands in for a warm session: it records its batched forwards and can hold them
+// until a test lets go.
+type fakeModel struct {
+	name   string
+	bytes  int64
+	closed atomic.Bool
+
+	mu       sync.Mutex
+	forwards [][]string // image paths of each PrefetchImages call
+	started  chan struct{}
+	release  chan struct{} // nil: forwards return at once
+	gone     chan struct{} // closed when a held forward sees its context end
+}
+
+func newFake(name string, bytes int64) *fakeModel {
+	return &fakeModel{name: name, bytes: bytes, started: make(chan struct{}, 64), gone: make(chan struct{})}
+}
+
+func (f *fakeModel) Info() session.ModelInfo {
+	return session.ModelInfo{Name: f.name, Family: "fake", Description: "a fake for tests", Device: "cpu",
+		Layers:    []features.Layer{{Layer: attention.Layer{Name: "l0", ImageKV: true}}, {Layer: attention.Layer{Name: "l1", Short: "Up0", ImageKV: true}}},
+		Timesteps: true, DefaultT: 101, Size: 64, Seed: session.DefaultSeed}
+}
+
+func (f *fakeModel) Bytes() int64 { return f.bytes }
+
+func (f *fakeModel) Load(path string) (*session.Image, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	return &session.Image{Path: path, Hash: path}, nil
+}
+
+func (f *fakeModel) ResolveLayer(arg string) (int, error) {
+	switch arg {
+	case "", "0", "l0":
+		return 0, nil
+	case "1", "l1", "Up0":
+		return 1, nil
+	}
+	return 0, fmt.Errorf("%w: no layer %q", session.ErrUsage, arg)
+}
+
+func (f *fakeModel) PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error {
+	f.mu.Lock()
+	var paths []string
+	for _, img := range imgs {
+		paths = append(paths, filepath.Base(img.Path))
+	}
+	f.forwards = append(f.forwards, paths)
+	rel := f.release
+	f.mu.Unlock()
+	f.started <- struct{}{}
+	if rel == nil {
+		return nil
+	}
+	select {
+	case <-rel:
+		return nil
+	case <-ctx.Done():
+		close(f.gone)
+		return ctx.Err()
+	}
+}
+
+func (f *fakeModel) Score(ctx context.Context, req session.Request) (session.Result, error) {
+	// A score that depends on the pair, the layer and t, so mixed-up answers show.
+	v := float64(len(req.A.Path)+len(req.B.Path))/1000 + float64(req.Layer)/10 + float64(req.T)/1e4
+	return session.Result{Req: req, Score: v, AtoB: v, BtoA: v, Metric: req.Metric, HigherIsBetter: true}, nil
+}
+
+func (f *fakeModel) Setup(m session.Metric) session.Setup {
+	return session.NewSetup(f.Info(), m, "", false)
+}
+
+func (f *fakeModel) Sweep(ctx context.Context, a, b *session.Image, layers, ts []int, m session.Metric, _ func()) (session.Sweep, error) {
+	sw := session.Sweep{ImageA: a.Path, ImageB: b.Path, Setup: f.Setup(m), Timesteps: ts}
+	for _, t := range ts {
+		if err := f.PrefetchImages(ctx, t, a, b); err != nil {
+			return sw, err
+		}
+		for _, li := range layers {
+			r, _ := f.Score(ctx, session.Request{A: a, B: b, Layer: li, T: t, Metric: m})
+			sw.Scores = append(sw.Scores, session.NewRecord(f.Info(), sw.Setup, r))
+		}
+	}
+	return sw, nil
+}
+
+func (f *fakeModel) Rank(ctx context.Context, q *session.Image, files []string, layer, t int, m session.Metric, _ func()) ([]session.Ranked, []session.Skipped, error) {
+	var out []session.Ranked
+	for _, p := range files {
+		img, err := f.Load(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, _ := f.Score(ctx, session.Request{A: q, B: img, Layer: layer, T: t, Metric: m})
+		out = append(out, session.Ranked{Rank: len(out) + 1, Record: session.NewRecord(f.Info(), f.Setup(m), r)})
+	}
+	return out, nil, nil
+}
+
+func (f *fakeModel) Close() error { f.closed.Store(true); return nil }
+
+func (f *fakeModel) forwardsSeen() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]string(nil), f.forwards...)
+}
+
+// fakes hands out one fake per model name and remembers them.
+type fakes struct {
+	mu     sync.Mutex
+	byName map[string]*fakeModel
+	bytes  int64
+	loads  atomic.Int32
+}
+
+func (fs *fakes) open(_ context.Context, o session.Options) (Model, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.loads.Add(1)
+	if f, ok := fs.byName[o.Model]; ok && !f.closed.Load() {
+		return f, nil
+	}
+	f := newFake(o.Model, fs.bytes)
+	if old, ok := fs.byName[o.Model]; ok {
+		f.release = old.release
+	}
+	fs.byName[o.Model] = f
+	return f, nil
+}
+
+func (fs *fakes) get(name string) *fakeModel {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.byName[name]
+}
+
+// prepare makes a fake for name before the server asks, so a test can hold its forwards.
+func (fs *fakes) prepare(name string, release chan struct{}) *fakeModel {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := newFake(name, fs.bytes)
+	f.release = release
+	fs.byName[name] = f
+	return f
+}
+
+// startServer runs a server over fakes on a real Unix socket and on HTTP at loopback, and
+// returns a client for each.
+func startServer(t *testing.T, cfg Config, fk *fakes) (unix, tcp *Client, srv *Server) {
+	t.Helper()
+	if fk != nil {
+		cfg.Open = fk.open
+	}
+	srv = New(cfg)
+	dir, err := os.MkdirTemp("", "diffsim-serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s.sock")
+	ul, err := ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := ListenHTTP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ul, hl) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	unix, err = Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return unix, NewHTTPClient(hl.Addr().(*net.TCPAddr).String()), srv
+}
+
+// images writes n small files the fakes accept as images and returns their paths.
+func images(t *testing.T, n int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var out []string
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("img%02d.png", i))
+		if err := os.WriteFile(p, []byte{byte(i)}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func intp(v int) *int { return &v }

@@ -1,0 +1,431 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/session"
+)
+
+// Model is what the server needs of a warm session; *session.Session is one, tests use fakes.
+type Model interface {
+	Info() session.ModelInfo
+	Load(path string) (*session.Image, error)
+	ResolveLayer(arg string) (int, error)
+	PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error
+	Score(ctx context.Context, req session.Request) (session.Result, error)
+	Setup(m session.Metric) session.Setup
+	Sweep(ctx context.Context, a, b *session.Image, layers, ts []int, m session.Metric, afterStep func()) (session.Sweep, error)
+	Rank(ctx context.Context, query *session.Image, files []string, layer, t int, m session.Metric, done func()) ([]session.Ranked, []session.Skipped, error)
+	Close() error
+}
+
+// sizer is a Model that knows the memory it holds; others are measured by the growth of the
+// process's resident set while they load.
+type sizer interface{ Bytes() int64 }
+
+// ErrMemory means a model cannot be loaded without exceeding the server's memory bound,
+// because the models filling it are in use.
+var ErrMemory = errors.New("memory bound reached")
+
+// key is a Spec reduced to what makes two sessions different.
+type key struct {
+	model, device, prompt   string
+	size                    int
+	seed                    int64
+	cfg                     bool
+	ipAdapter, imageEncoder string
+	ipScale                 float64
+	ipScaleSet              bool
+}
+
+func (s Spec) key() key {
+	k := key{model: s.Model, device: strings.ToLower(s.Device), prompt: s.Prompt, size: s.Size, seed: session.DefaultSeed,
+		cfg: s.CFG, ipAdapter: s.IPAdapter, imageEncoder: s.ImageEncoder}
+	if k.model == "" {
+		k.model = "builtin"
+	}
+	if k.device == "" {
+		k.device = "auto"
+	}
+	if s.Seed != nil {
+		k.seed = *s.Seed
+	}
+	if s.IPScale != nil {
+		k.ipScale, k.ipScaleSet = *s.IPScale, true
+	}
+	return k
+}
+
+func (k key) options(base session.Options) session.Options {
+	o := base
+	o.Model, o.Size, o.Seed, o.Device = k.model, k.size, k.seed, k.device
+	o.Conditioning = features.Conditioning{Prompt: k.prompt, CFG: k.cfg}
+	o.IPAdapter, o.ImageEncoder = k.ipAdapter, k.imageEncoder
+	o.IPScale, o.IPScaleSet = k.ipScale, k.ipScaleSet
+	if !o.IPScaleSet {
+		o.IPScale = 0.5 // the reference's scale, as the CLI's --ip-scale default
+	}
+	return o
+}
+
+func (k key) spec() Spec {
+	seed := k.seed
+	s := Spec{Model: k.model, Size: k.size, Seed: &seed, Device: k.device, Prompt: k.prompt, CFG: k.cfg,
+		IPAdapter: k.ipAdapter, ImageEncoder: k.imageEncoder}
+	if k.ipScaleSet {
+		v := k.ipScale
+		s.IPScale = &v
+	}
+	return s
+}
+
+// parseKeepAlive reads a keep_alive value: a Go duration, or plain seconds as ollama accepts.
+func parseKeepAlive(s string, def time.Duration) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return def, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("keep_alive %q: want a duration such as 5m, 0 to unload at once, or -1 to keep the model loaded", s)
+	}
+	return d, nil
+}
+
+// loaded is one warm model.
+type loaded struct {
+	key      key
+	m        Model
+	info     session.ModelInfo
+	bytes    int64
+	refs     int
+	loadedAt time.Time
+	lastUsed time.Time
+	keep     time.Duration // after the last request; < 0 forever
+	timer    *time.Timer
+	expires  time.Time
+	batch    *batcher
+}
+
+type loadCall struct {
+	done chan struct{}
+	l    *loaded
+	err  error
+}
+
+// models owns the warm models: loading (one at a time, so memory growth is measurable and
+// peaks do not stack), sharing, keep-alive unloading and the memory bound.
+type models struct {
+	open      func(context.Context, session.Options) (Model, error)
+	base      session.Options
+	keepAlive time.Duration
+	maxBytes  int64
+	maxBatch  int
+	rss       func() int64
+	// predict guesses a model's memory before it loads; nil means what it took last time, or
+	// its size on disk.
+	predict func(key) int64
+
+	loadMu  sync.Mutex // serialises loads
+	mu      sync.Mutex
+	byKey   map[key]*loaded
+	loading map[key]*loadCall
+	sizes   map[key]int64 // measured at each load, for the next prediction
+	closed  bool
+}
+
+// acquire returns the warm model for spec, loading it when needed; the caller calls release
+// when its request is done.
+func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), error) {
+	keep, err := parseKeepAlive(spec.KeepAlive, ms.keepAlive)
+	if err != nil {
+		return nil, nil, badRequest(err)
+	}
+	k := spec.key()
+	for {
+		ms.mu.Lock()
+		if ms.closed {
+			ms.mu.Unlock()
+			return nil, nil, errors.New("the server is shutting down")
+		}
+		if l, ok := ms.byKey[k]; ok {
+			l.refs++
+			l.keep = keep
+			if l.timer != nil {
+				l.timer.Stop()
+				l.timer = nil
+			}
+			ms.mu.Unlock()
+			return l, func() { ms.release(l) }, nil
+		}
+		if c, ok := ms.loading[k]; ok {
+			ms.mu.Unlock()
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+			if c.err != nil {
+				return nil, nil, c.err
+			}
+			continue // the model is in byKey now (or already unloaded again: load it anew)
+		}
+		c := &loadCall{done: make(chan struct{})}
+		ms.loading[k] = c
+		ms.mu.Unlock()
+
+		// The load goes on when its client leaves: it is the expensive part, and the model
+		// is then warm for the next request (the keep-alive unloads it if none comes).
+		c.l, c.err = ms.load(context.WithoutCancel(ctx), k)
+		if c.err == nil {
+			ms.mu.Lock()
+			c.l.lastUsed = time.Now()
+			ms.mu.Unlock()
+		}
+		ms.mu.Lock()
+		delete(ms.loading, k)
+		if c.err == nil {
+			c.l.refs, c.l.keep = 1, keep
+			ms.byKey[k] = c.l
+		}
+		ms.mu.Unlock()
+		close(c.done)
+		if c.err != nil {
+			return nil, nil, c.err
+		}
+		l := c.l
+		return l, func() { ms.release(l) }, nil
+	}
+}
+
+// load opens the model after making room for it under the memory bound.
+func (ms *models) load(ctx context.Context, k key) (*loaded, error) {
+	ms.loadMu.Lock()
+	defer ms.loadMu.Unlock()
+	if err := ms.makeRoom(ms.predicted(k)); err != nil {
+		return nil, err
+	}
+	before := ms.rss()
+	m, err := ms.open(ctx, k.options(ms.base))
+	if err != nil {
+		return nil, err
+	}
+	n := ms.rss() - before
+	if sz, ok := m.(sizer); ok {
+		n = sz.Bytes()
+	}
+	ms.mu.Lock()
+	ms.sizes[k] = max(n, 0)
+	ms.mu.Unlock()
+	now := time.Now()
+	l := &loaded{key: k, m: m, info: m.Info(), bytes: max(n, 0), loadedAt: now, lastUsed: now}
+	l.batch = &batcher{m: m, max: ms.maxBatch}
+	// The prediction may have been low: let the model just loaded push out idle ones.
+	_ = ms.makeRoom(0, l.bytes)
+	return l, nil
+}
+
+// makeRoom unloads idle models, least recently used first, until need more bytes fit under
+// the bound beside the models loaded (plus extra already counted outside the map). It fails
+// with ErrMemory only when models in use fill the bound; a single model larger than the bound
+// still loads when nothing else is held.
+func (ms *models) makeRoom(need int64, extra ...int64) error {
+	if ms.maxBytes <= 0 {
+		return nil
+	}
+	for _, e := range extra {
+		need += e
+	}
+	for {
+		ms.mu.Lock()
+		var total int64
+		var idle []*loaded
+		busy := 0
+		for _, l := range ms.byKey {
+			total += l.bytes
+			if l.refs == 0 {
+				idle = append(idle, l)
+			} else {
+				busy++
+			}
+		}
+		if total+need <= ms.maxBytes || total == 0 {
+			ms.mu.Unlock()
+			return nil
+		}
+		if len(idle) == 0 {
+			ms.mu.Unlock()
+			if len(extra) > 0 {
+				return nil // already loaded: over the bound until a model is released
+			}
+			return fmt.Errorf("%w: %d model(s) in use hold %s of the server's %s; try again when they finish, or raise --max-memory", ErrMemory, busy, human(total), human(ms.maxBytes))
+		}
+		sort.Slice(idle, func(i, j int) bool { return idle[i].lastUsed.Before(idle[j].lastUsed) })
+		victim := idle[0]
+		ms.removeLocked(victim)
+		ms.mu.Unlock()
+		victim.m.Close()
+	}
+}
+
+func (ms *models) removeLocked(l *loaded) {
+	if ms.byKey[l.key] == l {
+		delete(ms.byKey, l.key)
+	}
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+}
+
+// release ends one request on l and arms its keep-alive when it was the last.
+func (ms *models) release(l *loaded) {
+	ms.mu.Lock()
+	l.refs--
+	l.lastUsed = time.Now()
+	if l.refs > 0 || ms.closed {
+		ms.mu.Unlock()
+		return
+	}
+	switch {
+	case l.keep == 0:
+		ms.removeLocked(l)
+		ms.mu.Unlock()
+		l.m.Close()
+		return
+	case l.keep > 0:
+		l.expires = l.lastUsed.Add(l.keep)
+		l.timer = time.AfterFunc(l.keep, func() { ms.expire(l) })
+	}
+	ms.mu.Unlock()
+}
+
+// expire unloads l if it is still idle when its keep-alive runs out.
+func (ms *models) expire(l *loaded) {
+	ms.mu.Lock()
+	if l.refs > 0 || ms.byKey[l.key] != l || time.Now().Before(l.expires) {
+		ms.mu.Unlock()
+		return
+	}
+	ms.removeLocked(l)
+	ms.mu.Unlock()
+	l.m.Close()
+}
+
+// list describes the loaded models, most recently used first.
+func (ms *models) list() ModelsResponse {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	out := ModelsResponse{Models: []LoadedModel{}, MaxBytes: ms.maxBytes}
+	for _, l := range ms.byKey {
+		lm := LoadedModel{Spec: l.key.spec(), Name: l.info.Name, Family: l.info.Family, Device: l.info.Device,
+			Bytes: l.bytes, InUse: l.refs, LoadedAt: l.loadedAt, LastUsed: l.lastUsed}
+		lm.Spec.KeepAlive = l.keep.String()
+		if l.refs == 0 && l.keep > 0 {
+			e := l.expires
+			lm.ExpiresAt = &e
+		}
+		out.Models = append(out.Models, lm)
+		out.Bytes += l.bytes
+	}
+	sort.Slice(out.Models, func(i, j int) bool { return out.Models[i].LastUsed.After(out.Models[j].LastUsed) })
+	return out
+}
+
+func (ms *models) count() int {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return len(ms.byKey)
+}
+
+// close unloads every model; requests still running keep theirs until they end.
+func (ms *models) close() error {
+	ms.mu.Lock()
+	ms.closed = true
+	all := make([]*loaded, 0, len(ms.byKey))
+	for _, l := range ms.byKey {
+		all = append(all, l)
+		ms.removeLocked(l)
+	}
+	ms.mu.Unlock()
+	var errs []error
+	for _, l := range all {
+		errs = append(errs, l.m.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (ms *models) predicted(k key) int64 {
+	if ms.predict != nil {
+		return ms.predict(k)
+	}
+	ms.mu.Lock()
+	n, ok := ms.sizes[k]
+	ms.mu.Unlock()
+	if ok {
+		return n
+	}
+	return predictBytes(k.model)
+}
+
+// predictBytes guesses a model's memory before loading it from its size on disk (the
+// weights dominate); names the store resolves, and the built-in model, predict nothing.
+func predictBytes(model string) int64 {
+	st, err := os.Stat(model)
+	if err != nil {
+		return 0
+	}
+	if !st.IsDir() {
+		return st.Size()
+	}
+	var n int64
+	_ = filepath.WalkDir(model, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// residentBytes is the process's resident set size, from /proc/self/statm; 0 where there is none.
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d B", n)
+}
