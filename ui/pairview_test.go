@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -228,5 +229,39 @@ func TestPairViewPicturesInOrder(t *testing.T) {
 	}
 	if first != 1 {
 		t.Errorf("OnFirstImages called %d times, want once", first)
+	}
+}
+
+// The pair view's keys are the explorer's: a clip gives ← and → to the frames, and the
+// pair view must not keep them for the token.
+func TestPairViewKeysFollowTheExplorer(t *testing.T) {
+	tests := []struct {
+		name      string
+		clip      bool
+		wantLeft  []string
+		wantRight []string
+	}{
+		{"a pair", false, []string{"left", "h"}, []string{"right", "l"}},
+		{"a clip", true, []string{"h"}, []string{"l"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var m *Model
+			if tc.clip {
+				m = clipModel(t, 120, 40, 5)
+			} else {
+				m, _ = readyModel(t, 120, 40)
+			}
+			if got := m.pv.keys.Left.Keys(); !slices.Equal(got, tc.wantLeft) {
+				t.Errorf("token left is %q, want %q", got, tc.wantLeft)
+			}
+			if got := m.pv.keys.Right.Keys(); !slices.Equal(got, tc.wantRight) {
+				t.Errorf("token right is %q, want %q", got, tc.wantRight)
+			}
+			help := m.pv.ShortHelp()
+			if len(help) != 5 || help[2].Help().Key != m.keys.Left.Help().Key {
+				t.Errorf("pair view's help offers %v for token left, the explorer %q", help, m.keys.Left.Help().Key)
+			}
+		})
 	}
 }
