@@ -63,31 +63,6 @@ type Model struct {
 	now     func() time.Time
 }
 
-// requests is the root's bookkeeping of the backend: the jobs in flight, the layer scores
-// and timesteps it has answered for the pair, and its latest counters and progress. The
-// root owns it because every request depends on the whole view (pair, layer, t, token,
-// metric), which no component has.
-type requests struct {
-	res      *session.Result // latest result for this pair; may answer an older request
-	fg       job             // the Score for the current view
-	bg       job             // one background job: layer scores or a prefetch
-	jobID    int
-	scores   map[scoreKey][]session.LayerScore
-	seen     map[int]bool // timesteps whose features were computed for this pair
-	stats    statsMsg     // latest snapshot of the backend's counters
-	progress session.Progress
-}
-
-func newRequests() requests {
-	return requests{scores: map[scoreKey][]session.LayerScore{}, seen: map[int]bool{}}
-}
-
-// forget drops what was answered about the pair (a new pair, or new conditioning).
-func (r *requests) forget() {
-	clear(r.scores)
-	clear(r.seen)
-}
-
 // selection is what the view shows of the pair: the layer, the timestep and the metric
 // the backend is asked for, and the screen.
 type selection struct {
@@ -109,23 +84,6 @@ type pairState struct {
 	gen          int // bumped whenever the pair changes, to drop answers about the old one
 	loading      bool
 	loadErr      error
-}
-
-// job is one piece of work in flight.
-type job struct {
-	busy   bool
-	id     int
-	t      int
-	req    session.Request
-	since  time.Time
-	cancel context.CancelFunc
-}
-
-func (j *job) stop() {
-	if j.cancel != nil {
-		j.cancel()
-	}
-	*j = job{}
 }
 
 // New returns the explorer's model for the pair of paths. It does no work: Init loads

@@ -20,6 +20,48 @@ import (
 // network run serves every layer), the neighbouring timesteps (prefetched, then scored
 // for the timeline), and the sweep's timesteps while the sweep is open.
 
+// requests is the root's bookkeeping of the backend: the jobs in flight, the layer scores
+// and timesteps it has answered for the pair, and its latest counters and progress. The
+// root owns it because every request depends on the whole view (pair, layer, t, token,
+// metric), which no component has.
+type requests struct {
+	res      *session.Result // latest result for this pair; may answer an older request
+	fg       job             // the Score for the current view
+	bg       job             // one background job: layer scores or a prefetch
+	jobID    int
+	scores   map[scoreKey][]session.LayerScore
+	seen     map[int]bool // timesteps whose features were computed for this pair
+	stats    statsMsg     // latest snapshot of the backend's counters
+	progress session.Progress
+}
+
+func newRequests() requests {
+	return requests{scores: map[scoreKey][]session.LayerScore{}, seen: map[int]bool{}}
+}
+
+// forget drops what was answered about the pair (a new pair, or new conditioning).
+func (r *requests) forget() {
+	clear(r.scores)
+	clear(r.seen)
+}
+
+// job is one piece of work in flight.
+type job struct {
+	busy   bool
+	id     int
+	t      int
+	req    session.Request
+	since  time.Time
+	cancel context.CancelFunc
+}
+
+func (j *job) stop() {
+	if j.cancel != nil {
+		j.cancel()
+	}
+	*j = job{}
+}
+
 // loadCmd loads a pair of images.
 func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
 	m.pair.gen++
