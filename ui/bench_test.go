@@ -47,8 +47,7 @@ func BenchmarkLayerSwitchFrame(b *testing.B) {
 // 10×20-pixel cells (the photos' scaling is cached, the overlays are not).
 func BenchmarkLayerSwitchFrameSixel(b *testing.B) {
 	m, _ := newTestModel(b, 120, 40, "fake:a", "fake:b")
-	m.caps = termgfx.Caps{Protocol: termgfx.Sixel, CellW: 10, CellH: 20}
-	m.proto = termgfx.Sixel
+	m.pv.caps = termgfx.Caps{Protocol: termgfx.Sixel, CellW: 10, CellH: 20}
 	send(m, tea.WindowSizeMsg{Width: 120, Height: 40})
 	drive(m, m.loadCmd("fake:a", "fake:b"))
 	send(m, press("J"))
@@ -88,16 +87,16 @@ func BenchmarkUpdate(b *testing.B) {
 	})
 	b.Run("score-result", func(b *testing.B) {
 		m, _ := readyModel(b, 200, 60)
-		msg := scoreMsg{gen: m.gen, res: *m.res}
+		msg := scoreMsg{gen: m.pair.gen, res: *m.rq.res}
 		b.ReportAllocs()
 		for b.Loop() {
-			m.fg.busy, m.fg.req = true, msg.res.Req
+			m.rq.fg.busy, m.rq.fg.req = true, msg.res.Req
 			m.Update(msg)
 		}
 	})
 	b.Run("layer-scores", func(b *testing.B) {
 		m, _ := readyModel(b, 200, 60)
-		msg := layerScoresMsg{gen: m.gen, id: -1, t: m.t, metric: m.metric, scores: m.scores[scoreKey{m.t, m.metric}]}
+		msg := layerScoresMsg{gen: m.pair.gen, id: -1, t: m.sel.t, metric: m.sel.metric, scores: m.rq.scores[scoreKey{m.sel.t, m.sel.metric}]}
 		b.ReportAllocs()
 		for b.Loop() {
 			m.Update(msg)

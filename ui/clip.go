@@ -38,7 +38,7 @@ type ClipFrame struct {
 func (m *Model) clipMode(c *Clip) {
 	m.clip = c
 	m.frame = min(1, len(c.Frames)-1)
-	m.pathA, m.pathB = c.Frames[0].Path, c.Frames[m.frame].Path
+	m.pair.pathA, m.pair.pathB = c.Frames[0].Path, c.Frames[m.frame].Path
 	k := &m.keys
 	k.Left.SetKeys("h")
 	k.Left.SetHelp("h", "token left")

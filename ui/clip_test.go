@@ -34,7 +34,7 @@ func clipModel(t testing.TB, w, h, n int) *Model {
 	m = New(t.Context(), testBackend{fake.New()}, "ignored", "ignored", opts)
 	m.now = func() time.Time { return fixedNow }
 	send(m, tea.WindowSizeMsg{Width: w, Height: h})
-	drive(m, m.loadCmd(m.pathA, m.pathB))
+	drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
 	drive(m, m.statsCmd())
 	return m
 }
@@ -62,8 +62,8 @@ func TestClipFrameNavigation(t *testing.T) {
 			send(m, press(k))
 		}
 		c := m.clip.Frames
-		if m.frame != tc.frame || m.pathA != c[0].Path || m.pathB != c[tc.frame].Path {
-			t.Errorf("%v: frame %d, pair %s ⇄ %s; want frame %d, %s ⇄ %s", tc.keys, m.frame, m.pathA, m.pathB, tc.frame, c[0].Path, c[tc.frame].Path)
+		if m.frame != tc.frame || m.pair.pathA != c[0].Path || m.pair.pathB != c[tc.frame].Path {
+			t.Errorf("%v: frame %d, pair %s ⇄ %s; want frame %d, %s ⇄ %s", tc.keys, m.frame, m.pair.pathA, m.pair.pathB, tc.frame, c[0].Path, c[tc.frame].Path)
 		}
 		if m.pb.open {
 			t.Errorf("%v: a prompt opened", tc.keys)
@@ -71,7 +71,7 @@ func TestClipFrameNavigation(t *testing.T) {
 		if tx, _, _ := m.token(); tx != tc.tokenX {
 			t.Errorf("%v: token column %d, want %d", tc.keys, tx, tc.tokenX)
 		}
-		if !m.current() || m.res.Req.A.Path != c[0].Path || m.res.Req.B.Path != c[tc.frame].Path {
+		if !m.current() || m.rq.res.Req.A.Path != c[0].Path || m.rq.res.Req.B.Path != c[tc.frame].Path {
 			t.Errorf("%v: the view is not answered for the frame", tc.keys)
 		}
 	}
@@ -84,8 +84,8 @@ func TestClipStaleFrameDropped(t *testing.T) {
 	_, slow := m.Update(press("right")) // frame 2, still loading
 	send(m, press("right"))             // frame 3
 	drive(m, slow)
-	if m.b.Path != m.clip.Frames[3].Path {
-		t.Errorf("image B is %s, want frame 3", m.b.Path)
+	if m.pair.b.Path != m.clip.Frames[3].Path {
+		t.Errorf("image B is %s, want frame 3", m.pair.b.Path)
 	}
 }
 
@@ -107,8 +107,8 @@ func TestFrameKeysNeedAClip(t *testing.T) {
 	m, _ := readyModel(t, 120, 40)
 	send(m, press("]"))
 	send(m, press("left"))
-	if m.pathB != "fake:b" {
-		t.Errorf("] changed image B to %s", m.pathB)
+	if m.pair.pathB != "fake:b" {
+		t.Errorf("] changed image B to %s", m.pair.pathB)
 	}
 	if tx, _, _ := m.token(); tx != 1 {
 		t.Errorf("← moved the token to column %d, want 1", tx)

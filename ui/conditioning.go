@@ -49,7 +49,7 @@ func (m *Model) conditioner() (Conditioner, bool) {
 // openTextPrompt opens the prompt pre-filled with the current text prompt.
 func (m *Model) openTextPrompt() tea.Cmd {
 	if _, ok := m.conditioner(); !ok {
-		m.notice = "this model takes no prompt"
+		m.note.text = "this model takes no prompt"
 		return nil
 	}
 	m.openPrompt(promptText, m.wantedCond().Prompt)
@@ -65,7 +65,7 @@ func (m *Model) openPrompt(kind promptKind, value string) {
 // toggleCFG switches classifier-free guidance on or off, keeping the prompt.
 func (m *Model) toggleCFG() tea.Cmd {
 	if _, ok := m.conditioner(); !ok {
-		m.notice = "this model takes no prompt"
+		m.note.text = "this model takes no prompt"
 		return nil
 	}
 	c := m.wantedCond()
@@ -124,17 +124,16 @@ func (m *Model) conditioned(msg conditioningMsg) tea.Cmd {
 	switch {
 	case msg.err == nil:
 		m.cs.cur = msg.cond
-		if !m.loading { // a load in flight resets everything when it lands
-			m.gen++
-			m.res = nil
-			clear(m.scores)
-			clear(m.seen)
+		if !m.pair.loading { // a load in flight resets everything when it lands
+			m.pair.gen++
+			m.rq.res = nil
+			m.rq.forget()
 			m.stopWork()
 			cmds = append(cmds, m.schedule(), m.renderCmd())
 		}
 	case errors.Is(msg.err, context.Canceled):
 	default:
-		m.err = promptError{fmt.Errorf("%q refused (kept %s): %w", msg.cond.Prompt, m.cs.cur, msg.err)}
+		m.note.err = promptError{fmt.Errorf("%q refused (kept %s): %w", msg.cond.Prompt, m.cs.cur, msg.err)}
 	}
 	if next := m.cs.next; next != nil {
 		m.cs.next = nil

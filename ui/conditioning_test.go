@@ -32,7 +32,7 @@ func condModel(t testing.TB, w, h int, f *fake.Backend) *Model {
 	m = New(t.Context(), condBackend{testBackend{f}}, "fake:a", "fake:b", m.opts)
 	m.now = func() time.Time { return fixedNow }
 	send(m, tea.WindowSizeMsg{Width: w, Height: h})
-	drive(m, m.loadCmd(m.pathA, m.pathB))
+	drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
 	drive(m, m.statsCmd())
 	return m
 }
@@ -43,7 +43,7 @@ func TestPromptKeys(t *testing.T) {
 	if got := m.condLabel(); got != "unconditional" {
 		t.Fatalf("label %q, want unconditional", got)
 	}
-	before := m.res.Score
+	before := m.rq.res.Score
 	send(m, press("P"))
 	if !m.pb.open || m.pb.kind != promptText || m.pb.input.Value() != "" {
 		t.Fatalf("P: prompting=%v for=%v value=%q", m.pb.open, m.pb.kind, m.pb.input.Value())
@@ -58,8 +58,8 @@ func TestPromptKeys(t *testing.T) {
 	if f.Conditioning() != want || m.cs.cur != want || m.cs.busy {
 		t.Fatalf("after enter: backend %v, model %v (busy %v)", f.Conditioning(), m.cs.cur, m.cs.busy)
 	}
-	if !m.current() || m.res.Score != before+fake.CondShift(want) {
-		t.Errorf("score %v after the prompt, want %v (re-run under the prompt)", m.res.Score, before+fake.CondShift(want))
+	if !m.current() || m.rq.res.Score != before+fake.CondShift(want) {
+		t.Errorf("score %v after the prompt, want %v (re-run under the prompt)", m.rq.res.Score, before+fake.CondShift(want))
 	}
 	if got := m.condLabel(); got != `prompt "a cat"` {
 		t.Errorf("label %q", got)
@@ -89,8 +89,8 @@ func TestPromptRefused(t *testing.T) {
 		t.Errorf("refused prompt taken: %v / %v", m.cs.cur, f.Conditioning())
 	}
 	var e promptError
-	if !errors.As(m.err, &e) || !errors.Is(e, session.ErrUsage) {
-		t.Fatalf("err = %v, want the prompt's usage error", m.err)
+	if !errors.As(m.note.err, &e) || !errors.Is(e, session.ErrUsage) {
+		t.Fatalf("err = %v, want the prompt's usage error", m.note.err)
 	}
 	if v := m.content(); !strings.Contains(ansi.Strip(v), `✗ prompt: "please refuse" refused (kept unconditional)`) {
 		t.Errorf("refusal not shown:\n%s", v)
@@ -110,16 +110,16 @@ func TestPromptDropsStaleResults(t *testing.T) {
 	typeText(m, "a dog")
 	_, cmd := m.Update(press("enter"))
 	drive(m, cmd) // switches, re-runs t=411 under the prompt
-	want := fake.ScoreAt(m.layer, 411, session.AAS) + fake.CondShift(m.cs.cur)
-	if m.res == nil || m.res.Score != want {
-		t.Fatalf("score %v, want %v", m.res, want)
+	want := fake.ScoreAt(m.sel.layer, 411, session.AAS) + fake.CondShift(m.cs.cur)
+	if m.rq.res == nil || m.rq.res.Score != want {
+		t.Fatalf("score %v, want %v", m.rq.res, want)
 	}
 	drive(m, stale) // the old prompt's answers arrive late
-	if m.res.Score != want {
-		t.Errorf("stale result shown: %v, want %v", m.res.Score, want)
+	if m.rq.res.Score != want {
+		t.Errorf("stale result shown: %v, want %v", m.rq.res.Score, want)
 	}
-	for k, s := range m.scores {
-		if s[m.layer].Score != fake.ScoreAt(m.layer, k.t, k.metric)+fake.CondShift(m.cs.cur) {
+	for k, s := range m.rq.scores {
+		if s[m.sel.layer].Score != fake.ScoreAt(m.sel.layer, k.t, k.metric)+fake.CondShift(m.cs.cur) {
 			t.Errorf("layer scores at t=%d are the old prompt's", k.t)
 		}
 	}
@@ -137,8 +137,8 @@ func TestPromptNotTaken(t *testing.T) {
 			for _, k := range []string{"P", "c"} {
 				m := tc.m(t)
 				send(m, press(k))
-				if m.pb.open || m.notice != "this model takes no prompt" {
-					t.Errorf("%s: prompting=%v notice=%q", k, m.pb.open, m.notice)
+				if m.pb.open || m.note.text != "this model takes no prompt" {
+					t.Errorf("%s: prompting=%v notice=%q", k, m.pb.open, m.note.text)
 				}
 				if m.condLabel() != "" {
 					t.Errorf("label %q for a model without prompts", m.condLabel())

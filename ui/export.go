@@ -60,19 +60,19 @@ func exportName(a, b string, l features.Layer, t int, timesteps bool) string {
 // exportCmd writes the current view as PNG and JSON into the export folder, in the
 // background. The PNG shows what the screen shows: the photos with the overlay that is on.
 func (m *Model) exportCmd() tea.Cmd {
-	if m.a == nil || !m.current() {
-		m.notice = "nothing to export yet: wait for the score"
+	if m.pair.a == nil || !m.current() {
+		m.note.text = "nothing to export yet: wait for the score"
 		return nil
 	}
-	res := *m.res
+	res := *m.rq.res
 	l, _ := m.currentLayer()
 	tx, ty, _ := m.token()
 	dir := m.opts.ExportDir
 	if dir == "" {
 		dir = DefaultExportDir
 	}
-	name := exportName(m.pathA, m.pathB, l, m.t, m.info.Timesteps)
-	info, a, b, cond, overlay := m.info, m.a, m.b, m.cs.cur, m.overlay
+	name := exportName(m.pair.pathA, m.pair.pathB, l, m.sel.t, m.info.Timesteps)
+	info, a, b, cond, overlay := m.info, m.pair.a, m.pair.b, m.cs.cur, m.pv.overlay
 	cursor := m.styles.Cursor
 	return func() tea.Msg {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -42,7 +42,7 @@ func TestGoldenViews(t *testing.T) {
 		}},
 		{"error", func(t *testing.T, w, h int) *Model {
 			m, _ := newTestModel(t, w, h, "missing-a.png", "fake:b")
-			drive(m, m.loadCmd(m.pathA, m.pathB))
+			drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
 			return m
 		}},
 		{"prompt", func(t *testing.T, w, h int) *Model {

@@ -55,7 +55,7 @@ func newTestModel(t testing.TB, w, h int, pathA, pathB string) (*Model, *fake.Ba
 func readyModel(t testing.TB, w, h int) (*Model, *fake.Backend) {
 	t.Helper()
 	m, f := newTestModel(t, w, h, "fake:a", "fake:b")
-	drive(m, m.loadCmd(m.pathA, m.pathB))
+	drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
 	drive(m, m.statsCmd())
 	return m, f
 }
@@ -77,7 +77,7 @@ func drive(m *Model, cmd tea.Cmd) (quit bool) {
 			queue = append(queue, msg...)
 		case tea.QuitMsg:
 			quit = true
-		case pairMsg, scoreMsg, layerScoresMsg, prefetchMsg, picturesMsg, errMsg, exportMsg, progressMsg, statsMsg, conditioningMsg, sweepJumpMsg, closeViewMsg, layerSelectMsg, timeSelectMsg, frameSelectMsg, promptDoneMsg:
+		case pairMsg, scoreMsg, layerScoresMsg, prefetchMsg, picturesMsg, errMsg, exportMsg, progressMsg, statsMsg, conditioningMsg, sweepJumpMsg, closeViewMsg, layerSelectMsg, timeSelectMsg, frameSelectMsg, promptDoneMsg, tokenMsg:
 			_, next := m.Update(msg)
 			queue = append(queue, next)
 		default: // Bubble Tea's internal requests (clear screen, background colour)

@@ -17,7 +17,7 @@ import (
 
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
-	m.notice = "" // a note answers the key before this one
+	m.note.text = "" // a note answers the key before this one
 	if m.pb.open {
 		return m.promptKey(msg)
 	}
@@ -28,14 +28,14 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.toggleHelp()
 	case m.help.ShowAll && key.Matches(msg, k.Back):
 		return m.toggleHelp()
-	case m.screen == screenSweep:
+	case m.sel.screen == screenSweep:
 		var cmd tea.Cmd
 		m.sw, cmd = m.sw.Update(msg)
 		return cmd
 	}
 	switch {
 	case key.Matches(msg, k.Open):
-		m.openPrompt(promptPair, quotePath(m.pathA)+" "+quotePath(m.pathB))
+		m.openPrompt(promptPair, quotePath(m.pair.pathA)+" "+quotePath(m.pair.pathB))
 		return nil
 	case key.Matches(msg, k.Prompt):
 		return m.openTextPrompt()
@@ -49,31 +49,28 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.FrameNext):
 		return m.setFrame(m.frame + 1)
 	case key.Matches(msg, k.TimeBack):
-		return m.setT(m.t - fineStep)
+		return m.setT(m.sel.t - fineStep)
 	case key.Matches(msg, k.TimeFwd):
-		return m.setT(m.t + fineStep)
+		return m.setT(m.sel.t + fineStep)
 	case key.Matches(msg, k.TimeBackFar):
-		return m.setT(m.t - coarseStep)
+		return m.setT(m.sel.t - coarseStep)
 	case key.Matches(msg, k.TimeFwdFar):
-		return m.setT(m.t + coarseStep)
+		return m.setT(m.sel.t + coarseStep)
 	case key.Matches(msg, k.TimeFirst):
 		return m.setT(0)
 	case key.Matches(msg, k.TimeLast):
 		return m.setT(maxT)
 	case key.Matches(msg, k.LayerUp):
-		return m.setLayer(m.layer - 1)
+		return m.setLayer(m.sel.layer - 1)
 	case key.Matches(msg, k.LayerDown):
-		return m.setLayer(m.layer + 1)
-	case key.Matches(msg, k.Up):
-		return m.moveToken(0, -1)
-	case key.Matches(msg, k.Down):
-		return m.moveToken(0, 1)
-	case key.Matches(msg, k.Left):
-		return m.moveToken(-1, 0)
-	case key.Matches(msg, k.Right):
-		return m.moveToken(1, 0)
+		return m.setLayer(m.sel.layer + 1)
+	case key.Matches(msg, m.pv.keys.Up, m.pv.keys.Down, m.pv.keys.Left, m.pv.keys.Right, m.pv.keys.Overlay):
+		m.syncPair()
+		var cmd tea.Cmd
+		m.pv, cmd = m.pv.Update(msg)
+		return cmd
 	case key.Matches(msg, k.Metric):
-		m.metric = nextMetric(m.metric)
+		m.sel.metric = nextMetric(m.sel.metric)
 		return m.schedule()
 	case key.Matches(msg, m.ll.keys.Scale):
 		var cmd tea.Cmd
@@ -81,12 +78,9 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return cmd
 	case key.Matches(msg, k.Swap):
 		return m.swap()
-	case key.Matches(msg, k.Overlay):
-		m.overlay = (m.overlay + 1) % overlayModes
-		return m.renderCmd()
 	case key.Matches(msg, k.Sweep):
-		m.screen = screenSweep
-		m.sw.SetData(m.scores, m.metric, m.layer, m.t)
+		m.sel.screen = screenSweep
+		m.sw.SetData(m.rq.scores, m.sel.metric, m.sel.layer, m.sel.t)
 		m.sw.Focus()
 		m.place(false)
 		return tea.Batch(m.schedule(), m.renderCmd())
@@ -103,9 +97,9 @@ func (m *Model) explainDisabled(msg tea.KeyPressMsg) {
 	has := func(b key.Binding) bool { return !b.Enabled() && slices.Contains(b.Keys(), msg.String()) }
 	switch {
 	case has(k.Prompt), has(k.CFG):
-		m.notice = "this model takes no prompt"
+		m.note.text = "this model takes no prompt"
 	case has(k.TimeBack), has(k.TimeFwd), has(k.TimeBackFar), has(k.TimeFwdFar), has(k.TypeT), has(k.TimeFirst), has(k.TimeLast):
-		m.notice = "this model has no timesteps"
+		m.note.text = "this model has no timesteps"
 	}
 }
 
@@ -122,7 +116,7 @@ func (m *Model) helpHeight() int {
 	if !m.help.ShowAll {
 		return 1
 	}
-	return lipgloss.Height(m.help.FullHelpView(fitColumns(m.activeKeys().FullHelp(), m.width))) + 1
+	return lipgloss.Height(m.help.FullHelpView(fitColumns(m.activeKeys().FullHelp(), m.lay.W))) + 1
 }
 
 // activeKeys is the key map of what has the keys now: the help bar shows it.
@@ -130,7 +124,7 @@ func (m *Model) activeKeys() help.KeyMap {
 	switch {
 	case m.pb.open:
 		return m.pb.keys
-	case m.screen == screenSweep:
+	case m.sel.screen == screenSweep:
 		return m.sw.keys
 	}
 	return mainKeys{m.keys, m.ll.keys}
@@ -152,10 +146,10 @@ func (k mainKeys) FullHelp() [][]key.Binding {
 
 // relayout recomputes the layout for the present size and help height, and redraws.
 func (m *Model) relayout() tea.Cmd {
-	if m.width == 0 {
+	if m.lay.W == 0 {
 		return nil
 	}
-	lay := computeLayout(m.width, m.height, m.cellAspect(), m.helpHeight())
+	lay := computeLayout(m.lay.W, m.lay.H, m.pv.cellAspect(), m.helpHeight())
 	if lay == m.lay {
 		return nil
 	}
@@ -167,10 +161,10 @@ func (m *Model) relayout() tea.Cmd {
 
 // closeView goes back to the main view from a sub-view.
 func (m *Model) closeView() tea.Cmd {
-	if m.screen == screenMain {
+	if m.sel.screen == screenMain {
 		return nil
 	}
-	m.screen = screenMain
+	m.sel.screen = screenMain
 	m.place(false)
 	return tea.Batch(m.schedule(), m.renderCmd())
 }
@@ -198,14 +192,14 @@ func (m *Model) promptDone(msg promptDoneMsg) tea.Cmd {
 	case promptT:
 		t, err := parseT(msg.value)
 		if err != nil {
-			m.err = err
+			m.note.err = err
 			return nil
 		}
 		return m.setT(t)
 	}
 	paths, err := splitPaths(msg.value)
 	if err != nil {
-		m.err = err
+		m.note.err = err
 		return nil
 	}
 	return m.loadCmd(paths[0], paths[1])

@@ -71,23 +71,34 @@ func computeLayout(w, h int, cellAspect float64, helpH int) layout {
 	l.score = rect{leftW + 1, l.body.Y, rightW, sh}
 	l.layers = rect{leftW + 1, l.body.Y + sh, rightW, l.body.H - sh}
 
-	pw := (leftW - 1) / 2
-	mw := (leftW - 2) / 3
+	l.captions, l.panes = pairPanes(l.left, cellAspect)
+	return l
+}
+
+// pairPanes lays out the pair view in r: the two photos side by side under a caption row,
+// the three maps under theirs, sharing the height in proportion when both do not fit.
+// captions are the rows of the two caption lines.
+func pairPanes(r rect, cellAspect float64) (captions [2]int, panes [numPanes]rect) {
+	if cellAspect <= 0 {
+		cellAspect = 0.5
+	}
+	pw := (r.W - 1) / 2
+	mw := (r.W - 2) / 3
 	ph0 := max(int(float64(pw)*cellAspect+0.5), 1)
 	mh0 := max(int(float64(mw)*cellAspect+0.5), 1)
-	avail := l.body.H - 2 // two caption rows
+	avail := r.H - 2 // two caption rows
 	ph, mh := ph0, mh0
 	if ph0+mh0 > avail {
 		ph = avail * ph0 / (ph0 + mh0)
 		mh = avail - ph
 	}
-	y := l.body.Y
-	l.captions[0] = y
-	l.panes[paneA] = rect{0, y + 1, pw, ph}
-	l.panes[paneB] = rect{pw + 1, y + 1, pw, ph}
-	l.captions[1] = y + 1 + ph
+	y := r.Y
+	captions[0] = y
+	panes[paneA] = rect{r.X, y + 1, pw, ph}
+	panes[paneB] = rect{r.X + pw + 1, y + 1, pw, ph}
+	captions[1] = y + 1 + ph
 	for i, p := range []pane{paneMapA, paneMapB, paneAttn} {
-		l.panes[p] = rect{i * (mw + 1), y + 2 + ph, mw, mh}
+		panes[p] = rect{r.X + i*(mw+1), y + 2 + ph, mw, mh}
 	}
-	return l
+	return captions, panes
 }

@@ -23,20 +23,6 @@ const (
 	screenSweep
 )
 
-// overlayMode is what is blended over the photographs.
-type overlayMode int
-
-const (
-	overlayNone overlayMode = iota
-	overlayCos              // A's and B's token cosine maps
-	overlayAttn             // the selected token's attention over B
-	overlayModes
-)
-
-func (o overlayMode) String() string {
-	return [...]string{"off", "cosine maps", "attention"}[o]
-}
-
 // scoreKey names the layer scores of one timestep under one metric.
 type scoreKey struct {
 	t      int
@@ -45,75 +31,59 @@ type scoreKey struct {
 
 // Model is the explorer's root model. Create it with New; Run drives it.
 type Model struct {
-	firstShown bool // OnFirstImages was called
-
 	ctx     context.Context
 	backend Backend
 	info    session.ModelInfo
 	keys    KeyMap
 	styles  Styles
 	opts    Options
-	proto   termgfx.Protocol
-	placer  imagePlacer // nil unless images are placed outside the View
-	caps    termgfx.Caps
 
-	width, height int
-	lay           layout
+	lay layout // where everything goes; its W and H are the terminal's size
 
-	pathA, pathB string
-	a, b         *session.Image
-	gen          int // bumped whenever the pair changes, to drop answers about the old one
-	loading      bool
-	loadErr      error
+	pair pairState // the images compared, and their load
 
-	layer, t int
-	metric   session.Metric
-	cx, cy   float64 // token cursor as a fraction of the grid: it survives a change of grid
-	overlay  overlayMode
-	screen   screen
+	sel selection // what the view shows: the requests and the components follow it
 
-	res    *session.Result // latest result for this pair; may answer an older request
-	fg     job             // the Score for the current view
-	bg     job             // one background job: layer scores or a prefetch
-	jobID  int
-	scores map[scoreKey][]session.LayerScore
-	seen   map[int]bool // timesteps whose features were computed for this pair
-	stats  statsMsg     // latest snapshot of the backend's counters
+	rq requests // what has been asked of the backend, and what it answered
 
 	sw sweepModel // the sweep view; its cursor survives closing it
 	ll layerList  // the layer list; its scale survives everything
 
-	pv picState // the pair view's pictures: asked for, and shown
+	pv pairView // the photos and maps, the token cursor and the overlay
 
 	clip  *Clip // nil unless exploring a clip
 	frame int   // the clip's frame shown as image B
 
 	pb promptBar // the one-line prompt at the bottom
 
-	cs       condState // the text conditioning: in use, and the switch in flight
-	help     help.Model
-	spinner  spinner.Model
-	progress session.Progress
-	err      error  // last error, shown on the status line
-	notice   string // last export or other note
-	now      func() time.Time
+	cs      condState // the text conditioning: in use, and the switch in flight
+	help    help.Model
+	spinner spinner.Model
+	note    note // the status line's last error or note
+	now     func() time.Time
 }
 
-// job is one piece of work in flight.
-type job struct {
-	busy   bool
-	id     int
-	t      int
-	req    session.Request
-	since  time.Time
-	cancel context.CancelFunc
+// selection is what the view shows of the pair: the layer, the timestep and the metric
+// the backend is asked for, and the screen.
+type selection struct {
+	layer, t int
+	metric   session.Metric
+	screen   screen
 }
 
-func (j *job) stop() {
-	if j.cancel != nil {
-		j.cancel()
-	}
-	*j = job{}
+// note is what the status line says besides the work in flight.
+type note struct {
+	err  error  // last error
+	text string // last export or other note; a key press clears it
+}
+
+// pairState is the pair of images compared, and its load.
+type pairState struct {
+	pathA, pathB string
+	a, b         *session.Image
+	gen          int // bumped whenever the pair changes, to drop answers about the old one
+	loading      bool
+	loadErr      error
 }
 
 // New returns the explorer's model for the pair of paths. It does no work: Init loads
@@ -122,27 +92,24 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	info := b.Info()
 	m := &Model{
 		ctx: ctx, backend: b, info: info, keys: DefaultKeyMap(), opts: opts,
-		pathA: pathA, pathB: pathB, loading: true,
-		layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS,
-		cx: 0.5, cy: 0.5, overlay: overlayCos,
-		scores: map[scoreKey][]session.LayerScore{},
-		seen:   map[int]bool{},
-		help:   help.New(),
-		pb:     newPromptBar(DefaultKeyMap()),
-		pv:     picState{render: newRenderer()},
-		now:    time.Now,
+		pair: pairState{pathA: pathA, pathB: pathB, loading: true},
+		sel:  selection{layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS},
+		rq:   newRequests(),
+		help: help.New(),
+		pb:   newPromptBar(DefaultKeyMap()),
+		now:  time.Now,
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
-		m.layer = opts.Layer
+		m.sel.layer = opts.Layer
 	}
 	if opts.T >= 0 {
-		m.t = min(opts.T, maxT)
+		m.sel.t = min(opts.T, maxT)
 	}
 	if opts.Metric != "" {
-		m.metric = opts.Metric
+		m.sel.metric = opts.Metric
 	}
-	m.caps = capsFor(opts)
-	m.proto = m.caps.Protocol
+	m.pv = newPairView(m.styles, pairKeys(m.keys), capsFor(opts))
+	m.pv.onFirst = opts.OnFirstImages
 	dark := true
 	if opts.Dark != nil {
 		dark = *opts.Dark
@@ -157,18 +124,17 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	}
 	ts := features.SweepTimesteps()
 	if !info.Timesteps {
-		ts = []int{m.t}
+		ts = []int{m.sel.t}
 	}
 	m.sw = newSweep(m.styles, info.Layers, ts)
 	m.ll = newLayerList(m.styles, info.Layers)
 	m.offerKeys()
-	if m.textImages() && opts.OverlayOn == nil {
-		// Two pixels per cell cannot show a photo and a map at once: the tint wins and the
-		// photo becomes a blob. Maps stay in their own panes; o turns the overlay on.
-		m.overlay = overlayNone
-	}
-	if opts.OverlayOn != nil && !*opts.OverlayOn {
-		m.overlay = overlayNone
+	m.pv.keys = pairKeys(m.keys) // a clip rebinds ← and →
+	if opts.OverlayOn != nil {
+		m.pv.overlay = overlayNone
+		if *opts.OverlayOn {
+			m.pv.overlay = overlayCos
+		}
 	}
 	return m
 }
@@ -190,6 +156,7 @@ func (m *Model) offerKeys() {
 func (m *Model) setStyles(dark bool) {
 	m.styles = NewStyles(dark)
 	m.sw.st, m.ll.st = m.styles, m.styles
+	m.pv.SetStyles(m.styles)
 	m.help.Styles = help.DefaultStyles(dark)
 	m.pb.SetStyles(m.styles)
 }
@@ -217,7 +184,7 @@ func capsFor(opts Options) termgfx.Caps {
 // Init loads the pair, asks the terminal for its background and starts listening for
 // progress.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{m.loadCmd(m.pathA, m.pathB), m.spinner.Tick, m.listenProgress(), statsTick()}
+	cmds := []tea.Cmd{m.loadCmd(m.pair.pathA, m.pair.pathB), m.spinner.Tick, m.listenProgress(), statsTick()}
 	if m.opts.Dark == nil {
 		cmds = append(cmds, tea.RequestBackgroundColor)
 	}
@@ -229,11 +196,12 @@ func (m *Model) Init() tea.Cmd {
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		resized := m.width != 0 && (m.width != msg.Width || m.height != msg.Height)
-		m.width, m.height = msg.Width, msg.Height
-		m.help.SetWidth(m.width)
-		m.pb.SetSize(m.width, 1)
-		m.lay = computeLayout(m.width, m.height, m.cellAspect(), m.helpHeight())
+		resized := m.lay.W != 0 && (m.lay.W != msg.Width || m.lay.H != msg.Height)
+		// The size first: the help's height, which the layout takes, depends on the width.
+		m.lay.W, m.lay.H = msg.Width, msg.Height
+		m.help.SetWidth(m.lay.W)
+		m.pb.SetSize(m.lay.W, 1)
+		m.lay = computeLayout(m.lay.W, m.lay.H, m.pv.cellAspect(), m.helpHeight())
 		m.syncComponents()
 		if resized {
 			// The terminal reflows or crops what it shows on a resize, images included, so
@@ -261,9 +229,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.setFrame(msg.frame)
 
 	case sweepJumpMsg:
-		m.layer = min(max(msg.layer, 0), len(m.info.Layers)-1)
+		m.sel.layer = min(max(msg.layer, 0), len(m.info.Layers)-1)
 		if m.info.Timesteps {
-			m.t = min(max(msg.t, 0), maxT)
+			m.sel.t = min(max(msg.t, 0), maxT)
 		}
 		return m, m.closeView()
 
@@ -288,44 +256,43 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.promptDone(msg)
 
 	case pairMsg:
-		if msg.gen != m.gen {
+		if msg.gen != m.pair.gen {
 			return m, nil
 		}
-		m.a, m.b, m.loading, m.loadErr, m.err = msg.a, msg.b, false, nil, nil
-		m.pathA, m.pathB = msg.a.Path, msg.b.Path
-		m.res = nil
-		clear(m.scores)
-		clear(m.seen)
+		m.pair.a, m.pair.b, m.pair.loading, m.pair.loadErr, m.note.err = msg.a, msg.b, false, nil, nil
+		m.pair.pathA, m.pair.pathB = msg.a.Path, msg.b.Path
+		m.rq.res = nil
+		m.rq.forget()
 		m.pv.render.forget()
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case scoreMsg:
-		if msg.gen != m.gen || !m.fg.busy || !sameRequest(msg.res.Req, m.fg.req) {
+		if msg.gen != m.pair.gen || !m.rq.fg.busy || !sameRequest(msg.res.Req, m.rq.fg.req) {
 			return m, nil
 		}
-		m.fg.stop()
+		m.rq.fg.stop()
 		res := msg.res
-		m.res = &res
-		m.seen[res.Req.T] = true
-		m.err = nil
+		m.rq.res = &res
+		m.rq.seen[res.Req.T] = true
+		m.note.err = nil
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case layerScoresMsg:
-		if msg.gen != m.gen {
+		if msg.gen != m.pair.gen {
 			return m, nil
 		}
-		m.scores[scoreKey{msg.t, msg.metric}] = msg.scores
-		m.seen[msg.t] = true
-		if msg.id == m.bg.id {
-			m.bg.stop()
+		m.rq.scores[scoreKey{msg.t, msg.metric}] = msg.scores
+		m.rq.seen[msg.t] = true
+		if msg.id == m.rq.bg.id {
+			m.rq.bg.stop()
 		}
 		return m, m.schedule()
 
 	case prefetchMsg:
-		if msg.gen == m.gen {
-			m.seen[msg.t] = true
-			if msg.id == m.bg.id {
-				m.bg.stop()
+		if msg.gen == m.pair.gen {
+			m.rq.seen[msg.t] = true
+			if msg.id == m.rq.bg.id {
+				m.rq.bg.stop()
 			}
 		}
 		return m, m.schedule()
@@ -337,27 +304,23 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(m.statsCmd(), statsTick())
 
 	case statsMsg:
-		m.stats = msg
+		m.rq.stats = msg
 		return m, nil
 
 	case picturesMsg:
-		if msg.seq > m.pv.shown {
-			m.pv.shown = msg.seq
-			m.pv.pics = msg.pics
-			m.place(true)
-			if !m.firstShown && m.opts.OnFirstImages != nil && hasPhoto(m.pv.pics.panes[paneA]) && hasPhoto(m.pv.pics.panes[paneB]) {
-				m.firstShown = true
-				m.opts.OnFirstImages()
-			}
-		}
+		m.syncPair()
+		m.pv, _ = m.pv.Update(msg)
 		return m, nil
 
+	case tokenMsg:
+		return m, tea.Batch(m.schedule(), m.renderCmd())
+
 	case progressMsg:
-		m.progress = session.Progress(msg)
+		m.rq.progress = session.Progress(msg)
 		return m, m.listenProgress()
 
 	case exportMsg:
-		m.notice = "exported " + joinPaths(msg.paths)
+		m.note.text = "exported " + joinPaths(msg.paths)
 		return m, nil
 
 	case errMsg:
@@ -376,34 +339,34 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) handleError(msg errMsg) tea.Cmd {
 	switch e := msg.err.(type) {
 	case loadError:
-		if e.gen != m.gen {
+		if e.gen != m.pair.gen {
 			return nil
 		}
-		m.loading = false
-		m.loadErr = e.err
-		m.err = e.err
+		m.pair.loading = false
+		m.pair.loadErr = e.err
+		m.note.err = e.err
 		return nil
 	case scoreError:
-		if e.gen != m.gen || !m.fg.busy || !sameRequest(e.req, m.fg.req) {
+		if e.gen != m.pair.gen || !m.rq.fg.busy || !sameRequest(e.req, m.rq.fg.req) {
 			return nil
 		}
-		m.fg.stop()
+		m.rq.fg.stop()
 	case backgroundError:
-		if e.gen != m.gen || e.id != m.bg.id {
+		if e.gen != m.pair.gen || e.id != m.rq.bg.id {
 			return nil
 		}
-		m.bg.stop()
+		m.rq.bg.stop()
 		if errors.Is(e, context.Canceled) {
 			return m.schedule()
 		}
 		// A background failure is shown but not retried: the next change of view
 		// schedules it again.
-		m.err = e
+		m.note.err = e
 		return nil
 	}
 	if errors.Is(msg, context.Canceled) {
 		return nil
 	}
-	m.err = msg.err
+	m.note.err = msg.err
 	return nil
 }

@@ -16,7 +16,7 @@ func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 		return nil
 	}
 	l := m.lay
-	if m.screen == screenSweep {
+	if m.sel.screen == screenSweep {
 		if layer, col, ok := m.sw.cellAt(ms.X-l.body.X, ms.Y-l.body.Y); ok {
 			// A click moves the sweep's cursor, a second click on it jumps there.
 			if m.sw.row == layer && m.sw.col == col {
@@ -26,11 +26,12 @@ func (m *Model) handleClick(ms tea.Mouse) tea.Cmd {
 		}
 		return nil
 	}
-	if m.screen == screenMain && m.a != nil {
-		for _, p := range []pane{paneA, paneB, paneMapA} {
-			if r := l.panes[p]; r.contains(ms.X, ms.Y) {
-				return m.clickToken(p, ms.X-r.X, ms.Y-r.Y)
-			}
+	if m.sel.screen == screenMain && m.pair.a != nil {
+		if l.left.contains(ms.X, ms.Y) {
+			m.syncPair()
+			var cmd tea.Cmd
+			m.pv, cmd = m.pv.Update(tea.MouseClickMsg{X: ms.X - l.left.X, Y: ms.Y - l.left.Y, Button: ms.Button})
+			return cmd
 		}
 		if l.layers.contains(ms.X, ms.Y) {
 			var cmd tea.Cmd
@@ -65,7 +66,7 @@ func (m *Model) handleWheel(ms tea.Mouse) tea.Cmd {
 	if m.lay.tooSmall || m.pb.open {
 		return nil
 	}
-	if m.screen == screenSweep {
+	if m.sel.screen == screenSweep {
 		return nil
 	}
 	if l := m.lay.layers; l.contains(ms.X, ms.Y) {

@@ -37,46 +37,46 @@ func kittyID(p pane) uint32 { return kittyIDBase + uint32(p) }
 // flush writes the images at once: for new pictures, whose View may not change (and then
 // no frame would carry them). A change of screen or layout brings its own frame; flushing
 // before it would draw each image twice, once under the frame that erases it.
-func (m *Model) place(flush bool) {
-	if m.placer == nil {
+func (p *pairView) place(flush bool) {
+	if p.placer == nil {
 		return
 	}
 	switch {
-	case m.proto == termgfx.Sixel:
-		show := m.showImages()
-		for p := range numPanes {
-			pic := m.pv.pics.panes[p]
+	case p.caps.Protocol == termgfx.Sixel:
+		show := p.d.show
+		for pn := range numPanes {
+			pic := p.pics.panes[pn]
 			r := pic.rect
-			if show && len(pic.sixel) > 0 && r == m.lay.panes[p] && !r.empty() {
-				m.placer.Place(paneID(p), termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}, pic.sixel)
+			if show && len(pic.sixel) > 0 && r == p.panes[pn] && !r.empty() {
+				p.placer.Place(paneID(pn), termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}, pic.sixel)
 			} else {
-				m.placer.Remove(paneID(p))
+				p.placer.Remove(paneID(pn))
 			}
 		}
-	case m.proto == termgfx.Kitty && !m.caps.KittyPlaceholders:
+	case p.caps.Protocol == termgfx.Kitty && !p.caps.KittyPlaceholders:
 		// Direct placement (kitty < 0.28): like sixel, but blank cells do not erase a
 		// kitty image, so each carries the delete that takes it off.
-		show := m.showImages()
-		for p := range numPanes {
-			pic := m.pv.pics.panes[p]
+		show := p.d.show
+		for pn := range numPanes {
+			pic := p.pics.panes[pn]
 			r := pic.rect
-			if show && len(pic.kitty) > 0 && r == m.lay.panes[p] && !r.empty() {
-				m.placer.PlaceRemovable(paneID(p), termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}, pic.kitty,
-					m.caps.Wrap([]byte(heatmap.KittyDelete(kittyID(p)))))
+			if show && len(pic.kitty) > 0 && r == p.panes[pn] && !r.empty() {
+				p.placer.PlaceRemovable(paneID(pn), termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}, pic.kitty,
+					p.caps.Wrap([]byte(heatmap.KittyDelete(kittyID(pn)))))
 			} else {
-				m.placer.Remove(paneID(p))
+				p.placer.Remove(paneID(pn))
 			}
 		}
-	case m.proto == termgfx.Kitty:
-		for p := range numPanes {
-			if pic := m.pv.pics.panes[p]; len(pic.kitty) > 0 {
-				m.placer.Transmit(paneID(p), pic.kitty, []byte(heatmap.KittyDelete(kittyID(p))))
+	case p.caps.Protocol == termgfx.Kitty:
+		for pn := range numPanes {
+			if pic := p.pics.panes[pn]; len(pic.kitty) > 0 {
+				p.placer.Transmit(paneID(pn), pic.kitty, []byte(heatmap.KittyDelete(kittyID(pn))))
 			}
 		}
 	default:
 		return
 	}
 	if flush {
-		m.placer.Flush()
+		p.placer.Flush()
 	}
 }

@@ -47,7 +47,7 @@ func TestSixelPlacement(t *testing.T) {
 	m := New(t.Context(), testBackend{f}, "fake:a", "fake:b", opts)
 	m.now = func() time.Time { return fixedNow }
 	rp := &recordingPlacer{shown: map[string]termgfx.Area{}, payload: map[string][]byte{}}
-	m.placer = rp
+	m.pv.placer = rp
 	send(m, tea.WindowSizeMsg{Width: 120, Height: 40})
 	drive(m, m.loadCmd("fake:a", "fake:b"))
 
@@ -106,7 +106,7 @@ func TestKittyDirectPlacement(t *testing.T) {
 	m := New(t.Context(), testBackend{f}, "fake:a", "fake:b", opts)
 	m.now = func() time.Time { return fixedNow }
 	rp := &recordingPlacer{shown: map[string]termgfx.Area{}, payload: map[string][]byte{}}
-	m.placer = rp
+	m.pv.placer = rp
 	send(m, tea.WindowSizeMsg{Width: 120, Height: 40})
 	drive(m, m.loadCmd("fake:a", "fake:b"))
 	if len(rp.shown) != int(numPanes) {

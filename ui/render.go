@@ -44,15 +44,6 @@ type picture struct {
 // hasPhoto reports whether a photo pane has something to show.
 func hasPhoto(p picture) bool { return len(p.lines) > 0 || len(p.sixel) > 0 || len(p.kitty) > 0 }
 
-// picState is the pair view's pictures: the renderer, the newest render asked for, and the
-// pictures on screen with their sequence number.
-type picState struct {
-	render *renderer
-	pics   pictures
-	seq    int // last render asked for
-	shown  int // seq of the pictures shown
-}
-
 // pictures are every pane's image for one state of the view.
 type pictures struct {
 	panes [numPanes]picture
@@ -109,7 +100,7 @@ type renderJob struct {
 	seq          int
 	proto        termgfx.Protocol
 	cellW, cellH int
-	lay          layout
+	panes        [numPanes]rect
 	a, b         *session.Image
 	res          *session.Result // nil: not computed yet; may answer another token or layer
 	layer        features.Layer
@@ -122,26 +113,23 @@ type renderJob struct {
 	wrap         func([]byte) []byte // passthrough for tmux and screen
 }
 
-// renderCmd asks for new pictures of the current state.
-func (m *Model) renderCmd() tea.Cmd {
-	if m.a == nil || m.b == nil || m.lay.tooSmall || m.width == 0 || m.proto == termgfx.None {
-		m.place(false)
+// renderCmd asks for new pictures of what the view shows.
+func (p *pairView) renderCmd() tea.Cmd {
+	proto := p.caps.Protocol
+	if p.d.a == nil || p.d.b == nil || p.w <= 0 || p.h <= 0 || proto == termgfx.None {
+		p.place(false)
 		return nil
 	}
-	m.pv.seq++
-	l, _ := m.currentLayer()
-	tx, ty, _ := m.token()
-	cw, ch := m.cellSize()
+	p.seq++
+	tx, ty, _ := p.token()
+	cw, ch := p.cellSize()
 	job := renderJob{
-		seq: m.pv.seq, proto: m.proto, cellW: cw, cellH: ch, lay: m.lay,
-		a: m.a, b: m.b, res: m.res, layer: l, tx: tx, ty: ty, overlay: m.overlay,
-		cursor: m.styles.Cursor, truecolor: m.caps.TrueColor, wrap: m.caps.Wrap,
-		placeholders: m.caps.KittyPlaceholders, alpha: overlayAlpha(m.proto),
+		seq: p.seq, proto: proto, cellW: cw, cellH: ch, panes: p.panes,
+		a: p.d.a, b: p.d.b, res: p.d.res, layer: p.d.layer, tx: tx, ty: ty, overlay: p.overlay,
+		cursor: p.st.Cursor, truecolor: p.caps.TrueColor, wrap: p.caps.Wrap,
+		placeholders: p.caps.KittyPlaceholders, alpha: overlayAlpha(proto),
 	}
-	if m.res != nil && m.res.Req.Layer != m.layer {
-		job.res = nil // maps of another grid would mislead
-	}
-	r := m.pv.render
+	r := p.render
 	r.latest.Store(int64(job.seq))
 	return func() tea.Msg {
 		start := time.Now()
@@ -155,22 +143,26 @@ func (m *Model) renderCmd() tea.Cmd {
 
 // textImages reports whether images are drawn as coloured block characters in the View
 // (half-blocks, quadrants).
-func (m *Model) textImages() bool { return m.proto == termgfx.HalfBlock || m.proto == termgfx.Quadrant }
+func (p *pairView) textImages() bool {
+	return p.caps.Protocol == termgfx.HalfBlock || p.caps.Protocol == termgfx.Quadrant
+}
 
 // pixelImages reports whether images are drawn by the terminal at its own pixel size
 // (sixel, kitty) rather than as half-block text.
-func (m *Model) pixelImages() bool { return m.proto == termgfx.Sixel || m.proto == termgfx.Kitty }
+func (p *pairView) pixelImages() bool {
+	return p.caps.Protocol == termgfx.Sixel || p.caps.Protocol == termgfx.Kitty
+}
 
-func (m *Model) cellSize() (w, h int) {
-	return m.caps.Pixels(1, 1)
+func (p *pairView) cellSize() (w, h int) {
+	return p.caps.Pixels(1, 1)
 }
 
 // cellAspect is a cell's width over height as far as pictures are concerned.
-func (m *Model) cellAspect() float64 {
-	if !m.pixelImages() {
+func (p *pairView) cellAspect() float64 {
+	if !p.pixelImages() {
 		return 0.5
 	}
-	w, h := m.cellSize()
+	w, h := p.cellSize()
 	return float64(w) / float64(h)
 }
 
@@ -192,7 +184,7 @@ func (r *renderer) draw(j renderJob) (pictures, bool) {
 	}
 	var wg sync.WaitGroup
 	for p := range numPanes {
-		if j.lay.panes[p].empty() {
+		if j.panes[p].empty() {
 			continue
 		}
 		wg.Go(func() {
@@ -248,7 +240,7 @@ func fitRect(sw, sh, w, h int) image.Rectangle {
 // encoder takes them as they are.
 func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 	cosLo, cosHi float32, cosOK bool, attnLo, attnHi float32, attnOK bool) picture {
-	cells := j.lay.panes[p]
+	cells := j.panes[p]
 	pw, ph := cells.W, 2*cells.H
 	switch j.proto {
 	case termgfx.Sixel, termgfx.Kitty:

@@ -22,7 +22,7 @@ func TestSlowRunSuggestsASmallerSize(t *testing.T) {
 	} {
 		m, _ := readyModel(t, 120, 40)
 		m.info.Size, m.info.Device = c.size, c.device
-		m.fg = job{busy: true, req: m.fg.req, since: fixedNow.Add(-c.after)}
+		m.rq.fg = job{busy: true, req: m.rq.fg.req, since: fixedNow.Add(-c.after)}
 		sb := m.statusBar()
 		got := strings.Contains(sb.working, "--size 256")
 		if got != c.hint {

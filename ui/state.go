@@ -19,81 +19,54 @@ func (m *Model) quit() tea.Cmd {
 
 // stopWork cancels everything in flight; the backend's runs see their contexts end.
 func (m *Model) stopWork() {
-	m.fg.stop()
-	m.bg.stop()
+	m.rq.fg.stop()
+	m.rq.bg.stop()
 }
 
 const maxT = 999
 
 func (m *Model) setT(t int) tea.Cmd {
 	if !m.info.Timesteps {
-		m.notice = "this model has no timesteps"
+		m.note.text = "this model has no timesteps"
 		return nil
 	}
 	t = min(max(t, 0), maxT)
-	if t == m.t {
+	if t == m.sel.t {
 		return nil
 	}
-	m.t = t
+	m.sel.t = t
 	return m.schedule()
 }
 
 func (m *Model) setLayer(l int) tea.Cmd {
 	l = min(max(l, 0), len(m.info.Layers)-1)
-	if l == m.layer || l < 0 {
+	if l == m.sel.layer || l < 0 {
 		return nil
 	}
-	m.layer = l
+	m.sel.layer = l
 	return tea.Batch(m.schedule(), m.renderCmd())
 }
 
 // grid returns the current layer's token grid (0×0 when it has none).
 func (m *Model) grid() (w, h int) {
-	if m.layer < 0 || m.layer >= len(m.info.Layers) {
+	if m.sel.layer < 0 || m.sel.layer >= len(m.info.Layers) {
 		return 0, 0
 	}
-	l := m.info.Layers[m.layer]
+	l := m.info.Layers[m.sel.layer]
 	return l.GridW, l.GridH
 }
 
 // token returns the cursor's token in the current grid, and its index (-1 without a grid).
-func (m *Model) token() (tx, ty, idx int) {
-	w, h := m.grid()
-	if w <= 0 || h <= 0 {
-		return 0, 0, -1
-	}
-	tx = min(max(int(m.cx*float64(w)), 0), w-1)
-	ty = min(max(int(m.cy*float64(h)), 0), h-1)
-	return tx, ty, ty*w + tx
-}
-
-// setToken puts the cursor on token (tx, ty) of the current grid.
-func (m *Model) setToken(tx, ty int) tea.Cmd {
-	w, h := m.grid()
-	if w <= 0 || h <= 0 {
-		return nil
-	}
-	tx, ty = min(max(tx, 0), w-1), min(max(ty, 0), h-1)
-	m.cx, m.cy = (float64(tx)+0.5)/float64(w), (float64(ty)+0.5)/float64(h)
-	return tea.Batch(m.schedule(), m.renderCmd())
-}
-
-func (m *Model) moveToken(dx, dy int) tea.Cmd {
-	tx, ty, idx := m.token()
-	if idx < 0 {
-		return nil
-	}
-	return m.setToken(tx+dx, ty+dy)
-}
+func (m *Model) token() (tx, ty, idx int) { return m.pv.tokenIn(m.grid()) }
 
 func (m *Model) swap() tea.Cmd {
-	if m.a == nil || m.b == nil {
+	if m.pair.a == nil || m.pair.b == nil {
 		return nil
 	}
-	m.gen++
-	m.a, m.b = m.b, m.a
-	m.pathA, m.pathB = m.pathB, m.pathA
-	m.res = nil // its A→B and B→A and maps are the other way round now
+	m.pair.gen++
+	m.pair.a, m.pair.b = m.pair.b, m.pair.a
+	m.pair.pathA, m.pair.pathB = m.pair.pathB, m.pair.pathA
+	m.rq.res = nil // its A→B and B→A and maps are the other way round now
 	// The layer scores and the computed timesteps stay: with one noise tensor shared by both
 	// images the score is symmetric (METHOD.md), and the features are cached per image.
 	m.stopWork()
@@ -111,22 +84,22 @@ func nextMetric(mt session.Metric) session.Metric {
 
 // currentLayer returns the selected layer's description.
 func (m *Model) currentLayer() (features.Layer, bool) {
-	if m.layer < 0 || m.layer >= len(m.info.Layers) {
+	if m.sel.layer < 0 || m.sel.layer >= len(m.info.Layers) {
 		return features.Layer{}, false
 	}
-	return m.info.Layers[m.layer], true
+	return m.info.Layers[m.sel.layer], true
 }
 
 // want is the request the current view shows.
 func (m *Model) want() session.Request {
 	_, _, idx := m.token()
-	return session.Request{A: m.a, B: m.b, Layer: m.layer, T: m.t, Metric: m.metric, Token: idx}
+	return session.Request{A: m.pair.a, B: m.pair.b, Layer: m.sel.layer, T: m.sel.t, Metric: m.sel.metric, Token: idx}
 }
 
 func sameRequest(x, y session.Request) bool { return x == y }
 
 // current reports whether the shown result answers the current view.
-func (m *Model) current() bool { return m.res != nil && sameRequest(m.res.Req, m.want()) }
+func (m *Model) current() bool { return m.rq.res != nil && sameRequest(m.rq.res.Req, m.want()) }
 
 func joinPaths(ps []string) string {
 	s := ""

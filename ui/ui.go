@@ -6,9 +6,12 @@
 // The root Model routes keys and mouse events to the component that has them, lays the
 // components out, and owns every request to the backend (work.go). The components are in
 // the bubbles shape, each with its size, its own key map where it has keys, and its own
-// messages: the sweep (sweep.go), the layer list (layers.go), the timeline (timeline.go),
-// the clip strip (clip.go), the prompt bar (prompt.go), the score panel and the status bar;
-// the help bar is bubbles/help over the active component's keys. Pictures are composed and
+// messages: the pair view of photos and maps with the token cursor and the overlay
+// (pairview.go), the sweep (sweep.go), the layer list (layers.go), the timeline
+// (timeline.go), the clip strip (clip.go), the prompt bar (prompt.go), the score panel and
+// the status bar; the help bar is bubbles/help over the active component's keys. The root's
+// own state is the pair (pairState), what the view shows (selection) and the backend
+// bookkeeping (requests). The pair view's pictures are composed and
 // encoded off the UI goroutine (render.go) and either drawn as half-block or quadrant text
 // inside the View; or, for sixel and for kitty without Unicode placeholders (kitty < 0.28),
 // placed at their cells by termgfx.Writer, which wraps the program's output (TERMINAL.md
@@ -145,7 +148,7 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	m := New(ctx, b, a, bImg, opts)
 	out := termgfx.NewWriter(opts.Output)
 	defer out.Close() // nothing is drawn after the last frame
-	m.placer = out
+	m.pv.placer = out
 	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(out)}
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))
@@ -176,8 +179,8 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	case err != nil:
 		return fmt.Errorf("ui: %w", err)
 	}
-	if fm, ok := final.(*Model); ok && fm.a == nil && fm.loadErr != nil {
-		return fm.loadErr
+	if fm, ok := final.(*Model); ok && fm.pair.a == nil && fm.pair.loadErr != nil {
+		return fm.pair.loadErr
 	}
 	return nil
 }

@@ -21,19 +21,19 @@ import (
 
 func TestReadyState(t *testing.T) {
 	m, f := readyModel(t, 120, 40)
-	if m.a == nil || m.b == nil || m.loading {
-		t.Fatalf("pair not loaded: a=%v b=%v loading=%v err=%v", m.a, m.b, m.loading, m.loadErr)
+	if m.pair.a == nil || m.pair.b == nil || m.pair.loading {
+		t.Fatalf("pair not loaded: a=%v b=%v loading=%v err=%v", m.pair.a, m.pair.b, m.pair.loading, m.pair.loadErr)
 	}
 	if !m.current() {
 		t.Fatalf("no result for the current view")
 	}
-	want := fake.ScoreAt(m.layer, m.t, session.AAS)
-	if m.res.Score != want {
-		t.Errorf("score = %v, want %v", m.res.Score, want)
+	want := fake.ScoreAt(m.sel.layer, m.sel.t, session.AAS)
+	if m.rq.res.Score != want {
+		t.Errorf("score = %v, want %v", m.rq.res.Score, want)
 	}
 	// The current timestep and its neighbours are scored in the background.
 	for _, tt := range []int{401, 411, 391, 501, 301} {
-		if _, ok := m.scores[scoreKey{tt, session.AAS}]; !ok {
+		if _, ok := m.rq.scores[scoreKey{tt, session.AAS}]; !ok {
 			t.Errorf("layer scores for t=%d not computed", tt)
 		}
 	}
@@ -53,19 +53,19 @@ func TestKeys(t *testing.T) {
 		keys  []string
 		check func(t *testing.T, m *Model)
 	}{
-		{"fine forward", []string{"."}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 411) }},
-		{"fine back", []string{","}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 391) }},
-		{"coarse forward", []string{">"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 501) }},
-		{"coarse back", []string{"<"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 301) }},
-		{"coarse forward shift+right", []string{"shift+right"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 501) }},
-		{"coarse back shift+left", []string{"shift+left"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 301) }},
-		{"t clamps at 999", []string{">", ">", ">", ">", ">", ">", ">"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 999) }},
-		{"t clamps at 0", []string{"<", "<", "<", "<", "<"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 0) }},
-		{"layer down", []string{"J"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 6) }},
-		{"layer up", []string{"K"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 4) }},
-		{"layer pgdown", []string{"pgdown"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 6) }},
-		{"layer pgup", []string{"pgup"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 4) }},
-		{"layer clamps", []string{"J", "J", "J", "J"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.layer, 7) }},
+		{"fine forward", []string{"."}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 411) }},
+		{"fine back", []string{","}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 391) }},
+		{"coarse forward", []string{">"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 501) }},
+		{"coarse back", []string{"<"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 301) }},
+		{"coarse forward shift+right", []string{"shift+right"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 501) }},
+		{"coarse back shift+left", []string{"shift+left"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 301) }},
+		{"t clamps at 999", []string{">", ">", ">", ">", ">", ">", ">"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 999) }},
+		{"t clamps at 0", []string{"<", "<", "<", "<", "<"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 0) }},
+		{"layer down", []string{"J"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.sel.layer, 6) }},
+		{"layer up", []string{"K"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.sel.layer, 4) }},
+		{"layer pgdown", []string{"pgdown"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.sel.layer, 6) }},
+		{"layer pgup", []string{"pgup"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.sel.layer, 4) }},
+		{"layer clamps", []string{"J", "J", "J", "J"}, func(t *testing.T, m *Model) { wantInt(t, "layer", m.sel.layer, 7) }},
 		{"token right", []string{"right"}, func(t *testing.T, m *Model) { wantToken(t, m, 3, 2) }},
 		{"token left h", []string{"h"}, func(t *testing.T, m *Model) { wantToken(t, m, 1, 2) }},
 		{"token up k", []string{"k"}, func(t *testing.T, m *Model) { wantToken(t, m, 2, 1) }},
@@ -73,49 +73,49 @@ func TestKeys(t *testing.T) {
 		{"token l and j", []string{"l", "j"}, func(t *testing.T, m *Model) { wantToken(t, m, 3, 3) }},
 		{"token clamps", []string{"up", "up", "up", "up"}, func(t *testing.T, m *Model) { wantToken(t, m, 2, 0) }},
 		{"metric cycles", []string{"m"}, func(t *testing.T, m *Model) {
-			if m.metric != session.Cosine || m.res.Metric != session.Cosine {
-				t.Errorf("metric = %v (result %v), want cos", m.metric, m.res.Metric)
+			if m.sel.metric != session.Cosine || m.rq.res.Metric != session.Cosine {
+				t.Errorf("metric = %v (result %v), want cos", m.sel.metric, m.rq.res.Metric)
 			}
 		}},
 		{"metric wraps", []string{"m", "m", "m"}, func(t *testing.T, m *Model) {
-			if m.metric != session.AAS {
-				t.Errorf("metric = %v, want aas", m.metric)
+			if m.sel.metric != session.AAS {
+				t.Errorf("metric = %v, want aas", m.sel.metric)
 			}
 		}},
 		{"swap", []string{"s"}, func(t *testing.T, m *Model) {
-			if m.pathA != "fake:b" || m.a.Path != "fake:b" || m.res.Req.A != m.a {
-				t.Errorf("after swap A = %q (%q)", m.pathA, m.a.Path)
+			if m.pair.pathA != "fake:b" || m.pair.a.Path != "fake:b" || m.rq.res.Req.A != m.pair.a {
+				t.Errorf("after swap A = %q (%q)", m.pair.pathA, m.pair.a.Path)
 			}
 		}},
-		{"half-blocks start without overlay", nil, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayNone)) }},
-		{"overlay cycles", []string{"o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayCos)) }},
-		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.overlay), int(overlayNone)) }},
+		{"half-blocks start without overlay", nil, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.pv.overlay), int(overlayNone)) }},
+		{"overlay cycles", []string{"o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.pv.overlay), int(overlayCos)) }},
+		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.pv.overlay), int(overlayNone)) }},
 		{"sweep opens and fills", []string{"w"}, func(t *testing.T, m *Model) {
-			wantInt(t, "screen", int(m.screen), int(screenSweep))
+			wantInt(t, "screen", int(m.sel.screen), int(screenSweep))
 			for _, tt := range features.SweepTimesteps() {
-				if _, ok := m.scores[scoreKey{tt, m.metric}]; !ok {
+				if _, ok := m.rq.scores[scoreKey{tt, m.sel.metric}]; !ok {
 					t.Errorf("sweep t=%d not computed", tt)
 				}
 			}
 		}},
-		{"sweep closes with w", []string{"w", "w"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
-		{"sweep closes with esc", []string{"w", "esc"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.screen), int(screenMain)) }},
+		{"sweep closes with w", []string{"w", "w"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.sel.screen), int(screenMain)) }},
+		{"sweep closes with esc", []string{"w", "esc"}, func(t *testing.T, m *Model) { wantInt(t, "screen", int(m.sel.screen), int(screenMain)) }},
 		{"sweep arrows move its cursor, not the token", []string{"w", "down", "right", "right"}, func(t *testing.T, m *Model) {
 			wantInt(t, "sweep row", m.sw.row, 6) // from layer 5 and t=400, nearest 401
 			wantInt(t, "sweep col", m.sw.col, 6)
-			wantInt(t, "token x", int(m.cx*4), 2)
-			wantInt(t, "layer", m.layer, 5)
+			wantInt(t, "token x", int(m.pv.cx*4), 2)
+			wantInt(t, "layer", m.sel.layer, 5)
 		}},
 		{"sweep enter jumps to the cursor's layer and t", []string{"w", "down", "left", "enter"}, func(t *testing.T, m *Model) {
-			wantInt(t, "screen", int(m.screen), int(screenMain))
-			wantInt(t, "layer", m.layer, 6)
-			wantInt(t, "t", m.t, 300)
-			wantInt(t, "score panel layer", m.res.Req.Layer, 6)
-			wantInt(t, "score panel t", m.res.Req.T, 300)
+			wantInt(t, "screen", int(m.sel.screen), int(screenMain))
+			wantInt(t, "layer", m.sel.layer, 6)
+			wantInt(t, "t", m.sel.t, 300)
+			wantInt(t, "score panel layer", m.rq.res.Req.Layer, 6)
+			wantInt(t, "score panel t", m.rq.res.Req.T, 300)
 		}},
 		{"sweep home and end", []string{"w", "end"}, func(t *testing.T, m *Model) { wantInt(t, "sweep col", m.sw.col, 9) }},
 		{"help expands in place", []string{"?"}, func(t *testing.T, m *Model) {
-			wantInt(t, "screen", int(m.screen), int(screenMain))
+			wantInt(t, "screen", int(m.sel.screen), int(screenMain))
 			if !m.help.ShowAll || m.lay.helpH < 5 {
 				t.Errorf("help not expanded: ShowAll %v, %d rows", m.help.ShowAll, m.lay.helpH)
 			}
@@ -125,14 +125,14 @@ func TestKeys(t *testing.T) {
 				t.Errorf("help still expanded: %d rows", m.lay.helpH)
 			}
 		}},
-		{"keys still work with the help open", []string{"?", "."}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 411) }},
-		{"end and home", []string{"end"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 999) }},
-		{"home", []string{"home"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 0) }},
-		{"typed t", []string{"t", "2", "5", "0", "enter"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 250) }},
+		{"keys still work with the help open", []string{"?", "."}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 411) }},
+		{"end and home", []string{"end"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 999) }},
+		{"home", []string{"home"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 0) }},
+		{"typed t", []string{"t", "2", "5", "0", "enter"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 250) }},
 		{"typed t out of range", []string{"t", "1", "2", "3", "4", "enter"}, func(t *testing.T, m *Model) {
-			wantInt(t, "t", m.t, 401)
-			if m.err == nil || !strings.Contains(m.err.Error(), "0 to 999") {
-				t.Errorf("err = %v", m.err)
+			wantInt(t, "t", m.sel.t, 401)
+			if m.note.err == nil || !strings.Contains(m.note.err.Error(), "0 to 999") {
+				t.Errorf("err = %v", m.note.err)
 			}
 		}},
 		{"bars scale toggles", []string{"a"}, func(t *testing.T, m *Model) { wantInt(t, "scale", int(m.ll.scale), int(scaleAbsolute)) }},
@@ -140,7 +140,7 @@ func TestKeys(t *testing.T) {
 			for _, ext := range []string{".png", ".json"} {
 				p := filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_Up0-attn1_t401"+ext)
 				if _, err := os.Stat(p); err != nil {
-					t.Errorf("export: %v (notice %q, err %v)", err, m.notice, m.err)
+					t.Errorf("export: %v (notice %q, err %v)", err, m.note.text, m.note.err)
 				}
 			}
 		}},
@@ -155,13 +155,13 @@ func TestKeys(t *testing.T) {
 			}
 		}},
 		{"prompt keys do not leak", []string{"p", "J", "."}, func(t *testing.T, m *Model) {
-			wantInt(t, "layer", m.layer, 5)
-			wantInt(t, "t", m.t, 401)
+			wantInt(t, "layer", m.sel.layer, 5)
+			wantInt(t, "t", m.sel.t, 401)
 			if got := m.pb.input.Value(); got != "fake:a fake:bJ." {
 				t.Errorf("prompt value %q", got)
 			}
 		}},
-		{"unknown key is ignored", []string{"x"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.t, 401) }},
+		{"unknown key is ignored", []string{"x"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 401) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,7 +172,7 @@ func TestKeys(t *testing.T) {
 				}
 			}
 			tc.check(t, m)
-			if tc.name != "unknown key is ignored" && !m.pb.open && m.screen == screenMain && !m.current() {
+			if tc.name != "unknown key is ignored" && !m.pb.open && m.sel.screen == screenMain && !m.current() {
 				t.Errorf("view not answered after %v", tc.keys)
 			}
 		})
@@ -192,7 +192,7 @@ func wantToken(t *testing.T, m *Model, x, y int) {
 	if tx != x || ty != y {
 		t.Errorf("token = %d,%d, want %d,%d", tx, ty, x, y)
 	}
-	if m.res == nil || m.res.Req.Token != idx {
+	if m.rq.res == nil || m.rq.res.Req.Token != idx {
 		t.Errorf("result not for token %d", idx)
 	}
 }
@@ -257,19 +257,19 @@ func TestStaleResultsAreDropped(t *testing.T) {
 	old := m.want()
 	_, cmd := m.Update(press(".")) // t = 411, not run yet
 	stale := session.Result{Req: old, Score: 42}
-	m.Update(scoreMsg{gen: m.gen, res: stale})
-	if m.res.Score == 42 {
+	m.Update(scoreMsg{gen: m.pair.gen, res: stale})
+	if m.rq.res.Score == 42 {
 		t.Fatal("a result for t=401 was taken while the view is at t=411")
 	}
 	drive(m, cmd)
-	if !m.current() || m.res.Req.T != 411 {
-		t.Fatalf("result for t=%d, want 411", m.res.Req.T)
+	if !m.current() || m.rq.res.Req.T != 411 {
+		t.Fatalf("result for t=%d, want 411", m.rq.res.Req.T)
 	}
 	// Results about a pair that was swapped away are dropped too.
-	gen := m.gen
+	gen := m.pair.gen
 	send(m, press("s"))
 	m.Update(scoreMsg{gen: gen, res: session.Result{Req: m.want(), Score: 42}})
-	if m.res.Score == 42 {
+	if m.rq.res.Score == 42 {
 		t.Fatal("a result of the old pair was taken")
 	}
 }
@@ -278,11 +278,11 @@ func TestCurrentViewFirst(t *testing.T) {
 	m, f := readyModel(t, 120, 40)
 	f.Delay = time.Hour // nothing new finishes
 	_, cmd := m.Update(press(">"))
-	if !m.fg.busy || m.fg.req.T != 501 {
+	if !m.rq.fg.busy || m.rq.fg.req.T != 501 {
 		t.Fatalf("no score requested for t=501")
 	}
-	if m.bg.busy {
-		t.Errorf("background job %d started before the view was answered", m.bg.t)
+	if m.rq.bg.busy {
+		t.Errorf("background job %d started before the view was answered", m.rq.bg.t)
 	}
 	_ = cmd
 	m.stopWork()
@@ -290,12 +290,12 @@ func TestCurrentViewFirst(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	m, _ := newTestModel(t, 120, 40, "/nonexistent/a.png", "fake:b")
-	drive(m, m.loadCmd(m.pathA, m.pathB))
-	if m.loadErr == nil || m.a != nil {
-		t.Fatalf("missing image loaded: err=%v", m.loadErr)
+	drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
+	if m.pair.loadErr == nil || m.pair.a != nil {
+		t.Fatalf("missing image loaded: err=%v", m.pair.loadErr)
 	}
-	if !strings.Contains(m.loadErr.Error(), "image A") || !strings.Contains(m.loadErr.Error(), "a.png") {
-		t.Errorf("error %q does not say which image", m.loadErr)
+	if !strings.Contains(m.pair.loadErr.Error(), "image A") || !strings.Contains(m.pair.loadErr.Error(), "a.png") {
+		t.Errorf("error %q does not say which image", m.pair.loadErr)
 	}
 	if v := m.content(); !strings.Contains(v, "Could not open the images") {
 		t.Errorf("view does not show the error:\n%s", v)
@@ -305,23 +305,23 @@ func TestLoadErrors(t *testing.T) {
 	send(m, press("ctrl+u"))
 	typeText(m, "fake:c 'fake:d e'")
 	send(m, press("enter"))
-	if m.a == nil || m.a.Path != "fake:c" || m.b.Path != "fake:d e" || m.loadErr != nil {
-		t.Fatalf("prompt did not load the pair: %v", m.loadErr)
+	if m.pair.a == nil || m.pair.a.Path != "fake:c" || m.pair.b.Path != "fake:d e" || m.pair.loadErr != nil {
+		t.Fatalf("prompt did not load the pair: %v", m.pair.loadErr)
 	}
 	// A failed load keeps the pair on screen and reports the error.
 	send(m, press("p"))
 	send(m, press("ctrl+u"))
 	typeText(m, "fake:c /nope.png")
 	send(m, press("enter"))
-	if m.a == nil || m.err == nil {
-		t.Errorf("failed load: a=%v err=%v", m.a, m.err)
+	if m.pair.a == nil || m.note.err == nil {
+		t.Errorf("failed load: a=%v err=%v", m.pair.a, m.note.err)
 	}
 	send(m, press("p"))
 	send(m, press("ctrl+u"))
 	typeText(m, "just-one")
 	send(m, press("enter"))
-	if m.err == nil || !strings.Contains(m.err.Error(), "two image paths") {
-		t.Errorf("one path: err = %v", m.err)
+	if m.note.err == nil || !strings.Contains(m.note.err.Error(), "two image paths") {
+		t.Errorf("one path: err = %v", m.note.err)
 	}
 }
 
@@ -334,8 +334,8 @@ func TestScoreErrorIsShown(t *testing.T) {
 		return nil
 	}
 	send(m, press("."))
-	if m.err == nil || !strings.Contains(m.err.Error(), "out of memory") {
-		t.Fatalf("err = %v", m.err)
+	if m.note.err == nil || !strings.Contains(m.note.err.Error(), "out of memory") {
+		t.Fatalf("err = %v", m.note.err)
 	}
 	if !strings.Contains(m.content(), "out of memory") {
 		t.Error("status line does not show the error")
@@ -392,7 +392,7 @@ func TestMouse(t *testing.T) {
 			break
 		}
 	}
-	wantInt(t, "layer", m.layer, 2)
+	wantInt(t, "layer", m.sel.layer, 2)
 	// A click in the top-left of A's map picks token 0,0.
 	r := m.lay.panes[paneMapA]
 	send(m, tea.MouseClickMsg{X: r.X + r.W/2 - r.H + 1, Y: r.Y, Button: tea.MouseLeft})
@@ -405,17 +405,17 @@ func TestMouse(t *testing.T) {
 	// The slider sets t.
 	tl := m.timeline()
 	send(m, tea.MouseClickMsg{X: tl.column(700), Y: m.lay.timeline.Y + 1, Button: tea.MouseLeft})
-	if m.t < 690 || m.t > 710 {
-		t.Errorf("t = %d after a click at 700", m.t)
+	if m.sel.t < 690 || m.sel.t > 710 {
+		t.Errorf("t = %d after a click at 700", m.sel.t)
 	}
 	// Dragging along the slider scrubs t.
 	send(m, tea.MouseMotionMsg{X: tl.column(300), Y: m.lay.timeline.Y + 1, Button: tea.MouseLeft})
-	if m.t < 290 || m.t > 310 {
-		t.Errorf("t = %d after dragging to 300", m.t)
+	if m.sel.t < 290 || m.sel.t > 310 {
+		t.Errorf("t = %d after dragging to 300", m.sel.t)
 	}
 	// The wheel over the layer list moves the layer.
 	send(m, tea.MouseWheelMsg{X: m.lay.layers.X + 2, Y: m.lay.layers.Y + 3, Button: tea.MouseWheelDown})
-	wantInt(t, "layer", m.layer, 3)
+	wantInt(t, "layer", m.sel.layer, 3)
 }
 
 func TestMeaninglessLayer(t *testing.T) {
@@ -424,7 +424,7 @@ func TestMeaninglessLayer(t *testing.T) {
 	send(m, press("K"))
 	send(m, press("K"))
 	send(m, press("K")) // layer 1: text cross-attention
-	wantInt(t, "layer", m.layer, 1)
+	wantInt(t, "layer", m.sel.layer, 1)
 	v := m.content()
 	if strings.Contains(v, "1.0000") || strings.Contains(v, "1.000 ") {
 		t.Errorf("meaningless layer shown as 1.000:\n%s", v)
@@ -467,9 +467,9 @@ func TestModelWithoutTimesteps(t *testing.T) {
 	drive(m, m.loadCmd("fake:a", "fake:b"))
 	send(m, press("."))
 	send(m, press(">"))
-	wantInt(t, "t", m.t, 0)
-	if !strings.Contains(m.notice, "no timesteps") {
-		t.Errorf("notice = %q", m.notice)
+	wantInt(t, "t", m.sel.t, 0)
+	if !strings.Contains(m.note.text, "no timesteps") {
+		t.Errorf("notice = %q", m.note.text)
 	}
 	send(m, press("w"))
 	if c := f.Calls(); c.Forwards != 1 {
@@ -494,11 +494,11 @@ func TestSweepClick(t *testing.T) {
 	send(m, click)
 	wantInt(t, "sweep row", m.sw.row, 1)
 	wantInt(t, "sweep col", m.sw.col, 2)
-	wantInt(t, "screen", int(m.screen), int(screenSweep))
+	wantInt(t, "screen", int(m.sel.screen), int(screenSweep))
 	send(m, click)
-	wantInt(t, "layer", m.layer, 1)
-	wantInt(t, "t", m.t, features.SweepTimesteps()[2])
-	wantInt(t, "screen", int(m.screen), int(screenMain))
+	wantInt(t, "layer", m.sel.layer, 1)
+	wantInt(t, "t", m.sel.t, features.SweepTimesteps()[2])
+	wantInt(t, "screen", int(m.sel.screen), int(screenMain))
 }
 
 func TestPromptEditing(t *testing.T) {
@@ -513,8 +513,8 @@ func TestPromptEditing(t *testing.T) {
 		t.Fatalf("prompt = %q", got)
 	}
 	send(m, press("enter"))
-	if m.a == nil || m.b.Path != "fake:Zy" {
-		t.Errorf("loaded %v", m.b)
+	if m.pair.a == nil || m.pair.b.Path != "fake:Zy" {
+		t.Errorf("loaded %v", m.pair.b)
 	}
 }
 
@@ -530,7 +530,7 @@ func TestExportContents(t *testing.T) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Score == nil || *rec.Score != m.res.Score || rec.T == nil || *rec.T != 401 || rec.Step == nil || *rec.Step != 600 || rec.LayerShort != "Up0" || rec.ImageA != "fake:a" || rec.Model != "fake" {
+	if rec.Score == nil || *rec.Score != m.rq.res.Score || rec.T == nil || *rec.T != 401 || rec.Step == nil || *rec.Step != 600 || rec.LayerShort != "Up0" || rec.ImageA != "fake:a" || rec.Model != "fake" {
 		t.Errorf("record: %+v", rec)
 	}
 	if len(rec.MapA) != 16 || len(rec.Attention) != 16 || rec.Grid != [2]int{4, 4} {
@@ -590,7 +590,7 @@ func TestExportFolder(t *testing.T) {
 			}
 			data, err := os.ReadFile(filepath.Join(wd, dir, "fake-a_vs_fake-b_Up0-attn1_t401.json"))
 			if err != nil {
-				t.Fatalf("%v (notice %q, err %v)", err, m.notice, m.err)
+				t.Fatalf("%v (notice %q, err %v)", err, m.note.text, m.note.err)
 			}
 			var rec exportRecord
 			if err := json.Unmarshal(data, &rec); err != nil {
@@ -599,8 +599,8 @@ func TestExportFolder(t *testing.T) {
 			if rec.Overlay != tc.overlay {
 				t.Errorf("overlay = %q, want %q", rec.Overlay, tc.overlay)
 			}
-			if !strings.Contains(m.notice, dir) {
-				t.Errorf("notice %q does not name %s", m.notice, dir)
+			if !strings.Contains(m.note.text, dir) {
+				t.Errorf("notice %q does not name %s", m.note.text, dir)
 			}
 		})
 	}
@@ -615,8 +615,8 @@ func TestExportFolderError(t *testing.T) {
 	}
 	m.opts.ExportDir = filepath.Join(file, "sub")
 	send(m, press("e"))
-	if m.err == nil || !strings.Contains(m.err.Error(), "export folder") || !strings.Contains(m.err.Error(), "--export-dir") {
-		t.Errorf("err = %v", m.err)
+	if m.note.err == nil || !strings.Contains(m.note.err.Error(), "export folder") || !strings.Contains(m.note.err.Error(), "--export-dir") {
+		t.Errorf("err = %v", m.note.err)
 	}
 }
 
@@ -633,8 +633,8 @@ func TestQuadrantImages(t *testing.T) {
 		send(m, tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
 		drive(m, m.loadCmd("fake:a", "fake:b"))
 		v := m.content()
-		if !strings.ContainsAny(v, "▘▝▖▗▚▞▌▐▛▜▙▟") || m.overlay != overlayNone {
-			t.Errorf("%v: no quadrant glyphs, or overlay %v", sz, m.overlay)
+		if !strings.ContainsAny(v, "▘▝▖▗▚▞▌▐▛▜▙▟") || m.pv.overlay != overlayNone {
+			t.Errorf("%v: no quadrant glyphs, or overlay %v", sz, m.pv.overlay)
 		}
 		for i, l := range strings.Split(v, "\n") {
 			if w := ansiWidth(l); w != sz[0] {

@@ -21,30 +21,31 @@ func (m *Model) View() tea.View {
 	v := tea.NewView(m.content())
 	v.AltScreen = true
 	v.MouseMode = tea.MouseModeCellMotion
-	v.WindowTitle = "diffsim " + filepath.Base(m.pathA) + " ⇄ " + filepath.Base(m.pathB)
+	v.WindowTitle = "diffsim " + filepath.Base(m.pair.pathA) + " ⇄ " + filepath.Base(m.pair.pathB)
 	return v
 }
 
 func (m *Model) content() string {
-	if m.width == 0 || m.height == 0 {
+	if m.lay.W == 0 || m.lay.H == 0 {
 		return ""
 	}
 	if m.lay.tooSmall {
 		msg := fmt.Sprintf("The terminal is %d×%d: diffsim needs at least %d×%d.\nEnlarge the window, or press q to quit.",
-			m.width, m.height, minWidth, minHeight)
-		msg = m.styles.Warn.Width(min(m.width, 60)).Align(lipgloss.Center).Render(msg)
-		return block(lipgloss.Place(m.width, m.height, lipgloss.Center, lipgloss.Center, msg), m.width, m.height)
+			m.lay.W, m.lay.H, minWidth, minHeight)
+		msg = m.styles.Warn.Width(min(m.lay.W, 60)).Align(lipgloss.Center).Render(msg)
+		return block(lipgloss.Place(m.lay.W, m.lay.H, lipgloss.Center, lipgloss.Center, msg), m.lay.W, m.lay.H)
 	}
 	l := m.lay
 	var body string
 	switch {
-	case m.a == nil:
+	case m.pair.a == nil:
 		body = block(m.waitView(l.body.W, l.body.H), l.body.W, l.body.H)
-	case m.screen == screenSweep:
+	case m.sel.screen == screenSweep:
 		m.syncComponents()
 		body = block(m.sw.View(), l.body.W, l.body.H)
 	default:
-		left := m.leftLines()
+		m.syncPair()
+		left := m.pv.lines()
 		right := strings.Split(block(m.rightView(), l.score.W, l.body.H), "\n")
 		for i := range left {
 			left[i] += " " + right[i]
@@ -57,7 +58,7 @@ func (m *Model) content() string {
 	}
 	st := m.statusBar()
 	return strings.Join([]string{
-		block(m.titleView(), m.width, 1),
+		block(m.titleView(), m.lay.W, 1),
 		body,
 		tl.View(),
 		st.View(),
@@ -70,25 +71,54 @@ func (m *Model) content() string {
 // to the backend depend on them.
 func (m *Model) syncComponents() {
 	l := m.lay
+	m.pv.setOrigin(l.left.X, l.left.Y)
+	m.pv.SetSize(l.left.W, l.left.H)
 	m.ll.SetSize(l.layers.W, l.layers.H)
-	m.ll.SetData(m.scores[scoreKey{m.t, m.metric}], m.layer, m.t, m.metric)
+	m.ll.SetData(m.rq.scores[scoreKey{m.sel.t, m.sel.metric}], m.sel.layer, m.sel.t, m.sel.metric)
 	m.sw.SetSize(l.body.W, l.body.H)
-	m.sw.SetData(m.scores, m.metric, m.layer, m.t)
+	m.sw.SetData(m.rq.scores, m.sel.metric, m.sel.layer, m.sel.t)
+}
+
+// syncPair hands the pair view what the root owns, before the view draws or acts.
+func (m *Model) syncPair() {
+	d := pairData{a: m.pair.a, b: m.pair.b, pathA: m.pair.pathA, pathB: m.pair.pathB, res: m.rq.res, show: m.showImages()}
+	d.layer, _ = m.currentLayer()
+	if m.rq.res != nil && m.rq.res.Req.Layer != m.sel.layer {
+		d.res = nil // maps of another grid would mislead
+	}
+	m.pv.SetData(d)
+}
+
+// showImages reports whether the main screen with its images is showing.
+func (m *Model) showImages() bool {
+	return m.sel.screen == screenMain && m.pair.a != nil && !m.lay.tooSmall && m.lay.W > 0
+}
+
+// renderCmd asks the pair view for new pictures of the current state.
+func (m *Model) renderCmd() tea.Cmd {
+	m.syncPair()
+	return m.pv.renderCmd()
+}
+
+// place hands the pair view's pictures to the placer (placement.go).
+func (m *Model) place(flush bool) {
+	m.syncPair()
+	m.pv.place(flush)
 }
 
 // helpBar is the bottom line: the active view's keys, or the prompt; expanded in place by ?.
 func (m *Model) helpBar() string {
 	h := m.lay.helpH
 	if m.pb.open {
-		return block(" "+m.pb.View(), m.width, 1) + strings.Repeat("\n"+strings.Repeat(" ", m.width), max(h-1, 0))
+		return block(" "+m.pb.View(), m.lay.W, 1) + strings.Repeat("\n"+strings.Repeat(" ", m.lay.W), max(h-1, 0))
 	}
 	km := m.activeKeys()
 	if !m.help.ShowAll {
-		return block(" "+m.help.ShortHelpView(km.ShortHelp()), m.width, 1)
+		return block(" "+m.help.ShortHelpView(km.ShortHelp()), m.lay.W, 1)
 	}
 	note := m.styles.Dim.Render(fmt.Sprintf(" t is the DDPM timestep 0–%d (reference step = 1001 − t) · overlay: off → cosine maps → attention · click a photo for a token, a layer, the slider · ? or esc folds this", maxT))
-	full := m.styles.Indent().Render(m.help.FullHelpView(fitColumns(km.FullHelp(), m.width)))
-	return block(full+"\n"+note, m.width, h)
+	full := m.styles.Indent().Render(m.help.FullHelpView(fitColumns(km.FullHelp(), m.lay.W)))
+	return block(full+"\n"+note, m.lay.W, h)
 }
 
 // helpColumnW is about the width of one column of the expanded help.
@@ -129,34 +159,34 @@ func (m *Model) titleView() string {
 		cond = st.TitleDim.Render("   ") + st.Title.Render(c)
 	}
 	tails := []string{
-		fmt.Sprintf("   overlay: %s · graphics: %s ", m.overlay, m.proto),
-		fmt.Sprintf("   overlay: %s ", m.overlay),
-		fmt.Sprintf("  %s ", m.overlay),
+		fmt.Sprintf("   overlay: %s · graphics: %s ", m.pv.overlay, m.pv.caps.Protocol),
+		fmt.Sprintf("   overlay: %s ", m.pv.overlay),
+		fmt.Sprintf("  %s ", m.pv.overlay),
 		"",
 	}
 	for _, nameW := range []int{40, 24, 16, 10} {
 		name := func(p string) string { return ellipsize(filepath.Base(p), nameW) }
 		head := st.Title.Render(" diffsim ") +
-			st.TitleDim.Render(" A ") + st.Title.Render(name(m.pathA)) +
-			st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pathB)) + cond
+			st.TitleDim.Render(" A ") + st.Title.Render(name(m.pair.pathA)) +
+			st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pair.pathB)) + cond
 		for _, tail := range tails {
-			if s := head + st.TitleDim.Render(tail); lipgloss.Width(s) <= m.width {
-				return st.TitleDim.Width(m.width).Render(s)
+			if s := head + st.TitleDim.Render(tail); lipgloss.Width(s) <= m.lay.W {
+				return st.TitleDim.Width(m.lay.W).Render(s)
 			}
 		}
 	}
-	return ansi.Truncate(st.Title.Render(" diffsim "), m.width, "")
+	return ansi.Truncate(st.Title.Render(" diffsim "), m.lay.W, "")
 }
 
 func (m *Model) waitView(w, h int) string {
 	st := m.styles
 	var msg string
 	switch {
-	case m.loadErr != nil:
-		msg = st.Error.Render("Could not open the images") + "\n\n" + st.Value.Render(m.loadErr.Error()) +
+	case m.pair.loadErr != nil:
+		msg = st.Error.Render("Could not open the images") + "\n\n" + st.Value.Render(m.pair.loadErr.Error()) +
 			"\n\n" + st.Dim.Render("Press p to open another pair, q to quit.")
 	default:
-		msg = m.spinner.View() + " " + st.Value.Render("loading "+filepath.Base(m.pathA)+" and "+filepath.Base(m.pathB)+"…")
+		msg = m.spinner.View() + " " + st.Value.Render("loading "+filepath.Base(m.pair.pathA)+" and "+filepath.Base(m.pair.pathB)+"…")
 	}
 	return lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, lipgloss.NewStyle().Width(min(w-4, 90)).Render(msg))
 }
@@ -165,8 +195,8 @@ func (m *Model) rightView() string {
 	l := m.lay
 	tx, ty, _ := m.token()
 	layer, _ := m.currentLayer()
-	sp := scorePanel{st: m.styles, info: m.info, layer: layer, res: m.res, current: m.current(), t: m.t, metric: m.metric, tx: tx, ty: ty}
-	if m.res != nil && m.res.Req.Layer != m.layer {
+	sp := scorePanel{st: m.styles, info: m.info, layer: layer, res: m.rq.res, current: m.current(), t: m.sel.t, metric: m.sel.metric, tx: tx, ty: ty}
+	if m.rq.res != nil && m.rq.res.Req.Layer != m.sel.layer {
 		sp.res = nil
 	}
 	sp.SetSize(l.score.W, l.score.H)
@@ -175,60 +205,60 @@ func (m *Model) rightView() string {
 }
 
 func (m *Model) timeline() timeline {
-	tl := timeline{st: m.styles, t: m.t, points: map[int]float64{}, higher: m.metric.HigherIsMoreSimilar(), timesteps: m.info.Timesteps}
-	for k, s := range m.scores {
-		if k.metric != m.metric || m.layer >= len(s) {
+	tl := timeline{st: m.styles, t: m.sel.t, points: map[int]float64{}, higher: m.sel.metric.HigherIsMoreSimilar(), timesteps: m.info.Timesteps}
+	for k, s := range m.rq.scores {
+		if k.metric != m.sel.metric || m.sel.layer >= len(s) {
 			continue
 		}
-		v := s[m.layer].Score
-		if s[m.layer].Meaningless {
+		v := s[m.sel.layer].Score
+		if s[m.sel.layer].Meaningless {
 			v = math.NaN()
 		}
 		tl.points[k.t] = v
 	}
-	tl.SetSize(m.width, 3)
+	tl.SetSize(m.lay.W, 3)
 	return tl
 }
 
 func (m *Model) clipPanel() clipPanel {
 	p := clipPanel{st: m.styles, clip: m.clip, frame: m.frame}
-	p.SetSize(m.width, 3)
+	p.SetSize(m.lay.W, 3)
 	return p
 }
 
 func (m *Model) statusBar() statusBar {
-	sb := statusBar{st: m.styles, spinner: m.spinner.View(), err: m.err, notice: m.notice}
+	sb := statusBar{st: m.styles, spinner: m.spinner.View(), err: m.note.err, notice: m.note.text}
 	now := m.now()
 	switch {
-	case m.loading:
+	case m.pair.loading:
 		sb.working = "loading images…"
-	case m.a == nil:
+	case m.pair.a == nil:
 		sb.working = "no images"
-	case m.fg.busy:
-		sb.working = fmt.Sprintf("scoring %s t=%d (%s)", m.layerLabel(m.fg.req.Layer), m.fg.req.T, elapsed(now, m.fg.since))
-		if m.progress.What != "" && !m.seen[m.fg.req.T] {
-			sb.working += " · " + progressText(m.progress)
+	case m.rq.fg.busy:
+		sb.working = fmt.Sprintf("scoring %s t=%d (%s)", m.layerLabel(m.rq.fg.req.Layer), m.rq.fg.req.T, elapsed(now, m.rq.fg.since))
+		if m.rq.progress.What != "" && !m.rq.seen[m.rq.fg.req.T] {
+			sb.working += " · " + progressText(m.rq.progress)
 		}
-		if slow := now.Sub(m.fg.since); slow > slowRun && m.info.Size > 256 && !strings.HasPrefix(m.info.Device, "cuda") {
+		if slow := now.Sub(m.rq.fg.since); slow > slowRun && m.info.Size > 256 && !strings.HasPrefix(m.info.Device, "cuda") {
 			// A real U-Net takes seconds per timestep on a CPU; say what would help.
 			sb.working += fmt.Sprintf(" · slow on CPU: --size 256 is ~%d× faster", (m.info.Size*m.info.Size)/(256*256))
 		}
-	case m.bg.busy:
+	case m.rq.bg.busy:
 		what := "layer scores"
-		if m.bg.t != m.t {
+		if m.rq.bg.t != m.sel.t {
 			what = "ahead"
 		}
-		sb.working = fmt.Sprintf("%s t=%d (%s)", what, m.bg.t, elapsed(now, m.bg.since))
+		sb.working = fmt.Sprintf("%s t=%d (%s)", what, m.rq.bg.t, elapsed(now, m.rq.bg.since))
 	}
-	stats := m.stats.stats
+	stats := m.rq.stats.stats
 	// Timesteps computed for this pair under any metric: switching the metric or the order
 	// of A and B reuses their features, so the count does not drop.
 	computed := map[int]bool{}
-	if m.a != nil {
-		for k := range m.scores {
+	if m.pair.a != nil {
+		for k := range m.rq.scores {
 			computed[k.t] = true
 		}
-		for t := range m.seen {
+		for t := range m.rq.seen {
 			computed[t] = true
 		}
 	}
@@ -236,11 +266,11 @@ func (m *Model) statusBar() statusBar {
 	if stats.CacheBudget > 0 {
 		cache += fmt.Sprintf(" · cache %d/%d MiB", stats.CacheBytes>>20, stats.CacheBudget>>20)
 	}
-	if m.a != nil && (m.seen[m.t] || (m.stats.tCached && m.stats.t == m.t && m.stats.gen == m.gen)) {
+	if m.pair.a != nil && (m.rq.seen[m.sel.t] || (m.rq.stats.tCached && m.rq.stats.t == m.sel.t && m.rq.stats.gen == m.pair.gen)) {
 		cache = "t cached · " + cache
 	}
 	sb.cache = cache + " "
-	sb.SetSize(m.width, 1)
+	sb.SetSize(m.lay.W, 1)
 	return sb
 }
 

@@ -20,12 +20,54 @@ import (
 // network run serves every layer), the neighbouring timesteps (prefetched, then scored
 // for the timeline), and the sweep's timesteps while the sweep is open.
 
+// requests is the root's bookkeeping of the backend: the jobs in flight, the layer scores
+// and timesteps it has answered for the pair, and its latest counters and progress. The
+// root owns it because every request depends on the whole view (pair, layer, t, token,
+// metric), which no component has.
+type requests struct {
+	res      *session.Result // latest result for this pair; may answer an older request
+	fg       job             // the Score for the current view
+	bg       job             // one background job: layer scores or a prefetch
+	jobID    int
+	scores   map[scoreKey][]session.LayerScore
+	seen     map[int]bool // timesteps whose features were computed for this pair
+	stats    statsMsg     // latest snapshot of the backend's counters
+	progress session.Progress
+}
+
+func newRequests() requests {
+	return requests{scores: map[scoreKey][]session.LayerScore{}, seen: map[int]bool{}}
+}
+
+// forget drops what was answered about the pair (a new pair, or new conditioning).
+func (r *requests) forget() {
+	clear(r.scores)
+	clear(r.seen)
+}
+
+// job is one piece of work in flight.
+type job struct {
+	busy   bool
+	id     int
+	t      int
+	req    session.Request
+	since  time.Time
+	cancel context.CancelFunc
+}
+
+func (j *job) stop() {
+	if j.cancel != nil {
+		j.cancel()
+	}
+	*j = job{}
+}
+
 // loadCmd loads a pair of images.
 func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
-	m.gen++
-	m.loading = true
+	m.pair.gen++
+	m.pair.loading = true
 	m.stopWork()
-	b, gen := m.backend, m.gen
+	b, gen := m.backend, m.pair.gen
 	return func() tea.Msg {
 		a, errA := b.Load(pathA)
 		if errA != nil {
@@ -44,19 +86,19 @@ func (m *Model) loadCmd(pathA, pathB string) tea.Cmd {
 
 // schedule starts whatever the current view needs next.
 func (m *Model) schedule() tea.Cmd {
-	if m.a == nil || m.b == nil {
+	if m.pair.a == nil || m.pair.b == nil {
 		return nil
 	}
 	var cmds []tea.Cmd
 	want := m.want()
-	if !m.current() && !(m.fg.busy && sameRequest(m.fg.req, want)) {
-		m.fg.stop()
-		if m.bg.busy && m.bg.t != want.T && !m.seen[want.T] {
-			m.bg.stop() // the view needs the network: it goes first
+	if !m.current() && !(m.rq.fg.busy && sameRequest(m.rq.fg.req, want)) {
+		m.rq.fg.stop()
+		if m.rq.bg.busy && m.rq.bg.t != want.T && !m.rq.seen[want.T] {
+			m.rq.bg.stop() // the view needs the network: it goes first
 		}
 		cmds = append(cmds, m.scoreCmd(want))
 	}
-	if !m.fg.busy && !m.bg.busy {
+	if !m.rq.fg.busy && !m.rq.bg.busy {
 		if c := m.backgroundCmd(); c != nil {
 			cmds = append(cmds, c)
 		}
@@ -66,9 +108,9 @@ func (m *Model) schedule() tea.Cmd {
 
 func (m *Model) scoreCmd(r session.Request) tea.Cmd {
 	ctx, cancel := context.WithCancel(m.ctx)
-	m.jobID++
-	m.fg = job{busy: true, id: m.jobID, t: r.T, req: r, since: m.now(), cancel: cancel}
-	b, gen := m.backend, m.gen
+	m.rq.jobID++
+	m.rq.fg = job{busy: true, id: m.rq.jobID, t: r.T, req: r, since: m.now(), cancel: cancel}
+	b, gen := m.backend, m.pair.gen
 	return func() tea.Msg {
 		defer cancel()
 		res, err := b.Score(ctx, r)
@@ -83,22 +125,22 @@ func (m *Model) scoreCmd(r session.Request) tea.Cmd {
 // backgroundWanted lists the timesteps whose layer scores the background fills, most
 // wanted first.
 func (m *Model) backgroundWanted() []int {
-	ts := []int{m.t}
+	ts := []int{m.sel.t}
 	if !m.info.Timesteps {
 		return ts
 	}
 	for _, d := range []int{fineStep, -fineStep, coarseStep, -coarseStep} {
-		if t := m.t + d; t >= 0 && t <= maxT {
+		if t := m.sel.t + d; t >= 0 && t <= maxT {
 			ts = append(ts, t)
 		}
 	}
-	if m.screen == screenSweep {
+	if m.sel.screen == screenSweep {
 		sw := slices.Clone(m.sw.ts)
 		// nearest to the current timestep first: that is where the eye is
 		for len(sw) > 0 {
 			best := 0
 			for i, t := range sw {
-				if abs(t-m.t) < abs(sw[best]-m.t) {
+				if abs(t-m.sel.t) < abs(sw[best]-m.sel.t) {
 					best = i
 				}
 			}
@@ -119,13 +161,13 @@ func abs(x int) int {
 // backgroundCmd starts the next background job, or returns nil when there is none.
 func (m *Model) backgroundCmd() tea.Cmd {
 	for i, t := range m.backgroundWanted() {
-		if _, ok := m.scores[scoreKey{t, m.metric}]; ok {
+		if _, ok := m.rq.scores[scoreKey{t, m.sel.metric}]; ok {
 			continue
 		}
 		ctx, cancel := context.WithCancel(m.ctx)
-		m.jobID++
-		m.bg = job{busy: true, id: m.jobID, t: t, since: m.now(), cancel: cancel}
-		b, a, bi, gen, id, metric := m.backend, m.a, m.b, m.gen, m.jobID, m.metric
+		m.rq.jobID++
+		m.rq.bg = job{busy: true, id: m.rq.jobID, t: t, since: m.now(), cancel: cancel}
+		b, a, bi, gen, id, metric := m.backend, m.pair.a, m.pair.b, m.pair.gen, m.rq.jobID, m.sel.metric
 		neighbour := i > 0
 		return func() tea.Msg {
 			defer cancel()
@@ -218,7 +260,7 @@ const statsInterval = 500 * time.Millisecond
 // statsCmd fetches the backend's counters off the UI goroutine: View and Update never call
 // the backend, whatever locks it holds while the network runs.
 func (m *Model) statsCmd() tea.Cmd {
-	b, a, bi, t, gen := m.backend, m.a, m.b, m.t, m.gen
+	b, a, bi, t, gen := m.backend, m.pair.a, m.pair.b, m.sel.t, m.pair.gen
 	return func() tea.Msg {
 		msg := statsMsg{gen: gen, stats: b.Stats(), t: t}
 		if a != nil && bi != nil {
