@@ -98,6 +98,7 @@ func mustJSON(t *testing.T, v any) string {
 // TestShowDescribesTheScores: /v1/show resolves a selection to the setup and point that a
 // score with it then carries (what bench writes into its results file before any score).
 func TestShowDescribesTheScores(t *testing.T) {
+	enginetest.Runtime(t) // the server loads the model with ONNX Runtime; its errors reach us as text
 	samples, _ := filepath.Abs("../../testdata/samples")
 	a, b := filepath.Join(samples, "grass.png"), filepath.Join(samples, "gravel.png")
 	unix, _, _ := startServer(t, Config{Base: session.Options{Device: "cpu", Families: families.All()}}, nil)
