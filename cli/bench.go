@@ -19,6 +19,7 @@ import (
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/bench"
+	"github.com/diffsim/diffsim/session/serve"
 )
 
 // benchCmd is `diffsim bench` with `bench merge` and `bench status`: flags, help and wiring;
@@ -66,7 +67,10 @@ index as is, so rerunning one task (sbatch --array=2 … --shards 4) resumes its
 
 Progress: a bar on a terminal; otherwise (a job's log) one line every --log-every decisions
 with the rate and the time left. Ctrl-C or SIGTERM (scancel) stops after the decision in
-flight (a second one abandons it); what was made is kept.`,
+flight (a second one abandons it); what was made is kept.
+
+While 'diffsim serve' runs, it scores the pairs with its warm model (the results are the
+same, byte for byte); --no-server computes in this process.`,
 		Example: `  diffsim bench triplet styles/ --t 101 --out sref.jsonl
   diffsim bench nights nights/ --step 500 --layer Up0 --shard 0/8 --out results/
   SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=3 diffsim bench tid2013 tid2013/ --out results/
@@ -107,6 +111,7 @@ flight (a second one abandons it); what was made is kept.`,
 	}
 	f := cmd.Flags()
 	a.modelFlags.register(f, true)
+	a.registerNoServer(f)
 	f.StringVar(&out, "out", "", "record every decision in this JSONL file, or DIR/ for one file per shard; a rerun resumes from it")
 	f.StringVar(&shard, "shard", "", "make only shard I of N (decision index mod N = I); default: from a Slurm array or an Indexed Job, else all")
 	f.IntVar(&shards, "shards", 0, "shard count when the task index comes from the engine (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID); default $DIFFSIM_SHARDS")
@@ -263,22 +268,18 @@ func (a *benchCmd) printSummary(sum bench.Summary) error {
 // this wires flags, stderr and progress to it).
 func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string, logEvery int) error {
 	stderr := &syncWriter{w: a.stderr}
-	tg, err := a.openTarget(cmd, nil)
+	bt, err := a.benchTarget(cmd, stderr)
 	if err != nil {
 		return err
 	}
-	defer tg.s.Close()
-	s, info, layer, t := tg.s, tg.info, tg.layer, tg.t
-	settings := bench.Settings{
-		Layout: ds.Layout, Model: info.Name, Layer: info.Layers[layer].Name, LayerIndex: layer,
-		T: t, Step: stepOf(info, t), Metric: a.metric, Size: info.Size, Seed: info.Seed, Total: len(ds.Tasks),
-		Prompt: s.Conditioning().Prompt, CFG: s.Conditioning().CFG,
-	}
-	if !info.Layers[layer].ImageKV {
-		fmt.Fprintf(stderr, "diffsim: warning: layer %s is cross-attention on text; every pair scores 1 there\n", info.Layers[layer].Label())
+	defer bt.close()
+	settings := bt.settings
+	settings.Layout, settings.Metric, settings.Total = ds.Layout, a.metric, len(ds.Tasks)
+	if bt.meaningless {
+		fmt.Fprintf(stderr, "diffsim: warning: layer %s is cross-attention on text; every pair scores 1 there\n", bt.layerLabel)
 	}
 	run := &bench.Run{
-		Scorer: s, Dataset: ds, Settings: settings, Layer: layer, T: t, Metric: tg.metric,
+		Scorer: bt.scorer, Dataset: ds, Settings: settings, Layer: settings.LayerIndex, T: settings.T, Metric: bt.metric,
 		Shard: sh, Out: out, Log: stderr,
 	}
 	label := ds.Layout
@@ -338,6 +339,69 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 		return err
 	}
 	return nil
+}
+
+// benchTarget is what a bench run scores with: a local session, or a running server.
+type benchTarget struct {
+	scorer      bench.Scorer
+	settings    bench.Settings // the model's part: model, layer, t, step, size, seed, conditioning
+	metric      session.Metric
+	layerLabel  string
+	meaningless bool // the layer is cross-attention on text
+	close       func() error
+}
+
+// benchTarget asks a running `diffsim serve` (as score does: --no-server computes here) or
+// opens the model here.
+func (a *benchCmd) benchTarget(cmd *cobra.Command, stderr io.Writer) (benchTarget, error) {
+	cl, err := a.server(cmd)
+	if err != nil {
+		return benchTarget{}, err
+	}
+	if cl != nil {
+		return a.remoteBenchTarget(cmd, cl, stderr)
+	}
+	tg, err := a.openTarget(cmd, nil)
+	if err != nil {
+		return benchTarget{}, err
+	}
+	s, info, layer, t := tg.s, tg.info, tg.layer, tg.t
+	return benchTarget{
+		scorer: s, metric: tg.metric, layerLabel: info.Layers[layer].Label(), meaningless: !info.Layers[layer].ImageKV,
+		settings: bench.Settings{
+			Model: info.Name, Layer: info.Layers[layer].Name, LayerIndex: layer, T: t, Step: stepOf(info, t),
+			Size: info.Size, Seed: info.Seed, Prompt: s.Conditioning().Prompt, CFG: s.Conditioning().CFG,
+		},
+		close: s.Close,
+	}, nil
+}
+
+// remoteBenchTarget resolves the model, layer and t on the server (POST /v1/show) so the
+// results file's settings are those a local run writes, then scores through it.
+func (a *benchCmd) remoteBenchTarget(cmd *cobra.Command, cl *serve.Client, stderr io.Writer) (benchTarget, error) {
+	spec := a.spec(cmd)
+	sh, err := cl.Show(cmd.Context(), serve.ShowRequest{Spec: spec, Select: a.selection()})
+	if err != nil {
+		return benchTarget{}, remoteErr(err)
+	}
+	if sh.Notice != "" && !a.quiet {
+		fmt.Fprintln(stderr, "diffsim:", sh.Notice)
+	}
+	st := bench.Settings{
+		Model: sh.Model, Layer: sh.Layer, LayerIndex: sh.LayerIndex,
+		Size: sh.Size, Seed: sh.Seed, Prompt: sh.Prompt, CFG: sh.CFG,
+	}
+	// Null for models without timesteps, and the step for t = 0: 0 there, as locally.
+	if sh.T != nil {
+		st.T = *sh.T
+	}
+	if sh.Step != nil {
+		st.Step = *sh.Step
+	}
+	return benchTarget{
+		scorer: &serve.Scorer{Client: cl, Spec: spec}, settings: st, metric: sh.Metric,
+		layerLabel: sh.LayerLabel, meaningless: sh.Meaningless != nil, close: func() error { return nil },
+	}, nil
 }
 
 // benchStart says what the run will do, once its results file has been read.

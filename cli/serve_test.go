@@ -82,6 +82,8 @@ func TestServedErrorsReadAsLocal(t *testing.T) {
 		{[]string{"score", a, b, "--metric", "l2"}, "--metric"},
 		{[]string{"sweep", a, b, "--layer", "nope"}, "no layer"},
 		{[]string{"rank", a, filepath.Dir(a), "--layer", "99"}, "outside"},
+		{[]string{"bench", "triplet", tripletDataset(t, "grass.png", "gravel.png"), "--layer", "nope"}, "no layer"},
+		{[]string{"bench", "triplet", tripletDataset(t, "grass.png", "gravel.png"), "--metric", "l2"}, "--metric"},
 	}
 	for _, tc := range cases {
 		code, _, stderr := runCmd(t, tc.args...)
@@ -134,5 +136,53 @@ func TestParseBytes(t *testing.T) {
 		if (err != nil) != tc.bad || (!tc.bad && got != tc.want) {
 			t.Errorf("parseBytes(%q) = %d, %v; want %d (error %v)", tc.in, got, err, tc.want, tc.bad)
 		}
+	}
+}
+
+// bench through a server makes the same results file, byte for byte, as bench computing here,
+// skipped decisions (an unreadable image) included, and the server did the scoring.
+func TestServedBenchEqualsLocal(t *testing.T) {
+	startTestServer(t)
+	dir := tripletDataset(t, "grass.png", "gravel.png", "brick.png")
+	if err := os.WriteFile(filepath.Join(dir, "grass", "broken.png"), []byte("not a png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := [][]string{
+		{"--size", "64", "--t", "300", "--layer", "coarse", "--max", "20"},
+		{"--size", "64", "--step", "900", "--metric", "mse", "--max", "20"},
+	}
+	for _, extra := range cases {
+		t.Run(strings.Join(extra, " "), func(t *testing.T) {
+			tmp := t.TempDir()
+			outs := map[string]string{}
+			stdouts := map[string]string{}
+			for _, mode := range []string{"local", "served"} {
+				outs[mode] = filepath.Join(tmp, mode+".jsonl")
+				args := append([]string{"bench", "triplet", dir, "--out", outs[mode], "--json", "--quiet"}, extra...)
+				if mode == "local" {
+					args = append(args, "--no-server")
+				}
+				code, stdout, stderr := runCmd(t, args...)
+				if code != 0 {
+					t.Fatalf("%s: exit %d: %s", mode, code, stderr)
+				}
+				stdouts[mode] = stdout
+			}
+			local, served := readLines(t, outs["local"]), readLines(t, outs["served"])
+			if strings.Join(served, "\n") != strings.Join(local, "\n") {
+				t.Errorf("served results differ from local:\n%s\nlocal:\n%s", strings.Join(served, "\n"), strings.Join(local, "\n"))
+			}
+			if stdouts["served"] != stdouts["local"] {
+				t.Errorf("served summary %s differs from local %s", stdouts["served"], stdouts["local"])
+			}
+			if len(local) < 3 || !strings.Contains(strings.Join(local, "\n"), `"skipped"`) {
+				t.Errorf("want decisions and at least one skipped one (broken.png), got:\n%s", strings.Join(local, "\n"))
+			}
+		})
+	}
+	// The served runs loaded the model on the server: it is the one that scored.
+	m, err := serve.NewClient(os.Getenv("DIFFSIM_SOCKET")).Models(context.Background())
+	if err != nil || len(m.Models) == 0 {
+		t.Errorf("the server has %d models loaded after the served bench runs (%v); want the built-in one", len(m.Models), err)
 	}
 }

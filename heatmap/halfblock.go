@@ -91,21 +91,7 @@ func HalfBlock(m image.Image, cols, rows int, mode HalfBlockMode) string {
 			bg = param(bg[:0], x, lo, true)
 			needFG := glyph != " " && string(fg) != string(curFG)
 			needBG := string(bg) != string(curBG)
-			if needFG || needBG {
-				sb.WriteString("\x1b[")
-				if needFG {
-					sb.Write(fg)
-					curFG = append(curFG[:0], fg...)
-				}
-				if needBG {
-					if needFG {
-						sb.WriteByte(';')
-					}
-					sb.Write(bg)
-					curBG = append(curBG[:0], bg...)
-				}
-				sb.WriteByte('m')
-			}
+			curFG, curBG = writeSGR(&sb, fg, bg, curFG, curBG, needFG, needBG)
 			sb.WriteString(glyph)
 		}
 		sb.WriteString("\x1b[0m")
@@ -144,4 +130,26 @@ func ansi256(r, g, b uint8) int {
 		return 232 + gi
 	}
 	return 16 + 36*qr + 6*qg + qb
+}
+
+// writeSGR writes one SGR sequence setting the colours that changed (fg, bg: their parameters)
+// and returns the colours now in force; unchanged colours cost no bytes.
+func writeSGR(sb *strings.Builder, fg, bg, curFG, curBG []byte, needFG, needBG bool) ([]byte, []byte) {
+	if !needFG && !needBG {
+		return curFG, curBG
+	}
+	sb.WriteString("\x1b[")
+	if needFG {
+		sb.Write(fg)
+		curFG = append(curFG[:0], fg...)
+	}
+	if needBG {
+		if needFG {
+			sb.WriteByte(';')
+		}
+		sb.Write(bg)
+		curBG = append(curBG[:0], bg...)
+	}
+	sb.WriteByte('m')
+	return curFG, curBG
 }

@@ -91,21 +91,7 @@ func Quadrants(m image.Image, cols, rows int, mode HalfBlockMode) string {
 			}
 			needFG := string(fg) != string(curFG)
 			needBG := string(bg) != string(curBG)
-			if needFG || needBG {
-				sb.WriteString("\x1b[")
-				if needFG {
-					sb.Write(fg)
-					curFG = append(curFG[:0], fg...)
-				}
-				if needBG {
-					if needFG {
-						sb.WriteByte(';')
-					}
-					sb.Write(bg)
-					curBG = append(curBG[:0], bg...)
-				}
-				sb.WriteByte('m')
-			}
+			curFG, curBG = writeSGR(&sb, fg, bg, curFG, curBG, needFG, needBG)
 			sb.WriteString(quadrantGlyphs[mask])
 		}
 		sb.WriteString("\x1b[0m")

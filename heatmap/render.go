@@ -281,17 +281,7 @@ func Ticks(lo, hi float32, n int) []float32 {
 // pixel's own alpha (so NaN tokens leave the photo untouched). The result has photo's
 // size; heat is stretched to it when the sizes differ.
 func Overlay(photo image.Image, heat image.Image, alpha float64) *image.RGBA {
-	b := photo.Bounds()
-	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(out, out.Rect, photo, b.Min, draw.Src)
-	hb := heat.Bounds()
-	if hb.Dx() != b.Dx() || hb.Dy() != b.Dy() {
-		heat = Resize(heat, b.Dx(), b.Dy())
-		hb = heat.Bounds()
-	}
-	// One conversion to RGBA (premultiplied) instead of a colour per At call.
-	h := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(h, h.Rect, heat, hb.Min, draw.Src)
+	out, h := blendInputs(photo, heat)
 	k := min(max(alpha, 0), 1)
 	for i := 0; i < len(out.Pix); i += 4 {
 		a := float64(h.Pix[i+3]) / 255
@@ -362,16 +352,7 @@ func Posterize(m *image.Paletted, n int) {
 // which is what keeps a photo recognisable at half-block resolution, where a plain blend
 // turns it into a flat blob of the colormap's colours.
 func Tint(photo image.Image, heat image.Image, alpha float64) *image.RGBA {
-	b := photo.Bounds()
-	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(out, out.Rect, photo, b.Min, draw.Src)
-	hb := heat.Bounds()
-	if hb.Dx() != b.Dx() || hb.Dy() != b.Dy() {
-		heat = Resize(heat, b.Dx(), b.Dy())
-		hb = heat.Bounds()
-	}
-	h := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(h, h.Rect, heat, hb.Min, draw.Src)
+	out, h := blendInputs(photo, heat)
 	k := min(max(alpha, 0), 1)
 	lum := func(r, g, b float64) float64 { return 0.2126*r + 0.7152*g + 0.0722*b }
 	for i := 0; i < len(out.Pix); i += 4 {
@@ -402,4 +383,20 @@ func Tint(photo image.Image, heat image.Image, alpha float64) *image.RGBA {
 		}
 	}
 	return out
+}
+
+// blendInputs copies photo into a new RGBA image at the origin and converts heat, stretched to
+// the photo's size, to RGBA once, instead of a colour per At call.
+func blendInputs(photo, heat image.Image) (out, h *image.RGBA) {
+	b := photo.Bounds()
+	out = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(out, out.Rect, photo, b.Min, draw.Src)
+	hb := heat.Bounds()
+	if hb.Dx() != b.Dx() || hb.Dy() != b.Dy() {
+		heat = Resize(heat, b.Dx(), b.Dy())
+		hb = heat.Bounds()
+	}
+	h = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(h, h.Rect, heat, hb.Min, draw.Src)
+	return out, h
 }

@@ -2,7 +2,8 @@
 // server process holds warm sessions (unloaded after an idle keep-alive, bounded in memory
 // over several models) and answers a small, versioned JSON API over a Unix socket and,
 // optionally, HTTP on loopback. The CLI's score, sweep and rank use it through Client when it
-// runs; other languages use plain HTTP.
+// runs, and bench through Scorer (one /v1/show, then a /v1/score per pair); other languages
+// use plain HTTP.
 //
 // API v1 (all bodies JSON; errors are {"error": "one line"} with a 4xx or 5xx status):
 //
@@ -11,6 +12,7 @@
 //	POST /v1/score    ScoreRequest  → ScoreResponse
 //	POST /v1/sweep    SweepRequest  → SweepResponse
 //	POST /v1/rank     RankRequest   → RankResponse
+//	POST /v1/show     ShowRequest   → ShowResponse (the model loaded, the layer and t resolved)
 //
 // Image and model paths are read by the server, so they must be absolute (Client makes them
 // so). Concurrent requests for the same model and timestep share one batched forward.
@@ -103,6 +105,25 @@ type RankResponse struct {
 	Images      int               `json:"images"` // images scored
 	Results     []session.Ranked  `json:"results"`
 	Skipped     []session.Skipped `json:"skipped"`
+}
+
+// ShowRequest asks what a score with this model and selection would be taken with, loading
+// the model if needed (so a client can describe a run before its first pair).
+type ShowRequest struct {
+	Spec
+	Select
+}
+
+// ShowResponse is the setup and the resolved point (layer index and name, t and step) that
+// scores with the request's model and selection carry.
+type ShowResponse struct {
+	session.Setup
+	session.Point
+	LayerLabel string `json:"layer_label"`
+	// Meaningless says why every score of this layer is 1 (cross-attention on text); null
+	// when the layer's keys and values depend on the image.
+	Meaningless *string `json:"meaningless"`
+	Notice      string  `json:"notice,omitempty"` // why the device is not the one asked for
 }
 
 // Health answers /v1/health.

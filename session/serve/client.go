@@ -114,6 +114,13 @@ func (c *Client) Rank(ctx context.Context, req RankRequest) (RankResponse, error
 	return r, c.do(ctx, http.MethodPost, "/v1/rank", req, &r)
 }
 
+// Show asks POST /v1/show, with the spec's paths made absolute.
+func (c *Client) Show(ctx context.Context, req ShowRequest) (ShowResponse, error) {
+	req.Spec = absSpec(req.Spec)
+	var r ShowResponse
+	return r, c.do(ctx, http.MethodPost, "/v1/show", req, &r)
+}
+
 // absSpec makes model paths absolute; a model name that is not a local path is left alone.
 func absSpec(s Spec) Spec {
 	if _, err := os.Stat(s.Model); err == nil && s.Model != "" {

@@ -94,3 +94,32 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestShowDescribesTheScores: /v1/show resolves a selection to the setup and point that a
+// score with it then carries (what bench writes into its results file before any score).
+func TestShowDescribesTheScores(t *testing.T) {
+	samples, _ := filepath.Abs("../../testdata/samples")
+	a, b := filepath.Join(samples, "grass.png"), filepath.Join(samples, "gravel.png")
+	unix, _, _ := startServer(t, Config{Base: session.Options{Device: "cpu", Families: families.All()}}, nil)
+	cases := []Select{
+		{},
+		{Layer: "coarse", T: intp(0), Metric: "mse"},
+		{Layer: "1", Step: 900, Metric: "cos"},
+	}
+	for _, sel := range cases {
+		ctx := context.Background()
+		spec := Spec{Model: "builtin", Size: 64, Device: "cpu"}
+		sh, err := unix.Show(ctx, ShowRequest{Spec: spec, Select: sel})
+		enginetest.Check(t, err)
+		sc, err := unix.Score(ctx, ScoreRequest{Spec: spec, Select: sel, ImageA: a, ImageB: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, w := mustJSON(t, sh.Setup)+mustJSON(t, sh.Point), mustJSON(t, sc.Setup)+mustJSON(t, sc.Point); g != w {
+			t.Errorf("%+v: show says\n%s\nthe score carries\n%s", sel, g, w)
+		}
+		if sh.LayerLabel != sc.LayerLabel || (sh.Meaningless != nil) != (sc.Meaningless != nil) {
+			t.Errorf("%+v: show's layer %q (meaningless %v), the score's %q (%v)", sel, sh.LayerLabel, sh.Meaningless != nil, sc.LayerLabel, sc.Meaningless != nil)
+		}
+	}
+}

@@ -232,6 +232,10 @@ func TestBadRequests(t *testing.T) {
 		{"bad keep-alive", "POST", "/v1/score", `{"image_a":"` + imgs[0] + `","image_b":"` + imgs[1] + `","keep_alive":"soon"}`, 400, "keep_alive"},
 		{"sweep t out of range", "POST", "/v1/sweep", `{"image_a":"` + imgs[0] + `","image_b":"` + imgs[1] + `","timesteps":[5,-1]}`, 400, "outside"},
 		{"rank negative top", "POST", "/v1/rank", `{"query":"` + imgs[0] + `","top":-2}`, 400, "top -2"},
+		{"show by GET", "GET", "/v1/show", "", 405, "use POST"},
+		{"show bad layer", "POST", "/v1/show", `{"layer":"Down9"}`, 400, "no layer"},
+		{"show t out of range", "POST", "/v1/show", `{"t":1000}`, 400, "outside 0..999"},
+		{"show relative model", "POST", "/v1/show", `{"model":"models/x.onnx"}`, 400, "relative"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -79,8 +79,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/v1/score", method(http.MethodPost, handle(s.Score)))
 	mux.HandleFunc("/v1/sweep", method(http.MethodPost, handle(s.Sweep)))
 	mux.HandleFunc("/v1/rank", method(http.MethodPost, handle(s.Rank)))
+	mux.HandleFunc("/v1/show", method(http.MethodPost, handle(s.Show)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; the API (v%d) has GET /v1/health, GET /v1/models, POST /v1/score, /v1/sweep, /v1/rank", r.Method, r.URL.Path, APIVersion))
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; the API (v%d) has GET /v1/health, GET /v1/models, POST /v1/score, /v1/sweep, /v1/rank, /v1/show", r.Method, r.URL.Path, APIVersion))
 	})
 	return mux
 }
@@ -331,6 +332,34 @@ func (s *Server) Sweep(ctx context.Context, req SweepRequest) (SweepResponse, er
 	return l.m.Sweep(ctx, a, b, layers, ts, tg.metric, nil)
 }
 
+// Show answers POST /v1/show.
+func (s *Server) Show(ctx context.Context, req ShowRequest) (ShowResponse, error) {
+	if err := modelPath(req.Spec); err != nil {
+		return ShowResponse{}, err
+	}
+	l, release, err := s.ms.acquire(ctx, req.Spec)
+	if err != nil {
+		return ShowResponse{}, err
+	}
+	defer release()
+	tg, err := resolve(l, req.Select)
+	if err != nil {
+		return ShowResponse{}, err
+	}
+	out := ShowResponse{
+		Setup: l.m.Setup(tg.metric), Point: session.NewPoint(l.info, tg.layer, tg.t),
+		LayerLabel: l.info.Layers[tg.layer].Label(), Notice: l.info.Notice,
+	}
+	if !l.info.Layers[tg.layer].ImageKV {
+		why := meaninglessText
+		out.Meaningless = &why
+	}
+	return out, nil
+}
+
+// meaninglessText is why a cross-attention layer on text scores every pair 1.
+const meaninglessText = "cross-attention on text: keys and values do not depend on the image, so every pair scores 1"
+
 // Rank answers POST /v1/rank: the query's features are computed once, the images run two at
 // a time (as `diffsim rank` does, so a 512 px U-Net batch stays small), and files that cannot
 // be read are listed as skipped.
@@ -371,7 +400,7 @@ func (s *Server) Rank(ctx context.Context, req RankRequest) (RankResponse, error
 		LayerLabel: l.info.Layers[tg.layer].Label(), Images: len(results), Results: results, Skipped: skipped,
 	}
 	if !l.info.Layers[tg.layer].ImageKV {
-		why := "cross-attention on text: keys and values do not depend on the image, so every pair scores 1"
+		why := meaninglessText
 		out.Meaningless = &why
 	}
 	if out.Results == nil {
