@@ -51,25 +51,11 @@ func HalfBlock(m image.Image, cols, rows int, mode HalfBlockMode) string {
 		case p[3] < 128:
 			return append(dst, "39"...)
 		}
-		if bg {
-			dst = append(dst, "48;"...)
-		} else {
-			dst = append(dst, "38;"...)
-		}
 		r, g, b := p[0], p[1], p[2]
 		if a := uint32(p[3]); a != 255 { // un-premultiply
 			r, g, b = uint8(uint32(r)*255/a), uint8(uint32(g)*255/a), uint8(uint32(b)*255/a)
 		}
-		if mode == ANSI256 {
-			dst = append(dst, "5;"...)
-			return strconv.AppendInt(dst, int64(ansi256(r, g, b)), 10)
-		}
-		dst = append(dst, "2;"...)
-		dst = strconv.AppendInt(dst, int64(r), 10)
-		dst = append(dst, ';')
-		dst = strconv.AppendInt(dst, int64(g), 10)
-		dst = append(dst, ';')
-		return strconv.AppendInt(dst, int64(b), 10)
+		return appendColour(dst, r, g, b, bg, mode)
 	}
 	opaque := func(x, y int) bool { return px.Pix[px.PixOffset(x, y)+3] >= 128 }
 	var fg, bg, curFG, curBG []byte
@@ -152,4 +138,24 @@ func writeSGR(sb *strings.Builder, fg, bg, curFG, curBG []byte, needFG, needBG b
 	}
 	sb.WriteByte('m')
 	return curFG, curBG
+}
+
+// appendColour appends the SGR parameters that set the foreground (or, with bg, the
+// background) to r, g, b: 24-bit, or the nearest of the 256-colour palette.
+func appendColour(dst []byte, r, g, b uint8, bg bool, mode HalfBlockMode) []byte {
+	if bg {
+		dst = append(dst, "48;"...)
+	} else {
+		dst = append(dst, "38;"...)
+	}
+	if mode == ANSI256 {
+		dst = append(dst, "5;"...)
+		return strconv.AppendInt(dst, int64(ansi256(r, g, b)), 10)
+	}
+	dst = append(dst, "2;"...)
+	dst = strconv.AppendInt(dst, int64(r), 10)
+	dst = append(dst, ';')
+	dst = strconv.AppendInt(dst, int64(g), 10)
+	dst = append(dst, ';')
+	return strconv.AppendInt(dst, int64(b), 10)
 }

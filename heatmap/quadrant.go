@@ -3,7 +3,6 @@ package heatmap
 import (
 	"image"
 	"image/draw"
-	"strconv"
 	"strings"
 
 	xdraw "golang.org/x/image/draw"
@@ -33,21 +32,7 @@ func Quadrants(m image.Image, cols, rows int, mode HalfBlockMode) string {
 	}
 	sgr := func(dst []byte, c [3]float64, bg bool) []byte {
 		r, g, bl := uint8(c[0]+0.5), uint8(c[1]+0.5), uint8(c[2]+0.5)
-		if bg {
-			dst = append(dst, "48;"...)
-		} else {
-			dst = append(dst, "38;"...)
-		}
-		if mode == ANSI256 {
-			dst = append(dst, "5;"...)
-			return strconv.AppendInt(dst, int64(ansi256(r, g, bl)), 10)
-		}
-		dst = append(dst, "2;"...)
-		dst = strconv.AppendInt(dst, int64(r), 10)
-		dst = append(dst, ';')
-		dst = strconv.AppendInt(dst, int64(g), 10)
-		dst = append(dst, ';')
-		return strconv.AppendInt(dst, int64(bl), 10)
+		return appendColour(dst, r, g, bl, bg, mode)
 	}
 	var sb strings.Builder
 	sb.Grow(rows * cols * 40)
