@@ -93,28 +93,13 @@ func distinctColours(img image.Image, r image.Rectangle) int {
 // draw, and saves a screenshot of kitty's window to path.
 func kittyShot(t *testing.T, argv []string, path string) error {
 	t.Helper()
-	display := ""
-	for d := 90; d < 200; d++ {
-		_, e1 := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", d))
-		_, e2 := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", d))
-		if os.IsNotExist(e1) && os.IsNotExist(e2) {
-			display = fmt.Sprintf(":%d", d)
-			break
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	xvfb := exec.CommandContext(ctx, "Xvfb", display, "-screen", "0", "1920x1200x24", "-nolisten", "tcp")
-	if err := xvfb.Start(); err != nil {
-		return fmt.Errorf("Xvfb: %w", err)
+	display, stop, err := startXvfb(ctx)
+	if err != nil {
+		return err
 	}
-	defer func() { xvfb.Process.Signal(os.Interrupt); xvfb.Wait() }()
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat("/tmp/.X11-unix/X" + display[1:]); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	defer stop()
 	env := append(os.Environ(), "DISPLAY="+display, "LIBGL_ALWAYS_SOFTWARE=1")
 	// Drop what would tell diffsim where it runs other than the terminal's own answers.
 	env = append(env, "TMUX=", "STY=", "KITTY_WINDOW_ID=", "COLORTERM=")

@@ -103,29 +103,14 @@ func xtermRetry(t *testing.T, geom string, argv []string, steps func(*xsession))
 // xterm starts Xvfb and an xterm running argv, calls steps, and tears everything down.
 func xterm(t *testing.T, geom string, argv []string, steps func(*xsession)) error {
 	t.Helper()
-	display := ""
-	for d := 90; d < 200; d++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", d)); os.IsNotExist(err) {
-			if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", d)); os.IsNotExist(err) {
-				display = fmt.Sprintf(":%d", d)
-				break
-			}
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	xvfb := exec.CommandContext(ctx, "Xvfb", display, "-screen", "0", "1920x1200x24", "-nolisten", "tcp")
-	if err := xvfb.Start(); err != nil {
-		return fmt.Errorf("Xvfb: %w", err)
+	display, stop, err := startXvfb(ctx)
+	if err != nil {
+		return err
 	}
-	defer func() { xvfb.Process.Signal(os.Interrupt); xvfb.Wait() }()
+	defer stop()
 	env := append(os.Environ(), "DISPLAY="+display, "COLORTERM=truecolor")
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat("/tmp/.X11-unix/X" + display[1:]); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	cmd := strings.Join(quoteAll(argv), " ") + "; sleep 600"
 	term := exec.CommandContext(ctx, "xterm", "-ti", "vt340", "-fa", "", "-fs", "10", "-geometry", geom+"+0+0",
 		"-xrm", "XTerm*allowWindowOps: true", "-xrm", "XTerm*sixelScrolling: true",
@@ -279,4 +264,31 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// startXvfb starts a private X server on the first free display from :90 and waits for its
+// socket; stop ends it.
+func startXvfb(ctx context.Context) (display string, stop func(), err error) {
+	for d := 90; d < 200; d++ {
+		_, e1 := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", d))
+		_, e2 := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", d))
+		if os.IsNotExist(e1) && os.IsNotExist(e2) {
+			display = fmt.Sprintf(":%d", d)
+			break
+		}
+	}
+	if display == "" {
+		return "", nil, fmt.Errorf("Xvfb: no free display between :90 and :199")
+	}
+	xvfb := exec.CommandContext(ctx, "Xvfb", display, "-screen", "0", "1920x1200x24", "-nolisten", "tcp")
+	if err := xvfb.Start(); err != nil {
+		return "", nil, fmt.Errorf("Xvfb: %w", err)
+	}
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat("/tmp/.X11-unix/X" + display[1:]); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return display, func() { xvfb.Process.Signal(os.Interrupt); xvfb.Wait() }, nil
 }
