@@ -27,7 +27,7 @@ type fakeModel struct {
 	closed atomic.Bool
 
 	mu       sync.Mutex
-	forwards [][]string // image paths of each PrefetchImages call
+	forwards [][]string      // image paths of each PrefetchImages call
 	kept     map[string]bool // hash@t of the images whose forwards finished
 	started  chan struct{}
 	release  chan struct{} // nil: forwards return at once
