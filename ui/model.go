@@ -34,6 +34,7 @@ type Model struct {
 	ctx     context.Context
 	backend Backend
 	info    session.ModelInfo
+	served  string // what the status line says when the backend runs in another process; "" here
 	keys    KeyMap
 	styles  Styles
 	opts    Options
@@ -98,6 +99,9 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		help: help.New(),
 		pb:   newPromptBar(DefaultKeyMap()),
 		now:  time.Now,
+	}
+	if sb, ok := b.(servedBackend); ok {
+		m.served = sb.Served()
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
 		m.sel.layer = opts.Layer

@@ -48,6 +48,13 @@ type Backend interface {
 	Stats() session.Stats
 }
 
+// servedBackend is implemented by backends whose network runs in another process (diffsim
+// serve): Served is the word the explorer shows beside the device and in the status line, so
+// a user knows the model's work, memory and counters are the server's.
+type servedBackend interface {
+	Served() string
+}
+
 // progressSource is implemented by backends that report the progress of their work.
 type progressSource interface {
 	Progress() <-chan session.Progress
