@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/session/serve"
 	"github.com/diffsim/diffsim/ui"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -55,6 +57,7 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 	f.BoolVar(&c.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen (scripts/bench-launch.sh)")
 	_ = f.MarkHidden("trace-startup")
 	inGroup(f, groupOutput, "graphics", "export-dir")
+	c.registerNoServer(f)
 
 	root.AddCommand(
 		newScoreCmd(a), newSweepCmd(a), newRankCmd(a), newBenchCmd(a), newVideoCmd(a),
@@ -83,20 +86,19 @@ func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
 	if err != nil {
 		return err
 	}
-	report, progress := ui.NewProgress()
-	s, err := c.openSession(cmd, report)
+	be, err := c.backend(cmd)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	info := s.Info()
+	defer be.close()
+	info := be.b.Info()
 	opts := ui.DefaultOptions()
 	opts.Graphics = graphics
-	opts.Progress = progress
+	opts.Progress = be.progress
 	opts.Metric = session.Metric(c.metric)
 	opts.ExportDir = c.exportDir
 	if c.layer != "" {
-		if opts.Layer, err = s.ResolveLayer(c.layer); err != nil {
+		if opts.Layer, err = session.ResolveLayer(info, c.layer); err != nil {
 			return err
 		}
 	}
@@ -108,11 +110,55 @@ func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
 	if c.traceStartup {
 		opts.OnFirstImages = func() { firstImages = time.Since(c.started) }
 	}
-	err = ui.Run(cmd.Context(), s, imageA, imageB, opts)
+	err = ui.Run(cmd.Context(), be.b, imageA, imageB, opts)
 	if c.traceStartup && firstImages > 0 {
 		fmt.Fprintf(c.stderr, "diffsim: both images ready for the first frame %d ms after start\n", firstImages.Milliseconds())
 	}
 	return err
+}
+
+// exploreBackend is what the explorer runs on: a running diffsim serve, or a session here.
+type exploreBackend struct {
+	// b is passed to ui.Run as it is: the explorer asks it for optional methods (a prompt,
+	// "served"), which a wrapper would hide.
+	b        ui.Backend
+	progress <-chan session.Progress // nil when served: the server reports none
+	close    func() error
+}
+
+// backend opens the explorer's backend: the server when one answers (as score, sweep and rank
+// use it; --no-server or --ort-lib bypass it), so a model it holds warm opens at once; else a
+// session in this process. A server that answers but cannot take the model (out of memory,
+// an internal error) is said on stderr and the explorer computes here; a model or flag the
+// server refuses as bad fails as it would here.
+func (c *exploreCmd) backend(cmd *cobra.Command) (exploreBackend, error) {
+	cl, err := c.server(cmd)
+	if err != nil {
+		return exploreBackend{}, err
+	}
+	if cl != nil {
+		b, err := serve.OpenBackend(cmd.Context(), cl, c.spec(cmd))
+		var ae *serve.APIError
+		switch {
+		case err == nil:
+			if n := b.Info().Notice; n != "" && !c.quiet {
+				fmt.Fprintln(c.stderr, "diffsim:", n)
+			}
+			return exploreBackend{b: b, close: func() error { return nil }}, nil
+		case cmd.Context().Err() != nil:
+			return exploreBackend{}, cmd.Context().Err()
+		case errors.As(err, &ae) && ae.BadRequest():
+			return exploreBackend{}, remoteErr(err)
+		case !c.quiet:
+			fmt.Fprintf(c.stderr, "diffsim: the diffsim server could not open the model (%v); computing here\n", oneLine(err))
+		}
+	}
+	report, progress := ui.NewProgress()
+	s, err := c.openSession(cmd, report)
+	if err != nil {
+		return exploreBackend{}, err
+	}
+	return exploreBackend{b: s, progress: progress, close: s.Close}, nil
 }
 
 // errNoTerminal is the explorer's answer to a pipe or a file on either end.
