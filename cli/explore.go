@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
@@ -147,6 +148,11 @@ func (c *exploreCmd) backend(cmd *cobra.Command) (exploreBackend, error) {
 			return exploreBackend{b: b, close: func() error { return nil }}, nil
 		case cmd.Context().Err() != nil:
 			return exploreBackend{}, cmd.Context().Err()
+		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+			// A server from before the explorer's calls (the same API version, fewer endpoints).
+			if !c.quiet {
+				fmt.Fprintln(c.stderr, "diffsim: the running diffsim server is older than this explorer (no /v1/info); computing here (restart `diffsim serve` to share its models)")
+			}
 		case errors.As(err, &ae) && ae.BadRequest():
 			return exploreBackend{}, remoteErr(err)
 		case !c.quiet:

@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,4 +133,72 @@ func TestExplorerInTmuxServed(t *testing.T) {
 	}
 	tm.Keys("q")
 	tm.WaitFor("the shell back", func(s string) bool { return strings.Contains(s, "$ ") && !strings.Contains(s, "ready") })
+}
+
+// TestExplorerFallsBackFromAnUnusableServer: a server that answers /v1/health but cannot
+// open the model for the explorer (an older server without /v1/info; one at its memory
+// bound) is said on stderr, and the explorer computes here.
+func TestExplorerFallsBackFromAnUnusableServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs tmux")
+	}
+	if !cgoEnabled {
+		t.Skip("built without cgo: the binary would have no ONNX Runtime")
+	}
+	bin := filepath.Join(t.TempDir(), "diffsim")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cases := []struct {
+		name   string
+		status int
+		answer string
+		says   string
+	}{
+		{"older server", http.StatusNotFound, "no such endpoint POST /v1/info", "older than this explorer"},
+		{"memory bound", http.StatusServiceUnavailable, "memory bound reached: 1 model(s) in use", "could not open the model (memory bound reached"},
+	}
+	tm := termtest.NewTmux(t, 120, 40)
+	tm.Wait = time.Minute
+	score := regexp.MustCompile(`AAS \d\.\d{4}`)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sock := fakeServer(t, c.status, c.answer)
+			tm.Run("clear")
+			tm.Run(fmt.Sprintf("DIFFSIM_SOCKET=%s %s ../testdata/samples/chelsea.png ../testdata/samples/coffee.png --size 64 --graphics halfblock", sock, bin))
+			s := tm.WaitFor("a local score", func(s string) bool { return score.MatchString(s) && strings.Contains(s, "ready") })
+			if strings.Contains(s, "served") {
+				t.Errorf("the explorer says served although the server could not open the model:\n%s", s)
+			}
+			tm.Keys("q")
+			tm.WaitFor("the notice on stderr", func(s string) bool { return strings.Contains(s, c.says) && strings.Contains(s, "computing here") })
+		})
+	}
+}
+
+// fakeServer answers /v1/health as API v1 does and every other call with status and message.
+func fakeServer(t *testing.T, status int, message string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "diffsim-fake-serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/v1/health" {
+			json.NewEncoder(w).Encode(serve.Health{Status: "ok", API: serve.APIVersion})
+			return
+		}
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]string{"error": message})
+	})}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	return sock
 }
