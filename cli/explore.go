@@ -55,7 +55,7 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 	c.diff.register(f)
 	f.StringVar(&c.graphics, "graphics", "auto", "terminal graphics: auto, sixel, kitty, halfblock, quadrant or none")
 	f.StringVar(&c.exportDir, "export-dir", "diffsim-export", "folder the export key (e) writes its PNG and JSON into")
-	f.BoolVar(&c.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen (scripts/bench-launch.sh)")
+	f.BoolVar(&c.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen and its first score (scripts/bench-launch.sh, scripts/bench-served.sh)")
 	_ = f.MarkHidden("trace-startup")
 	inGroup(f, groupOutput, "graphics", "export-dir")
 	c.registerNoServer(f)
@@ -107,13 +107,17 @@ func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
 		opts.T = c.timestep(info)
 	}
 	opts.Input, opts.Output = c.stdin, screen
-	var firstImages time.Duration
+	var firstImages, firstScore time.Duration
 	if c.traceStartup {
 		opts.OnFirstImages = func() { firstImages = time.Since(c.started) }
+		opts.OnFirstScore = func() { firstScore = time.Since(c.started) }
 	}
 	err = ui.Run(cmd.Context(), be.b, imageA, imageB, opts)
 	if c.traceStartup && firstImages > 0 {
 		fmt.Fprintf(c.stderr, "diffsim: both images ready for the first frame %d ms after start\n", firstImages.Milliseconds())
+	}
+	if c.traceStartup && firstScore > 0 {
+		fmt.Fprintf(c.stderr, "diffsim: first score %d ms after start (%s)\n", firstScore.Milliseconds(), be.where)
 	}
 	return err
 }
@@ -124,6 +128,7 @@ type exploreBackend struct {
 	// "served"), which a wrapper would hide.
 	b        ui.Backend
 	progress <-chan session.Progress // nil when served: the server reports none
+	where    string                  // "served" or "here", for --trace-startup
 	close    func() error
 }
 
@@ -145,7 +150,7 @@ func (c *exploreCmd) backend(cmd *cobra.Command) (exploreBackend, error) {
 			if n := b.Info().Notice; n != "" && !c.quiet {
 				fmt.Fprintln(c.stderr, "diffsim:", n)
 			}
-			return exploreBackend{b: b, close: func() error { return nil }}, nil
+			return exploreBackend{b: b, where: "served", close: func() error { return nil }}, nil
 		case cmd.Context().Err() != nil:
 			return exploreBackend{}, cmd.Context().Err()
 		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
@@ -164,7 +169,7 @@ func (c *exploreCmd) backend(cmd *cobra.Command) (exploreBackend, error) {
 	if err != nil {
 		return exploreBackend{}, err
 	}
-	return exploreBackend{b: s, progress: progress, close: s.Close}, nil
+	return exploreBackend{b: s, where: "here", progress: progress, close: s.Close}, nil
 }
 
 // errNoTerminal is the explorer's answer to a pipe or a file on either end.

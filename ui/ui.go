@@ -99,6 +99,9 @@ type Options struct {
 	// OnFirstImages, when set, is called once, from Update, when both photos are first ready
 	// for the screen (to measure start-up time).
 	OnFirstImages func()
+	// OnFirstScore, when set, is called once, from Update, when the first score lands (to
+	// measure how long a model takes to answer, served or not).
+	OnFirstScore func()
 	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
 	Profile colorprofile.Profile
 
