@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/families"
@@ -23,7 +25,7 @@ import (
 // startServed starts a server with the built-in model on a real Unix socket and returns
 // the explorer's backend over it; it skips, by enginetest's rule, where there is no ONNX
 // Runtime.
-func startServed(t *testing.T) *serve.Backend {
+func startServed(t *testing.T, spec serve.Spec) *serve.Backend {
 	t.Helper()
 	// Sockets have a short path limit: a folder under the system's temporary directory.
 	dir, err := os.MkdirTemp("", "diffsim-ui")
@@ -50,7 +52,7 @@ func startServed(t *testing.T) *serve.Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := serve.OpenBackend(context.Background(), cl, serve.Spec{Model: "builtin", Size: 64, Device: "cpu"})
+	b, err := serve.OpenBackend(context.Background(), cl, spec)
 	enginetest.Check(t, err) // the server's session.Open fails without ONNX Runtime
 	return b
 }
@@ -59,7 +61,7 @@ func startServed(t *testing.T) *serve.Backend {
 // one a local session gives, the screen says the work is served, a layer switch is scored
 // there too, and a prompt is refused with the reason.
 func TestExplorerOverServedBackend(t *testing.T) {
-	b := startServed(t)
+	b := startServed(t, serve.Spec{Model: "builtin", Size: 64, Device: "cpu"})
 	samples, _ := filepath.Abs("../testdata/samples")
 	pa, pb := filepath.Join(samples, "grass.png"), filepath.Join(samples, "gravel.png")
 	local, err := session.Open(t.Context(), session.Options{Model: "builtin", Size: 64, Seed: session.DefaultSeed, Device: "cpu", Families: families.All()})
@@ -70,16 +72,7 @@ func TestExplorerOverServedBackend(t *testing.T) {
 	la, _ := local.Load(pa)
 	lb, _ := local.Load(pb)
 
-	opts := DefaultOptions()
-	opts.Graphics = termgfx.HalfBlock
-	dark := true
-	opts.Dark = &dark
-	opts.ExportDir = t.TempDir()
-	m := New(t.Context(), b, pa, pb, opts)
-	m.now = func() time.Time { return fixedNow }
-	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
-	drive(m, m.loadCmd(pa, pb))
-	drive(m, m.statsCmd())
+	m := servedModel(t, b, pa, pb)
 
 	steps := []struct {
 		key   string // "" for the first view
@@ -114,5 +107,66 @@ func TestExplorerOverServedBackend(t *testing.T) {
 	// The built-in model takes no prompt; a diffusion model's would be refused with the reason.
 	if err := b.SetConditioning(t.Context(), features.Conditioning{Prompt: "a cat"}); err == nil || !strings.Contains(err.Error(), "--no-server") {
 		t.Errorf("SetConditioning over the server = %v, want the refusal naming --no-server", err)
+	}
+}
+
+// servedModel is the explorer over b for pa and pb, loaded and driven until idle.
+func servedModel(t *testing.T, b Backend, pa, pb string) *Model {
+	t.Helper()
+	opts := DefaultOptions()
+	opts.Graphics = termgfx.HalfBlock
+	dark := true
+	opts.Dark = &dark
+	opts.ExportDir = t.TempDir()
+	m := New(t.Context(), b, pa, pb, opts)
+	m.now = func() time.Time { return fixedNow }
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	drive(m, m.loadCmd(pa, pb))
+	drive(m, m.statsCmd())
+	return m
+}
+
+// TestServedPromptIsRefused: over a server, a diffusion model's prompt and CFG switches are
+// refused with the reason (the server's model is loaded with one prompt), and the view keeps
+// its scores.
+func TestServedPromptIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the miniature SD pipeline takes seconds to load on a busy 2-core machine")
+	}
+	sd := t.TempDir()
+	if err := testgraphs.WriteTinyDiffusers(sd); err != nil {
+		t.Fatal(err)
+	}
+	b := startServed(t, serve.Spec{Model: sd, Device: "cpu"})
+	if b.Info().Family != "diffusion" {
+		t.Fatalf("family %q, want diffusion", b.Info().Family)
+	}
+	samples, _ := filepath.Abs("../testdata/samples")
+	m := servedModel(t, b, filepath.Join(samples, "grass.png"), filepath.Join(samples, "gravel.png"))
+	if !m.current() {
+		t.Fatalf("no first score (error %v)", m.note.err)
+	}
+	before := m.rq.res.Score
+	steps := []struct {
+		name string
+		keys []string
+	}{
+		{"prompt", append(append([]string{"P"}, strings.Split("a cat", "")...), "enter")},
+		{"cfg", []string{"c"}},
+	}
+	for _, s := range steps {
+		m.note.err = nil
+		for _, k := range s.keys {
+			send(m, press(k))
+		}
+		if !errors.Is(m.note.err, serve.ErrServedPrompt) {
+			t.Fatalf("%s: error %v, want the served refusal", s.name, m.note.err)
+		}
+		if screen := ansi.Strip(m.content()); !strings.Contains(screen, "refused (kept unconditional)") {
+			t.Errorf("%s: the refusal is not on screen:\n%s", s.name, screen)
+		}
+		if m.cs.cur != (features.Conditioning{}) || !m.current() || m.rq.res.Score != before {
+			t.Errorf("%s: conditioning %v, current %v, score %v (was %v)", s.name, m.cs.cur, m.current(), m.rq.res.Score, before)
+		}
 	}
 }
