@@ -61,6 +61,9 @@ func ref(img *session.Image) ImageRef { return ImageRef{Path: img.Path, Hash: im
 // Score asks the server for req's result, maps included.
 func (b *Backend) Score(ctx context.Context, req session.Request) (session.Result, error) {
 	start := time.Now()
+	if req.Metric == "" {
+		req.Metric = session.AAS // as a session fills it in, so the result's Req reads the same
+	}
 	rr := ResultRequest{Spec: b.spec, A: ref(req.A), B: ref(req.B), Layer: req.Layer, T: req.T, Metric: string(req.Metric)}
 	if req.Token >= 0 {
 		tok := req.Token

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/families"
@@ -98,6 +99,16 @@ func comparable(r session.Result) string {
 	return fmt.Sprintf("%+v", r)
 }
 
+// firstDiff shows where two long printed results part.
+func firstDiff(served, local string) string {
+	i := 0
+	for i < len(served) && i < len(local) && served[i] == local[i] {
+		i++
+	}
+	from := max(i-60, 0)
+	return fmt.Sprintf("at byte %d:\nserved …%.160s\nlocal  …%.160s", i, served[from:], local[from:])
+}
+
 func TestBackendOverFakes(t *testing.T) {
 	fk := &fakes{byName: map[string]*fakeModel{}}
 	unix, _, _ := startServer(t, Config{}, fk)
@@ -134,7 +145,7 @@ func TestBackendOverFakes(t *testing.T) {
 		}
 		want, _ := f.Score(ctx, req)
 		if g, w := comparable(got), comparable(want); g != w {
-			t.Errorf("served %s\nwant   %s", g, w)
+			t.Errorf("%+v: %s", req, firstDiff(g, w))
 		}
 		if got.Req.A != req.A {
 			t.Error("the result does not carry the request it answers")
@@ -327,71 +338,123 @@ func TestServedBackendRefusesOtherPrompts(t *testing.T) {
 	}
 }
 
-// TestServedExplorerEqualsSession: the explorer's calls through a server on the built-in
-// model answer exactly what a session in this process answers: every layer, two timesteps,
-// each metric, with and without a token's attention row.
+// TestServedExplorerEqualsSession: the explorer's calls through a server answer exactly what
+// a session in this process answers: every layer, each metric, with and without a token's
+// attention row, on the built-in model and on a miniature SD pipeline (text cross-attention
+// layers, whose scores are meaningless, included).
 func TestServedExplorerEqualsSession(t *testing.T) {
+	sd := t.TempDir()
+	if err := testgraphs.WriteTinyDiffusers(sd); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		model  string
+		prompt string
+		ts     []int
+	}{
+		{"builtin", "builtin", "", []int{101, 901}},
+		{"tiny SD", sd, "", []int{401}}, // unconditional: the miniature has no tokenizer for a prompt
+	}
 	unix, _, _ := startServer(t, Config{Base: session.Options{Device: "cpu", Families: families.All()}}, nil)
-	ctx := context.Background()
-	s, err := session.Open(ctx, session.Options{Model: "builtin", Seed: session.DefaultSeed, Device: "cpu", Families: families.All()})
-	enginetest.Check(t, err)
-	defer s.Close()
-	be, err := OpenBackend(ctx, unix, Spec{Model: "builtin", Device: "cpu"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g, w := fmt.Sprintf("%+v", be.Info()), fmt.Sprintf("%+v", s.Info()); g != w {
-		t.Fatalf("info:\nserved %s\nlocal  %s", g, w)
-	}
-	p := samplePaths(t, "grass.png", "gravel.png")
-	la, _ := s.Load(p[0])
-	lb, _ := s.Load(p[1])
-	sa, err := be.Load(p[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, _ := be.Load(p[1])
-	if sa.Hash != la.Hash || sa.W != la.W {
-		t.Fatalf("served Load %+v, local %+v", sa, la)
-	}
-	info := s.Info()
-	for _, tt := range []int{101, 901} {
-		if be.Cached(sa, sb, tt) {
-			t.Errorf("t=%d cached on the server before any run", tt)
-		}
-		for _, m := range session.Metrics {
-			for layer := range info.Layers {
-				for _, tok := range []int{-1, 5} {
-					lr, err := s.Score(ctx, session.Request{A: la, B: lb, Layer: layer, T: tt, Metric: m, Token: tok})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && tc.model != "builtin" {
+				t.Skip("the miniature SD pipeline takes seconds to load on a busy 2-core machine")
+			}
+			ctx := context.Background()
+			s, err := session.Open(ctx, session.Options{Model: tc.model, Seed: session.DefaultSeed, Device: "cpu", Families: families.All(),
+				Conditioning: features.Conditioning{Prompt: tc.prompt}})
+			enginetest.Check(t, err)
+			defer s.Close()
+			be, err := OpenBackend(ctx, unix, Spec{Model: tc.model, Device: "cpu", Prompt: tc.prompt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := fmt.Sprintf("%+v", be.Info()), fmt.Sprintf("%+v", s.Info()); g != w {
+				t.Fatalf("info:\nserved %s\nlocal  %s", g, w)
+			}
+			p := samplePaths(t, "grass.png", "gravel.png")
+			la, _ := s.Load(p[0])
+			lb, _ := s.Load(p[1])
+			sa, err := be.Load(p[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			sb, _ := be.Load(p[1])
+			if sa.Hash != la.Hash || sa.W != la.W {
+				t.Fatalf("served Load %+v, local %+v", sa, la)
+			}
+			// A Score cancelled once its forward has begun on the server ends, and leaves the
+			// model usable: the same Score again equals the local one.
+			ctx1, cancel := context.WithCancel(ctx)
+			running := be.Stats().Forwards
+			done := make(chan error, 1)
+			go func() {
+				_, err := be.Score(ctx1, session.Request{A: sa, B: sb, Layer: 0, T: 999, Token: -1})
+				done <- err
+			}()
+			for be.Stats().Forwards == running {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled Score: %v", err)
+			} else if err == nil {
+				t.Log("the forward finished before the cancel reached it")
+			}
+			lr, err := s.Score(ctx, session.Request{A: la, B: lb, Layer: 0, T: 999, Token: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sr, err := be.Score(ctx, session.Request{A: sa, B: sb, Layer: 0, T: 999, Token: -1})
+			if err != nil {
+				t.Fatalf("the Score after a cancelled one: %v", err)
+			}
+			if g, w := comparable(sr), comparable(lr); g != w {
+				t.Errorf("after a cancel: %s", firstDiff(g, w))
+			}
+
+			before := be.Stats()
+			for _, tt := range tc.ts {
+				if be.Cached(sa, sb, tt) {
+					t.Errorf("t=%d cached on the server before any run", tt)
+				}
+				for _, m := range session.Metrics {
+					for layer := range s.Info().Layers {
+						for _, tok := range []int{-1, 5} {
+							lr, err := s.Score(ctx, session.Request{A: la, B: lb, Layer: layer, T: tt, Metric: m, Token: tok})
+							if err != nil {
+								t.Fatal(err)
+							}
+							sr, err := be.Score(ctx, session.Request{A: sa, B: sb, Layer: layer, T: tt, Metric: m, Token: tok})
+							if err != nil {
+								t.Fatal(err)
+							}
+							if g, w := comparable(sr), comparable(lr); g != w {
+								t.Errorf("t=%d %s layer %d token %d: %s", tt, m, layer, tok, firstDiff(g, w))
+							}
+						}
+					}
+					ll, err := s.LayerScores(ctx, la, lb, tt, m)
 					if err != nil {
 						t.Fatal(err)
 					}
-					sr, err := be.Score(ctx, session.Request{A: sa, B: sb, Layer: layer, T: tt, Metric: m, Token: tok})
+					sl, err := be.LayerScores(ctx, sa, sb, tt, m)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if g, w := comparable(sr), comparable(lr); g != w {
-						t.Errorf("t=%d %s layer %d token %d:\nserved %s\nlocal  %s", tt, m, layer, tok, g, w)
+					if g, w := fmt.Sprint(sl), fmt.Sprint(ll); g != w {
+						t.Errorf("t=%d %s layer scores: served %s, local %s", tt, m, g, w)
 					}
 				}
+				if !be.Cached(sa, sb, tt) {
+					t.Errorf("t=%d not cached on the server after its scores", tt)
+				}
 			}
-			ll, err := s.LayerScores(ctx, la, lb, tt, m)
-			if err != nil {
-				t.Fatal(err)
+			if st := be.Stats(); st.Forwards-before.Forwards != len(tc.ts) || st.Extracted-before.Extracted != 2*len(tc.ts) {
+				t.Errorf("server stats %+v after %+v, want %d forwards of 2 images (one per t)", st, before, len(tc.ts))
 			}
-			sl, err := be.LayerScores(ctx, sa, sb, tt, m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if g, w := fmt.Sprint(sl), fmt.Sprint(ll); g != w {
-				t.Errorf("t=%d %s layer scores: served %s, local %s", tt, m, g, w)
-			}
-		}
-		if !be.Cached(sa, sb, tt) {
-			t.Errorf("t=%d not cached on the server after its scores", tt)
-		}
-	}
-	if st := be.Stats(); st.Forwards != 2 || st.Extracted != 4 {
-		t.Errorf("server stats %+v, want 2 forwards of 2 images (one per t)", st)
+		})
 	}
 }
