@@ -211,6 +211,8 @@ type Session struct {
 	mu      sync.Mutex // Run calls on one session are serialised: they share the C session
 	closed  bool
 	runOpts *ort.RunOptions
+	// noBuffers: the runtime refused an output buffer once, so RunShaped offers none again.
+	noBuffers bool
 }
 
 // LoadFile opens the model at path; external weights are looked up beside it.
@@ -338,6 +340,14 @@ func (s *Session) OutputNames() []string { return s.outSel }
 // Run feeds the inputs (by name, any order) and returns the selected outputs in order.
 // Cancelling ctx terminates a run in flight.
 func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
+	return s.RunShaped(ctx, nil, inputs...)
+}
+
+// RunShaped is Run with the shapes the outputs will have, where the caller knows them: the
+// runtime writes those outputs straight into Go buffers. If the runtime refuses a buffer (a
+// shape or type the caller got wrong), the run is repeated without buffers and the session
+// stops offering them, so a wrong guess costs time once and never changes a result.
+func (s *Session) RunShaped(ctx context.Context, shapes [][]int64, inputs ...Tensor) ([]Tensor, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -346,6 +356,38 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 	if s.closed {
 		return nil, errors.New("engine: session is closed")
 	}
+	if len(shapes) > 0 && len(shapes) != len(s.outSel) {
+		return nil, fmt.Errorf("engine: %d output shapes for %d outputs", len(shapes), len(s.outSel))
+	}
+	if s.noBuffers {
+		shapes = nil
+	}
+	out, err := s.run(ctx, shapes, inputs)
+	if err != nil && shapes != nil && ctx.Err() == nil && refusedBuffer(err) {
+		s.noBuffers = true
+		out, err = s.run(ctx, nil, inputs)
+	}
+	return out, err
+}
+
+// refusedBuffer recognises ONNX Runtime's answers to an output buffer of the wrong shape:
+// "Got invalid dimensions for output" when the graph declares the output's shape (checked
+// before the run), "Shape mismatch attempting to re-use buffer" when a node finds out.
+func refusedBuffer(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "invalid dimensions for output") || strings.Contains(msg, "mismatch")
+}
+
+// BuffersRefused reports whether the runtime once refused an output buffer RunShaped offered
+// (a caller's shapes were wrong), so that it offers none any more.
+func (s *Session) BuffersRefused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noBuffers
+}
+
+// run is one run; the caller holds s.mu.
+func (s *Session) run(ctx context.Context, shapes [][]int64, inputs []Tensor) ([]Tensor, error) {
 	byName := map[string]Tensor{}
 	for _, t := range inputs {
 		if _, dup := byName[t.Name]; dup {
@@ -387,7 +429,10 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 		s.runOpts.Terminate()
 		close(terminated)
 	})
-	outs := make([]ort.Value, len(s.outSel))
+	outs, err := s.outputBuffers(shapes)
+	if err != nil {
+		return nil, err
+	}
 	err = s.sess.RunWithOptions(values, outs, s.runOpts)
 	if !stop() {
 		// The flag is set, or about to be: wait for it, then clear it for the next run.
@@ -404,11 +449,42 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 	return copyOutputs(s.outSel, outs, fromValue)
 }
 
-// copyOutputs copies each ORT output into Go memory with from and destroys that ORT value
-// (clearing its slot) before copying the next, so at most one output exists twice at any
-// moment: with every layer's Q/K/V exposed (about 0.55 GB at 512 px, batch 2) copying all
-// before destroying any held the full set twice at the peak. On an error the values not yet
-// copied are destroyed too, so outs holds nothing live when it returns.
+// outputBuffers makes a Go-backed tensor for each selected output whose shape is given and
+// whose declared type is float32 (or undeclared); the others stay nil, for the runtime to
+// allocate.
+func (s *Session) outputBuffers(shapes [][]int64) ([]ort.Value, error) {
+	outs := make([]ort.Value, len(s.outSel))
+	if shapes == nil {
+		return outs, nil
+	}
+	declared := map[string]ElemType{}
+	for _, o := range s.outputs {
+		declared[o.Name] = o.Type
+	}
+	for i, shape := range shapes {
+		n := int64(1)
+		for _, d := range shape {
+			n *= max(d, 0)
+		}
+		if t := declared[s.outSel[i]]; shape == nil || n == 0 || (t != Float32 && t != 0) {
+			continue
+		}
+		v, err := ort.NewTensor(ort.NewShape(shape...), make([]float32, n))
+		if err != nil {
+			destroyAll(outs)
+			return nil, fmt.Errorf("output %q: %w", s.outSel[i], err)
+		}
+		outs[i] = v
+	}
+	return outs, nil
+}
+
+// copyOutputs turns each ORT output into a Tensor with from and destroys that ORT value
+// (clearing its slot) before the next. onnxruntime_go has already copied the runtime's
+// outputs into Go memory (or the runtime wrote them into RunShaped's buffers), so from only
+// takes the slices; destroying as it goes means a from that copies never holds the set twice.
+// On an error the values not yet converted are destroyed too, so outs holds nothing live when
+// it returns.
 func copyOutputs(names []string, outs []ort.Value, from func(string, ort.Value) (Tensor, error)) ([]Tensor, error) {
 	defer func() {
 		destroyAll(outs)
@@ -514,12 +590,16 @@ func toValue(t Tensor) (ort.Value, error) {
 func fromValue(name string, v ort.Value) (Tensor, error) {
 	shape := []int64(v.GetShape())
 	switch x := v.(type) {
+	// onnxruntime_go has already copied the runtime's output into a Go slice and released the
+	// runtime's buffer; the value it returns only wraps that slice (Destroy releases the
+	// wrapper, never the slice), so the slice is taken as it is. Copying it again held every
+	// layer's Q/K/V twice in Go memory at the peak (about 0.55 GB at 512 px, batch 2).
 	case *ort.Tensor[float32]:
-		return Tensor{Name: name, Shape: shape, Type: Float32, Float32: append([]float32(nil), x.GetData()...)}, nil
+		return Tensor{Name: name, Shape: shape, Type: Float32, Float32: x.GetData()}, nil
 	case *ort.Tensor[int64]:
-		return Tensor{Name: name, Shape: shape, Type: Int64, Int64: append([]int64(nil), x.GetData()...)}, nil
+		return Tensor{Name: name, Shape: shape, Type: Int64, Int64: x.GetData()}, nil
 	case *ort.Tensor[int32]:
-		return Tensor{Name: name, Shape: shape, Type: Int32, Int32: append([]int32(nil), x.GetData()...)}, nil
+		return Tensor{Name: name, Shape: shape, Type: Int32, Int32: x.GetData()}, nil
 	case *ort.CustomDataTensor:
 		raw := x.GetData()
 		n := int(ort.Shape(shape).FlattenedSize())

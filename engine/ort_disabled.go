@@ -39,3 +39,9 @@ func (*Session) Outputs() []IOInfo                                    { return n
 func (*Session) OutputNames() []string                                { return nil }
 func (*Session) Run(context.Context, ...Tensor) ([]Tensor, error)     { return nil, ErrNoCgo }
 func (*Session) Close() error                                         { return nil }
+
+func (*Session) BuffersRefused() bool { return false }
+
+func (*Session) RunShaped(context.Context, [][]int64, ...Tensor) ([]Tensor, error) {
+	return nil, ErrNoCgo
+}

@@ -19,10 +19,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/diffsim/diffsim/engine"
+	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/ipadapter"
@@ -422,7 +424,7 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 			inputs = append(inputs, engine.F32(in.Name, []int64{int64(b), 6}, ids))
 		}
 	}
-	res, err := m.unet.Run(ctx, h, h, inputs...)
+	res, err := m.unet.RunExpecting(ctx, h, h, m.expect(b, inputs), inputs...)
 	if err != nil {
 		return nil, fmt.Errorf("U-Net: %w", err)
 	}
@@ -437,6 +439,31 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 		}
 	}
 	return out, nil
+}
+
+// expect is the shape of every tapped tensor this run will make, where the layer's module
+// path tells its grid (SetGrids, at the working size) and its keys and values come from the
+// latent (self-attention) or the text embedding alone (cross-attention): the U-Net then writes
+// them straight into Go memory. Other layers (IP-Adapter tokens, unknown paths) are left to
+// the runtime.
+func (m *Model) expect(batch int, inputs []engine.Tensor) tapped.Expect {
+	textTokens := 0
+	for _, in := range inputs {
+		if in.Name == "encoder_hidden_states" && len(in.Shape) == 3 {
+			textTokens = int(in.Shape[1])
+		}
+	}
+	e := tapped.Expect{Batch: batch, Tokens: make([]int, len(m.layers)), KVTokens: make([]int, len(m.layers))}
+	for i, ly := range m.layers {
+		e.Tokens[i] = ly.Tokens
+		switch {
+		case ly.Kind == attention.Self:
+			e.KVTokens[i] = ly.Tokens
+		case slices.Equal(ly.KVInputs, []string{"encoder_hidden_states"}):
+			e.KVTokens[i] = textTokens
+		}
+	}
+	return e
 }
 
 // StackHalves puts the features of the two halves of a CFG batch side by side as heads: each

@@ -75,6 +75,9 @@ func TestPromptConditioning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if m.unet.BuffersRefused() {
+		t.Error("the runtime refused the output buffers shaped for a CFG batch")
+	}
 	if got := m.TextEncoderRuns(); got != 2 {
 		t.Errorf("text encoder runs after one prompt used twice: %d, want 2 (empty prompt, then the prompt once)", got)
 	}

@@ -24,6 +24,7 @@ type Model struct {
 	sess   engine.Runner
 	extra  []string // outputs the caller asked for, first in the output list
 	taps   [][4]int // per layer: output index of Q, K, V (−1 when shared), Out (−1)
+	nOut   int      // outputs the session returns: extra, then the taps
 }
 
 // Open reads the model at path, finds its attention layers and loads it with their Q, K, V
@@ -78,7 +79,7 @@ func Load(l features.Loader, path string, data []byte, dir string, extra []strin
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Model{Path: path, Layers: layers, sess: sess, extra: extra, taps: taps}, nil
+	return &Model{Path: path, Layers: layers, sess: sess, extra: extra, taps: taps, nOut: len(outputs)}, nil
 }
 
 // Inputs are the graph inputs a run needs.
@@ -97,7 +98,28 @@ type Result struct {
 // spatial size of the input (pixels or latents): only its aspect ratio is used, to find each
 // layer's token grid.
 func (m *Model) Run(ctx context.Context, imageH, imageW int, inputs ...engine.Tensor) (Result, error) {
-	out, err := m.sess.Run(ctx, inputs...)
+	return m.RunExpecting(ctx, imageH, imageW, Expect{}, inputs...)
+}
+
+// Expect is what a caller knows, before a run, of the tapped tensors' shapes: the batch and,
+// per layer, the query and key/value token counts (0 where it cannot tell). The runtime then
+// writes those tensors straight into Go memory (engine.ShapedRunner) instead of holding them
+// in its own allocator and copying them out.
+type Expect struct {
+	Batch            int
+	Tokens, KVTokens []int // per layer, in Layers' order
+}
+
+// RunExpecting is Run with the shapes the caller expects. A wrong expectation costs a second
+// run, never a wrong result (see engine.ShapedRunner).
+func (m *Model) RunExpecting(ctx context.Context, imageH, imageW int, e Expect, inputs ...engine.Tensor) (Result, error) {
+	var out []engine.Tensor
+	var err error
+	if sr, ok := m.sess.(engine.ShapedRunner); ok && e.Batch > 0 {
+		out, err = sr.RunShaped(ctx, m.shapes(e), inputs...)
+	} else {
+		out, err = m.sess.Run(ctx, inputs...)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -145,6 +167,43 @@ func (m *Model) Run(ctx context.Context, imageH, imageW int, inputs ...engine.Te
 		}
 	}
 	return res, nil
+}
+
+// BuffersRefused reports whether the runtime refused the buffers an Expect described (its
+// shapes were wrong): a bug in the caller's expectation, which costs a second run.
+func (m *Model) BuffersRefused() bool {
+	r, ok := m.sess.(interface{ BuffersRefused() bool })
+	return ok && r.BuffersRefused()
+}
+
+// shapes lays e out as the session's selected outputs: [batch, tokens, channels] for each
+// layer's Q (and Out), K and V where the tokens are known; nil elsewhere.
+func (m *Model) shapes(e Expect) [][]int64 {
+	shapes := make([][]int64, m.nOut)
+	set := func(i, tokens, channels int) {
+		if i >= 0 && tokens > 0 {
+			shapes[i] = []int64{int64(e.Batch), int64(tokens), int64(channels)}
+		}
+	}
+	for li, ly := range m.Layers {
+		var tokens, kvTokens int
+		if li < len(e.Tokens) {
+			tokens = e.Tokens[li]
+		}
+		if li < len(e.KVTokens) {
+			kvTokens = e.KVTokens[li]
+		}
+		kvHeads := ly.KVHeads
+		if kvHeads == 0 {
+			kvHeads = ly.Heads
+		}
+		t := m.taps[li]
+		set(t[0], tokens, ly.Channels())
+		set(t[1], kvTokens, kvHeads*ly.HeadDim)
+		set(t[2], kvTokens, kvHeads*ly.HeadDim)
+		set(t[3], tokens, ly.Channels())
+	}
+	return shapes
 }
 
 func item(t engine.Tensor, i int) []float32 {

@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -317,7 +318,9 @@ func phases(dir string, size int, cachedir, a, b string) error {
 	mark := time.Now()
 	step := func(what string) {
 		rss, hwm := memory()
-		fmt.Printf("phase %-28s %6.2f s   rss %5.2f GB   peak %5.2f GB\n", what, time.Since(mark).Seconds(), rss, hwm)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("phase %-28s %6.2f s   rss %5.2f GB   peak %5.2f GB   Go heap %5.2f GB (of %5.2f GB)\n", what, time.Since(mark).Seconds(), rss, hwm, float64(ms.HeapInuse)/1e9, float64(ms.HeapSys-ms.HeapReleased)/1e9)
 		mark = time.Now()
 	}
 	s, err := session.Open(ctx, session.Options{Model: dir, Size: size, Seed: session.DefaultSeed, Device: "cpu", GraphCache: gc, Families: families.All()})
