@@ -22,6 +22,13 @@ import (
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
+// The served backend offers what the explorer asks for beside Backend: a prompt (refused
+// but answered) and the word "served".
+var (
+	_ Conditioner   = (*serve.Backend)(nil)
+	_ servedBackend = (*serve.Backend)(nil)
+)
+
 // startServed starts a server with the built-in model on a real Unix socket and returns
 // the explorer's backend over it; it skips, by enginetest's rule, where there is no ONNX
 // Runtime.

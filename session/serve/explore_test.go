@@ -394,9 +394,7 @@ func TestServedExplorerEqualsSession(t *testing.T) {
 				_, err := be.Score(ctx1, session.Request{A: sa, B: sb, Layer: 0, T: 999, Token: -1})
 				done <- err
 			}()
-			for be.Stats().Forwards == running {
-				time.Sleep(time.Millisecond)
-			}
+			waitFor(t, "the forward to begin on the server", func() bool { return be.Stats().Forwards != running })
 			cancel()
 			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				t.Fatalf("cancelled Score: %v", err)
