@@ -456,3 +456,43 @@ func TestServedExplorerEqualsSession(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkExplorerScoreCached is the cost of one explorer Score whose features are cached (a
+// layer switch): in this process, and through a server on a Unix socket.
+//
+//	go test -run '^$' -bench ExplorerScoreCached -count 6 ./session/serve/ | benchstat -
+func BenchmarkExplorerScoreCached(b *testing.B) {
+	unix, _, _ := startServer(b, Config{Base: session.Options{Device: "cpu", Families: families.All()}}, nil)
+	ctx := context.Background()
+	s, err := session.Open(ctx, session.Options{Model: "builtin", Seed: session.DefaultSeed, Device: "cpu", Families: families.All()})
+	enginetest.Check(b, err)
+	defer s.Close()
+	be, err := OpenBackend(ctx, unix, Spec{Model: "builtin", Device: "cpu"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir, _ := filepath.Abs("../../testdata/samples")
+	pa, pb := filepath.Join(dir, "grass.png"), filepath.Join(dir, "gravel.png")
+	for _, c := range []struct {
+		name string
+		back interface {
+			Load(string) (*session.Image, error)
+			Score(context.Context, session.Request) (session.Result, error)
+		}
+	}{{"here", s}, {"served", be}} {
+		b.Run(c.name, func(b *testing.B) {
+			x, _ := c.back.Load(pa)
+			y, _ := c.back.Load(pb)
+			req := session.Request{A: x, B: y, Layer: 0, T: 101, Metric: session.AAS, Token: 5}
+			if _, err := c.back.Score(ctx, req); err != nil { // the features, once
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.back.Score(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -214,7 +214,7 @@ func (fs *fakes) prepare(name string, release chan struct{}) *fakeModel {
 
 // startServer runs a server over fakes on a real Unix socket and on HTTP at loopback, and
 // returns a client for each.
-func startServer(t *testing.T, cfg Config, fk *fakes) (unix, tcp *Client, srv *Server) {
+func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *Client, srv *Server) {
 	t.Helper()
 	if fk != nil {
 		cfg.Open = fk.open
