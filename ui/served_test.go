@@ -25,8 +25,9 @@ import (
 // The served backend offers what the explorer asks for beside Backend: a prompt (refused
 // but answered) and the word "served".
 var (
-	_ Conditioner   = (*serve.Backend)(nil)
-	_ servedBackend = (*serve.Backend)(nil)
+	_ Conditioner       = (*serve.Backend)(nil)
+	_ servedBackend     = (*serve.Backend)(nil)
+	_ fixedConditioning = (*serve.Backend)(nil)
 )
 
 // startServed starts a server with the built-in model on a real Unix socket and returns
@@ -117,7 +118,7 @@ func TestExplorerOverServedBackend(t *testing.T) {
 	}
 
 	// The built-in model takes no prompt; a diffusion model's would be refused with the reason.
-	if err := b.SetConditioning(t.Context(), features.Conditioning{Prompt: "a cat"}); err == nil || !strings.Contains(err.Error(), "--no-server") {
+	if err := b.SetConditioning(t.Context(), features.Conditioning{Prompt: "a cat"}); !errors.Is(err, serve.ErrServedPrompt) || !strings.Contains(err.Error(), "--no-server") {
 		t.Errorf("SetConditioning over the server = %v, want the refusal naming --no-server", err)
 	}
 }
@@ -159,26 +160,19 @@ func TestServedPromptIsRefused(t *testing.T) {
 		t.Fatalf("no first score (error %v)", m.note.err)
 	}
 	before := m.rq.res.Score
-	steps := []struct {
-		name string
-		keys []string
-	}{
-		{"prompt", append(append([]string{"P"}, strings.Split("a cat", "")...), "enter")},
-		{"cfg", []string{"c"}},
-	}
-	for _, s := range steps {
+	// The prompt key says at once that prompts cannot change (no prompt bar to type into);
+	// the CFG key likewise.
+	for _, k := range []string{"P", "c"} {
 		m.note.err = nil
-		for _, k := range s.keys {
-			send(m, press(k))
+		send(m, press(k))
+		if !errors.Is(m.note.err, serve.ErrServedPrompt) || m.pb.open {
+			t.Fatalf("%s: error %v, prompt bar open %v; want the served refusal and no prompt bar", k, m.note.err, m.pb.open)
 		}
-		if !errors.Is(m.note.err, serve.ErrServedPrompt) {
-			t.Fatalf("%s: error %v, want the served refusal", s.name, m.note.err)
-		}
-		if screen := ansi.Strip(m.content()); !strings.Contains(screen, "refused (kept unconditional)") {
-			t.Errorf("%s: the refusal is not on screen:\n%s", s.name, screen)
+		if screen := ansi.Strip(m.content()); !strings.Contains(screen, "✗ prompt: fixed when served; use --no-server") {
+			t.Errorf("%s: the refusal is not on screen:\n%s", k, screen)
 		}
 		if m.cs.cur != (features.Conditioning{}) || !m.current() || m.rq.res.Score != before {
-			t.Errorf("%s: conditioning %v, current %v, score %v (was %v)", s.name, m.cs.cur, m.current(), m.rq.res.Score, before)
+			t.Errorf("%s: conditioning %v, current %v, score %v (was %v)", k, m.cs.cur, m.current(), m.rq.res.Score, before)
 		}
 	}
 }

@@ -126,8 +126,14 @@ func (b *Backend) Conditioning() features.Conditioning {
 
 // ErrServedPrompt is why a served explorer cannot switch prompts: the server's session is
 // shared by every client and loaded with one prompt, and another prompt would load the model
-// a second time (gigabytes, and most of a minute, for Stable Diffusion).
-var ErrServedPrompt = errors.New("prompt switching is not available through diffsim serve; reopen the explorer with --prompt (and --cfg), or with --no-server to switch here")
+// a second time (gigabytes, and seconds to minutes, for Stable Diffusion). The explorer is
+// reopened with --prompt (and --cfg) for another prompt, or with --no-server to switch
+// prompts in it. Short, because the explorer's status line shows it beside its counters.
+var ErrServedPrompt = errors.New("fixed when served; use --no-server")
+
+// ConditioningFixed says why the prompt cannot change (the explorer says so when the prompt
+// is asked for).
+func (b *Backend) ConditioningFixed() error { return ErrServedPrompt }
 
 // SetConditioning refuses any conditioning but the one the model was loaded with.
 func (b *Backend) SetConditioning(_ context.Context, c features.Conditioning) error {
