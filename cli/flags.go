@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -121,6 +122,14 @@ type scoring struct {
 	noServer bool            // --no-server: compute here even when `diffsim serve` runs
 }
 
+// notices is where notices go: stderr, or nowhere with --quiet.
+func (c *scoring) notices() io.Writer {
+	if c.quiet {
+		return nil
+	}
+	return c.stderr
+}
+
 // conditioning is the diffusion flags' values, or none.
 func (c *scoring) conditioning() diffusionFlags {
 	if c.diff == nil {
@@ -164,7 +173,7 @@ func (c *scoring) openSession(cmd *cobra.Command, progress func(session.Progress
 	d := c.conditioning()
 	s, err := session.Open(cmd.Context(), session.Options{
 		Model: c.model, Size: c.size, Seed: c.seed, Device: c.device, Library: c.ortLib, OnProgress: progress,
-		GraphCache:   graphCache(),
+		GraphCache:   graphCacheNoticing(c.notices()),
 		Conditioning: features.Conditioning{Prompt: d.prompt, CFG: d.cfg},
 		Families:     families.All(),
 		IPAdapter:    d.ipAdapter, ImageEncoder: d.imageEncoder,

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -24,6 +25,14 @@ type serveCmd struct {
 	socket, httpAddr, maxMemory, ortLib string
 	keepAlive                           time.Duration
 	quiet                               bool
+}
+
+// notices is where notices go: stderr, or nowhere with --quiet.
+func (c *serveCmd) notices() io.Writer {
+	if c.quiet {
+		return nil
+	}
+	return c.stderr
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -87,7 +96,7 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 		where += ", http://" + hl.Addr().String()
 	}
 	srv := serve.New(serve.Config{
-		Base:      session.Options{Library: c.ortLib, GraphCache: graphCache(), Families: families.All()},
+		Base:      session.Options{Library: c.ortLib, GraphCache: graphCacheNoticing(c.notices()), Families: families.All()},
 		KeepAlive: keepAlive, MaxBytes: maxBytes, Version: readBuild().Version,
 	})
 	if !c.quiet {
@@ -150,6 +159,19 @@ DIFFSIM_GRAPH_CACHE=off turns the cache off.`,
 		},
 	}
 	return cmd
+}
+
+// graphCacheNoticing is graphCache with a notice on w when a model is first optimized and
+// written (the one start that takes longer than ONNX Runtime alone); nil w says nothing.
+func graphCacheNoticing(w io.Writer) *engine.GraphCache {
+	gc := graphCache()
+	if gc != nil && w != nil {
+		dir := gc.Dir
+		gc.OnWrite = func(size int64) {
+			fmt.Fprintf(w, "diffsim: first start of this %s model here: optimizing it for this CPU and caching the result in %s (once; later starts load it in seconds)\n", humanBytes(size), dir)
+		}
+	}
+	return gc
 }
 
 // graphCache is the optimized-graph cache the commands use: on, in diffsim's cache folder,

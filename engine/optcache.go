@@ -25,6 +25,9 @@ type GraphCache struct {
 	// MinBytes is the smallest model (graph plus external weights) worth caching: small graphs
 	// optimize in milliseconds and are not worth a disk write. 0 = DefaultGraphCacheMinBytes.
 	MinBytes int64
+	// OnWrite, when set, hears that a model of size bytes (graph plus external weights) is not
+	// cached yet and is about to be optimized and written: the one slow start, worth a notice.
+	OnWrite func(size int64)
 }
 
 // Defaults for GraphCache.

@@ -29,7 +29,8 @@ func (r *Runtime) newSession(model []byte, m *onnxpb.ModelProto, so SessionOptio
 	if minBytes <= 0 {
 		minBytes = DefaultGraphCacheMinBytes
 	}
-	if int64(len(model))+externalBytes(so.ExternalDataDir, externals) < minBytes {
+	size := int64(len(model)) + externalBytes(so.ExternalDataDir, externals)
+	if size < minBytes {
 		return ort.NewDynamicAdvancedSessionWithONNXData(model, inNames, outSel, opts)
 	}
 	key := graphCacheKey(model, so.ExternalDataDir, externals, ort.GetVersion(), r.device.String())
@@ -58,6 +59,9 @@ func (r *Runtime) newSession(model []byte, m *onnxpb.ModelProto, so SessionOptio
 	if saving != nil {
 		os.RemoveAll(tmp)
 		return ort.NewDynamicAdvancedSessionWithONNXData(model, inNames, outSel, opts)
+	}
+	if gc.OnWrite != nil {
+		gc.OnWrite(size)
 	}
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inNames, outSel, opts)
 	if err != nil {

@@ -71,7 +71,8 @@ func runOnce(t *testing.T, rt *Runtime, dir string, x []float32) []float32 {
 func TestGraphCacheHitGivesSameOutputs(t *testing.T) {
 	const c = 256
 	dir, _ := writeExternalModel(t, c)
-	gc := &GraphCache{Dir: filepath.Join(t.TempDir(), "graphs"), MinBytes: 1}
+	var writes []int64
+	gc := &GraphCache{Dir: filepath.Join(t.TempDir(), "graphs"), MinBytes: 1, OnWrite: func(n int64) { writes = append(writes, n) }}
 	rt := openCached(t, gc)
 	x := randomWeights(rand.New(rand.NewPCG(1, 2)), c, 1)
 
@@ -84,6 +85,9 @@ func TestGraphCacheHitGivesSameOutputs(t *testing.T) {
 	entries, err := ListGraphCache(gc.Dir)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("after the first load: %d entries (%v), want 1", len(entries), err)
+	}
+	if len(writes) != 1 || writes[0] < 2*c*c*4 {
+		t.Errorf("OnWrite heard %v on the first load; want one call with at least the %d bytes of weights", writes, 2*c*c*4)
 	}
 	entry := filepath.Join(gc.Dir, entries[0].Key)
 	t.Logf("cache entry: %d bytes for %d bytes of weights", entries[0].Bytes, 2*c*c*4)
@@ -109,6 +113,9 @@ func TestGraphCacheHitGivesSameOutputs(t *testing.T) {
 	}
 	if n, _ := ListGraphCache(gc.Dir); len(n) != 1 {
 		t.Errorf("after the hit: %d entries, want still 1", len(n))
+	}
+	if len(writes) != 1 {
+		t.Errorf("OnWrite called %d times after a miss and a hit; want once", len(writes))
 	}
 }
 
