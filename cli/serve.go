@@ -39,14 +39,15 @@ func newServeCmd(a *app) *cobra.Command {
 	c := &serveCmd{app: a}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Keep models loaded for score, sweep, rank, bench and other languages (JSON API)",
+		Short: "Keep models loaded for the explorer, score, sweep, rank, bench and other languages (JSON API)",
 		Long: `serve keeps models loaded between commands, as ollama does for language models. While it
-runs, score, sweep, rank and bench send their work to it (--no-server computes in the
-command instead), so a model loads once rather than once per command. Other languages use
-its JSON API (v1) over the Unix socket or, with --http, over HTTP on loopback:
+runs, the explorer, score, sweep, rank and bench send their work to it (--no-server computes
+in the command instead), so a model loads once rather than once per command. Other languages
+use its JSON API (v1) over the Unix socket or, with --http, over HTTP on loopback:
 
   GET /v1/health   GET /v1/models   POST /v1/score   POST /v1/sweep   POST /v1/rank
   POST /v1/show (the model, layer and t a score would be taken with)
+  POST /v1/info /v1/result /v1/layers /v1/prefetch /v1/cached /v1/stats (the explorer's)
 
 A model is unloaded after --keep-alive without requests (a request's "keep_alive" overrides
 it), and idle models are unloaded, least recently used first, to stay under --max-memory.

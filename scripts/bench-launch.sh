@@ -23,7 +23,7 @@ for run in 1 2 3 4 5; do
   tmux send-keys -t "$session" q
   sleep 0.5
 done
-times=$(grep -o '[0-9]* ms' "$dir/trace" | awk '{ print $1 }' | sort -n)
+times=$(grep -o 'first frame [0-9]* ms' "$dir/trace" | awk '{ print $3 }' | sort -n)
 n=$(wc -l <<<"$times")
 median=$(sed -n "$(( (n + 1) / 2 ))p" <<<"$times")
 echo "launch to both images ready (ms, $n runs): $(tr '\n' ' ' <<<"$times")"

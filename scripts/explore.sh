@@ -14,7 +14,7 @@ go build -buildvcs=true -o diffsim .
 # when no image was given. A flag's value is the next argument unless the flag is boolean or
 # written --flag=value.
 images=() flags=()
-bool_flags=" --quiet --cfg --trace-startup --help -h "
+bool_flags=" --quiet --cfg --trace-startup --no-server --help -h "
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; images+=("$@"); break ;;

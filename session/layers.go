@@ -7,11 +7,15 @@ import (
 
 // ResolveLayer finds a layer by index, full name, unique name suffix, or the paper's short
 // name (Up0, Down1, …; case-insensitive). Empty means the model's default layer.
-func (s *Session) ResolveLayer(arg string) (int, error) {
-	layers := s.info.Layers
+func (s *Session) ResolveLayer(arg string) (int, error) { return ResolveLayer(s.info, arg) }
+
+// ResolveLayer is (*Session).ResolveLayer for a model described by info, for callers that
+// hold no session (a client of diffsim serve).
+func ResolveLayer(info ModelInfo, arg string) (int, error) {
+	layers := info.Layers
 	arg = strings.TrimSpace(arg)
 	if arg == "" {
-		return s.info.DefaultLayer, nil
+		return info.DefaultLayer, nil
 	}
 	if i, err := strconv.Atoi(arg); err == nil {
 		if i < 0 || i >= len(layers) {

@@ -22,6 +22,27 @@ type Conditioner interface {
 	SetConditioning(ctx context.Context, c features.Conditioning) error
 }
 
+// fixedConditioning is implemented by Conditioners that may be unable to switch prompts at all
+// (a model served by diffsim serve is loaded with one): the explorer says why when the prompt
+// is asked for, rather than after it was typed.
+type fixedConditioning interface {
+	// ConditioningFixed says why the conditioning cannot change; nil when it can.
+	ConditioningFixed() error
+}
+
+// conditioningFixed reports (in the status line) when the backend cannot switch prompts.
+func (m *Model) conditioningFixed() bool {
+	f, ok := m.backend.(fixedConditioning)
+	if !ok {
+		return false
+	}
+	if err := f.ConditioningFixed(); err != nil {
+		m.note.err = promptError{err}
+		return true
+	}
+	return false
+}
+
 // condState is the text conditioning: the one in use, and the switch to another in flight.
 type condState struct {
 	cur  features.Conditioning  // what scores are conditioned on now
@@ -52,6 +73,9 @@ func (m *Model) openTextPrompt() tea.Cmd {
 		m.note.text = "this model takes no prompt"
 		return nil
 	}
+	if m.conditioningFixed() {
+		return nil
+	}
 	m.openPrompt(promptText, m.wantedCond().Prompt)
 	return nil
 }
@@ -66,6 +90,9 @@ func (m *Model) openPrompt(kind promptKind, value string) {
 func (m *Model) toggleCFG() tea.Cmd {
 	if _, ok := m.conditioner(); !ok {
 		m.note.text = "this model takes no prompt"
+		return nil
+	}
+	if m.conditioningFixed() {
 		return nil
 	}
 	c := m.wantedCond()

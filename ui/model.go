@@ -34,9 +34,12 @@ type Model struct {
 	ctx     context.Context
 	backend Backend
 	info    session.ModelInfo
-	keys    KeyMap
-	styles  Styles
-	opts    Options
+	served  string // what the status line says when the backend runs in another process; "" here
+	// onFirstScore is Options.OnFirstScore until it has been called.
+	onFirstScore func()
+	keys         KeyMap
+	styles       Styles
+	opts         Options
 
 	lay layout // where everything goes; its W and H are the terminal's size
 
@@ -99,6 +102,9 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		pb:   newPromptBar(DefaultKeyMap()),
 		now:  time.Now,
 	}
+	if sb, ok := b.(servedBackend); ok {
+		m.served = sb.Served()
+	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
 		m.sel.layer = opts.Layer
 	}
@@ -110,6 +116,7 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	}
 	m.pv = newPairView(m.styles, pairKeys(m.keys), capsFor(opts))
 	m.pv.onFirst = opts.OnFirstImages
+	m.onFirstScore = opts.OnFirstScore
 	dark := true
 	if opts.Dark != nil {
 		dark = *opts.Dark
@@ -275,6 +282,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.rq.res = &res
 		m.rq.seen[res.Req.T] = true
 		m.note.err = nil
+		if f := m.onFirstScore; f != nil {
+			m.onFirstScore = nil
+			f()
+		}
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case layerScoresMsg:

@@ -16,6 +16,7 @@ type scorePanel struct {
 	st            Styles
 	width, height int
 	info          session.ModelInfo
+	served        string // "served" when the network runs in diffsim serve
 	layer         features.Layer
 	res           *session.Result
 	current       bool // res answers the current view
@@ -66,7 +67,11 @@ func (p scorePanel) View() string {
 	} else {
 		lines = append(lines, lab("no timesteps (t does not apply)"))
 	}
-	lines = append(lines, lab("model ")+val(p.info.Name)+lab(" on ")+val(p.info.Device))
+	device := lab("model ") + val(p.info.Name) + lab(" on ") + val(p.info.Device)
+	if p.served != "" {
+		device += lab(" · ") + st.Notice.Render(p.served)
+	}
+	lines = append(lines, device)
 	setup := val(fmt.Sprintf("%d px", p.info.Size)) + lab(" · seed ") + val(fmt.Sprint(p.info.Seed))
 	if r := p.res; r != nil && p.current {
 		took, how := "<1ms", "network run"

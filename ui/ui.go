@@ -48,6 +48,13 @@ type Backend interface {
 	Stats() session.Stats
 }
 
+// servedBackend is implemented by backends whose network runs in another process (diffsim
+// serve): Served is the word the explorer shows beside the device and in the status line, so
+// a user knows the model's work, memory and counters are the server's.
+type servedBackend interface {
+	Served() string
+}
+
 // progressSource is implemented by backends that report the progress of their work.
 type progressSource interface {
 	Progress() <-chan session.Progress
@@ -92,6 +99,9 @@ type Options struct {
 	// OnFirstImages, when set, is called once, from Update, when both photos are first ready
 	// for the screen (to measure start-up time).
 	OnFirstImages func()
+	// OnFirstScore, when set, is called once, from Update, when the first score lands (to
+	// measure how long a model takes to answer, served or not).
+	OnFirstScore func()
 	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
 	Profile colorprofile.Profile
 

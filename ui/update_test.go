@@ -648,3 +648,26 @@ func TestQuadrantImages(t *testing.T) {
 		wantToken(t, m, gw-1, gh-1)
 	}
 }
+
+// TestOnFirstScoreOnce: the start-up hook fires when the first score lands, and only then.
+func TestOnFirstScoreOnce(t *testing.T) {
+	calls := 0
+	opts := DefaultOptions()
+	opts.Graphics = termgfx.HalfBlock
+	opts.OnFirstScore = func() { calls++ }
+	m := New(t.Context(), testBackend{fake.New()}, "fake:a", "fake:b", opts)
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	if calls != 0 {
+		t.Fatalf("called %d times before anything ran", calls)
+	}
+	drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
+	if calls != 1 || m.rq.res == nil {
+		t.Fatalf("called %d times after the first score (result %v), want 1", calls, m.rq.res != nil)
+	}
+	for _, k := range []string{".", "J", "m"} {
+		send(m, press(k))
+	}
+	if calls != 1 {
+		t.Errorf("called %d times after more scores, want 1", calls)
+	}
+}

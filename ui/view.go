@@ -195,7 +195,7 @@ func (m *Model) rightView() string {
 	l := m.lay
 	tx, ty, _ := m.token()
 	layer, _ := m.currentLayer()
-	sp := scorePanel{st: m.styles, info: m.info, layer: layer, res: m.rq.res, current: m.current(), t: m.sel.t, metric: m.sel.metric, tx: tx, ty: ty}
+	sp := scorePanel{st: m.styles, info: m.info, served: m.served, layer: layer, res: m.rq.res, current: m.current(), t: m.sel.t, metric: m.sel.metric, tx: tx, ty: ty}
 	if m.rq.res != nil && m.rq.res.Req.Layer != m.sel.layer {
 		sp.res = nil
 	}
@@ -268,6 +268,9 @@ func (m *Model) statusBar() statusBar {
 	}
 	if m.pair.a != nil && (m.rq.seen[m.sel.t] || (m.rq.stats.tCached && m.rq.stats.t == m.sel.t && m.rq.stats.gen == m.pair.gen)) {
 		cache = "t cached · " + cache
+	}
+	if m.served != "" {
+		cache = m.served + " · " + cache
 	}
 	sb.cache = cache + " "
 	sb.SetSize(m.lay.W, 1)

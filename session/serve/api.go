@@ -2,8 +2,8 @@
 // server process holds warm sessions (unloaded after an idle keep-alive, bounded in memory
 // over several models) and answers a small, versioned JSON API over a Unix socket and,
 // optionally, HTTP on loopback. The CLI's score, sweep and rank use it through Client when it
-// runs, and bench through Scorer (one /v1/show, then a /v1/score per pair); other languages
-// use plain HTTP.
+// runs, bench through Scorer (one /v1/show, then a /v1/score per pair), and the explorer
+// through Backend (the /v1/info … /v1/stats calls below); other languages use plain HTTP.
 //
 // API v1 (all bodies JSON; errors are {"error": "one line"} with a 4xx or 5xx status):
 //
@@ -14,13 +14,32 @@
 //	POST /v1/rank     RankRequest   → RankResponse
 //	POST /v1/show     ShowRequest   → ShowResponse (the model loaded, the layer and t resolved)
 //
+// The explorer's calls take the layer by index and t as given (what the explorer resolved
+// from /v1/info), and images with the content hash the client computed, which the server
+// checks so both sides key features alike:
+//
+//	POST /v1/info     InfoRequest     → InfoResponse (the model: layers, default layer and t, device)
+//	POST /v1/result   ResultRequest   → ResultResponse (one score with its maps: session.Result)
+//	POST /v1/layers   LayersRequest   → LayersResponse (every layer's score at one t)
+//	POST /v1/prefetch PrefetchRequest → {} (a pair's features at t computed and kept)
+//	POST /v1/cached   CachedRequest   → CachedResponse (whether a pair's features at t are kept)
+//	POST /v1/stats    StatsRequest    → StatsResponse (the model's counters, all clients together)
+//
+// JSON has no NaN or infinity: in these answers a number that is NaN (global_cosine of a
+// model without a global embedding) is null, and an infinite one is the string "+Inf" or
+// "-Inf". Maps (map_a, map_b, attn_row) are {"w","h","values"}, values being the W×H float32
+// values row by row, little-endian, base64-encoded: exact, and NaN-safe.
+//
 // Image and model paths are read by the server, so they must be absolute (Client makes them
-// so). Concurrent requests for the same model and timestep share one batched forward.
+// so). Concurrent requests for the same model and timestep share one batched forward. A
+// request whose client goes away is cancelled: its part of a shared forward is withdrawn,
+// and the forward stops when no request waits for it.
 package serve
 
 import (
 	"time"
 
+	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -153,4 +172,134 @@ type ModelsResponse struct {
 	Models   []LoadedModel `json:"models"`
 	Bytes    int64         `json:"bytes"`     // sum over the models
 	MaxBytes int64         `json:"max_bytes"` // the server's memory bound
+}
+
+// ImageRef is an image the server reads, with the hex sha256 of its bytes as the client
+// read them: the server refuses a file whose bytes changed since (its features would be keyed
+// by another hash than the client's). An empty hash is not checked.
+type ImageRef struct {
+	Path string `json:"path"`
+	Hash string `json:"hash,omitempty"`
+}
+
+// InfoRequest asks for the model a spec loads (loading it if needed).
+type InfoRequest struct {
+	Spec
+}
+
+// InfoResponse is session.ModelInfo: the model, its layers and defaults, and the device and
+// seed it runs with.
+type InfoResponse struct {
+	Name         string           `json:"name"`
+	Family       string           `json:"family"`
+	Description  string           `json:"description"`
+	Device       string           `json:"device"`
+	Notice       string           `json:"notice,omitempty"` // why the device is not the one asked for
+	Layers       []features.Layer `json:"layers"`
+	DefaultLayer int              `json:"default_layer"`
+	Timesteps    bool             `json:"timesteps"` // whether t means anything for this model
+	DefaultT     int              `json:"default_t"`
+	Size         int              `json:"size"`
+	Seed         int64            `json:"seed"`
+}
+
+// ResultRequest asks for one score with its maps, as the explorer shows it.
+type ResultRequest struct {
+	Spec
+	A      ImageRef `json:"a"`
+	B      ImageRef `json:"b"`
+	Layer  int      `json:"layer"` // index into InfoResponse.Layers
+	T      int      `json:"t"`
+	Metric string   `json:"metric,omitempty"` // aas (default), cos, mse
+	// Token is the token of A (spatial index) whose attention over B comes back as attn_row;
+	// null for none.
+	Token *int `json:"token"`
+}
+
+// ResultResponse is session.Result.
+type ResultResponse struct {
+	Score          Float  `json:"score"`
+	AtoB           Float  `json:"a_to_b"`
+	BtoA           Float  `json:"b_to_a"`
+	Metric         string `json:"metric"`
+	HigherIsBetter bool   `json:"higher_is_more_similar"`
+	// Meaningless says why the score carries no image information; "" when it does.
+	Meaningless   string  `json:"meaningless,omitempty"`
+	FeatureCosine Float   `json:"feature_cosine"`
+	MSE           Float   `json:"mse"`
+	Global        Float   `json:"global_cosine"` // null when the model has no global embedding
+	MapA          *Map    `json:"map_a"`
+	MapB          *Map    `json:"map_b"`
+	AttnRow       *Map    `json:"attn_row"` // null when no token was asked for
+	Cached        bool    `json:"cached"`   // no network run was needed
+	ElapsedMS     float64 `json:"elapsed_ms"`
+}
+
+// Map is a features.Map on the wire: Values holds W×H float32 row by row, little-endian
+// (base64 in JSON).
+type Map struct {
+	W      int    `json:"w"`
+	H      int    `json:"h"`
+	Values []byte `json:"values"`
+}
+
+// LayersRequest asks for every layer's score at one t.
+type LayersRequest struct {
+	Spec
+	A      ImageRef `json:"a"`
+	B      ImageRef `json:"b"`
+	T      int      `json:"t"`
+	Metric string   `json:"metric,omitempty"`
+}
+
+// LayersResponse holds one score per layer, in the model's layer order.
+type LayersResponse struct {
+	Scores []LayerScore `json:"scores"`
+}
+
+// LayerScore is session.LayerScore.
+type LayerScore struct {
+	Layer       int   `json:"layer"`
+	T           int   `json:"t"`
+	Score       Float `json:"score"`
+	Meaningless bool  `json:"meaningless"`
+}
+
+// PrefetchRequest asks the server to compute a pair's features at t and keep them.
+type PrefetchRequest struct {
+	Spec
+	A ImageRef `json:"a"`
+	B ImageRef `json:"b"`
+	T int      `json:"t"`
+}
+
+// PrefetchResponse answers a PrefetchRequest: an empty object.
+type PrefetchResponse struct{}
+
+// CachedRequest asks whether the features at t of the images with these hashes are kept;
+// nothing is read or computed.
+type CachedRequest struct {
+	Spec
+	HashA string `json:"hash_a"`
+	HashB string `json:"hash_b"`
+	T     int    `json:"t"`
+}
+
+// CachedResponse answers a CachedRequest.
+type CachedResponse struct {
+	Cached bool `json:"cached"`
+}
+
+// StatsRequest asks for the counters of the model a spec names.
+type StatsRequest struct {
+	Spec
+}
+
+// StatsResponse is session.Stats: the work the model has done for every client.
+type StatsResponse struct {
+	Forwards    int   `json:"forwards"`  // batched network runs
+	Extracted   int   `json:"extracted"` // images run through the network
+	CacheHits   int   `json:"cache_hits"`
+	CacheBytes  int64 `json:"cache_bytes"`
+	CacheBudget int64 `json:"cache_budget"`
 }

@@ -121,6 +121,51 @@ func (c *Client) Show(ctx context.Context, req ShowRequest) (ShowResponse, error
 	return r, c.do(ctx, http.MethodPost, "/v1/show", req, &r)
 }
 
+// Info asks POST /v1/info, with the spec's paths made absolute.
+func (c *Client) Info(ctx context.Context, req InfoRequest) (InfoResponse, error) {
+	req.Spec = absSpec(req.Spec)
+	var r InfoResponse
+	return r, c.do(ctx, http.MethodPost, "/v1/info", req, &r)
+}
+
+// Result asks POST /v1/result, with the request's paths made absolute.
+func (c *Client) Result(ctx context.Context, req ResultRequest) (ResultResponse, error) {
+	req.Spec = absSpec(req.Spec)
+	req.A.Path, req.B.Path = abs(req.A.Path), abs(req.B.Path)
+	var r ResultResponse
+	return r, c.do(ctx, http.MethodPost, "/v1/result", req, &r)
+}
+
+// Layers asks POST /v1/layers, with the request's paths made absolute.
+func (c *Client) Layers(ctx context.Context, req LayersRequest) (LayersResponse, error) {
+	req.Spec = absSpec(req.Spec)
+	req.A.Path, req.B.Path = abs(req.A.Path), abs(req.B.Path)
+	var r LayersResponse
+	return r, c.do(ctx, http.MethodPost, "/v1/layers", req, &r)
+}
+
+// Prefetch asks POST /v1/prefetch, with the request's paths made absolute.
+func (c *Client) Prefetch(ctx context.Context, req PrefetchRequest) error {
+	req.Spec = absSpec(req.Spec)
+	req.A.Path, req.B.Path = abs(req.A.Path), abs(req.B.Path)
+	var r PrefetchResponse
+	return c.do(ctx, http.MethodPost, "/v1/prefetch", req, &r)
+}
+
+// Cached asks POST /v1/cached.
+func (c *Client) Cached(ctx context.Context, req CachedRequest) (bool, error) {
+	req.Spec = absSpec(req.Spec)
+	var r CachedResponse
+	return r.Cached, c.do(ctx, http.MethodPost, "/v1/cached", req, &r)
+}
+
+// Stats asks POST /v1/stats.
+func (c *Client) Stats(ctx context.Context, req StatsRequest) (StatsResponse, error) {
+	req.Spec = absSpec(req.Spec)
+	var r StatsResponse
+	return r, c.do(ctx, http.MethodPost, "/v1/stats", req, &r)
+}
+
 // absSpec makes model paths absolute; a model name that is not a local path is left alone.
 func absSpec(s Spec) Spec {
 	if _, err := os.Stat(s.Model); err == nil && s.Model != "" {

@@ -2,7 +2,10 @@ package serve
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,7 +27,8 @@ type fakeModel struct {
 	closed atomic.Bool
 
 	mu       sync.Mutex
-	forwards [][]string // image paths of each PrefetchImages call
+	forwards [][]string      // image paths of each PrefetchImages call
+	kept     map[string]bool // hash@t of the images whose forwards finished
 	started  chan struct{}
 	release  chan struct{} // nil: forwards return at once
 	gone     chan struct{} // closed when a held forward sees its context end
@@ -42,11 +46,14 @@ func (f *fakeModel) Info() session.ModelInfo {
 
 func (f *fakeModel) Bytes() int64 { return f.bytes }
 
+// Load hashes the file as a session does (sha256 of its bytes) without decoding it.
 func (f *fakeModel) Load(path string) (*session.Image, error) {
-	if _, err := os.Stat(path); err != nil {
+	data, err := os.ReadFile(path)
+	if err != nil {
 		return nil, err
 	}
-	return &session.Image{Path: path, Hash: path}, nil
+	sum := sha256.Sum256(data)
+	return &session.Image{Path: path, Hash: hex.EncodeToString(sum[:])}, nil
 }
 
 func (f *fakeModel) ResolveLayer(arg string) (int, error) {
@@ -69,22 +76,62 @@ func (f *fakeModel) PrefetchImages(ctx context.Context, t int, imgs ...*session.
 	rel := f.release
 	f.mu.Unlock()
 	f.started <- struct{}{}
-	if rel == nil {
-		return nil
+	if rel != nil {
+		select {
+		case <-rel:
+		case <-ctx.Done():
+			close(f.gone)
+			return ctx.Err()
+		}
 	}
-	select {
-	case <-rel:
-		return nil
-	case <-ctx.Done():
-		close(f.gone)
-		return ctx.Err()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.kept == nil {
+		f.kept = map[string]bool{}
 	}
+	for _, img := range imgs {
+		f.kept[fmt.Sprintf("%s@%d", img.Hash, t)] = true
+	}
+	return nil
+}
+
+func (f *fakeModel) Cached(a, b *session.Image, t int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.kept[fmt.Sprintf("%s@%d", a.Hash, t)] && f.kept[fmt.Sprintf("%s@%d", b.Hash, t)]
+}
+
+func (f *fakeModel) Stats() session.Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return session.Stats{Forwards: len(f.forwards), Extracted: len(f.kept), CacheBudget: 1 << 20}
+}
+
+func (f *fakeModel) LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
+	var out []session.LayerScore
+	for i := range f.Info().Layers {
+		r, err := f.Score(ctx, session.Request{A: a, B: b, Layer: i, T: t, Metric: m, Token: -1})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, session.LayerScore{Layer: i, T: t, Score: r.Score})
+	}
+	return out, nil
 }
 
 func (f *fakeModel) Score(ctx context.Context, req session.Request) (session.Result, error) {
 	// A score that depends on the pair, the layer and t, so mixed-up answers show.
+	// Global is NaN (no global embedding) and the maps hold a NaN too, as a real model's may
+	// for a zero feature: the wire must carry them.
 	v := float64(len(req.A.Path)+len(req.B.Path))/1000 + float64(req.Layer)/10 + float64(req.T)/1e4
-	return session.Result{Req: req, Score: v, AtoB: v, BtoA: v, Metric: req.Metric, HigherIsBetter: true}, nil
+	r := session.Result{Req: req, Score: v, AtoB: v, BtoA: v, Metric: req.Metric, HigherIsBetter: true,
+		FeatureCosine: v / 2, MSE: math.Inf(1), Global: math.NaN(),
+		MapA: features.Map{W: 2, H: 1, Values: []float32{float32(v), float32(math.NaN())}},
+		MapB: features.Map{W: 1, H: 1, Values: []float32{-float32(v)}}}
+	if req.Token >= 0 {
+		r.AttnRow = features.Map{W: 1, H: 1, Values: []float32{float32(req.Token)}}
+	}
+	return r, nil
 }
 
 func (f *fakeModel) Setup(m session.Metric) session.Setup {
@@ -167,7 +214,7 @@ func (fs *fakes) prepare(name string, release chan struct{}) *fakeModel {
 
 // startServer runs a server over fakes on a real Unix socket and on HTTP at loopback, and
 // returns a client for each.
-func startServer(t *testing.T, cfg Config, fk *fakes) (unix, tcp *Client, srv *Server) {
+func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *Client, srv *Server) {
 	t.Helper()
 	if fk != nil {
 		cfg.Open = fk.open

@@ -26,6 +26,10 @@ type Model interface {
 	Setup(m session.Metric) session.Setup
 	Sweep(ctx context.Context, a, b *session.Image, layers, ts []int, m session.Metric, afterStep func()) (session.Sweep, error)
 	Rank(ctx context.Context, query *session.Image, files []string, layer, t int, m session.Metric, done func()) ([]session.Ranked, []session.Skipped, error)
+	// The explorer's calls besides Score.
+	LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error)
+	Cached(a, b *session.Image, t int) bool
+	Stats() session.Stats
 	Close() error
 }
 

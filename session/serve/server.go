@@ -43,8 +43,9 @@ type Config struct {
 
 // Server answers the API from warm models.
 type Server struct {
-	cfg Config
-	ms  *models
+	cfg  Config
+	ms   *models
+	imgs *imageCache
 }
 
 // New makes a server; it loads nothing until the first request.
@@ -58,7 +59,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
-	return &Server{cfg: cfg, ms: &models{
+	return &Server{cfg: cfg, imgs: &imageCache{}, ms: &models{
 		open: cfg.Open, base: cfg.Base, keepAlive: cfg.KeepAlive, maxBytes: cfg.MaxBytes, maxBatch: cfg.MaxBatch,
 		rss: residentBytes, byKey: map[key]*loaded{}, loading: map[key]*loadCall{}, sizes: map[key]int64{},
 	}}
@@ -80,8 +81,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/v1/sweep", method(http.MethodPost, handle(s.Sweep)))
 	mux.HandleFunc("/v1/rank", method(http.MethodPost, handle(s.Rank)))
 	mux.HandleFunc("/v1/show", method(http.MethodPost, handle(s.Show)))
+	mux.HandleFunc("/v1/info", method(http.MethodPost, handle(s.Info)))
+	mux.HandleFunc("/v1/result", method(http.MethodPost, handle(s.Result)))
+	mux.HandleFunc("/v1/layers", method(http.MethodPost, handle(s.Layers)))
+	mux.HandleFunc("/v1/prefetch", method(http.MethodPost, handle(s.Prefetch)))
+	mux.HandleFunc("/v1/cached", method(http.MethodPost, handle(s.Cached)))
+	mux.HandleFunc("/v1/stats", method(http.MethodPost, handle(s.Stats)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; the API (v%d) has GET /v1/health, GET /v1/models, POST /v1/score, /v1/sweep, /v1/rank, /v1/show", r.Method, r.URL.Path, APIVersion))
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; the API (v%d) has GET /v1/health, GET /v1/models, POST /v1/score, /v1/sweep, /v1/rank, /v1/show, /v1/info, /v1/result, /v1/layers, /v1/prefetch, /v1/cached, /v1/stats", r.Method, r.URL.Path, APIVersion))
 	})
 	return mux
 }
