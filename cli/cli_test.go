@@ -71,6 +71,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "not an image", args: []string{"score", notImage, imgB}, code: 2, stderr: "notes.png: not a PNG, JPEG, WebP, BMP, TIFF or GIF image"},
 		{name: "an unreadable image", args: []string{"score", unreadable, imgB}, code: 2, stderr: "secret.png: permission denied"},
 		{name: "the explorer without a terminal", args: []string{imgA, imgB}, code: 2, stderr: "the explorer needs a terminal; use `diffsim score`"},
+		{name: "the explorer, named", args: []string{"explore", imgA, imgB}, code: 2, stderr: "the explorer needs a terminal; use `diffsim score`"},
 		{name: "a bad device", args: []string{"score", imgA, imgB, "--device", "tpu"}, code: 2, stderr: `bad --device "tpu"`},
 		{name: "a bad metric", args: []string{"score", imgA, imgB, "--metric", "l2"}, code: 2, stderr: `--metric "l2": want aas, cos or mse`},
 	} {

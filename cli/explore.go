@@ -24,6 +24,17 @@ type exploreCmd struct {
 	traceStartup bool
 }
 
+// exploreWord lets `diffsim explore A B` mean `diffsim A B`, as people coming from the
+// other commands type it, unless a file named explore is what they meant.
+func exploreWord(args []string) []string {
+	if len(args) == 3 && args[0] == "explore" {
+		if _, err := os.Stat(args[0]); err != nil {
+			return args[1:]
+		}
+	}
+	return args
+}
+
 func newRoot(a *app) *cobra.Command {
 	c := &exploreCmd{scoring: scoring{app: a, diff: &diffusionFlags{}}}
 	root := &cobra.Command{
@@ -44,11 +55,14 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 				// `diffsim` alone: the short usage on stderr, then the one-line error (exit 2).
 				fmt.Fprintf(a.stderr, "%s\n\nUsage:\n  %s\n  diffsim COMMAND ... (diffsim help lists them)\n\n", cmd.Short, cmd.UseLine())
 			}
-			return exactArgs(2, "two images (or a command: diffsim help lists them)")(cmd, args)
+			return exactArgs(2, "two images (or a command: diffsim help lists them)")(cmd, exploreWord(args))
 		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		RunE:          func(cmd *cobra.Command, args []string) error { return c.run(cmd, args[0], args[1]) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			args = exploreWord(args)
+			return c.run(cmd, args[0], args[1])
+		},
 	}
 	f := root.Flags()
 	c.modelFlags.register(f, true)
