@@ -134,7 +134,7 @@ func ListGraphCache(dir string) ([]GraphCacheEntry, error) {
 		if st, err := os.Stat(filepath.Join(p, metaFile)); err == nil {
 			e.LastUsed = st.ModTime()
 		}
-		e.Bytes = dirBytes(p)
+		e.Bytes = DiskBytes(p)
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.After(out[j].LastUsed) })
@@ -153,7 +153,7 @@ func CleanGraphCache(dir string) (int64, error) {
 	var freed int64
 	for _, de := range des {
 		p := filepath.Join(dir, de.Name())
-		n := dirBytes(p)
+		n := DiskBytes(p)
 		if err := os.RemoveAll(p); err != nil {
 			return freed, fmt.Errorf("remove %s: %w", p, err)
 		}
@@ -184,9 +184,11 @@ func TrimGraphCache(dir string, max int64) (int64, error) {
 	return freed, nil
 }
 
-func dirBytes(dir string) int64 {
+// DiskBytes is the size of the file at path, or of every file under it when it is a folder;
+// what cannot be read counts nothing.
+func DiskBytes(path string) int64 {
 	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir(path, func(_ string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if info, err := d.Info(); err == nil {
 				n += info.Size()

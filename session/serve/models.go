@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
@@ -388,23 +388,7 @@ func (ms *models) predicted(k key) int64 {
 // predictBytes guesses a model's memory before loading it from its size on disk (the
 // weights dominate); names the store resolves, and the built-in model, predict nothing.
 func predictBytes(model string) int64 {
-	st, err := os.Stat(model)
-	if err != nil {
-		return 0
-	}
-	if !st.IsDir() {
-		return st.Size()
-	}
-	var n int64
-	_ = filepath.WalkDir(model, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
+	return engine.DiskBytes(model)
 }
 
 // residentBytes is the process's resident set size, from /proc/self/statm; 0 where there is none.
