@@ -14,8 +14,19 @@ import (
 	"time"
 
 	"github.com/diffsim/diffsim/session/serve"
+	"github.com/diffsim/diffsim/session/serve/servetest"
 	"github.com/diffsim/diffsim/ui/termtest"
 )
+
+// buildDiffsim builds the program into a temporary folder and returns its path.
+func buildDiffsim(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "diffsim")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
 
 // TestExplorerInTmux drives the real binary with the built-in model in tmux: the score, the
 // layer name and t change as keys are pressed, and quitting leaves the shell usable.
@@ -26,10 +37,7 @@ func TestExplorerInTmux(t *testing.T) {
 	if !cgoEnabled {
 		t.Skip("built without cgo: the binary would have no ONNX Runtime")
 	}
-	bin := filepath.Join(t.TempDir(), "diffsim")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDiffsim(t)
 	tm := termtest.NewTmux(t, 120, 40)
 	tm.Wait = time.Minute // the built-in model's first run, under the race detector's load
 	score := regexp.MustCompile(`AAS \d\.\d{4}`)
@@ -79,10 +87,7 @@ func TestExplorerInTmuxServed(t *testing.T) {
 	}
 	want := fmt.Sprintf("AAS %.4f", rec.Score)
 
-	bin := filepath.Join(t.TempDir(), "diffsim")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDiffsim(t)
 	startTestServer(t)
 	sock := os.Getenv("DIFFSIM_SOCKET")
 	cl, err := serve.Dial(t.Context(), sock)
@@ -145,10 +150,7 @@ func TestExplorerFallsBackFromAnUnusableServer(t *testing.T) {
 	if !cgoEnabled {
 		t.Skip("built without cgo: the binary would have no ONNX Runtime")
 	}
-	bin := filepath.Join(t.TempDir(), "diffsim")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDiffsim(t)
 	cases := []struct {
 		name   string
 		status int
@@ -179,12 +181,7 @@ func TestExplorerFallsBackFromAnUnusableServer(t *testing.T) {
 // fakeServer answers /v1/health as API v1 does and every other call with status and message.
 func fakeServer(t *testing.T, status int, message string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "diffsim-fake-serve")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s.sock")
+	sock := servetest.Socket(t)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)

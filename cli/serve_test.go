@@ -11,6 +11,7 @@ import (
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/serve"
+	"github.com/diffsim/diffsim/session/serve/servetest"
 )
 
 // Tests of other commands must not reach a server someone runs on this machine.
@@ -21,22 +22,8 @@ func init() {
 // startTestServer runs a real server on a private socket and points the commands at it.
 func startTestServer(t *testing.T) *serve.Server {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "diffsim-cli-serve")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s.sock")
-	ln, err := serve.ListenUnix(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := serve.New(serve.Config{Base: session.Options{Families: families.All()}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	t.Setenv("DIFFSIM_SOCKET", sock)
+	t.Setenv("DIFFSIM_SOCKET", servetest.Start(t, srv))
 	return srv
 }
 

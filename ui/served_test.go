@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/serve"
+	"github.com/diffsim/diffsim/session/serve/servetest"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -38,27 +38,7 @@ func startServed(t *testing.T, spec serve.Spec) *serve.Backend {
 	// The server opens the runtime in this process; its errors reach the client as text, so the
 	// rule is applied here first.
 	enginetest.Runtime(t)
-	// Sockets have a short path limit: a folder under the system's temporary directory.
-	dir, err := os.MkdirTemp("", "diffsim-ui")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s.sock")
-	ln, err := serve.ListenUnix(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve.New(serve.Config{Base: session.Options{Device: "cpu", Families: families.All()}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	sock := servetest.Start(t, serve.New(serve.Config{Base: session.Options{Device: "cpu", Families: families.All()}}))
 	cl, err := serve.Dial(context.Background(), sock)
 	if err != nil {
 		t.Fatal(err)
