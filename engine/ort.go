@@ -424,15 +424,15 @@ func (s *Session) run(ctx context.Context, shapes [][]int64, inputs []Tensor) ([
 			return nil, err
 		}
 	}
+	outs, err := s.outputBuffers(shapes)
+	if err != nil {
+		return nil, err
+	}
 	terminated := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		s.runOpts.Terminate()
 		close(terminated)
 	})
-	outs, err := s.outputBuffers(shapes)
-	if err != nil {
-		return nil, err
-	}
 	err = s.sess.RunWithOptions(values, outs, s.runOpts)
 	if !stop() {
 		// The flag is set, or about to be: wait for it, then clear it for the next run.
