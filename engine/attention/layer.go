@@ -71,6 +71,14 @@ type Layer struct {
 // Channels is Heads × HeadDim.
 func (l Layer) Channels() int { return l.Heads * l.HeadDim }
 
+// KeyValueHeads is KVHeads, or Heads for a layer described without it (Find always sets it).
+func (l Layer) KeyValueHeads() int {
+	if l.KVHeads == 0 {
+		return l.Heads
+	}
+	return l.KVHeads
+}
+
 func (l Layer) String() string {
 	return fmt.Sprintf("%s (%s, %d heads × %d, scale %.4g)", l.Name, l.Kind, l.Heads, l.HeadDim, l.Scale)
 }

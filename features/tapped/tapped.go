@@ -141,10 +141,7 @@ func (m *Model) RunExpecting(ctx context.Context, imageH, imageW int, e Expect, 
 		if b != batch || int(k.Shape[0]) != b {
 			return Result{}, fmt.Errorf("layer %s: batch %d, expected %d", ly.Name, b, batch)
 		}
-		kvHeads := ly.KVHeads
-		if kvHeads == 0 {
-			kvHeads = ly.Heads
-		}
+		kvHeads := ly.KeyValueHeads()
 		if int(q.Shape[2]) != ly.Channels() || int(k.Shape[2]) != kvHeads*ly.HeadDim || int(v.Shape[2]) != kvHeads*ly.HeadDim {
 			return Result{}, fmt.Errorf("layer %s: Q/K/V widths %d/%d/%d at run time, the graph says %d query heads and %d key/value heads × %d", ly.Name, q.Shape[2], k.Shape[2], v.Shape[2], ly.Heads, kvHeads, ly.HeadDim)
 		}
@@ -193,10 +190,7 @@ func (m *Model) shapes(e Expect) [][]int64 {
 		if li < len(e.KVTokens) {
 			kvTokens = e.KVTokens[li]
 		}
-		kvHeads := ly.KVHeads
-		if kvHeads == 0 {
-			kvHeads = ly.Heads
-		}
+		kvHeads := ly.KeyValueHeads()
 		t := m.taps[li]
 		set(t[0], tokens, ly.Channels())
 		set(t[1], kvTokens, kvHeads*ly.HeadDim)
