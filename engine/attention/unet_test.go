@@ -100,29 +100,12 @@ func TestTinyUNetRuns(t *testing.T) {
 	runAndCheck(t, rt, m, truth, 1e-5, false)
 }
 
-// UNetLayouts are U-Nets of other layouts than SD 1.5's, as diffusers configurations export
-// them: fewer and more down blocks, a fixed-size input, SDXL's extra inputs, a wrapper prefix.
-func UNetLayouts() map[string]testgraphs.UNetOptions {
-	two := testgraphs.TwoLevelUNet()
-	wrapped := two
-	wrapped.Prefix = "/unet"
-	five := testgraphs.TinyUNet()
-	five.Height, five.Width = 32, 32
-	five.Down = []testgraphs.Block{{Width: 8, Attention: true}, {Width: 8, Attention: true}, {Width: 16, Attention: true}, {Width: 16, Attention: true}, {Width: 16}}
-	xl := testgraphs.TinyUNet()
-	xl.SDXL = true
-	xl.Down = []testgraphs.Block{{Width: 8}, {Width: 16, Attention: true}, {Width: 16, Attention: true}}
-	oblong := testgraphs.TinyUNet()
-	oblong.Height, oblong.Width = 8, 12
-	return map[string]testgraphs.UNetOptions{"two-levels-fixed-8x8": two, "two-levels-wrapped": wrapped, "five-levels": five, "sdxl-inputs": xl, "oblong": oblong}
-}
-
 // TestUNetLayoutsRun finds, taps and runs each layout: every layer's Q, K, V against the
 // projections, the attention recomputed from them against the layer's own output, and every
 // tapped shape as shape inference predicts it.
 func TestUNetLayoutsRun(t *testing.T) {
 	rt := openRuntime(t)
-	for name, o := range UNetLayouts() {
+	for name, o := range testgraphs.Layouts() {
 		t.Run(name, func(t *testing.T) {
 			m, truth := testgraphs.SDUNet(o)
 			layers, err := attention.Find(m)

@@ -32,8 +32,8 @@ type UNetOptions struct {
 	// mirror them, each down block but the last halves the latent. Empty means SD 1.5's:
 	// Channels[0..2] with attention, then Channels[2] without.
 	Down []Block
-	// FixedSize declares the sample input with its batch and latent size fixed, as an export
-	// traced at one size without dynamic axes is.
+	// FixedSize declares the sample input's latent size fixed (the batch stays dynamic), as
+	// an export traced at one size without dynamic spatial axes is.
 	FixedSize bool
 	// SDXL adds SDXL's extra conditioning inputs, text_embeds [B, 1280] and time_ids [B, 6],
 	// mixed into the time embedding.
@@ -68,6 +68,24 @@ func TwoLevelUNet() UNetOptions {
 	return o
 }
 
+// Layouts are runnable U-Nets of other layouts than SD 1.5's, by name, as diffusers
+// configurations export them: fewer and more down blocks, a fixed-size input, SDXL's extra
+// inputs, a wrapper prefix, an oblong latent.
+func Layouts() map[string]UNetOptions {
+	two := TwoLevelUNet()
+	wrapped := two
+	wrapped.Prefix = "/unet"
+	five := TinyUNet()
+	five.Height, five.Width = 32, 32
+	five.Down = []Block{{8, true}, {8, true}, {16, true}, {16, true}, {16, false}}
+	xl := TinyUNet()
+	xl.SDXL = true
+	xl.Down = []Block{{8, false}, {16, true}, {16, true}}
+	oblong := TinyUNet()
+	oblong.Height, oblong.Width = 8, 12
+	return map[string]UNetOptions{"two-levels-fixed-8x8": two, "two-levels-wrapped": wrapped, "five-levels": five, "sdxl-inputs": xl, "oblong": oblong}
+}
+
 func (o UNetOptions) blocks() []Block {
 	if len(o.Down) > 0 {
 		return o.Down
@@ -87,7 +105,7 @@ func SDUNet(o UNetOptions) (*onnxpb.ModelProto, Truth) {
 	var truth Truth
 	b, lh, lw := int64(-1), int64(-1), int64(-1)
 	if o.FixedSize {
-		b, lh, lw = int64(o.Batch), int64(o.Height), int64(o.Width)
+		lh, lw = int64(o.Height), int64(o.Width)
 	}
 	sample := g.Input("sample", onnx.Float, b, 4, lh, lw)
 	timestep := g.Input("timestep", onnx.Float, b)
