@@ -99,7 +99,9 @@ func (Family) Describe(src features.Source, o features.OpenOptions) (features.De
 			return d, err
 		}
 	}
-	inputs := func(declared []engine.IOInfo, batch int) map[string][]int64 { return UNetInputs(declared, d.Size, batch) }
+	inputs := func(declared []engine.IOInfo, batch int) map[string][]int64 {
+		return UNetInputs(declared, d.Size, batch)
+	}
 	if d.Inputs, d.Outputs, d.Layers, err = tapped.Inspect(g, inputs, d.Size/8, d.Size/8); err != nil {
 		return d, fmt.Errorf("%s: %w", d.Graph, err)
 	}
