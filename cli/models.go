@@ -41,8 +41,9 @@ func newModelsCmd(app *app) *cobra.Command {
 		Use:   "models",
 		Short: "List, inspect, pull and import models",
 		Long: `Models come from the Hugging Face cache (shared with Python tools: $HF_HUB_CACHE,
-$HF_HOME/hub or ~/.cache/huggingface/hub), from folders or .onnx files you name, or are the
-built-in model. 'pull' downloads a known model (sd15, dinov2-small, dinov2-base, dinov2-large,
+$HF_HOME/hub or ~/.cache/huggingface/hub), from folders or .onnx files you name, or ship in
+the binary: the built-in model, and toy-sd, a miniature Stable Diffusion trained on the
+'bench synth' styles × contents (with toy-sd-untrained, the same network before training). 'pull' downloads a known model (sd15, dinov2-small, dinov2-base, dinov2-large,
 clip-b32, clip-b16, clip-l14) or any org/repo; HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are
 honoured.`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -56,14 +57,15 @@ honoured.`,
 	asJSON := &a.json
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "Models available locally: built-in, in the cache, imported",
+		Short: "Models available locally: built-in, embedded (toy-sd), in the cache, imported",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			entries, err := store.List(store.Options{})
 			if err != nil {
 				return err
 			}
-			all := append([]store.Entry{{Name: store.Builtin, Kind: store.KindBuiltin, Source: "generated", Path: "(generated in Go at start-up)"}}, entries...)
+			all := append([]store.Entry{{Name: store.Builtin, Kind: store.KindBuiltin, Source: "generated", Path: "(generated in Go at start-up)"}}, store.Embedded()...)
+			all = append(all, entries...)
 			if *asJSON {
 				out := make([]modelEntry, len(all))
 				for i, e := range all {

@@ -64,12 +64,16 @@ func detect(path string) (Kind, string) {
 }
 
 // Resolve turns a --model argument into a local model, without any network
-// access. In order it tries: "builtin"; a path written as one (/…, ./…, ~/…,
+// access. In order it tries: "builtin"; an embedded model (toy-sd, unpacked
+// into diffsim's cache on first use); a path written as one (/…, ./…, ~/…,
 // or ending in .onnx); a known name; an imported name; an existing file or
 // folder; an org/repo[@revision] in the hub cache.
 func Resolve(arg string, opts Options) (Local, error) {
 	if arg == "" || arg == Builtin {
 		return Local{Name: Builtin, Kind: KindBuiltin}, nil
+	}
+	if isEmbedded(arg) {
+		return resolveEmbedded(arg)
 	}
 	s, err := opts.settings()
 	if err != nil {
@@ -99,7 +103,7 @@ func Resolve(arg string, opts Options) (Local, error) {
 	if strings.Contains(body, "/") {
 		return resolveCached(arg, s)
 	}
-	return Local{}, fmt.Errorf("unknown model %q: use builtin, one of %s, a name from `diffsim models list`, org/repo, a folder or a .onnx file", arg, knownNames())
+	return Local{}, fmt.Errorf("unknown model %q: use builtin, toy-sd, one of %s, a name from `diffsim models list`, org/repo, a folder or a .onnx file", arg, knownNames())
 }
 
 func looksLikePath(arg string) bool {
@@ -170,7 +174,8 @@ func resolveCached(arg string, s settings) (Local, error) {
 
 // List shows the models on this machine: the hub cache's repositories whose
 // layout diffsim can run, and every imported model (kind unknown when its
-// files are gone). Known names stand for their repositories.
+// files are gone). Known names stand for their repositories. Embedded lists
+// the models inside the binary.
 func List(opts Options) ([]Entry, error) {
 	s, err := opts.settings()
 	if err != nil {

@@ -290,3 +290,33 @@ func TestMaterializePresentsRealFiles(t *testing.T) {
 		t.Error("Materialize accepted a path leaving the folder")
 	}
 }
+
+func TestEmbeddedModels(t *testing.T) {
+	testEnv(t, nil)
+	cacheRoot := filepath.Join(t.TempDir(), "diffsim-cache")
+	t.Setenv("DIFFSIM_CACHE", cacheRoot)
+	es := Embedded()
+	if len(es) != 2 || es[0].Name != "toy-sd" || es[1].Name != "toy-sd-untrained" {
+		t.Fatalf("Embedded = %+v", es)
+	}
+	if _, err := os.Stat(es[0].Path); err == nil {
+		t.Error("Embedded unpacked the model; it should only say where it goes")
+	}
+	for _, e := range es {
+		l, err := Resolve(e.Name, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Kind != KindDiffusion || l.Path != e.Path || l.Graph != filepath.Join(e.Path, "unet", "model.onnx") || l.Cached || l.Name != e.Name {
+			t.Errorf("Resolve(%s) = %+v, want the folder %s", e.Name, l, e.Path)
+		}
+		if !strings.HasPrefix(l.Path, cacheRoot) {
+			t.Errorf("%s unpacked to %s, outside $DIFFSIM_CACHE", e.Name, l.Path)
+		}
+	}
+	bare := filepath.Join(t.TempDir(), "mine.onnx")
+	mustWrite(t, bare, []byte("g"))
+	if err := Import(bare, "toy-sd"); err == nil || !strings.Contains(err.Error(), "built-in name") {
+		t.Errorf("importing a folder as toy-sd: %v", err)
+	}
+}

@@ -97,7 +97,7 @@ func Import(path, name string) error {
 	if !importName.MatchString(name) {
 		return fmt.Errorf("import %s: invalid name %q: use letters, digits, '.', '_' and '-' (no '/', which means org/repo)", path, name)
 	}
-	if _, ok := knownModel(name); ok || name == Builtin {
+	if _, ok := knownModel(name); ok || name == Builtin || isEmbedded(name) {
 		return fmt.Errorf("import %s: %q is a built-in name; choose another with --name", path, name)
 	}
 	reg, err := loadRegistry()
