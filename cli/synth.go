@@ -39,7 +39,8 @@ Contents, in order:
 
 The same flags give the same bytes. --seed draws another sample of the same classes: the
 shape's position, size and rotation and the texture's phase, angle and frequency move, the
-classes do not. Train on some seeds and evaluate on others.`, synth.MaxStyles, strings.Join(first, ", "), strings.Join(shapes, ", ")),
+classes do not. Train on some seeds and evaluate on others: the miniature SD (--model toy-sd)
+was trained on seeds 1000-1063 and evaluated on seeds 1-4.`, synth.MaxStyles, strings.Join(first, ", "), strings.Join(shapes, ", ")),
 		Example: `  diffsim bench synth synth/
   diffsim bench synth synth/ --styles 4 --contents 4 --size 256 --seed 2`,
 		Args: exactArgs(1, "a folder to write"),
