@@ -13,6 +13,7 @@ package features
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/diffsim/diffsim/engine/attention"
 )
@@ -47,6 +48,24 @@ func (l Layer) Label() string {
 	}
 	return l.Name
 }
+
+// Abbrev is a compact name for tables, figures and narrow columns: the paper's short name with
+// the module's last part (Up0 attn1), or the module path with the common parts shortened
+// (down1.0.0.attn1, L3).
+func (l Layer) Abbrev() string {
+	if l.Short != "" {
+		suffix := ""
+		if i := strings.LastIndex(l.Name, "."); i >= 0 {
+			suffix = " " + l.Name[i+1:]
+		}
+		return l.Short + suffix
+	}
+	return abbrevReplacer.Replace(l.Name)
+}
+
+var abbrevReplacer = strings.NewReplacer("down_blocks.", "down", "up_blocks.", "up", "mid_block.", "mid.",
+	".attentions.", ".", "attentions.", "", ".transformer_blocks.", ".", "encoder.layers.", "L", "encoder.layer.", "L",
+	".self_attn", "", ".attention", "")
 
 func (l Layer) String() string {
 	return fmt.Sprintf("%d %s (%s, %d tokens %dx%d+%d, %d heads x %d)", l.Index, l.Name, l.Kind, l.Tokens, l.GridH, l.GridW, l.Prefix, l.Heads, l.HeadDim)
