@@ -17,8 +17,9 @@ import (
 // file is read once, in order, and only one record per file is held. Files must share
 // settings; a record in two files must be the same line; a file named as a shard
 // (shard-I-of-N.jsonl) must hold only that shard's decisions, and no shard may be given twice.
-// out receives the merged file (nil: nothing is written); each, when set, every record.
-func MergeGrid(paths []string, out io.Writer, each func(GridRecord)) (GridSettings, int, error) {
+// out receives the merged file (nil: nothing is written); each, when set, every record with
+// the settings.
+func MergeGrid(paths []string, out io.Writer, each func(GridSettings, GridRecord)) (GridSettings, int, error) {
 	files := make([]ShardFile, len(paths))
 	for i, p := range paths {
 		sh, ok := ParseFileName(p)
@@ -33,7 +34,7 @@ func MergeGrid(paths []string, out io.Writer, each func(GridRecord)) (GridSettin
 // MergeGridDir merges the shard files of a grid results folder, refusing, as MergeDir does, a
 // missing or unfinished shard unless partial. The merged file is written to out only once
 // every check has passed (the folder is read twice).
-func MergeGridDir(dir string, partial bool, out io.Writer, each func(GridRecord)) (GridSettings, int, error) {
+func MergeGridDir(dir string, partial bool, out io.Writer, each func(GridSettings, GridRecord)) (GridSettings, int, error) {
 	files, missing, err := ListDir(dir)
 	if err != nil {
 		return GridSettings{}, 0, err
@@ -46,7 +47,7 @@ func MergeGridDir(dir string, partial bool, out io.Writer, each func(GridRecord)
 		return mergeGrid(files, out, each)
 	}
 	count := make([]int, n)
-	g, _, err := mergeGrid(files, nil, func(r GridRecord) { count[r.Index%n]++ })
+	g, _, err := mergeGrid(files, nil, func(_ GridSettings, r GridRecord) { count[r.Index%n]++ })
 	if err != nil {
 		return g, 0, err
 	}
@@ -90,7 +91,7 @@ func (s *mergeSource) advance() error {
 	return nil
 }
 
-func mergeGrid(files []ShardFile, out io.Writer, each func(GridRecord)) (GridSettings, int, error) {
+func mergeGrid(files []ShardFile, out io.Writer, each func(GridSettings, GridRecord)) (GridSettings, int, error) {
 	var g GridSettings
 	var from string
 	seen := map[Shard]string{}
@@ -169,7 +170,7 @@ func mergeGrid(files []ShardFile, out io.Writer, each func(GridRecord)) (GridSet
 			bw.WriteByte('\n')
 		}
 		if each != nil {
-			each(rec)
+			each(g, rec)
 		}
 		n++
 	}

@@ -90,7 +90,7 @@ func (r Report) WriteText(w io.Writer) error {
 			r.writeBest(&b, s, mi)
 		}
 	}
-	if d, ok := r.styleContent(); ok {
+	if d, ok := r.StyleContentSets(); ok {
 		for mi, m := range g.Metrics {
 			fmt.Fprintf(&b, "\nstyle − content · %s · accuracy points [95%% Newcombe interval]; > 0: the cell follows style more than content\n", metricTitle(m))
 			r.table(&b, func(li, ti int) string {
@@ -102,8 +102,9 @@ func (r Report) WriteText(w io.Writer) error {
 	return err
 }
 
-// styleContent returns the style and content sets' positions when the report has both.
-func (r Report) styleContent() ([2]int, bool) {
+// StyleContentSets returns the style and content sets' positions when the report has both
+// (the grid layout), whose difference it shows.
+func (r Report) StyleContentSets() ([2]int, bool) {
 	s, c := -1, -1
 	for i, set := range r.Settings.Sets {
 		switch set {
@@ -115,10 +116,6 @@ func (r Report) styleContent() ([2]int, bool) {
 	}
 	return [2]int{s, c}, s >= 0 && c >= 0
 }
-
-// StyleContent reports whether the report has the grid layout's two sets, whose difference it
-// can show.
-func (r Report) StyleContent() bool { _, ok := r.styleContent(); return ok }
 
 // DifferenceOf is style − content at one cell, in [−1, 1], with its interval; NaNs when a side
 // has no decisions.
