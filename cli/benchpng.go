@@ -129,7 +129,7 @@ func drawReport(rep bench.Report) image.Image {
 	}
 	tickW := max(textWidth(small, "100"), textWidth(small, "+100"))
 	barBlock := max(16+barW+8+tickW+8, textWidth(small, "accuracy %")+16)
-	panelH := 2*lineH + 8 + gridH + 12 + 2*13*int(small) + 16
+	panelH := 2*lineH + 36 + gridH + 12 + 2*13*int(small) + 16
 	maxPanels := 0
 	for _, row := range rows {
 		maxPanels = max(maxPanels, len(row))
@@ -170,15 +170,15 @@ func drawReport(rep bench.Report) image.Image {
 		drewAccBar := false
 		for _, p := range row {
 			if p.diff && !drewAccBar {
-				drawText(img, small, x, y0+lineH+24, "accuracy %", grey)
-				drawBar(img, acc, x, y0+2*lineH+8, barW, gridH, aLo, aHi, accNorm, small, false)
+				drawText(img, small, x, y0+2*lineH+26, "accuracy %", grey)
+				drawBar(img, acc, x, y0+2*lineH+36, barW, gridH, aLo, aHi, accNorm, small, false)
 				x += barBlock
 				drewAccBar = true
 			}
 			drawText(img, text, x, y0+26, p.title, black)
 			drawText(img, small, x, y0+lineH+24, p.sub, grey)
-			gx, gy := x+labelW+16, y0+2*lineH+8
-			drawText(img, small, gx-16-textWidth(small, "layer"), gy-8, "layer", grey)
+			gx, gy := x+labelW+16, y0+2*lineH+36
+			drawText(img, small, gx-16-textWidth(small, "layer"), gy-10, "layer", grey)
 			for li, l := range g.Layers {
 				cy := gy + li*cellH
 				drawText(img, text, gx-16-textWidth(text, l.Label), cy+cellH/2+8, l.Label, black)
@@ -231,11 +231,11 @@ func drawReport(rep bench.Report) image.Image {
 			x += panelW + gap
 		}
 		if !drewAccBar {
-			drawText(img, small, x, y0+lineH+24, "accuracy %", grey)
-			drawBar(img, acc, x, y0+2*lineH+8, barW, gridH, aLo, aHi, accNorm, small, false)
+			drawText(img, small, x, y0+2*lineH+26, "accuracy %", grey)
+			drawBar(img, acc, x, y0+2*lineH+36, barW, gridH, aLo, aHi, accNorm, small, false)
 		} else {
-			drawText(img, small, x, y0+lineH+24, "points", grey)
-			drawBar(img, div, x, y0+2*lineH+8, barW, gridH, -dMax, dMax, diffNorm, small, true)
+			drawText(img, small, x, y0+2*lineH+26, "points", grey)
+			drawBar(img, div, x, y0+2*lineH+36, barW, gridH, -dMax, dMax, diffNorm, small, true)
 		}
 	}
 	return img
