@@ -122,7 +122,11 @@ func (g *gridFlags) settings(a *benchCmd, info session.ModelInfo, cond features.
 			}
 		}
 		if len(left) > 0 && !a.quiet {
-			fmt.Fprintf(a.stderr, "diffsim: --layers all leaves out %d cross-attention layers on text (every pair scores 1 there): %s; name them to include them\n", len(left), strings.Join(left, ", "))
+			which := strings.Join(left, ", ")
+			if len(left) > 4 {
+				which = strings.Join(left[:3], ", ") + ", …"
+			}
+			fmt.Fprintf(a.stderr, "diffsim: --layers all leaves out the %d cross-attention layers on text (%s): every pair scores 1 there; name them in --layers to include them\n", len(left), which)
 		}
 	default:
 		for arg := range strings.SplitSeq(g.layers, ",") {
@@ -270,7 +274,7 @@ func (a *benchCmd) gridStart(w io.Writer, ds *bench.Dataset, g bench.GridSetting
 	if sh.N > 1 {
 		msg += fmt.Sprintf(", %d in shard %s", inShard/len(g.T), sh)
 	}
-	msg += fmt.Sprintf(" × %d t, each at %d layers × %d metrics (%d cells) from one forward per image and t", len(g.T), len(g.Layers), len(g.Metrics), g.Cells())
+	msg += fmt.Sprintf(" × %d t, each at %s × %s (%d cells) from one forward per image and t", len(g.T), count(len(g.Layers), "layer"), count(len(g.Metrics), "metric"), g.Cells())
 	if done > 0 {
 		msg += fmt.Sprintf("; %d of %d already in %s", done, inShard, out)
 	}
@@ -289,6 +293,14 @@ func (a *benchCmd) gridWork(w io.Writer, g bench.GridSettings, res bench.GridOut
 			res.Images, res.Forwards, where, g.Cells(), res.Images*perCell)
 	}
 	fmt.Fprintln(w, line)
+}
+
+// count is n and the noun, plural when n is not 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func roundTook(d time.Duration) string {

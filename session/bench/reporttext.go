@@ -189,6 +189,10 @@ func (r Report) writeBest(b *strings.Builder, s, mi int) {
 		b.WriteString("; every other cell is distinguishable from it\n")
 		return
 	}
+	if len(like) > 6 {
+		fmt.Fprintf(b, "; %d other cells are not distinguishable from it (marked =)\n", len(like))
+		return
+	}
 	fmt.Fprintf(b, "; not distinguishable from it: %s\n", strings.Join(like, "; "))
 }
 
