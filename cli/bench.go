@@ -355,8 +355,19 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 	run.Progress, finish = a.benchProgress(stderr, label, "", logEvery, func(done, total int) {
 		a.benchStart(stderr, ds, sh, out, done, total)
 	})
+	var before session.Stats
+	counter, counted := bt.scorer.(bench.Counter)
+	if counted {
+		before = counter.Stats()
+	}
+	start := time.Now()
 	res, err := run.Do(cmd.Context())
 	finish()
+	if counted && res.Made > 0 && !a.quiet {
+		after := counter.Stats()
+		fmt.Fprintf(stderr, "diffsim: made %d decisions in %s; %d images through the network in %d batched forwards here\n",
+			res.Made, roundTook(time.Since(start)), after.Extracted-before.Extracted, after.Forwards-before.Forwards)
+	}
 	if err != nil && !res.Interrupted {
 		if errors.Is(err, bench.ErrMismatch) {
 			return usageError{err}

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/diffsim/diffsim/session/bench"
-	"github.com/diffsim/diffsim/session/serve"
 )
 
 func (a *benchCmd) benchReportCommand() *cobra.Command {
@@ -46,7 +45,7 @@ A single-cell results file reads as a grid of one cell.`,
 			if pngPath != "" && strings.ToLower(filepath.Ext(pngPath)) != ".png" {
 				return usagef("--png %s: the file name should end in .png", pngPath)
 			}
-			rep, err := loadReport(args[0])
+			rep, err := bench.LoadReport(args[0])
 			if err != nil {
 				if errors.Is(err, bench.ErrMismatch) || errors.Is(err, bench.ErrIncomplete) {
 					return usageError{err}
@@ -76,97 +75,6 @@ A single-cell results file reads as a grid of one cell.`,
 	f.BoolVar(&csvOut, "csv", false, "print CSV, one row per cell")
 	f.BoolVar(&a.quiet, "quiet", false, "no notices on stderr")
 	return cmd
-}
-
-// loadReport reads results into a report: a grid results file, a single-cell one (a grid of
-// one cell), or a folder of either's shard files (what is there, merged).
-func loadReport(path string) (bench.Report, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return bench.Report{}, err
-	}
-	if fi.IsDir() {
-		files, _, err := bench.ListDir(path)
-		if err != nil {
-			return bench.Report{}, err
-		}
-		grid, err := bench.IsGridFile(files[0].Path)
-		if err != nil {
-			return bench.Report{}, err
-		}
-		if grid {
-			return gridReport(func(each func(bench.GridSettings, bench.GridRecord)) (bench.GridSettings, error) {
-				g, _, err := bench.MergeGridDir(path, true, nil, each)
-				return g, err
-			})
-		}
-		recs, s, err := bench.MergeDir(path, true)
-		if err != nil {
-			return bench.Report{}, err
-		}
-		return cellReport(s, recs), nil
-	}
-	grid, err := bench.IsGridFile(path)
-	if err != nil {
-		return bench.Report{}, err
-	}
-	if grid {
-		return gridReport(func(each func(bench.GridSettings, bench.GridRecord)) (bench.GridSettings, error) {
-			return bench.ReadGridFile(path, func(g bench.GridSettings, l bench.GridLine) error {
-				each(g, l.GridRecord)
-				return nil
-			})
-		})
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return bench.Report{}, err
-	}
-	defer f.Close()
-	recs, _, _, err := bench.ReadResults(f, path)
-	if err != nil {
-		return bench.Report{}, err
-	}
-	if len(recs) == 0 {
-		return bench.Report{}, fmt.Errorf("%w: %s holds no decisions", bench.ErrIncomplete, path)
-	}
-	return cellReport(recs[0].Settings, recs), nil
-}
-
-// gridReport tallies the records read gives with their settings.
-func gridReport(read func(each func(bench.GridSettings, bench.GridRecord)) (bench.GridSettings, error)) (bench.Report, error) {
-	var tally *bench.Tally
-	g, err := read(func(g bench.GridSettings, r bench.GridRecord) {
-		if tally == nil {
-			tally = bench.NewTally(g)
-		}
-		tally.Add(r)
-	})
-	if err != nil {
-		return bench.Report{}, err
-	}
-	if tally == nil {
-		tally = bench.NewTally(g)
-	}
-	return tally.Report(), nil
-}
-
-// cellReport reads a single-cell run's decisions as a grid of one cell.
-func cellReport(s bench.Settings, recs []bench.Record) bench.Report {
-	g := bench.GridSettings{
-		Format: bench.GridFormat, Layout: s.Layout, Model: s.Model, Size: s.Size, Seed: s.Seed, Prompt: s.Prompt, CFG: s.CFG,
-		Layers: []bench.GridLayer{{Index: s.LayerIndex, Name: s.Layer, Label: s.Layer}},
-		T:      []int{s.T}, Step: []int{s.Step}, Metrics: []string{s.Metric}, Sets: []string{bench.SetAll}, Total: s.Total,
-	}
-	tally := bench.NewTally(g)
-	for _, r := range recs {
-		gr := bench.GridRecord{T: s.T, Index: r.Index, Set: bench.SetAll, ID: r.ID, Ref: r.Ref, A: r.A, B: r.B, Human: r.Human, Skipped: r.Skipped}
-		if r.Skipped == "" {
-			gr.Scores = map[string][][2]serve.Float{s.Metric: {{serve.Float(r.ScoreA), serve.Float(r.ScoreB)}}}
-		}
-		tally.Add(gr)
-	}
-	return tally.Report()
 }
 
 // mergeGrid is `bench merge` on grid results: the merged file written atomically and

@@ -565,3 +565,46 @@ func TestStyleContentLayout(t *testing.T) {
 		t.Errorf("a folder of images, no style folders: %v", err)
 	}
 }
+
+func TestCellDecisionsAndDisagreements(t *testing.T) {
+	ds := oddTriplets(t)
+	out := filepath.Join(t.TempDir(), "grid.jsonl")
+	if _, err := newGridRun(ds, All, out).Do(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for mi, m := range []string{"aas", "cos", "mse"} {
+		g, cell, err := CellDecisions(out, SetAll, 1, 1, mi)
+		if err != nil || len(cell) != len(ds.Tasks) || g.Metrics[mi] != m {
+			t.Fatalf("CellDecisions: %d decisions, %v", len(cell), err)
+		}
+		wrong := Disagreements(cell)
+		n := 0
+		for _, d := range cell {
+			if d.Skipped == "" && !d.Correct {
+				n++
+			}
+		}
+		if len(wrong) != n || n == 0 {
+			t.Fatalf("%s: %d disagreements of %d wrong decisions", m, len(wrong), n)
+		}
+		for i, d := range wrong {
+			if Margin(d) > 0 || (i > 0 && Margin(d) < Margin(wrong[i-1])) {
+				t.Errorf("%s: disagreement %d (margin %v) is out of order or right", m, i, Margin(d))
+			}
+			if d.T != 501 || d.Layer != "l2" || d.Metric != m {
+				t.Errorf("decision of another cell: %+v", d.Settings)
+			}
+		}
+	}
+	// a single-cell results file reads as one cell
+	single := filepath.Join(t.TempDir(), "cell.jsonl")
+	newRun(ds, All, single).Do(t.Context())
+	_, cell, err := CellDecisions(single, SetAll, 0, 0, 0)
+	if err != nil || len(cell) != len(ds.Tasks) {
+		t.Errorf("single-cell file: %d decisions, %v", len(cell), err)
+	}
+	rep, err := LoadReport(single)
+	if err != nil || len(rep.Cells) != 1 || !rep.Complete() {
+		t.Errorf("single-cell report: %+v, %v", rep, err)
+	}
+}
