@@ -265,3 +265,29 @@ func TestServedGridEqualsLocal(t *testing.T) {
 		t.Errorf("served report differs:\n%s\nlocal:\n%s", reports["served"], reports["local"])
 	}
 }
+
+func TestExploreResultsChecks(t *testing.T) {
+	dir := styleContentDataset(t, 2, 2)
+	res := filepath.Join(t.TempDir(), "grid.jsonl")
+	if code, _, stderr := runCmd(t, "bench", "grid", dir, "--size", "64", "--t", "50", "--out", res, "--quiet", "--no-server"); code != 0 {
+		t.Fatalf("grid: exit %d: %s", code, stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		// the images are not beside the results nor here: the data folder is asked for
+		{[]string{"explore", "--results", res}, "give the benchmark's folder"},
+		{[]string{"explore", "--results", res, t.TempDir()}, "the first decision's reference"},
+		{[]string{"explore", "--results", res, dir, "extra"}, "at most the benchmark's folder"},
+		{[]string{"explore", "--results", filepath.Join(dir, "style0", "shape0.png"), dir}, "not a diffsim bench decision"},
+		// all is well but for the terminal: tests have none
+		{[]string{"explore", "--results", res, dir}, "needs a terminal"},
+		{[]string{"--results", res, dir}, "needs a terminal"},
+	} {
+		code, _, stderr := runCmd(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.says) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tc.args, code, stderr, tc.says)
+		}
+	}
+}

@@ -61,6 +61,15 @@ type sweepModel struct {
 	metric        session.Metric
 	layer, t      int // what the explorer shows
 	row, col      int // the cursor: layer index, index into ts
+	labels        sweepLabels
+}
+
+// sweepLabels are the sweep's words where its grid shows something else than a pair's scores
+// (a benchmark's accuracy); empty fields keep the sweep's own.
+type sweepLabels struct {
+	title string // "sweep"
+	what  string // "AAS (higher = more similar) · layer × timestep · 3/10 timesteps computed"
+	note  string // the legend's note
 }
 
 func newSweep(st Styles, layers []features.Layer, ts []int) sweepModel {
@@ -213,8 +222,11 @@ func (p sweepModel) View() string {
 		return st.SweepCell(cm.At(f), f > 0.6, cursor && r == mid).Render(padRight(text, cellW))
 	}
 	var b strings.Builder
-	head := st.PanelTitle.Render("sweep") + st.Dim.Render(fmt.Sprintf("  %s (%s) · layer × timestep · %d/%d timesteps computed",
-		metricName(p.metric), direction(p.metric), done, len(p.ts)))
+	title, what := "sweep", fmt.Sprintf("%s (%s) · layer × timestep · %d/%d timesteps computed", metricName(p.metric), direction(p.metric), done, len(p.ts))
+	if p.labels.title != "" {
+		title, what = p.labels.title, p.labels.what
+	}
+	head := st.PanelTitle.Render(title) + st.Dim.Render("  "+what)
 	if p.row >= 0 && p.row < len(p.layers) && p.col >= 0 && p.col < len(p.ts) {
 		head += st.Dim.Render(fmt.Sprintf(" · cursor %s t=%d", shortName(p.layers[p.row]), p.ts[p.col]))
 	}
@@ -315,6 +327,9 @@ func (p sweepModel) legend(lo, hi float64, dec int) string {
 		put(c, fmt.Sprintf("%.*f", dec, at(c)))
 	}
 	note := " less similar → more similar · · not computed · n/a no image information"
+	if p.labels.note != "" {
+		note = p.labels.note
+	}
 	line1 := strings.Repeat(" ", 9) + ramp.String() + st.Dim.Render(note)
 	line2 := st.Dim.Render(" " + string(labels))
 	return block(line1+"\n"+line2, p.width, sweepFootH)

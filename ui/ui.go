@@ -125,6 +125,28 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	if b == nil {
 		return errors.New("ui: no backend")
 	}
+	var m *Model
+	final, err := runProgram(ctx, opts, func(ctx context.Context, opts Options, out imagePlacer) tea.Model {
+		m = New(ctx, b, a, bImg, opts)
+		m.pv.placer = out
+		return m
+	})
+	if m != nil {
+		m.stopWork()
+	}
+	if err != nil {
+		return err
+	}
+	if fm, ok := final.(*Model); ok && fm.pair.a == nil && fm.pair.loadErr != nil {
+		return fm.pair.loadErr
+	}
+	return nil
+}
+
+// runProgram runs the Bubble Tea program of the model newModel makes (given the final options
+// and the placer that draws images after frames) with the terminal set up and restored as
+// Run says.
+func runProgram(ctx context.Context, opts Options, newModel func(context.Context, Options, imagePlacer) tea.Model) (final tea.Model, err error) {
 	if opts.Output == nil {
 		opts.Output = os.Stdout
 	}
@@ -155,10 +177,9 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 			opts.Caps = &c
 		}
 	}
-	m := New(ctx, b, a, bImg, opts)
 	out := termgfx.NewWriter(opts.Output)
 	defer out.Close() // nothing is drawn after the last frame
-	m.pv.placer = out
+	m := newModel(ctx, opts, out)
 	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(out)}
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))
@@ -177,22 +198,18 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 			err = fmt.Errorf("ui: internal error: %v\n%s", r, debug.Stack())
 		}
 	}()
-	final, err := p.Run()
-	m.stopWork()
+	final, err = p.Run()
 	switch {
 	case errors.Is(err, tea.ErrProgramPanic):
-		return fmt.Errorf("ui: internal error (the terminal was restored): %w", err)
+		return final, fmt.Errorf("ui: internal error (the terminal was restored): %w", err)
 	case errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
-		return nil // SIGHUP or the caller's context: a clean end
+		return nil, nil // SIGHUP or the caller's context: a clean end, whatever the model holds
 	case errors.Is(err, tea.ErrInterrupted):
-		return nil
+		return nil, nil
 	case err != nil:
-		return fmt.Errorf("ui: %w", err)
+		return final, fmt.Errorf("ui: %w", err)
 	}
-	if fm, ok := final.(*Model); ok && fm.pair.a == nil && fm.pair.loadErr != nil {
-		return fm.pair.loadErr
-	}
-	return nil
+	return final, nil
 }
 
 // colorProfile picks the colour profile: half-block images need at least 256 colours, and

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -146,4 +147,52 @@ func cellRecords(s Settings, recs []Record, each func(GridSettings, GridRecord))
 		each(g, gr)
 	}
 	return g
+}
+
+// errFound stops a scan at the record wanted.
+var errFound = errors.New("found")
+
+// FirstTask is the first decision in results, for a check that its images can be found.
+func FirstTask(path string) (Task, error) {
+	var t Task
+	found := false
+	fi, err := os.Stat(path)
+	if err != nil {
+		return t, err
+	}
+	if fi.IsDir() {
+		files, _, err := ListDir(path)
+		if err != nil {
+			return t, err
+		}
+		path = files[0].Path
+	}
+	grid, err := IsGridFile(path)
+	if err != nil {
+		return t, err
+	}
+	if grid {
+		_, err = ReadGridFile(path, func(_ GridSettings, l GridLine) error {
+			t, found = l.Task(), true
+			return errFound
+		})
+		if errors.Is(err, errFound) {
+			err = nil
+		}
+	} else {
+		var f *os.File
+		if f, err = os.Open(path); err == nil {
+			var recs []Record
+			recs, _, _, err = ReadResults(f, path)
+			f.Close()
+			if len(recs) > 0 {
+				r := recs[0]
+				t, found = Task{Index: r.Index, ID: r.ID, Ref: r.Ref, A: r.A, B: r.B, Human: r.Human}, true
+			}
+		}
+	}
+	if err == nil && !found {
+		err = fmt.Errorf("%w: %s holds no decisions", ErrIncomplete, path)
+	}
+	return t, err
 }
