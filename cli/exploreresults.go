@@ -122,4 +122,3 @@ func resultsRoot(results, data string) (string, error) {
 	}
 	return "", usagef("cannot find %s, the first decision's reference, here or beside %s: give the benchmark's folder, as in diffsim explore --results %s DATA", first.Ref, results, results)
 }
-

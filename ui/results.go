@@ -65,7 +65,7 @@ const screenAway screen = -1
 
 // resultsKeyMap are the keys of the results explorer besides its components' own.
 type resultsKeyMap struct {
-	Set, Metric, Quit, Help      key.Binding
+	Set, Metric, Quit, Help       key.Binding
 	Other, Next, Prev, BackToList key.Binding
 }
 
