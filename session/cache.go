@@ -56,3 +56,12 @@ func (c *lru) put(k extractKey, ex features.Extraction) {
 		c.bytes -= e.ex.Bytes()
 	}
 }
+
+// remove drops an extraction, if it is there.
+func (c *lru) remove(k extractKey) {
+	if el, ok := c.index[k]; ok {
+		c.bytes -= el.Value.(*entry).ex.Bytes()
+		c.order.Remove(el)
+		delete(c.index, k)
+	}
+}

@@ -345,6 +345,26 @@ func (s *Session) PrefetchImages(ctx context.Context, t int, imgs ...*Image) err
 	return err
 }
 
+// Forget drops the features at t of imgs, and the comparisons made with them, from memory: a
+// caller that has made every score it needs of those images (a benchmark moving on) frees
+// their memory at once rather than when the cache's budget would push them out. Asking for
+// them again computes them again.
+func (s *Session) Forget(t int, imgs ...*Image) {
+	t = s.effectiveT(t)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gone := map[string]bool{}
+	for _, img := range imgs {
+		s.cache.remove(extractKey{img.Hash, t, s.cond})
+		gone[img.Hash] = true
+	}
+	for k := range s.compared {
+		if k.t == t && (gone[k.a] || gone[k.b]) {
+			delete(s.compared, k)
+		}
+	}
+}
+
 // effectiveT maps t for models without timesteps to 0, so their cache has one entry per image.
 func (s *Session) effectiveT(t int) int {
 	if !s.info.Timesteps {

@@ -33,10 +33,22 @@ type serveFloat = serve.Float
 type fakeModel struct {
 	keep int
 
-	mu    sync.Mutex
-	kept  []string // hash@t, oldest first
-	stats session.Stats
-	flat  map[string]bool
+	mu      sync.Mutex
+	kept    []string // hash@t, oldest first
+	maxKept int      // the most features kept at once
+	stats   session.Stats
+	flat     map[string]bool
+}
+
+// forgetting is a fakeModel with Forget, as a session has.
+type forgetting struct{ *fakeModel }
+
+func (f forgetting) Forget(t int, imgs ...*session.Image) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, img := range imgs {
+		f.kept = slices.DeleteFunc(f.kept, func(k string) bool { return k == fmt.Sprintf("%s@%d", img.Hash, t) })
+	}
 }
 
 func (f *fakeModel) Load(path string) (*session.Image, error) {
@@ -95,6 +107,7 @@ func (f *fakeModel) PrefetchImages(ctx context.Context, t int, imgs ...*session.
 	if f.keep > 0 && len(f.kept) > f.keep {
 		f.kept = slices.Clone(f.kept[len(f.kept)-f.keep:])
 	}
+	f.maxKept = max(f.maxKept, len(f.kept))
 	return nil
 }
 
@@ -606,5 +619,46 @@ func TestCellDecisionsAndDisagreements(t *testing.T) {
 	rep, err := LoadReport(single)
 	if err != nil || len(rep.Cells) != 1 || !rep.Complete() {
 		t.Errorf("single-cell report: %+v, %v", rep, err)
+	}
+}
+
+// TestGridKeepsOnlyWhatPendingDecisionsNeed: with a scorer that can forget, features go once
+// their last decision at t is made, so a data set whose decisions share no images (NIGHTS)
+// holds about a batch at a time, whatever its size; the results are the same.
+func TestGridKeepsOnlyWhatPendingDecisionsNeed(t *testing.T) {
+	root := t.TempDir()
+	csv := "ref,a,b,choice\n"
+	for i := range 40 {
+		for _, n := range []string{"r", "x", "y"} {
+			os.WriteFile(filepath.Join(root, fmt.Sprintf("%s%d.png", n, i)), []byte(fmt.Sprint(n, i)), 0o644)
+		}
+		csv += fmt.Sprintf("r%d.png,x%d.png,y%d.png,%s\n", i, i, i, []string{"a", "b"}[i%2])
+	}
+	os.WriteFile(filepath.Join(root, "data.csv"), []byte(csv), 0o644)
+	ds, err := Load("2afc", root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	keeping, forgetful := &fakeModel{}, &fakeModel{}
+	r1 := newGridRun(ds, All, filepath.Join(tmp, "keep.jsonl"))
+	r1.Scorer = Local{keeping}
+	r2 := newGridRun(ds, All, filepath.Join(tmp, "forget.jsonl"))
+	r2.Scorer = Local{forgetting{forgetful}}
+	for _, r := range []*GridRun{r1, r2} {
+		if _, err := r.Do(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := os.ReadFile(r1.Out)
+	b, _ := os.ReadFile(r2.Out)
+	if !bytes.Equal(a, b) {
+		t.Error("forgetting features changed the results")
+	}
+	if keeping.maxKept != 2*120 || forgetful.maxKept > r2.Batch+2 {
+		t.Errorf("features kept at once: %d without Forget (want all 240), %d with it (want at most a batch and a bit: %d)", keeping.maxKept, forgetful.maxKept, r2.Batch+2)
+	}
+	if forgetful.stats.Extracted != 240 {
+		t.Errorf("%d images through the network, want each of 120 once per timestep", forgetful.stats.Extracted)
 	}
 }

@@ -29,6 +29,12 @@ type Counter interface {
 	Stats() session.Stats
 }
 
+// Forgetter is a PairScorer that can drop the features at t of images it will not be asked
+// about again (a session's Forget), so a run holds only the features its pending decisions need.
+type Forgetter interface {
+	Forget(t int, imgs ...*session.Image)
+}
+
 // Local scores with a scorer in this process, usually a *session.Session: each score is its
 // Score at that layer and metric, exactly what a single-cell run records. Scores of one pair
 // at one t share one comparison per layer (the session caches it), so the metrics cost
@@ -65,6 +71,13 @@ func (l Local) PairScores(ctx context.Context, a, b *session.Image, t int, layer
 		}
 	}
 	return out, nil
+}
+
+// Forget implements Forgetter when the scorer forgets.
+func (l Local) Forget(t int, imgs ...*session.Image) {
+	if f, ok := l.S.(Forgetter); ok {
+		f.Forget(t, imgs...)
+	}
 }
 
 // Stats implements Counter when the scorer counts.
@@ -184,6 +197,7 @@ func (r *GridRun) Do(ctx context.Context) (GridOutcome, error) {
 	}
 	var before session.Stats
 	counter, counted := r.Scorer.(Counter)
+	forgetter, _ := r.Scorer.(Forgetter)
 	if counted {
 		before = counter.Stats()
 	}
@@ -204,6 +218,14 @@ run:
 				todo = append(todo, task)
 			}
 		}
+		// the position of each image's last decision at t: after it, its features can go
+		last := map[string]int{}
+		for i, task := range todo {
+			for _, p := range []string{task.Ref, task.A, task.B} {
+				last[ds.Path(p)] = i
+			}
+		}
+		pos := 0
 		for len(todo) > 0 {
 			if ctx.Err() != nil {
 				break run
@@ -246,6 +268,10 @@ run:
 				out.Tally.Add(rec)
 				out.Made++
 				progress()
+				if forgetter != nil {
+					w.release(forgetter, t, it, pos, last)
+				}
+				pos++
 			}
 			w.forget(fresh)
 		}
@@ -345,6 +371,19 @@ func (w *gridWorker) forget(imgs []*session.Image) {
 		light := *img
 		light.Pixels = nil
 		w.known[img.Path] = &light
+	}
+}
+
+// release drops the features at t of the decision's images whose last decision at t it was.
+func (w *gridWorker) release(f Forgetter, t int, it gridItem, pos int, last map[string]int) {
+	var done []*session.Image
+	for _, img := range []*session.Image{it.ref, it.a, it.b} {
+		if img != nil && last[img.Path] == pos && findPath(done, img.Path) == nil {
+			done = append(done, img)
+		}
+	}
+	if len(done) > 0 {
+		f.Forget(t, done...)
 	}
 }
 
