@@ -57,6 +57,9 @@ func (g *gridFlags) register(f *pflag.FlagSet) {
 	f.Var(&g.step, "step", "the reference code's step index 1–1000 instead of --t (t = 1001 − step); a list makes a grid")
 	f.StringVar(&g.layers, "layers", "", "a grid over these layers: all (every layer whose keys and values depend on the image), or a list of indices and names")
 	f.IntVar(&g.batch, "batch", bench.DefaultBatch, "grid: images per batched forward")
+	if m := f.Lookup("metric"); m != nil {
+		m.Usage = "aas (Aligned Attention Score), cos (pixel-aligned feature cosine), mse (lower = more similar), a list of them, or all (a grid)"
+	}
 	inGroup(f, groupCommon, "t", "step", "layers")
 	inGroup(f, groupOutput, "batch")
 }

@@ -662,3 +662,34 @@ func TestGridKeepsOnlyWhatPendingDecisionsNeed(t *testing.T) {
 		t.Errorf("%d images through the network, want each of 120 once per timestep", forgetful.stats.Extracted)
 	}
 }
+
+func FuzzScanGrid(f *testing.F) {
+	ds := &Dataset{Layout: "triplet", Tasks: []Task{{Index: 0, ID: "x", Human: "a"}, {Index: 1, ID: "y", Human: "b"}}}
+	g := gridSettings(ds)
+	head, _ := json.Marshal(g)
+	rec := GridRecord{T: 101, Index: 1, Set: SetAll, ID: "y", Human: "b", Scores: map[string][][2]serveFloat{}}
+	for _, m := range g.Metrics {
+		rec.Scores[m] = [][2]serveFloat{{0.5, serveFloat(math.NaN())}, {1, 0}}
+	}
+	line, _ := json.Marshal(rec)
+	file := append(append(append(head, '\n'), line...), '\n')
+	f.Add(file)
+	f.Add(file[:len(file)-7])
+	f.Add(head[:20])
+	f.Add([]byte("{}\n{}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var n int
+		_, good, _, err := ScanGrid(bytes.NewReader(data), "fuzz", func(GridSettings, GridLine) error { n++; return nil })
+		if err != nil {
+			return
+		}
+		if good > int64(len(data)) {
+			t.Fatalf("good %d > %d bytes", good, len(data))
+		}
+		var again int
+		_, good2, torn, err := ScanGrid(bytes.NewReader(data[:good]), "fuzz", func(GridSettings, GridLine) error { again++; return nil })
+		if err != nil || torn || good2 != good || again != n {
+			t.Fatalf("prefix re-read: %d vs %d records, torn %v, %v", again, n, torn, err)
+		}
+	})
+}

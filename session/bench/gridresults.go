@@ -40,7 +40,7 @@ func isGridHeader(line []byte) bool {
 // GridLine is a record with the exact line it was read from.
 type GridLine struct {
 	GridRecord
-	Line []byte // without the newline; valid only during the callback that receives it
+	Line []byte // without the newline
 }
 
 // ScanGrid reads a grid results file: the settings, then each record in file order through

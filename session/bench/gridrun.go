@@ -230,12 +230,12 @@ run:
 			if ctx.Err() != nil {
 				break run
 			}
-			chunk, fresh, n, err := w.chunk(todo, t, batch)
+			chunk, fresh, err := w.chunk(todo, t, batch)
 			if err != nil {
 				runErr = err
 				break run
 			}
-			todo = todo[n:]
+			todo = todo[len(chunk):]
 			if len(fresh) > 0 {
 				if err := r.Scorer.PrefetchImages(scoreCtx, t, fresh...); err != nil {
 					if scoreCtx.Err() == nil {
@@ -303,13 +303,12 @@ type gridWorker struct {
 }
 
 // chunk takes decisions from the front of todo while the images whose features must be
-// computed fit in one batch (at least one decision). It returns the decisions with their
-// images, the images to compute, and how many decisions it took.
-func (w *gridWorker) chunk(todo []Task, t, batch int) ([]gridItem, []*session.Image, int, error) {
+// computed fit in one batch (at least one decision). It returns the decisions it took, with
+// their images, and the images to compute.
+func (w *gridWorker) chunk(todo []Task, t, batch int) ([]gridItem, []*session.Image, error) {
 	var items []gridItem
 	var fresh []*session.Image
 	inBatch := map[string]*session.Image{}
-	n := 0
 	for _, task := range todo {
 		it := gridItem{task: task}
 		var add []*session.Image
@@ -334,7 +333,7 @@ func (w *gridWorker) chunk(todo []Task, t, batch int) ([]gridItem, []*session.Im
 					it.skip = firstLine(err)
 					break
 				}
-				return nil, nil, 0, err
+				return nil, nil, err
 			}
 			imgs[i] = img
 			add = append(add, img)
@@ -351,9 +350,8 @@ func (w *gridWorker) chunk(todo []Task, t, batch int) ([]gridItem, []*session.Im
 		fresh = append(fresh, add...)
 		it.ref, it.a, it.b = imgs[0], imgs[1], imgs[2]
 		items = append(items, it)
-		n++
 	}
-	return items, fresh, n, nil
+	return items, fresh, nil
 }
 
 func findPath(imgs []*session.Image, path string) *session.Image {
