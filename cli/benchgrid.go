@@ -56,7 +56,7 @@ func (g *gridFlags) register(f *pflag.FlagSet) {
 	f.Var(&g.t, "t", "DDPM timestep 0–999, or a list and ranges for a grid (101,501 or 0:999:100); default: the model's")
 	f.Var(&g.step, "step", "the reference code's step index 1–1000 instead of --t (t = 1001 − step); a list makes a grid")
 	f.StringVar(&g.layers, "layers", "", "a grid over these layers: all (every layer whose keys and values depend on the image), or a list of indices and names")
-	f.IntVar(&g.batch, "batch", bench.DefaultBatch, "grid: images per batched forward")
+	f.IntVar(&g.batch, "batch", bench.DefaultBatch, "grid: images per batched forward (on a GPU, 8 or more)")
 	if m := f.Lookup("metric"); m != nil {
 		m.Usage = "aas (Aligned Attention Score), cos (pixel-aligned feature cosine), mse (lower = more similar), a list of them, or all (a grid)"
 	}

@@ -556,15 +556,15 @@ func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 		MapA: features.SpatialMap(layer, exA.Layers[req.Layer], c.MapA), MapB: features.SpatialMap(layer, exB.Layers[req.Layer], c.MapB),
 		Cached: cachedBefore,
 	}
-	switch req.Metric {
-	case AAS:
-		r.Score = c.Score()
-	case Cosine:
-		r.Score, r.AtoB, r.BtoA = c.FeatureCosine, c.FeatureCosine, c.FeatureCosine
-	case MSE:
-		r.Score, r.AtoB, r.BtoA = c.MSE(), c.MSEAtoB, c.MSEBtoA
-	default:
+	var ok bool
+	if r.Score, ok = metricScore(c, req.Metric); !ok {
 		return Result{Req: req}, usagef("unknown metric %q (want aas, cos or mse)", req.Metric)
+	}
+	switch req.Metric {
+	case Cosine:
+		r.AtoB, r.BtoA = c.FeatureCosine, c.FeatureCosine
+	case MSE:
+		r.AtoB, r.BtoA = c.MSEAtoB, c.MSEBtoA
 	}
 	if exA.Global != nil && exB.Global != nil {
 		r.Global = features.Cosine(exA.Global, exB.Global)
@@ -586,6 +586,52 @@ func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 	}
 	r.Elapsed = time.Since(start)
 	return r, nil
+}
+
+// metricScore is a comparison's score under metric m: the one definition Score and
+// PairScores share.
+func metricScore(c features.Comparison, m Metric) (float64, bool) {
+	switch m {
+	case AAS:
+		return c.Score(), true
+	case Cosine:
+		return c.FeatureCosine, true
+	case MSE:
+		return c.MSE(), true
+	}
+	return 0, false
+}
+
+// PairScores scores a and b at t at each of layers under each of metrics, [metric][layer]: the
+// scores Score returns, from one comparison per layer and without the maps, for callers that
+// want many cells of one pair (a benchmark's layer × t grid).
+func (s *Session) PairScores(ctx context.Context, a, b *Image, t int, layers []int, metrics []Metric) ([][]float64, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	out := make([][]float64, len(metrics))
+	for mi, m := range metrics {
+		if _, ok := metricScore(features.Comparison{}, m); !ok {
+			return nil, usagef("unknown metric %q (want aas, cos or mse)", m)
+		}
+		out[mi] = make([]float64, len(layers))
+	}
+	t = s.effectiveT(t)
+	cond := s.Conditioning()
+	for li, layer := range layers {
+		if layer < 0 || layer >= len(s.info.Layers) {
+			return nil, usagef("layer %d is outside 0..%d", layer, len(s.info.Layers)-1)
+		}
+		c, _, _, _, err := s.compare(ctx, a, b, t, layer, cond)
+		if err != nil {
+			return nil, err
+		}
+		for mi, m := range metrics {
+			out[mi][li], _ = metricScore(c, m)
+		}
+	}
+	return out, nil
 }
 
 // LayerScores scores every layer at t with one network run.

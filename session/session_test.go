@@ -167,6 +167,31 @@ func TestForget(t *testing.T) {
 	}
 }
 
+// PairScores gives, for every layer and metric, exactly the score Score gives.
+func TestPairScoresEqualScore(t *testing.T) {
+	s := openBuiltin(t, 128)
+	a, b := load(t, s, "brick.png"), load(t, s, "grass.png")
+	layers := []int{2, 0, 1}
+	got, err := s.PairScores(context.Background(), a, b, 300, layers, Metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for mi, m := range Metrics {
+		for li, l := range layers {
+			r, err := s.Score(context.Background(), Request{A: a, B: b, Layer: l, T: 300, Metric: m, Token: -1})
+			if err != nil || r.Score != got[mi][li] {
+				t.Errorf("layer %d %s: PairScores %v, Score %v (%v)", l, m, got[mi][li], r.Score, err)
+			}
+		}
+	}
+	if _, err := s.PairScores(context.Background(), a, b, 300, []int{9}, Metrics); !errors.Is(err, ErrUsage) {
+		t.Errorf("layer 9: %v", err)
+	}
+	if _, err := s.PairScores(context.Background(), a, b, 300, layers, []Metric{"l2"}); !errors.Is(err, ErrUsage) {
+		t.Errorf("metric l2: %v", err)
+	}
+}
+
 func TestBadRequests(t *testing.T) {
 	s := openBuiltin(t, 128)
 	a := load(t, s, "brick.png")
