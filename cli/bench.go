@@ -200,7 +200,10 @@ were made with the same settings, and prints the summary a single run would have
 --out writes the decisions sorted by index: byte for byte the single run's results file.
 
 Given a folder (bench --out DIR/), it refuses a shard that is missing, present twice, from
-another split, or unfinished (--partial merges what is there).`,
+another split, or unfinished (--partial merges what is there).
+
+Grid results (bench with several layers, timesteps or metrics) merge the same way, streamed,
+and print the grid's report.`,
 		Example: `  diffsim bench merge results/ --out nights.jsonl --json
   diffsim bench merge nights-*.jsonl --out nights.jsonl`,
 		Args: minArgs(1, "a results folder or results files"),
@@ -260,7 +263,7 @@ func (a *benchCmd) benchStatusCommand() *cobra.Command {
 		Long: `status reads a results folder (bench --out DIR/) and prints, per shard, the decisions
 recorded of the shard's total, when its file was last written, and its state: done, running
 (written in the last --stale), stopped, empty, or missing (no file yet). It reads only; it
-can run while the shards do.`,
+can run while the shards do. A grid's shards count decisions × timesteps.`,
 		Example: `  diffsim bench status results/
   watch -n 30 diffsim bench status results/`,
 		Args: exactArgs(1, "a results folder"),

@@ -219,6 +219,9 @@ func (a *benchCmd) runGrid(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard
 	}
 	run := &bench.GridRun{Scorer: gt.scorer, Dataset: ds, Settings: g, Shard: sh, Out: out, Batch: a.grid.batch, Log: stderr}
 	label := ds.Layout + " grid"
+	if ds.Layout == "grid" {
+		label = "grid"
+	}
 	if sh.N > 1 {
 		label += " shard " + sh.String()
 	}
