@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/schedule"
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
@@ -39,7 +40,7 @@ func TestGraphRunsAndMatchesGoAttention(t *testing.T) {
 		t.Fatal(err)
 	}
 	px := features.CHW(features.ResizeSquare(img, size), features.HalfMean, features.HalfStd)
-	noise := features.Noise(1, len(px))
+	noise := schedule.Noise(1, len(px))
 	res, err := s.Run(context.Background(),
 		engine.F32(InputImage, []int64{1, 3, size, size}, px),
 		engine.I64(InputTimestep, []int64{1}, []int64{101}),
