@@ -274,8 +274,8 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 	defer bt.close()
 	settings := bt.settings
 	settings.Layout, settings.Metric, settings.Total = ds.Layout, a.metric, len(ds.Tasks)
-	if bt.meaningless {
-		fmt.Fprintf(stderr, "diffsim: warning: layer %s is cross-attention on text; every pair scores 1 there\n", bt.layerLabel)
+	if bt.meaningless != "" {
+		fmt.Fprintf(stderr, "diffsim: warning: layer %s: %s\n", bt.layerLabel, bt.meaningless)
 	}
 	run := &bench.Run{
 		Scorer: bt.scorer, Dataset: ds, Settings: settings, Layer: settings.LayerIndex, T: settings.T, Metric: bt.metric,
@@ -347,7 +347,7 @@ type benchTarget struct {
 	settings    bench.Settings // the model's part: model, layer, t, step, size, seed, conditioning
 	metric      api.Metric
 	layerLabel  string
-	meaningless bool // the layer is cross-attention on text
+	meaningless string // why every pair scores 1 at the layer (api.Layer.Meaningless); "" when not
 	close       func() error
 }
 
@@ -365,7 +365,7 @@ func (a *benchCmd) benchTarget(cmd *cobra.Command) (benchTarget, error) {
 	info, cond := sc.Info(), sc.Conditioning()
 	layer := info.Layers[tg.Layer]
 	return benchTarget{
-		scorer: sc, metric: tg.Metric, layerLabel: layer.Label(), meaningless: layer.Meaningless() != "",
+		scorer: sc, metric: tg.Metric, layerLabel: layer.Label(), meaningless: layer.Meaningless(),
 		settings: bench.Settings{
 			Model: info.Name, Layer: layer.Name, LayerIndex: tg.Layer, T: tg.T, Step: stepOf(info, tg.T),
 			Size: info.Size, Seed: info.Seed, Prompt: cond.Prompt, CFG: cond.CFG,

@@ -27,6 +27,12 @@ type Conditioned interface {
 	ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c Conditioning) ([]Extraction, error)
 }
 
+// Loader opens graphs as runners: the one thing model families need from engine.
+// *engine.Runtime is one; tests use fakes.
+type Loader interface {
+	Load(model []byte, so engine.SessionOptions) (engine.Runner, error)
+}
+
 // Source is where a model lives, as the store resolved it.
 type Source struct {
 	Name   string     // as the user named it, or the path

@@ -1,13 +1,15 @@
-// Package features turns images (and a timestep) into attention features, one set per layer,
-// and features into scores: the Aligned Attention Score maths and its baselines, and
-// preprocessing. The DDPM schedule and the t↔step mapping are features/schedule.
+// Package features is the family registry: what every model family shares, so that nothing
+// above it needs a family. Layer is an attention layer as the graph and the family know it (the
+// tensors to tap, the token grid at the working size; Describe gives the api.Layer every front
+// end sees), Features and Extraction are what one network run yields per image and layer,
+// Model and ModelInfo a loaded model, Conditioning what besides the image its features depend
+// on (prompt, CFG), Loader how a family opens graphs (engine.Runner values), and Family and
+// Families the registry that matches a model to the family that describes and opens it. The
+// families live in sub-packages (builtin, diffusion, vision) and are listed in one place,
+// features/families. Images are decoded and preprocessed here too (image.go).
 //
-// It also defines what every model family shares, so that nothing above it needs a family:
-// Layer (the one description of an attention layer), Model and ModelInfo (a loaded model),
-// Conditioning (what besides the image a model's features depend on: prompt, CFG), Loader
-// (how a family opens graphs: engine.Runner values), and Family and Families (the registry
-// that matches a model to the family that describes and opens it). The families live in
-// sub-packages (builtin, diffusion, vision) and are listed in one place, features/families.
+// Beside it, by what each part is: features/aas is the Aligned Attention Score's maths,
+// features/schedule the DDPM noise schedule and the t↔step mapping.
 package features
 
 import (

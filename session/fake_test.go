@@ -17,6 +17,7 @@ import (
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/store"
 )
 
@@ -244,7 +245,7 @@ func TestFakeScoreMatchesCompare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := features.Compare(context.Background(), features.GoAttention{}, ex[0].Layers[0], ex[1].Layers[0])
+	c, err := aas.Compare(context.Background(), aas.GoAttention{}, ex[0].Layers[0], ex[1].Layers[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/features/store"
 )
@@ -66,9 +67,9 @@ type Options struct {
 	// OpenRuntime and OpenModel build what the session owns; tests swap in fakes.
 	OpenRuntime func(engine.Options) (Runtime, error)
 	OpenModel   func(ctx context.Context, rt Runtime, o Options) (features.Model, error)
-	// Attention computes attention for scores; nil means a features.RuntimeAttention on the
+	// Attention computes attention for scores; nil means a aas.RuntimeAttention on the
 	// session's runtime (Go below its size threshold).
-	Attention features.Attention
+	Attention aas.Attention
 }
 
 // ErrClosed is returned by every call on a session that Close has begun to close.
@@ -78,16 +79,16 @@ var ErrClosed = errors.New("session is closed")
 type Session struct {
 	opts   Options
 	rt     Runtime
-	ownAtt *features.RuntimeAttention // closed with the session when the session made it
+	ownAtt *aas.RuntimeAttention // closed with the session when the session made it
 	model  features.Model
 	info   api.ModelInfo
 	layers []features.Layer // the model's own layers: token grids of its features
-	att    features.Attention
+	att    aas.Attention
 
 	mu       sync.Mutex
 	cond     features.Conditioning // features are cached per conditioning too
 	cache    *lru
-	compared map[compareKey]features.Comparison
+	compared map[compareKey]aas.Comparison
 	inflight map[extractKey]*call
 	stats    api.Stats
 	closed   bool
@@ -140,9 +141,9 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ownAtt *features.RuntimeAttention
+	var ownAtt *aas.RuntimeAttention
 	if o.Attention == nil {
-		ownAtt = features.NewRuntimeAttention(rt)
+		ownAtt = aas.NewRuntimeAttention(rt)
 		o.Attention = ownAtt
 	}
 	undo := func(err error, model features.Model) error {
@@ -172,7 +173,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		opts: o, rt: rt, ownAtt: ownAtt, model: model, att: o.Attention, info: info, layers: fi.Layers,
 		cond:     cond,
 		cache:    newLRU(o.CacheBytes),
-		compared: map[compareKey]features.Comparison{},
+		compared: map[compareKey]aas.Comparison{},
 		inflight: map[extractKey]*call{},
 	}
 	s.drained = sync.NewCond(&s.mu)
@@ -469,10 +470,10 @@ func (s *Session) progress(p api.Progress) {
 }
 
 // compare returns the comparison of a and b at one layer, computing it once per session.
-func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, cond features.Conditioning) (features.Comparison, features.Extraction, features.Extraction, bool, error) {
+func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, cond features.Conditioning) (aas.Comparison, features.Extraction, features.Extraction, bool, error) {
 	ex, err := s.extract(ctx, []*api.Image{a, b}, t, cond)
 	if err != nil {
-		return features.Comparison{}, features.Extraction{}, features.Extraction{}, false, err
+		return aas.Comparison{}, features.Extraction{}, features.Extraction{}, false, err
 	}
 	k := compareKey{a.Hash, b.Hash, t, layer, cond}
 	s.mu.Lock()
@@ -481,7 +482,7 @@ func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, co
 	if ok {
 		return c, ex[0], ex[1], true, nil
 	}
-	c, err = features.Compare(ctx, s.att, ex[0].Layers[layer], ex[1].Layers[layer])
+	c, err = aas.Compare(ctx, s.att, ex[0].Layers[layer], ex[1].Layers[layer])
 	if err != nil {
 		return c, ex[0], ex[1], false, err
 	}
@@ -522,7 +523,7 @@ func (s *Session) Score(ctx context.Context, req api.Request) (api.Result, error
 		Req: req, AtoB: c.AtoB, BtoA: c.BtoA, Metric: req.Metric,
 		HigherIsBetter: req.Metric.HigherIsMoreSimilar(),
 		FeatureCosine:  c.FeatureCosine, MSE: c.MSE(), Global: math.NaN(),
-		MapA: features.SpatialMap(layer, exA.Layers[req.Layer], c.MapA), MapB: features.SpatialMap(layer, exB.Layers[req.Layer], c.MapB),
+		MapA: aas.SpatialMap(layer, exA.Layers[req.Layer], c.MapA), MapB: aas.SpatialMap(layer, exB.Layers[req.Layer], c.MapB),
 		Meaningless: s.info.Layers[req.Layer].Meaningless(),
 		Cached:      cachedBefore,
 	}
@@ -535,7 +536,7 @@ func (s *Session) Score(ctx context.Context, req api.Request) (api.Result, error
 		r.Score, r.AtoB, r.BtoA = c.MSE(), c.MSEAtoB, c.MSEBtoA
 	}
 	if exA.Global != nil && exB.Global != nil {
-		r.Global = features.Cosine(exA.Global, exB.Global)
+		r.Global = aas.Cosine(exA.Global, exB.Global)
 	}
 	if req.Token >= 0 {
 		fa, fb := exA.Layers[req.Layer], exB.Layers[req.Layer]
@@ -543,11 +544,11 @@ func (s *Session) Score(ctx context.Context, req api.Request) (api.Result, error
 		if fa.GridH > 0 {
 			prefix = fa.Prefix
 		}
-		row, err := features.AttentionRow(fa, fb, req.Token+prefix)
+		row, err := aas.AttentionRow(fa, fb, req.Token+prefix)
 		if err != nil {
 			return r, api.UsageError(err)
 		}
-		r.AttnRow = features.SpatialMap(layer, fb, row)
+		r.AttnRow = aas.SpatialMap(layer, fb, row)
 	}
 	r.Elapsed = time.Since(start)
 	return r, nil

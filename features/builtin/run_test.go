@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/schedule"
 
 	"github.com/diffsim/diffsim/engine"
@@ -52,8 +53,8 @@ func TestGraphRunsAndMatchesGoAttention(t *testing.T) {
 		q, k, v, o := res[4*i], res[4*i+1], res[4*i+2], res[4*i+3]
 		t.Logf("%s: q %v o %v", lv.Name, q.Shape, o.Shape)
 		f := features.Features{Q: q.Float32, K: k.Float32, V: v.Float32, Tokens: int(q.Shape[1]), Heads: heads, HeadDim: headDim, Scale: float64(lv.Scale)}
-		got, err := features.GoAttention{}.Attend(context.Background(), features.Shape{Heads: heads, HeadDim: headDim, Scale: float64(lv.Scale)},
-			[]features.Job{{Q: f.Q, K: f.K, V: f.V, Tq: f.Tokens, Tk: f.Tokens}})
+		got, err := aas.GoAttention{}.Attend(context.Background(), aas.Shape{Heads: heads, HeadDim: headDim, Scale: float64(lv.Scale)},
+			[]aas.Job{{Q: f.Q, K: f.K, V: f.V, Tq: f.Tokens, Tk: f.Tokens}})
 		if err != nil {
 			t.Fatal(err)
 		}
