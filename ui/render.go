@@ -49,7 +49,7 @@ type pictures struct {
 }
 
 // renderer composes and encodes pictures off the UI goroutine. It caches each photo
-// scaled to its pane, which is the slow step (TERMINAL.md: quantise and scale photos once).
+// scaled to its pane, which is the slow step (docs/terminal.md: quantise and scale photos once).
 type renderer struct {
 	latest atomic.Int64 // newest seq asked for; older jobs give up early
 

@@ -68,7 +68,7 @@ func (m *Model) swap() tea.Cmd {
 	m.pair.pathA, m.pair.pathB = m.pair.pathB, m.pair.pathA
 	m.rq.res = nil // its A→B and B→A and maps are the other way round now
 	// The layer scores and the computed timesteps stay: with one noise tensor shared by both
-	// images the score is symmetric (METHOD.md), and the features are cached per image.
+	// images the score is symmetric (docs/method.md), and the features are cached per image.
 	m.stopWork()
 	return tea.Batch(m.schedule(), m.renderCmd())
 }

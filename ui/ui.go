@@ -14,7 +14,7 @@
 // bookkeeping (requests). The pair view's pictures are composed and
 // encoded off the UI goroutine (render.go) and either drawn as half-block or quadrant text
 // inside the View; or, for sixel and for kitty without Unicode placeholders (kitty < 0.28),
-// placed at their cells by termgfx.Writer, which wraps the program's output (TERMINAL.md
+// placed at their cells by termgfx.Writer, which wraps the program's output (docs/terminal.md
 // says why they cannot be in the View); or, for kitty with placeholders, transmitted once
 // with a virtual placement and shown by placeholder cells in the View.
 package ui
@@ -177,7 +177,7 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 }
 
 // colorProfile picks the colour profile: half-block images need at least 256 colours, and
-// xterm under TERM=xterm is detected as 16-colour although it has 256 (TERMINAL.md).
+// xterm under TERM=xterm is detected as 16-colour although it has 256 (docs/terminal.md).
 func colorProfile(opts Options) colorprofile.Profile {
 	if opts.Profile != colorprofile.Unknown {
 		return opts.Profile
