@@ -54,5 +54,3 @@ func (f *Float) UnmarshalJSON(b []byte) error {
 	*f = Float(v)
 	return nil
 }
-
-var nan = math.NaN()

@@ -38,12 +38,6 @@ type Scorer interface {
 	Close() error
 }
 
-// NewResult starts the answer to req: the request, the metric and its direction, and no
-// global embedding.
-func NewResult(req Request) Result {
-	return Result{Req: req, Metric: req.Metric, HigherIsBetter: req.Metric.HigherIsMoreSimilar(), Global: nan}
-}
-
 // SetupOf is the setup of s's scores with metric m.
 func SetupOf(s Scorer, m Metric) Setup { return NewSetup(s.Info(), m, s.Conditioning()) }
 
