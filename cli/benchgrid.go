@@ -1,22 +1,20 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/bench"
-	"github.com/diffsim/diffsim/session/serve"
 )
 
 // gridFlags are bench's lists: several layers, timesteps or metrics make a grid run, whose
@@ -24,7 +22,7 @@ import (
 type gridFlags struct {
 	layers  string
 	t, step listFlag
-	metrics []session.Metric
+	metrics []api.Metric
 	batch   int
 }
 
@@ -82,19 +80,19 @@ func (g *gridFlags) parse(cmd *cobra.Command, a *benchCmd, layout string) (bool,
 		ts = g.step.vals
 	}
 	if len(ts) == 1 {
-		a.t = rangedInt{v: ts[0], set: true, lo: 0, hi: features.Timesteps - 1}
+		a.t = rangedInt{v: ts[0], set: true, lo: 0, hi: schedule.Timesteps - 1}
 	}
 	g.metrics = nil
 	for m := range strings.SplitSeq(a.metric, ",") {
 		m = strings.ToLower(strings.TrimSpace(m))
 		if m == "all" {
-			g.metrics = append(g.metrics, session.Metrics...)
+			g.metrics = append(g.metrics, api.Metrics...)
 			continue
 		}
-		if !slices.Contains(session.Metrics, session.Metric(m)) {
+		if !slices.Contains(api.Metrics, api.Metric(m)) {
 			return false, usagef("--metric %q: want aas, cos or mse, a list of them, or all", m)
 		}
-		g.metrics = append(g.metrics, session.Metric(m))
+		g.metrics = append(g.metrics, api.Metric(m))
 	}
 	g.metrics = slices.Compact(g.metrics)
 	a.metric = string(g.metrics[0])
@@ -102,7 +100,7 @@ func (g *gridFlags) parse(cmd *cobra.Command, a *benchCmd, layout string) (bool,
 }
 
 // settings resolves the grid on the model: the layers, timesteps and metrics of the cells.
-func (g *gridFlags) settings(a *benchCmd, info session.ModelInfo, cond features.Conditioning, ds *bench.Dataset) (bench.GridSettings, error) {
+func (g *gridFlags) settings(a *benchCmd, info api.ModelInfo, cond api.Conditioning, ds *bench.Dataset) (bench.GridSettings, error) {
 	gs := bench.GridSettings{
 		Format: bench.GridFormat, Layout: ds.Layout, Model: info.Name, Size: info.Size, Seed: info.Seed,
 		Prompt: cond.Prompt, CFG: cond.CFG, Sets: ds.Sets(), Total: len(ds.Tasks),
@@ -110,7 +108,7 @@ func (g *gridFlags) settings(a *benchCmd, info session.ModelInfo, cond features.
 	var idx []int
 	switch strings.ToLower(strings.TrimSpace(g.layers)) {
 	case "":
-		li, err := session.ResolveLayer(info, a.layer)
+		li, err := info.ResolveLayer(a.layer)
 		if err != nil {
 			return gs, err
 		}
@@ -133,7 +131,7 @@ func (g *gridFlags) settings(a *benchCmd, info session.ModelInfo, cond features.
 		}
 	default:
 		for arg := range strings.SplitSeq(g.layers, ",") {
-			li, err := session.ResolveLayer(info, strings.TrimSpace(arg))
+			li, err := info.ResolveLayer(strings.TrimSpace(arg))
 			if err != nil {
 				return gs, err
 			}
@@ -168,47 +166,32 @@ func (g *gridFlags) settings(a *benchCmd, info session.ModelInfo, cond features.
 	return gs, nil
 }
 
-// gridTarget is what a grid run scores with: a local session, or a running server.
+// gridTarget is what a grid run scores with: the command's one scorer, here or served.
 type gridTarget struct {
 	scorer bench.PairScorer
-	info   session.ModelInfo
-	cond   features.Conditioning
+	info   api.ModelInfo
+	cond   api.Conditioning
 	where  string // "here" or "on the server"
 	close  func() error
 }
 
-// gridTarget asks a running `diffsim serve` (--no-server computes here) or opens the model here.
-func (a *benchCmd) gridTarget(cmd *cobra.Command, stderr io.Writer) (gridTarget, error) {
-	cl, err := a.server(cmd)
+func (a *benchCmd) gridTarget(cmd *cobra.Command) (gridTarget, error) {
+	sc, err := a.scorer(cmd, nil)
 	if err != nil {
 		return gridTarget{}, err
 	}
-	if cl != nil {
-		spec := a.spec(cmd)
-		b, err := serve.OpenBackend(cmd.Context(), cl, spec)
-		if err != nil {
-			return gridTarget{}, remoteErr(err)
-		}
-		info := b.Info()
-		if info.Notice != "" && !a.quiet {
-			fmt.Fprintln(stderr, "diffsim:", info.Notice)
-		}
-		return gridTarget{
-			scorer: &servedPairs{b: b, kept: map[string]bool{}}, info: info,
-			cond: features.Conditioning{Prompt: spec.Prompt, CFG: spec.CFG}, where: "on the server", close: func() error { return nil },
-		}, nil
+	info := sc.Info()
+	where := "here"
+	if info.Caps.Served {
+		where = "on the server"
 	}
-	s, err := a.openSession(cmd, nil)
-	if err != nil {
-		return gridTarget{}, err
-	}
-	return gridTarget{scorer: bench.Local{S: s}, info: s.Info(), cond: s.Conditioning(), where: "here", close: s.Close}, nil
+	return gridTarget{scorer: bench.NewPairScorer(sc), info: info, cond: sc.Conditioning(), where: where, close: sc.Close}, nil
 }
 
 // runGrid makes the shard's decisions at every cell of the grid and prints the report.
 func (a *benchCmd) runGrid(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string, logEvery int) error {
 	stderr := &syncWriter{w: a.stderr}
-	gt, err := a.gridTarget(cmd, stderr)
+	gt, err := a.gridTarget(cmd)
 	if err != nil {
 		return err
 	}
@@ -315,86 +298,3 @@ func roundTook(d time.Duration) string {
 	}
 	return d.Round(100 * time.Millisecond).String()
 }
-
-// servedPairs scores a grid on a running server (a bench.PairScorer): a batch's images are
-// asked for in pairs at once, which the server joins into batched forwards, and a pair's every
-// layer comes from one /v1/layers per metric. The server reads the images itself, so they are
-// read here only for their hash and their errors, without keeping pixels.
-type servedPairs struct {
-	b *serve.Backend
-
-	mu   sync.Mutex
-	kept map[string]bool // hash@t of images this run had the server compute
-}
-
-func keptKey(img *session.Image, t int) string { return fmt.Sprintf("%s@%d", img.Hash, t) }
-
-func (s *servedPairs) Load(path string) (*session.Image, error) {
-	img, err := s.b.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	img.Pixels = nil
-	return img, nil
-}
-
-// Cached reports whether the server was asked for both images at t in this run: the server
-// reads an image again by itself should it have dropped its features.
-func (s *servedPairs) Cached(a, b *session.Image, t int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.kept[keptKey(a, t)] && s.kept[keptKey(b, t)]
-}
-
-func (s *servedPairs) PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, (len(imgs)+1)/2)
-	var wg sync.WaitGroup
-	for i := 0; i < len(imgs); i += 2 {
-		x, y := imgs[i], imgs[min(i+1, len(imgs)-1)]
-		wg.Go(func() {
-			if err := s.b.Prefetch(ctx, x, y, t); err != nil {
-				errs[i/2] = err
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	var first error
-	for _, err := range errs {
-		if err != nil && (first == nil || errors.Is(first, context.Canceled)) {
-			first = err // the failure that cancelled the others, not their cancellation
-		}
-	}
-	if first != nil {
-		return remoteErr(first)
-	}
-	s.mu.Lock()
-	for _, img := range imgs {
-		s.kept[keptKey(img, t)] = true
-	}
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *servedPairs) PairScores(ctx context.Context, a, b *session.Image, t int, layers []int, metrics []session.Metric) ([][]float64, error) {
-	out := make([][]float64, len(metrics))
-	for mi, m := range metrics {
-		all, err := s.b.LayerScores(ctx, a, b, t, m)
-		if err != nil {
-			return nil, remoteErr(err)
-		}
-		out[mi] = make([]float64, len(layers))
-		for li, l := range layers {
-			if l >= len(all) {
-				return nil, fmt.Errorf("the server answered %d layers; layer %d is not among them", len(all), l)
-			}
-			out[mi][li] = all[l].Score
-		}
-	}
-	return out, nil
-}
-
-// Stats are the server model's counters: this run's work when no other client uses the model.
-func (s *servedPairs) Stats() session.Stats { return s.b.Stats() }

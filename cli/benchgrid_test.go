@@ -232,9 +232,6 @@ func TestBenchGridUsage(t *testing.T) {
 }
 
 // A grid through a running server makes the same results file and report, byte for byte.
-// The built-in model's fine layer is left out: there `diffsim score` itself differs between a
-// server and a local session in the last bits (0.9998177527866998 against …7473 for one pair
-// at 64 px, t = 50), before any grid is involved.
 func TestServedGridEqualsLocal(t *testing.T) {
 	enginetest.Runtime(t)
 	startTestServer(t)
@@ -243,7 +240,7 @@ func TestServedGridEqualsLocal(t *testing.T) {
 	outs, reports := map[string]string{}, map[string]string{}
 	for _, mode := range []string{"local", "served"} {
 		outs[mode] = filepath.Join(tmp, mode+".jsonl")
-		args := []string{"bench", "grid", dir, "--t", "50,500", "--layers", "medium,coarse", "--metric", "all", "--size", "64", "--out", outs[mode]}
+		args := []string{"bench", "grid", dir, "--t", "50,500", "--layers", "all", "--metric", "all", "--size", "64", "--out", outs[mode]}
 		if mode == "local" {
 			args = append(args, "--no-server")
 		}

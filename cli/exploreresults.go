@@ -75,20 +75,24 @@ func (c *exploreCmd) runResults(cmd *cobra.Command, data string) error {
 	if err != nil {
 		return err
 	}
-	be, err := c.backend(cmd)
+	report, progress := ui.NewProgress()
+	sc, err := c.scorer(cmd, report)
 	if err != nil {
 		return err
 	}
-	defer be.close()
-	if name := be.b.Info().Name; name != g.Model {
-		return usagef("%s was made with model %s, not %s: give it with --model", c.results, g.Model, name)
+	defer sc.Close()
+	info := sc.Info()
+	if info.Name != g.Model {
+		return usagef("%s was made with model %s, not %s: give it with --model", c.results, g.Model, info.Name)
 	}
 	opts := ui.DefaultOptions()
 	opts.Graphics = graphics
-	opts.Progress = be.progress
+	if info.Caps.Progress {
+		opts.Progress = progress
+	}
 	opts.ExportDir = c.exportDir
 	opts.Input, opts.Output = c.stdin, screen
-	return ui.RunResults(cmd.Context(), be.b, ui.Results{Path: c.results, Report: rep, Root: root}, opts)
+	return ui.RunResults(cmd.Context(), sc, ui.Results{Path: c.results, Report: rep, Root: root}, opts)
 }
 
 // resultsRoot is the folder a benchmark's image paths are relative to: DATA (a folder, or the

@@ -10,7 +10,7 @@ import (
 	"charm.land/bubbles/v2/table"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session/bench"
 )
 
@@ -92,7 +92,7 @@ func (f *failuresModel) fill() {
 	f.columns()
 	trs := make([]table.Row, len(f.rows))
 	for i, d := range f.rows {
-		a, b := pairText(d.ScoreA, d.ScoreB)
+		a, b := pairText(float64(d.ScoreA), float64(d.ScoreB))
 		trs[i] = table.Row{
 			strconv.Itoa(i + 1), strconv.Itoa(d.Index), strconv.FormatFloat(bench.Margin(d), 'g', 3, 64), a, b,
 			strings.ToUpper(d.Choice), strings.ToUpper(d.Human), f.pathCell(d.Ref), f.pathCell(d.A), f.pathCell(d.B),
@@ -157,8 +157,8 @@ func (f failuresModel) status() string {
 		return ""
 	}
 	d := f.rows[f.t.Cursor()]
-	dir := direction(session.Metric(d.Metric))
-	a, b := pairText(d.ScoreA, d.ScoreB)
+	dir := direction(api.Metric(d.Metric))
+	a, b := pairText(float64(d.ScoreA), float64(d.ScoreB))
 	return fmt.Sprintf("%d failed decisions, worst margin first · reference %s, A %s (%s), B %s (%s); %s; the label says %s",
 		len(f.rows), filepath.Base(d.Ref), filepath.Base(d.A), a, filepath.Base(d.B), b, dir, strings.ToUpper(d.Human))
 }

@@ -16,9 +16,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/engine/attention"
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session/bench"
 )
 
@@ -117,9 +115,9 @@ func newResultsModel(ctx context.Context, b Backend, r Results, opts Options) *r
 	}
 	st := NewStyles(dark)
 	g := r.Report.Settings
-	layers := make([]features.Layer, len(g.Layers))
+	layers := make([]api.Layer, len(g.Layers))
 	for i, l := range g.Layers {
-		layers[i] = features.Layer{Layer: attention.Layer{Index: i, Name: l.Name, Short: l.Short, ImageKV: !l.Meaningless}}
+		layers[i] = api.Layer{Index: i, Name: l.Name, Short: l.Short, ImageKV: !l.Meaningless}
 	}
 	m := &resultsModel{ctx: ctx, b: b, res: r, opts: opts, st: st, keys: defaultResultsKeys(), help: help.New()}
 	m.help.Styles = help.DefaultStyles(dark)
@@ -146,24 +144,24 @@ func (m *resultsModel) Init() tea.Cmd {
 func (m *resultsModel) syncMatrix() {
 	rep := m.res.Report
 	g := rep.Settings
-	scores := map[scoreKey][]session.LayerScore{}
+	scores := map[scoreKey][]api.LayerScore{}
 	bestRow, bestT := -1, -1
 	for ti, t := range g.T {
-		row := make([]session.LayerScore, len(g.Layers))
+		row := make([]api.LayerScore, len(g.Layers))
 		for li := range g.Layers {
 			c := rep.At(m.set, m.metric, li, ti)
-			row[li] = session.LayerScore{Layer: li, T: t, Score: float64(c.Accuracy), Meaningless: c.Meaningless || c.N == 0}
+			row[li] = api.LayerScore{Layer: li, T: t, Score: float64(c.Accuracy), Meaningless: c.Meaningless || c.N == 0}
 			if c.Best {
 				bestRow, bestT = li, t
 			}
 		}
-		scores[scoreKey{t, session.AAS}] = row
+		scores[scoreKey{t, api.AAS}] = row
 	}
-	m.mx.SetData(scores, session.AAS, bestRow, bestT)
+	m.mx.SetData(scores, api.AAS, bestRow, bestT)
 	set, metric := g.Sets[m.set], g.Metrics[m.metric]
 	m.mx.labels = sweepLabels{
 		title: "accuracy",
-		what:  fmt.Sprintf("%s set · %s · layer × timestep", set, metricName(session.Metric(metric))),
+		what:  fmt.Sprintf("%s set · %s · layer × timestep", set, metricName(api.Metric(metric))),
 		note:  " lower accuracy → higher · ◆ best cell · n/a no decisions or no image information",
 	}
 }
@@ -316,7 +314,7 @@ func (m *resultsModel) openCell(li, t int) tea.Cmd {
 // describe names a cell for headings: "style · AAS · Up0 attn1 · t=101 (step 900)".
 func (m *resultsModel) describe(c cellRef) string {
 	g := m.res.Report.Settings
-	return fmt.Sprintf("%s · %s · %s · %s", g.Sets[c.set], metricName(session.Metric(g.Metrics[c.metric])),
+	return fmt.Sprintf("%s · %s · %s · %s", g.Sets[c.set], metricName(api.Metric(g.Metrics[c.metric])),
 		g.Layers[c.layer].Label, bench.TimestepLabel(g.T[c.t], g.Step[c.t]))
 }
 
@@ -336,7 +334,7 @@ func (m *resultsModel) showDecision() tea.Cmd {
 	d := m.list.rows[m.open]
 	c := m.list.cell
 	g := m.res.Report.Settings
-	layer, t, metric := g.Layers[c.layer].Index, g.T[c.t], session.Metric(g.Metrics[c.metric])
+	layer, t, metric := g.Layers[c.layer].Index, g.T[c.t], api.Metric(g.Metrics[c.metric])
 	ref, cand := m.path(d.Ref), m.path(d.A)
 	if m.cand == 1 {
 		cand = m.path(d.B)
@@ -455,7 +453,7 @@ func (m *resultsModel) cursorLine() string {
 func (m *resultsModel) decisionLine() string {
 	d := m.list.rows[m.open]
 	st := m.st
-	a, b := pairText(d.ScoreA, d.ScoreB)
+	a, b := pairText(float64(d.ScoreA), float64(d.ScoreB))
 	shown, other := "A", "B"
 	if m.cand == 1 {
 		shown, other = "B", "A"

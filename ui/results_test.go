@@ -14,8 +14,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session/bench"
-	"github.com/diffsim/diffsim/session/serve"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 )
 
@@ -44,13 +44,13 @@ func resultsFixture(t *testing.T) (results, root string) {
 	wrong := map[int]float64{2: 0.3, 4: 0.1, 5: 0.2}
 	for _, tt := range g.T {
 		for i := range 6 {
-			up0 := [2]serve.Float{0.9, 0.5}
+			up0 := [2]api.Float{0.9, 0.5}
 			if m, ok := wrong[i]; ok && tt == 501 {
-				up0 = [2]serve.Float{0.5, serve.Float(0.5 + m)}
+				up0 = [2]api.Float{0.5, api.Float(0.5 + m)}
 			}
 			rec := bench.GridRecord{T: tt, Index: i, Set: bench.SetAll, ID: fmt.Sprint("d", i),
 				Ref: fmt.Sprintf("r%d.png", i), A: fmt.Sprintf("a%d.png", i), B: fmt.Sprintf("b%d.png", i), Human: "a",
-				Scores: map[string][][2]serve.Float{"aas": {{0.8, 0.7}, up0}}}
+				Scores: map[string][][2]api.Float{"aas": {{0.8, 0.7}, up0}}}
 			line, _ := json.Marshal(rec)
 			b.Write(append(line, '\n'))
 		}

@@ -8,9 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/serve"
+	"github.com/diffsim/diffsim/api"
 )
 
 // GridFormat is the version a grid results file's first line carries.
@@ -28,7 +26,7 @@ type GridLayer struct {
 }
 
 // NewGridLayer describes one layer of a model for a grid.
-func NewGridLayer(l features.Layer) GridLayer {
+func NewGridLayer(l api.Layer) GridLayer {
 	return GridLayer{Index: l.Index, Name: l.Name, Short: l.Short, Label: l.Abbrev(), Meaningless: !l.ImageKV}
 }
 
@@ -91,16 +89,16 @@ func (g GridSettings) TIndex(t int) int { return slices.Index(g.T, t) }
 // of a grid results file. Scores hold, per metric, one [score(Ref, A), score(Ref, B)] per layer
 // in the order of the settings' Layers; a score that is not a number is null.
 type GridRecord struct {
-	T       int                         `json:"t"`
-	Index   int                         `json:"index"`
-	Set     string                      `json:"set"`
-	ID      string                      `json:"id"`
-	Ref     string                      `json:"ref"`
-	A       string                      `json:"a"`
-	B       string                      `json:"b"`
-	Human   string                      `json:"human"`
-	Skipped string                      `json:"skipped,omitempty"` // why no decision could be made (an unreadable image)
-	Scores  map[string][][2]serve.Float `json:"scores,omitempty"`
+	T       int                       `json:"t"`
+	Index   int                       `json:"index"`
+	Set     string                    `json:"set"`
+	ID      string                    `json:"id"`
+	Ref     string                    `json:"ref"`
+	A       string                    `json:"a"`
+	B       string                    `json:"b"`
+	Human   string                    `json:"human"`
+	Skipped string                    `json:"skipped,omitempty"` // why no decision could be made (an unreadable image)
+	Scores  map[string][][2]api.Float `json:"scores,omitempty"`
 }
 
 // newGridRecord starts the record of task at t.
@@ -126,7 +124,7 @@ func (r GridRecord) Decision(g GridSettings, li, mi int) Decision {
 		return Skip(r.Task(), r.Skipped, s)
 	}
 	sc := r.Scores[g.Metrics[mi]][li]
-	return Decide(r.Task(), float64(sc[0]), float64(sc[1]), session.Metric(g.Metrics[mi]).HigherIsMoreSimilar(), s)
+	return Decide(r.Task(), float64(sc[0]), float64(sc[1]), api.Metric(g.Metrics[mi]).HigherIsMoreSimilar(), s)
 }
 
 // outcome is what the decision at layer li and metric mi came to, without building it.
@@ -136,7 +134,7 @@ func (r GridRecord) outcome(li int, metric string, higher bool) (made, correct b
 	}
 	sc := r.Scores[metric][li]
 	a, b := float64(sc[0]), float64(sc[1])
-	if math.IsNaN(a) || math.IsNaN(b) || math.IsInf(a, 0) || math.IsInf(b, 0) {
+	if math.IsNaN(a) || math.IsNaN(b) {
 		return false, false // Decide skips it
 	}
 	switch {

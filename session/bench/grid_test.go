@@ -18,12 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/serve"
 )
 
-type serveFloat = serve.Float
+type serveFloat = api.Float
 
 // fakeModel is a model with a feature cache: images must be run (PrefetchImages, or Score on
 // images not kept) before they are scored, runs are counted as a session counts them, and a
@@ -36,14 +35,14 @@ type fakeModel struct {
 	mu      sync.Mutex
 	kept    []string // hash@t, oldest first
 	maxKept int      // the most features kept at once
-	stats   session.Stats
-	flat     map[string]bool
+	stats   api.Stats
+	flat    map[string]bool
 }
 
 // forgetting is a fakeModel with Forget, as a session has.
 type forgetting struct{ *fakeModel }
 
-func (f forgetting) Forget(t int, imgs ...*session.Image) {
+func (f forgetting) Forget(t int, imgs ...*api.Image) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, img := range imgs {
@@ -51,7 +50,7 @@ func (f forgetting) Forget(t int, imgs ...*session.Image) {
 	}
 }
 
-func (f *fakeModel) Load(path string) (*session.Image, error) {
+func (f *fakeModel) Load(path string) (*api.Image, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -66,28 +65,28 @@ func (f *fakeModel) Load(path string) (*session.Image, error) {
 	}
 	f.flat[h] = bytes.Contains(data, []byte("flat"))
 	f.mu.Unlock()
-	return &session.Image{Path: path, Hash: h, Pixels: image.NewGray(image.Rect(0, 0, 1, 1))}, nil
+	return &api.Image{Path: path, Hash: h, Pixels: image.NewGray(image.Rect(0, 0, 1, 1))}, nil
 }
 
 func (f *fakeModel) has(hash string, t int) bool {
 	return slices.Contains(f.kept, fmt.Sprintf("%s@%d", hash, t))
 }
 
-func (f *fakeModel) Cached(a, b *session.Image, t int) bool {
+func (f *fakeModel) Cached(a, b *api.Image, t int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.has(a.Hash, t) && f.has(b.Hash, t)
 }
 
-func (f *fakeModel) PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error {
+func (f *fakeModel) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var missing []*session.Image
+	var missing []*api.Image
 	for _, img := range imgs {
-		if !f.has(img.Hash, t) && !slices.ContainsFunc(missing, func(m *session.Image) bool { return m.Hash == img.Hash }) {
+		if !f.has(img.Hash, t) && !slices.ContainsFunc(missing, func(m *api.Image) bool { return m.Hash == img.Hash }) {
 			missing = append(missing, img)
 		}
 	}
@@ -111,22 +110,22 @@ func (f *fakeModel) PrefetchImages(ctx context.Context, t int, imgs ...*session.
 	return nil
 }
 
-func (f *fakeModel) Score(ctx context.Context, req session.Request) (session.Result, error) {
-	if err := f.PrefetchImages(ctx, req.T, req.A, req.B); err != nil {
-		return session.Result{}, err
+func (f *fakeModel) Score(ctx context.Context, req api.Request) (api.Result, error) {
+	if err := f.Prefetch(ctx, req.T, req.A, req.B); err != nil {
+		return api.Result{}, err
 	}
 	f.mu.Lock()
 	flat := f.flat[req.A.Hash] || f.flat[req.B.Hash]
 	f.mu.Unlock()
 	if flat && req.Layer == 0 {
-		return session.Result{Score: math.NaN()}, nil
+		return api.Result{Score: math.NaN()}, nil
 	}
 	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d|%d|%s", req.A.Hash, req.B.Hash, req.Layer, req.T, req.Metric))
 	// few distinct values, so some decisions are ties
-	return session.Result{Score: float64(binary.BigEndian.Uint16(h[:])%64) / 63}, nil
+	return api.Result{Score: float64(binary.BigEndian.Uint16(h[:])%64) / 63}, nil
 }
 
-func (f *fakeModel) Stats() session.Stats {
+func (f *fakeModel) Stats() api.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.stats
@@ -226,7 +225,7 @@ func TestGridCellsEqualSingleCellRuns(t *testing.T) {
 			for mi, m := range g.Metrics {
 				single := filepath.Join(tmp, fmt.Sprintf("cell-%d-%d-%s.jsonl", li, tt, m))
 				s := g.CellSettings(li, ti, mi)
-				run := &Run{Scorer: &fakeModel{}, Dataset: ds, Settings: s, Layer: l.Index, T: tt, Metric: session.Metric(m), Shard: All, Out: single}
+				run := &Run{Scorer: &fakeModel{}, Dataset: ds, Settings: s, Layer: l.Index, T: tt, Metric: api.Metric(m), Shard: All, Out: single}
 				if _, err := run.Do(t.Context()); err != nil {
 					t.Fatal(err)
 				}

@@ -4,71 +4,82 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/serve"
 )
 
 // PairScorer is what a grid run needs from a model: images read, their features at a
 // timestep computed in batches, and a pair's scores at several layers and metrics from one
-// forward's features. Local (a session in this process) is one; cli adapts a running server.
+// forward's features. NewPairScorer makes one of the command's api.Scorer.
 type PairScorer interface {
-	Load(path string) (*session.Image, error)
+	Load(path string) (*api.Image, error)
 	// Cached reports whether both images' features at t are kept, so that images read
 	// without their pixels can be scored.
-	Cached(a, b *session.Image, t int) bool
-	// PrefetchImages computes the features at t of the images not kept, in one batch.
-	PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error
+	Cached(a, b *api.Image, t int) bool
+	// Prefetch computes the features at t of the images not kept, in one batch.
+	Prefetch(ctx context.Context, t int, imgs ...*api.Image) error
 	// PairScores returns the score of a and b at t at each layer (indices into the model's
 	// layers) under each metric: [metric][layer].
-	PairScores(ctx context.Context, a, b *session.Image, t int, layers []int, metrics []session.Metric) ([][]float64, error)
+	PairScores(ctx context.Context, a, b *api.Image, t int, layers []int, metrics []api.Metric) ([][]float64, error)
 }
 
-// Counter is a PairScorer that counts its network runs (a session's Stats).
+// Counter is a PairScorer that counts its network runs (a scorer's Stats).
 type Counter interface {
-	Stats() session.Stats
+	Stats() api.Stats
 }
 
 // Forgetter is a PairScorer that can drop the features at t of images it will not be asked
-// about again (a session's Forget), so a run holds only the features its pending decisions need.
+// about again (session.Session.Forget), so a run holds only the features its pending
+// decisions need.
 type Forgetter interface {
-	Forget(t int, imgs ...*session.Image)
+	Forget(t int, imgs ...*api.Image)
 }
 
-// Local scores with a scorer in this process, usually a *session.Session: each score is the
-// value its Score gives at that layer and metric, exactly what a single-cell run records. A
-// pair's scores at one t share one comparison per layer, so the metrics cost nothing extra.
+// NewPairScorer adapts the scorer a command opened: Served when it runs in `diffsim serve`
+// (Info().Caps.Served), else Local.
+func NewPairScorer(s api.Scorer) PairScorer {
+	if s.Info().Caps.Served {
+		return &Served{S: s}
+	}
+	return Local{S: s}
+}
+
+// Local scores in this process (a *session.Session; tests give a fake): each score is the
+// scorer's Score at that layer and metric, exactly what a single-cell run records. A pair's
+// scores at one t share one comparison per layer (the session keeps it), so the metrics cost
+// nothing extra, and only the grid's layers are compared.
 type Local struct {
 	S interface {
 		Scorer
-		Cached(a, b *session.Image, t int) bool
+		Cached(a, b *api.Image, t int) bool
 	}
 }
 
 // Load implements PairScorer.
-func (l Local) Load(path string) (*session.Image, error) { return l.S.Load(path) }
+func (l Local) Load(path string) (*api.Image, error) { return l.S.Load(path) }
 
 // Cached implements PairScorer.
-func (l Local) Cached(a, b *session.Image, t int) bool { return l.S.Cached(a, b, t) }
+func (l Local) Cached(a, b *api.Image, t int) bool { return l.S.Cached(a, b, t) }
 
-// PrefetchImages implements PairScorer.
-func (l Local) PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error {
-	return l.S.PrefetchImages(ctx, t, imgs...)
+// Prefetch implements PairScorer.
+func (l Local) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
+	return l.S.Prefetch(ctx, t, imgs...)
 }
 
-// PairScores implements PairScorer: the session's own PairScores where it has one (one
-// comparison per layer for every metric), else its Score at each layer and metric.
-func (l Local) PairScores(ctx context.Context, a, b *session.Image, t int, layers []int, metrics []session.Metric) ([][]float64, error) {
-	if p, ok := l.S.(interface {
-		PairScores(ctx context.Context, a, b *session.Image, t int, layers []int, metrics []session.Metric) ([][]float64, error)
-	}); ok {
-		return p.PairScores(ctx, a, b, t, layers, metrics)
-	}
+// PairScores implements PairScorer.
+func (l Local) PairScores(ctx context.Context, a, b *api.Image, t int, layers []int, metrics []api.Metric) ([][]float64, error) {
+	return cellScores(ctx, l.S, a, b, t, layers, metrics)
+}
+
+// cellScores is s's Score at each layer and metric.
+func cellScores(ctx context.Context, s Scorer, a, b *api.Image, t int, layers []int, metrics []api.Metric) ([][]float64, error) {
 	out := make([][]float64, len(metrics))
 	for mi, m := range metrics {
 		out[mi] = make([]float64, len(layers))
 		for li, layer := range layers {
-			r, err := l.S.Score(ctx, session.Request{A: a, B: b, Layer: layer, T: t, Metric: m, Token: -1})
+			r, err := s.Score(ctx, api.Request{A: a, B: b, Layer: layer, T: t, Metric: m, Token: -1})
 			if err != nil {
 				return nil, err
 			}
@@ -78,20 +89,87 @@ func (l Local) PairScores(ctx context.Context, a, b *session.Image, t int, layer
 	return out, nil
 }
 
-// Forget implements Forgetter when the scorer forgets.
-func (l Local) Forget(t int, imgs ...*session.Image) {
+// Forget implements Forgetter: a session frees the features; other scorers keep theirs.
+func (l Local) Forget(t int, imgs ...*api.Image) {
 	if f, ok := l.S.(Forgetter); ok {
 		f.Forget(t, imgs...)
 	}
 }
 
-// Stats implements Counter when the scorer counts.
-func (l Local) Stats() session.Stats {
+// Stats implements Counter.
+func (l Local) Stats() api.Stats {
 	if c, ok := l.S.(Counter); ok {
 		return c.Stats()
 	}
-	return session.Stats{}
+	return api.Stats{}
 }
+
+// Served scores on a running server: a batch's images go in one prefetch (the server joins
+// concurrent requests into batched forwards), and a pair's every layer comes from one
+// LayerScores per metric rather than a request per cell. The server reads images itself and
+// computes them again should it have dropped them, so the images this run sent are taken as
+// kept.
+type Served struct {
+	S interface {
+		Scorer
+		LayerScores(ctx context.Context, a, b *api.Image, t int, m api.Metric) ([]api.LayerScore, error)
+		Stats() api.Stats
+	}
+
+	mu   sync.Mutex
+	kept map[string]bool // hash@t of the images this run had the server compute
+}
+
+func keptKey(img *api.Image, t int) string { return fmt.Sprintf("%s@%d", img.Hash, t) }
+
+// Load implements PairScorer.
+func (s *Served) Load(path string) (*api.Image, error) { return s.S.Load(path) }
+
+// Cached implements PairScorer.
+func (s *Served) Cached(a, b *api.Image, t int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kept[keptKey(a, t)] && s.kept[keptKey(b, t)]
+}
+
+// Prefetch implements PairScorer.
+func (s *Served) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
+	if err := s.S.Prefetch(ctx, t, imgs...); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kept == nil {
+		s.kept = map[string]bool{}
+	}
+	for _, img := range imgs {
+		s.kept[keptKey(img, t)] = true
+	}
+	return nil
+}
+
+// PairScores implements PairScorer.
+func (s *Served) PairScores(ctx context.Context, a, b *api.Image, t int, layers []int, metrics []api.Metric) ([][]float64, error) {
+	out := make([][]float64, len(metrics))
+	for mi, m := range metrics {
+		all, err := s.S.LayerScores(ctx, a, b, t, m)
+		if err != nil {
+			return nil, err
+		}
+		out[mi] = make([]float64, len(layers))
+		for li, l := range layers {
+			if l < 0 || l >= len(all) {
+				return nil, fmt.Errorf("the server answered %d layers; layer %d is not among them", len(all), l)
+			}
+			out[mi][li] = all[l].Score
+		}
+	}
+	return out, nil
+}
+
+// Stats implements Counter: the server model's counters, this run's work when no other client
+// uses the model.
+func (s *Served) Stats() api.Stats { return s.S.Stats() }
 
 // DefaultBatch is the images per forward of a grid run: a decision's three, as a single-cell
 // run batches them. On a CPU larger batches are no faster and grow ONNX Runtime's memory (the
@@ -138,7 +216,7 @@ type GridOutcome struct {
 // gridItem is one decision at one timestep on its way: its images, or why it is skipped.
 type gridItem struct {
 	task      Task
-	ref, a, b *session.Image
+	ref, a, b *api.Image
 	skip      string
 }
 
@@ -194,15 +272,15 @@ func (r *GridRun) Do(ctx context.Context) (GridOutcome, error) {
 	for i, l := range g.Layers {
 		layers[i] = l.Index
 	}
-	metrics := make([]session.Metric, len(g.Metrics))
+	metrics := make([]api.Metric, len(g.Metrics))
 	for i, m := range g.Metrics {
-		metrics[i] = session.Metric(m)
+		metrics[i] = api.Metric(m)
 	}
 	batch := r.Batch
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
-	var before session.Stats
+	var before api.Stats
 	counter, counted := r.Scorer.(Counter)
 	forgetter, _ := r.Scorer.(Forgetter)
 	if counted {
@@ -214,7 +292,7 @@ func (r *GridRun) Do(ctx context.Context) (GridOutcome, error) {
 	stop := watchStop(ctx, r.Log, r.Abandon, abandon)
 	defer stop()
 
-	w := gridWorker{s: r.Scorer, root: ds, known: map[string]*session.Image{}}
+	w := gridWorker{s: r.Scorer, root: ds, known: map[string]*api.Image{}}
 	logged := map[int]bool{}
 	var runErr error
 run:
@@ -244,7 +322,7 @@ run:
 			}
 			todo = todo[len(chunk):]
 			if len(fresh) > 0 {
-				if err := r.Scorer.PrefetchImages(scoreCtx, t, fresh...); err != nil {
+				if err := r.Scorer.Prefetch(scoreCtx, t, fresh...); err != nil {
 					if scoreCtx.Err() == nil {
 						runErr = fmt.Errorf("t=%d: %w", t, err)
 					}
@@ -306,20 +384,20 @@ run:
 type gridWorker struct {
 	s     PairScorer
 	root  *Dataset
-	known map[string]*session.Image // path → the image without its pixels
+	known map[string]*api.Image // path → the image without its pixels
 }
 
 // chunk takes decisions from the front of todo while the images whose features must be
 // computed fit in one batch (at least one decision). It returns the decisions it took, with
 // their images, and the images to compute.
-func (w *gridWorker) chunk(todo []Task, t, batch int) ([]gridItem, []*session.Image, error) {
+func (w *gridWorker) chunk(todo []Task, t, batch int) ([]gridItem, []*api.Image, error) {
 	var items []gridItem
-	var fresh []*session.Image
-	inBatch := map[string]*session.Image{}
+	var fresh []*api.Image
+	inBatch := map[string]*api.Image{}
 	for _, task := range todo {
 		it := gridItem{task: task}
-		var add []*session.Image
-		var imgs [3]*session.Image
+		var add []*api.Image
+		var imgs [3]*api.Image
 		for i, p := range []string{task.Ref, task.A, task.B} {
 			path := w.root.Path(p)
 			if img, ok := inBatch[path]; ok {
@@ -361,7 +439,7 @@ func (w *gridWorker) chunk(todo []Task, t, batch int) ([]gridItem, []*session.Im
 	return items, fresh, nil
 }
 
-func findPath(imgs []*session.Image, path string) *session.Image {
+func findPath(imgs []*api.Image, path string) *api.Image {
 	for _, img := range imgs {
 		if img.Path == path {
 			return img
@@ -371,7 +449,7 @@ func findPath(imgs []*session.Image, path string) *session.Image {
 }
 
 // forget drops the pixels of a batch once its decisions are made, keeping the images by path.
-func (w *gridWorker) forget(imgs []*session.Image) {
+func (w *gridWorker) forget(imgs []*api.Image) {
 	for _, img := range imgs {
 		light := *img
 		light.Pixels = nil
@@ -381,8 +459,8 @@ func (w *gridWorker) forget(imgs []*session.Image) {
 
 // release drops the features at t of the decision's images whose last decision at t it was.
 func (w *gridWorker) release(f Forgetter, t int, it gridItem, pos int, last map[string]int) {
-	var done []*session.Image
-	for _, img := range []*session.Image{it.ref, it.a, it.b} {
+	var done []*api.Image
+	for _, img := range []*api.Image{it.ref, it.a, it.b} {
 		if img != nil && last[img.Path] == pos && findPath(done, img.Path) == nil {
 			done = append(done, img)
 		}
@@ -393,7 +471,7 @@ func (w *gridWorker) release(f Forgetter, t int, it gridItem, pos int, last map[
 }
 
 // decide scores one decision at t at every layer and metric.
-func (w *gridWorker) decide(ctx context.Context, it gridItem, t int, layers []int, metrics []session.Metric) (GridRecord, error) {
+func (w *gridWorker) decide(ctx context.Context, it gridItem, t int, layers []int, metrics []api.Metric) (GridRecord, error) {
 	rec := newGridRecord(it.task, t)
 	if it.skip != "" {
 		rec.Skipped = it.skip
@@ -412,19 +490,19 @@ func (w *gridWorker) decide(ctx context.Context, it gridItem, t int, layers []in
 	if err != nil {
 		return rec, err
 	}
-	rec.Scores = make(map[string][][2]serve.Float, len(metrics))
+	rec.Scores = make(map[string][][2]api.Float, len(metrics))
 	for mi, m := range metrics {
-		row := make([][2]serve.Float, len(layers))
+		row := make([][2]api.Float, len(layers))
 		for li := range layers {
-			row[li] = [2]serve.Float{serve.Float(sa[mi][li]), serve.Float(sb[mi][li])}
+			row[li] = [2]api.Float{api.Float(sa[mi][li]), api.Float(sb[mi][li])}
 		}
 		rec.Scores[string(m)] = row
 	}
 	return rec, nil
 }
 
-func (w *gridWorker) ensure(ctx context.Context, t int, imgs ...*session.Image) error {
-	var again []*session.Image
+func (w *gridWorker) ensure(ctx context.Context, t int, imgs ...*api.Image) error {
+	var again []*api.Image
 	for _, img := range imgs {
 		if img.Pixels == nil && !w.s.Cached(img, img, t) && findPath(again, img.Path) == nil {
 			full, err := w.s.Load(img.Path)
@@ -438,7 +516,7 @@ func (w *gridWorker) ensure(ctx context.Context, t int, imgs ...*session.Image) 
 	if len(again) == 0 {
 		return nil
 	}
-	err := w.s.PrefetchImages(ctx, t, again...)
+	err := w.s.Prefetch(ctx, t, again...)
 	w.forget(again)
 	return err
 }

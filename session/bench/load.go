@@ -6,8 +6,7 @@ import (
 	"os"
 	"slices"
 
-	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/serve"
+	"github.com/diffsim/diffsim/api"
 )
 
 // LoadReport reads results into a report: a grid results file, a single-cell one (a grid of
@@ -71,8 +70,8 @@ func Disagreements(ds []Decision) []Decision {
 // score of the candidate the label prefers minus that of the other, signed so that positive
 // means the metric preferred the right one (a correct decision) and negative a wrong one.
 func Margin(d Decision) float64 {
-	m := d.ScoreA - d.ScoreB
-	if !session.Metric(d.Metric).HigherIsMoreSimilar() {
+	m := float64(d.ScoreA - d.ScoreB)
+	if !api.Metric(d.Metric).HigherIsMoreSimilar() {
 		m = -m
 	}
 	if d.Human == "b" {
@@ -142,7 +141,7 @@ func cellRecords(s Settings, recs []Record, each func(GridSettings, GridRecord))
 	for _, r := range recs {
 		gr := GridRecord{T: s.T, Index: r.Index, Set: SetAll, ID: r.ID, Ref: r.Ref, A: r.A, B: r.B, Human: r.Human, Skipped: r.Skipped}
 		if r.Skipped == "" {
-			gr.Scores = map[string][][2]serve.Float{s.Metric: {{serve.Float(r.ScoreA), serve.Float(r.ScoreB)}}}
+			gr.Scores = map[string][][2]api.Float{s.Metric: {{api.Float(r.ScoreA), api.Float(r.ScoreB)}}}
 		}
 		each(g, gr)
 	}

@@ -4,8 +4,7 @@ import (
 	"math"
 	"math/bits"
 
-	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/serve"
+	"github.com/diffsim/diffsim/api"
 )
 
 // Tally counts a grid run's decisions cell by cell as its records arrive, and keeps which
@@ -36,7 +35,7 @@ func NewTally(g GridSettings) *Tally {
 		t.set[s] = i
 	}
 	for _, m := range g.Metrics {
-		t.higher = append(t.higher, session.Metric(m).HigherIsMoreSimilar())
+		t.higher = append(t.higher, api.Metric(m).HigherIsMoreSimilar())
 	}
 	t.cells = make([]cellCount, len(g.Sets)*g.Cells())
 	for i := range t.cells {
@@ -84,25 +83,25 @@ func (t *Tally) Records() int { return t.records }
 // CellReport is the accuracy of one cell of a grid over one decision set: a line of
 // `bench report --json`.
 type CellReport struct {
-	Set        string      `json:"set"`
-	Layer      string      `json:"layer"`
-	LayerIndex int         `json:"layer_index"`
-	LayerLabel string      `json:"layer_label"`
-	T          int         `json:"t"`
-	Step       int         `json:"step"` // the reference's step index; 0 where t has none
-	Metric     string      `json:"metric"`
-	Accuracy   serve.Float `json:"accuracy"` // null when no decision was made
-	Low        serve.Float `json:"ci_low"`   // 95% Wilson score interval
-	High       serve.Float `json:"ci_high"`
-	N          int         `json:"n"` // decisions made (skipped ones are not counted)
-	Correct    int         `json:"correct"`
-	Skipped    int         `json:"skipped"`
+	Set        string    `json:"set"`
+	Layer      string    `json:"layer"`
+	LayerIndex int       `json:"layer_index"`
+	LayerLabel string    `json:"layer_label"`
+	T          int       `json:"t"`
+	Step       int       `json:"step"` // the reference's step index; 0 where t has none
+	Metric     string    `json:"metric"`
+	Accuracy   api.Float `json:"accuracy"` // null when no decision was made
+	Low        api.Float `json:"ci_low"`   // 95% Wilson score interval
+	High       api.Float `json:"ci_high"`
+	N          int       `json:"n"` // decisions made (skipped ones are not counted)
+	Correct    int       `json:"correct"`
+	Skipped    int       `json:"skipped"`
 	// Best marks the most accurate cell of its set and metric; Indistinguishable the cells
 	// that McNemar's exact test on the same decisions cannot tell from it (p ≥ 0.05; PBest).
-	Best              bool        `json:"best"`
-	Indistinguishable bool        `json:"indistinguishable"`
-	PBest             serve.Float `json:"p_vs_best"`
-	Meaningless       bool        `json:"meaningless,omitempty"` // cross-attention on text: every decision a tie
+	Best              bool      `json:"best"`
+	Indistinguishable bool      `json:"indistinguishable"`
+	PBest             api.Float `json:"p_vs_best"`
+	Meaningless       bool      `json:"meaningless,omitempty"` // cross-attention on text: every decision a tie
 }
 
 // Report is a grid's accuracy: every cell of every decision set.
@@ -130,7 +129,7 @@ const Alpha = 0.05
 func (t *Tally) Report() Report {
 	g := t.g
 	rep := Report{Settings: g, Records: t.records, Expected: g.Total * len(g.T)}
-	nan := serve.Float(math.NaN())
+	nan := api.Float(math.NaN())
 	for s, set := range g.Sets {
 		for mi, m := range g.Metrics {
 			best := -1
@@ -146,7 +145,7 @@ func (t *Tally) Report() Report {
 					}
 					if c.made > 0 {
 						p, lo, hi := Wilson(c.correct, c.made)
-						cr.Accuracy, cr.Low, cr.High = serve.Float(p), serve.Float(lo), serve.Float(hi)
+						cr.Accuracy, cr.Low, cr.High = api.Float(p), api.Float(lo), api.Float(hi)
 						if !l.Meaningless && (best < 0 || p > bestAcc) {
 							best, bestAcc = len(rep.Cells), p
 						}
@@ -167,7 +166,7 @@ func (t *Tally) Report() Report {
 					continue
 				}
 				p := mcNemar(c, bc)
-				rep.Cells[i].PBest = serve.Float(p)
+				rep.Cells[i].PBest = api.Float(p)
 				rep.Cells[i].Indistinguishable = i != best && p >= Alpha && !rep.Cells[i].Meaningless
 			}
 		}
