@@ -3,11 +3,12 @@ package ui
 import (
 	"time"
 
-	tea "charm.land/bubbletea/v2"
 	"context"
 	"errors"
 	"strings"
 	"testing"
+
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/charmbracelet/x/ansi"
 

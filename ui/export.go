@@ -64,7 +64,7 @@ func (m *Model) exportCmd() tea.Cmd {
 		m.note.text = "nothing to export yet: wait for the score"
 		return nil
 	}
-	res := *m.rq.res
+	res := *m.rq.result()
 	l, _ := m.currentLayer()
 	tx, ty, _ := m.token()
 	dir := m.opts.ExportDir
@@ -72,7 +72,7 @@ func (m *Model) exportCmd() tea.Cmd {
 		dir = DefaultExportDir
 	}
 	name := exportName(m.pair.pathA, m.pair.pathB, l, m.sel.t, m.info.Timesteps)
-	info, a, b, cond, overlay := m.info, m.pair.a, m.pair.b, m.cs.cur, m.pv.overlay
+	info, a, b, cond, overlay := m.info, m.pair.a, m.pair.b, m.cs.cur, m.pv.Overlay()
 	cursor := m.styles.Cursor
 	return func() tea.Msg {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -101,7 +101,7 @@ func (m *Model) exportCmd() tea.Cmd {
 		}); err != nil {
 			return errMsg{exportError{err}}
 		}
-		return exportMsg{paths: []string{pngPath, jsonPath}}
+		return exportMsg{dir: dir, files: []string{filepath.Base(pngPath), filepath.Base(jsonPath)}}
 	}
 }
 

@@ -64,13 +64,11 @@ func TestGoldenViews(t *testing.T) {
 		}},
 		{"meaningless", func(t *testing.T, w, h int) *Model {
 			m, _ := readyModel(t, w, h)
-			for range 4 {
-				send(m, press("K"))
-			}
+			send(m, layerSelectMsg{1}) // text cross-attention, as --layer or a click chooses it
 			return m
 		}},
 	}
-	sizes := [][2]int{{80, 24}, {120, 40}, {200, 60}}
+	sizes := [][2]int{{80, 23}, {100, 30}, {120, 40}}
 	for _, st := range states {
 		for _, sz := range sizes {
 			name := fmt.Sprintf("%s_%dx%d", st.name, sz[0], sz[1])
@@ -80,7 +78,7 @@ func TestGoldenViews(t *testing.T) {
 			})
 		}
 	}
-	for _, sz := range [][2]int{{79, 24}, {60, 20}} {
+	for _, sz := range [][2]int{{79, 23}, {80, 22}} {
 		name := fmt.Sprintf("toosmall_%dx%d", sz[0], sz[1])
 		t.Run(name, func(t *testing.T) {
 			m, _ := readyModel(t, sz[0], sz[1])

@@ -114,12 +114,15 @@ func TestKittyPlacement(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(t.Context(), testBackend{fake.New()}, "fake:a", "fake:b", opts) }()
 
-	lay := computeLayout(120, 40, 0.5, 1)
+	lay := computeLayout(120, 40)
+	pv := newPairView(NewStyles(true), pairKeys(DefaultKeyMap()), capsFor(opts), nil, nil)
+	pv.SetOrigin(lay.left.X, lay.left.Y)
+	pv.SetSize(lay.left.W, lay.left.H)
 	waitFor("every pane's image", func() bool { return len(transmissions(snapshot())) >= int(numPanes) })
 	waitFor("the placeholders", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		c := emu.CellAt(lay.panes[paneAttn].X, lay.panes[paneAttn].Y)
+		c := emu.CellAt(pv.panes[paneAttn].X, pv.panes[paneAttn].Y)
 		return c != nil && c.Content != "" && []rune(c.Content)[0] == kitty.Placeholder
 	})
 	time.Sleep(200 * time.Millisecond) // let background work and re-renders settle
@@ -130,7 +133,7 @@ func TestKittyPlacement(t *testing.T) {
 		sent[tr.id]++
 	}
 	for p := range numPanes {
-		id, r := kittyID(p), lay.panes[p]
+		id, r := kittyID(p), pv.panes[p]
 		// Once, or twice when a render without the scores landed before the first score
 		// (on a loaded machine the two race): never more for one state of the view.
 		if sent[id] < 1 || sent[id] > 2 {

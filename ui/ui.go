@@ -32,6 +32,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 
+	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -104,6 +105,10 @@ type Options struct {
 	OnFirstScore func()
 	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
 	Profile colorprofile.Profile
+	// Baseline, when set, calibrates the scores against unrelated pairs of images of this
+	// model and settings (diffsim baseline build): the score panel adds the rescaled score
+	// and the percentile, and r shows rescaled bars in the layer list and the sweep.
+	Baseline *calibration.Baseline
 
 	// programOptions are extra Bubble Tea options, for tests.
 	programOptions []tea.ProgramOption
@@ -158,7 +163,7 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	m := New(ctx, b, a, bImg, opts)
 	out := termgfx.NewWriter(opts.Output)
 	defer out.Close() // nothing is drawn after the last frame
-	m.pv.placer = out
+	m.pv.SetPlacer(out)
 	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(out)}
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))
