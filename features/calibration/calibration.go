@@ -16,6 +16,7 @@
 package calibration
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -50,7 +51,7 @@ type Baseline struct {
 	Layers    []string   `json:"layers"`    // layer names, by index
 	Timesteps []int      `json:"timesteps"` // ascending; [0] for models without timesteps
 	Metrics   []string   `json:"metrics"`
-	Cells     []Cell     `json:"cells"`
+	Cells     []Cell     `json:"cells,omitempty"`
 }
 
 // Cell is the baseline of one layer, timestep and metric.
@@ -273,11 +274,29 @@ func (b *Baseline) Encode() ([]byte, error) {
 		c.Cells[i] = x
 	}
 	c.Sort()
-	out, err := json.MarshalIndent(&c, "", " ")
+	// The header indented, one cell per line: small, and a diff shows which cells changed.
+	cells := c.Cells
+	c.Cells = nil
+	head, err := json.MarshalIndent(&c, "", " ")
 	if err != nil {
 		return nil, err
 	}
-	return append(out, '\n'), nil
+	var out bytes.Buffer
+	out.Write(bytes.TrimSuffix(head, []byte("\n}")))
+	out.WriteString(",\n \"cells\": [")
+	for i, x := range cells {
+		line, err := json.Marshal(x)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		out.WriteString("\n  ")
+		out.Write(line)
+	}
+	out.WriteString("\n ]\n}\n")
+	return out.Bytes(), nil
 }
 
 func round7(v float64) float64 {
