@@ -78,11 +78,19 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 		skipped = append(skipped, session.Skipped{Path: p, Error: e.Error()})
 	}
 	files = slices.DeleteFunc(files, func(p string) bool { return samePath(p, queryPath) })
+	if len(files) == 0 {
+		return usagef("%s has no images to rank %s against (diffsim reads PNG, JPEG, WebP, BMP, TIFF and GIF files, in sub-folders too; hidden ones are skipped)", dir, queryPath)
+	}
 	rk, err := c.rank(cmd, queryPath, files)
 	if err != nil {
 		return err
 	}
 	results, skip := rk.Results, rk.Skipped
+	recs := make([]*session.Record, len(results))
+	for i := range results {
+		recs[i] = &results[i].Record
+	}
+	c.calibrate(cmd, recs...)
 	skipped = append(skipped, skip...)
 	slices.SortFunc(skipped, func(x, y session.Skipped) int { return strings.Compare(x.Path, y.Path) })
 	for _, sk := range skipped {
@@ -116,7 +124,16 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 	if !rk.imageKV {
 		fmt.Fprintln(c.stdout, "note: cross-attention on text: keys and values do not depend on the image, so every pair scores 1")
 	}
+	calibrated := len(out.Results) > 0 && out.Results[0].Baseline != nil
+	if calibrated {
+		b := out.Results[0].Baseline
+		fmt.Fprintf(c.stdout, "rescaled against baseline %.8s (%s, %d pairs); pct: unrelated pairs less similar\n", b.Key, b.Source, b.Pairs)
+	}
 	for _, r := range out.Results {
+		if calibrated {
+			fmt.Fprintf(c.stdout, "%3d  %s  rescaled %s  pct %s  %s\n", r.Rank, value(r.Score), column(r.Rescaled, 2), column(r.Percentile, 0), r.ImageB)
+			continue
+		}
 		fmt.Fprintf(c.stdout, "%3d  %s  %s\n", r.Rank, value(r.Score), r.ImageB)
 	}
 	return nil

@@ -110,6 +110,7 @@ func (c *scoreCmd) scoreRemote(ctx context.Context, cmd *cobra.Command, cl *serv
 	p.add(pathA)
 	p.add(pathB)
 	p.record(&r.Record)
+	c.calibrate(cmd, &r.Record)
 	if c.json {
 		return json.NewEncoder(c.stdout).Encode(r.Record)
 	}

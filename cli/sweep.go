@@ -75,6 +75,11 @@ func (c *sweepCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	if err != nil {
 		return err
 	}
+	recs := make([]*session.Record, len(sw.Scores))
+	for i := range sw.Scores {
+		recs[i] = &sw.Scores[i]
+	}
+	c.calibrate(cmd, recs...)
 	if c.pngPath != "" {
 		if err := c.writePNG(c.pngPath, drawSweep(sw)); err != nil {
 			return err
@@ -86,7 +91,16 @@ func (c *sweepCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	case c.csv:
 		return sw.WriteCSV(c.stdout)
 	}
-	return sw.WriteTable(c.stdout)
+	if err := sw.WriteTable(c.stdout); err != nil {
+		return err
+	}
+	for _, r := range sw.Scores {
+		if r.Baseline != nil {
+			_, err := fmt.Fprintf(c.stdout, "calibrated against baseline %.8s (%s): --json adds each score's rescaled value and percentile\n", r.Baseline.Key, r.Baseline.Source)
+			return err
+		}
+	}
+	return nil
 }
 
 // sweep computes the sweep, through a running server when there is one.

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -17,9 +18,16 @@ func ResolveLayer(info ModelInfo, arg string) (int, error) {
 	if arg == "" {
 		return info.DefaultLayer, nil
 	}
+	names := func() string {
+		ns := make([]string, 0, len(layers))
+		for i, l := range layers {
+			ns = append(ns, fmt.Sprintf("%d %s", i, l.Label()))
+		}
+		return strings.Join(ns, ", ")
+	}
 	if i, err := strconv.Atoi(arg); err == nil {
 		if i < 0 || i >= len(layers) {
-			return 0, usagef("--layer %d is outside 0..%d; see diffsim models inspect", i, len(layers)-1)
+			return 0, usagef("--layer %d is outside 0..%d (layers: %s)", i, len(layers)-1, names())
 		}
 		return i, nil
 	}
@@ -42,12 +50,8 @@ func ResolveLayer(info ModelInfo, arg string) (int, error) {
 	if len(matches) == 1 {
 		return matches[0], nil
 	}
-	names := make([]string, 0, len(layers))
-	for _, l := range layers {
-		names = append(names, l.Label())
-	}
 	if len(matches) > 1 {
-		return 0, usagef("--layer %q matches %d layers; be more specific (layers: %s)", arg, len(matches), strings.Join(names, ", "))
+		return 0, usagef("--layer %q matches %d layers; be more specific (layers: %s)", arg, len(matches), names())
 	}
-	return 0, usagef("no layer %q (layers: %s)", arg, strings.Join(names, ", "))
+	return 0, usagef("no layer %q (layers: %s)", arg, names())
 }

@@ -73,17 +73,13 @@ func (m *Model) exportCmd() tea.Cmd {
 	}
 	name := exportName(m.pair.pathA, m.pair.pathB, l, m.sel.t, m.info.Timesteps)
 	info, a, b, cond, overlay := m.info, m.pair.a, m.pair.b, m.cs.cur, m.pv.Overlay()
-	cursor := m.styles.Cursor
+	cursor, baseline := m.styles.Cursor, m.baseline
 	return func() tea.Msg {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return errMsg{exportError{fmt.Errorf("create the export folder %s: %w (set another with --export-dir)", dir, err)}}
 		}
 		pngPath := filepath.Join(dir, name+".png")
 		jsonPath := filepath.Join(dir, name+".json")
-		img := exportImage(a, b, res, info, l, tx, ty, cursor, overlay)
-		if err := writeAtomic(pngPath, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
-			return errMsg{exportError{err}}
-		}
 		rec := exportRecord{
 			Record: session.NewRecord(info, session.NewSetup(info, res.Req.Metric, cond.Prompt, cond.CFG), res),
 			Token:  [2]int{tx, ty}, Grid: [2]int{l.GridW, l.GridH}, Overlay: overlay.String(),
@@ -94,6 +90,11 @@ func (m *Model) exportCmd() tea.Cmd {
 			// no image information: no number to mislead with (the record keeps why)
 			rec.Score, rec.AtoB, rec.BtoA = nil, nil, nil
 		}
+		rec.Calibrate(baseline)
+		img := exportImage(a, b, res, info, l, tx, ty, cursor, overlay, calibrationText(rec.Record))
+		if err := writeAtomic(pngPath, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+			return errMsg{exportError{err}}
+		}
 		if err := writeAtomic(jsonPath, func(w io.Writer) error {
 			e := json.NewEncoder(w)
 			e.SetIndent("", "  ")
@@ -103,6 +104,18 @@ func (m *Model) exportCmd() tea.Cmd {
 		}
 		return exportMsg{dir: dir, files: []string{filepath.Base(pngPath), filepath.Base(jsonPath)}}
 	}
+}
+
+// calibrationText is what the baseline says about the exported score, in the PNG's ASCII.
+func calibrationText(r session.Record) string {
+	if r.Baseline == nil || r.Rescaled == nil {
+		return ""
+	}
+	s := fmt.Sprintf("rescaled %.2f", *r.Rescaled)
+	if r.Percentile != nil {
+		s += fmt.Sprintf(", more similar than %.0f%% of unrelated pairs", *r.Percentile)
+	}
+	return s + " (" + r.Baseline.Source + ")"
 }
 
 // finite replaces NaN (JSON has none) with 0 in a copy; NaN marks no token in maps.
@@ -118,7 +131,7 @@ func finite(v []float32) []float32 {
 
 // exportImage lays out A and B with their cosine maps overlaid, then the three maps and
 // their colour scales, under two lines saying what is shown.
-func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo, l features.Layer, tx, ty int, cursor color.Color, overlay overlayMode) image.Image {
+func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo, l features.Layer, tx, ty int, cursor color.Color, overlay overlayMode, calibrated string) image.Image {
 	const gap, header, caption, legendW = 8, 36, 18, 64
 	face := basicfont.Face7x13
 	n := 5
@@ -141,6 +154,9 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 	line2 := fmt.Sprintf("layer %s (%s %dx%d)", name, l.Kind, l.GridW, l.GridH)
 	if info.Timesteps {
 		line2 += fmt.Sprintf("   t %d (reference step %s)", res.Req.T, stepLabel(res.Req.T))
+	}
+	if calibrated != "" {
+		score += "   " + calibrated
 	}
 	text(gap, 30, line2+"   "+score)
 

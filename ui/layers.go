@@ -247,11 +247,6 @@ func (p layerList) View() string {
 	inner := p.width - 4
 	lines := []string{p.header(inner)}
 	vis := p.visible()
-	nameW := 0
-	for _, i := range vis {
-		nameW = max(nameW, ansi.StringWidth(listName(p.layers[i])))
-	}
-	nameW = min(nameW, max(inner/3, 8))
 	left, right, ok := p.axis()
 	lo, hi := p.scoreRange()
 	vdec := 3 // the values: as many decimals as tell them apart
@@ -267,6 +262,12 @@ func (p layerList) View() string {
 			valW = max(valW, len(fmt.Sprintf("%.*f", vdec, v)))
 		}
 	}
+	// Names as long as the longest, leaving the bars at least four cells.
+	nameW := 0
+	for _, i := range vis {
+		nameW = max(nameW, ansi.StringWidth(listName(p.layers[i])))
+	}
+	nameW = max(min(nameW, inner-2-1-1-valW-4), 4)
 	barW := max(inner-2-nameW-1-1-valW, 3)
 	frac := func(v float64) float64 { return (v - left) / (right - left) }
 	axis := st.Dim.Render(strings.Repeat(" ", 2+nameW+1) + "scores not computed yet")

@@ -17,7 +17,6 @@ func colourBar(st Styles, name string, lo, hi float64, w int) string {
 	if w <= 0 {
 		return ""
 	}
-	l, h := rangeEnds(lo, hi)
 	cm := heatmap.Viridis()
 	ramp := func(n int) string {
 		var b strings.Builder
@@ -26,28 +25,38 @@ func colourBar(st Styles, name string, lo, hi float64, w int) string {
 		}
 		return b.String()
 	}
-	nums := ansi.StringWidth(l) + ansi.StringWidth(h) + 2
+	d0 := decimalsFor(lo, hi)
 	for _, withName := range []bool{true, false} {
-		prefix := ""
-		if withName && name != "" {
-			prefix = name + " "
-		}
-		if n := w - nums - ansi.StringWidth(prefix); n >= 3 {
-			return st.Label.Render(prefix) + st.Value.Render(l) + " " + ramp(n) + " " + st.Value.Render(h)
+		// Fewer decimals before no ramp: the ends stay apart down to one decimal less.
+		for d := d0; d >= max(d0-1, 1); d-- {
+			l, h := fmt.Sprintf("%.*f", d, lo), fmt.Sprintf("%.*f", d, hi)
+			prefix := ""
+			if withName && name != "" {
+				prefix = name + " "
+			}
+			if n := w - len(l) - len(h) - 2 - ansi.StringWidth(prefix); n >= 3 {
+				return st.Label.Render(prefix) + st.Value.Render(l) + " " + ramp(n) + " " + st.Value.Render(h)
+			}
 		}
 	}
-	if s := l + "–" + h; ansi.StringWidth(s) <= w {
+	if s := fmtRange(lo, hi); ansi.StringWidth(s) <= w {
 		return padRight(st.Value.Render(s), w)
 	}
 	return strings.Repeat(" ", w)
 }
 
-// rangeEnds formats lo and hi with enough decimals to tell them apart.
-func rangeEnds(lo, hi float64) (string, string) {
+// decimalsFor is how many decimals tell lo and hi apart, and a step between them.
+func decimalsFor(lo, hi float64) int {
 	d := 2
 	if span := hi - lo; span > 0 {
 		d = min(max(int(math.Ceil(-math.Log10(span)))+1, 2), 5)
 	}
+	return d
+}
+
+// rangeEnds formats lo and hi with enough decimals to tell them apart.
+func rangeEnds(lo, hi float64) (string, string) {
+	d := decimalsFor(lo, hi)
 	return fmt.Sprintf("%.*f", d, lo), fmt.Sprintf("%.*f", d, hi)
 }
 

@@ -53,10 +53,10 @@ const (
 	prioLayer
 	prioCalibrated
 	prioT
+	prioBaselineName
 	prioNotice
 	prioDirections
 	prioBaselines
-	prioBaselineName
 	prioModel
 	prioSetup
 	prioModule
@@ -72,7 +72,7 @@ func (p scorePanel) View() string {
 	d := p.d
 	switch r := d.res; {
 	case r == nil:
-		items = append(items, item{prio: prioScore, sep: "  ", chunks: []chunk{{{metricName(d.metric), st.Big}}, {{"computing…", st.Dim}}}})
+		items = append(items, item{prio: prioScore, sep: " ", chunks: []chunk{{{metricName(d.metric), st.Big}}, {{"computing…", st.Dim}}}})
 	case r.Meaningless != "":
 		items = append(items,
 			item{prio: prioScore, sep: "  ", chunks: []chunk{{{metricName(d.metric) + " n/a", st.Big}}, {{"no image information", st.Meaningless}}}},
@@ -84,10 +84,7 @@ func (p scorePanel) View() string {
 		items = append(items, p.calibrated(r)...)
 	}
 	l := d.layer
-	short := "#" + fmt.Sprint(l.Index)
-	if l.Short != "" {
-		short = l.Short + " #" + fmt.Sprint(l.Index)
-	}
+	short := listName(l) + " #" + fmt.Sprint(l.Index)
 	items = append(items, item{prio: prioLayer, sep: " · ", chunks: []chunk{
 		{lab("layer "), {short, st.Selected}}, {lab(fmt.Sprintf("%s %d×%d", l.Kind, l.GridW, l.GridH))}}})
 	if d.info.Timesteps {
@@ -154,7 +151,7 @@ func (p scorePanel) calibrated(r *session.Result) []item {
 	it.chunks = append(it.chunks, words(0, st.Value, percentText(c.Percentile)).chunks...)
 	name := "baseline: " + b.Name()
 	if c.Cell.Interpolated {
-		name += " (between timesteps)"
+		name += " (interpolated in t)"
 	}
 	return []item{it, words(prioBaselineName, st.Dim, name)}
 }
