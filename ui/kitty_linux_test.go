@@ -125,7 +125,26 @@ func TestKittyPlacement(t *testing.T) {
 		c := emu.CellAt(pv.panes[paneAttn].X, pv.panes[paneAttn].Y)
 		return c != nil && c.Content != "" && []rune(c.Content)[0] == kitty.Placeholder
 	})
-	time.Sleep(200 * time.Millisecond) // let background work and re-renders settle
+	// Background work and re-renders done: the status line says ready and nothing more is
+	// sent for a while.
+	settled := func(what string) {
+		t.Helper()
+		waitFor(what+": ready", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return bytes.Contains([]byte(emu.String()), []byte("● ready"))
+		})
+		n, quiet := -1, 0
+		waitFor(what+": nothing more sent", func() bool {
+			if m := len(transmissions(snapshot())); m != n {
+				n, quiet = m, 0
+				return false
+			}
+			quiet++
+			return quiet >= 10 // ten polls, 100 ms, without a new image
+		})
+	}
+	settled("first frame")
 	first := transmissions(snapshot())
 	t.Logf("%d images transmitted: %+v", len(first), first)
 	sent := map[uint32]int{}
@@ -172,7 +191,7 @@ func TestKittyPlacement(t *testing.T) {
 		defer mu.Unlock()
 		return bytes.Contains([]byte(emu.String()), []byte("feature cos"))
 	})
-	time.Sleep(200 * time.Millisecond)
+	settled("the metric change")
 	if n := len(transmissions(snapshot())); n != len(first) {
 		t.Errorf("a text-only change sent %d images again", n-len(first))
 	}
