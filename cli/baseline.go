@@ -23,9 +23,10 @@ import (
 // that put scores on a readable scale.
 type baselineCmd struct {
 	scoring
-	pairs int
-	tList string
-	json  bool
+	pairs   int
+	shuffle uint64
+	tList   string
+	json    bool
 }
 
 func newBaselineCmd(a *app) *cobra.Command {
@@ -76,9 +77,10 @@ on the built-in model (the README has the numbers).`,
 	}
 	c.diff.register(f)
 	f.IntVar(&c.pairs, "pairs", 0, "pairs to score (default: as many as images, each image in two pairs)")
+	f.Uint64Var(&c.shuffle, "shuffle", 1, "seed of the random pairing (another draws other pairs of the same images)")
 	f.StringVar(&c.tList, "t", "0:900:100,999", "timesteps: a list and ranges START:END[:STEP]; others are interpolated")
 	f.BoolVar(&c.json, "json", false, "print the baseline as JSON")
-	inGroup(f, groupCommon, "pairs", "t")
+	inGroup(f, groupCommon, "pairs", "shuffle", "t")
 	inGroup(f, groupOutput, "json")
 	return cmd
 }
@@ -112,7 +114,7 @@ func (c *baselineCmd) build(cmd *cobra.Command, dir string) error {
 	if n == 0 {
 		n = len(files)
 	}
-	pairs := baseline.RandomPairs(len(files), n, uint64(c.seed))
+	pairs := baseline.RandomPairs(len(files), n, c.shuffle)
 	if len(pairs) < n && !c.quiet {
 		fmt.Fprintf(c.stderr, "diffsim: %d images make %d different pairs; scoring those\n", len(files), len(pairs))
 	}

@@ -50,6 +50,8 @@ type Baseline struct {
 	Created   *time.Time `json:"created,omitempty"`
 	Layers    []string   `json:"layers"`    // layer names, by index
 	Timesteps []int      `json:"timesteps"` // ascending; [0] for models without timesteps
+	// NoTimesteps says the model has none: its cells at t = 0 serve every t.
+	NoTimesteps bool `json:"no_timesteps,omitempty"`
 	Metrics   []string   `json:"metrics"`
 	Cells     []Cell     `json:"cells,omitempty"`
 }
@@ -185,8 +187,7 @@ func (b *Baseline) At(layer, t int, metric string) (Cell, bool) {
 	if b == nil || len(b.Timesteps) == 0 {
 		return Cell{}, false
 	}
-	if len(b.Timesteps) == 1 {
-		// A model without timesteps: one cell serves every t.
+	if b.NoTimesteps {
 		return b.cell(layer, b.Timesteps[0], metric)
 	}
 	i, found := slices.BinarySearch(b.Timesteps, t)

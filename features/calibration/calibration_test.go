@@ -153,9 +153,16 @@ func TestAtInterpolates(t *testing.T) {
 			t.Errorf("At(%+v) found a cell", q)
 		}
 	}
-	one := &Baseline{Version: Version, Key: "k", Timesteps: []int{0}, Cells: []Cell{NewCell(0, 0, "cos", []float64{0.1, 0.2})}}
+	one := &Baseline{Version: Version, Key: "k", Timesteps: []int{0}, NoTimesteps: true, Cells: []Cell{NewCell(0, 0, "cos", []float64{0.1, 0.2})}}
 	if _, ok := one.At(0, 401, "cos"); !ok {
 		t.Error("a model without timesteps: its one cell serves every t")
+	}
+	single := &Baseline{Version: Version, Key: "k", Timesteps: []int{101}, Cells: []Cell{NewCell(0, 101, "cos", []float64{0.1, 0.2})}}
+	if _, ok := single.At(0, 401, "cos"); ok {
+		t.Error("a baseline built at t=101 only answered for t=401")
+	}
+	if _, ok := single.At(0, 101, "cos"); !ok {
+		t.Error("a baseline built at t=101 only did not answer for t=101")
 	}
 }
 

@@ -186,7 +186,7 @@ func Build(ctx context.Context, sc Scorer, n int, load func(i int) (*session.Ima
 	b := &calibration.Baseline{
 		Version: calibration.Version, Key: opts.Key, Model: opts.Model, ModelDescription: info.Description,
 		Size: info.Size, Seed: info.Seed, Prompt: opts.Prompt, CFG: opts.CFG, Source: opts.Source,
-		Images: len(used), Pairs: pairs, Timesteps: ts,
+		Images: len(used), Pairs: pairs, Timesteps: ts, NoTimesteps: !info.Timesteps,
 	}
 	if opts.Now != nil {
 		now := opts.Now().UTC().Truncate(time.Second)

@@ -128,8 +128,11 @@ func TestBuild(t *testing.T) {
 	}
 	// A model without timesteps: one cell per layer and metric, at t = 0.
 	b, err = Build(t.Context(), newFakeScorer(false), 4, images(4, nil), Options{Pairs: ReferencePairs(4), Key: "k"})
-	if err != nil || !slices.Equal(b.Timesteps, []int{0}) || len(b.Cells) != len(session.Metrics) {
+	if err != nil || !slices.Equal(b.Timesteps, []int{0}) || len(b.Cells) != len(session.Metrics) || !b.NoTimesteps {
 		t.Errorf("no timesteps: %+v, %v", b, err)
+	}
+	if _, ok := b.At(0, 401, "aas"); !ok {
+		t.Error("a model without timesteps: the baseline does not serve another t")
 	}
 	if _, err := Build(t.Context(), f, 2, images(2, map[int]int{1: 0}), Options{Pairs: [][2]int{{0, 1}}, Key: "k"}); err == nil {
 		t.Error("a build of copies only succeeded")
