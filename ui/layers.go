@@ -277,10 +277,18 @@ func (p layerList) View() string {
 		if p.rescaledOn() {
 			dec = 2
 		}
-		l, r := fmt.Sprintf("%.*f", dec, left), fmt.Sprintf("%.*f", dec, right)
-		// The number under the bars' left end; the scale and the direction between the ends.
+		// The number under the bars' left end, the one at the right edge, and the scale and
+		// the direction between them; fewer decimals rather than numbers cut or run together.
 		lead := 2 + nameW + 1
-		mid := max(inner-lead-len(l)-len(r)-1, 1)
+		l, r := "", ""
+		for d := dec; d >= 2; d-- {
+			l, r = fmt.Sprintf("%.*f", d, left), fmt.Sprintf("%.*f", d, right)
+			if l != r && lead+len(l)+1+len(r) <= inner {
+				break
+			}
+			l, r = "", ""
+		}
+		mid := max(inner-lead-len(l)-len(r)-1, 0)
 		sc := p.scale.String()
 		arrow := firstFit(mid-1, sc+" scale · more similar →", sc+" · more similar →", "more similar →", sc+" →", "→")
 		axis = strings.Repeat(" ", lead) + st.Label.Render(l) + " " +
