@@ -61,7 +61,7 @@ func DefaultKeyMap() KeyMap {
 		TimeLast:    b([]string{"end"}, "end", "t = 999"),
 		TypeT:       b([]string{"t"}, "t", "type a t"),
 		Back:        b([]string{"esc"}, "esc", "back"),
-		Help:        b([]string{"?"}, "?", "more keys"),
+		Help:        b([]string{"?"}, "?", "help"),
 		Quit:        b([]string{"q"}, "q", "quit"),
 		Interrupt:   b([]string{"ctrl+c"}, "ctrl+c", "quit, from anywhere"),
 		Accept:      b([]string{"enter"}, "enter", "accept"),
