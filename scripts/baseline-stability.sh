@@ -5,7 +5,7 @@
 # the five means beside the standard error one baseline reports (its spread / √N), and the
 # spread of the rescaled score and percentile a fixed pair (the cat and the coffee cup) gets.
 #   scripts/baseline-stability.sh [N ...]     (default: 16 32 64 128 256)
-# Uses a private cache folder; about 2 minutes on two cores.
+# Uses a private cache folder; about 10 minutes on two busy cores, most of it drawing images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB:-$(./scripts/setup-runtime.sh)}

@@ -97,21 +97,19 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		dark = *opts.Dark
 	}
 	st := NewStyles(dark)
-	now := time.Now
 	m := &Model{
 		ctx: ctx, backend: b, info: info, keys: DefaultKeyMap(), opts: opts, styles: st,
 		baseline: opts.Baseline,
 		pair:     pairState{pathA: pathA, pathB: pathB, loading: true},
-		sel:      selection{layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS, rescaled: false},
-		rq:       newRequests(ctx, b, func() time.Time { return now() }),
+		sel:      selection{layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS},
 		title:    newTitleBar(st),
 		sp:       newScorePanel(st),
 		sb:       newStatusBar(st),
 		hv:       newHelpView(st, dark),
 		pb:       newPromptBar(DefaultKeyMap(), st),
-		now:      now,
+		now:      time.Now,
 	}
-	m.rq.now = func() time.Time { return m.now() } // tests set m.now after New
+	m.rq = newRequests(ctx, b, func() time.Time { return m.now() }) // tests set m.now after New
 	if sb, ok := b.(servedBackend); ok {
 		m.served = sb.Served()
 	}
