@@ -19,7 +19,8 @@ const (
 	// palette and shape, so the chain of pairs through them is of unrelated images.
 	ReferenceImages = 64
 	referenceSeed   = 1
-	// ReferenceSource names the set in the baseline and wherever the baseline is named.
+	// ReferenceSource names the set in the baseline and wherever the baseline is named (the
+	// baseline's Images says how many).
 	ReferenceSource = "built-in reference set"
 )
 
@@ -74,7 +75,7 @@ func BuildReference(ctx context.Context, s Scorer, progress func(done, total int
 	}
 	return Build(ctx, s, len(imgs), func(i int) (*session.Image, error) { return imgs[i], nil }, Options{
 		Pairs: ReferencePairs(len(imgs)), Key: key, Model: info.Name, Progress: progress,
-		Source: fmt.Sprintf("%s (%d synthetic images)", ReferenceSource, len(imgs)),
+		Source: ReferenceSource,
 	})
 }
 
