@@ -123,8 +123,9 @@ func (p scorePanel) View() string {
 		setup.chunks = append(setup.chunks, chunk{val(took), lab(" " + how)})
 	}
 	items = append(items, setup)
-	module := item{prio: prioModule, chunks: []chunk{{val(l.Name)}}}
-	items = append(items, module)
+	if l.Name != listName(l) {
+		items = append(items, item{prio: prioModule, chunks: []chunk{{val(l.Name)}}})
+	}
 	if d.info.Description != "" {
 		items = append(items, words(prioDescription, st.Dim, d.info.Description))
 	}
