@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/features/families"
@@ -118,13 +119,13 @@ func (c *baselineCmd) build(cmd *cobra.Command, dir string) error {
 	if len(pairs) < n && !c.quiet {
 		fmt.Fprintf(c.stderr, "diffsim: %d images make %d different pairs; scoring those\n", len(files), len(pairs))
 	}
-	s, err := c.openSession(cmd, nil)
+	s, err := c.scorer(cmd, nil)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	info := s.Info()
-	key, err := c.baselineKey(cmd, info)
+	key, err := c.baselineKey(info.Size)
 	if err != nil {
 		return err
 	}
@@ -132,7 +133,7 @@ func (c *baselineCmd) build(cmd *cobra.Command, dir string) error {
 		ts = []int{0}
 	}
 	bar := c.newProgress("baseline", len(ts)*len(pairs), 0)
-	b, err := baseline.Build(cmd.Context(), s, len(files), func(i int) (*session.Image, error) { return s.Load(files[i]) }, baseline.Options{
+	b, err := baseline.Build(cmd.Context(), s, len(files), func(i int) (*api.Image, error) { return s.Load(files[i]) }, baseline.Options{
 		Pairs: pairs, Timesteps: ts, Key: key, Source: dir, Model: c.model,
 		Prompt: c.conditioning().prompt, CFG: c.conditioning().cfg, Now: time.Now,
 		Progress: func(done, _ int) { bar.Add(1) },
@@ -162,7 +163,7 @@ func (c *baselineCmd) build(cmd *cobra.Command, dir string) error {
 
 // writeStability says how stable the baseline is at one layer and t: its mean's standard
 // error beside its spread.
-func writeStability(w io.Writer, b *calibration.Baseline, layer, t int, info session.ModelInfo) {
+func writeStability(w io.Writer, b *calibration.Baseline, layer, t int, info api.ModelInfo) {
 	for _, m := range b.Metrics {
 		c, ok := b.At(layer, t, m)
 		if !ok {
@@ -180,50 +181,9 @@ func writeStability(w io.Writer, b *calibration.Baseline, layer, t int, info ses
 	}
 }
 
-// baselineKey is the key of the model the flags choose, with info's working size.
-func (c *scoring) baselineKey(cmd *cobra.Command, info session.ModelInfo) (string, error) {
-	_, src, err := families.All().Resolve(c.model)
-	if err != nil {
-		return "", err
-	}
-	d := c.conditioning()
-	spec := baseline.Spec{Source: src, Size: info.Size, Seed: c.seed,
-		Conditioning: features.Conditioning{Prompt: d.prompt, CFG: d.cfg}}
-	if d.ipAdapter != "" || d.imageEncoder != "" {
-		spec.IPAdapter = features.AdapterOptions{Weights: d.ipAdapter, ImageEncoder: d.imageEncoder,
-			Scale: d.ipScale, ScaleSet: cmd.Flags().Changed("ip-scale")}
-	}
-	return baseline.Key(spec)
-}
-
-// calibrate adds to records what the baseline of the model the flags choose says about
-// their scores (nothing when there is none). The records' setup gives the working size, so
-// records computed here and by a server are calibrated alike. It never fails the command: a
-// baseline that cannot be read is said on stderr (not with --quiet) and the records stay
-// uncalibrated.
-func (c *scoring) calibrate(cmd *cobra.Command, recs ...*session.Record) {
-	if len(recs) == 0 {
-		return
-	}
-	b := c.findBaseline(cmd, recs[0].Size)
-	for _, r := range recs {
-		r.Calibrate(b)
-	}
-}
-
-// findBaseline is the baseline of the model the flags choose at working size size, or nil
-// (said on stderr when one exists but cannot be read).
-func (c *scoring) findBaseline(cmd *cobra.Command, size int) *calibration.Baseline {
-	key, err := c.baselineKey(cmd, session.ModelInfo{Size: size})
-	var b *calibration.Baseline
-	if err == nil {
-		b, err = baseline.Find(baseline.Dir(), key)
-	}
-	if err != nil && !c.quiet {
-		fmt.Fprintf(c.stderr, "diffsim: scores not calibrated: %v\n", oneLine(err))
-	}
-	return b
-}
+// baselineKey is the key of the model the flags choose (its spec), at the working size it
+// runs at.
+func (c *scoring) baselineKey(size int) (string, error) { return baseline.SpecKey(c.spec(), size) }
 
 func newBaselineListCmd(a *app) *cobra.Command {
 	var asJSON bool
@@ -305,7 +265,7 @@ start, as baseline list prints it; without one, the baseline of the model the fl
 	f := cmd.Flags()
 	f.StringVar(&c.model, "model", "builtin", "the model whose baseline to show (without KEY)")
 	f.IntVar(&c.size, "size", 0, "its working size (default: the model's)")
-	f.Int64Var(&c.seed, "seed", session.DefaultSeed, "its noise seed")
+	f.Int64Var(&c.seed, "seed", api.DefaultSeed, "its noise seed")
 	f.StringVar(&c.metric, "metric", "aas", "aas, cos or mse")
 	f.BoolVar(&c.json, "json", false, "print the baseline as JSON")
 	inGroup(f, groupCommon, "model", "size", "seed", "metric")
@@ -397,7 +357,7 @@ func writeBaseline(w io.Writer, b *calibration.Baseline, metric string) error {
 
 // calibrationLine is what the baseline says about a record, for people: "rescaled 0.31 ·
 // more similar than 72% of unrelated pairs (baseline: …)"; "" without one.
-func calibrationLine(rec session.Record) string {
+func calibrationLine(rec api.Record) string {
 	if rec.Baseline == nil {
 		return ""
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // TestBaselineBuildAndUse builds a baseline from a folder of photographs, finds it in the
@@ -42,7 +42,7 @@ func TestBaselineBuildAndUse(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("score: exit %d: %s", code, stderr)
 	}
-	var rec session.Record
+	var rec api.Record
 	if err := json.Unmarshal([]byte(stdout), &rec); err != nil {
 		t.Fatal(err)
 	}

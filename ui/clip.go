@@ -9,7 +9,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // Clip opens the explorer on a video clip (`diffsim video --explore`): image A is the
@@ -19,7 +19,7 @@ type Clip struct {
 	Frames []ClipFrame
 	// Metric and Settings say what the curves were computed with ("Up1 t=201"): they stay
 	// as computed while the explorer's own layer, timestep and metric change.
-	Metric   session.Metric
+	Metric   api.Metric
 	Settings string
 }
 

@@ -9,9 +9,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/calibration"
-	"github.com/diffsim/diffsim/session"
 )
 
 // barScale is what the layer bars' length measures against.
@@ -43,10 +42,10 @@ func (k layersKeyMap) FullHelp() [][]key.Binding { return [][]key.Binding{{k.Sca
 
 // layerData is what the layer list shows that the root owns.
 type layerData struct {
-	scores   []session.LayerScore // at t under metric; nil: not computed yet
+	scores   []api.LayerScore // at t under metric; nil: not computed yet
 	selected int
 	t        int
-	metric   session.Metric
+	metric   api.Metric
 	// baseline, when rescaled is set, turns the bars into rescaled scores (0 = a typical
 	// unrelated pair, 1 = identical), which compare across layers.
 	baseline *calibration.Baseline
@@ -63,12 +62,12 @@ type layerList struct {
 	st            Styles
 	keys          layersKeyMap
 	width, height int
-	layers        []features.Layer
+	layers        []api.Layer
 	d             layerData
 	scale         barScale
 }
 
-func newLayerList(st Styles, layers []features.Layer) layerList {
+func newLayerList(st Styles, layers []api.Layer) layerList {
 	return layerList{st: st, keys: defaultLayersKeys(), layers: layers}
 }
 
@@ -82,7 +81,7 @@ func (p layerList) ShortHelp() []key.Binding  { return p.keys.ShortHelp() }
 func (p layerList) FullHelp() [][]key.Binding { return p.keys.FullHelp() }
 
 // scorable reports whether layer l carries image information in its keys and values.
-func scorable(l features.Layer) bool { return l.ImageKV }
+func scorable(l api.Layer) bool { return l.ImageKV }
 
 // visible are the layers listed, in order: the scorable ones and the selected one.
 func (p layerList) visible() []int {
@@ -128,7 +127,7 @@ func (p layerList) Update(msg tea.Msg) (layerList, tea.Cmd) {
 
 // nextScorable is the next layer from i in direction dir (±1) that can be scored, or i
 // when there is none.
-func nextScorable(layers []features.Layer, i, dir int) int {
+func nextScorable(layers []api.Layer, i, dir int) int {
 	for j := i + dir; j >= 0 && j < len(layers); j += dir {
 		if scorable(layers[j]) {
 			return j
@@ -227,7 +226,7 @@ func (p layerList) axis() (left, right float64, ok bool) {
 
 // listName is a layer's name in the list: the paper's short name (Up0, Down1.x), else its
 // module path without the parts every U-Net layer repeats.
-func listName(l features.Layer) string {
+func listName(l api.Layer) string {
 	if l.Short != "" {
 		return l.Short
 	}

@@ -8,9 +8,9 @@ import (
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/calibration"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -30,14 +30,17 @@ const (
 type Model struct {
 	ctx     context.Context
 	backend Backend
-	info    session.ModelInfo
-	served  string // what the status line says when the backend runs in another process; "" here
+	info    api.ModelInfo
+	served  string // what the status line says when the backend runs in another process (Caps.Served); "" here
 	// onFirstScore is Options.OnFirstScore until it has been called.
 	onFirstScore func()
 	keys         KeyMap
 	styles       Styles
 	opts         Options
-	baseline     *calibration.Baseline // unrelated pairs of this model and settings; nil: none
+	// baseline is the model's baseline of unrelated pairs (Info().Baseline): the score
+	// panel adds the rescaled score and percentile, r turns the bars and the sweep to
+	// rescaled scores; nil: none.
+	baseline *calibration.Baseline
 
 	lay  layout    // where everything goes; its W and H are the terminal's size
 	pair pairState // the images compared, and their load
@@ -68,7 +71,7 @@ type Model struct {
 // the backend is asked for, the screen, and whether bars show rescaled scores.
 type selection struct {
 	layer, t int
-	metric   session.Metric
+	metric   api.Metric
 	screen   screen
 	rescaled bool
 }
@@ -83,7 +86,7 @@ type note struct {
 // pairState is the pair of images compared, and its load.
 type pairState struct {
 	pathA, pathB string
-	a, b         *session.Image
+	a, b         *api.Image
 	loading      bool
 	loadErr      error
 }
@@ -99,9 +102,9 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	st := NewStyles(dark)
 	m := &Model{
 		ctx: ctx, backend: b, info: info, keys: DefaultKeyMap(), opts: opts, styles: st,
-		baseline: opts.Baseline,
+		baseline: info.Baseline,
 		pair:     pairState{pathA: pathA, pathB: pathB, loading: true},
-		sel:      selection{layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS},
+		sel:      selection{layer: info.DefaultLayer, t: info.DefaultT, metric: api.AAS},
 		title:    newTitleBar(st),
 		sp:       newScorePanel(st),
 		sb:       newStatusBar(st),
@@ -110,8 +113,8 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		now:      time.Now,
 	}
 	m.rq = newRequests(ctx, b, func() time.Time { return m.now() }) // tests set m.now after New
-	if sb, ok := b.(servedBackend); ok {
-		m.served = sb.Served()
+	if info.Caps.Served {
+		m.served = "served"
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
 		m.sel.layer = opts.Layer
@@ -124,13 +127,13 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	}
 	m.onFirstScore = opts.OnFirstScore
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Spinner))
-	if c, ok := m.conditioner(); ok {
-		m.cs.cur = c.Conditioning()
+	if info.Caps.Prompt {
+		m.cs.cur = b.Conditioning()
 	}
 	if opts.Clip != nil && len(opts.Clip.Frames) > 0 {
 		m.clipMode(opts.Clip)
 	}
-	ts := features.SweepTimesteps()
+	ts := schedule.SweepTimesteps()
 	if !info.Timesteps {
 		ts = []int{m.sel.t}
 	}
@@ -146,10 +149,8 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 // offerKeys disables the keys this model cannot use, so the help does not offer them.
 func (m *Model) offerKeys() {
 	k := &m.keys
-	if _, ok := m.conditioner(); !ok {
-		k.Prompt.SetEnabled(false)
-		k.CFG.SetEnabled(false)
-	}
+	k.Prompt.SetEnabled(m.info.Caps.Prompt)
+	k.CFG.SetEnabled(m.info.Caps.CFG)
 	if !m.info.Timesteps {
 		for _, b := range []*key.Binding{&k.TimeBack, &k.TimeFwd, &k.TimeBackFar, &k.TimeFwdFar, &k.TimeFirst, &k.TimeLast, &k.TypeT} {
 			b.SetEnabled(false)
@@ -317,7 +318,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return tea.Batch(m.schedule(), m.renderCmd())
 
 	case progressMsg:
-		m.rq.takeProgress(session.Progress(msg))
+		m.rq.takeProgress(api.Progress(msg))
 		return m.listenProgress()
 
 	case exportMsg:

@@ -22,8 +22,7 @@ import (
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -60,13 +59,13 @@ func (k pairKeyMap) FullHelp() [][]key.Binding {
 
 // pairData is what the pair view shows that the root owns.
 type pairData struct {
-	a, b         *session.Image
+	a, b         *api.Image
 	pathA, pathB string
-	layer        features.Layer // the current layer; its grid is the token grid
+	layer        api.Layer // the current layer; its grid is the token grid
 	t            int
 	// res answers the current layer and t (its token may be another one); nil while they
 	// are computing: maps of another layer or t would disagree with the panel.
-	res  *session.Result
+	res  *api.Result
 	show bool // the main screen with its images is on screen
 }
 

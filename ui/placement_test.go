@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi/kitty"
+
 	"github.com/diffsim/diffsim/heatmap"
 
 	tea "charm.land/bubbletea/v2"

@@ -7,8 +7,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
-
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // Scheduling. At most one Score (the current view) and one background job run at a time.
@@ -30,25 +29,25 @@ type requests struct {
 	// gen is bumped whenever answers about the state before must be dropped: a new pair,
 	// swapped images, a new conditioning. Every command carries the gen it was asked under.
 	gen      int
-	res      *session.Result // latest result for this pair; may answer an older request
-	fg       job             // the Score for the current view
-	bg       job             // one background job: layer scores or a prefetch
+	res      *api.Result // latest result for this pair; may answer an older request
+	fg       job         // the Score for the current view
+	bg       job         // one background job: layer scores or a prefetch
 	jobID    int
-	scores   map[scoreKey][]session.LayerScore
+	scores   map[scoreKey][]api.LayerScore
 	seen     map[int]bool // timesteps whose features were computed for this pair
 	stats    statsMsg     // latest snapshot of the backend's counters
-	progress session.Progress
+	progress api.Progress
 }
 
 // scoreKey names the layer scores of one timestep under one metric.
 type scoreKey struct {
 	t      int
-	metric session.Metric
+	metric api.Metric
 }
 
 // need is what the view needs from the backend now.
 type need struct {
-	view session.Request // the score on screen
+	view api.Request // the score on screen
 	// ts are the timesteps whose layer scores the background fills, most wanted first:
 	// view.T, its neighbours (prefetched first), then the sweep's.
 	ts []int
@@ -59,7 +58,7 @@ type job struct {
 	busy   bool
 	id     int
 	t      int
-	req    session.Request
+	req    api.Request
 	since  time.Time
 	cancel context.CancelFunc
 }
@@ -72,7 +71,7 @@ func (j *job) stop() {
 }
 
 func newRequests(ctx context.Context, b Backend, now func() time.Time) requests {
-	return requests{ctx: ctx, backend: b, now: now, scores: map[scoreKey][]session.LayerScore{}, seen: map[int]bool{}}
+	return requests{ctx: ctx, backend: b, now: now, scores: map[scoreKey][]api.LayerScore{}, seen: map[int]bool{}}
 }
 
 // newGen starts a new generation: work in flight is cancelled and its answers will be
@@ -102,20 +101,20 @@ func (r *requests) forget() {
 func (r *requests) dropResult() { r.res = nil }
 
 // result is the latest result, which may answer an older request (see current).
-func (r *requests) result() *session.Result { return r.res }
+func (r *requests) result() *api.Result { return r.res }
 
 // current reports whether the latest result answers want.
-func (r *requests) current(want session.Request) bool {
+func (r *requests) current(want api.Request) bool {
 	return r.res != nil && sameRequest(r.res.Req, want)
 }
 
 // layerScores are every layer's scores at t under m; nil when not computed yet.
-func (r *requests) layerScores(t int, m session.Metric) []session.LayerScore {
+func (r *requests) layerScores(t int, m api.Metric) []api.LayerScore {
 	return r.scores[scoreKey{t, m}]
 }
 
 // allScores are the layer scores of every timestep and metric computed; read only.
-func (r *requests) allScores() map[scoreKey][]session.LayerScore { return r.scores }
+func (r *requests) allScores() map[scoreKey][]api.LayerScore { return r.scores }
 
 // computed reports whether the pair's features at t were computed (under any metric).
 func (r *requests) computed(t int) bool {
@@ -164,7 +163,7 @@ func (r *requests) schedule(n need) tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
-func (r *requests) scoreCmd(req session.Request) tea.Cmd {
+func (r *requests) scoreCmd(req api.Request) tea.Cmd {
 	ctx, cancel := context.WithCancel(r.ctx)
 	r.jobID++
 	r.fg = job{busy: true, id: r.jobID, t: req.T, req: req, since: r.now(), cancel: cancel}
@@ -197,7 +196,7 @@ func (r *requests) backgroundCmd(n need) tea.Cmd {
 			if neighbour && !b.Cached(a, bi, t) {
 				// A neighbour: its features first, so that scrubbing to it is instant;
 				// its layer scores come next time round, from the cache.
-				if err := b.Prefetch(ctx, a, bi, t); err != nil {
+				if err := b.Prefetch(ctx, t, a, bi); err != nil {
 					return errMsg{backgroundError{gen: gen, id: id, t: t, prefetch: true, err: err}}
 				}
 				return prefetchMsg{gen: gen, id: id, t: t}
@@ -277,7 +276,7 @@ func (r *requests) takeError(err error) (show error, retry bool) {
 func (r *requests) takeStats(msg statsMsg) { r.stats = msg }
 
 // takeProgress keeps the backend's latest progress report.
-func (r *requests) takeProgress(p session.Progress) { r.progress = p }
+func (r *requests) takeProgress(p api.Progress) { r.progress = p }
 
 // cachedAt reports whether the features of the pair at t are known to be in the backend's
 // cache: computed here, or said so by the latest counters.
@@ -304,16 +303,16 @@ func (r *requests) working(layerLabel func(int) string, shownT int) (what string
 
 // runningNetwork reports whether the Score in flight waits for a network run (its features
 // are not computed), and the backend's progress of it.
-func (r *requests) runningNetwork() (session.Progress, bool) {
+func (r *requests) runningNetwork() (api.Progress, bool) {
 	if !r.fg.busy || r.seen[r.fg.req.T] || r.progress.What == "" {
-		return session.Progress{}, false
+		return api.Progress{}, false
 	}
 	return r.progress, true
 }
 
 // statsCmd fetches the backend's counters off the UI goroutine: View and Update never call
 // the backend, whatever locks it holds while the network runs.
-func (r *requests) statsCmd(a, b *session.Image, t int) tea.Cmd {
+func (r *requests) statsCmd(a, b *api.Image, t int) tea.Cmd {
 	be, gen := r.backend, r.gen
 	return func() tea.Msg {
 		msg := statsMsg{gen: gen, stats: be.Stats(), t: t}
@@ -324,4 +323,4 @@ func (r *requests) statsCmd(a, b *session.Image, t int) tea.Cmd {
 	}
 }
 
-func sameRequest(x, y session.Request) bool { return x == y }
+func sameRequest(x, y api.Request) bool { return x == y }

@@ -9,21 +9,20 @@ import (
 	"charm.land/bubbles/v2/key"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/calibration"
-	"github.com/diffsim/diffsim/session"
 )
 
 // scoreData is what the score panel shows that the root owns.
 type scoreData struct {
-	info   session.ModelInfo
+	info   api.ModelInfo
 	served string // "served" when the network runs in diffsim serve
-	layer  features.Layer
+	layer  api.Layer
 	t      int
-	metric session.Metric
+	metric api.Metric
 	// res answers the pair, layer, t and metric shown (its token may be another); nil while
 	// they are computing, so the panel never shows a number of another layer or t.
-	res *session.Result
+	res *api.Result
 	// baseline, when there is one for this model and its settings, calibrates the score.
 	baseline *calibration.Baseline
 }
@@ -135,7 +134,7 @@ func (p scorePanel) View() string {
 
 // calibrated are the lines that put the score against unrelated pairs: "rescaled 0.31 ·
 // more similar than 72% of unrelated pairs", and which baseline says so.
-func (p scorePanel) calibrated(r *session.Result) []item {
+func (p scorePanel) calibrated(r *api.Result) []item {
 	st := p.st
 	b := p.d.baseline
 	if b == nil {

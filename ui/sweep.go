@@ -10,10 +10,9 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/heatmap"
-	"github.com/diffsim/diffsim/session"
 )
 
 // sweepJumpMsg asks the explorer to show layer and t (Enter on a sweep cell, or a click).
@@ -53,8 +52,8 @@ func (k sweepKeyMap) FullHelp() [][]key.Binding {
 
 // sweepData is what the sweep shows that the root owns.
 type sweepData struct {
-	scores   map[scoreKey][]session.LayerScore // the root's; read only
-	metric   session.Metric
+	scores   map[scoreKey][]api.LayerScore // the root's; read only
+	metric   api.Metric
 	layer, t int // what the explorer shows
 	// baseline, when rescaled is set, colours and labels the cells with rescaled scores,
 	// which compare across layers.
@@ -69,13 +68,13 @@ type sweepModel struct {
 	st            Styles
 	keys          sweepKeyMap
 	width, height int
-	layers        []features.Layer
+	layers        []api.Layer
 	ts            []int
 	d             sweepData
 	row, col      int // the cursor: layer index, index into ts
 }
 
-func newSweep(st Styles, layers []features.Layer, ts []int) sweepModel {
+func newSweep(st Styles, layers []api.Layer, ts []int) sweepModel {
 	return sweepModel{st: st, keys: defaultSweepKeys(), layers: layers, ts: ts}
 }
 
@@ -190,7 +189,7 @@ func (p sweepModel) window() (off, rows int) {
 
 // value is what cell (layer i, timestep t) shows: the score, or its rescaled value; ok is
 // false when there is none.
-func (p sweepModel) value(i, t int, s session.LayerScore) (float64, bool) {
+func (p sweepModel) value(i, t int, s api.LayerScore) (float64, bool) {
 	if s.Meaningless || math.IsNaN(s.Score) {
 		return 0, false
 	}

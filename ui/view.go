@@ -10,7 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // View draws the explorer. Images are either half-block text inside it or, for sixel,
@@ -126,7 +126,7 @@ func (m *Model) sync() {
 // shownResult is the latest result when it answers the pair, layer and timestep shown
 // (its token or metric may differ); nil while they compute, so no component shows a
 // number or a map of another layer or t.
-func (m *Model) shownResult() *session.Result {
+func (m *Model) shownResult() *api.Result {
 	r := m.rq.result()
 	if r == nil || r.Req.A != m.pair.a || r.Req.B != m.pair.b || r.Req.Layer != m.sel.layer || r.Req.T != m.sel.t {
 		return nil
@@ -223,7 +223,7 @@ func (m *Model) layerLabel(i int) string {
 	return listName(m.info.Layers[i])
 }
 
-func progressText(p session.Progress) string {
+func progressText(p api.Progress) string {
 	if p.Total > 0 {
 		return fmt.Sprintf("%s %d/%d", p.What, p.Done, p.Total)
 	}

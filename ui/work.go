@@ -77,9 +77,6 @@ func abs(x int) int {
 // message re-arms it.
 func (m *Model) listenProgress() tea.Cmd {
 	ch := m.opts.Progress
-	if ps, ok := m.backend.(progressSource); ok && ch == nil {
-		ch = ps.Progress()
-	}
 	if ch == nil {
 		return nil
 	}

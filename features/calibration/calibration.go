@@ -51,9 +51,9 @@ type Baseline struct {
 	Layers    []string   `json:"layers"`    // layer names, by index
 	Timesteps []int      `json:"timesteps"` // ascending; [0] for models without timesteps
 	// NoTimesteps says the model has none: its cells at t = 0 serve every t.
-	NoTimesteps bool `json:"no_timesteps,omitempty"`
-	Metrics   []string   `json:"metrics"`
-	Cells     []Cell     `json:"cells,omitempty"`
+	NoTimesteps bool     `json:"no_timesteps,omitempty"`
+	Metrics     []string `json:"metrics"`
+	Cells       []Cell   `json:"cells,omitempty"`
 }
 
 // Cell is the baseline of one layer, timestep and metric.

@@ -15,16 +15,16 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/calibration"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/features/schedule"
 )
 
 // Scorer is what a build needs from a session: the model, and every layer's score of a
 // pair at one timestep. *session.Session is one.
 type Scorer interface {
-	Info() session.ModelInfo
-	LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error)
+	Info() api.ModelInfo
+	LayerScores(ctx context.Context, a, b *api.Image, t int, m api.Metric) ([]api.LayerScore, error)
 }
 
 // Options say what Build scores and how the result is described.
@@ -51,7 +51,7 @@ type Options struct {
 // DefaultTimesteps are the timesteps a baseline covers by default: the sweep's grid and
 // the schedule's end, so that the explorer can interpolate at any t in 0–999.
 func DefaultTimesteps() []int {
-	return append(features.SweepTimesteps(), features.Timesteps-1)
+	return append(schedule.SweepTimesteps(), schedule.Timesteps-1)
 }
 
 // RandomPairs draws n distinct pairs among m images as chains through shuffled orders of
@@ -88,7 +88,7 @@ func RandomPairs(m, n int, seed uint64) [][2]int {
 // and summarises each cell. An image that cannot be loaded fails the build (the caller
 // chooses the images); a pair of two identical images (same content) is skipped, since it is
 // not unrelated.
-func Build(ctx context.Context, sc Scorer, n int, load func(i int) (*session.Image, error), opts Options) (*calibration.Baseline, error) {
+func Build(ctx context.Context, sc Scorer, n int, load func(i int) (*api.Image, error), opts Options) (*calibration.Baseline, error) {
 	info := sc.Info()
 	ts := opts.Timesteps
 	if ts == nil {
@@ -105,7 +105,7 @@ func Build(ctx context.Context, sc Scorer, n int, load func(i int) (*session.Ima
 			return nil, fmt.Errorf("pair %v is not two of the %d images", p, n)
 		}
 	}
-	metrics := session.Metrics
+	metrics := api.Metrics
 	// scores[layer][t][metric] are the pairs' scores; meaningless layers stay empty.
 	scores := make([][][][]float64, len(info.Layers))
 	for l := range scores {
@@ -121,10 +121,10 @@ func Build(ctx context.Context, sc Scorer, n int, load func(i int) (*session.Ima
 		// One image loaded at a time beyond the pair: the chain's next pair reuses one.
 		var cache [2]struct {
 			i   int
-			img *session.Image
+			img *api.Image
 		}
 		cache[0].i, cache[1].i = -1, -1
-		get := func(i int) (*session.Image, error) {
+		get := func(i int) (*api.Image, error) {
 			for _, c := range cache {
 				if c.i == i {
 					return c.img, nil
@@ -136,7 +136,7 @@ func Build(ctx context.Context, sc Scorer, n int, load func(i int) (*session.Ima
 			}
 			cache[0], cache[1] = cache[1], struct {
 				i   int
-				img *session.Image
+				img *api.Image
 			}{i, img}
 			return img, nil
 		}

@@ -9,31 +9,30 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine/attention"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
 )
 
 // fakeScorer scores a pair at a layer and t by a formula of the images' indexes, and
 // counts the network runs a session's cache of two images would make.
 type fakeScorer struct {
-	info   session.ModelInfo
+	info   api.ModelInfo
 	cached []string // the last two images' features (hash@t), as a chain needs
 	runs   int
 }
 
 func newFakeScorer(timesteps bool) *fakeScorer {
-	return &fakeScorer{info: session.ModelInfo{Name: "fake", Description: "fake", Size: 64, Seed: 7, Timesteps: timesteps,
-		Layers: []features.Layer{
-			{Layer: attention.Layer{Index: 0, Name: "self", ImageKV: true}},
-			{Layer: attention.Layer{Index: 1, Name: "text", Kind: features.CrossAttention}},
+	return &fakeScorer{info: api.ModelInfo{Name: "fake", Description: "fake", Size: 64, Seed: 7, Timesteps: timesteps,
+		Layers: []api.Layer{
+			{Index: 0, Name: "self", ImageKV: true},
+			{Index: 1, Name: "text", Kind: api.CrossAttention},
 		}}}
 }
 
-func (f *fakeScorer) Info() session.ModelInfo { return f.info }
+func (f *fakeScorer) Info() api.ModelInfo { return f.info }
 
-func (f *fakeScorer) LayerScores(_ context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
-	for _, img := range []*session.Image{a, b} {
+func (f *fakeScorer) LayerScores(_ context.Context, a, b *api.Image, t int, m api.Metric) ([]api.LayerScore, error) {
+	for _, img := range []*api.Image{a, b} {
 		k := fmt.Sprintf("%s@%d", img.Hash, t)
 		if !slices.Contains(f.cached, k) {
 			f.runs++
@@ -47,19 +46,19 @@ func (f *fakeScorer) LayerScores(_ context.Context, a, b *session.Image, t int, 
 	fmt.Sscan(a.Path, &ia)
 	fmt.Sscan(b.Path, &ib)
 	s := float64(ia+ib) / 100
-	if m == session.MSE {
+	if m == api.MSE {
 		s = 1 - s
 	}
-	return []session.LayerScore{{Layer: 0, T: t, Score: s + float64(t)/1000}, {Layer: 1, T: t, Score: 1, Meaningless: true}}, nil
+	return []api.LayerScore{{Layer: 0, T: t, Score: s + float64(t)/1000}, {Layer: 1, T: t, Score: 1, Meaningless: true}}, nil
 }
 
-func images(n int, dup map[int]int) func(int) (*session.Image, error) {
-	return func(i int) (*session.Image, error) {
+func images(n int, dup map[int]int) func(int) (*api.Image, error) {
+	return func(i int) (*api.Image, error) {
 		h := fmt.Sprint(i)
 		if j, ok := dup[i]; ok {
 			h = fmt.Sprint(j)
 		}
-		return &session.Image{Path: fmt.Sprint(i), Hash: "h" + h}, nil
+		return &api.Image{Path: fmt.Sprint(i), Hash: "h" + h}, nil
 	}
 }
 
@@ -108,7 +107,7 @@ func TestBuild(t *testing.T) {
 		t.Errorf("baseline %+v", b)
 	}
 	// Layer 1 scores nothing (text keys): no cells; layer 0 has every t and metric.
-	if len(b.Cells) != len(ts)*len(session.Metrics) {
+	if len(b.Cells) != len(ts)*len(api.Metrics) {
 		t.Errorf("%d cells", len(b.Cells))
 	}
 	c, ok := b.At(0, 500, "aas")
@@ -128,7 +127,7 @@ func TestBuild(t *testing.T) {
 	}
 	// A model without timesteps: one cell per layer and metric, at t = 0.
 	b, err = Build(t.Context(), newFakeScorer(false), 4, images(4, nil), Options{Pairs: ReferencePairs(4), Key: "k"})
-	if err != nil || !slices.Equal(b.Timesteps, []int{0}) || len(b.Cells) != len(session.Metrics) || !b.NoTimesteps {
+	if err != nil || !slices.Equal(b.Timesteps, []int{0}) || len(b.Cells) != len(api.Metrics) || !b.NoTimesteps {
 		t.Errorf("no timesteps: %+v, %v", b, err)
 	}
 	if _, ok := b.At(0, 401, "aas"); !ok {

@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/features/store"
-	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/bench/synth"
 )
 
@@ -26,7 +26,7 @@ const (
 
 // ReferenceSet draws the reference images at size × size pixels: image i has synth's style
 // i and shape i mod 8. It is a pure function of its arguments.
-func ReferenceSet(size int) ([]*session.Image, error) {
+func ReferenceSet(size int) ([]*api.Image, error) {
 	styles, err := synth.Styles(ReferenceImages)
 	if err != nil {
 		return nil, err
@@ -35,12 +35,12 @@ func ReferenceSet(size int) ([]*session.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*session.Image, len(styles))
+	out := make([]*api.Image, len(styles))
 	for i, s := range styles {
 		c := contents[i%len(contents)]
 		img := synth.Render(s, c, size, referenceSeed)
 		sum := sha256.Sum256(img.Pix)
-		out[i] = &session.Image{Path: fmt.Sprintf("reference/%s/%s", s.Name, c.Name), Hash: hex.EncodeToString(sum[:]),
+		out[i] = &api.Image{Path: fmt.Sprintf("reference/%s/%s", s.Name, c.Name), Hash: hex.EncodeToString(sum[:]),
 			W: size, H: size, Pixels: img}
 	}
 	return out, nil
@@ -73,7 +73,7 @@ func BuildReference(ctx context.Context, s Scorer, progress func(done, total int
 	if err != nil {
 		return nil, err
 	}
-	return Build(ctx, s, len(imgs), func(i int) (*session.Image, error) { return imgs[i], nil }, Options{
+	return Build(ctx, s, len(imgs), func(i int) (*api.Image, error) { return imgs[i], nil }, Options{
 		Pairs: ReferencePairs(len(imgs)), Key: key, Model: info.Name, Progress: progress,
 		Source: ReferenceSource,
 	})

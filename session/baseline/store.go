@@ -15,11 +15,13 @@ import (
 
 	"github.com/google/renameio/v2"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/builtin"
 	"github.com/diffsim/diffsim/features/calibration"
+	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/features/store"
 )
 
@@ -59,7 +61,7 @@ func Key(s Spec) (string, error) {
 		return "", err
 	}
 	if !s.IPAdapter.IsZero() {
-		fmt.Fprintf(h, "\x00ip-adapter scale %v set %v\x00", s.IPAdapter.Scale, s.IPAdapter.ScaleSet)
+		fmt.Fprintf(h, "\x00ip-adapter scale %v\x00", s.IPAdapter.Scale)
 		for _, p := range []string{s.IPAdapter.Weights, s.IPAdapter.ImageEncoder} {
 			if err := fingerprint(h, p); err != nil {
 				return "", err
@@ -67,6 +69,33 @@ func Key(s Spec) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// SpecKey is the key of the model spec names, running at its working size size (its
+// info's: the spec may leave the size to the model).
+func SpecKey(spec api.Spec, size int) (string, error) {
+	_, src, err := families.All().Resolve(spec.Model)
+	if err != nil {
+		return "", err
+	}
+	s := Spec{Source: src, Size: size, Seed: spec.Seed, Conditioning: spec.Conditioning()}
+	if spec.IPAdapter != "" || spec.ImageEncoder != "" {
+		s.IPAdapter = features.AdapterOptions{Weights: spec.IPAdapter, ImageEncoder: spec.ImageEncoder, Scale: spec.IPScale}
+	}
+	return Key(s)
+}
+
+// For is the baseline of the model spec names at working size size: one built into Dir, else
+// a shipped one; nil when there is none, or when the model cannot be keyed (a model only a
+// test's own families read). The error says a baseline file exists but cannot be read. A
+// session and a served model's client put it in their ModelInfo, so every record of theirs
+// is calibrated alike.
+func For(spec api.Spec, size int) (*calibration.Baseline, error) {
+	key, err := SpecKey(spec, size)
+	if err != nil {
+		return nil, nil
+	}
+	return Find(Dir(), key)
 }
 
 // edge is how much of each end of a file the key reads.

@@ -1,4 +1,4 @@
-package session
+package api
 
 import (
 	"encoding/json"
@@ -7,13 +7,11 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/diffsim/diffsim/engine/attention"
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/calibration"
 )
 
 func TestNewRecordNullRule(t *testing.T) {
-	layers := []features.Layer{{Layer: attention.Layer{Name: "down.attn", Short: "Down0", ImageKV: true}}, {Layer: attention.Layer{Name: "text.attn", ImageKV: false}}}
+	layers := []Layer{{Name: "down.attn", Short: "Down0", ImageKV: true}, {Name: "text.attn", ImageKV: false}}
 	diffusion := ModelInfo{Name: "m", Description: "d", Device: "cpu", Layers: layers, Timesteps: true, Size: 64, Seed: 7}
 	vit := diffusion
 	vit.Timesteps = false
@@ -25,6 +23,7 @@ func TestNewRecordNullRule(t *testing.T) {
 		wantNull                []string
 		wantT, wantStep         any
 		wantMeaningless, wantGl any
+		wantBtoA                any
 	}{
 		{
 			name:     "diffusion model: every value applies but the global embedding",
@@ -41,15 +40,15 @@ func TestNewRecordNullRule(t *testing.T) {
 			wantGl:   0.25,
 		},
 		{
-			name:     "a score that is not a number is null; text cross-attention says why",
+			name:     "a score that is not a number is null, an infinite one \"+Inf\"; text cross-attention says why",
 			info:     diffusion,
 			r:        Result{Req: Request{A: a, B: b, Layer: 1, T: 101, Metric: Cosine}, Score: math.NaN(), AtoB: math.NaN(), BtoA: math.Inf(1), FeatureCosine: math.NaN(), MSE: 0, Global: math.NaN(), Meaningless: "cross-attention on text"},
-			wantNull: []string{"score", "a_to_b", "b_to_a", "feature_cosine", "global_cosine", "rescaled", "percentile", "baseline"},
-			wantT:    101.0, wantStep: 900.0, wantMeaningless: "cross-attention on text",
+			wantNull: []string{"score", "a_to_b", "feature_cosine", "global_cosine", "rescaled", "percentile", "baseline"},
+			wantT:    101.0, wantStep: 900.0, wantMeaningless: "cross-attention on text", wantBtoA: "+Inf",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := NewRecord(tc.info, NewSetup(tc.info, tc.r.Req.Metric, "", false), tc.r)
+			rec := NewRecord(tc.info, NewSetup(tc.info, tc.r.Req.Metric, Conditioning{}), tc.r)
 			data, err := json.Marshal(rec)
 			if err != nil {
 				t.Fatalf("marshal: %v", err)
@@ -79,6 +78,16 @@ func TestNewRecordNullRule(t *testing.T) {
 					t.Errorf("%s = %v, want %v", key, m[key], want)
 				}
 			}
+			if tc.wantBtoA != nil && m["b_to_a"] != tc.wantBtoA {
+				t.Errorf("b_to_a = %v, want %v", m["b_to_a"], tc.wantBtoA)
+			}
+			var back Record
+			if err := json.Unmarshal(data, &back); err != nil {
+				t.Fatal(err)
+			}
+			if again, _ := json.Marshal(back); string(again) != string(data) {
+				t.Errorf("a record read back writes\n%s\nnot\n%s", again, data)
+			}
 			if tc.wantGl != nil && m["global_cosine"] != tc.wantGl {
 				t.Errorf("global_cosine = %v, want %v", m["global_cosine"], tc.wantGl)
 			}
@@ -93,7 +102,7 @@ func TestNewRecordNullRule(t *testing.T) {
 // its percentile and the baseline's cell; without one, or at a layer the baseline has no
 // cell for, the keys stay null.
 func TestRecordCalibrate(t *testing.T) {
-	layers := []features.Layer{{Layer: attention.Layer{Name: "down.attn", ImageKV: true}}, {Layer: attention.Layer{Name: "text.attn"}}}
+	layers := []Layer{{Name: "down.attn", ImageKV: true}, {Name: "text.attn"}}
 	info := ModelInfo{Name: "m", Layers: layers, Timesteps: true}
 	var xs []float64
 	for i := range 11 {
@@ -103,7 +112,7 @@ func TestRecordCalibrate(t *testing.T) {
 		Cells: []calibration.Cell{calibration.NewCell(0, 100, "aas", xs), calibration.NewCell(0, 200, "aas", xs)}}
 	b.Sort()
 	a, c := &Image{Path: "a.png"}, &Image{Path: "b.png"}
-	rec := NewRecord(info, NewSetup(info, AAS, "", false), Result{Req: Request{A: a, B: c, Layer: 0, T: 150, Metric: AAS}, Score: 0.975})
+	rec := NewRecord(info, NewSetup(info, AAS, Conditioning{}), Result{Req: Request{A: a, B: c, Layer: 0, T: 150, Metric: AAS}, Score: 0.975})
 	rec.Calibrate(b)
 	if rec.Rescaled == nil || math.Abs(*rec.Rescaled-0.5) > 1e-9 || rec.Percentile == nil || math.Abs(*rec.Percentile-75) > 1e-6 ||
 		rec.Baseline == nil || rec.Baseline.Key != "k" || !rec.Baseline.Interpolated || rec.Baseline.Pairs != 11 {
@@ -118,7 +127,7 @@ func TestRecordCalibrate(t *testing.T) {
 		{Req: Request{A: a, B: c, Layer: 0, T: 150, Metric: MSE}, Score: 0.1},                                       // nor for mse
 		{Req: Request{A: a, B: c, Layer: 1, T: 150, Metric: AAS}, Score: 1, Meaningless: "cross-attention on text"}, // no image information
 	} {
-		rec := NewRecord(info, NewSetup(info, r.Req.Metric, "", false), r)
+		rec := NewRecord(info, NewSetup(info, r.Req.Metric, Conditioning{}), r)
 		rec.Calibrate(b)
 		if rec.Rescaled != nil || rec.Baseline != nil {
 			t.Errorf("%+v calibrated: %v %+v", r.Req, *rec.Rescaled, rec.Baseline)
