@@ -14,6 +14,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/ui/internal/fake"
@@ -682,5 +683,32 @@ func TestOnFirstScoreOnce(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Errorf("called %d times after more scores, want 1", calls)
+	}
+}
+
+// TestNotesClearOnTheNextAction: an error or a note in the status line answers the action
+// before it, and goes with the next key or click; a long one wraps over the timeline's rows
+// meanwhile, whole.
+func TestNotesClearOnTheNextAction(t *testing.T) {
+	m, _ := readyModel(t, 80, 23)
+	screen := func() string { return ansi.Strip(m.content()) }
+	send(m, press("t"))
+	typeText(m, "1234")
+	send(m, press("enter"))
+	if m.note.err == nil || !strings.Contains(screen(), `t "1234": want a whole number from 0 to 999`) {
+		t.Fatalf("no whole error for a t out of range:\n%s", screen())
+	}
+	send(m, press("."))
+	if m.note.err != nil || strings.Contains(screen(), "1234") {
+		t.Errorf("the error stayed after the next key:\n%s", screen())
+	}
+	dir := "/a/very/long/folder/name/that/does/not/fit/on/one/line/diffsim-export"
+	send(m, exportMsg{dir: dir, files: []string{"a_vs_b_Up0_t411.png", "a_vs_b_Up0_t411.json"}})
+	if v := screen(); !strings.Contains(v, dir+"/:") || !strings.Contains(v, "a_vs_b_Up0_t411.json") {
+		t.Errorf("the export's folder and files are not shown whole:\n%s", v)
+	}
+	send(m, tea.MouseClickMsg{X: 1, Y: 1, Button: tea.MouseLeft})
+	if m.note.text != "" || strings.Contains(screen(), dir) {
+		t.Errorf("the note stayed after a click: %q", m.note.text)
 	}
 }
