@@ -19,6 +19,7 @@ type exploreCmd struct {
 	exportDir    string
 	traceStartup bool
 	results      string // --results: a benchmark's results instead of a pair
+	version      bool   // --version: what `diffsim version` prints, as other tools' --version does
 }
 
 // exploreWord lets `diffsim explore A B` mean `diffsim A B`, as people coming from the
@@ -48,6 +49,9 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
   diffsim sweep a.png b.png --t 0:999:100 --png sweep.png
   diffsim help score`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if c.version && len(args) == 0 {
+				return nil
+			}
 			if c.results != "" {
 				return resultsArgs(cmd, args)
 			}
@@ -60,6 +64,9 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c.version {
+				return (&versionCmd{app: a, ortLib: c.ortLib}).run()
+			}
 			if c.results != "" {
 				return c.runResults(cmd, resultsData(args))
 			}
@@ -75,12 +82,14 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 	f.StringVar(&c.results, "results", "", "explore a benchmark's results (bench --out FILE or DIR/) instead of a pair: diffsim explore --results FILE [DATA]")
 	f.BoolVar(&c.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen and its first score (scripts/bench-launch.sh, scripts/bench-served.sh)")
 	_ = f.MarkHidden("trace-startup")
+	f.BoolVar(&c.version, "version", false, "print diffsim's version, as diffsim version does")
+	inGroup(f, groupOutput, "version")
 	inGroup(f, groupOutput, "graphics", "export-dir")
 	c.registerNoServer(f)
 
 	root.AddCommand(
 		newScoreCmd(a), newSweepCmd(a), newRankCmd(a), newBenchCmd(a), newVideoCmd(a),
-		newModelsCmd(a), newDoctorCmd(a), newVersionCmd(a), newServeCmd(a), newCacheCmd(a),
+		newModelsCmd(a), newDoctorCmd(a), newVersionCmd(a), newServeCmd(a), newCacheCmd(a), newBaselineCmd(a),
 	)
 	setupHelp(root)
 	return root

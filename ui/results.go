@@ -157,12 +157,13 @@ func (m *resultsModel) syncMatrix() {
 		}
 		scores[scoreKey{t, api.AAS}] = row
 	}
-	m.mx.SetData(scores, api.AAS, bestRow, bestT)
+	m.mx.SetData(sweepData{scores: scores, metric: api.AAS, layer: bestRow, t: bestT})
 	set, metric := g.Sets[m.set], g.Metrics[m.metric]
 	m.mx.labels = sweepLabels{
 		title: "accuracy",
 		what:  fmt.Sprintf("%s set · %s · layer × timestep", set, metricName(api.Metric(metric))),
-		note:  " lower accuracy → higher · ◆ best cell · n/a no decisions or no image information",
+		ramp:  "lower → higher accuracy",
+		notes: []string{"◆ best cell", "n/a no decisions or no image information"},
 	}
 }
 
@@ -180,7 +181,8 @@ func (m *resultsModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.BackgroundColorMsg:
 		m.st = NewStyles(msg.IsDark())
-		m.mx.st, m.list.st = m.st, m.st
+		m.mx.SetStyles(m.st)
+		m.list.st = m.st
 		m.help.Styles = help.DefaultStyles(msg.IsDark())
 		if m.ex != nil {
 			_, cmd := m.ex.Update(msg)
@@ -253,7 +255,7 @@ func (m *resultsModel) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	// the explorer has the keys, but for the ones that leave it or move between decisions,
 	// while it shows its main screen with nothing typed
 	ex := m.ex
-	if ex.sel.screen == screenMain && !ex.pb.open && !ex.help.ShowAll {
+	if ex.sel.screen == screenMain && !ex.pb.Active() && !ex.hv.Open() {
 		switch {
 		case key.Matches(msg, k.BackToList):
 			m.screen = resultsList
@@ -344,7 +346,7 @@ func (m *resultsModel) showDecision() tea.Cmd {
 		opts := m.opts
 		opts.Layer, opts.T, opts.Metric = layer, t, metric
 		m.ex = New(m.ctx, m.b, ref, cand, opts)
-		m.ex.pv.placer = m.placer
+		m.ex.pv.SetPlacer(m.placer)
 		_, size := m.ex.Update(tea.WindowSizeMsg{Width: m.w, Height: max(m.h-1, 1)})
 		return tea.Batch(m.ex.Init(), size)
 	}
@@ -354,9 +356,8 @@ func (m *resultsModel) showDecision() tea.Cmd {
 		ex.sel.t = t
 	}
 	ex.sel.metric = metric
-	ex.sel.screen = screenMain
 	ex.pair.pathA, ex.pair.pathB = ref, cand
-	return tea.Batch(ex.loadCmd(ref, cand), ex.relayout())
+	return tea.Batch(ex.loadCmd(ref, cand), ex.closeView())
 }
 
 // path resolves a decision's image path against the benchmark's folder.
