@@ -174,6 +174,7 @@ func (c *scoring) openSession(cmd *cobra.Command, progress func(session.Progress
 	s, err := session.Open(cmd.Context(), session.Options{
 		Model: c.model, Size: c.size, Seed: c.seed, Device: c.device, Library: c.ortLib, OnProgress: progress,
 		GraphCache:   graphCacheNoticing(c.notices()),
+		Prune:        cmd.Name() != "explore" && cmd.HasParent(), // the explorer (also `diffsim A B`) needs every layer
 		Conditioning: features.Conditioning{Prompt: d.prompt, CFG: d.cfg},
 		Families:     families.All(),
 		IPAdapter:    d.ipAdapter, ImageEncoder: d.imageEncoder,

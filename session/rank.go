@@ -44,11 +44,11 @@ func (s *Session) Rank(ctx context.Context, query *Image, files []string, layer,
 	flush := func() error {
 		switch len(toRun) {
 		case 1:
-			if err := s.Prefetch(ctx, toRun[0], toRun[0], t); err != nil {
+			if err := s.prefetch(ctx, t, []int{layer}, toRun[0]); err != nil {
 				return err
 			}
 		case 2:
-			if err := s.Prefetch(ctx, toRun[0], toRun[1], t); err != nil {
+			if err := s.prefetch(ctx, t, []int{layer}, toRun[0], toRun[1]); err != nil {
 				return err
 			}
 		}

@@ -70,7 +70,7 @@ func (s *Session) Sweep(ctx context.Context, a, b *Image, layers, ts []int, m Me
 	grid := make([][]Record, len(ts)) // [t][layer position]
 	for ti, t := range ts {
 		for _, li := range layers {
-			r, err := s.Score(ctx, Request{A: a, B: b, Layer: li, T: t, Metric: m, Token: -1})
+			r, err := s.score(ctx, Request{A: a, B: b, Layer: li, T: t, Metric: m, Token: -1}, layers)
 			if err != nil {
 				return Sweep{}, err
 			}

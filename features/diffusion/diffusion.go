@@ -122,6 +122,12 @@ func OpenWithAdapter(ctx context.Context, l features.Loader, name, dir string, s
 			return nil, fmt.Errorf("IP-Adapter: %w", err)
 		}
 		inj = injected
+		// Sessions open when a run needs them: the injected graph is rebuilt then rather than
+		// kept in memory.
+		to.Source = func() ([]byte, error) {
+			data, _, _, err := ip.InjectUNet(unetPath)
+			return data, err
+		}
 		if m.unet, err = tapped.Load(l, unetPath, data, wdir, to); err != nil {
 			return nil, fmt.Errorf("U-Net with IP-Adapter: %w", err)
 		}
@@ -342,6 +348,21 @@ func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int
 // every image twice (unconditional half first, as diffusers orders it) and each image's
 // features carry both halves as heads (see Conditioning).
 func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning) ([]features.Extraction, error) {
+	return m.extract(ctx, imgs, t, seed, c, nil)
+}
+
+// ExtractLayers implements features.Pruner: the U-Net cut down to the layers' taps (Down0
+// needs a tenth of the network; the VAE latent and the text embedding are computed as for
+// every run, once per image and per prompt).
+func (m *Model) ExtractLayers(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning, layers []int) ([]features.Extraction, error) {
+	if layers == nil {
+		return nil, errors.New("ExtractLayers: no layers asked for")
+	}
+	return m.extract(ctx, imgs, t, seed, c, layers)
+}
+
+// extract runs the U-Net on imgs, whole (layers nil) or pruned to layers.
+func (m *Model) extract(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning, layers []int) ([]features.Extraction, error) {
 	if t < 0 || t >= features.Timesteps {
 		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, features.Timesteps-1)
 	}
@@ -425,7 +446,13 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 			inputs = append(inputs, engine.F32(in.Name, []int64{int64(b), 6}, ids))
 		}
 	}
-	res, err := m.unet.Run(ctx, h, h, inputs...)
+	var res tapped.Result
+	var err error
+	if layers == nil {
+		res, err = m.unet.Run(ctx, h, h, inputs...)
+	} else {
+		res, err = m.unet.RunLayers(ctx, layers, h, h, inputs...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("U-Net: %w", err)
 	}

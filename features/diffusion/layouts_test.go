@@ -74,6 +74,21 @@ func TestOtherLayouts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A score at Mid, the layer the regression broke, runs the U-Net cut down to it.
+			mid := slices.IndexFunc(info.Layers, func(l features.Layer) bool { return l.Short == "Mid" })
+			if mid < 0 {
+				t.Fatal("no Mid layer")
+			}
+			pr, err := m.ExtractLayers(ctx, imgs, 401, 2334, features.Conditioning{}, []int{mid})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range imgs {
+				g, f := pr[k].Layers[mid], ex[k].Layers[mid]
+				if !slices.Equal(g.Q, f.Q) || !slices.Equal(g.K, f.K) || !slices.Equal(g.V, f.V) {
+					t.Errorf("Mid, image %d: the pruned U-Net's features differ from the full one's", k)
+				}
+			}
 			if m.unet.BuffersRefused() {
 				t.Error("the runtime refused the taps' buffers: their inferred shapes are wrong")
 			}
