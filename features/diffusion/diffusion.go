@@ -247,10 +247,13 @@ func (m *Model) vaeSession() (engine.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	size := int64(len(data))
 	vae, err := m.loader.Load(data, engine.SessionOptions{ExternalDataDir: abs, Outputs: []string{m.vaeOut}})
+	data = nil
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	engine.ReleaseMemory(size)
 	if len(vae.Inputs()) != 1 {
 		return nil, errors.Join(fmt.Errorf("%s: the VAE encoder has %d inputs; diffsim feeds one image", path, len(vae.Inputs())), vae.Close())
 	}
@@ -289,10 +292,13 @@ func (m *Model) textSession() (engine.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	size := int64(len(data))
 	sess, err := m.loader.Load(data, engine.SessionOptions{ExternalDataDir: abs, Outputs: []string{"last_hidden_state"}})
+	data = nil
 	if err != nil {
 		return nil, fmt.Errorf("text encoder %s: %w", m.textPath, err)
 	}
+	engine.ReleaseMemory(size)
 	if ins := sess.Inputs(); len(ins) != 1 {
 		return nil, errors.Join(fmt.Errorf("%s: the text encoder has %d inputs; diffsim feeds only input_ids", m.textPath, len(ins)), sess.Close())
 	}

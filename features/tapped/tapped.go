@@ -189,9 +189,13 @@ func (m *Model) session(layers []int) (*subset, error) {
 		s.inputs[in.Name] = true
 	}
 	data, g = nil, nil // only the runtime holds the graph from here on
-	if s.sess, err = m.loader.Load(inst, engine.SessionOptions{ExternalDataDir: m.dir, Outputs: names}); err != nil {
+	size := int64(len(inst))
+	s.sess, err = m.loader.Load(inst, engine.SessionOptions{ExternalDataDir: m.dir, Outputs: names})
+	inst = nil
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}
+	engine.ReleaseMemory(size)
 	m.subsets[key] = s
 	return s, nil
 }
