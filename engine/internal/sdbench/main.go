@@ -10,6 +10,8 @@
 //	sdbench raw DIR SIZE               onnxruntime_go directly, all three graphs held together
 //	sdbench engine DIR CACHEDIR        the U-Net through engine.Runtime with the graph cache
 //	sdbench session DIR SIZE CACHEDIR A B   diffsim's score in phases, with time and memory after each
+//	sdbench gen-vit DIR                a CLIP ViT-B/16-sized vision encoder in DIR/onnx/
+//	sdbench prune FILE LAYER SIZE      FILE's graph cut down to LAYER (or "full"): session, forward, peak
 package main
 
 import (
@@ -55,6 +57,15 @@ func run(args []string) int {
 		if err == nil {
 			err = raw(args[1], size)
 		}
+	case "gen-vit":
+		err = genViT(args[1])
+	case "prune":
+		if len(args) < 4 {
+			err = fmt.Errorf("prune FILE LAYER SIZE")
+		} else {
+			size, _ := strconv.Atoi(args[3])
+			err = prune(args[1], args[2], size)
+		}
 	case "session":
 		if len(args) < 5 {
 			err = fmt.Errorf("session DIR SIZE CACHEDIR IMAGE_A IMAGE_B")
@@ -81,8 +92,8 @@ func run(args []string) int {
 // gen writes the folder. The U-Net is the test generator's full-size SD 1.5 structure with
 // its external weights filled with seeded random values scaled by fan-in (so activations stay
 // finite and no denormals slow the run); the text encoder is CLIP ViT-L/14's text tower size
-// (12 layers, width 768, 49408 tokens); the VAE encoder is the generator's collapsed one at
-// width 512 (not the real encoder's cost: noted in the script's output).
+// (12 layers, width 768, 49408 tokens) and the VAE encoder AutoencoderKL's whole encoder, both
+// with their weights inside model.onnx as optimum writes them.
 func gen(dir string) error {
 	unetDir := filepath.Join(dir, "unet")
 	if err := os.MkdirAll(unetDir, 0o755); err != nil {
@@ -100,19 +111,18 @@ func gen(dir string) error {
 	}
 	fmt.Printf("unet: %d parameters, %.2f GB of external weights\n", n/4, float64(n)/1e9)
 
-	text, _ := testgraphs.TextEncoder(testgraphs.TextOptions{Batch: 1, Tokens: 77, Channels: 768, Heads: 12, Layers: 12, Vocab: 49408, Seed: 9})
+	// optimum's layout: the text encoder's and the VAE encoder's weights inside their
+	// model.onnx; the text encoder takes int32 ids.
+	text, _ := testgraphs.TextEncoder(testgraphs.TextOptions{Batch: 1, Tokens: 77, Channels: 768, Heads: 12, Layers: 12, Vocab: 49408, Seed: 9, Int32IDs: true})
 	textDir := filepath.Join(dir, "text_encoder")
 	if err := os.MkdirAll(textDir, 0o755); err != nil {
-		return err
-	}
-	if err := onnx.MoveToExternal(text, textDir, "model.onnx_data", 1024); err != nil {
 		return err
 	}
 	if err := onnx.WriteFile(filepath.Join(textDir, "model.onnx"), text); err != nil {
 		return err
 	}
 	vo := testgraphs.TinyVAE()
-	vo.Channels = 512
+	vo.Channels, vo.Full = 512, true
 	vae, _ := testgraphs.VAEEncoder(vo)
 	vaeDir := filepath.Join(dir, "vae_encoder")
 	if err := os.MkdirAll(vaeDir, 0o755); err != nil {
@@ -367,7 +377,7 @@ func phases(dir string, size int, cachedir, a, b string) error {
 		return err
 	}
 	defer s.Close()
-	step("open (3 sessions + prompt)")
+	step("open (U-Net found, prompt)")
 	ia, err := s.Load(a)
 	if err != nil {
 		return err
