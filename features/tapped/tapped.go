@@ -88,12 +88,12 @@ func Open(l features.Loader, path string, o Options) (*Model, error) {
 // Load is Open for a model already in memory; dir holds its external weights, if any, and
 // path only names it in errors.
 func Load(l features.Loader, path string, data []byte, dir string, o Options) (*Model, error) {
-	g, layers, inst, err := instrument(data)
+	g, layers, _, err := instrument(data, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	m := &Model{Path: path, Layers: layers, loader: l, dir: dir, source: o.Source, extra: o.Extra,
-		index: map[string]int{}, layerAt: map[string][]int{}, subsets: map[string]*subset{}}
+		index: map[string]int{}, subsets: map[string]*subset{}}
 	if m.source == nil {
 		m.source = func() ([]byte, error) { return data, nil }
 	}
@@ -101,26 +101,25 @@ func Load(l features.Loader, path string, data []byte, dir string, o Options) (*
 	for i, n := range m.names {
 		m.index[n] = i
 	}
-	for li, ly := range layers {
+	for _, ly := range layers {
 		for _, n := range ly.Taps() {
 			if _, ok := m.index[n]; !ok {
 				m.index[n] = len(m.names)
 				m.names = append(m.names, n)
 			}
-			m.layerAt[n] = append(m.layerAt[n], li)
 		}
 	}
 	m.inputs, m.outputs = GraphIO(g)
 	if o.Inputs != nil {
 		m.plan = newPlan(g, o.Inputs, m.names)
 	}
-	_ = inst
 	return m, nil
 }
 
 // instrument decodes a model's structure (no weights), finds its layers and returns the
-// instrumented bytes and the instrumented structure (the taps Instrument adds included).
-func instrument(data []byte) (*onnxpb.ModelProto, []attention.Layer, []byte, error) {
+// instrumented structure (the taps Instrument adds included) and, with bytes, the
+// instrumented model's bytes for a session.
+func instrument(data []byte, bytes bool) (*onnxpb.ModelProto, []attention.Layer, []byte, error) {
 	g, err := onnx.ParseStructure(data)
 	if err != nil {
 		return nil, nil, nil, err
@@ -129,12 +128,16 @@ func instrument(data []byte) (*onnxpb.ModelProto, []attention.Layer, []byte, err
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	inst, _, err := attention.Instrument(data, g, layers)
+	suffix, _, err := attention.Instrument(nil, g, layers)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := onnx.Merge(g, inst[len(data):]); err != nil {
+	if err := onnx.Merge(g, suffix); err != nil {
 		return nil, nil, nil, err
+	}
+	var inst []byte
+	if bytes {
+		inst = append(data[:len(data):len(data)], suffix...)
 	}
 	return g, layers, inst, nil
 }
@@ -152,7 +155,7 @@ func (m *Model) session(layers []int) (*subset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}
-	g, found, inst, err := instrument(data)
+	g, found, inst, err := instrument(data, true)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}
