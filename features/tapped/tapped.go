@@ -33,12 +33,11 @@ type Model struct {
 	dir     string                 // external weights
 	source  func() ([]byte, error) // the model's bytes, read again for a pruned session
 	inputs  []engine.IOInfo        // the graph's, as the runtime lists them
-	outputs []engine.IOInfo        //
-	extra   []string               // outputs the caller asked for, first in the full output list
-	names   []string               // the full session's outputs: extra, then the taps
-	plan    plan                   // output shapes inferred from the graph, by full output index
-	index   map[string]int         // full output index by name
-	layerAt map[string][]int       // layers by tapped tensor
+	outputs []engine.IOInfo
+	extra   []string       // outputs the caller asked for, first in the full output list
+	names   []string       // the full session's outputs: extra, then the taps
+	plan    plan           // output shapes inferred from the graph, by full output index
+	index   map[string]int // full output index by name
 
 	mu      sync.Mutex
 	subsets map[string]*subset   // open sessions by their layer set ("" = every layer)
