@@ -32,7 +32,7 @@ type Model struct {
 	loader  features.Loader
 	dir     string                 // external weights
 	source  func() ([]byte, error) // the model's bytes, read again for a pruned session
-	inputs  []engine.IOInfo        // the graph's, as the runtime lists them
+	inputs  []engine.IOInfo        // the graph's inputs and outputs, as the runtime lists them
 	outputs []engine.IOInfo
 	extra   []string       // outputs the caller asked for, first in the full output list
 	names   []string       // the full session's outputs: extra, then the taps
