@@ -14,6 +14,7 @@ export ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB:-$(./scripts/setup-runtime.sh)}
 size=${BENCH_PRUNE_SIZE:-512}
 
 tmp=${BENCH_PRUNE_DIR:-$(mktemp -d /tmp/diffsim-bench-prune.XXXXXX)}
+mkdir -p "$tmp"
 avail=$(df -Pk "$tmp" | awk 'NR == 2 { print int($4 / 1048576) }')
 if [ "$avail" -lt 4 ]; then
 	echo "bench-prune: $tmp has ${avail} GB free; the models need about 4 GB" >&2
