@@ -4,9 +4,9 @@
 #   the SD 1.5-sized U-Net that bench-sd.sh makes, at 512 px (BENCH_PRUNE_SIZE), cut down to
 #   Down0, Down2, Mid, Up0 and Up2, and whole;
 #   a CLIP ViT-B/16-sized vision encoder at 224 px cut down to layers 3, 6 and 12, and whole:
-# per graph, the session creation (the first run less the second), one forward (batch 2, the
-# second run) and the process's peak resident memory after the first run (one score's), each
-# in its own process, and the ratios to the whole graph. Weights are
+# per graph, the session creation, one forward (batch 2, the faster of two runs) and the
+# process's peak resident memory after the first run (one score's), each in its own process,
+# and the ratios to the whole graph. Weights are
 # random (seeded): times and memory are a real model's, scores are not. Numbers from a shared
 # machine are noisy: the load average is printed before each step.
 set -euo pipefail

@@ -202,6 +202,18 @@ func (m *Model) session(layers []int) (*subset, error) {
 	return s, nil
 }
 
+// Prepare opens the session a run of layers needs (every layer when layers is nil) now rather
+// than at the first run: a model's load is then done before its first score is timed.
+func (m *Model) Prepare(layers []int) error {
+	if layers != nil {
+		layers = slices.Clone(layers)
+		slices.Sort(layers)
+		layers = slices.Compact(layers)
+	}
+	_, err := m.session(layers)
+	return err
+}
+
 func layerKey(layers []int) string {
 	if layers == nil {
 		return ""
