@@ -20,6 +20,7 @@ export ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB:-$(./scripts/setup-runtime.sh)}
 [ -x /usr/bin/time ] || { echo "bench-sd: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 
 tmp=${BENCH_SD_DIR:-$(mktemp -d /tmp/diffsim-bench-sd.XXXXXX)}
+mkdir -p "$tmp"
 avail=$(df -Pk "$tmp" | awk 'NR == 2 { print int($4 / 1048576) }')
 if [ "$avail" -lt 12 ]; then
 	echo "bench-sd: $tmp has ${avail} GB free; the model and the graph cache need about 12 GB" >&2
