@@ -59,7 +59,9 @@ score=("$tmp/diffsim" score "$A" "$B" --model "$tmp/sd15" --device cpu --json --
 echo "measuring (each step alone):" >&2
 for size in 256 512; do
 	measure "raw$size" "$tmp/sdbench" raw "$tmp/sd15" "$size"
-	DIFFSIM_CACHE=$tmp/cache-off DIFFSIM_GRAPH_CACHE=off measure "nocache$size" "${score[@]}" --size "$size" --no-server
+	# Nothing kept from an earlier run either (latents, the prompt's embedding): the whole
+	# work, as the raw run does it.
+	DIFFSIM_CACHE=$tmp/cache-off DIFFSIM_GRAPH_CACHE=off DIFFSIM_MEMO=off measure "nocache$size" "${score[@]}" --size "$size" --no-server
 done
 rm -rf "$tmp/cache"
 DIFFSIM_CACHE=$tmp/cache measure cold256 "${score[@]}" --size 256 --no-server
@@ -83,7 +85,7 @@ wait "$server" 2>/dev/null || true
 server=
 
 # Where diffsim's time and memory go at 512 px: the same work as score, phase by phase.
-measure phases512 "$tmp/sdbench" session "$tmp/sd15" 512 - "$A" "$B"
+DIFFSIM_MEMO=off measure phases512 "$tmp/sdbench" session "$tmp/sd15" 512 - "$A" "$B"
 
 # The same score (t = 501, the default), whichever way it was computed.
 same=$(for n in nocache256 cold256 warm256 serve1; do
