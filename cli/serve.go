@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
@@ -100,7 +101,7 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 		KeepAlive: keepAlive, MaxBytes: maxBytes, Version: readBuild().Version,
 	})
 	if !c.quiet {
-		fmt.Fprintf(c.stderr, "diffsim: serving API v%d on %s (keep-alive %v); Ctrl-C stops\n", serve.APIVersion, where, keepAlive)
+		fmt.Fprintf(c.stderr, "diffsim: serving API v%d on %s (keep-alive %v); Ctrl-C stops\n", api.Version, where, keepAlive)
 	}
 	err = srv.Serve(cmd.Context(), listeners...)
 	if !c.quiet {
@@ -116,7 +117,7 @@ func newCacheCmd(a *app) *cobra.Command {
 		Long: `Large models (Stable Diffusion's U-Net) are optimized by ONNX Runtime once and the result is
 kept in diffsim's cache folder, so the next start skips most of the work. Entries are keyed
 by the model's bytes and weight files, the runtime version, the device and the CPU; the
-least recently used go first beyond $DIFFSIM_GRAPH_CACHE_MAX (default 16GB).
+least recently used go first beyond $DIFFSIM_GRAPH_CACHE_MAX (default 16GiB).
 DIFFSIM_GRAPH_CACHE=off turns the cache off.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {

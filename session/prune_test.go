@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features"
 )
 
@@ -56,10 +57,10 @@ func TestPrunedScores(t *testing.T) {
 	if got := score(t, s, red, green, 2, 101); got.Score != want.Score || got.AtoB != want.AtoB {
 		t.Errorf("pruned score %v, full %v", got.Score, want.Score)
 	}
-	if _, err := s.Sweep(ctx, red, green, []int{0, 2}, []int{301}, AAS, nil); err != nil {
+	if _, err := s.Sweep(ctx, red, green, []int{0, 2}, []int{301}, api.AAS, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LayerScores(ctx, red, green, 501, AAS); err != nil {
+	if _, err := s.LayerScores(ctx, red, green, 501, api.AAS); err != nil {
 		t.Fatal(err)
 	}
 	score(t, s, red, green, 0, 501) // every layer is in memory at t=501: no pruned run
