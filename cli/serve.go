@@ -97,7 +97,7 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 		where += ", http://" + hl.Addr().String()
 	}
 	srv := serve.New(serve.Config{
-		Base:      session.Options{Library: c.ortLib, GraphCache: graphCacheNoticing(c.notices()), Families: families.All()},
+		Base:      session.Options{Library: c.ortLib, GraphCache: graphCacheNoticing(c.notices()), Families: families.All(), Prune: true},
 		KeepAlive: keepAlive, MaxBytes: maxBytes, Version: readBuild().Version,
 	})
 	if !c.quiet {

@@ -57,11 +57,13 @@ func (c *lru) put(k extractKey, ex features.Extraction) {
 	}
 }
 
-// remove drops an extraction, if it is there.
-func (c *lru) remove(k extractKey) {
-	if el, ok := c.index[k]; ok {
-		c.bytes -= el.Value.(*entry).ex.Bytes()
-		c.order.Remove(el)
-		delete(c.index, k)
+// removeIf drops the extractions whose keys drop says.
+func (c *lru) removeIf(drop func(extractKey) bool) {
+	for k, el := range c.index {
+		if drop(k) {
+			c.bytes -= el.Value.(*entry).ex.Bytes()
+			c.order.Remove(el)
+			delete(c.index, k)
+		}
 	}
 }
