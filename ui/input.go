@@ -21,6 +21,15 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if m.pb.open {
 		return m.promptKey(msg)
 	}
+	if m.sel.screen == screenPick {
+		// Letters filter here, so only ctrl+c quits.
+		if key.Matches(msg, k.Interrupt) {
+			return m.quit()
+		}
+		var cmd tea.Cmd
+		m.pk, cmd = m.pk.Update(msg)
+		return cmd
+	}
 	switch {
 	case key.Matches(msg, k.Quit, k.Interrupt):
 		return m.quit()
@@ -34,6 +43,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return cmd
 	}
 	switch {
+	case key.Matches(msg, k.Open) && m.opts.Picker != nil:
+		m.sel.screen = screenPick
+		m.place(false)
+		return m.pk.Open()
 	case key.Matches(msg, k.Open):
 		m.openPrompt(promptPair, quotePath(m.pair.pathA)+" "+quotePath(m.pair.pathB))
 		return nil
@@ -126,6 +139,8 @@ func (m *Model) activeKeys() help.KeyMap {
 		return m.pb.keys
 	case m.sel.screen == screenSweep:
 		return m.sw.keys
+	case m.sel.screen == screenPick:
+		return m.pk.keys
 	}
 	return mainKeys{m.keys, m.ll.keys}
 }

@@ -21,6 +21,7 @@ type screen int
 const (
 	screenMain screen = iota
 	screenSweep
+	screenPick // the picker over Options.Picker's images
 )
 
 // scoreKey names the layer scores of one timestep under one metric.
@@ -53,6 +54,7 @@ type Model struct {
 	ll layerList  // the layer list; its scale survives everything
 
 	pv pairView // the photos and maps, the token cursor and the overlay
+	pk picker   // the images to pick a pair from, when Options.Picker offers some
 
 	clip  *Clip // nil unless exploring a clip
 	frame int   // the clip's frame shown as image B
@@ -115,6 +117,12 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 		m.sel.metric = opts.Metric
 	}
 	m.pv = newPairView(m.styles, pairKeys(m.keys), capsFor(opts))
+	if opts.Picker != nil {
+		m.pk = newPicker(m.styles, opts.Picker, capsFor(opts).TrueColor)
+		if pathA == "" && pathB == "" {
+			m.sel.screen, m.pair.loading = screenPick, false
+		}
+	}
 	m.pv.onFirst = opts.OnFirstImages
 	m.onFirstScore = opts.OnFirstScore
 	dark := true
@@ -166,6 +174,7 @@ func (m *Model) setStyles(dark bool) {
 	m.pv.SetStyles(m.styles)
 	m.help.Styles = help.DefaultStyles(dark)
 	m.pb.SetStyles(m.styles)
+	m.pk.st = m.styles
 }
 
 // capsFor decides how to draw from the detected capabilities and the --graphics choice.
@@ -191,7 +200,12 @@ func capsFor(opts Options) termgfx.Caps {
 // Init loads the pair, asks the terminal for its background and starts listening for
 // progress.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{m.loadCmd(m.pair.pathA, m.pair.pathB), m.spinner.Tick, m.listenProgress(), statsTick()}
+	cmds := []tea.Cmd{m.spinner.Tick, m.listenProgress(), statsTick()}
+	if m.sel.screen == screenPick {
+		cmds = append(cmds, m.pk.Open())
+	} else {
+		cmds = append(cmds, m.loadCmd(m.pair.pathA, m.pair.pathB))
+	}
 	if m.opts.Dark == nil {
 		cmds = append(cmds, tea.RequestBackgroundColor)
 	}
@@ -261,6 +275,23 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 	case promptDoneMsg:
 		return m, m.promptDone(msg)
+
+	case pickListMsg, pickThumbMsg:
+		var cmd tea.Cmd
+		m.pk, cmd = m.pk.Update(msg)
+		return m, cmd
+
+	case pickedMsg:
+		m.sel.screen = screenMain
+		m.place(false)
+		return m, tea.Batch(m.loadCmd(msg.a, msg.b), m.renderCmd())
+
+	case pickCancelMsg:
+		if m.pair.a == nil {
+			m.note.text = "pick two images (enter on each), or ctrl+c to leave"
+			return m, nil
+		}
+		return m, m.closeView()
 
 	case pairMsg:
 		if msg.gen != m.pair.gen {

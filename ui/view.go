@@ -38,6 +38,9 @@ func (m *Model) content() string {
 	l := m.lay
 	var body string
 	switch {
+	case m.sel.screen == screenPick:
+		m.pk.SetSize(l.body.W, l.body.H)
+		body = block(m.pk.View(), l.body.W, l.body.H)
 	case m.pair.a == nil:
 		body = block(m.waitView(l.body.W, l.body.H), l.body.W, l.body.H)
 	case m.sel.screen == screenSweep:
