@@ -61,9 +61,16 @@ func (u *userFiles) ownPath(name string) (string, string, error) {
 	if u.own == "" {
 		return "", "", errors.New("uploads are off on this server")
 	}
-	c, err := cleanName(strings.TrimPrefix(filepath.ToSlash(name), "/"))
+	rel := strings.TrimLeft(filepath.ToSlash(name), "/") // SFTP paths start at the folder's root
+	if rel == "" {
+		rel = "."
+	}
+	c, err := cleanName(rel)
 	if err != nil {
 		return "", "", err
+	}
+	if c == "." {
+		return c, u.own, nil
 	}
 	full := filepath.Join(u.own, filepath.FromSlash(c))
 	// The folder it goes into must be inside the user's folder once links are resolved (the
@@ -299,13 +306,20 @@ func mustRel(dir, p string) string {
 
 // serveSFTP runs the SFTP subsystem for one session's user until the client closes it.
 func serveSFTP(sess ssh.Session, u *userFiles) error {
-	srv := sftp.NewRequestServer(sess, sftp.Handlers{FileGet: sftpFiles{u}, FilePut: sftpFiles{u}, FileCmd: sftpFiles{u}, FileList: sftpFiles{u}})
+	srv := sftp.NewRequestServer(keepOpen{sess}, sftp.Handlers{FileGet: sftpFiles{u}, FilePut: sftpFiles{u}, FileCmd: sftpFiles{u}, FileList: sftpFiles{u}})
 	err := srv.Serve()
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
 	return errors.Join(err, srv.Close())
 }
+
+// keepOpen is the session's channel with a Close that leaves it open: the library sends the
+// exit status, and closes the channel, after the handler returns; closed earlier, clients
+// report a failed transfer.
+type keepOpen struct{ io.ReadWriter }
+
+func (keepOpen) Close() error { return nil }
 
 // scpFiles takes legacy-protocol scp uploads (scp -O) for one user.
 type scpFiles struct{ u *userFiles }
@@ -322,14 +336,37 @@ func (h scpFiles) Mkdir(_ ssh.Session, e *scp.DirEntry) error {
 }
 
 func (h scpFiles) Write(_ ssh.Session, e *scp.FileEntry) (int64, error) {
-	in, err := h.u.receive(e.Filepath)
+	// The library joins the target and the file's name, as for a folder; scp's target may
+	// instead be the file's new name (scp -O a.png HOST:b.png).
+	name := e.Filepath
+	if dir := filepath.Dir(name); dir != "." && dir != "/" {
+		if _, p, err := h.u.ownPath(dir); err != nil || !isDir(p) {
+			name = dir
+		}
+	}
+	in, err := h.u.receive(name)
 	if err != nil {
-		return 0, err
+		return 0, lineError{err}
 	}
 	n, err := io.Copy(in, e.Reader)
 	if err != nil {
 		in.abort()
-		return n, err
+		return n, lineError{err}
 	}
-	return n, in.Close()
+	if err := in.Close(); err != nil {
+		return n, lineError{err}
+	}
+	return n, nil
 }
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// lineError ends an error with a newline: the library writes it to the client as it is, and
+// scp prints its own words right after.
+type lineError struct{ error }
+
+func (e lineError) Error() string { return e.error.Error() + "\n" }
+func (e lineError) Unwrap() error { return e.error }
