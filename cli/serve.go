@@ -35,11 +35,11 @@ type serveCmd struct {
 // sshFlags are serve's SSH front: the explorer for every SSH session.
 type sshFlags struct {
 	addr, authorizedKeys, images, uploads, quota string
-	open                                          bool
-	maxSessions, perKey                           int
-	idle                                          time.Duration
-	model, device                                 string
-	size                                          int
+	open                                         bool
+	maxSessions, perKey                          int
+	idle                                         time.Duration
+	model, device                                string
+	size                                         int
 }
 
 // notices is where notices go: stderr, or nowhere with --quiet.
