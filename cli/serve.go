@@ -174,7 +174,7 @@ func (f *sshFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.perKey, "ssh-per-key", sshserve.DefaultPerKey, "SSH sessions one key may have open")
 	fs.DurationVar(&f.idle, "ssh-idle-timeout", sshserve.DefaultIdleTimeout, "close an SSH session after this long without a key press (negative: never)")
 	fs.StringVar(&f.model, "model", "builtin", "the model SSH sessions explore (a name, folder or .onnx file)")
-	fs.StringVar(&f.device, "device", "", "device for the SSH sessions' model: auto, cpu, cuda[:ID]")
+	fs.StringVar(&f.device, "device", "auto", "device for the SSH sessions' model: auto, cpu, cuda[:ID]")
 	fs.IntVar(&f.size, "size", 0, "working size of the SSH sessions' model (0: its default)")
 	inGroup(fs, groupSSH, "ssh", "authorized-keys", "ssh-open", "images", "uploads", "upload-quota", "ssh-max-sessions", "ssh-per-key", "ssh-idle-timeout", "model", "device", "size")
 }

@@ -6,6 +6,7 @@ package sshserve
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -18,12 +19,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +37,45 @@ import (
 // testSize keeps the built-in model's forwards quick under CI's load.
 const testSize = 128
 
+// The tests run the real `diffsim serve --ssh` (built once, with cgo, without the race
+// detector): what users run, measured as a process (its RSS), and Bubble Tea's own shutdown
+// race in its input reader (cancelreader closes a pipe its reader goroutine may still poll
+// when a program is killed) stays out of this package's race-detector runs.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	binDir    string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// diffsimBinary builds diffsim once for the package's tests.
+func diffsimBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "diffsim-ssh-test"); buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "diffsim")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/diffsim/diffsim")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
 // needOpenSSH skips without the OpenSSH client, except in CI, where scripts/test.sh installs
 // it (openssh-client), so a missing one fails.
 func needOpenSSH(t *testing.T) {
@@ -53,26 +90,28 @@ func needOpenSSH(t *testing.T) {
 	}
 }
 
-// fixture is a running SSH front over a real server, with one user key and an images folder
-// holding two sample photos.
+// fixture is a running `diffsim serve --ssh` with one user key and an images folder holding
+// two sample photos.
 type fixture struct {
 	t      *testing.T
-	srv    *Server
-	api    *serve.Server
-	spec   serve.Spec
+	bin    string
+	cmd    *exec.Cmd
+	env    []string
 	port   string
+	sock   string
 	dir    string
+	state  string
 	key    string // the user's private key (listed in authorized_keys)
+	ak     string
 	images string
-	loads  atomic.Int32 // models the server loaded
 	logMu  sync.Mutex
 	log    bytes.Buffer
 }
 
-func newFixture(t *testing.T, change func(*Config)) *fixture {
+func newFixture(t *testing.T, flags ...string) *fixture {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("runs OpenSSH against a server on the built-in model")
+		t.Skip("runs OpenSSH against diffsim serve on the built-in model")
 	}
 	needOpenSSH(t)
 	// The runtime rule first: without cgo or a library this skips (or fails in CI).
@@ -80,14 +119,15 @@ func newFixture(t *testing.T, change func(*Config)) *fixture {
 	enginetest.Check(t, err)
 	probe.Close()
 
-	f := &fixture{t: t, dir: t.TempDir(), spec: serve.Spec{Size: testSize}}
+	f := &fixture{t: t, bin: diffsimBinary(t), dir: t.TempDir()}
+	f.state = filepath.Join(f.dir, "state")
 	f.key = f.keygen("student")
 	pub, err := os.ReadFile(f.key + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ak := filepath.Join(f.dir, "authorized_keys")
-	if err := os.WriteFile(ak, pub, 0o600); err != nil {
+	f.ak = filepath.Join(f.dir, "authorized_keys")
+	if err := os.WriteFile(f.ak, pub, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f.images = filepath.Join(f.dir, "images")
@@ -103,43 +143,58 @@ func newFixture(t *testing.T, change func(*Config)) *fixture {
 			t.Fatal(err)
 		}
 	}
-	f.api = serve.New(serve.Config{
-		Base: session.Options{Families: families.All()},
-		Open: func(ctx context.Context, o session.Options) (serve.Model, error) {
-			f.loads.Add(1)
-			return session.Open(ctx, o)
-		},
-	})
-	cfg := Config{StateDir: filepath.Join(f.dir, "state"), AuthorizedKeys: ak, Images: f.images, Spec: f.spec, Log: (*fixtureLog)(f)}
-	if change != nil {
-		change(&cfg)
-	}
-	f.srv, err = New(f.api, cfg)
+	sockDir, err := os.MkdirTemp("", "dss") // socket paths are short
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	f.sock = filepath.Join(sockDir, "s.sock")
+	f.env = append(os.Environ(), "DIFFSIM_STATE="+f.state, "DIFFSIM_SOCKET="+f.sock, "DIFFSIM_GRAPH_CACHE=off")
+	args := append([]string{"serve", "--ssh", "127.0.0.1:0", "--images", f.images, "--authorized-keys", f.ak,
+		"--size", strconv.Itoa(testSize)}, flags...)
+	f.cmd = exec.Command(f.bin, args...)
+	f.cmd.Env = f.env
+	f.cmd.Stderr = (*fixtureLog)(f)
+	if err := f.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	_, f.port, _ = net.SplitHostPort(ln.Addr().String())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.srv.Serve(ctx, ln) }()
+	exited := make(chan error, 1)
+	go func() { exited <- f.cmd.Wait() }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ssh serve: %v", err)
+		f.cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("diffsim serve after Ctrl-C: %v", err)
+			}
+		case <-time.After(time.Minute):
+			f.cmd.Process.Kill()
+			t.Errorf("diffsim serve did not stop within a minute of Ctrl-C")
 		}
-		f.api.Close()
 		if t.Failed() {
 			t.Logf("server log:\n%s", f.logText())
 		}
 	})
+	addr := regexp.MustCompile(`explorer over SSH on 127\.0\.0\.1:(\d+)`)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if m := addr.FindStringSubmatch(f.logText()); m != nil {
+			f.port = m[1]
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("diffsim serve exited: %v\n%s", err, f.logText())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("diffsim serve did not start:\n%s", f.logText())
+		}
+	}
 	return f
 }
 
-// fixtureLog collects the server's log lines.
+// fixtureLog collects the server's stderr.
 type fixtureLog fixture
 
 func (l *fixtureLog) Write(p []byte) (int, error) {
@@ -196,8 +251,8 @@ func (f *fixture) run(env []string, name string, args ...string) (string, int) {
 	return "", -1
 }
 
-// score is what `diffsim score` (here: the server's /v1/score) says of a pair in the images
-// folder, as the explorer shows it.
+// score is what `diffsim score` (answered by the running server) says of a pair in the
+// images folder, as the explorer shows it.
 func (f *fixture) score(a, b, layer string, t int) string {
 	f.t.Helper()
 	abs := func(n string) string {
@@ -206,19 +261,54 @@ func (f *fixture) score(a, b, layer string, t int) string {
 		}
 		return filepath.Join(f.images, n)
 	}
-	r, err := f.api.Score(f.t.Context(), serve.ScoreRequest{Spec: f.spec, ImageA: abs(a), ImageB: abs(b),
-		Select: serve.Select{Layer: layer, T: &t}})
+	args := []string{"score", abs(a), abs(b), "--size", strconv.Itoa(testSize), "--t", strconv.Itoa(t), "--json"}
+	if layer != "" {
+		args = append(args, "--layer", layer)
+	}
+	cmd := exec.Command(f.bin, args...)
+	cmd.Env = f.env
+	out, err := cmd.Output()
+	if err != nil {
+		f.t.Fatalf("diffsim score: %v %s", err, out)
+	}
+	var rec struct{ Score float64 }
+	if err := json.Unmarshal(out, &rec); err != nil {
+		f.t.Fatalf("diffsim score --json: %v: %s", err, out)
+	}
+	return fmt.Sprintf("AAS %.4f", rec.Score)
+}
+
+// models is what the server has loaded (GET /v1/models).
+func (f *fixture) models() serve.ModelsResponse {
+	f.t.Helper()
+	r, err := serve.NewClient(f.sock).Models(f.t.Context())
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return fmt.Sprintf("AAS %.4f", *r.Score)
+	return r
 }
 
-// sessions is how many sessions the server counts as open.
+// rss is the server's resident memory in bytes.
+func (f *fixture) rss() int64 {
+	f.t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", f.cmd.Process.Pid))
+	if err != nil {
+		f.t.Skip("no /proc: cannot read the server's memory")
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	f.t.Fatal("no VmRSS")
+	return 0
+}
+
+// sessions is how many explorer sessions the server's log shows open.
 func (f *fixture) sessions() int {
-	f.srv.mu.Lock()
-	defer f.srv.mu.Unlock()
-	return f.srv.total
+	log := f.logText()
+	return strings.Count(log, "diffsim ssh: session ") - strings.Count(log, "diffsim ssh: closed ") - strings.Count(log, "diffsim ssh: dropped ")
 }
 
 // waitSessions waits until the server counts n open sessions.
@@ -243,13 +333,14 @@ func newTmux(t *testing.T, cols, rows int) *termtest.Tmux {
 // coffee.png shows the explorer with the server's score (equal to diffsim score on the pair);
 // changing the layer and t shows their scores; q quits and leaves the client's shell usable.
 func TestExplorerOverSSH(t *testing.T) {
-	f := newFixture(t, nil)
+	f := newFixture(t)
 	tm := newTmux(t, 100, 30)
 	tm.Run(f.sshLine(f.key, "chelsea.png", "coffee.png"))
 	want := f.score("chelsea.png", "coffee.png", "", 101)
 	s := tm.WaitFor(want, func(s string) bool {
 		return strings.Contains(s, want) && strings.Contains(s, "ready") && strings.Contains(s, "t 101")
 	})
+	loaded := f.models()
 	if !strings.Contains(s, "ssh") || !strings.Contains(s, "chelsea.png") {
 		t.Errorf("the status line does not say ssh, or the title lacks the image:\n%s", s)
 	}
@@ -265,8 +356,8 @@ func TestExplorerOverSSH(t *testing.T) {
 		t.Errorf("the explorer is still on the client's screen after q (alternate screen not left):\n%s", s)
 	}
 	f.waitSessions(0, 10*time.Second)
-	if n := f.loads.Load(); n != 1 {
-		t.Errorf("the model was loaded %d times, want once", n)
+	if now := f.models(); len(now.Models) != 1 || len(loaded.Models) != 1 || !now.Models[0].LoadedAt.Equal(loaded.Models[0].LoadedAt) {
+		t.Errorf("the server loaded the model more than once (diffsim score and the session share it): %+v, then %+v", loaded, now)
 	}
 }
 
@@ -274,7 +365,7 @@ func TestExplorerOverSSH(t *testing.T) {
 // folder (.., absolute, a symlink out) and a session without a terminal are refused with one
 // line.
 func TestRefusals(t *testing.T) {
-	f := newFixture(t, nil)
+	f := newFixture(t)
 	stranger := f.keygen("stranger")
 	out, code := f.run(nil, "ssh", append(f.opts(stranger), "-tt", "-p", f.port, "localhost", "chelsea.png", "coffee.png")...)
 	if code != 255 || !strings.Contains(out, "Permission denied (publickey)") {
@@ -364,7 +455,7 @@ func writePNG(t *testing.T, path string, w, h int, noisy bool) {
 // user's folder, which then opens by name beside the served images; a file that is not an
 // image, or over the quota, is refused and leaves nothing behind.
 func TestUploadThenOpen(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.UploadQuota = 200_000 })
+	f := newFixture(t, "--upload-quota", "200000")
 	mine := filepath.Join(f.dir, "mine.png")
 	writePNG(t, mine, 96, 64, false)
 	notImage := filepath.Join(f.dir, "notes.png")
@@ -407,7 +498,8 @@ func TestUploadThenOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own := filepath.Join(f.srv.lib.uploads, keyID(pk))
+	uploads := filepath.Join(f.state, "uploads")
+	own := filepath.Join(uploads, keyID(pk))
 	entries, _ := os.ReadDir(own)
 	var names []string
 	for _, e := range entries {
@@ -416,7 +508,7 @@ func TestUploadThenOpen(t *testing.T) {
 	if strings.Join(names, " ") != "again.png mine.png" {
 		t.Errorf("the user's folder holds %q, want again.png and mine.png only", names)
 	}
-	if left, _ := os.ReadDir(filepath.Join(f.srv.lib.uploads, ".incoming")); len(left) != 0 {
+	if left, _ := os.ReadDir(filepath.Join(uploads, ".incoming")); len(left) != 0 {
 		t.Errorf("%d half-received uploads left behind", len(left))
 	}
 	batch := filepath.Join(f.dir, "batch")
@@ -434,37 +526,19 @@ func TestUploadThenOpen(t *testing.T) {
 	tm.WaitFor("the session's end", func(s string) bool { return strings.Contains(s, "EXIT=0") })
 }
 
-// rss is this process's resident memory in bytes, after a collection.
-func rss(t *testing.T) int64 {
-	t.Helper()
-	runtime.GC()
-	debug.FreeOSMemory()
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status")
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	t.Skip("no VmRSS")
-	return 0
-}
-
 // TestTwentySessions: twenty clients explore the same pair on one model at once; the model
 // loads once, every session shows the score, and each extra session's memory is reported.
 func TestTwentySessions(t *testing.T) {
 	const n = 20
-	f := newFixture(t, func(c *Config) { c.PerKey, c.MaxSessions = n, n })
+	f := newFixture(t, "--ssh-per-key", strconv.Itoa(n), "--ssh-max-sessions", strconv.Itoa(n))
 	want := f.score("chelsea.png", "coffee.png", "", 101)
 	shows := func(s string) bool { return strings.Contains(s, want) && strings.Contains(s, "ready") }
 	tms := make([]*termtest.Tmux, n)
 	tms[0] = newTmux(t, 80, 24)
 	tms[0].Run(f.sshLine(f.key, "chelsea.png", "coffee.png"))
 	tms[0].WaitFor("the first session's score", shows)
-	one := rss(t)
+	loaded := f.models()
+	one := f.rss()
 	for i := 1; i < n; i++ {
 		tms[i] = newTmux(t, 80, 24)
 		tms[i].Run(f.sshLine(f.key, "chelsea.png", "coffee.png"))
@@ -472,12 +546,12 @@ func TestTwentySessions(t *testing.T) {
 	for i := range tms {
 		tms[i].WaitFor(fmt.Sprintf("session %d's score", i+1), shows)
 	}
-	all := rss(t)
+	all := f.rss()
 	if got := f.sessions(); got != n {
 		t.Errorf("%d sessions open, want %d", got, n)
 	}
-	if l := f.loads.Load(); l != 1 {
-		t.Errorf("the model was loaded %d times for %d sessions, want once", l, n)
+	if now := f.models(); len(now.Models) != 1 || !now.Models[0].LoadedAt.Equal(loaded.Models[0].LoadedAt) {
+		t.Errorf("the model was loaded again for %d sessions: %+v, then %+v", n, loaded, now)
 	}
 	t.Logf("RSS with 1 session %.1f MB, with %d sessions %.1f MB: %.2f MB per extra session",
 		float64(one)/1e6, n, float64(all)/1e6, float64(all-one)/1e6/float64(n-1))
@@ -490,7 +564,7 @@ func TestTwentySessions(t *testing.T) {
 // TestClientKilledMidFrame: a client killed while frames are on their way frees its session
 // at once, and another session on the same model goes on undisturbed.
 func TestClientKilledMidFrame(t *testing.T) {
-	f := newFixture(t, nil)
+	f := newFixture(t)
 	want := f.score("chelsea.png", "coffee.png", "", 101)
 	a, b := newTmux(t, 120, 40), newTmux(t, 100, 30)
 	a.Run(f.sshLine(f.key, "chelsea.png", "coffee.png"))
@@ -517,7 +591,7 @@ func TestClientKilledMidFrame(t *testing.T) {
 // TestLimitsAndIdle: a key past its session limit and a server past its maximum are refused
 // with one line; a session without a key press for the idle timeout is closed, saying why.
 func TestLimitsAndIdle(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.PerKey, c.MaxSessions = 1, 2 })
+	f := newFixture(t, "--ssh-per-key", "1", "--ssh-max-sessions", "2")
 	want := f.score("chelsea.png", "coffee.png", "", 101)
 	tm := newTmux(t, 100, 30)
 	tm.Run(f.sshLine(f.key, "chelsea.png", "coffee.png"))
@@ -528,7 +602,7 @@ func TestLimitsAndIdle(t *testing.T) {
 	}
 	other := f.keygen("other")
 	pub, _ := os.ReadFile(other + ".pub")
-	ak, _ := os.OpenFile(f.srv.cfg.AuthorizedKeys, os.O_APPEND|os.O_WRONLY, 0)
+	ak, _ := os.OpenFile(f.ak, os.O_APPEND|os.O_WRONLY, 0)
 	ak.Write(pub) // keys added while the server runs count at once
 	ak.Close()
 	tm2 := newTmux(t, 100, 30)
@@ -540,7 +614,7 @@ func TestLimitsAndIdle(t *testing.T) {
 		t.Errorf("a key not listed: exit %d, %q", code, out)
 	}
 	pub, _ = os.ReadFile(third + ".pub")
-	ak, _ = os.OpenFile(f.srv.cfg.AuthorizedKeys, os.O_APPEND|os.O_WRONLY, 0)
+	ak, _ = os.OpenFile(f.ak, os.O_APPEND|os.O_WRONLY, 0)
 	ak.Write(pub)
 	ak.Close()
 	out, code = f.run(nil, "ssh", append(f.opts(third), "-tt", "-p", f.port, "localhost", "chelsea.png", "coffee.png")...)
@@ -552,7 +626,7 @@ func TestLimitsAndIdle(t *testing.T) {
 	f.waitSessions(0, 30*time.Second)
 
 	// Idle: a fresh server with a short timeout.
-	g := newFixture(t, func(c *Config) { c.IdleTimeout = 2 * time.Second })
+	g := newFixture(t, "--ssh-idle-timeout", "2s")
 	tm3 := newTmux(t, 100, 30)
 	tm3.Run(g.sshLine(g.key, "chelsea.png", "coffee.png"))
 	s := tm3.WaitFor("the idle close", func(s string) bool { return strings.Contains(s, "EXIT=1") })
@@ -565,7 +639,7 @@ func TestLimitsAndIdle(t *testing.T) {
 // TestOpenModePicker: in the open mode any key gets in and the status line says so; with no
 // arguments the session opens the picker, where typing filters and enter picks A then B.
 func TestOpenModePicker(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Open, c.AuthorizedKeys = true, "" })
+	f := newFixture(t, "--ssh-open")
 	anyone := f.keygen("anyone")
 	tm := newTmux(t, 100, 30)
 	tm.Run(f.sshLine(anyone))
@@ -612,7 +686,7 @@ func (ft *fakeTerminal) contains(s string) bool {
 // through the SSH channel (sixel for a terminal that reports it), and 24-bit colour from the
 // COLORTERM the client sends.
 func TestTerminalDetection(t *testing.T) {
-	f := newFixture(t, nil)
+	f := newFixture(t)
 	run := func(sshOpts []string, answer bool, args ...string) *fakeTerminal {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 		defer cancel()

@@ -10,6 +10,7 @@ import (
 
 	"charm.land/ssh"
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 
 	"github.com/diffsim/diffsim/ui"
 )
@@ -23,7 +24,10 @@ type terminal struct {
 	master, slave *os.File
 	term          string // the client's TERM
 	win           ssh.Window
-	closeOnce     sync.Once
+
+	mu     sync.Mutex
+	inUse  bool // the explorer has the slave: only flush closes it
+	closed bool
 }
 
 type terminalKey struct{}
@@ -40,7 +44,7 @@ func allocatePty(ctx ssh.Context, _ ssh.Session, req ssh.Pty) (func() error, err
 		return nil, err
 	}
 	ctx.SetValue(terminalKey{}, t)
-	return t.close, nil
+	return t.hangUp, nil
 }
 
 // terminalOf is the session's pty, or nil when the client asked for none.
@@ -49,14 +53,46 @@ func terminalOf(sess ssh.Session) *terminal {
 	return t
 }
 
+// resize sets the pty's window size. Not with pty.Setsize: that takes the file's Fd, which
+// puts it in blocking mode (a read blocked then would outlive Close) and races Close.
 func (t *terminal) resize(w ssh.Window) error {
-	return pty.Setsize(t.master, &pty.Winsize{Rows: uint16(w.Height), Cols: uint16(w.Width)})
+	rc, err := t.master.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ierr error
+	err = rc.Control(func(fd uintptr) {
+		ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(w.Height), Col: uint16(w.Width)})
+	})
+	return errors.Join(err, ierr)
 }
 
+// close closes both ends.
 func (t *terminal) close() error {
-	var err error
-	t.closeOnce.Do(func() { err = errors.Join(t.master.Close(), t.slave.Close()) })
-	return err
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	return errors.Join(t.master.Close(), t.slave.Close())
+}
+
+// hangUp is the library's close, when the session's requests end (the client left): the
+// master closes, which fails the explorer's writes to the slave at once, but the slave stays
+// open while the explorer holds it (closing a file another goroutine is using would hand its
+// descriptor number to the next file opened); flush closes it.
+func (t *terminal) hangUp() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	if !t.inUse {
+		t.closed = true
+		return errors.Join(t.master.Close(), t.slave.Close())
+	}
+	return t.master.Close()
 }
 
 // connect copies between the session's channel and the pty and follows the client's window
@@ -64,6 +100,9 @@ func (t *terminal) close() error {
 // pty, waits until everything it wrote has been sent to the client (or, for a client that
 // stopped reading, a short while) and closes the pty.
 func (t *terminal) connect(ctx context.Context, sess ssh.Session, resized chan<- ui.WindowSize) (flush func()) {
+	t.mu.Lock()
+	t.inUse = true
+	t.mu.Unlock()
 	go func() { _, _ = io.Copy(t.master, sess) }()
 	sent := make(chan struct{})
 	go func() {
