@@ -249,7 +249,7 @@ func refuse(sess ssh.Session, code int, format string, a ...any) {
 // with one line past them.
 func (s *Server) admitMiddleware(next ssh.Handler) ssh.Handler {
 	return func(sess ssh.Session) {
-		release, err := s.admit(sess)
+		release, err := s.admit(sessionKey(sess))
 		if err != nil {
 			s.logf("refused %s: %v", who(sess), err)
 			refuse(sess, 1, "%v", err)
@@ -260,11 +260,17 @@ func (s *Server) admitMiddleware(next ssh.Handler) ssh.Handler {
 	}
 }
 
-func (s *Server) admit(sess ssh.Session) (func(), error) {
-	id := ""
+// sessionKey names the session's key for the per-key limit.
+func sessionKey(sess ssh.Session) string {
 	if pk := sess.PublicKey(); pk != nil {
-		id = keyID(pk)
+		return keyID(pk)
 	}
+	return ""
+}
+
+// admit counts a session of the key id against the limits, or says why it cannot open; the
+// caller calls release when the session ends.
+func (s *Server) admit(id string) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -299,16 +305,16 @@ func (s *Server) files(sess ssh.Session) (*userFiles, error) {
 
 // sftp serves the SFTP subsystem (sftp, and scp in its default mode) in the user's folder.
 func (s *Server) sftp(sess ssh.Session) {
-	release, err := s.admit(sess)
+	release, err := s.admit(sessionKey(sess))
 	if err != nil {
 		s.logf("refused sftp %s: %v", who(sess), err)
-		_ = sess.Exit(1)
+		refuse(sess, 1, "%v", err)
 		return
 	}
 	defer release()
 	u, err := s.files(sess)
 	if err != nil {
-		_ = sess.Exit(1)
+		refuse(sess, 1, "%v", err)
 		return
 	}
 	if err := serveSFTP(sess, u); err != nil {
