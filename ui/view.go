@@ -39,7 +39,6 @@ func (m *Model) content() string {
 	var body string
 	switch {
 	case m.sel.screen == screenPick:
-		m.pk.SetSize(l.body.W, l.body.H)
 		body = block(m.pk.View(), l.body.W, l.body.H)
 	case m.pair.a == nil:
 		body = block(m.waitView(l.body.W, l.body.H), l.body.W, l.body.H)
@@ -80,6 +79,7 @@ func (m *Model) syncComponents() {
 	m.ll.SetData(m.rq.scores[scoreKey{m.sel.t, m.sel.metric}], m.sel.layer, m.sel.t, m.sel.metric)
 	m.sw.SetSize(l.body.W, l.body.H)
 	m.sw.SetData(m.rq.scores, m.sel.metric, m.sel.layer, m.sel.t)
+	m.pk.SetSize(l.body.W, l.body.H)
 }
 
 // syncPair hands the pair view what the root owns, before the view draws or acts.
@@ -168,7 +168,12 @@ func (m *Model) titleView() string {
 		"",
 	}
 	for _, nameW := range []int{40, 24, 16, 10} {
-		name := func(p string) string { return ellipsize(filepath.Base(p), nameW) }
+		name := func(p string) string {
+			if p == "" {
+				return "—" // not picked yet
+			}
+			return ellipsize(filepath.Base(p), nameW)
+		}
 		head := st.Title.Render(" diffsim ") +
 			st.TitleDim.Render(" A ") + st.Title.Render(name(m.pair.pathA)) +
 			st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(m.pair.pathB)) + cond
@@ -235,6 +240,8 @@ func (m *Model) statusBar() statusBar {
 	switch {
 	case m.pair.loading:
 		sb.working = "loading images…"
+	case m.pair.a == nil && m.sel.screen == screenPick:
+		// Picking the first pair: nothing runs, and nothing is missing.
 	case m.pair.a == nil:
 		sb.working = "no images"
 	case m.rq.fg.busy:
