@@ -38,11 +38,11 @@ func Open(rt features.Loader, size int) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	tm, err := tapped.Load(rt, "built-in model", data, "", []string{OutputEmbed})
+	tm, err := tapped.Load(rt, "built-in model", data, "", tapped.Options{Extra: []string{OutputEmbed}})
 	if err != nil {
 		return nil, err
 	}
-	layers, err := withGrids(tm.Describe())
+	layers, err := withGrids(tm.Describe(0, 0))
 	if err != nil {
 		return nil, errors.Join(err, tm.Close())
 	}

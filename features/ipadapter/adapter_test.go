@@ -97,12 +97,12 @@ func TestDiffSimC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	model, err := tapped.Load(rt, unetPath, data, udir, nil)
+	model, err := tapped.Load(rt, unetPath, data, udir, tapped.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer model.Close()
-	layers := model.Describe()
+	layers := model.Describe(0, 0)
 	def := inj.Describe(layers)
 	if def < 0 || layers[def].Name != "up_blocks.1.attentions.2.transformer_blocks.0.attn2.ip" || layers[def].Short != "Up0.ip" {
 		t.Errorf("default DiffSim-C layer %d", def)

@@ -55,12 +55,12 @@ func TestGroupedQueryAttention(t *testing.T) {
 		outs = append(outs, l.Out)
 	}
 	rt := enginetest.Runtime(t)
-	tm, err := tapped.Load(rt, "gqa", data, "", outs)
+	tm, err := tapped.Load(rt, "gqa", data, "", tapped.Options{Extra: outs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tm.Close()
-	for _, l := range tm.Describe() {
+	for _, l := range tm.Describe(0, 0) {
 		if !l.Grouped() || l.KVHeads != 2 || l.Heads != 4 {
 			t.Fatalf("layer %s: %d heads over %d key/value heads, want 4 over 2", l.Name, l.Heads, l.KVHeads)
 		}
