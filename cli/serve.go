@@ -99,6 +99,9 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 	if err != nil {
 		return usagef("--max-memory %q: %v", maxMemory, err)
 	}
+	if err := c.ssh.check(cmd.Flags()); err != nil {
+		return err
+	}
 	if socket == "" {
 		socket = serve.SocketPath()
 	}
@@ -177,6 +180,27 @@ func (f *sshFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.device, "device", "auto", "device for the SSH sessions' model: auto, cpu, cuda[:ID]")
 	fs.IntVar(&f.size, "size", 0, "working size of the SSH sessions' model (0: its default)")
 	inGroup(fs, groupSSH, "ssh", "authorized-keys", "ssh-open", "images", "uploads", "upload-quota", "ssh-max-sessions", "ssh-per-key", "ssh-idle-timeout", "model", "device", "size")
+}
+
+// check refuses SSH flags without --ssh (they would do nothing) and flags that contradict.
+func (f *sshFlags) check(fs *pflag.FlagSet) error {
+	var given []string
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed && fl.Name != "ssh" && len(fl.Annotations[groupKey]) > 0 && fl.Annotations[groupKey][0] == groupSSH {
+			given = append(given, "--"+fl.Name)
+		}
+	})
+	switch {
+	case f.addr == "" && len(given) > 0:
+		verb := "applies"
+		if len(given) > 1 {
+			verb = "apply"
+		}
+		return usagef("%s %s only to the SSH front: add --ssh ADDR (e.g. --ssh :2222)", strings.Join(given, ", "), verb)
+	case f.open && fs.Changed("authorized-keys"):
+		return usagef("--ssh-open lets any key in, so --authorized-keys would be ignored: give one of them")
+	}
+	return nil
 }
 
 // groupSSH is serve's SSH flags in its help.
