@@ -62,7 +62,8 @@ func (t *terminal) resize(w ssh.Window) error {
 	}
 	var ierr error
 	err = rc.Control(func(fd uintptr) {
-		ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(w.Height), Col: uint16(w.Width)})
+		ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(w.Height), Col: uint16(w.Width),
+			Xpixel: uint16(w.WidthPixels), Ypixel: uint16(w.HeightPixels)}) // the explorer sizes images from the pixels
 	})
 	return errors.Join(err, ierr)
 }
