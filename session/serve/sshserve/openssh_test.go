@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,21 +151,25 @@ func newFixture(t *testing.T, flags ...string) *fixture {
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	f.sock = filepath.Join(sockDir, "s.sock")
 	f.env = append(os.Environ(), "DIFFSIM_STATE="+f.state, "DIFFSIM_SOCKET="+f.sock, "DIFFSIM_GRAPH_CACHE=off")
-	args := append([]string{"serve", "--ssh", "127.0.0.1:0", "--images", f.images, "--authorized-keys", f.ak,
-		"--size", strconv.Itoa(testSize)}, flags...)
+	args := []string{"serve", "--ssh", "127.0.0.1:0", "--images", f.images, "--size", strconv.Itoa(testSize)}
+	if !slices.Contains(flags, "--ssh-open") {
+		args = append(args, "--authorized-keys", f.ak)
+	}
+	args = append(args, flags...)
 	f.cmd = exec.Command(f.bin, args...)
 	f.cmd.Env = f.env
 	f.cmd.Stderr = (*fixtureLog)(f)
 	if err := f.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- f.cmd.Wait() }()
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = f.cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		f.cmd.Process.Signal(os.Interrupt)
 		select {
-		case err := <-exited:
-			if err != nil {
+		case <-exited:
+			if err := exitErr; err != nil {
 				t.Errorf("diffsim serve after Ctrl-C: %v", err)
 			}
 		case <-time.After(time.Minute):
@@ -183,8 +188,8 @@ func newFixture(t *testing.T, flags ...string) *fixture {
 			break
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("diffsim serve exited: %v\n%s", err, f.logText())
+		case <-exited:
+			t.Fatalf("diffsim serve exited: %v\n%s", exitErr, f.logText())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
