@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
@@ -139,7 +140,7 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 		}
 	}
 	if !c.quiet {
-		fmt.Fprintf(c.stderr, "diffsim: serving API v%d on %s (keep-alive %v); Ctrl-C stops\n", serve.APIVersion, where, keepAlive)
+		fmt.Fprintf(c.stderr, "diffsim: serving API v%d on %s (keep-alive %v); Ctrl-C stops\n", api.Version, where, keepAlive)
 		if sshSrv != nil {
 			fmt.Fprintf(c.stderr, "diffsim: explorer over SSH on %s, model %s; %s\n", sshLn.Addr(), c.ssh.modelName(), sshSrv.Describe())
 			fmt.Fprintf(c.stderr, "diffsim: host key %s; users type: ssh -t -p %s %s A.png B.png\n", sshSrv.Fingerprint(), port(sshLn.Addr()), c.ssh.hostHint(sshLn.Addr()))
@@ -229,10 +230,12 @@ func (f *sshFlags) server(srv *serve.Server, log io.Writer) (*sshserve.Server, e
 			return nil, err
 		}
 	}
+	spec := api.DefaultSpec()
+	spec.Model, spec.Size, spec.Device = model, f.size, f.device
 	s, err := sshserve.New(srv, sshserve.Config{
 		StateDir: state, AuthorizedKeys: f.authorizedKeys, Open: f.open, Images: f.images, Uploads: f.uploads,
 		UploadQuota: quota, MaxSessions: f.maxSessions, PerKey: f.perKey, IdleTimeout: f.idle,
-		Spec: serve.Spec{Model: model, Size: f.size, Device: f.device}, Log: log,
+		Spec: spec, Log: log,
 	})
 	if err != nil {
 		return nil, usageError{err}

@@ -52,7 +52,7 @@ func pickerModel(t *testing.T, w, h int, src ImageSource, pathA, pathB string) *
 
 func newTestModelWith(t *testing.T, w, h int, pathA, pathB string, change func(*Options)) (*Model, tea.Cmd) {
 	t.Helper()
-	f := testBackend{f: fake.New()}
+	f := testBackend{fake.New()}
 	opts := DefaultOptions()
 	opts.Graphics = termgfx.HalfBlock
 	dark := true

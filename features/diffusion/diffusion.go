@@ -24,6 +24,7 @@ import (
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/ipadapter"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/features/tapped"
 	"github.com/diffsim/diffsim/features/tokenizer"
 )
@@ -342,8 +343,8 @@ func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int
 // every image twice (unconditional half first, as diffusers orders it) and each image's
 // features carry both halves as heads (see Conditioning).
 func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning) ([]features.Extraction, error) {
-	if t < 0 || t >= features.Timesteps {
-		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, features.Timesteps-1)
+	if t < 0 || t >= schedule.Timesteps {
+		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, schedule.Timesteps-1)
 	}
 	if err := m.Prepare(ctx, c); err != nil {
 		return nil, err
@@ -373,9 +374,9 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 		}
 		latents = append(latents, z...)
 	}
-	eps := features.Noise(seed, per)
+	eps := schedule.Noise(seed, per)
 	for i := 0; i < n; i++ {
-		features.AddNoise(latents[i*per:(i+1)*per], eps, t)
+		schedule.AddNoise(latents[i*per:(i+1)*per], eps, t)
 	}
 	for k := 1; k < halves; k++ {
 		latents = append(latents, latents[:n*per]...)

@@ -12,6 +12,7 @@ import (
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 )
 
 // plainLoader opens runners that only Run: the taps come back from the runtime's own
@@ -93,7 +94,7 @@ func TestOtherLayouts(t *testing.T) {
 						t.Fatalf("%s, image %d: features differ from the run without buffers", l.Name, k)
 					}
 				}
-				same, err := features.Compare(ctx, features.GoAttention{}, ex[0].Layers[i], ex[2].Layers[i])
+				same, err := aas.Compare(ctx, aas.GoAttention{}, ex[0].Layers[i], ex[2].Layers[i])
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -5,78 +5,69 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session"
 )
 
-// SharedBackend is the explorer's backend for explorers that run inside the server's own
-// process (the SSH front, one per session): the same warm models, batcher and feature caches
-// as the API's handlers, called directly instead of through the socket. Images are decoded
-// here once and handed to the model as they are, so a session's pair is not read again for
-// every layer and t (the socket's path-and-hash check guards a file read by two processes,
-// which cannot differ here). The model is held only during a call, so the keep-alive and the
-// memory bound treat a session as they treat a socket client.
-type SharedBackend struct {
+// Shared is the api.Scorer for explorers that run inside the server's own process (the SSH
+// front, one per session): the same warm models, batcher and feature caches as the API's
+// handlers, called directly instead of through the socket. Images are decoded once, by Load,
+// and handed to the model as they are, so a session's pair is not read again for every layer
+// and t (the socket's path-and-hash check guards a file read by two processes, which cannot
+// differ here). The model is held only during a call, so the keep-alive and the memory bound
+// treat a session as they treat a socket client.
+type Shared struct {
 	s    *Server
-	spec Spec
-	info session.ModelInfo
-	// Label is what the explorer shows beside the device and in its status line (Served):
-	// "served" unless set.
-	Label string
-	// LoadImage reads an image by the name the session gave (nil: features.LoadImage on the
-	// path as it is). The SSH front resolves names inside its images folder here.
-	LoadImage func(name string) (*session.Image, error)
+	ref  api.ModelRef
+	info api.ModelInfo
+	load func(name string) (*api.Image, error)
 
 	mu    sync.Mutex
-	stats session.Stats // the last counters, for when the model is not loaded
+	stats api.Stats // the last counters, for when the model is not loaded
 }
 
-// SharedBackend loads the model spec names (if it is not warm) and returns an explorer
-// backend on it.
-func (s *Server) SharedBackend(ctx context.Context, spec Spec) (*SharedBackend, error) {
+// errSharedPrompt is why a shared explorer cannot switch prompts: every session uses the one
+// model, loaded with one prompt. Short: the explorer's status line shows it.
+var errSharedPrompt = errors.New("fixed: the model is shared by every session")
+
+// Shared loads the model spec names (if it is not warm) and returns a scorer on it that reads
+// images with load (nil: session.LoadImage, any path). The SSH front's load resolves names
+// inside its images folder, so a session can open nothing else, through the open-pair key
+// either.
+func (s *Server) Shared(ctx context.Context, spec api.Spec, load func(name string) (*api.Image, error)) (*Shared, error) {
 	if err := modelPath(spec); err != nil {
 		return nil, err
 	}
-	l, release, err := s.ms.acquire(ctx, spec)
+	ref := api.ModelRef{Spec: spec}
+	l, release, err := s.ms.acquire(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return &SharedBackend{s: s, spec: spec, info: l.info}, nil
+	info := l.info
+	info.Caps.Served = true
+	info.Caps.Progress = false
+	if info.Caps.Prompt {
+		info.Caps.PromptFixed = errSharedPrompt.Error()
+	}
+	if load == nil {
+		load = session.LoadImage
+	}
+	return &Shared{s: s, ref: ref, info: info, load: load}, nil
 }
 
 // Info describes the model.
-func (b *SharedBackend) Info() session.ModelInfo { return b.info }
+func (b *Shared) Info() api.ModelInfo { return b.info }
 
-// Served says where the work runs, for the explorer's status line.
-func (b *SharedBackend) Served() string {
-	if b.Label != "" {
-		return b.Label
-	}
-	return "served"
-}
+// Resolve resolves a selection against the model.
+func (b *Shared) Resolve(sel api.Selection) (api.Target, error) { return b.info.Resolve(sel) }
 
-// ResolveLayer is session.ResolveLayer on the model.
-func (b *SharedBackend) ResolveLayer(arg string) (int, error) {
-	return session.ResolveLayer(b.info, arg)
-}
-
-// Load reads and decodes an image as a session does.
-func (b *SharedBackend) Load(name string) (*session.Image, error) {
-	if b.LoadImage != nil {
-		return b.LoadImage(name)
-	}
-	img, hash, err := features.LoadImage(name)
-	if err != nil {
-		return nil, err
-	}
-	r := img.Bounds()
-	return &session.Image{Path: name, Hash: hash, W: r.Dx(), H: r.Dy(), Pixels: img}, nil
-}
+// Load reads and decodes an image as the scorer's loader does.
+func (b *Shared) Load(name string) (*api.Image, error) { return b.load(name) }
 
 // with runs f on the warm model, loading it again if the keep-alive unloaded it.
-func (b *SharedBackend) with(ctx context.Context, f func(l *loaded) error) error {
-	l, release, err := b.s.ms.acquire(ctx, b.spec)
+func (b *Shared) with(ctx context.Context, f func(l *loaded) error) error {
+	l, release, err := b.s.ms.acquire(ctx, b.ref)
 	if err != nil {
 		return err
 	}
@@ -86,31 +77,50 @@ func (b *SharedBackend) with(ctx context.Context, f func(l *loaded) error) error
 
 // Score computes req's result; the pair's features come through the batcher, shared with
 // every other client asking at the same t.
-func (b *SharedBackend) Score(ctx context.Context, req session.Request) (session.Result, error) {
-	if req.Metric == "" {
-		req.Metric = session.AAS
+func (b *Shared) Score(ctx context.Context, req api.Request) (api.Result, error) {
+	m, err := api.ParseMetric(string(req.Metric))
+	if err != nil {
+		return api.Result{Req: req}, err
 	}
-	var res session.Result
-	err := b.with(ctx, func(l *loaded) error {
-		if err := checkLayer(l, req.Layer); err != nil {
-			return err
-		}
-		if err := l.batch.prefetch(ctx, req.T, req.A, req.B); err != nil {
+	req.Metric = m
+	var res api.Result
+	err = b.with(ctx, func(l *loaded) error {
+		if err := l.info.CheckLayer(req.Layer); err != nil {
 			return err
 		}
 		var err error
-		res, err = l.m.Score(ctx, req)
+		res, _, err = l.score(ctx, req)
 		return err
 	})
 	if err != nil {
-		return session.Result{Req: req}, err
+		return api.Result{Req: req}, err
 	}
 	return res, nil
 }
 
+// Sweep scores the pair at layers × ts on the shared model.
+func (b *Shared) Sweep(ctx context.Context, x, y *api.Image, layers, ts []int, m api.Metric, afterStep func()) (api.Sweep, error) {
+	var sw api.Sweep
+	err := b.with(ctx, func(l *loaded) error {
+		var err error
+		sw, err = l.m.Sweep(ctx, x, y, layers, ts, m, afterStep)
+		return err
+	})
+	return sw, err
+}
+
+// errNoRank: ranking reads files by path, which a shared session's loader confines; the
+// explorer does not rank.
+var errNoRank = errors.New("rank is not offered to explorer sessions inside the server; use diffsim rank")
+
+// Rank is not offered: see errNoRank.
+func (b *Shared) Rank(context.Context, *api.Image, []string, int, int, api.Metric, func()) ([]api.Ranked, []api.Skipped, error) {
+	return nil, nil, errNoRank
+}
+
 // LayerScores is every layer's score at t, from one (batched) forward.
-func (b *SharedBackend) LayerScores(ctx context.Context, x, y *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
-	var out []session.LayerScore
+func (b *Shared) LayerScores(ctx context.Context, x, y *api.Image, t int, m api.Metric) ([]api.LayerScore, error) {
+	var out []api.LayerScore
 	err := b.with(ctx, func(l *loaded) error {
 		if err := l.batch.prefetch(ctx, t, x, y); err != nil {
 			return err
@@ -122,44 +132,41 @@ func (b *SharedBackend) LayerScores(ctx context.Context, x, y *session.Image, t 
 	return out, err
 }
 
-// Prefetch computes the pair's features at t through the batcher.
-func (b *SharedBackend) Prefetch(ctx context.Context, x, y *session.Image, t int) error {
-	return b.with(ctx, func(l *loaded) error { return l.batch.prefetch(ctx, t, x, y) })
+// Prefetch computes the images' features at t through the batcher.
+func (b *Shared) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
+	return b.with(ctx, func(l *loaded) error { return l.batch.prefetch(ctx, t, imgs...) })
 }
 
 // Cached says whether the pair's features at t are kept. It never loads the model: a
 // session's status line asks twice a second, and an unloaded model has nothing cached.
-func (b *SharedBackend) Cached(x, y *session.Image, t int) bool {
+func (b *Shared) Cached(x, y *api.Image, t int) bool {
 	cached := false
-	b.s.ms.peek(b.spec, func(l *loaded) { cached = l.m.Cached(x, y, t) })
+	b.s.ms.peek(b.ref.Spec, func(l *loaded) { cached = l.m.Cached(x, y, t) })
 	return cached
 }
 
 // Stats are the model's counters: every client's work, not only this session's. The last
 // ones known when the model is not loaded (Stats never loads it).
-func (b *SharedBackend) Stats() session.Stats {
+func (b *Shared) Stats() api.Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.s.ms.peek(b.spec, func(l *loaded) { b.stats = l.m.Stats() })
+	b.s.ms.peek(b.ref.Spec, func(l *loaded) { b.stats = l.m.Stats() })
 	return b.stats
 }
 
 // Conditioning is the prompt the model was loaded with.
-func (b *SharedBackend) Conditioning() features.Conditioning {
-	return features.Conditioning{Prompt: b.spec.Prompt, CFG: b.spec.CFG}
-}
+func (b *Shared) Conditioning() api.Conditioning { return b.ref.Conditioning() }
 
-// ConditioningFixed says why the prompt cannot change: the model is shared by every client.
-func (b *SharedBackend) ConditioningFixed() error { return errServedPromptShared }
-
-// SetConditioning refuses any conditioning but the one the model was loaded with.
-func (b *SharedBackend) SetConditioning(_ context.Context, c features.Conditioning) error {
+// SetConditioning refuses any conditioning but the one the model was loaded with
+// (Caps.PromptFixed says why before anyone asks).
+func (b *Shared) SetConditioning(_ context.Context, c api.Conditioning) error {
 	if c == b.Conditioning() {
 		return nil
 	}
-	return errServedPromptShared
+	return errSharedPrompt
 }
 
-// errServedPromptShared is ErrServedPrompt for a session inside the server, which has no
-// --no-server to offer.
-var errServedPromptShared = errors.New("fixed: the model is shared by every session")
+// Close does nothing: the model stays warm for the other sessions, until its keep-alive ends.
+func (b *Shared) Close() error { return nil }
+
+var _ api.Scorer = (*Shared)(nil)

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/heatmap"
-	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui"
 )
 
@@ -197,7 +197,7 @@ func readImage(f *os.File, name string) ([]byte, error) {
 }
 
 // Load reads and decodes the image called name, as a session's backend does with a path.
-func (u *userFiles) Load(name string) (*session.Image, error) {
+func (u *userFiles) Load(name string) (*api.Image, error) {
 	f, c, err := u.open(name)
 	if err != nil {
 		return nil, err
@@ -212,7 +212,7 @@ func (u *userFiles) Load(name string) (*session.Image, error) {
 	}
 	sum := sha256.Sum256(data)
 	r := img.Bounds()
-	return &session.Image{Path: c, Hash: hex.EncodeToString(sum[:]), W: r.Dx(), H: r.Dy(), Pixels: img}, nil
+	return &api.Image{Path: c, Hash: hex.EncodeToString(sum[:]), W: r.Dx(), H: r.Dy(), Pixels: img}, nil
 }
 
 // List is the picker's list: the user's uploads first, then the shared images, each sorted

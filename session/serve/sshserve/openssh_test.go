@@ -28,10 +28,10 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/serve"
 	"github.com/diffsim/diffsim/ui/termtest"
 )
 
@@ -116,7 +116,9 @@ func newFixture(t *testing.T, flags ...string) *fixture {
 	}
 	needOpenSSH(t)
 	// The runtime rule first: without cgo or a library this skips (or fails in CI).
-	probe, err := session.Open(t.Context(), session.Options{Families: families.All(), Size: testSize})
+	spec := api.DefaultSpec()
+	spec.Size = testSize
+	probe, err := session.Open(t.Context(), session.Options{Families: families.All(), Spec: spec})
 	enginetest.Check(t, err)
 	probe.Close()
 
@@ -284,9 +286,9 @@ func (f *fixture) score(a, b, layer string, t int) string {
 }
 
 // models is what the server has loaded (GET /v1/models).
-func (f *fixture) models() serve.ModelsResponse {
+func (f *fixture) models() api.ModelsResponse {
 	f.t.Helper()
-	r, err := serve.NewClient(f.sock).Models(f.t.Context())
+	r, err := api.NewClient(f.sock).Models(f.t.Context())
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ import (
 	"charm.land/wish/v2/scp"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session/serve"
 	"github.com/diffsim/diffsim/ui"
 )
@@ -67,7 +68,7 @@ type Config struct {
 	// DefaultIdleTimeout, negative never.
 	IdleTimeout time.Duration
 	// Spec is the model every session explores.
-	Spec serve.Spec
+	Spec api.Spec
 	// Log gets one line per session opened, refused and closed; nil logs nothing.
 	Log io.Writer
 }
@@ -436,7 +437,7 @@ func (s *Server) run(sess ssh.Session, t *terminal, req request) int {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	opts.Input, opts.Output = t.slave, t.slave
-	opts.Remote = &ui.Remote{Env: termEnv(sess.Environ(), t.term), Resize: resize,
+	opts.Remote = &ui.Remote{Env: termEnv(sess.Environ(), t.term), Resize: resize, Status: s.status(),
 		Touch: func() { last.Store(time.Now().UnixNano()) }}
 	opts.Picker = u
 	opts.ExportDir = filepath.Join(u.own, "exports")
@@ -480,7 +481,7 @@ func (s *Server) run(sess ssh.Session, t *terminal, req request) int {
 
 // backend opens the session's view of the server's model, saying so when the model must
 // load first (seconds to minutes for Stable Diffusion).
-func (s *Server) backend(ctx context.Context, t *terminal, u *userFiles) (*serve.SharedBackend, error) {
+func (s *Server) backend(ctx context.Context, t *terminal, u *userFiles) (*serve.Shared, error) {
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -489,20 +490,24 @@ func (s *Server) backend(ctx context.Context, t *terminal, u *userFiles) (*serve
 			fmt.Fprintf(t.slave, "diffsim: loading the model %s for the first session; later sessions open at once\r\n", modelName(s.cfg.Spec))
 		}
 	}()
-	b, err := s.api.SharedBackend(ctx, s.cfg.Spec)
+	b, err := s.api.Shared(ctx, s.cfg.Spec, u.Load)
 	close(done)
 	if err != nil {
 		return nil, fmt.Errorf("the server could not open its model: %v", oneLine(err.Error()))
 	}
-	b.LoadImage = u.Load
-	b.Label = "ssh"
-	if s.cfg.Open {
-		b.Label = "ssh · open mode"
-	}
 	return b, nil
 }
 
-func modelName(spec serve.Spec) string {
+// status is what each session's status line says of where it runs: over SSH, and in the
+// open mode, that too.
+func (s *Server) status() string {
+	if s.cfg.Open {
+		return "ssh · open mode"
+	}
+	return "ssh"
+}
+
+func modelName(spec api.Spec) string {
 	if spec.Model == "" {
 		return "builtin"
 	}

@@ -16,7 +16,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -55,10 +55,14 @@ func TestParseArgs(t *testing.T) {
 }
 
 func TestRequestOptions(t *testing.T) {
-	info := session.ModelInfo{Timesteps: true}
+	info := api.ModelInfo{Timesteps: true, Layers: []api.Layer{{Name: "a"}, {Name: "b", Short: "Up0"}}, DefaultLayer: 1, DefaultT: 101}
 	opts, err := request{step: 600, metric: "mse"}.options(info)
-	if err != nil || opts.T != 401 || opts.Metric != session.MSE || opts.Layer != -1 {
+	if err != nil || opts.T != 401 || opts.Metric != api.MSE || opts.Layer != 1 {
 		t.Errorf("--step 600 --metric mse: %+v, %v; want t 401, mse, the default layer", opts, err)
+	}
+	opts, err = request{layer: "a", metric: "aas"}.options(info)
+	if err != nil || opts.T != 101 || opts.Layer != 0 {
+		t.Errorf("--layer a: %+v, %v; want the default t and layer 0", opts, err)
 	}
 	if _, err := (request{t: 1000, tSet: true}).options(info); err == nil {
 		t.Error("--t 1000 was taken")
