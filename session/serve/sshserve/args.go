@@ -8,8 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -55,9 +54,7 @@ func parseArgs(args []string) (request, error) {
 	if r.tSet && fs.Changed("step") {
 		return r, errors.New("give --t or --step, not both")
 	}
-	switch session.Metric(r.metric) {
-	case session.AAS, session.Cosine, session.MSE:
-	default:
+	if _, err := api.ParseMetric(r.metric); err != nil {
 		return r, fmt.Errorf("--metric %q: want aas, cos or mse", r.metric)
 	}
 	p, err := termgfx.ParseProtocol(*graphics)
@@ -75,30 +72,20 @@ func parseArgs(args []string) (request, error) {
 	return r, nil
 }
 
-// options turns the request into the explorer's options on a model described by info.
-func (r request) options(info session.ModelInfo) (ui.Options, error) {
+// options turns the request into the explorer's options on a model described by info,
+// resolved as every other front end resolves them (api.ModelInfo.Resolve).
+func (r request) options(info api.ModelInfo) (ui.Options, error) {
 	opts := ui.DefaultOptions()
 	opts.Graphics = r.graphics
-	opts.Metric = session.Metric(r.metric)
-	if r.layer != "" {
-		l, err := session.ResolveLayer(info, r.layer)
-		if err != nil {
-			return opts, err
-		}
-		opts.Layer = l
+	sel := api.Selection{Layer: r.layer, Step: r.step, Metric: api.Metric(r.metric)}
+	if r.tSet {
+		sel.T = &r.t
 	}
-	switch {
-	case r.tSet && (r.t < 0 || r.t >= features.Timesteps):
-		return opts, fmt.Errorf("--t %d is outside 0..%d", r.t, features.Timesteps-1)
-	case r.tSet:
-		opts.T = r.t
-	case r.step != 0:
-		t, err := features.StepToT(r.step)
-		if err != nil {
-			return opts, err
-		}
-		opts.T = t
+	tg, err := info.Resolve(sel)
+	if err != nil {
+		return opts, err
 	}
+	opts.Layer, opts.T, opts.Metric = tg.Layer, tg.T, tg.Metric
 	return opts, nil
 }
 
