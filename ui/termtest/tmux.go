@@ -98,3 +98,11 @@ func (tm *Tmux) WaitFor(what string, ok func(string) bool) string {
 	tm.t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
 	return s
 }
+
+// Resize changes the window to cols × rows cells, as a user dragging the terminal's corner.
+func (tm *Tmux) Resize(cols, rows int) {
+	tm.t.Helper()
+	if out, err := exec.Command("tmux", "resize-window", "-t", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows)).CombinedOutput(); err != nil {
+		tm.t.Fatalf("resize-window: %v %s", err, out)
+	}
+}

@@ -357,6 +357,15 @@ func TestExplorerOverSSH(t *testing.T) {
 	tm.Keys(".")
 	want = f.score("chelsea.png", "coffee.png", "coarse.attn", 111)
 	tm.WaitFor("t 111's "+want, func(s string) bool { return strings.Contains(s, "t 111") && strings.Contains(s, want) })
+	// A resize of the client's window reaches the explorer: at 120 columns the score panel
+	// has room to spell out the metric's direction.
+	if strings.Contains(s, "higher = more similar") {
+		t.Fatalf("at 100 columns the panel already spells out the direction:\n%s", s)
+	}
+	tm.Resize(120, 36)
+	tm.WaitFor("the layout for 120×36", func(s string) bool {
+		return strings.Contains(s, "higher = more similar") && len(strings.Split(strings.TrimRight(s, "\n"), "\n")) >= 34
+	})
 	tm.Keys("q")
 	s = tm.WaitFor("the session's end", func(s string) bool { return strings.Contains(s, "EXIT=0") })
 	if strings.Contains(s, "layers") {
