@@ -124,6 +124,12 @@ func newPicker(st Styles, src ImageSource, trueColor bool) picker {
 // SetSize gives the picker its cells.
 func (p *picker) SetSize(w, h int) { p.w, p.h = w, h }
 
+// SetStyles restyles the picker (its previews keep their colours).
+func (p *picker) SetStyles(st Styles) { p.st = st }
+
+func (p picker) ShortHelp() []key.Binding  { return p.keys.ShortHelp() }
+func (p picker) FullHelp() [][]key.Binding { return p.keys.FullHelp() }
+
 // Open starts a pick: the list is read again (uploads may have arrived) and the filter and
 // the first pick are cleared.
 func (p *picker) Open() tea.Cmd {
