@@ -111,3 +111,14 @@ func (tm *Tmux) Resize(cols, rows int) {
 		tm.t.Fatalf("resize-window: %v %s", err, out)
 	}
 }
+
+// AltScreen reports whether the pane shows the alternate screen: a full-screen program that
+// ended without leaving it left the terminal unusable.
+func (tm *Tmux) AltScreen() bool {
+	tm.t.Helper()
+	out, err := exec.Command("tmux", "display-message", "-p", "-t", tm.name, "#{alternate_on}").Output()
+	if err != nil {
+		tm.t.Fatalf("display-message: %v", err)
+	}
+	return strings.TrimSpace(string(out)) == "1"
+}
