@@ -130,7 +130,7 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 		}
 	}
 	srv := serve.New(serve.Config{
-		Base:      session.Options{Library: c.ortLib, GraphCache: graphCacheNoticing(c.notices()), Families: families.All()},
+		Base:      session.Options{Library: c.ortLib, GraphCache: graphCacheNoticing(c.notices()), Families: families.All(), Prune: true},
 		KeepAlive: keepAlive, MaxBytes: maxBytes, Version: readBuild().Version,
 	})
 	if sshLn != nil {
