@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	tea "charm.land/bubbletea/v2"
@@ -87,10 +88,35 @@ type Options struct {
 	OnFirstScore func()
 	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
 	Profile colorprofile.Profile
+	// Remote, when set, says the terminal is not this process's own but a remote one (an SSH
+	// session's pty): Input and Output are its pty, its environment replaces the process's,
+	// its window sizes come from Remote.Resize, and Run leaves the process's signals alone.
+	Remote *Remote
+	// Picker, when set, offers its images in a picker (type to filter) on the open-pair key,
+	// instead of a prompt for two paths; Run with two empty paths starts in it.
+	Picker ImageSource
 
 	// programOptions are extra Bubble Tea options, for tests.
 	programOptions []tea.ProgramOption
 }
+
+// Remote is a terminal on the far side of a connection (see Options.Remote).
+type Remote struct {
+	// Env is the terminal's environment as the client sent it: TERM, COLORTERM, LANG….
+	Env []string
+	// Resize carries the terminal's new size in cells whenever the client's window changes
+	// (the pty is not this process's controlling terminal, so no SIGWINCH comes).
+	Resize <-chan WindowSize
+	// Touch, when set, is called on every key press, paste and mouse event (from the
+	// program's goroutine; keep it quick): an SSH server's idle timeout counts from the last.
+	Touch func()
+	// Status, when set, is what the status line and the score panel say of where the work
+	// runs, instead of "served" ("ssh · open mode": who may connect is part of it).
+	Status string
+}
+
+// WindowSize is a terminal's size in character cells.
+type WindowSize struct{ Cols, Rows int }
 
 // DefaultExportDir is where exports go when Options.ExportDir is empty.
 const DefaultExportDir = "diffsim-export"
@@ -136,17 +162,22 @@ func runProgram(ctx context.Context, opts Options, newModel func(context.Context
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// A dropped SSH connection sends SIGHUP; Bubble Tea only listens for INT and TERM.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		select {
-		case <-hup:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	getenv := os.Getenv
+	if opts.Remote != nil {
+		getenv = envLookup(opts.Remote.Env)
+	} else {
+		// A dropped SSH connection sends SIGHUP; Bubble Tea only listens for INT and TERM.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			select {
+			case <-hup:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 
 	needCaps := opts.Graphics != termgfx.HalfBlock && opts.Graphics != termgfx.Quadrant && opts.Graphics != termgfx.None
 	if opts.Caps == nil && needCaps {
@@ -156,7 +187,7 @@ func runProgram(ctx context.Context, opts Options, newModel func(context.Context
 		}
 		if ok {
 			// Before the program starts, so that nothing else reads the replies.
-			c, _ := termgfx.Detect(ctx, in, opts.Output, 0, os.Getenv)
+			c, _ := termgfx.Detect(ctx, in, opts.Output, 0, getenv)
 			opts.Caps = &c
 		}
 	}
@@ -171,8 +202,33 @@ func runProgram(ctx context.Context, opts Options, newModel func(context.Context
 	if p := colorProfile(opts); p != colorprofile.Unknown {
 		popts = append(popts, tea.WithColorProfile(p))
 	}
+	if opts.Remote != nil {
+		// The process's signals are the server's: Ctrl-C reaches a remote explorer as a key.
+		popts = append(popts, tea.WithEnvironment(opts.Remote.Env), tea.WithoutSignalHandler())
+		if touch := opts.Remote.Touch; touch != nil {
+			popts = append(popts, tea.WithFilter(func(_ tea.Model, msg tea.Msg) tea.Msg {
+				switch msg.(type) {
+				case tea.KeyPressMsg, tea.MouseMsg, tea.PasteMsg:
+					touch()
+				}
+				return msg
+			}))
+		}
+	}
 	popts = append(popts, opts.programOptions...)
 	p := tea.NewProgram(m, popts...)
+	if opts.Remote != nil && opts.Remote.Resize != nil {
+		go func() {
+			for {
+				select {
+				case ws := <-opts.Remote.Resize:
+					p.Send(tea.WindowSizeMsg{Width: ws.Cols, Height: ws.Rows})
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 
 	// Panics inside Update, View and commands are caught by Bubble Tea, which restores the
 	// terminal first; this catches the rest (our own set-up code) after the program ended.
@@ -219,9 +275,12 @@ func colorProfile(opts Options) colorprofile.Profile {
 	case termgfx.Sixel, termgfx.Kitty:
 		return colorprofile.TrueColor
 	}
-	env := os.Environ()
+	env, getenv := os.Environ(), os.Getenv
+	if opts.Remote != nil {
+		env, getenv = opts.Remote.Env, envLookup(opts.Remote.Env)
+	}
 	p := colorprofile.Detect(opts.Output, env)
-	switch os.Getenv("COLORTERM") {
+	switch getenv("COLORTERM") {
 	case "truecolor", "24bit":
 		if p < colorprofile.TrueColor && p != colorprofile.NoTTY {
 			return colorprofile.TrueColor
@@ -231,6 +290,19 @@ func colorProfile(opts Options) colorprofile.Profile {
 		return colorprofile.ANSI256
 	}
 	return colorprofile.Unknown
+}
+
+// envLookup is os.Getenv over env (KEY=value entries; the last one of a key wins).
+func envLookup(env []string) func(string) string {
+	return func(key string) string {
+		v := ""
+		for _, kv := range env {
+			if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+				v = val
+			}
+		}
+		return v
+	}
 }
 
 // NewProgress returns a callback for session.Options.OnProgress and the channel to pass
