@@ -12,7 +12,7 @@ export ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB:-$ORT}
 # A package counts as present only when dpkg says it is installed: machine images put
 # stand-ins on PATH (a `convert` that is not ImageMagick), so `command -v` proves nothing.
 test_packages=(tmux libsixel-bin xterm xvfb xdotool x11-apps imagemagick xfonts-base ffmpeg kitty libgl1-mesa-dri fonts-dejavu-core
-  slurmctld slurmd slurm-client munge)
+  slurmctld slurmd slurm-client munge openssh-client)
 missing_packages() {
   local p
   for p in "$@"; do
@@ -39,6 +39,9 @@ fi
 gotestsum=(go run gotest.tools/gotestsum@v1.13.0)
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
+# Tests that open diffusion folders keep VAE latents and text embeddings on disk: keep them out of
+# the user's cache, and start every run without them so each run computes what it checks.
+export DIFFSIM_MEMO="$results/memo"
 count() { # the summary line of a go test -json file; package failures (a build error) count as failed
   awk -F'"Action":"' 'NF > 1 {
       split($2, a, "\""); pkg = $0; sub(/.*"Package":"/, "", pkg); sub(/".*/, "", pkg)

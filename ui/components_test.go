@@ -8,8 +8,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 )
 
@@ -18,17 +18,17 @@ import (
 
 // fakeScores are the fake model's layer scores at ts under metric m; close makes them all
 // lie within 0.001 of 0.99, as a real model's do at late timesteps.
-func fakeScores(ts []int, m session.Metric, close bool) map[scoreKey][]session.LayerScore {
+func fakeScores(ts []int, m api.Metric, close bool) map[scoreKey][]api.LayerScore {
 	f := fake.New()
-	out := map[scoreKey][]session.LayerScore{}
+	out := map[scoreKey][]api.LayerScore{}
 	for _, t := range ts {
-		s := make([]session.LayerScore, len(f.Info().Layers))
+		s := make([]api.LayerScore, len(f.Info().Layers))
 		for i, l := range f.Info().Layers {
 			v := fake.ScoreAt(i, t, m)
 			if close {
 				v = 0.99 + v/1000
 			}
-			s[i] = session.LayerScore{Layer: i, T: t, Score: v, Meaningless: !l.ImageKV}
+			s[i] = api.LayerScore{Layer: i, T: t, Score: v, Meaningless: !l.ImageKV}
 		}
 		out[scoreKey{t, m}] = s
 	}
@@ -37,24 +37,24 @@ func fakeScores(ts []int, m session.Metric, close bool) map[scoreKey][]session.L
 
 func TestSweepGolden(t *testing.T) {
 	layers := fake.New().Info().Layers
-	all := features.SweepTimesteps()
+	all := schedule.SweepTimesteps()
 	tests := []struct {
 		name   string
 		w, h   int
-		scores map[scoreKey][]session.LayerScore
-		metric session.Metric
+		scores map[scoreKey][]api.LayerScore
+		metric api.Metric
 		keys   []string
 	}{
-		{"partial_80x18", 80, 18, fakeScores(all[:4], session.AAS, false), session.AAS, nil},
-		{"full_cursor_moved_120x30", 120, 30, fakeScores(all, session.AAS, false), session.AAS, []string{"down", "down", "right", "end"}},
-		{"mse_close_200x50", 200, 50, fakeScores(all, session.MSE, true), session.MSE, []string{"home"}},
-		{"close_80x18", 80, 18, fakeScores(all, session.AAS, true), session.AAS, nil},
+		{"partial_80x18", 80, 18, fakeScores(all[:4], api.AAS, false), api.AAS, nil},
+		{"full_cursor_moved_120x30", 120, 30, fakeScores(all, api.AAS, false), api.AAS, []string{"down", "down", "right", "end"}},
+		{"mse_close_200x50", 200, 50, fakeScores(all, api.MSE, true), api.MSE, []string{"home"}},
+		{"close_80x18", 80, 18, fakeScores(all, api.AAS, true), api.AAS, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sw := newSweep(NewStyles(true), layers, all)
 			sw.SetSize(tc.w, tc.h)
-			sw.SetData(tc.scores, tc.metric, 5, 401)
+			sw.SetData(sweepData{scores: tc.scores, metric: tc.metric, layer: 5, t: 401})
 			sw.Focus()
 			for _, k := range tc.keys {
 				sw, _ = sw.Update(press(k))
@@ -68,7 +68,7 @@ func TestSweepGolden(t *testing.T) {
 // Esc asks to close; keys it does not know do nothing.
 func TestSweepKeys(t *testing.T) {
 	layers := fake.New().Info().Layers
-	ts := features.SweepTimesteps()
+	ts := schedule.SweepTimesteps()
 	tests := []struct {
 		keys     []string
 		row, col int
@@ -88,7 +88,7 @@ func TestSweepKeys(t *testing.T) {
 		t.Run(fmt.Sprint(tc.keys), func(t *testing.T) {
 			sw := newSweep(NewStyles(true), layers, ts)
 			sw.SetSize(120, 30)
-			sw.SetData(nil, session.AAS, 5, 401)
+			sw.SetData(sweepData{metric: api.AAS, layer: 5, t: 401})
 			sw.Focus()
 			var cmd tea.Cmd
 			for _, k := range tc.keys {
@@ -113,21 +113,21 @@ func TestLayerListGolden(t *testing.T) {
 	tests := []struct {
 		name   string
 		w, h   int
-		scores []session.LayerScore
-		metric session.Metric
+		scores []api.LayerScore
+		metric api.Metric
 		scale  barScale
 	}{
-		{"relative_32x12", 32, 12, fakeScores([]int{401}, session.AAS, false)[scoreKey{401, session.AAS}], session.AAS, scaleRelative},
-		{"absolute_close_56x14", 56, 14, fakeScores([]int{401}, session.AAS, true)[scoreKey{401, session.AAS}], session.AAS, scaleAbsolute},
-		{"relative_close_56x14", 56, 14, fakeScores([]int{401}, session.AAS, true)[scoreKey{401, session.AAS}], session.AAS, scaleRelative},
-		{"mse_56x14", 56, 14, fakeScores([]int{401}, session.MSE, false)[scoreKey{401, session.MSE}], session.MSE, scaleRelative},
-		{"not_computed_40x12", 40, 12, nil, session.AAS, scaleRelative},
+		{"relative_32x12", 32, 12, fakeScores([]int{401}, api.AAS, false)[scoreKey{401, api.AAS}], api.AAS, scaleRelative},
+		{"absolute_close_56x14", 56, 14, fakeScores([]int{401}, api.AAS, true)[scoreKey{401, api.AAS}], api.AAS, scaleAbsolute},
+		{"relative_close_56x14", 56, 14, fakeScores([]int{401}, api.AAS, true)[scoreKey{401, api.AAS}], api.AAS, scaleRelative},
+		{"mse_56x14", 56, 14, fakeScores([]int{401}, api.MSE, false)[scoreKey{401, api.MSE}], api.MSE, scaleRelative},
+		{"not_computed_40x12", 40, 12, nil, api.AAS, scaleRelative},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ll := newLayerList(NewStyles(true), layers)
 			ll.SetSize(tc.w, tc.h)
-			ll.SetData(tc.scores, 5, 401, tc.metric)
+			ll.SetData(layerData{scores: tc.scores, selected: 5, t: 401, metric: tc.metric})
 			ll.scale = tc.scale
 			golden(t, "component_layers_"+tc.name, ll.View())
 		})
@@ -137,10 +137,10 @@ func TestLayerListGolden(t *testing.T) {
 // TestLayerBarsGrowWithSimilarity: under MSE (lower is more similar) the most similar layer
 // has the longest bar, as under AAS; the axis runs from least to most similar.
 func TestLayerBarsGrowWithSimilarity(t *testing.T) {
-	for _, m := range []session.Metric{session.AAS, session.MSE} {
+	for _, m := range []api.Metric{api.AAS, api.MSE} {
 		scores := fakeScores([]int{401}, m, false)[scoreKey{401, m}]
 		ll := newLayerList(NewStyles(true), fake.New().Info().Layers)
-		ll.SetData(scores, 0, 401, m)
+		ll.SetData(layerData{scores: scores, t: 401, metric: m})
 		left, right, ok := ll.axis()
 		best, worst := math.Inf(-1), math.Inf(1)
 		for _, s := range scores {
@@ -165,7 +165,7 @@ func TestLayerBarsGrowWithSimilarity(t *testing.T) {
 func TestLayerListMouseAndScale(t *testing.T) {
 	ll := newLayerList(NewStyles(true), fake.New().Info().Layers)
 	ll.SetSize(40, 14)
-	ll.SetData(nil, 5, 401, session.AAS)
+	ll.SetData(layerData{selected: 5, t: 401, metric: api.AAS})
 	ll, _ = ll.Update(press("a"))
 	if ll.scale != scaleAbsolute {
 		t.Errorf("a: scale %v", ll.scale)
@@ -174,8 +174,9 @@ func TestLayerListMouseAndScale(t *testing.T) {
 		msg  tea.Msg
 		want tea.Msg
 	}{
-		{tea.MouseClickMsg{Y: layerListHead + 2, Button: tea.MouseLeft}, layerSelectMsg{2}},
-		{tea.MouseClickMsg{Y: layerListHead + 5, Button: tea.MouseLeft}, nil}, // the selected one
+		// Layer 1 (text cross-attention) is folded away: the third row is layer 3.
+		{tea.MouseClickMsg{Y: layerListHead + 2, Button: tea.MouseLeft}, layerSelectMsg{3}},
+		{tea.MouseClickMsg{Y: layerListHead + 4, Button: tea.MouseLeft}, nil}, // the selected one
 		{tea.MouseClickMsg{Y: 1, Button: tea.MouseLeft}, nil},                 // the title
 		{tea.MouseWheelMsg{Button: tea.MouseWheelDown}, layerSelectMsg{6}},
 		{tea.MouseWheelMsg{Button: tea.MouseWheelUp}, layerSelectMsg{4}},
@@ -194,7 +195,7 @@ func TestLayerListMouseAndScale(t *testing.T) {
 func TestTimelineGolden(t *testing.T) {
 	points := map[int]float64{}
 	for _, tt := range []int{1, 101, 201, 391, 401, 411, 501, 901} {
-		points[tt] = fake.ScoreAt(5, tt, session.AAS)
+		points[tt] = fake.ScoreAt(5, tt, api.AAS)
 	}
 	points[601] = math.NaN()
 	for _, tc := range []struct {
@@ -250,16 +251,16 @@ func TestScorePanelGolden(t *testing.T) {
 	info := f.Info()
 	a, _ := f.Load("fake:a")
 	b, _ := f.Load("fake:b")
-	res, err := f.Score(t.Context(), session.Request{A: a, B: b, Layer: 5, T: 401, Metric: session.AAS, Token: 5})
+	res, err := f.Score(t.Context(), api.Request{A: a, B: b, Layer: 5, T: 401, Metric: api.AAS, Token: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Elapsed = 0
-	meaningless, _ := f.Score(t.Context(), session.Request{A: a, B: b, Layer: 1, T: 401, Metric: session.AAS, Token: 5})
+	meaningless, _ := f.Score(t.Context(), api.Request{A: a, B: b, Layer: 1, T: 401, Metric: api.AAS, Token: 5})
 	meaningless.Elapsed = 0 // wall time: a loaded machine (or -race) would change the golden
 	for _, tc := range []struct {
 		name    string
-		res     *session.Result
+		res     *api.Result
 		layer   int
 		current bool
 	}{
@@ -271,7 +272,8 @@ func TestScorePanelGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var w, h int
 			fmt.Sscanf(tc.name[len(tc.name)-5:], "%dx%d", &w, &h)
-			p := scorePanel{st: NewStyles(true), info: info, layer: info.Layers[tc.layer], res: tc.res, current: tc.current, t: 401, metric: session.AAS, tx: 1, ty: 1}
+			p := newScorePanel(NewStyles(true))
+			p.SetData(scoreData{info: info, layer: info.Layers[tc.layer], res: tc.res, t: 401, metric: api.AAS})
 			p.SetSize(w, h)
 			golden(t, "component_score_"+tc.name, p.View())
 		})
@@ -281,17 +283,21 @@ func TestScorePanelGolden(t *testing.T) {
 func TestStatusBarGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		sb   statusBar
+		d    statusData
 	}{
-		{"ready", statusBar{cache: "5 t computed · 5 runs "}},
-		{"working", statusBar{spinner: "⠋", working: "scoring Up0 t=401 (1.2s)", cache: "5 t computed · 5 runs "}},
-		{"error", statusBar{err: errors.New("layer scores t=401: out of memory\nwhile running"), cache: "5 t computed "}},
-		{"notice", statusBar{notice: "exported diffsim-export/a_vs_b.png", cache: "5 t computed "}},
+		{"ready", statusData{cache: "5 t computed · 5 runs "}},
+		{"working", statusData{spinner: "⠋", working: "scoring Up0 t=401 (1.2s)", cache: "5 t computed · 5 runs "}},
+		{"error", statusData{err: errors.New("layer scores t=401: out of memory\nwhile running"), cache: "5 t computed "}},
+		{"notice", statusData{notice: "exported to diffsim-export/: a_vs_b.png and a_vs_b.json", cache: "5 t computed "}},
+		{"long_path_wraps", statusData{notice: exportMsg{dir: "/tmp/a-rather-long-folder-name/with/several/levels/of/folders/diffsim-export",
+			files: []string{"chelsea_vs_coffee_Up0_t401.png", "chelsea_vs_coffee_Up0_t401.json"}}.String(), cache: "5 t computed "}},
+		{"long_error_wraps", statusData{err: errors.New(`t "1234": want a whole number from 0 to 999, or press t again and type one; the score stays at t=401 until then`), cache: "5 t computed "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.sb.st = NewStyles(true)
-			tc.sb.SetSize(80, 1)
-			golden(t, "component_status_"+tc.name, tc.sb.View())
+			sb := newStatusBar(NewStyles(true))
+			sb.SetData(tc.d)
+			sb.SetSize(80, 1)
+			golden(t, "component_status_"+tc.name, sb.View())
 		})
 	}
 }

@@ -19,9 +19,8 @@ import (
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/heatmap"
-	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -29,10 +28,10 @@ import (
 const exportTile = 256
 
 // exportRecord is the JSON written beside the exported PNG: the one score record every
-// command writes (session.Record), and what only the explorer has: the token, the maps, the
+// command writes (api.Record), and what only the explorer has: the token, the maps, the
 // overlay the PNG's photos carry and the PNG's name.
 type exportRecord struct {
-	session.Record
+	api.Record
 	Token     [2]int    `json:"token"`
 	Grid      [2]int    `json:"grid"`
 	Overlay   string    `json:"overlay"`
@@ -43,7 +42,7 @@ type exportRecord struct {
 }
 
 // exportName is the file stem: the images, the layer and t.
-func exportName(a, b string, l features.Layer, t int, timesteps bool) string {
+func exportName(a, b string, l api.Layer, t int, timesteps bool) string {
 	stem := func(p string) string { return strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)) }
 	s := stem(a) + "_vs_" + stem(b) + "_" + shortName(l)
 	if timesteps {
@@ -64,7 +63,7 @@ func (m *Model) exportCmd() tea.Cmd {
 		m.note.text = "nothing to export yet: wait for the score"
 		return nil
 	}
-	res := *m.rq.res
+	res := *m.rq.result()
 	l, _ := m.currentLayer()
 	tx, ty, _ := m.token()
 	dir := m.opts.ExportDir
@@ -72,27 +71,28 @@ func (m *Model) exportCmd() tea.Cmd {
 		dir = DefaultExportDir
 	}
 	name := exportName(m.pair.pathA, m.pair.pathB, l, m.sel.t, m.info.Timesteps)
-	info, a, b, cond, overlay := m.info, m.pair.a, m.pair.b, m.cs.cur, m.pv.overlay
-	cursor := m.styles.Cursor
+	info, a, b, cond, overlay := m.info, m.pair.a, m.pair.b, m.cs.cur, m.pv.Overlay()
+	cursor, baseline := m.styles.Cursor, m.baseline
 	return func() tea.Msg {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return errMsg{exportError{fmt.Errorf("create the export folder %s: %w (set another with --export-dir)", dir, err)}}
 		}
 		pngPath := filepath.Join(dir, name+".png")
 		jsonPath := filepath.Join(dir, name+".json")
-		img := exportImage(a, b, res, info, l, tx, ty, cursor, overlay)
-		if err := writeAtomic(pngPath, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
-			return errMsg{exportError{err}}
-		}
 		rec := exportRecord{
-			Record: session.NewRecord(info, session.NewSetup(info, res.Req.Metric, cond.Prompt, cond.CFG), res),
+			Record: api.NewRecord(info, api.NewSetup(info, res.Req.Metric, cond), res),
 			Token:  [2]int{tx, ty}, Grid: [2]int{l.GridW, l.GridH}, Overlay: overlay.String(),
 			MapA: finite(res.MapA.Values), MapB: finite(res.MapB.Values), Attention: finite(res.AttnRow.Values),
 			PNG: filepath.Base(pngPath),
 		}
 		if res.Meaningless != "" {
 			// no image information: no number to mislead with (the record keeps why)
-			rec.Score, rec.AtoB, rec.BtoA = nil, nil, nil
+			rec.Score, rec.AtoB, rec.BtoA = api.NaN(), api.NaN(), api.NaN()
+		}
+		rec.Calibrate(baseline)
+		img := exportImage(a, b, res, info, l, tx, ty, cursor, overlay, calibrationText(rec.Record))
+		if err := writeAtomic(pngPath, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+			return errMsg{exportError{err}}
 		}
 		if err := writeAtomic(jsonPath, func(w io.Writer) error {
 			e := json.NewEncoder(w)
@@ -101,8 +101,20 @@ func (m *Model) exportCmd() tea.Cmd {
 		}); err != nil {
 			return errMsg{exportError{err}}
 		}
-		return exportMsg{paths: []string{pngPath, jsonPath}}
+		return exportMsg{dir: dir, files: []string{filepath.Base(pngPath), filepath.Base(jsonPath)}}
 	}
+}
+
+// calibrationText is what the baseline says about the exported score, in the PNG's ASCII.
+func calibrationText(r api.Record) string {
+	if r.Baseline == nil || r.Rescaled == nil {
+		return ""
+	}
+	s := fmt.Sprintf("rescaled %.2f", *r.Rescaled)
+	if r.Percentile != nil {
+		s += fmt.Sprintf(", more similar than %.0f%% of unrelated pairs", *r.Percentile)
+	}
+	return s + " (" + r.Baseline.Source + ")"
 }
 
 // finite replaces NaN (JSON has none) with 0 in a copy; NaN marks no token in maps.
@@ -118,7 +130,7 @@ func finite(v []float32) []float32 {
 
 // exportImage lays out A and B with their cosine maps overlaid, then the three maps and
 // their colour scales, under two lines saying what is shown.
-func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo, l features.Layer, tx, ty int, cursor color.Color, overlay overlayMode) image.Image {
+func exportImage(a, b *api.Image, res api.Result, info api.ModelInfo, l api.Layer, tx, ty int, cursor color.Color, overlay overlayMode, calibrated string) image.Image {
 	const gap, header, caption, legendW = 8, 36, 18, 64
 	face := basicfont.Face7x13
 	n := 5
@@ -142,6 +154,9 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 	if info.Timesteps {
 		line2 += fmt.Sprintf("   t %d (reference step %s)", res.Req.T, stepLabel(res.Req.T))
 	}
+	if calibrated != "" {
+		score += "   " + calibrated
+	}
 	text(gap, 30, line2+"   "+score)
 
 	lo, hi, ok := jointRange(res.MapA, res.MapB)
@@ -154,7 +169,7 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 		x := gap + i*(exportTile+gap)
 		return image.Rect(x, header, x+exportTile, header+exportTile)
 	}
-	for i, im := range []*session.Image{a, b} {
+	for i, im := range []*api.Image{a, b} {
 		fr := fitRect(im.W, im.H, exportTile, exportTile)
 		var pic image.Image = heatmap.Resize(im.Pixels, fr.Dx(), fr.Dy())
 		heat, hlo, hhi, hok := res.MapA, lo, hi, ok
@@ -177,7 +192,7 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 		draw.Draw(out, fr.Add(tile(i).Min), rgba, image.Point{}, draw.Over)
 	}
 	maps := []struct {
-		m      features.Map
+		m      api.Map
 		lo, hi float32
 		ok     bool
 	}{{res.MapA, lo, hi, ok}, {res.MapB, lo, hi, ok}, {res.AttnRow, alo, ahi, aok}}

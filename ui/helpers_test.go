@@ -8,27 +8,26 @@ import (
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
-// testBackend hides the fake's progress channel (its listener would block the
-// synchronous test driver) and zeroes elapsed times, so views are reproducible.
-type testBackend struct{ f *fake.Backend }
+// testBackend is the fake as a backend that takes no prompt (as the explorer's views were
+// drawn; condBackend offers one) and reports no progress (its listener would block the
+// synchronous test driver), with elapsed times zeroed, so views are reproducible.
+type testBackend struct{ *fakeBackend }
 
-func (b testBackend) Info() session.ModelInfo                { return b.f.Info() }
-func (b testBackend) Load(p string) (*session.Image, error)  { return b.f.Load(p) }
-func (b testBackend) Cached(a, c *session.Image, t int) bool { return b.f.Cached(a, c, t) }
-func (b testBackend) Stats() session.Stats                   { return b.f.Stats() }
-func (b testBackend) Prefetch(ctx context.Context, a, c *session.Image, t int) error {
-	return b.f.Prefetch(ctx, a, c, t)
+type fakeBackend = fake.Backend
+
+func (b testBackend) Info() api.ModelInfo {
+	info := b.fakeBackend.Info()
+	info.Caps = api.Capabilities{}
+	return info
 }
-func (b testBackend) LayerScores(ctx context.Context, a, c *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
-	return b.f.LayerScores(ctx, a, c, t, m)
-}
-func (b testBackend) Score(ctx context.Context, r session.Request) (session.Result, error) {
-	res, err := b.f.Score(ctx, r)
+
+func (b testBackend) Score(ctx context.Context, r api.Request) (api.Result, error) {
+	res, err := b.fakeBackend.Score(ctx, r)
 	res.Elapsed = 0
 	return res, err
 }
@@ -40,15 +39,38 @@ var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func newTestModel(t testing.TB, w, h int, pathA, pathB string) (*Model, *fake.Backend) {
 	t.Helper()
 	f := fake.New()
+	return newTestModelOf(t, w, h, f, pathA, pathB, nil), f
+}
+
+// newTestModelOf is newTestModel over the fake f, with set changing the options first.
+func newTestModelOf(t testing.TB, w, h int, f *fake.Backend, pathA, pathB string, set func(*Options)) *Model {
+	t.Helper()
 	opts := DefaultOptions()
 	opts.Graphics = termgfx.HalfBlock
 	dark := true
 	opts.Dark = &dark
 	opts.ExportDir = t.TempDir()
+	if set != nil {
+		set(&opts)
+	}
 	m := New(t.Context(), testBackend{f}, pathA, pathB, opts)
 	m.now = func() time.Time { return fixedNow }
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
-	return m, f
+	return m
+}
+
+// readyModelOf is readyModel over the fake f, with set changing the options first.
+func readyModelOf(t testing.TB, w, h int, f *fake.Backend, set func(*Options)) *Model {
+	t.Helper()
+	m := newTestModelOf(t, w, h, f, "fake:a", "fake:b", set)
+	drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
+	drive(m, m.statsCmd())
+	return m
+}
+
+// calibratedModel is a ready model with the fake's baseline.
+func calibratedModel(t testing.TB, w, h int) *Model {
+	return readyModelOf(t, w, h, fake.New().WithBaseline(), nil)
 }
 
 // readyModel is a model with its pair loaded and every command run.
@@ -77,7 +99,7 @@ func drive(m *Model, cmd tea.Cmd) (quit bool) {
 			queue = append(queue, msg...)
 		case tea.QuitMsg:
 			quit = true
-		case pairMsg, scoreMsg, layerScoresMsg, prefetchMsg, picturesMsg, errMsg, exportMsg, progressMsg, statsMsg, conditioningMsg, sweepJumpMsg, closeViewMsg, layerSelectMsg, timeSelectMsg, frameSelectMsg, promptDoneMsg, tokenMsg:
+		case pairMsg, scoreMsg, layerScoresMsg, prefetchMsg, picturesMsg, errMsg, exportMsg, progressMsg, statsMsg, conditioningMsg, sweepJumpMsg, closeViewMsg, layerSelectMsg, timeSelectMsg, frameSelectMsg, promptDoneMsg, tokenMsg, pickListMsg, pickThumbMsg, pickedMsg, pickCancelMsg:
 			_, next := m.Update(msg)
 			queue = append(queue, next)
 		default: // Bubble Tea's internal requests (clear screen, background colour)

@@ -13,9 +13,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/heatmap"
-	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -44,9 +43,10 @@ type picture struct {
 // hasPhoto reports whether a photo pane has something to show.
 func hasPhoto(p picture) bool { return len(p.lines) > 0 || len(p.sixel) > 0 || len(p.kitty) > 0 }
 
-// pictures are every pane's image for one state of the view.
+// pictures are every pane's image for one state of the view, and what they show.
 type pictures struct {
 	panes [numPanes]picture
+	key   pictureKey
 }
 
 // renderer composes and encodes pictures off the UI goroutine. It caches each photo
@@ -77,7 +77,7 @@ func (r *renderer) forget() {
 }
 
 // fit returns img scaled to w×h, cached.
-func (r *renderer) fit(img *session.Image, w, h int) *image.RGBA {
+func (r *renderer) fit(img *api.Image, w, h int) *image.RGBA {
 	k := fitKey{img.Hash, w, h}
 	r.fitMu.Lock()
 	m, ok := r.fits[k]
@@ -98,12 +98,13 @@ func (r *renderer) fit(img *session.Image, w, h int) *image.RGBA {
 // renderJob is a snapshot of what the pictures depend on, taken in Update.
 type renderJob struct {
 	seq          int
+	key          pictureKey
 	proto        termgfx.Protocol
 	cellW, cellH int
 	panes        [numPanes]rect
-	a, b         *session.Image
-	res          *session.Result // nil: not computed yet; may answer another token or layer
-	layer        features.Layer
+	a, b         *api.Image
+	res          *api.Result // nil: not computed yet; may answer another token or layer
+	layer        api.Layer
 	tx, ty       int
 	overlay      overlayMode
 	cursor       color.Color
@@ -113,18 +114,18 @@ type renderJob struct {
 	wrap         func([]byte) []byte // passthrough for tmux and screen
 }
 
-// renderCmd asks for new pictures of what the view shows.
-func (p *pairView) renderCmd() tea.Cmd {
+// RenderCmd asks for new pictures of what the view shows.
+func (p *pairView) RenderCmd() tea.Cmd {
 	proto := p.caps.Protocol
 	if p.d.a == nil || p.d.b == nil || p.w <= 0 || p.h <= 0 || proto == termgfx.None {
-		p.place(false)
+		p.Place(false)
 		return nil
 	}
 	p.seq++
 	tx, ty, _ := p.token()
 	cw, ch := p.cellSize()
 	job := renderJob{
-		seq: p.seq, proto: proto, cellW: cw, cellH: ch, panes: p.panes,
+		seq: p.seq, key: p.want(), proto: proto, cellW: cw, cellH: ch, panes: p.panes,
 		a: p.d.a, b: p.d.b, res: p.d.res, layer: p.d.layer, tx: tx, ty: ty, overlay: p.overlay,
 		cursor: p.st.Cursor, truecolor: p.caps.TrueColor, wrap: p.caps.Wrap,
 		placeholders: p.caps.KittyPlaceholders, alpha: overlayAlpha(proto),
@@ -157,8 +158,8 @@ func (p *pairView) cellSize() (w, h int) {
 	return p.caps.Pixels(1, 1)
 }
 
-// cellAspect is a cell's width over height as far as pictures are concerned.
-func (p *pairView) cellAspect() float64 {
+// CellAspect is a cell's width over height as far as pictures are concerned.
+func (p *pairView) CellAspect() float64 {
 	if !p.pixelImages() {
 		return 0.5
 	}
@@ -171,11 +172,15 @@ func (p *pairView) cellAspect() float64 {
 func (r *renderer) draw(j renderJob) (pictures, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out pictures // each goroutine writes its own pane
-	var mapA, mapB, attn features.Map
-	if j.res != nil && j.res.Meaningless == "" {
-		// A layer without image information has maps that mean nothing either.
-		mapA, mapB, attn = j.res.MapA, j.res.MapB, j.res.AttnRow
+	out := pictures{key: j.key} // each goroutine writes its own pane
+	var mapA, mapB, attn api.Map
+	if j.key.maps {
+		// A layer without image information has maps that mean nothing either (key.maps is
+		// false then), and a result for another token has another attention row.
+		mapA, mapB = j.res.MapA, j.res.MapB
+		if j.key.attn {
+			attn = j.res.AttnRow
+		}
 	}
 	cosLo, cosHi, cosOK := jointRange(mapA, mapB)
 	attnLo, attnHi, attnOK := jointRange(attn)
@@ -201,11 +206,11 @@ func (r *renderer) draw(j renderJob) (pictures, bool) {
 	return out, true
 }
 
-func grid(m features.Map) heatmap.Grid { return heatmap.Grid{W: m.W, H: m.H, Values: m.Values} }
+func grid(m api.Map) heatmap.Grid { return heatmap.Grid{W: m.W, H: m.H, Values: m.Values} }
 
 // jointRange is the finite range over several maps, so that maps drawn side by side share
 // one colour scale.
-func jointRange(ms ...features.Map) (lo, hi float32, ok bool) {
+func jointRange(ms ...api.Map) (lo, hi float32, ok bool) {
 	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
 	for _, m := range ms {
 		if l, h, k := grid(m).Range(); k && m.W*m.H == len(m.Values) {
@@ -238,7 +243,7 @@ func fitRect(sw, sh, w, h int) image.Rectangle {
 // drawPane composes and encodes one pane. Photos are drawn on an RGBA canvas (the sixel
 // encoder quantises them); maps stay paletted, their palette being the colormap, so the
 // encoder takes them as they are.
-func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
+func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn api.Map,
 	cosLo, cosHi float32, cosOK bool, attnLo, attnHi float32, attnOK bool) picture {
 	cells := j.panes[p]
 	pw, ph := cells.W, 2*cells.H
@@ -261,7 +266,7 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 		case overlayNone:
 			ok = false
 		case overlayAttn:
-			heat, lo, hi, ok = features.Map{}, 0, 0, false
+			heat, lo, hi, ok = api.Map{}, 0, 0, false
 			if p == paneB {
 				heat, lo, hi, ok = attn, attnLo, attnHi, attnOK
 			}

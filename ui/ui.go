@@ -3,20 +3,22 @@
 // and lets a person scrub layers and timesteps live while the network runs in the
 // background.
 //
-// The root Model routes keys and mouse events to the component that has them, lays the
-// components out, and owns every request to the backend (work.go). The components are in
-// the bubbles shape, each with its size, its own key map where it has keys, and its own
-// messages: the pair view of photos and maps with the token cursor and the overlay
-// (pairview.go), the sweep (sweep.go), the layer list (layers.go), the timeline
-// (timeline.go), the clip strip (clip.go), the prompt bar (prompt.go), the score panel and
-// the status bar; the help bar is bubbles/help over the active component's keys. The root's
-// own state is the pair (pairState), what the view shows (selection) and the backend
-// bookkeeping (requests). The pair view's pictures are composed and
-// encoded off the UI goroutine (render.go) and either drawn as half-block or quadrant text
-// inside the View; or, for sixel and for kitty without Unicode placeholders (kitty < 0.28),
-// placed at their cells by termgfx.Writer, which wraps the program's output (TERMINAL.md
-// says why they cannot be in the View); or, for kitty with placeholders, transmitted once
-// with a virtual placement and shown by placeholder cells in the View.
+// The root Model owns what every request depends on (the pair, the selection, the
+// conditioning), hands it to the components (sync), routes keys and mouse events to the
+// component that has them, and lays them out (layout.go) for 80×23 and up. Its bookkeeping of
+// the backend is its own type, requests (requests.go): the jobs in flight, what was answered,
+// and what to ask next. The components (component.go) are in the bubbles shape, each in its
+// own file with its size, its own key map where it has keys, its own messages, and its state
+// behind methods: the title, the pair view of photos and maps with the token cursor, the
+// overlay and the colour bars (pairview.go), the score panel, the layer list, the sweep, the
+// timeline, the clip strip, the prompt bar, the status line and the help page. Text that does
+// not fit loses whole items, least important first (text.go's fitItems), never half a word.
+// The pair view's pictures are composed and encoded off the UI goroutine (render.go) and
+// either drawn as half-block or quadrant text inside the View; or, for sixel and for kitty
+// without Unicode placeholders (kitty < 0.28), placed at their cells by termgfx.Writer, which
+// wraps the program's output (docs/terminal.md says why they cannot be in the View); or, for
+// kitty with placeholders, transmitted once with a virtual placement and shown by placeholder
+// cells in the View.
 package ui
 
 import (
@@ -27,44 +29,26 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
-// Backend is what the explorer needs from a diffsim session. *session.Session satisfies
-// it; tests use a fake.
-type Backend interface {
-	Info() session.ModelInfo
-	Load(path string) (*session.Image, error)
-	Score(ctx context.Context, r session.Request) (session.Result, error)
-	LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error)
-	Prefetch(ctx context.Context, a, b *session.Image, t int) error
-	Cached(a, b *session.Image, t int) bool
-	Stats() session.Stats
-}
-
-// servedBackend is implemented by backends whose network runs in another process (diffsim
-// serve): Served is the word the explorer shows beside the device and in the status line, so
-// a user knows the model's work, memory and counters are the server's.
-type servedBackend interface {
-	Served() string
-}
-
-// progressSource is implemented by backends that report the progress of their work.
-type progressSource interface {
-	Progress() <-chan session.Progress
-}
+// Backend is what the explorer runs on: the one scoring interface, a session in this process
+// or a served one. What it can do beyond scoring (a prompt, progress reports, running in
+// diffsim serve) is in Info().Caps; the explorer asks nothing else of it.
+type Backend = api.Scorer
 
 // Options configure the explorer. Start from DefaultOptions.
 type Options struct {
-	Layer  int            // index into the model's layers; negative: the model's default
-	T      int            // DDPM timestep; negative: the model's default
-	Metric session.Metric // "" means AAS
+	Layer  int        // index into the model's layers; negative: the model's default
+	T      int        // DDPM timestep; negative: the model's default
+	Metric api.Metric // "" means AAS
 
 	// Graphics is how images are drawn: Auto takes what Caps says, Sixel, Kitty
 	// (placeholders or direct placement), HalfBlock, Quadrant or None.
@@ -76,9 +60,9 @@ type Options struct {
 	// CellW, CellH override a cell's size in pixels; 0 keeps Caps' (or 10×20).
 	CellW, CellH int
 
-	// Progress carries the backend's progress reports (see NewProgress); nil uses the
-	// backend's own Progress method when it has one.
-	Progress <-chan session.Progress
+	// Progress carries the backend's progress reports (see NewProgress); nil when it makes
+	// none (Caps.Progress).
+	Progress <-chan api.Progress
 
 	// Input defaults to stdin, or the controlling terminal when stdin is not one;
 	// Output to os.Stdout.
@@ -104,17 +88,42 @@ type Options struct {
 	OnFirstScore func()
 	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
 	Profile colorprofile.Profile
+	// Remote, when set, says the terminal is not this process's own but a remote one (an SSH
+	// session's pty): Input and Output are its pty, its environment replaces the process's,
+	// its window sizes come from Remote.Resize, and Run leaves the process's signals alone.
+	Remote *Remote
+	// Picker, when set, offers its images in a picker (type to filter) on the open-pair key,
+	// instead of a prompt for two paths; Run with two empty paths starts in it.
+	Picker ImageSource
 
 	// programOptions are extra Bubble Tea options, for tests.
 	programOptions []tea.ProgramOption
 }
+
+// Remote is a terminal on the far side of a connection (see Options.Remote).
+type Remote struct {
+	// Env is the terminal's environment as the client sent it: TERM, COLORTERM, LANG….
+	Env []string
+	// Resize carries the terminal's new size in cells whenever the client's window changes
+	// (the pty is not this process's controlling terminal, so no SIGWINCH comes).
+	Resize <-chan WindowSize
+	// Touch, when set, is called on every key press, paste and mouse event (from the
+	// program's goroutine; keep it quick): an SSH server's idle timeout counts from the last.
+	Touch func()
+	// Status, when set, is what the status line and the score panel say of where the work
+	// runs, instead of "served" ("ssh · open mode": who may connect is part of it).
+	Status string
+}
+
+// WindowSize is a terminal's size in character cells.
+type WindowSize struct{ Cols, Rows int }
 
 // DefaultExportDir is where exports go when Options.ExportDir is empty.
 const DefaultExportDir = "diffsim-export"
 
 // DefaultOptions returns options that take the model's defaults and detect the rest.
 func DefaultOptions() Options {
-	return Options{Layer: -1, T: -1, Metric: session.AAS, Graphics: termgfx.Auto}
+	return Options{Layer: -1, T: -1, Metric: api.AAS, Graphics: termgfx.Auto}
 }
 
 // Run shows the explorer for the images at paths a and bImg until the user quits or ctx
@@ -125,23 +134,50 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	if b == nil {
 		return errors.New("ui: no backend")
 	}
+	var m *Model
+	final, err := runProgram(ctx, opts, func(ctx context.Context, opts Options, out imagePlacer) tea.Model {
+		m = New(ctx, b, a, bImg, opts)
+		m.pv.SetPlacer(out)
+		return m
+	})
+	if m != nil {
+		m.stopWork()
+	}
+	if err != nil {
+		return err
+	}
+	if fm, ok := final.(*Model); ok && fm.pair.a == nil && fm.pair.loadErr != nil {
+		return fm.pair.loadErr
+	}
+	return nil
+}
+
+// runProgram runs the Bubble Tea program of the model newModel makes (given the final options
+// and the placer that draws images after frames) with the terminal set up and restored as
+// Run says.
+func runProgram(ctx context.Context, opts Options, newModel func(context.Context, Options, imagePlacer) tea.Model) (final tea.Model, err error) {
 	if opts.Output == nil {
 		opts.Output = os.Stdout
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// A dropped SSH connection sends SIGHUP; Bubble Tea only listens for INT and TERM.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		select {
-		case <-hup:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	getenv := os.Getenv
+	if opts.Remote != nil {
+		getenv = envLookup(opts.Remote.Env)
+	} else {
+		// A dropped SSH connection sends SIGHUP; Bubble Tea only listens for INT and TERM.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			select {
+			case <-hup:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 
 	needCaps := opts.Graphics != termgfx.HalfBlock && opts.Graphics != termgfx.Quadrant && opts.Graphics != termgfx.None
 	if opts.Caps == nil && needCaps {
@@ -151,14 +187,13 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 		}
 		if ok {
 			// Before the program starts, so that nothing else reads the replies.
-			c, _ := termgfx.Detect(ctx, in, opts.Output, 0, os.Getenv)
+			c, _ := termgfx.Detect(ctx, in, opts.Output, 0, getenv)
 			opts.Caps = &c
 		}
 	}
-	m := New(ctx, b, a, bImg, opts)
 	out := termgfx.NewWriter(opts.Output)
 	defer out.Close() // nothing is drawn after the last frame
-	m.pv.placer = out
+	m := newModel(ctx, opts, out)
 	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(out)}
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))
@@ -167,8 +202,33 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	if p := colorProfile(opts); p != colorprofile.Unknown {
 		popts = append(popts, tea.WithColorProfile(p))
 	}
+	if opts.Remote != nil {
+		// The process's signals are the server's: Ctrl-C reaches a remote explorer as a key.
+		popts = append(popts, tea.WithEnvironment(opts.Remote.Env), tea.WithoutSignalHandler())
+		if touch := opts.Remote.Touch; touch != nil {
+			popts = append(popts, tea.WithFilter(func(_ tea.Model, msg tea.Msg) tea.Msg {
+				switch msg.(type) {
+				case tea.KeyPressMsg, tea.MouseMsg, tea.PasteMsg:
+					touch()
+				}
+				return msg
+			}))
+		}
+	}
 	popts = append(popts, opts.programOptions...)
 	p := tea.NewProgram(m, popts...)
+	if opts.Remote != nil && opts.Remote.Resize != nil {
+		go func() {
+			for {
+				select {
+				case ws := <-opts.Remote.Resize:
+					p.Send(tea.WindowSizeMsg{Width: ws.Cols, Height: ws.Rows})
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 
 	// Panics inside Update, View and commands are caught by Bubble Tea, which restores the
 	// terminal first; this catches the rest (our own set-up code) after the program ended.
@@ -177,26 +237,22 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 			err = fmt.Errorf("ui: internal error: %v\n%s", r, debug.Stack())
 		}
 	}()
-	final, err := p.Run()
-	m.stopWork()
+	final, err = p.Run()
 	switch {
 	case errors.Is(err, tea.ErrProgramPanic):
-		return fmt.Errorf("ui: internal error (the terminal was restored): %w", err)
+		return final, fmt.Errorf("ui: internal error (the terminal was restored): %w", err)
 	case errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
-		return nil // SIGHUP or the caller's context: a clean end
+		return nil, nil // SIGHUP or the caller's context: a clean end, whatever the model holds
 	case errors.Is(err, tea.ErrInterrupted):
-		return nil
+		return nil, nil
 	case err != nil:
-		return fmt.Errorf("ui: %w", err)
+		return final, fmt.Errorf("ui: %w", err)
 	}
-	if fm, ok := final.(*Model); ok && fm.pair.a == nil && fm.pair.loadErr != nil {
-		return fm.pair.loadErr
-	}
-	return nil
+	return final, nil
 }
 
 // colorProfile picks the colour profile: half-block images need at least 256 colours, and
-// xterm under TERM=xterm is detected as 16-colour although it has 256 (TERMINAL.md).
+// xterm under TERM=xterm is detected as 16-colour although it has 256 (docs/terminal.md).
 func colorProfile(opts Options) colorprofile.Profile {
 	if opts.Profile != colorprofile.Unknown {
 		return opts.Profile
@@ -219,9 +275,12 @@ func colorProfile(opts Options) colorprofile.Profile {
 	case termgfx.Sixel, termgfx.Kitty:
 		return colorprofile.TrueColor
 	}
-	env := os.Environ()
+	env, getenv := os.Environ(), os.Getenv
+	if opts.Remote != nil {
+		env, getenv = opts.Remote.Env, envLookup(opts.Remote.Env)
+	}
 	p := colorprofile.Detect(opts.Output, env)
-	switch os.Getenv("COLORTERM") {
+	switch getenv("COLORTERM") {
 	case "truecolor", "24bit":
 		if p < colorprofile.TrueColor && p != colorprofile.NoTTY {
 			return colorprofile.TrueColor
@@ -233,12 +292,25 @@ func colorProfile(opts Options) colorprofile.Profile {
 	return colorprofile.Unknown
 }
 
+// envLookup is os.Getenv over env (KEY=value entries; the last one of a key wins).
+func envLookup(env []string) func(string) string {
+	return func(key string) string {
+		v := ""
+		for _, kv := range env {
+			if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+				v = val
+			}
+		}
+		return v
+	}
+}
+
 // NewProgress returns a callback for session.Options.OnProgress and the channel to pass
 // as Options.Progress. The callback never blocks the network run: when the explorer is
 // behind, a report is dropped (the next one supersedes it anyway).
-func NewProgress() (report func(session.Progress), ch <-chan session.Progress) {
-	c := make(chan session.Progress, 8)
-	return func(p session.Progress) {
+func NewProgress() (report func(api.Progress), ch <-chan api.Progress) {
+	c := make(chan api.Progress, 8)
+	return func(p api.Progress) {
 		select {
 		case c <- p:
 		default:

@@ -65,7 +65,7 @@ func (Family) Open(ctx context.Context, l features.Loader, src features.Source, 
 		if ao.Weights == "" || ao.ImageEncoder == "" {
 			return nil, fmt.Errorf("DiffSim-C needs both --ip-adapter (ip-adapter-plus_sd15.safetensors) and --image-encoder (the CLIP ViT-H/14 image encoder .onnx)")
 		}
-		if ip, err = ipadapter.Open(l, ipadapter.Options{Adapter: ao.Weights, ImageEncoder: ao.ImageEncoder, Scale: float32(ao.Scale), ScaleSet: ao.ScaleSet}); err != nil {
+		if ip, err = ipadapter.Open(l, ipadapter.Options{Adapter: ao.Weights, ImageEncoder: ao.ImageEncoder, Scale: float32(ao.Scale), ScaleSet: true}); err != nil {
 			return nil, err
 		}
 	}

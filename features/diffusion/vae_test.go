@@ -16,6 +16,7 @@ import (
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 )
 
 func TestTapVAEMean(t *testing.T) {
@@ -217,7 +218,7 @@ func TestWrappedUNetScoresEqual(t *testing.T) {
 			t.Fatal(err)
 		}
 		for li, l := range mod.Info().Layers {
-			c, err := features.Compare(ctx, features.GoAttention{}, ex[0].Layers[li], ex[1].Layers[li])
+			c, err := aas.Compare(ctx, aas.GoAttention{}, ex[0].Layers[li], ex[1].Layers[li])
 			if err != nil {
 				t.Fatal(err)
 			}

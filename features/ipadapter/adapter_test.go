@@ -14,6 +14,7 @@ import (
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/tapped"
 )
 
@@ -133,12 +134,12 @@ func TestDiffSimC(t *testing.T) {
 			if !l.ImageKV || l.Kind != features.CrossAttention || fa.KV() != 16 {
 				t.Errorf("%s: ImageKV %v, kind %s, %d KV tokens", l.Name, l.ImageKV, l.Kind, fa.KV())
 			}
-			same, err := features.Compare(ctx, features.GoAttention{}, fa, fa2)
+			same, err := aas.Compare(ctx, aas.GoAttention{}, fa, fa2)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ab, _ := features.Compare(ctx, features.GoAttention{}, fa, fb)
-			ba, _ := features.Compare(ctx, features.GoAttention{}, fb, fa)
+			ab, _ := aas.Compare(ctx, aas.GoAttention{}, fa, fb)
+			ba, _ := aas.Compare(ctx, aas.GoAttention{}, fb, fa)
 			if math.Abs(same.Score()-1) > 1e-6 {
 				t.Errorf("%s: DiffSim-C(A, A) = %.8f", l.Name, same.Score())
 			}
@@ -153,7 +154,7 @@ func TestDiffSimC(t *testing.T) {
 			if l.ImageKV {
 				t.Errorf("%s: text cross-attention reported as image-dependent", l.Name)
 			}
-			ab, _ := features.Compare(ctx, features.GoAttention{}, fa, fb)
+			ab, _ := aas.Compare(ctx, aas.GoAttention{}, fa, fb)
 			if math.Abs(ab.Score()-1) > 1e-6 {
 				t.Errorf("%s: text cross-attention scores %.8f for A against B, want 1", l.Name, ab.Score())
 			}

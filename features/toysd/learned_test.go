@@ -11,6 +11,7 @@ import (
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/features/toysd"
 	"github.com/diffsim/diffsim/session/bench/synth"
 )
@@ -109,7 +110,7 @@ func (p pipeline) denoiseLoss(t *testing.T, z0, eps []float32, n, tt int) float6
 		ctx = append(ctx, e.Float32...)
 	}
 	zt := append([]float32(nil), z0...)
-	features.AddNoise(zt, eps, tt)
+	schedule.AddNoise(zt, eps, tt)
 	ts := make([]float32, n)
 	for i := range ts {
 		ts[i] = float32(tt)
@@ -160,8 +161,8 @@ func TestItLearned(t *testing.T) {
 		v += (float64(x) - mean) * (float64(x) - mean)
 	}
 	v /= float64(len(z0))
-	eps := features.Noise(29, len(z0))
-	acp := features.AlphasCumprod()
+	eps := schedule.Noise(29, len(z0))
+	acp := schedule.AlphasCumprod()
 	for _, tt := range []int{100, 250, 500} {
 		a := acp[tt]
 		gaussian := a * v / (a*v + 1 - a)

@@ -1,94 +1,65 @@
 package toysd_test
 
 import (
-	"context"
 	"fmt"
-	"math"
 	"path/filepath"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/features/toysd"
 	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/session/bench"
 	"github.com/diffsim/diffsim/session/bench/synth"
 )
 
-// triplet is one decision: is A or B more similar to the reference? A is right by construction.
-type triplet struct{ ref, a, b [2]int } // (style, content) indices
-
-// styleContentTriplets are the grid layout's two decision sets on a full styles × contents
-// set (session/bench's StyleContent): style — reference (s, c), A = (s, c′), B = (s′, c′);
-// content — reference (s, c), A = (s′, c), B = (s′, c′). The candidates share the label not
-// being asked about, so only the other one can tell them apart. Where the layout draws the
-// other label of B at random, this takes the next one round, which every (s, c) has.
-func styleContentTriplets(styles, contents int) (style, content []triplet) {
-	for s := range styles {
-		for c := range contents {
-			for k := 1; k < contents; k++ {
-				c2 := (c + k) % contents
-				s2 := (s + k) % styles
-				style = append(style, triplet{ref: [2]int{s, c}, a: [2]int{s, c2}, b: [2]int{s2, c2}})
-			}
-			for k := 1; k < styles; k++ {
-				s2 := (s + k) % styles
-				c2 := (c + k) % contents
-				content = append(content, triplet{ref: [2]int{s, c}, a: [2]int{s2, c}, b: [2]int{s2, c2}})
-			}
-		}
-	}
-	return style, content
-}
-
-// accuracy is the share of triplets where layer at t scores A above B, with its 95% Wilson
-// interval's lower bound.
-func accuracy(ctx context.Context, t *testing.T, s *session.Session, imgs [][]*session.Image, ts []triplet, layer, tt int) (acc, low float64) {
+// accuracy decides tasks at one layer and t as `diffsim bench` does (bench.Decide on the AAS
+// of (Ref, A) and (Ref, B)) and returns the share decided right with its 95% Wilson bounds.
+func accuracy(t *testing.T, s *session.Session, root string, tasks []bench.Task, layer, tt int) (acc, lo float64) {
 	t.Helper()
-	score := func(x, y [2]int) float64 {
-		r, err := s.Score(ctx, session.Request{A: imgs[x[0]][x[1]], B: imgs[y[0]][y[1]], Layer: layer, T: tt, Metric: session.AAS, Token: -1})
+	imgs := map[string]*api.Image{}
+	load := func(rel string) *api.Image {
+		if im, ok := imgs[rel]; ok {
+			return im
+		}
+		im, err := s.Load(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs[rel] = im
+		return im
+	}
+	score := func(a, b string) float64 {
+		r, err := s.Score(t.Context(), api.Request{A: load(a), B: load(b), Layer: layer, T: tt, Metric: api.AAS, Token: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r.Score
 	}
 	right := 0
-	for _, tr := range ts {
-		if score(tr.ref, tr.a) > score(tr.ref, tr.b) {
+	for _, task := range tasks {
+		if bench.Decide(task, score(task.Ref, task.A), score(task.Ref, task.B), true, bench.Settings{}).Correct {
 			right++
 		}
 	}
-	n := float64(len(ts))
-	acc = float64(right) / n
-	const z = 1.96
-	centre := (acc + z*z/(2*n)) / (1 + z*z/n)
-	half := z / (1 + z*z/n) * math.Sqrt(acc*(1-acc)/n+z*z/(4*n*n))
-	return acc, centre - half
+	acc, lo, _ = bench.Wilson(right, len(tasks))
+	return acc, lo
 }
 
-// openSet opens a session on the embedded model name, unpacked under root, with the images of
-// the held-back set in dir loaded, indexed [style][content].
-func openSet(t *testing.T, root, dir, name string) (*session.Session, [][]*session.Image) {
+// openModel opens a session on the embedded model name, unpacked under root.
+func openModel(t *testing.T, root, name string) *session.Session {
 	t.Helper()
 	model, err := toysd.Dir(root, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := session.Open(t.Context(), session.Options{Model: model, Seed: session.DefaultSeed, Device: "cpu", Families: families.All()})
+	spec := api.DefaultSpec()
+	spec.Model, spec.Device = model, "cpu"
+	s, err := session.Open(t.Context(), session.Options{Spec: spec, Families: families.All()})
 	enginetest.Check(t, err)
 	t.Cleanup(func() { s.Close() })
-	styles, _ := synth.Styles(synth.DefaultStyles)
-	contents, _ := synth.Contents(synth.DefaultContents)
-	imgs := make([][]*session.Image, len(styles))
-	for i, st := range styles {
-		for _, c := range contents {
-			im, err := s.Load(filepath.Join(dir, st.Name, c.Name+".png"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			imgs[i] = append(imgs[i], im)
-		}
-	}
-	return s, imgs
+	return s
 }
 
 func layerIndex(t *testing.T, s *session.Session, name string) int {
@@ -102,8 +73,9 @@ func layerIndex(t *testing.T, s *session.Session, name string) int {
 	return -1
 }
 
-// Cells of the layers × t maps in docs/toy-sd.md (measured on the same held-back set with
-// `diffsim bench grid`), and what they showed there, trained against untrained:
+// Cells of the layers × t maps in docs/toy-sd.md (measured with `diffsim bench grid` on the
+// same held-back set and the same decisions), and what they showed there, trained against
+// untrained:
 //
 //   - content at Up0, t = 501, the trained map's best content cell: 71.2% against 50.9%
 //     (the untrained network is at chance for content everywhere);
@@ -131,15 +103,22 @@ func TestMethodInMiniature(t *testing.T) {
 	if _, err := synth.Write(t.Context(), dir, synth.Options{Styles: synth.DefaultStyles, Contents: synth.DefaultContents, Size: toysd.Size, Seed: synth.DefaultSeed}); err != nil {
 		t.Fatal(err)
 	}
-	style, content := styleContentTriplets(synth.DefaultStyles, synth.DefaultContents)
-	sets := map[string][]triplet{"style": style, "content": content}
-	trained, timgs := openSet(t, root, dir, toysd.Name)
-	untrained, uimgs := openSet(t, root, dir, toysd.UntrainedName)
+	// The decisions `diffsim bench grid` makes on this folder (its --sample-seed is 1).
+	ds, err := bench.Load("grid", dir, bench.Options{SampleSeed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := map[string][]bench.Task{}
+	for _, task := range ds.Tasks {
+		sets[task.Set] = append(sets[task.Set], task)
+	}
+	trained := openModel(t, root, toysd.Name)
+	untrained := openModel(t, root, toysd.UntrainedName)
 	for _, c := range cells {
 		ts := sets[c.set]
-		at, lt := accuracy(t.Context(), t, trained, timgs, ts, layerIndex(t, trained, c.layer), c.t)
-		au, lu := accuracy(t.Context(), t, untrained, uimgs, ts, layerIndex(t, untrained, c.layer), c.t)
-		msg := fmt.Sprintf("%s at %s, t=%d (%d triplets): trained %.3f (95%% lower bound %.3f), untrained %.3f (%.3f)", c.set, c.layer, c.t, len(ts), at, lt, au, lu)
+		at, lt := accuracy(t, trained, dir, ts, layerIndex(t, trained, c.layer), c.t)
+		au, lu := accuracy(t, untrained, dir, ts, layerIndex(t, untrained, c.layer), c.t)
+		msg := fmt.Sprintf("%s at %s, t=%d (%d decisions): trained %.3f (95%% lower bound %.3f), untrained %.3f (%.3f)", c.set, c.layer, c.t, len(ts), at, lt, au, lu)
 		t.Log(msg)
 		if lt <= 0.5 {
 			t.Errorf("%s: the trained network is not above chance", msg)

@@ -29,7 +29,7 @@ type Preprocess struct {
 	FromConfig bool // read from preprocessor_config.json
 }
 
-// Reference preprocessing (METHOD.md).
+// Reference preprocessing (docs/method.md).
 var (
 	CLIPPreprocess   = Preprocess{Resize: 224, Crop: 224, Mean: [3]float32{0.48145466, 0.4578275, 0.40821073}, Std: [3]float32{0.26862954, 0.26130258, 0.27577711}, Normalise: true}
 	DINOv2Preprocess = Preprocess{Resize: 256, Crop: 224, Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225}, Normalise: true}
@@ -146,7 +146,7 @@ func open(l features.Loader, name, family, desc, file string, pre Preprocess) (*
 	if err != nil {
 		return nil, err
 	}
-	graph, err := onnx.Parse(data)
+	graph, err := onnx.ParseStructure(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}

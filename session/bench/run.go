@@ -10,15 +10,16 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session"
 )
 
-// Scorer is what a run needs from the warm session: images read, their features computed in
-// one batch, and pairs scored. *session.Session is one; tests give a fake.
+// Scorer is what a run needs of an api.Scorer (local or served): images read, their features
+// computed in one batch, and pairs scored. Tests give a fake.
 type Scorer interface {
-	Load(path string) (*session.Image, error)
-	PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error
-	Score(ctx context.Context, req session.Request) (session.Result, error)
+	Load(path string) (*api.Image, error)
+	Prefetch(ctx context.Context, t int, imgs ...*api.Image) error
+	Score(ctx context.Context, req api.Request) (api.Result, error)
 }
 
 // Run makes one shard of a benchmark: the decisions not yet in the results file, in index
@@ -28,7 +29,7 @@ type Run struct {
 	Dataset  *Dataset
 	Settings Settings // what every record carries; Settings.Total is len(Dataset.Tasks)
 	Layer, T int
-	Metric   session.Metric
+	Metric   api.Metric
 	Shard    Shard
 	Out      string // results file (JSONL) to resume from and append to; "" keeps nothing
 
@@ -99,7 +100,7 @@ func (r *Run) Do(ctx context.Context) (Outcome, error) {
 	stop := r.watch(ctx, abandon)
 	defer stop()
 
-	images := imageCache{s: r.Scorer, m: map[string]*session.Image{}}
+	images := imageCache{s: r.Scorer, m: map[string]*api.Image{}}
 	var runErr error
 	for _, task := range todo {
 		if ctx.Err() != nil {
@@ -151,6 +152,13 @@ func (r *Run) Do(ctx context.Context) (Outcome, error) {
 // watch abandons the decision in flight on the second request to stop: Abandon closing, or a
 // second signal once ctx (the first) is done. The returned func ends the watch.
 func (r *Run) watch(ctx context.Context, abandon func()) (stop func()) {
+	return watchStop(ctx, r.Log, r.Abandon, abandon)
+}
+
+// watchStop calls abandon on the second request to stop: second closing (nil: a second
+// SIGINT, SIGTERM or SIGHUP) once ctx, the first, is done. It says on log how to abandon.
+// The returned func ends the watch; nothing is written to log after it returns.
+func watchStop(ctx context.Context, log io.Writer, second <-chan struct{}, abandon func()) (stop func()) {
 	finished := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -159,7 +167,6 @@ func (r *Run) watch(ctx context.Context, abandon func()) (stop func()) {
 			return
 		case <-ctx.Done():
 		}
-		second := r.Abandon
 		if second == nil {
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -174,8 +181,8 @@ func (r *Run) watch(ctx context.Context, abandon func()) (stop func()) {
 			}()
 			second = ch
 		}
-		if r.Log != nil {
-			fmt.Fprintln(r.Log, "diffsim: stopping after the decision in flight (interrupt again to abandon it)")
+		if log != nil {
+			fmt.Fprintln(log, "diffsim: stopping after the decision in flight (interrupt again to abandon it)")
 		}
 		select {
 		case <-second:
@@ -183,13 +190,12 @@ func (r *Run) watch(ctx context.Context, abandon func()) (stop func()) {
 		case <-finished:
 		}
 	})
-	// Nothing writes to Log after Do returns.
 	return func() { close(finished); wg.Wait() }
 }
 
 // decide scores one task. Unreadable images make a skipped decision; other errors end the run.
 func (r *Run) decide(ctx context.Context, images *imageCache, task Task) (Decision, error) {
-	var imgs [3]*session.Image
+	var imgs [3]*api.Image
 	for i, p := range []string{task.Ref, task.A, task.B} {
 		img, err := images.load(r.Dataset.Path(p))
 		if err != nil {
@@ -202,14 +208,14 @@ func (r *Run) decide(ctx context.Context, images *imageCache, task Task) (Decisi
 	}
 	ref, a, b := imgs[0], imgs[1], imgs[2]
 	// The three images' missing features come from one batched run.
-	if err := r.Scorer.PrefetchImages(ctx, r.T, ref, a, b); err != nil {
+	if err := r.Scorer.Prefetch(ctx, r.T, ref, a, b); err != nil {
 		return Decision{}, err
 	}
-	ra, err := r.Scorer.Score(ctx, session.Request{A: ref, B: a, Layer: r.Layer, T: r.T, Metric: r.Metric, Token: -1})
+	ra, err := r.Scorer.Score(ctx, api.Request{A: ref, B: a, Layer: r.Layer, T: r.T, Metric: r.Metric, Token: -1})
 	if err != nil {
 		return Decision{}, err
 	}
-	rb, err := r.Scorer.Score(ctx, session.Request{A: ref, B: b, Layer: r.Layer, T: r.T, Metric: r.Metric, Token: -1})
+	rb, err := r.Scorer.Score(ctx, api.Request{A: ref, B: b, Layer: r.Layer, T: r.T, Metric: r.Metric, Token: -1})
 	if err != nil {
 		return Decision{}, err
 	}
@@ -226,10 +232,10 @@ func firstLine(err error) string {
 // decisions (TID2013 asks 24 in a row about one reference).
 type imageCache struct {
 	s Scorer
-	m map[string]*session.Image
+	m map[string]*api.Image
 }
 
-func (c *imageCache) load(path string) (*session.Image, error) {
+func (c *imageCache) load(path string) (*api.Image, error) {
 	if img, ok := c.m[path]; ok {
 		return img, nil
 	}

@@ -11,27 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
-
-// Model is what the server needs of a warm session; *session.Session is one, tests use fakes.
-type Model interface {
-	Info() session.ModelInfo
-	Load(path string) (*session.Image, error)
-	ResolveLayer(arg string) (int, error)
-	PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error
-	Score(ctx context.Context, req session.Request) (session.Result, error)
-	Setup(m session.Metric) session.Setup
-	Sweep(ctx context.Context, a, b *session.Image, layers, ts []int, m session.Metric, afterStep func()) (session.Sweep, error)
-	Rank(ctx context.Context, query *session.Image, files []string, layer, t int, m session.Metric, done func()) ([]session.Ranked, []session.Skipped, error)
-	// The explorer's calls besides Score.
-	LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error)
-	Cached(a, b *session.Image, t int) bool
-	Stats() session.Stats
-	Close() error
-}
 
 // sizer is a Model that knows the memory it holds; others are measured by the growth of the
 // process's resident set while they load.
@@ -41,56 +24,11 @@ type sizer interface{ Bytes() int64 }
 // because the models filling it are in use.
 var ErrMemory = errors.New("memory bound reached")
 
-// key is a Spec reduced to what makes two sessions different.
-type key struct {
-	model, device, prompt   string
-	size                    int
-	seed                    int64
-	cfg                     bool
-	ipAdapter, imageEncoder string
-	ipScale                 float64
-	ipScaleSet              bool
-}
-
-func (s Spec) key() key {
-	k := key{model: s.Model, device: strings.ToLower(s.Device), prompt: s.Prompt, size: s.Size, seed: session.DefaultSeed,
-		cfg: s.CFG, ipAdapter: s.IPAdapter, imageEncoder: s.ImageEncoder}
-	if k.model == "" {
-		k.model = "builtin"
-	}
-	if k.device == "" {
-		k.device = "auto"
-	}
-	if s.Seed != nil {
-		k.seed = *s.Seed
-	}
-	if s.IPScale != nil {
-		k.ipScale, k.ipScaleSet = *s.IPScale, true
-	}
-	return k
-}
-
-func (k key) options(base session.Options) session.Options {
+// options are the session options a spec loads with: the server's base, and the spec.
+func options(base session.Options, spec api.Spec) session.Options {
 	o := base
-	o.Model, o.Size, o.Seed, o.Device = k.model, k.size, k.seed, k.device
-	o.Conditioning = features.Conditioning{Prompt: k.prompt, CFG: k.cfg}
-	o.IPAdapter, o.ImageEncoder = k.ipAdapter, k.imageEncoder
-	o.IPScale, o.IPScaleSet = k.ipScale, k.ipScaleSet
-	if !o.IPScaleSet {
-		o.IPScale = 0.5 // the reference's scale, as the CLI's --ip-scale default
-	}
+	o.Spec = spec
 	return o
-}
-
-func (k key) spec() Spec {
-	seed := k.seed
-	s := Spec{Model: k.model, Size: k.size, Seed: &seed, Device: k.device, Prompt: k.prompt, CFG: k.cfg,
-		IPAdapter: k.ipAdapter, ImageEncoder: k.imageEncoder}
-	if k.ipScaleSet {
-		v := k.ipScale
-		s.IPScale = &v
-	}
-	return s
 }
 
 // parseKeepAlive reads a keep_alive value: a Go duration, or plain seconds as ollama accepts.
@@ -111,9 +49,9 @@ func parseKeepAlive(s string, def time.Duration) (time.Duration, error) {
 
 // loaded is one warm model.
 type loaded struct {
-	key      key
-	m        Model
-	info     session.ModelInfo
+	spec     api.Spec // normalized: the cache key
+	m        api.Scorer
+	info     api.ModelInfo
 	bytes    int64
 	refs     int
 	loadedAt time.Time
@@ -133,7 +71,7 @@ type loadCall struct {
 // models owns the warm models: loading (one at a time, so memory growth is measurable and
 // peaks do not stack), sharing, keep-alive unloading and the memory bound.
 type models struct {
-	open      func(context.Context, session.Options) (Model, error)
+	open      func(context.Context, session.Options) (api.Scorer, error)
 	base      session.Options
 	keepAlive time.Duration
 	maxBytes  int64
@@ -141,24 +79,24 @@ type models struct {
 	rss       func() int64
 	// predict guesses a model's memory before it loads; nil means what it took last time, or
 	// its size on disk.
-	predict func(key) int64
+	predict func(api.Spec) int64
 
 	loadMu  sync.Mutex // serialises loads
 	mu      sync.Mutex
-	byKey   map[key]*loaded
-	loading map[key]*loadCall
-	sizes   map[key]int64 // measured at each load, for the next prediction
+	byKey   map[api.Spec]*loaded
+	loading map[api.Spec]*loadCall
+	sizes   map[api.Spec]int64 // measured at each load, for the next prediction
 	closed  bool
 }
 
-// acquire returns the warm model for spec, loading it when needed; the caller calls release
-// when its request is done.
-func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), error) {
-	keep, err := parseKeepAlive(spec.KeepAlive, ms.keepAlive)
+// acquire returns the warm model for ref's spec, loading it when needed; the caller calls
+// release when its request is done.
+func (ms *models) acquire(ctx context.Context, ref api.ModelRef) (*loaded, func(), error) {
+	keep, err := parseKeepAlive(ref.KeepAlive, ms.keepAlive)
 	if err != nil {
 		return nil, nil, badRequest(err)
 	}
-	k := spec.key()
+	k := ref.Spec.Normalize()
 	for {
 		ms.mu.Lock()
 		if ms.closed {
@@ -216,14 +154,14 @@ func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), erro
 }
 
 // load opens the model after making room for it under the memory bound.
-func (ms *models) load(ctx context.Context, k key) (*loaded, error) {
+func (ms *models) load(ctx context.Context, k api.Spec) (*loaded, error) {
 	ms.loadMu.Lock()
 	defer ms.loadMu.Unlock()
 	if err := ms.makeRoom(ms.predicted(k)); err != nil {
 		return nil, err
 	}
 	before := ms.rss()
-	m, err := ms.open(ctx, k.options(ms.base))
+	m, err := ms.open(ctx, options(ms.base, k))
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +173,7 @@ func (ms *models) load(ctx context.Context, k key) (*loaded, error) {
 	ms.sizes[k] = max(n, 0)
 	ms.mu.Unlock()
 	now := time.Now()
-	l := &loaded{key: k, m: m, info: m.Info(), bytes: max(n, 0), loadedAt: now, lastUsed: now}
+	l := &loaded{spec: k, m: m, info: m.Info(), bytes: max(n, 0), loadedAt: now, lastUsed: now}
 	l.batch = &batcher{m: m, max: ms.maxBatch}
 	// The prediction may have been low: let the model just loaded push out idle ones.
 	_ = ms.makeRoom(0, l.bytes)
@@ -286,8 +224,8 @@ func (ms *models) makeRoom(need int64, extra ...int64) error {
 }
 
 func (ms *models) removeLocked(l *loaded) {
-	if ms.byKey[l.key] == l {
-		delete(ms.byKey, l.key)
+	if ms.byKey[l.spec] == l {
+		delete(ms.byKey, l.spec)
 	}
 	if l.timer != nil {
 		l.timer.Stop()
@@ -320,7 +258,7 @@ func (ms *models) release(l *loaded) {
 // expire unloads l if it is still idle when its keep-alive runs out.
 func (ms *models) expire(l *loaded) {
 	ms.mu.Lock()
-	if l.refs > 0 || ms.byKey[l.key] != l || time.Now().Before(l.expires) {
+	if l.refs > 0 || ms.byKey[l.spec] != l || time.Now().Before(l.expires) {
 		ms.mu.Unlock()
 		return
 	}
@@ -330,14 +268,13 @@ func (ms *models) expire(l *loaded) {
 }
 
 // list describes the loaded models, most recently used first.
-func (ms *models) list() ModelsResponse {
+func (ms *models) list() api.ModelsResponse {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	out := ModelsResponse{Models: []LoadedModel{}, MaxBytes: ms.maxBytes}
+	out := api.ModelsResponse{Models: []api.LoadedModel{}, MaxBytes: ms.maxBytes}
 	for _, l := range ms.byKey {
-		lm := LoadedModel{Spec: l.key.spec(), Name: l.info.Name, Family: l.info.Family, Device: l.info.Device,
+		lm := api.LoadedModel{Spec: l.spec, KeepAlive: l.keep.String(), Name: l.info.Name, Family: l.info.Family, Device: l.info.Device,
 			Bytes: l.bytes, InUse: l.refs, LoadedAt: l.loadedAt, LastUsed: l.lastUsed}
-		lm.Spec.KeepAlive = l.keep.String()
 		if l.refs == 0 && l.keep > 0 {
 			e := l.expires
 			lm.ExpiresAt = &e
@@ -372,7 +309,7 @@ func (ms *models) close() error {
 	return errors.Join(errs...)
 }
 
-func (ms *models) predicted(k key) int64 {
+func (ms *models) predicted(k api.Spec) int64 {
 	if ms.predict != nil {
 		return ms.predict(k)
 	}
@@ -382,7 +319,7 @@ func (ms *models) predicted(k key) int64 {
 	if ok {
 		return n
 	}
-	return predictBytes(k.model)
+	return predictBytes(k.Model)
 }
 
 // predictBytes guesses a model's memory before loading it from its size on disk (the
@@ -416,4 +353,16 @@ func human(n int64) string {
 		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// peek runs f on the warm model for spec, if there is one, without loading it or counting
+// as a use (the keep-alive runs on); f runs under the registry's lock, so it must be quick.
+func (ms *models) peek(spec api.Spec, f func(*loaded)) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	l, ok := ms.byKey[spec.Normalize()]
+	if ok && !ms.closed {
+		f(l)
+	}
+	return ok && !ms.closed
 }

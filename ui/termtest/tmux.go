@@ -84,17 +84,41 @@ func (tm *Tmux) Screen() string {
 	return string(out)
 }
 
-// WaitFor polls the screen until ok says yes, and fails the test after tm.Wait.
+// WaitFor polls the screen until ok says yes of two captures in a row that are the same,
+// and fails the test after tm.Wait. Two alike: a capture can fall in the middle of a frame
+// being written (tmux shows what arrived so far), when one line is new and another old; a
+// screen that says the same twice has settled.
 func (tm *Tmux) WaitFor(what string, ok func(string) bool) string {
 	tm.t.Helper()
 	deadline := time.Now().Add(tm.Wait)
-	var s string
+	var s, prev string
 	for time.Now().Before(deadline) {
-		if s = tm.Screen(); ok(s) {
+		s = tm.Screen()
+		if ok(s) && s == prev {
 			return s
 		}
+		prev = s
 		time.Sleep(50 * time.Millisecond)
 	}
 	tm.t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
 	return s
+}
+
+// Resize changes the window to cols × rows cells, as a user dragging the terminal's corner.
+func (tm *Tmux) Resize(cols, rows int) {
+	tm.t.Helper()
+	if out, err := exec.Command("tmux", "resize-window", "-t", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows)).CombinedOutput(); err != nil {
+		tm.t.Fatalf("resize-window: %v %s", err, out)
+	}
+}
+
+// AltScreen reports whether the pane shows the alternate screen: a full-screen program that
+// ended without leaving it left the terminal unusable.
+func (tm *Tmux) AltScreen() bool {
+	tm.t.Helper()
+	out, err := exec.Command("tmux", "display-message", "-p", "-t", tm.name, "#{alternate_on}").Output()
+	if err != nil {
+		tm.t.Fatalf("display-message: %v", err)
+	}
+	return strings.TrimSpace(string(out)) == "1"
 }
