@@ -399,7 +399,7 @@ func (a *benchCmd) remoteBenchTarget(cmd *cobra.Command, cl *serve.Client, stder
 		st.Step = *sh.Step
 	}
 	return benchTarget{
-		scorer: &serve.Scorer{Client: cl, Spec: spec}, settings: st, metric: sh.Metric,
+		scorer: &serve.Scorer{Client: cl, Spec: spec, Images: a.images.limits()}, settings: st, metric: sh.Metric,
 		layerLabel: sh.LayerLabel, meaningless: sh.Meaningless != nil, close: func() error { return nil },
 	}, nil
 }

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // Ranked is one image of a ranking: its place and its record against the query.
@@ -69,7 +69,7 @@ func (s *Session) Rank(ctx context.Context, query *Image, files []string, layer,
 		return nil
 	}
 	for _, p := range files {
-		img, err := s.Load(p)
+		img, err := s.LoadContext(ctx, p)
 		if err != nil {
 			if !IsUnreadable(err) {
 				return nil, nil, err
@@ -114,8 +114,9 @@ func (s *Session) Rank(ctx context.Context, query *Image, files []string, layer,
 // stopping.
 func IsUnreadable(err error) bool {
 	var pe *fs.PathError
-	return errors.Is(err, features.ErrBadImage) || errors.Is(err, fs.ErrNotExist) ||
-		errors.Is(err, fs.ErrPermission) || errors.As(err, &pe)
+	var fe *imagefile.Error
+	return errors.Is(err, imagefile.ErrBadImage) || errors.Is(err, fs.ErrNotExist) ||
+		errors.Is(err, fs.ErrPermission) || errors.As(err, &pe) || errors.As(err, &fe)
 }
 
 // imageExts are the extensions Load decodes (GIF: its first frame).

@@ -21,6 +21,7 @@ import (
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/features/store"
 )
 
@@ -53,6 +54,9 @@ type Options struct {
 	// GraphCache keeps ONNX Runtime's optimized graphs of large models between processes;
 	// nil disables it.
 	GraphCache *engine.GraphCache
+	// Images bounds the image files Load reads (encoded bytes, pixels); zero means
+	// imagefile's defaults.
+	Images imagefile.Limits
 
 	// Families are the model families the session can open (features/families.All in the
 	// program). Required unless OpenModel is set.
@@ -303,7 +307,12 @@ func (s *Session) Info() ModelInfo { return s.info }
 
 // Load reads an image file.
 func (s *Session) Load(path string) (*Image, error) {
-	img, hash, err := features.LoadImage(path)
+	return s.LoadContext(context.Background(), path)
+}
+
+// LoadContext reads an image file, stopping when ctx ends.
+func (s *Session) LoadContext(ctx context.Context, path string) (*Image, error) {
+	img, hash, err := imagefile.Load(ctx, path, s.opts.Images)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/imagefile"
 
 	"golang.org/x/image/draw"
 
@@ -52,7 +53,7 @@ func openTestModel(t testing.TB) testModel {
 
 func sample(t testing.TB, name string) image.Image {
 	t.Helper()
-	img, _, err := features.LoadImage(filepath.Join("..", "..", "testdata", "samples", name))
+	img, _, err := imagefile.Load(context.Background(), filepath.Join("..", "..", "testdata", "samples", name), imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

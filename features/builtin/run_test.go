@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/imagefile"
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
@@ -34,7 +35,7 @@ func TestGraphRunsAndMatchesGoAttention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, _, err := features.LoadImage("../../testdata/samples/chelsea.png")
+	img, _, err := imagefile.Load(context.Background(), "../../testdata/samples/chelsea.png", imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/imagefile"
 
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
@@ -38,7 +39,7 @@ func writeViTFolder(t *testing.T, m *onnxpb.ModelProto, file, config, pre string
 }
 
 func sample(t *testing.T, name string) image.Image {
-	img, _, err := features.LoadImage(filepath.Join("..", "..", "testdata", "samples", name))
+	img, _, err := imagefile.Load(context.Background(), filepath.Join("..", "..", "testdata", "samples", name), imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -18,6 +19,8 @@ type Backend struct {
 	client *Client
 	spec   Spec
 	info   session.ModelInfo
+	// Images bounds the image files Load reads, as a local session's Options.Images does.
+	Images imagefile.Limits
 
 	mu    sync.Mutex
 	stats session.Stats // the last counters the server answered with
@@ -48,7 +51,7 @@ func (b *Backend) ResolveLayer(arg string) (int, error) { return session.Resolve
 
 // Load reads and decodes path as a session does (the same hash, the same errors).
 func (b *Backend) Load(path string) (*session.Image, error) {
-	img, hash, err := features.LoadImage(path)
+	img, hash, err := imagefile.Load(context.Background(), path, b.Images)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -17,12 +17,14 @@ import (
 type Scorer struct {
 	Client *Client
 	Spec   Spec // the model; each request restarts its keep-alive, so a run keeps it loaded
+	// Images bounds the image files Load reads, as a local session's Options.Images does.
+	Images imagefile.Limits
 }
 
 // Load reads and decodes path as a local session would, for its hash and its errors; the
 // pixels are dropped, because the server reads the file itself.
 func (s *Scorer) Load(path string) (*session.Image, error) {
-	img, hash, err := features.LoadImage(path)
+	img, hash, err := imagefile.Load(context.Background(), path, s.Images)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -154,7 +155,7 @@ func status(err error) int {
 		return statusClientClosed
 	case errors.Is(err, ErrMemory):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, session.ErrUsage), errors.Is(err, features.ErrBadImage),
+	case errors.Is(err, session.ErrUsage), errors.Is(err, imagefile.ErrBadImage),
 		errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
 		return http.StatusBadRequest
 	}
