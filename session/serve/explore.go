@@ -126,27 +126,49 @@ func (s *Server) Stats(ctx context.Context, req StatsRequest) (StatsResponse, er
 	return statsResponse(l.m.Stats()), nil
 }
 
-// pair checks a request's images, acquires its model and loads the images; the caller calls
-// release when done.
+// pair checks a request's images, acquires its model, admits the request and loads the
+// images; the caller calls release when done.
 func (s *Server) pair(ctx context.Context, spec Spec, ra, rb ImageRef) (*loaded, *session.Image, *session.Image, func(), error) {
 	if err := errors.Join(needPath("a.path", ra.Path), needPath("b.path", rb.Path), modelPath(spec)); err != nil {
 		return nil, nil, nil, nil, err
+	}
+	// Images the explorer asked about before are kept decoded (and counted); others are
+	// checked before a model loads, as a score's are.
+	var need int64
+	sizes := map[ImageRef]int64{}
+	for _, ref := range []ImageRef{ra, rb} {
+		if _, ok := sizes[ref]; ok || s.imgs.has(ref) {
+			continue
+		}
+		n, err := s.checkImages(ctx, ref.Path)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		sizes[ref] = n
+		need += n
 	}
 	l, release, err := s.ms.acquire(ctx, spec)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	a, err := s.imgs.load(l.m, ra)
+	done, err := s.ms.admit(ctx, need)
 	if err != nil {
 		release()
 		return nil, nil, nil, nil, err
 	}
-	b, err := s.imgs.load(l.m, rb)
+	a, err := s.imgs.load(ctx, s.ms, l.m, ra, sizes[ra])
 	if err != nil {
+		done()
 		release()
 		return nil, nil, nil, nil, err
 	}
-	return l, a, b, release, nil
+	b, err := s.imgs.load(ctx, s.ms, l.m, rb, sizes[rb])
+	if err != nil {
+		done()
+		release()
+		return nil, nil, nil, nil, err
+	}
+	return l, a, b, func() { done(); release() }, nil
 }
 
 func checkLayer(l *loaded, layer int) error {
@@ -172,28 +194,47 @@ const statusConflict = http.StatusConflict
 // imageCache keeps the last few images the explorer's calls decoded: an explorer asks about
 // the same pair many times (every layer and t), and decoding a photo each time would cost more
 // than scoring from cached features. Entries are keyed by path and the client's hash, so a
-// file rewritten since is read again (and refused if it no longer has that hash).
+// file rewritten since is read again (and refused if it no longer has that hash). The images
+// kept count against the server's memory bound.
 type imageCache struct {
 	mu   sync.Mutex
-	imgs []*session.Image // most recently used last
+	imgs []cachedImage // most recently used last
+}
+
+type cachedImage struct {
+	img  *session.Image
+	free func() // gives its bytes back to the memory bound
 }
 
 // maxCachedImages is two explorers' pairs.
 const maxCachedImages = 4
 
-func (c *imageCache) load(m Model, ref ImageRef) (*session.Image, error) {
+func (c *imageCache) has(ref ImageRef) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ci := range c.imgs {
+		if ref.Hash != "" && ci.img.Path == ref.Path && ci.img.Hash == ref.Hash {
+			return true
+		}
+	}
+	return false
+}
+
+// load returns the image ref names, from the cache or read anew (size: what it takes, as
+// checkImages measured it).
+func (c *imageCache) load(ctx context.Context, ms *models, m Model, ref ImageRef, size int64) (*session.Image, error) {
 	if ref.Hash != "" {
 		c.mu.Lock()
-		for i, img := range c.imgs {
-			if img.Path == ref.Path && img.Hash == ref.Hash {
-				c.imgs = append(append(c.imgs[:i:i], c.imgs[i+1:]...), img)
+		for i, ci := range c.imgs {
+			if ci.img.Path == ref.Path && ci.img.Hash == ref.Hash {
+				c.imgs = append(append(c.imgs[:i:i], c.imgs[i+1:]...), ci)
 				c.mu.Unlock()
-				return img, nil
+				return ci.img, nil
 			}
 		}
 		c.mu.Unlock()
 	}
-	img, err := m.Load(ref.Path)
+	img, err := m.LoadContext(ctx, ref.Path)
 	if err != nil {
 		return nil, badRequest(err)
 	}
@@ -205,9 +246,10 @@ func (c *imageCache) load(m Model, ref ImageRef) (*session.Image, error) {
 	}
 	c.mu.Lock()
 	if len(c.imgs) >= maxCachedImages {
+		c.imgs[0].free()
 		c.imgs = c.imgs[1:]
 	}
-	c.imgs = append(c.imgs, img)
+	c.imgs = append(c.imgs, cachedImage{img: img, free: ms.hold(size)})
 	c.mu.Unlock()
 	return img, nil
 }

@@ -1,10 +1,13 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"net"
 	"os"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -46,9 +50,9 @@ func (f *fakeModel) Info() session.ModelInfo {
 
 func (f *fakeModel) Bytes() int64 { return f.bytes }
 
-// Load hashes the file as a session does (sha256 of its bytes) without decoding it.
-func (f *fakeModel) Load(path string) (*session.Image, error) {
-	data, err := os.ReadFile(path)
+// LoadContext hashes the file as a session does (sha256 of its bytes) without decoding it.
+func (f *fakeModel) LoadContext(ctx context.Context, path string) (*session.Image, error) {
+	data, err := imagefile.Read(ctx, path, imagefile.Limits{})
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +159,7 @@ func (f *fakeModel) Sweep(ctx context.Context, a, b *session.Image, layers, ts [
 func (f *fakeModel) Rank(ctx context.Context, q *session.Image, files []string, layer, t int, m session.Metric, _ func()) ([]session.Ranked, []session.Skipped, error) {
 	var out []session.Ranked
 	for _, p := range files {
-		img, err := f.Load(p)
+		img, err := f.LoadContext(ctx, p)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -250,14 +254,20 @@ func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *Client, srv *S
 	return unix, NewHTTPClient(hl.Addr().(*net.TCPAddr).String()), srv
 }
 
-// images writes n small files the fakes accept as images and returns their paths.
+// images writes n small PNG files, each with other bytes, and returns their paths.
 func images(t *testing.T, n int) []string {
 	t.Helper()
 	dir := t.TempDir()
 	var out []string
 	for i := range n {
 		p := filepath.Join(dir, fmt.Sprintf("img%02d.png", i))
-		if err := os.WriteFile(p, []byte{byte(i)}, 0o644); err != nil {
+		m := image.NewGray(image.Rect(0, 0, 2, 2))
+		m.Pix[0] = uint8(i)
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, p)

@@ -19,7 +19,7 @@ import (
 // Model is what the server needs of a warm session; *session.Session is one, tests use fakes.
 type Model interface {
 	Info() session.ModelInfo
-	Load(path string) (*session.Image, error)
+	LoadContext(ctx context.Context, path string) (*session.Image, error)
 	ResolveLayer(arg string) (int, error)
 	PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error
 	Score(ctx context.Context, req session.Request) (session.Result, error)
@@ -131,24 +131,34 @@ type loadCall struct {
 }
 
 // models owns the warm models: loading (one at a time, so memory growth is measurable and
-// peaks do not stack), sharing, keep-alive unloading and the memory bound.
+// peaks do not stack), sharing, keep-alive unloading, and the memory bound over what the
+// process holds: the models as loaded and run, their feature caches, and the images and work
+// of the requests admitted (see memory.go).
 type models struct {
 	open      func(context.Context, session.Options) (Model, error)
 	base      session.Options
 	keepAlive time.Duration
 	maxBytes  int64
 	maxBatch  int
+	maxActive int // requests computing at once
+	maxQueue  int // requests waiting for room; more are refused (ErrBusy)
 	rss       func() int64
-	// predict guesses a model's memory before it loads; nil means what it took last time, or
-	// its size on disk.
+	// predict guesses a model's memory before it loads; nil means what the same weights took
+	// last time, or their size on disk.
 	predict func(key) int64
 
-	loadMu  sync.Mutex // serialises loads
+	// loadMu serialises loads and each model's first forward: the growth of the resident set
+	// across them is the model's, not another's.
+	loadMu  sync.Mutex
 	mu      sync.Mutex
 	byKey   map[key]*loaded
 	loading map[key]*loadCall
-	sizes   map[key]int64 // measured at each load, for the next prediction
+	sizes   map[key]int64 // measured footprints by weights (key.weights), for the next prediction
 	closed  bool
+
+	active, queued int           // requests admitted, and waiting to be
+	work           int64         // bytes the admitted requests (and the image cache) hold
+	wake           chan struct{} // closed, and replaced, whenever room may have appeared
 }
 
 // acquire returns the warm model for spec, loading it when needed; the caller calls release
@@ -207,6 +217,9 @@ func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), erro
 		}
 		ms.mu.Unlock()
 		close(c.done)
+		if c.err == nil {
+			ms.trim() // the prediction may have been low: the model just loaded pushes out idle ones
+		}
 		if c.err != nil {
 			return nil, nil, c.err
 		}
@@ -215,74 +228,107 @@ func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), erro
 	}
 }
 
-// load opens the model after making room for it under the memory bound.
+// load opens the model after making room for it under the memory bound. Its footprint is
+// the resident set's growth across the load, and then across its first forward (measuring.go):
+// ONNX Runtime allocates most of a model's working memory when it first runs, and weights
+// mapped from disk count only once touched.
 func (ms *models) load(ctx context.Context, k key) (*loaded, error) {
 	ms.loadMu.Lock()
 	defer ms.loadMu.Unlock()
-	if err := ms.makeRoom(ms.predicted(k)); err != nil {
+	pred := ms.predicted(k)
+	if ms.maxBytes > 0 && pred > ms.maxBytes {
+		return nil, fmt.Errorf("%w: model %s needs about %s, more than the server's --max-memory %s; raise it", ErrModelTooLarge, k.model, human(pred), human(ms.maxBytes))
+	}
+	if err := ms.makeRoom(pred); err != nil {
 		return nil, err
 	}
+	o := k.options(ms.base)
+	if ms.maxBytes > 0 && o.CacheBytes <= 0 {
+		o.CacheBytes = cacheBudget(ms.maxBytes, pred)
+	}
 	before := ms.rss()
-	m, err := ms.open(ctx, k.options(ms.base))
+	m, err := ms.open(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	n := ms.rss() - before
-	if sz, ok := m.(sizer); ok {
-		n = sz.Bytes()
-	}
-	ms.mu.Lock()
-	ms.sizes[k] = max(n, 0)
-	ms.mu.Unlock()
+	grew := max(ms.rss()-before, 0)
 	now := time.Now()
-	l := &loaded{key: k, m: m, info: m.Info(), bytes: max(n, 0), loadedAt: now, lastUsed: now}
-	l.batch = &batcher{m: m, max: ms.maxBatch}
-	// The prediction may have been low: let the model just loaded push out idle ones.
-	_ = ms.makeRoom(0, l.bytes)
+	l := &loaded{key: k, info: m.Info(), bytes: max(grew, pred), loadedAt: now, lastUsed: now}
+	if sz, ok := m.(sizer); ok {
+		l.bytes, l.m = sz.Bytes(), m
+	} else {
+		l.m = &measuring{Model: m, ms: ms, l: l, loadGrowth: grew}
+	}
+	l.batch = &batcher{m: l.m, max: ms.maxBatch}
 	return l, nil
 }
 
 // makeRoom unloads idle models, least recently used first, until need more bytes fit under
-// the bound beside the models loaded (plus extra already counted outside the map). It fails
-// with ErrMemory only when models in use fill the bound; a single model larger than the bound
-// still loads when nothing else is held.
-func (ms *models) makeRoom(need int64, extra ...int64) error {
+// the bound beside what the process holds. It fails with ErrMemory when models in use, and
+// the work of requests, fill the bound.
+func (ms *models) makeRoom(need int64) error {
 	if ms.maxBytes <= 0 {
 		return nil
 	}
-	for _, e := range extra {
-		need += e
-	}
 	for {
 		ms.mu.Lock()
-		var total int64
-		var idle []*loaded
-		busy := 0
-		for _, l := range ms.byKey {
-			total += l.bytes
-			if l.refs == 0 {
-				idle = append(idle, l)
-			} else {
-				busy++
-			}
-		}
-		if total+need <= ms.maxBytes || total == 0 {
+		held := ms.heldLocked()
+		if held+need <= ms.maxBytes {
 			ms.mu.Unlock()
 			return nil
 		}
-		if len(idle) == 0 {
+		victim := ms.idlestLocked()
+		if victim == nil {
+			busy := len(ms.byKey)
 			ms.mu.Unlock()
-			if len(extra) > 0 {
-				return nil // already loaded: over the bound until a model is released
-			}
-			return fmt.Errorf("%w: %d model(s) in use hold %s of the server's %s; try again when they finish, or raise --max-memory", ErrMemory, busy, human(total), human(ms.maxBytes))
+			return fmt.Errorf("%w: %d model(s) in use and %d request(s) hold %s of the server's %s, and %s more is needed; try again when they finish, or raise --max-memory", ErrMemory, busy, ms.active, human(held), human(ms.maxBytes), human(need))
 		}
-		sort.Slice(idle, func(i, j int) bool { return idle[i].lastUsed.Before(idle[j].lastUsed) })
-		victim := idle[0]
 		ms.removeLocked(victim)
 		ms.mu.Unlock()
 		victim.m.Close()
 	}
+}
+
+// trim unloads idle models, least recently used first, while the process holds more than the
+// bound: a model's feature cache grows as it works, and a first forward may show it larger
+// than predicted.
+func (ms *models) trim() {
+	if ms.maxBytes <= 0 {
+		return
+	}
+	for {
+		ms.mu.Lock()
+		victim := ms.idlestLocked()
+		if victim == nil || ms.heldLocked() <= ms.maxBytes {
+			ms.mu.Unlock()
+			return
+		}
+		ms.removeLocked(victim)
+		ms.wakeLocked()
+		ms.mu.Unlock()
+		victim.m.Close()
+	}
+}
+
+// idlestLocked is the least recently used model no request holds; nil when all are in use.
+func (ms *models) idlestLocked() *loaded {
+	var victim *loaded
+	for _, l := range ms.byKey {
+		if l.refs == 0 && (victim == nil || l.lastUsed.Before(victim.lastUsed)) {
+			victim = l
+		}
+	}
+	return victim
+}
+
+// heldLocked is what the process holds under the bound: every model's footprint and feature
+// cache, and the requests' work.
+func (ms *models) heldLocked() int64 {
+	n := ms.work
+	for _, l := range ms.byKey {
+		n += l.held()
+	}
+	return n
 }
 
 func (ms *models) removeLocked(l *loaded) {
@@ -304,6 +350,7 @@ func (ms *models) release(l *loaded) {
 		ms.mu.Unlock()
 		return
 	}
+	ms.wakeLocked() // an idle model can make room for a waiting request
 	switch {
 	case l.keep == 0:
 		ms.removeLocked(l)
@@ -315,6 +362,7 @@ func (ms *models) release(l *loaded) {
 		l.timer = time.AfterFunc(l.keep, func() { ms.expire(l) })
 	}
 	ms.mu.Unlock()
+	ms.trim()
 }
 
 // expire unloads l if it is still idle when its keep-alive runs out.
@@ -333,17 +381,18 @@ func (ms *models) expire(l *loaded) {
 func (ms *models) list() ModelsResponse {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	out := ModelsResponse{Models: []LoadedModel{}, MaxBytes: ms.maxBytes}
+	out := ModelsResponse{Models: []LoadedModel{}, MaxBytes: ms.maxBytes, WorkBytes: ms.work, Active: ms.active, Queued: ms.queued,
+		ResidentBytes: ms.rss()}
 	for _, l := range ms.byKey {
 		lm := LoadedModel{Spec: l.key.spec(), Name: l.info.Name, Family: l.info.Family, Device: l.info.Device,
-			Bytes: l.bytes, InUse: l.refs, LoadedAt: l.loadedAt, LastUsed: l.lastUsed}
+			Bytes: l.held(), CacheBytes: l.m.Stats().CacheBytes, Measured: l.measured(), InUse: l.refs, LoadedAt: l.loadedAt, LastUsed: l.lastUsed}
 		lm.Spec.KeepAlive = l.keep.String()
 		if l.refs == 0 && l.keep > 0 {
 			e := l.expires
 			lm.ExpiresAt = &e
 		}
 		out.Models = append(out.Models, lm)
-		out.Bytes += l.bytes
+		out.Bytes += lm.Bytes
 	}
 	sort.Slice(out.Models, func(i, j int) bool { return out.Models[i].LastUsed.After(out.Models[j].LastUsed) })
 	return out
@@ -359,6 +408,7 @@ func (ms *models) count() int {
 func (ms *models) close() error {
 	ms.mu.Lock()
 	ms.closed = true
+	ms.wakeLocked()
 	all := make([]*loaded, 0, len(ms.byKey))
 	for _, l := range ms.byKey {
 		all = append(all, l)
@@ -377,7 +427,7 @@ func (ms *models) predicted(k key) int64 {
 		return ms.predict(k)
 	}
 	ms.mu.Lock()
-	n, ok := ms.sizes[k]
+	n, ok := ms.sizes[k.weights()]
 	ms.mu.Unlock()
 	if ok {
 		return n

@@ -170,9 +170,9 @@ func TestWarmModelIsReused(t *testing.T) {
 }
 
 func TestMemoryBound(t *testing.T) {
-	fk := &fakes{byName: map[string]*fakeModel{}, bytes: 60}
-	unix, _, srv := startServer(t, Config{MaxBytes: 100}, fk)
-	srv.ms.predict = func(key) int64 { return 60 } // as the sizes on disk would say
+	fk := &fakes{byName: map[string]*fakeModel{}, bytes: 600}
+	unix, _, srv := startServer(t, Config{MaxBytes: 1000}, fk)
+	srv.ms.predict = func(key) int64 { return 600 } // as the sizes on disk would say
 	imgs := images(t, 2)
 	score := func(ctx context.Context, model string) error {
 		_, err := unix.Score(ctx, ScoreRequest{Spec: Spec{Model: model}, ImageA: imgs[0], ImageB: imgs[1]})

@@ -38,8 +38,12 @@ type Config struct {
 	// MaxBytes bounds the memory the loaded models take together; idle models are unloaded,
 	// least recently used first, to make room. 0 means no bound.
 	MaxBytes int64
-	MaxBatch int    // images per batched forward; 0 = DefaultMaxBatch
-	Version  string // diffsim's version, for /v1/health
+	MaxBatch int // images per batched forward; 0 = DefaultMaxBatch
+	// MaxActive requests compute at once, and MaxQueue more may wait for room (memory, or a
+	// turn); beyond, a request is answered 503 with Retry-After. 0 means DefaultMaxActive and
+	// DefaultMaxQueue.
+	MaxActive, MaxQueue int
+	Version             string // diffsim's version, for /v1/health
 }
 
 // Server answers the API from warm models.
@@ -60,8 +64,15 @@ func New(cfg Config) *Server {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
+	if cfg.MaxActive <= 0 {
+		cfg.MaxActive = DefaultMaxActive
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = DefaultMaxQueue
+	}
 	return &Server{cfg: cfg, imgs: &imageCache{}, ms: &models{
 		open: cfg.Open, base: cfg.Base, keepAlive: cfg.KeepAlive, maxBytes: cfg.MaxBytes, maxBatch: cfg.MaxBatch,
+		maxActive: cfg.MaxActive, maxQueue: cfg.MaxQueue,
 		rss: residentBytes, byKey: map[key]*loaded{}, loading: map[key]*loadCall{}, sizes: map[key]int64{},
 	}}
 }
@@ -123,6 +134,10 @@ func handle[Req, Resp any](f func(context.Context, Req) (Resp, error)) http.Hand
 		}
 		resp, err := f(r.Context(), req)
 		if err != nil {
+			if errors.Is(err, ErrBusy) || errors.Is(err, ErrMemory) {
+				// Room comes back as requests finish: ask for a retry soon.
+				w.Header().Set("Retry-After", "1")
+			}
 			writeError(w, status(err), err)
 			return
 		}
@@ -153,7 +168,7 @@ func status(err error) int {
 		return se.code
 	case errors.Is(err, context.Canceled):
 		return statusClientClosed
-	case errors.Is(err, ErrMemory):
+	case errors.Is(err, ErrMemory), errors.Is(err, ErrBusy), errors.Is(err, ErrModelTooLarge):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, session.ErrUsage), errors.Is(err, imagefile.ErrBadImage),
 		errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
@@ -257,10 +272,9 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResponse, er
 		return ScoreResponse{}, err
 	}
 	// Images are checked before a model loads: a typo should not wait for one.
-	for _, p := range []string{req.ImageA, req.ImageB} {
-		if _, err := os.Stat(p); err != nil {
-			return ScoreResponse{}, badRequest(err)
-		}
+	need, err := s.checkImages(ctx, req.ImageA, req.ImageB)
+	if err != nil {
+		return ScoreResponse{}, err
 	}
 	l, release, err := s.ms.acquire(ctx, req.Spec)
 	if err != nil {
@@ -271,7 +285,12 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResponse, er
 	if err != nil {
 		return ScoreResponse{}, err
 	}
-	a, b, err := loadPair(l.m, req.ImageA, req.ImageB)
+	done, err := s.ms.admit(ctx, need)
+	if err != nil {
+		return ScoreResponse{}, err
+	}
+	defer done()
+	a, b, err := loadPair(ctx, l.m, req.ImageA, req.ImageB)
 	if err != nil {
 		return ScoreResponse{}, err
 	}
@@ -290,18 +309,6 @@ func (s *Server) Score(ctx context.Context, req ScoreRequest) (ScoreResponse, er
 	return out, nil
 }
 
-func loadPair(m Model, pa, pb string) (*session.Image, *session.Image, error) {
-	a, err := m.Load(pa)
-	if err != nil {
-		return nil, nil, badRequest(err)
-	}
-	b, err := m.Load(pb)
-	if err != nil {
-		return nil, nil, badRequest(err)
-	}
-	return a, b, nil
-}
-
 // Sweep answers POST /v1/sweep: one batched forward per timestep serves every layer.
 func (s *Server) Sweep(ctx context.Context, req SweepRequest) (SweepResponse, error) {
 	if err := errors.Join(needPath("image_a", req.ImageA), needPath("image_b", req.ImageB), modelPath(req.Spec)); err != nil {
@@ -311,6 +318,10 @@ func (s *Server) Sweep(ctx context.Context, req SweepRequest) (SweepResponse, er
 		if t < 0 || t >= features.Timesteps {
 			return SweepResponse{}, badf("timestep %d is outside 0..%d", t, features.Timesteps-1)
 		}
+	}
+	need, err := s.checkImages(ctx, req.ImageA, req.ImageB)
+	if err != nil {
+		return SweepResponse{}, err
 	}
 	l, release, err := s.ms.acquire(ctx, req.Spec)
 	if err != nil {
@@ -333,7 +344,12 @@ func (s *Server) Sweep(ctx context.Context, req SweepRequest) (SweepResponse, er
 	if len(ts) == 0 {
 		ts = []int{l.info.DefaultT}
 	}
-	a, b, err := loadPair(l.m, req.ImageA, req.ImageB)
+	done, err := s.ms.admit(ctx, need)
+	if err != nil {
+		return SweepResponse{}, err
+	}
+	defer done()
+	a, b, err := loadPair(ctx, l.m, req.ImageA, req.ImageB)
 	if err != nil {
 		return SweepResponse{}, err
 	}
@@ -383,8 +399,9 @@ func (s *Server) Rank(ctx context.Context, req RankRequest) (RankResponse, error
 			return RankResponse{}, err
 		}
 	}
-	if _, err := os.Stat(req.Query); err != nil {
-		return RankResponse{}, badRequest(err)
+	need, err := s.rankBytes(ctx, req.Query, req.Images)
+	if err != nil {
+		return RankResponse{}, err
 	}
 	l, release, err := s.ms.acquire(ctx, req.Spec)
 	if err != nil {
@@ -395,7 +412,12 @@ func (s *Server) Rank(ctx context.Context, req RankRequest) (RankResponse, error
 	if err != nil {
 		return RankResponse{}, err
 	}
-	query, err := l.m.Load(req.Query)
+	done, err := s.ms.admit(ctx, need)
+	if err != nil {
+		return RankResponse{}, err
+	}
+	defer done()
+	query, err := l.m.LoadContext(ctx, req.Query)
 	if err != nil {
 		return RankResponse{}, badRequest(err)
 	}
