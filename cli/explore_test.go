@@ -90,7 +90,7 @@ func TestExplorerInTmuxServed(t *testing.T) {
 	bin := buildDiffsim(t)
 	startTestServer(t)
 	sock := os.Getenv("DIFFSIM_SOCKET")
-	cl, err := serve.Dial(t.Context(), sock)
+	cl, err := serve.Dial(t.Context(), sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func (c *scoring) server(cmd *cobra.Command) (*serve.Client, error) {
 	if c.noServer || cmd.Flags().Changed("ort-lib") {
 		return nil, nil
 	}
-	cl, err := serve.Dial(cmd.Context(), serve.SocketPath())
+	cl, err := serve.Dial(cmd.Context(), serve.SocketPath(), buildID())
 	if err != nil {
 		if !errors.Is(err, serve.ErrNoServer) && !c.quiet {
 			fmt.Fprintf(c.stderr, "diffsim: %v; computing here\n", oneLine(err))

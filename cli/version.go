@@ -126,3 +126,22 @@ func versionFrom(bi *debug.BuildInfo) buildVersion {
 	}
 	return v
 }
+
+// buildID names this build for `diffsim serve` and its clients: the version, and the revision
+// when the build was stamped ("+dirty" for uncommitted changes). A client that finds a server
+// with another build ID computes itself, since their answers could differ.
+func buildID() string {
+	b := readBuild()
+	id := b.Version
+	if b.Revision != nil {
+		rev := *b.Revision
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		id += " " + rev
+		if b.Modified != nil && *b.Modified {
+			id += "+dirty"
+		}
+	}
+	return id
+}

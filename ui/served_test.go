@@ -39,7 +39,7 @@ func startServed(t *testing.T, spec serve.Spec) *serve.Backend {
 	// rule is applied here first.
 	enginetest.Runtime(t)
 	sock := servetest.Start(t, serve.New(serve.Config{Base: session.Options{Device: "cpu", Families: families.All()}}))
-	cl, err := serve.Dial(context.Background(), sock)
+	cl, err := serve.Dial(context.Background(), sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}

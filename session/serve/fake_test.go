@@ -234,7 +234,7 @@ func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *Client, srv *S
 	if err != nil {
 		t.Fatal(err)
 	}
-	hl, err := ListenHTTP("127.0.0.1:0")
+	hl, err := ListenHTTP("127.0.0.1:0", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *Client, srv *S
 			t.Errorf("serve: %v", err)
 		}
 	})
-	unix, err = Dial(context.Background(), sock)
+	unix, err = Dial(context.Background(), sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -50,6 +51,7 @@ type key struct {
 	ipAdapter, imageEncoder string
 	ipScale                 float64
 	ipScaleSet              bool
+	files                   string // identity.go: what the files it names are now
 }
 
 func (s Spec) key() key {
@@ -122,6 +124,7 @@ type loaded struct {
 	timer    *time.Timer
 	expires  time.Time
 	batch    *batcher
+	stale    bool // its files changed since it loaded: unloaded when its last request ends
 }
 
 type loadCall struct {
@@ -169,6 +172,9 @@ func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), erro
 		return nil, nil, badRequest(err)
 	}
 	k := spec.key()
+	if k.files, err = identify(k); err != nil {
+		return nil, nil, err
+	}
 	for {
 		ms.mu.Lock()
 		if ms.closed {
@@ -205,18 +211,23 @@ func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), erro
 		// is then warm for the next request (the keep-alive unloads it if none comes).
 		c.l, c.err = ms.load(context.WithoutCancel(ctx), k)
 		if c.err == nil {
-			ms.mu.Lock()
-			c.l.lastUsed = time.Now()
-			ms.mu.Unlock()
+			if now, _ := identify(k); now != k.files {
+				c.err = errors.Join(statusError{http.StatusConflict, fmt.Errorf("model %s changed while it loaded; send the request again", k.model)}, c.l.m.Close())
+			}
 		}
 		ms.mu.Lock()
 		delete(ms.loading, k)
+		var stale []*loaded
 		if c.err == nil {
 			c.l.refs, c.l.keep = 1, keep
 			ms.byKey[k] = c.l
+			stale = ms.supersededLocked(k)
 		}
 		ms.mu.Unlock()
 		close(c.done)
+		for _, old := range stale {
+			old.m.Close()
+		}
 		if c.err == nil {
 			ms.trim() // the prediction may have been low: the model just loaded pushes out idle ones
 		}
@@ -331,6 +342,27 @@ func (ms *models) heldLocked() int64 {
 	return n
 }
 
+// supersededLocked unloads the models loaded from what k's files were before they changed:
+// idle ones now (returned, for the caller to close outside the lock), busy ones when their
+// last request ends.
+func (ms *models) supersededLocked(k key) []*loaded {
+	var idle []*loaded
+	for ok, l := range ms.byKey {
+		same := ok
+		same.files = k.files
+		if ok.files == k.files || same != k {
+			continue
+		}
+		if l.refs == 0 {
+			ms.removeLocked(l)
+			idle = append(idle, l)
+		} else {
+			l.stale = true
+		}
+	}
+	return idle
+}
+
 func (ms *models) removeLocked(l *loaded) {
 	if ms.byKey[l.key] == l {
 		delete(ms.byKey, l.key)
@@ -352,7 +384,7 @@ func (ms *models) release(l *loaded) {
 	}
 	ms.wakeLocked() // an idle model can make room for a waiting request
 	switch {
-	case l.keep == 0:
+	case l.keep == 0 || l.stale:
 		ms.removeLocked(l)
 		ms.mu.Unlock()
 		l.m.Close()

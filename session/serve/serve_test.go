@@ -240,6 +240,9 @@ func TestBadRequests(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, tcp.base+tc.path, strings.NewReader(tc.body))
+			if tc.method == "POST" {
+				req.Header.Set("Content-Type", "application/json")
+			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -286,7 +289,7 @@ func TestSocketTakeover(t *testing.T) {
 		t.Fatalf("listening over a stale socket: %v", err)
 	}
 	ln2.Close()
-	if _, err := Dial(context.Background(), stale); !errors.Is(err, ErrNoServer) {
+	if _, err := Dial(context.Background(), stale, ""); !errors.Is(err, ErrNoServer) {
 		t.Errorf("dialling a closed socket: %v, want ErrNoServer", err)
 	}
 }

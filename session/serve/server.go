@@ -22,7 +22,6 @@ import (
 const (
 	DefaultKeepAlive = 5 * time.Minute
 	DefaultMaxBatch  = 8 // images per batched forward: a 512 px SD batch of 8 needs several GB
-	maxBody          = 1 << 20
 )
 
 // Config configures a Server.
@@ -44,6 +43,12 @@ type Config struct {
 	// DefaultMaxQueue.
 	MaxActive, MaxQueue int
 	Version             string // diffsim's version, for /v1/health
+	// AllowOrigins are the web origins (as browsers send them: "http://localhost:3000") whose
+	// pages may call the API; requests from any other origin are refused.
+	AllowOrigins []string
+	// Token is the bearer token requests from other machines must carry (see Guard); empty
+	// refuses them all.
+	Token string
 }
 
 // Server answers the API from warm models.
@@ -102,7 +107,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; the API (v%d) has GET /v1/health, GET /v1/models, POST /v1/score, /v1/sweep, /v1/rank, /v1/show, /v1/info, /v1/result, /v1/layers, /v1/prefetch, /v1/cached, /v1/stats", r.Method, r.URL.Path, APIVersion))
 	})
-	return mux
+	return Guard(mux, s.cfg.AllowOrigins, s.cfg.Token)
 }
 
 func method(want string, h http.HandlerFunc) http.HandlerFunc {
@@ -121,15 +126,9 @@ func method(want string, h http.HandlerFunc) http.HandlerFunc {
 // away) and encodes its answer.
 func handle[Req, Resp any](f func(context.Context, Req) (Resp, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req Req
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %v", err))
-			return
-		}
-		if dec.More() {
-			writeError(w, http.StatusBadRequest, errors.New("bad request body: more than one JSON value"))
+		req, err := decodeRequest[Req](w, r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
 			return
 		}
 		resp, err := f(r.Context(), req)
@@ -178,6 +177,9 @@ func status(err error) int {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	// A client that stops reading (stopped, or gone without closing) costs a connection for
+	// writeTimeout at most, however long the answer took to compute.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)

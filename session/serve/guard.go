@@ -1,0 +1,129 @@
+package serve
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// guard admits only requests a user of this machine made on purpose, before any handler runs.
+// The server reads any file its user can read, so a request it should not answer is one that
+// a web page made (a cross-site form, a DNS-rebinding page whose name now points at loopback)
+// or one from another machine:
+//
+//   - on a loopback TCP connection, the Host must be the listener's own loopback name and port
+//     (127.0.0.1:P, localhost:P, [::1]:P): a rebinding page sends its own name (421);
+//   - a request carrying an Origin (browsers add it to cross-origin requests and to every POST)
+//     is refused unless the origin is allowed with --allow-origin (403), which also answers
+//     CORS preflights for it;
+//   - a request with a body must say Content-Type: application/json, which a page cannot send
+//     cross-origin without a preflight (415);
+//   - a connection that did not come over loopback (--http on another address, which
+//     --allow-remote permits) must carry the bearer token (401).
+//
+// Unix socket connections skip the Host check (no browser reaches a socket; the socket's
+// folder keeps other users out) and need no token.
+type guard struct {
+	next    http.Handler
+	origins []string // allowed Origin values, exactly as browsers send them
+	token   string   // required on connections from other machines; "" refuses them all
+}
+
+// Guard wraps h with the checks above. origins are allowed cross-origin callers; token is
+// the bearer token connections from other machines must carry ("" refuses them).
+func Guard(h http.Handler, origins []string, token string) http.Handler {
+	return &guard{next: h, origins: origins, token: token}
+}
+
+func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	tcp, isTCP := local.(*net.TCPAddr)
+	switch {
+	case isTCP && tcp.IP.IsLoopback():
+		if !loopbackHost(r.Host, tcp) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Errorf("Host %q is not this server's (%s): refused, as a web page reaching loopback under another name would be", r.Host, hostsOf(tcp)))
+			return
+		}
+	case isTCP:
+		if !g.bearer(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="diffsim"`)
+			writeError(w, http.StatusUnauthorized, fmt.Errorf("requests from other machines need the bearer token: send Authorization: Bearer <token>, the token in %s on the server", TokenPath()))
+			return
+		}
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !slices.Contains(g.origins, origin) {
+			writeError(w, http.StatusForbidden, fmt.Errorf("cross-origin request from %s refused; start diffsim serve with --allow-origin %s to allow that page", origin, origin))
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST")
+			h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	if hasBody(r) {
+		// The body must arrive within bodyTimeout (a slow body holds a connection otherwise);
+		// decodeRequest lifts the deadline once the body is in.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || mt != "application/json" {
+			ct := r.Header.Get("Content-Type")
+			if ct == "" {
+				ct = "missing"
+			}
+			writeError(w, http.StatusUnsupportedMediaType, fmt.Errorf("%s %s: Content-Type is %s; send the body as application/json (curl: -H 'Content-Type: application/json', or --json)", r.Method, r.URL.Path, ct))
+			return
+		}
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// hasBody reports a request that carries (or may carry) a body: every POST, and anything with
+// a length or a chunked body.
+func hasBody(r *http.Request) bool {
+	return r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch ||
+		r.ContentLength > 0 || len(r.TransferEncoding) > 0
+}
+
+func (g *guard) bearer(r *http.Request) bool {
+	if g.token == "" {
+		return false
+	}
+	auth := r.Header.Get("Authorization")
+	got, ok := strings.CutPrefix(auth, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(g.token)) == 1
+}
+
+// loopbackHost reports whether host names the loopback listener at local: its address, or
+// localhost, with its port (the port may be left out only when it is 80, as clients do).
+func loopbackHost(host string, local *net.TCPAddr) bool {
+	name, port, err := net.SplitHostPort(host)
+	if err != nil {
+		name, port = host, "80"
+	}
+	if port != strconv.Itoa(local.Port) {
+		return false
+	}
+	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+	if strings.EqualFold(name, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(name)
+	return ip != nil && ip.Equal(local.IP)
+}
+
+func hostsOf(local *net.TCPAddr) string {
+	return net.JoinHostPort(local.IP.String(), strconv.Itoa(local.Port)) + " or " + net.JoinHostPort("localhost", strconv.Itoa(local.Port))
+}

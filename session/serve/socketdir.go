@@ -1,0 +1,61 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrUnsafeSocket means a socket, or its folder, could belong to someone else: the server
+// does not listen there and a client does not connect (it computes itself and says why).
+// Another user who made $TMPDIR/diffsim-UID first could otherwise answer every command with
+// forged scores, or read the requests.
+var ErrUnsafeSocket = errors.New("unsafe socket")
+
+// checkSocketDir checks that dir, the folder of a socket, is a real folder (not a symbolic
+// link: lstat), owned by this user and closed to everyone else (no group or other bits), as
+// ssh-agent and tmux check theirs.
+func checkSocketDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	uid, owned := ownerOf(fi)
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%w: the socket folder %s is a symbolic link; use a folder of your own (--socket or DIFFSIM_SOCKET)", ErrUnsafeSocket, dir)
+	case !fi.IsDir():
+		return fmt.Errorf("%w: %s is not a folder", ErrUnsafeSocket, dir)
+	case !owned || uid != os.Getuid():
+		return fmt.Errorf("%w: the socket folder %s belongs to uid %d, not to you (uid %d): another user may have made it to answer in diffsim's place; remove it, or use a folder of your own (--socket or DIFFSIM_SOCKET)", ErrUnsafeSocket, dir, uid, os.Getuid())
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%w: the socket folder %s has mode %#o, open to other users; chmod 700 %s", ErrUnsafeSocket, dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+// makeSocketDir creates the folder of a socket (mode 0700) when it is missing, then checks it.
+func makeSocketDir(dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+			return fmt.Errorf("socket folder: %w", err)
+		}
+		// Mkdir, not MkdirAll: a folder that appears meanwhile is someone else's and fails the
+		// check below rather than being taken as ours.
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("socket folder: %w", err)
+		}
+	}
+	return checkSocketDir(dir)
+}
+
+func ownerOf(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return -1, false
+	}
+	return int(st.Uid), true
+}
