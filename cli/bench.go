@@ -122,7 +122,7 @@ same, byte for byte); --no-server computes in this process.`,
 	f.IntVar(&minVotes, "min-votes", 6, "nights: keep triplets with at least this many votes (DreamSim's filter); 0 = all")
 	f.BoolVar(&a.json, "json", false, "print the summary as one JSON object")
 	inGroup(f, groupOutput, "json", "out", "log-every")
-	cmd.AddCommand(a.benchMergeCommand(), a.benchStatusCommand())
+	cmd.AddCommand(a.benchMergeCommand(), a.benchStatusCommand(), a.benchSynthCommand())
 	return cmd
 }
 
