@@ -29,38 +29,54 @@ import (
 //
 // Unix socket connections skip the Host check (no browser reaches a socket; the socket's
 // folder keeps other users out) and need no token.
+//
+// It also arms the deadlines of Timeouts that http.Server cannot: the body's, and the answer's
+// (from the moment it starts, however long it took to compute).
 type guard struct {
-	next    http.Handler
-	origins []string // allowed Origin values, exactly as browsers send them
-	token   string   // required on connections from other machines; "" refuses them all
-}
-
-// Guard wraps h with the checks above. origins are allowed cross-origin callers; token is
-// the bearer token connections from other machines must carry ("" refuses them).
-func Guard(h http.Handler, origins []string, token string) http.Handler {
-	return &guard{next: h, origins: origins, token: token}
+	next     http.Handler
+	origins  []string // allowed Origin values, exactly as browsers send them
+	token    string   // required on connections from other machines; "" refuses them all
+	timeouts Timeouts
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w = &deadlineWriter{ResponseWriter: w, timeout: g.timeouts.Write}
+	if hasBody(r) {
+		// The body must arrive in time (a slow body holds a connection otherwise), whether a
+		// handler reads it or the server discards it after a refusal; decodeRequest lifts the
+		// deadline once the body is in.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.timeouts.Body))
+	}
+	if !g.allowed(w, r) {
+		return
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// allowed answers a request the guard refuses (and closes its connection) or a CORS
+// preflight, and reports whether the handler should run.
+func (g *guard) allowed(w http.ResponseWriter, r *http.Request) bool {
+	refuse := func(code int, err error) bool {
+		w.Header().Set("Connection", "close")
+		writeError(w, code, err)
+		return false
+	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	tcp, isTCP := local.(*net.TCPAddr)
 	switch {
 	case isTCP && tcp.IP.IsLoopback():
 		if !loopbackHost(r.Host, tcp) {
-			writeError(w, http.StatusMisdirectedRequest, fmt.Errorf("Host %q is not this server's (%s): refused, as a web page reaching loopback under another name would be", r.Host, hostsOf(tcp)))
-			return
+			return refuse(http.StatusMisdirectedRequest, fmt.Errorf("Host %q is not this server's (%s): refused, as a web page reaching loopback under another name would be", r.Host, hostsOf(tcp)))
 		}
 	case isTCP:
 		if !g.bearer(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="diffsim"`)
-			writeError(w, http.StatusUnauthorized, fmt.Errorf("requests from other machines need the bearer token: send Authorization: Bearer <token>, the token in %s on the server", TokenPath()))
-			return
+			return refuse(http.StatusUnauthorized, fmt.Errorf("requests from other machines need the bearer token: send Authorization: Bearer <token>, the token in %s on the server", TokenPath()))
 		}
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {
 		if !slices.Contains(g.origins, origin) {
-			writeError(w, http.StatusForbidden, fmt.Errorf("cross-origin request from %s refused; start diffsim serve with --allow-origin %s to allow that page", origin, origin))
-			return
+			return refuse(http.StatusForbidden, fmt.Errorf("cross-origin request from %s refused; start diffsim serve with --allow-origin %s to allow that page", origin, origin))
 		}
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
@@ -70,24 +86,20 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
-			return
+			return false
 		}
 	}
 	if hasBody(r) {
-		// The body must arrive within bodyTimeout (a slow body holds a connection otherwise);
-		// decodeRequest lifts the deadline once the body is in.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || mt != "application/json" {
 			ct := r.Header.Get("Content-Type")
 			if ct == "" {
 				ct = "missing"
 			}
-			writeError(w, http.StatusUnsupportedMediaType, fmt.Errorf("%s %s: Content-Type is %s; send the body as application/json (curl: -H 'Content-Type: application/json', or --json)", r.Method, r.URL.Path, ct))
-			return
+			return refuse(http.StatusUnsupportedMediaType, fmt.Errorf("%s %s: Content-Type is %s; send the body as application/json (curl: -H 'Content-Type: application/json', or --json)", r.Method, r.URL.Path, ct))
 		}
 	}
-	g.next.ServeHTTP(w, r)
+	return true
 }
 
 // hasBody reports a request that carries (or may carry) a body: every POST, and anything with
@@ -127,3 +139,30 @@ func loopbackHost(host string, local *net.TCPAddr) bool {
 func hostsOf(local *net.TCPAddr) string {
 	return net.JoinHostPort(local.IP.String(), strconv.Itoa(local.Port)) + " or " + net.JoinHostPort("localhost", strconv.Itoa(local.Port))
 }
+
+// deadlineWriter arms the connection's write deadline when the answer starts: a client that
+// stops reading (stopped, or gone without closing) holds the connection for the write timeout
+// at most.
+type deadlineWriter struct {
+	http.ResponseWriter
+	timeout time.Duration
+	armed   bool
+}
+
+func (d *deadlineWriter) WriteHeader(code int) {
+	if !d.armed && code >= 200 {
+		d.armed = true
+		_ = http.NewResponseController(d.ResponseWriter).SetWriteDeadline(time.Now().Add(d.timeout))
+	}
+	d.ResponseWriter.WriteHeader(code)
+}
+
+func (d *deadlineWriter) Write(b []byte) (int, error) {
+	if !d.armed {
+		d.WriteHeader(http.StatusOK)
+	}
+	return d.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }

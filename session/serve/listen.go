@@ -90,7 +90,7 @@ func ListenHTTP(addr string, allowRemote bool) (net.Listener, error) {
 // Serve answers on every listener until ctx ends, then stops accepting, lets requests in
 // flight finish (up to a grace period), unloads the models and removes Unix sockets.
 func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout,
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: s.cfg.Timeouts.Header, IdleTimeout: s.cfg.Timeouts.Idle,
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
 	errc := make(chan error, len(listeners))
 	for _, ln := range listeners {

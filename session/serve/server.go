@@ -46,9 +46,10 @@ type Config struct {
 	// AllowOrigins are the web origins (as browsers send them: "http://localhost:3000") whose
 	// pages may call the API; requests from any other origin are refused.
 	AllowOrigins []string
-	// Token is the bearer token requests from other machines must carry (see Guard); empty
+	// Token is the bearer token requests from other machines must carry (see guard); empty
 	// refuses them all.
-	Token string
+	Token    string
+	Timeouts Timeouts
 }
 
 // Server answers the API from warm models.
@@ -75,6 +76,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = DefaultMaxQueue
 	}
+	cfg.Timeouts = cfg.Timeouts.withDefaults()
 	return &Server{cfg: cfg, imgs: &imageCache{}, ms: &models{
 		open: cfg.Open, base: cfg.Base, keepAlive: cfg.KeepAlive, maxBytes: cfg.MaxBytes, maxBatch: cfg.MaxBatch,
 		maxActive: cfg.MaxActive, maxQueue: cfg.MaxQueue,
@@ -107,7 +109,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; the API (v%d) has GET /v1/health, GET /v1/models, POST /v1/score, /v1/sweep, /v1/rank, /v1/show, /v1/info, /v1/result, /v1/layers, /v1/prefetch, /v1/cached, /v1/stats", r.Method, r.URL.Path, APIVersion))
 	})
-	return Guard(mux, s.cfg.AllowOrigins, s.cfg.Token)
+	return &guard{next: mux, origins: s.cfg.AllowOrigins, token: s.cfg.Token, timeouts: s.cfg.Timeouts}
 }
 
 func method(want string, h http.HandlerFunc) http.HandlerFunc {
@@ -177,9 +179,6 @@ func status(err error) int {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	// A client that stops reading (stopped, or gone without closing) costs a connection for
-	// writeTimeout at most, however long the answer took to compute.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
