@@ -31,6 +31,7 @@ type fakeModel struct {
 	closed atomic.Bool
 
 	mu       sync.Mutex
+	cache    int64           // what Stats reports as its feature cache
 	forwards [][]string      // image paths of each PrefetchImages call
 	kept     map[string]bool // hash@t of the images whose forwards finished
 	started  chan struct{}
@@ -108,7 +109,13 @@ func (f *fakeModel) Cached(a, b *session.Image, t int) bool {
 func (f *fakeModel) Stats() session.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return session.Stats{Forwards: len(f.forwards), Extracted: len(f.kept), CacheBudget: 1 << 20}
+	return session.Stats{Forwards: len(f.forwards), Extracted: len(f.kept), CacheBudget: 1 << 20, CacheBytes: f.cache}
+}
+
+func (f *fakeModel) setCache(n int64) {
+	f.mu.Lock()
+	f.cache = n
+	f.mu.Unlock()
 }
 
 func (f *fakeModel) LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
@@ -224,6 +231,18 @@ func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *Client, srv *S
 		cfg.Open = fk.open
 	}
 	srv = New(cfg)
+	unix, tcp = serveBoth(t, srv)
+	return unix, tcp, srv
+}
+
+// startWith runs srv on a Unix socket until the test ends and returns a client of it.
+func startWith(t testing.TB, srv *Server) *Client {
+	unix, _ := serveBoth(t, srv)
+	return unix
+}
+
+func serveBoth(t testing.TB, srv *Server) (unix, tcp *Client) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "diffsim-serve")
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +270,7 @@ func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *Client, srv *S
 	if err != nil {
 		t.Fatal(err)
 	}
-	return unix, NewHTTPClient(hl.Addr().(*net.TCPAddr).String()), srv
+	return unix, NewHTTPClient(hl.Addr().(*net.TCPAddr).String())
 }
 
 // images writes n small PNG files, each with other bytes, and returns their paths.
