@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -37,6 +39,13 @@ func (c *scoring) server(cmd *cobra.Command) (*serve.Client, error) {
 			fmt.Fprintf(c.stderr, "diffsim: %v; computing here\n", oneLine(err))
 		}
 		return nil, nil
+	}
+	if v := os.Getenv("DIFFSIM_SERVER_STALL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return nil, usagef("DIFFSIM_SERVER_STALL=%q: want a duration such as 30s (0: wait forever)", v)
+		}
+		cl.SetStall(d)
 	}
 	return cl, nil
 }

@@ -62,7 +62,7 @@ func NewClient(path string) *Client {
 		}
 		p, err := peerCred(conn.(*net.UnixConn))
 		if err == nil && p.UID != os.Getuid() {
-			err = fmt.Errorf("%w: the server on %s runs as uid %d (pid %d), not as you (uid %d)", ErrUnsafeSocket, path, p.UID, p.PID, os.Getuid())
+			err = unsafeSocket("the diffsim server on %s runs as uid %d (pid %d), not as you (uid %d)", path, p.UID, p.PID, os.Getuid())
 		}
 		if err != nil {
 			conn.Close()
@@ -102,43 +102,67 @@ const dialWait = 2 * time.Second
 
 // Dial finds the server on the Unix socket at path, checking that it is safe to use (its
 // folder is this user's alone, and so is the process: ErrUnsafeSocket), that it speaks this
-// API, and, when version is not empty, that it is this build of diffsim (a server that does
-// not say its version is not compared). ErrNoServer when none is there.
+// API, and, when version is not empty, that it is this build of diffsim (ErrOtherVersion; a
+// server that does not say its version is not compared). ErrNoServer when none is there.
 func Dial(ctx context.Context, path, version string) (*Client, error) {
+	c, _, err := dial(ctx, path, version)
+	return c, err
+}
+
+// ServerInfo is what a client learns of the server on a socket: the process (from the socket's
+// peer credentials), and what it says of itself.
+type ServerInfo struct {
+	Socket  string
+	PID     int
+	Version string
+	API     int
+	Models  int
+}
+
+// Probe is Dial for `diffsim doctor`: what is known of the server on path, and why a command
+// would not use it (nil when it would; ErrNoServer when none runs).
+func Probe(ctx context.Context, path, version string) (ServerInfo, error) {
+	_, info, err := dial(ctx, path, version)
+	return info, err
+}
+
+func dial(ctx context.Context, path, version string) (*Client, ServerInfo, error) {
+	info := ServerInfo{Socket: path}
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return nil, ErrNoServer
+		return nil, info, ErrNoServer
 	}
 	if err := checkSocketDir(filepath.Dir(path)); err != nil {
-		return nil, err
+		return nil, info, err
 	}
 	if fi.Mode()&fs.ModeSocket == 0 {
-		return nil, fmt.Errorf("%w: %s is not a socket", ErrUnsafeSocket, path)
+		return nil, info, unsafeSocket("%s is not a socket", path)
 	}
 	c := NewClient(path)
 	ctx, cancel := context.WithTimeout(ctx, dialWait)
 	defer cancel()
 	h, err := c.Health(ctx)
+	info.PID = c.Peer().PID
 	if err != nil {
 		var ae *APIError
 		switch {
 		case errors.As(err, &ae):
-			return nil, fmt.Errorf("the diffsim server on %s: %w", path, err)
+			return nil, info, fmt.Errorf("the diffsim server on %s: %w", path, err)
 		case errors.Is(err, ErrUnsafeSocket):
-			return nil, err
+			return nil, info, err
 		case errors.Is(err, context.DeadlineExceeded):
-			return nil, fmt.Errorf("the diffsim server on %s does not answer in %v (stopped, or stuck)", path, dialWait)
+			return nil, info, fmt.Errorf("the diffsim server on %s does not answer in %v (stopped, or stuck)", path, dialWait)
 		}
-		return nil, fmt.Errorf("%w (%s does not answer: %v)", ErrNoServer, path, err)
+		return nil, info, fmt.Errorf("%w (%s does not answer: %v)", ErrNoServer, path, err)
 	}
-	pid := c.Peer().PID
+	info.Version, info.API, info.Models = h.Version, h.API, h.Models
 	if h.API != APIVersion {
-		return nil, fmt.Errorf("the diffsim server on %s (pid %d) speaks API v%d, this client v%d; restart `diffsim serve` with this version, or pass --no-server", path, pid, h.API, APIVersion)
+		return nil, info, fmt.Errorf("the diffsim server on %s (pid %d) speaks API v%d, this client v%d; restart `diffsim serve` with this version, or pass --no-server", path, info.PID, h.API, APIVersion)
 	}
 	if version != "" && h.Version != "" && h.Version != version {
-		return nil, fmt.Errorf("%w: the diffsim server on %s (pid %d) is %s, this diffsim is %s; restart `diffsim serve` to share its models", ErrOtherVersion, path, pid, h.Version, version)
+		return nil, info, kindError{fmt.Sprintf("the diffsim server on %s (pid %d) is another build of diffsim (%s; this one is %s); restart `diffsim serve` to share its models", path, info.PID, h.Version, version), ErrOtherVersion}
 	}
-	return c, nil
+	return c, info, nil
 }
 
 // ErrOtherVersion means the server is another build of diffsim: its answers could differ from

@@ -16,6 +16,9 @@ const DefaultStall = 30 * time.Second
 // (SIGSTOP, a debugger) or stuck, as opposed to computing.
 var ErrStalled = errors.New("the diffsim server stopped answering")
 
+// SetStall sets how long a request waits for a server that answers no heartbeat (0: forever).
+func (c *Client) SetStall(d time.Duration) { c.stall = d }
+
 // watch returns ctx for a request, cancelled with ErrStalled when the server answers no
 // /v1/health for c.stall while the request runs; stop ends the watch. Health answers come from
 // the server's own goroutines, not the computation's, so a long forward keeps them coming.
@@ -50,7 +53,7 @@ func (c *Client) watch(ctx context.Context, path string) (context.Context, func(
 				continue
 			}
 			if time.Since(last) >= c.stall {
-				cancel(fmt.Errorf("%w: %s answered no heartbeat for %v while computing (stopped with SIGSTOP, or stuck); restart `diffsim serve`, or pass --no-server", ErrStalled, c.where(), c.stall.Round(time.Second)))
+				cancel(kindError{fmt.Sprintf("%s answered no heartbeat for %v while computing (stopped with SIGSTOP, or stuck); restart `diffsim serve`, or pass --no-server", c.where(), c.stall), ErrStalled})
 				return
 			}
 		}

@@ -35,7 +35,7 @@ func ListenUnix(path string) (net.Listener, error) {
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is not a socket (%s); diffsim serve removes only sockets: give --socket another path", path, fi.Mode().Type())
+			return nil, fmt.Errorf("%s exists and is not a socket but %s; diffsim serve removes only sockets: give --socket another path", path, fileKind(fi.Mode()))
 		}
 		c, err := net.DialTimeout("unix", path, time.Second)
 		if err == nil {
@@ -110,4 +110,16 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		err = nil
 	}
 	return errors.Join(err, s.Close())
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a file"
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "a special file"
 }

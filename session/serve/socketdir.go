@@ -26,13 +26,13 @@ func checkSocketDir(dir string) error {
 	uid, owned := ownerOf(fi)
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
-		return fmt.Errorf("%w: the socket folder %s is a symbolic link; use a folder of your own (--socket or DIFFSIM_SOCKET)", ErrUnsafeSocket, dir)
+		return unsafeSocket("the socket folder %s is a symbolic link; use a folder of your own (--socket or DIFFSIM_SOCKET)", dir)
 	case !fi.IsDir():
-		return fmt.Errorf("%w: %s is not a folder", ErrUnsafeSocket, dir)
+		return unsafeSocket("%s is not a folder", dir)
 	case !owned || uid != os.Getuid():
-		return fmt.Errorf("%w: the socket folder %s belongs to uid %d, not to you (uid %d): another user may have made it to answer in diffsim's place; remove it, or use a folder of your own (--socket or DIFFSIM_SOCKET)", ErrUnsafeSocket, dir, uid, os.Getuid())
+		return unsafeSocket("the socket folder %s belongs to uid %d, not to you (uid %d): another user may have made it to answer in diffsim's place; remove it, or use a folder of your own (--socket or DIFFSIM_SOCKET)", dir, uid, os.Getuid())
 	case fi.Mode().Perm()&0o077 != 0:
-		return fmt.Errorf("%w: the socket folder %s has mode %#o, open to other users; chmod 700 %s", ErrUnsafeSocket, dir, fi.Mode().Perm(), dir)
+		return unsafeSocket("the socket folder %s has mode %#o, open to other users; chmod 700 %s", dir, fi.Mode().Perm(), dir)
 	}
 	return nil
 }
@@ -58,4 +58,18 @@ func ownerOf(fi fs.FileInfo) (int, bool) {
 		return -1, false
 	}
 	return int(st.Uid), true
+}
+
+// kindError is an error with its own message that errors.Is matches to kind.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e kindError) Error() string { return e.msg }
+func (e kindError) Unwrap() error { return e.kind }
+
+// unsafeSocket is an ErrUnsafeSocket that says why.
+func unsafeSocket(format string, args ...any) error {
+	return kindError{fmt.Sprintf(format, args...), ErrUnsafeSocket}
 }
