@@ -143,29 +143,33 @@ func Read(ctx context.Context, path string, lim Limits) ([]byte, error) {
 	}
 	defer f.Close()
 	max := lim.maxBytes()
-	// The file may grow after the size check (a file being written): read one byte past the
-	// cap to tell.
-	buf := bytes.NewBuffer(make([]byte, 0, min(size, max)+1))
-	r := io.LimitReader(f, max+1)
-	chunk := make([]byte, 1<<20)
+	// As os.ReadFile reads, into one buffer of the file's size, with a look at ctx between
+	// chunks; the file may grow after its size was taken (a file being written), so the cap
+	// is checked on what is read.
+	data := make([]byte, 0, size+512)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		n, err := r.Read(chunk)
-		buf.Write(chunk[:n])
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := f.Read(data[len(data):min(cap(data), len(data)+readChunk)])
+		data = data[:len(data)+n]
+		if int64(len(data)) > max {
+			return nil, &Error{Path: path, Err: tooLarge(int64(len(data)), max, true)}
+		}
 		if err == io.EOF {
-			break
+			return data, nil
 		}
 		if err != nil {
 			return nil, &Error{Path: path, Err: err}
 		}
 	}
-	if int64(buf.Len()) > max {
-		return nil, &Error{Path: path, Err: tooLarge(int64(buf.Len()), max, true)}
-	}
-	return buf.Bytes(), nil
 }
+
+// readChunk is how much Read reads between looks at its context.
+const readChunk = 4 << 20
 
 // Check reads only the header of the image file at path: a file that passes decodes unless its
 // body is corrupt. The CLI checks its inputs so before a model loads; the server sizes a
