@@ -16,10 +16,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/session/bench"
-	"github.com/diffsim/diffsim/session/serve"
 )
 
 // benchCmd is `diffsim bench` with `bench merge` and `bench status`: flags, help and wiring;
@@ -268,15 +267,15 @@ func (a *benchCmd) printSummary(sum bench.Summary) error {
 // this wires flags, stderr and progress to it).
 func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shard, out string, logEvery int) error {
 	stderr := &syncWriter{w: a.stderr}
-	bt, err := a.benchTarget(cmd, stderr)
+	bt, err := a.benchTarget(cmd)
 	if err != nil {
 		return err
 	}
 	defer bt.close()
 	settings := bt.settings
 	settings.Layout, settings.Metric, settings.Total = ds.Layout, a.metric, len(ds.Tasks)
-	if bt.meaningless {
-		fmt.Fprintf(stderr, "diffsim: warning: layer %s is cross-attention on text; every pair scores 1 there\n", bt.layerLabel)
+	if bt.meaningless != "" {
+		fmt.Fprintf(stderr, "diffsim: warning: layer %s: %s\n", bt.layerLabel, bt.meaningless)
 	}
 	run := &bench.Run{
 		Scorer: bt.scorer, Dataset: ds, Settings: settings, Layer: settings.LayerIndex, T: settings.T, Metric: bt.metric,
@@ -341,66 +340,37 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 	return nil
 }
 
-// benchTarget is what a bench run scores with: a local session, or a running server.
+// benchTarget is what a bench run scores with: the command's one scorer (here or served),
+// and the settings its results file records.
 type benchTarget struct {
-	scorer      bench.Scorer
+	scorer      api.Scorer
 	settings    bench.Settings // the model's part: model, layer, t, step, size, seed, conditioning
-	metric      session.Metric
+	metric      api.Metric
 	layerLabel  string
-	meaningless bool // the layer is cross-attention on text
+	meaningless string // why every pair scores 1 at the layer (api.Layer.Meaningless); "" when not
 	close       func() error
 }
 
-// benchTarget asks a running `diffsim serve` (as score does: --no-server computes here) or
-// opens the model here.
-func (a *benchCmd) benchTarget(cmd *cobra.Command, stderr io.Writer) (benchTarget, error) {
-	cl, err := a.server(cmd)
+// benchTarget opens the scorer and resolves the layer, t and metric on its model, so the
+// results file's settings are the same whether a server scores or this process does.
+func (a *benchCmd) benchTarget(cmd *cobra.Command) (benchTarget, error) {
+	sc, err := a.scorer(cmd, nil)
 	if err != nil {
 		return benchTarget{}, err
 	}
-	if cl != nil {
-		return a.remoteBenchTarget(cmd, cl, stderr)
-	}
-	tg, err := a.openTarget(cmd, nil)
+	tg, err := sc.Resolve(a.selection())
 	if err != nil {
-		return benchTarget{}, err
+		return benchTarget{}, errors.Join(err, sc.Close())
 	}
-	s, info, layer, t := tg.s, tg.info, tg.layer, tg.t
+	info, cond := sc.Info(), sc.Conditioning()
+	layer := info.Layers[tg.Layer]
 	return benchTarget{
-		scorer: s, metric: tg.metric, layerLabel: info.Layers[layer].Label(), meaningless: !info.Layers[layer].ImageKV,
+		scorer: sc, metric: tg.Metric, layerLabel: layer.Label(), meaningless: layer.Meaningless(),
 		settings: bench.Settings{
-			Model: info.Name, Layer: info.Layers[layer].Name, LayerIndex: layer, T: t, Step: stepOf(info, t),
-			Size: info.Size, Seed: info.Seed, Prompt: s.Conditioning().Prompt, CFG: s.Conditioning().CFG,
+			Model: info.Name, Layer: layer.Name, LayerIndex: tg.Layer, T: tg.T, Step: stepOf(info, tg.T),
+			Size: info.Size, Seed: info.Seed, Prompt: cond.Prompt, CFG: cond.CFG,
 		},
-		close: s.Close,
-	}, nil
-}
-
-// remoteBenchTarget resolves the model, layer and t on the server (POST /v1/show) so the
-// results file's settings are those a local run writes, then scores through it.
-func (a *benchCmd) remoteBenchTarget(cmd *cobra.Command, cl *serve.Client, stderr io.Writer) (benchTarget, error) {
-	spec := a.spec(cmd)
-	sh, err := cl.Show(cmd.Context(), serve.ShowRequest{Spec: spec, Select: a.selection()})
-	if err != nil {
-		return benchTarget{}, remoteErr(err)
-	}
-	if sh.Notice != "" && !a.quiet {
-		fmt.Fprintln(stderr, "diffsim:", sh.Notice)
-	}
-	st := bench.Settings{
-		Model: sh.Model, Layer: sh.Layer, LayerIndex: sh.LayerIndex,
-		Size: sh.Size, Seed: sh.Seed, Prompt: sh.Prompt, CFG: sh.CFG,
-	}
-	// Null for models without timesteps, and the step for t = 0: 0 there, as locally.
-	if sh.T != nil {
-		st.T = *sh.T
-	}
-	if sh.Step != nil {
-		st.Step = *sh.Step
-	}
-	return benchTarget{
-		scorer: &serve.Scorer{Client: cl, Spec: spec, Images: a.images.limits()}, settings: st, metric: sh.Metric,
-		layerLabel: sh.LayerLabel, meaningless: sh.Meaningless != nil, close: func() error { return nil },
+		close: sc.Close,
 	}, nil
 }
 
@@ -429,9 +399,9 @@ func (a *benchCmd) stderrIsTerminal() bool {
 }
 
 // stepOf is the reference's step index for t, 0 for models without timesteps (as score prints).
-func stepOf(info session.ModelInfo, t int) int {
+func stepOf(info api.ModelInfo, t int) int {
 	if !info.Timesteps {
 		return 0
 	}
-	return features.TToStep(t)
+	return schedule.TToStep(t)
 }

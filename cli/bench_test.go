@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/features/imagefile"
 
@@ -134,12 +135,12 @@ func TestBenchTripletAccuracyMatchesIndependentCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := session.Open(t.Context(), session.Options{Model: "builtin", Size: 64, Families: families.All()})
+	s, err := session.Open(t.Context(), session.Options{Spec: builtinAt(64), Families: families.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	layer, err := s.ResolveLayer("coarse")
+	layer, err := s.Info().ResolveLayer("coarse")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestBenchTripletAccuracyMatchesIndependentCount(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := s.Score(t.Context(), session.Request{A: ref, B: img, Layer: layer, T: 300, Metric: session.AAS, Token: -1})
+			r, err := s.Score(t.Context(), api.Request{A: ref, B: img, Layer: layer, T: 300, Metric: api.AAS, Token: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -545,4 +546,11 @@ func TestBenchUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", tc.args, code, stderr, tc.want)
 		}
 	}
+}
+
+// builtinAt is the built-in model's spec at size px.
+func builtinAt(size int) api.Spec {
+	sp := api.DefaultSpec()
+	sp.Size = size
+	return sp
 }

@@ -15,15 +15,15 @@ import (
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/heatmap"
-	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/video"
 )
 
 // drawSweep draws the sweep as a labelled heatmap: layers down, timesteps across, each cell
 // coloured (viridis) and printed with its value, and a colour bar with ticks on the right.
 // Sized for a paper figure: text is 2× a screen's, so it survives scaling to a column.
-func drawSweep(out session.Sweep) image.Image {
+func drawSweep(out api.Sweep) image.Image {
 	timesteps := out.Timesteps != nil
 	text := newFace(2)
 	small := newFace(2)
@@ -33,8 +33,8 @@ func drawSweep(out session.Sweep) image.Image {
 	n, rows := out.Columns(), len(out.Layers)
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, sc := range out.Scores {
-		if sc.Meaningless == nil && sc.Score != nil {
-			lo, hi = min(lo, *sc.Score), max(hi, *sc.Score)
+		if v := float64(sc.Score); sc.Meaningless == nil && finite(v) {
+			lo, hi = min(lo, v), max(hi, v)
 		}
 	}
 	if lo > hi { // nothing meaningful to scale to
@@ -59,8 +59,8 @@ func drawSweep(out session.Sweep) image.Image {
 	}
 	cellW := max(textWidth(small, "t=999")+16, 84)
 	for _, sc := range out.Scores {
-		if sc.Score != nil {
-			cellW = max(cellW, textWidth(small, cellText(*sc.Score))+20)
+		if !sc.Score.IsNaN() {
+			cellW = max(cellW, textWidth(small, cellText(float64(sc.Score)))+20)
 		}
 	}
 	colLabels := make([]string, n)
@@ -107,8 +107,8 @@ func drawSweep(out session.Sweep) image.Image {
 			r := image.Rect(gridX+ti*cellW, y, gridX+(ti+1)*cellW, y+cellH)
 			c := color.RGBA{200, 200, 200, 255}
 			s := "n/a"
-			if sc.Meaningless == nil && sc.Score != nil {
-				c, s = cm.At(norm(*sc.Score)), cellText(*sc.Score)
+			if v := float64(sc.Score); sc.Meaningless == nil && finite(v) {
+				c, s = cm.At(norm(v)), cellText(v)
 			}
 			draw.Draw(img, r, image.NewUniform(c), image.Point{}, draw.Src)
 			ink := color.RGBA{255, 255, 255, 255}
@@ -206,9 +206,9 @@ func drawVideo(out video.Report) image.Image {
 	frames := out.Frames
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, f := range frames {
-		lo, hi = min(lo, f.ToFirst), max(hi, f.ToFirst)
+		lo, hi = min(lo, float64(f.ToFirst)), max(hi, float64(f.ToFirst))
 		if f.ToPrevious != nil {
-			lo, hi = min(lo, *f.ToPrevious), max(hi, *f.ToPrevious)
+			lo, hi = min(lo, float64(*f.ToPrevious)), max(hi, float64(*f.ToPrevious))
 		}
 	}
 	if hi-lo < 1e-9 {
@@ -253,7 +253,7 @@ func drawVideo(out video.Report) image.Image {
 	legendW := 0
 	for i, e := range legend {
 		w := e.s.Worst(metric)
-		legendText[i] = fmt.Sprintf("%s: mean %s, %s %s at frame %d", e.label, tickValue(e.s.Mean, 4), worstWord, tickValue(w.Score, 4), w.Frame)
+		legendText[i] = fmt.Sprintf("%s: mean %s, %s %s at frame %d", e.label, tickValue(float64(e.s.Mean), 4), worstWord, tickValue(float64(w.Score), 4), w.Frame)
 		legendW = max(legendW, textWidth(text, legendText[i]))
 	}
 
@@ -336,7 +336,7 @@ func drawVideo(out video.Report) image.Image {
 				}
 				v = *f.ToPrevious
 			}
-			x, y := px(f.Frame), py(v)
+			x, y := px(f.Frame), py(float64(v))
 			if started {
 				chartLine(img, prevX, prevY, x, y, 3, e.ink)
 			}
@@ -346,7 +346,7 @@ func drawVideo(out video.Report) image.Image {
 			prevX, prevY, started = x, y, true
 		}
 		w := e.s.Worst(metric)
-		chartRing(img, px(w.Frame), py(w.Score), 11, e.ink)
+		chartRing(img, px(w.Frame), py(float64(w.Score)), 11, e.ink)
 	}
 	return img
 }
@@ -399,3 +399,6 @@ func chartRing(img *image.RGBA, cx, cy, r int, c color.RGBA) {
 		}
 	}
 }
+
+// finite reports a value a chart can place: not NaN, not infinite.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

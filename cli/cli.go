@@ -17,8 +17,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/imagefile"
-	"github.com/diffsim/diffsim/session"
 )
 
 // Exit codes: the contract scripts rely on.
@@ -70,7 +70,7 @@ func exitCode(err error) int {
 	var ue usageError
 	switch {
 	case errors.As(err, &ue),
-		errors.Is(err, session.ErrUsage),
+		errors.Is(err, api.ErrUsage),
 		errors.Is(err, imagefile.ErrBadImage),
 		errors.Is(err, fs.ErrNotExist),
 		errors.Is(err, fs.ErrPermission):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features/store"
 	"github.com/diffsim/diffsim/session/serve"
@@ -200,8 +201,8 @@ func ptr[T any](v T) *T { return &v }
 // probeServer looks for the server commands would use, with the checks they make.
 func probeServer(ctx context.Context) serverReport {
 	sock := serve.SocketPath()
-	info, err := serve.Probe(ctx, sock, buildID())
-	r := serverReport{Socket: sock, Running: !errors.Is(err, serve.ErrNoServer), Used: err == nil}
+	info, err := api.Probe(ctx, sock, buildID())
+	r := serverReport{Socket: sock, Running: !errors.Is(err, api.ErrNoServer), Used: err == nil}
 	if info.PID > 0 {
 		r.PID = &info.PID
 	}

@@ -1,17 +1,13 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/serve"
 	"github.com/diffsim/diffsim/ui"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -101,24 +97,29 @@ func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
 	if err != nil {
 		return err
 	}
-	be, err := c.backend(cmd)
+	report, progress := ui.NewProgress()
+	sc, err := c.scorer(cmd, report)
 	if err != nil {
 		return err
 	}
-	defer be.close()
-	info := be.b.Info()
+	defer sc.Close()
+	info := sc.Info()
+	tg, err := sc.Resolve(c.selection())
+	if err != nil {
+		return err
+	}
 	opts := ui.DefaultOptions()
 	opts.Graphics = graphics
-	opts.Progress = be.progress
-	opts.Metric = session.Metric(c.metric)
+	if info.Caps.Progress {
+		opts.Progress = progress
+	}
+	opts.Metric = tg.Metric
 	opts.ExportDir = c.exportDir
 	if c.layer != "" {
-		if opts.Layer, err = session.ResolveLayer(info, c.layer); err != nil {
-			return err
-		}
+		opts.Layer = tg.Layer
 	}
 	if c.t.set || c.step.set {
-		opts.T = c.timestep(info)
+		opts.T = tg.T
 	}
 	opts.Input, opts.Output = c.stdin, screen
 	var firstImages, firstScore time.Duration
@@ -126,67 +127,18 @@ func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
 		opts.OnFirstImages = func() { firstImages = time.Since(c.started) }
 		opts.OnFirstScore = func() { firstScore = time.Since(c.started) }
 	}
-	err = ui.Run(cmd.Context(), be.b, imageA, imageB, opts)
+	err = ui.Run(cmd.Context(), sc, imageA, imageB, opts)
+	where := "here"
+	if info.Caps.Served {
+		where = "served"
+	}
 	if c.traceStartup && firstImages > 0 {
 		fmt.Fprintf(c.stderr, "diffsim: both images ready for the first frame %d ms after start\n", firstImages.Milliseconds())
 	}
 	if c.traceStartup && firstScore > 0 {
-		fmt.Fprintf(c.stderr, "diffsim: first score %d ms after start (%s)\n", firstScore.Milliseconds(), be.where)
+		fmt.Fprintf(c.stderr, "diffsim: first score %d ms after start (%s)\n", firstScore.Milliseconds(), where)
 	}
 	return err
-}
-
-// exploreBackend is what the explorer runs on: a running diffsim serve, or a session here.
-type exploreBackend struct {
-	// b is passed to ui.Run as it is: the explorer asks it for optional methods (a prompt,
-	// "served"), which a wrapper would hide.
-	b        ui.Backend
-	progress <-chan session.Progress // nil when served: the server reports none
-	where    string                  // "served" or "here", for --trace-startup
-	close    func() error
-}
-
-// backend opens the explorer's backend: the server when one answers (as score, sweep and rank
-// use it; --no-server or --ort-lib bypass it), so a model it holds warm opens at once; else a
-// session in this process. A server that answers but cannot take the model (out of memory,
-// an internal error) is said on stderr and the explorer computes here; a model or flag the
-// server refuses as bad fails as it would here.
-func (c *exploreCmd) backend(cmd *cobra.Command) (exploreBackend, error) {
-	cl, err := c.server(cmd)
-	if err != nil {
-		return exploreBackend{}, err
-	}
-	if cl != nil {
-		b, err := serve.OpenBackend(cmd.Context(), cl, c.spec(cmd))
-		if b != nil {
-			b.Images = c.images.limits()
-		}
-		var ae *serve.APIError
-		switch {
-		case err == nil:
-			if n := b.Info().Notice; n != "" && !c.quiet {
-				fmt.Fprintln(c.stderr, "diffsim:", n)
-			}
-			return exploreBackend{b: b, where: "served", close: func() error { return nil }}, nil
-		case cmd.Context().Err() != nil:
-			return exploreBackend{}, cmd.Context().Err()
-		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
-			// A server from before the explorer's calls (the same API version, fewer endpoints).
-			if !c.quiet {
-				fmt.Fprintln(c.stderr, "diffsim: the running diffsim server is older than this explorer (no /v1/info); computing here (restart `diffsim serve` to share its models)")
-			}
-		case errors.As(err, &ae) && ae.BadRequest():
-			return exploreBackend{}, remoteErr(err)
-		case !c.quiet:
-			fmt.Fprintf(c.stderr, "diffsim: the diffsim server could not open the model (%v); computing here\n", oneLine(err))
-		}
-	}
-	report, progress := ui.NewProgress()
-	s, err := c.openSession(cmd, report)
-	if err != nil {
-		return exploreBackend{}, err
-	}
-	return exploreBackend{b: s, where: "here", progress: progress, close: s.Close}, nil
 }
 
 // errNoTerminal is the explorer's answer to a pipe or a file on either end.

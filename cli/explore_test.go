@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffsim/diffsim/session/serve"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session/serve/servetest"
 	"github.com/diffsim/diffsim/ui/termtest"
 )
@@ -90,7 +90,7 @@ func TestExplorerInTmuxServed(t *testing.T) {
 	bin := buildDiffsim(t)
 	startTestServer(t)
 	sock := os.Getenv("DIFFSIM_SOCKET")
-	cl, err := serve.Dial(t.Context(), sock, "")
+	cl, err := api.Dial(t.Context(), sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func fakeServer(t *testing.T, status int, message string) string {
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == "/v1/health" {
-			json.NewEncoder(w).Encode(serve.Health{Status: "ok", API: serve.APIVersion})
+			json.NewEncoder(w).Encode(api.Health{Status: "ok", API: api.Version})
 			return
 		}
 		w.WriteHeader(status)

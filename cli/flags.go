@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -9,10 +8,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/families"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/features/schedule"
 )
 
 // Flag groups, shown under their own headings in help; a command registers only the groups
@@ -47,18 +45,18 @@ type modelFlags struct {
 // register adds the group to f; with timesteps false, --t and --step are left to the command
 // (sweep reads lists of them).
 func (m *modelFlags) register(f *pflag.FlagSet, timesteps bool) {
-	f.StringVar(&m.model, "model", "builtin", "model: builtin, a pulled name (sd15, dinov2-small, …), an org/repo id, a folder or an .onnx file")
+	f.StringVar(&m.model, "model", api.DefaultModel, "model: builtin, a pulled name (sd15, dinov2-small, …), an org/repo id, a folder or an .onnx file")
 	f.StringVar(&m.layer, "layer", "", "layer: index, full name, or the paper's short name (Down0…Up2); default: the model's")
 	if timesteps {
-		m.t = rangedInt{lo: 0, hi: features.Timesteps - 1, what: "a DDPM timestep"}
+		m.t = rangedInt{lo: 0, hi: schedule.Timesteps - 1, what: "a DDPM timestep"}
 		f.Var(&m.t, "t", "DDPM timestep 0–999 (default: the model's; 101 for the built-in model)")
-		m.step = rangedInt{lo: 1, hi: features.Timesteps, what: "the reference's step index; t = 1001 − step"}
+		m.step = rangedInt{lo: 1, hi: schedule.Timesteps, what: "the reference's step index; t = 1001 − step"}
 		f.Var(&m.step, "step", "the reference code's step index 1–1000 instead of --t (t = 1001 − step)")
 	}
 	f.StringVar(&m.metric, "metric", "aas", "aas (Aligned Attention Score), cos (pixel-aligned feature cosine) or mse (lower = more similar)")
 	f.IntVar(&m.size, "size", 0, "working size in pixels (default: the model's; 256 for the built-in model)")
-	f.Int64Var(&m.seed, "seed", session.DefaultSeed, "noise seed, shared by both images")
-	f.StringVar(&m.device, "device", "auto", "auto (a GPU when the machine and the runtime have one), cpu, cuda or cuda:N")
+	f.Int64Var(&m.seed, "seed", api.DefaultSeed, "noise seed, shared by both images")
+	f.StringVar(&m.device, "device", api.DefaultDevice, "auto (a GPU when the machine and the runtime have one), cpu, cuda or cuda:N")
 	f.StringVar(&m.ortLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB, then the one scripts/setup-runtime.sh fetched)")
 	f.BoolVar(&m.quiet, "quiet", false, "no progress or notices on stderr")
 	m.images.register(f)
@@ -81,7 +79,7 @@ func (d *diffusionFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&d.cfg, "cfg", false, "classifier-free-guidance layout, as the reference code: the unconditional and the prompted halves run as one batch and both enter the score (needs --prompt)")
 	f.StringVar(&d.ipAdapter, "ip-adapter", "", "DiffSim-C: IP-Adapter Plus weights (ip-adapter-plus_sd15.safetensors) for a Stable Diffusion model")
 	f.StringVar(&d.imageEncoder, "image-encoder", "", "DiffSim-C: the CLIP ViT-H/14 image encoder as ONNX (with --ip-adapter)")
-	f.Float64Var(&d.ipScale, "ip-scale", 0.5, "DiffSim-C: weight of the IP attention in the U-Net (the reference uses 0.5)")
+	f.Float64Var(&d.ipScale, "ip-scale", api.DefaultIPScale, "DiffSim-C: weight of the IP attention in the U-Net (the reference's; 0 turns it off)")
 	f.StringVar(&d.reference, "reference", "", "the reference code's settings for a benchmark family: nights, cute, style (sref, instantstyle, tid2013), ip, dreambench; flags you give win")
 	inGroup(f, groupDiffusion, "prompt", "cfg", "ip-adapter", "image-encoder", "ip-scale", "reference")
 }
@@ -121,6 +119,7 @@ type scoring struct {
 	modelFlags
 	diff     *diffusionFlags // nil where diffusion flags do not apply
 	checked  bool            // checkFlags ran: --reference reports once
+	servable bool            // the command has --no-server: a running `diffsim serve` may score
 	noServer bool            // --no-server: compute here even when `diffsim serve` runs
 }
 
@@ -155,10 +154,8 @@ func (c *scoring) checkFlags(cmd *cobra.Command) error {
 	if c.step.set && c.t.set {
 		return usagef("give --t or --step, not both")
 	}
-	switch c.metric {
-	case "aas", "cos", "mse":
-	default:
-		return usagef("--metric %q: want aas, cos or mse", c.metric)
+	if _, err := api.ParseMetric(c.metric); err != nil {
+		return usagef("--%v", err)
 	}
 	if _, err := engine.ParseDevice(c.device); err != nil {
 		return usageError{err}
@@ -166,71 +163,28 @@ func (c *scoring) checkFlags(cmd *cobra.Command) error {
 	return nil
 }
 
-// openSession checks the flags, starts the runtime and loads the model, printing the device
-// notice once.
-func (c *scoring) openSession(cmd *cobra.Command, progress func(session.Progress)) (*session.Session, error) {
-	if err := c.checkFlags(cmd); err != nil {
-		return nil, err
+// spec is the model the flags choose: the one description a session opens and a server
+// keys its warm models by.
+func (c *scoring) spec() api.Spec {
+	sp := api.DefaultSpec()
+	sp.Model, sp.Size, sp.Seed, sp.Device = c.model, c.size, c.seed, c.device
+	if c.diff != nil {
+		d := c.diff
+		sp.Prompt, sp.CFG = d.prompt, d.cfg
+		sp.IPAdapter, sp.ImageEncoder, sp.IPScale = d.ipAdapter, d.imageEncoder, d.ipScale
 	}
-	d := c.conditioning()
-	s, err := session.Open(cmd.Context(), session.Options{
-		Model: c.model, Size: c.size, Seed: c.seed, Device: c.device, Library: c.ortLib, OnProgress: progress,
-		GraphCache:   graphCacheNoticing(c.notices()),
-		Images:       c.images.limits(),
-		Conditioning: features.Conditioning{Prompt: d.prompt, CFG: d.cfg},
-		Families:     families.All(),
-		IPAdapter:    d.ipAdapter, ImageEncoder: d.imageEncoder,
-		IPScale: d.ipScale, IPScaleSet: cmd.Flags().Changed("ip-scale"),
-	})
-	if err != nil {
-		if errors.Is(err, engine.ErrNoLibrary) {
-			return nil, fmt.Errorf("%v", err)
-		}
-		return nil, err
-	}
-	if n := s.Info().Notice; n != "" && !c.quiet {
-		fmt.Fprintln(c.stderr, "diffsim:", n)
-	}
-	return s, nil
+	return sp
 }
 
-// target is what a scoring command works on: an open session, and the layer, timestep and
-// metric the flags chose.
-type target struct {
-	s      *session.Session
-	info   session.ModelInfo
-	layer  int
-	t      int // 0 for models without timesteps
-	metric session.Metric
-}
-
-// openTarget opens the session and resolves --layer, --t/--step and --metric; the caller
-// closes t.s.
-func (c *scoring) openTarget(cmd *cobra.Command, progress func(session.Progress)) (*target, error) {
-	s, err := c.openSession(cmd, progress)
-	if err != nil {
-		return nil, err
-	}
-	tg := &target{s: s, info: s.Info(), metric: session.Metric(c.metric)}
-	tg.layer, err = s.ResolveLayer(c.layer)
-	if err != nil {
-		return nil, errors.Join(err, s.Close())
-	}
-	tg.t = c.timestep(tg.info)
-	if !tg.info.Timesteps {
-		tg.t = 0
-	}
-	return tg, nil
-}
-
-// timestep is --t or --step (checked when parsed), or the model's default.
-func (c *scoring) timestep(info session.ModelInfo) int {
+// selection is --layer, --t or --step, and --metric, for api.ModelInfo.Resolve.
+func (c *scoring) selection() api.Selection {
+	sel := api.Selection{Layer: c.layer, Metric: api.Metric(c.metric)}
 	switch {
 	case c.step.set:
-		t, _ := features.StepToT(c.step.v) // in range: checked by Set
-		return t
+		sel.Step = c.step.v
 	case c.t.set:
-		return c.t.v
+		t := c.t.v
+		sel.T = &t
 	}
-	return info.DefaultT
+	return sel
 }

@@ -2,15 +2,16 @@ package cli
 
 import (
 	"encoding/json"
-	"github.com/diffsim/diffsim/features"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features"
+
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/features/ipadapter/ipfixture"
-	"github.com/diffsim/diffsim/session"
 )
 
 // tinyDiffSimC writes the miniature diffusers folder and, elsewhere, a generated IP-Adapter
@@ -34,13 +35,13 @@ func tinyDiffSimC(t *testing.T) (model string, files ipfixture.Files) {
 func TestScoreWithIPAdapter(t *testing.T) {
 	model, files := tinyDiffSimC(t)
 	flags := []string{"--model", model, "--ip-adapter", files.Adapter, "--image-encoder", files.ImageEncoder, "--size", "128", "--json", "--quiet"}
-	score := func(a, b string) session.Record {
+	score := func(a, b string) api.Record {
 		t.Helper()
 		code, stdout, stderr := runCmd(t, append([]string{"score", a, b}, flags...)...)
 		if code != exitOK {
 			t.Fatalf("score %s %s: exit %d: %s", a, b, code, stderr)
 		}
-		var s session.Record
+		var s api.Record
 		if err := json.Unmarshal([]byte(stdout), &s); err != nil {
 			t.Fatalf("%v: %s", err, stdout)
 		}
@@ -50,14 +51,14 @@ func TestScoreWithIPAdapter(t *testing.T) {
 	if !strings.HasSuffix(ab.Layer, ".ip") || ab.LayerShort != "Up0.ip" || ab.Meaningless != nil {
 		t.Errorf("layer %s (%s), meaningless %v; want DiffSim-C's default Up0.ip", ab.Layer, ab.LayerShort, ab.Meaningless)
 	}
-	if *ab.Score <= -1 || *ab.Score >= 1-1e-6 || math.Abs(*ab.Score-(*ab.AtoB+*ab.BtoA)/2) > 1e-12 {
-		t.Errorf("DiffSim-C(A, B) = %.9f (A→B %.9f, B→A %.9f)", *ab.Score, *ab.AtoB, *ab.BtoA)
+	if ab.Score <= -1 || ab.Score >= 1-1e-6 || math.Abs(float64(ab.Score-(ab.AtoB+ab.BtoA)/2)) > 1e-12 {
+		t.Errorf("DiffSim-C(A, B) = %.9f (A→B %.9f, B→A %.9f)", ab.Score, ab.AtoB, ab.BtoA)
 	}
-	if ba := score(sampleB, sampleA); math.Abs(*ba.Score-*ab.Score) > 1e-12 {
-		t.Errorf("DiffSim-C(B, A) = %.9f, (A, B) = %.9f", *ba.Score, *ab.Score)
+	if ba := score(sampleB, sampleA); math.Abs(float64(ba.Score-ab.Score)) > 1e-12 {
+		t.Errorf("DiffSim-C(B, A) = %.9f, (A, B) = %.9f", ba.Score, ab.Score)
 	}
-	if aa := score(sampleA, sampleA); math.Abs(*aa.Score-1) > 1e-6 {
-		t.Errorf("DiffSim-C(A, A) = %.9f, want 1", *aa.Score)
+	if aa := score(sampleA, sampleA); math.Abs(float64(aa.Score-1)) > 1e-6 {
+		t.Errorf("DiffSim-C(A, A) = %.9f, want 1", aa.Score)
 	}
 
 	inspect := []string{"models", "inspect", model, "--ip-adapter", files.Adapter, "--image-encoder", files.ImageEncoder, "--size", "128"}

@@ -6,12 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/serve"
 )
 
 // rankCmd is `diffsim rank`: the images in a folder most similar to a query.
@@ -25,11 +24,11 @@ type rankCmd struct {
 type rankJSON struct {
 	Query string `json:"query"`
 	Dir   string `json:"dir"`
-	session.Setup
-	session.Point
-	Images  int               `json:"images"` // images scored
-	Results []session.Ranked  `json:"results"`
-	Skipped []session.Skipped `json:"skipped"`
+	api.Setup
+	api.Point
+	Images  int           `json:"images"` // images scored
+	Results []api.Ranked  `json:"results"`
+	Skipped []api.Skipped `json:"skipped"`
 }
 
 func newRankCmd(a *app) *cobra.Command {
@@ -73,9 +72,9 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 	if err != nil {
 		return err
 	}
-	var skipped []session.Skipped
+	var skipped []api.Skipped
 	for p, e := range unreadable {
-		skipped = append(skipped, session.Skipped{Path: p, Error: e.Error()})
+		skipped = append(skipped, api.Skipped{Path: p, Error: e.Error()})
 	}
 	files = slices.DeleteFunc(files, func(p string) bool { return samePath(p, queryPath) })
 	rk, err := c.rank(cmd, queryPath, files)
@@ -84,7 +83,7 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 	}
 	results, skip := rk.Results, rk.Skipped
 	skipped = append(skipped, skip...)
-	slices.SortFunc(skipped, func(x, y session.Skipped) int { return strings.Compare(x.Path, y.Path) })
+	api.SortSkipped(skipped)
 	for _, sk := range skipped {
 		fmt.Fprintf(c.stderr, "diffsim: skipped %s\n", sk.Error)
 	}
@@ -93,10 +92,10 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 		Images: len(results), Results: results, Skipped: skipped,
 	}
 	if out.Skipped == nil {
-		out.Skipped = []session.Skipped{}
+		out.Skipped = []api.Skipped{}
 	}
 	if out.Results == nil {
-		out.Results = []session.Ranked{}
+		out.Results = []api.Ranked{}
 	}
 	if c.top > 0 && len(out.Results) > c.top {
 		out.Results = out.Results[:c.top]
@@ -113,8 +112,8 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 		when = fmt.Sprintf("t=%d", *out.T)
 	}
 	fmt.Fprintf(c.stdout, "%d most similar of %d images to %s (%s at %s, %s; %s)\n", len(out.Results), out.Images, queryPath, out.Metric, rk.LayerLabel, when, dirWord)
-	if !rk.imageKV {
-		fmt.Fprintln(c.stdout, "note: cross-attention on text: keys and values do not depend on the image, so every pair scores 1")
+	if rk.meaningless != "" {
+		fmt.Fprintln(c.stdout, "note:", rk.meaningless)
 	}
 	for _, r := range out.Results {
 		fmt.Fprintf(c.stdout, "%3d  %s  %s\n", r.Rank, value(r.Score), r.ImageB)
@@ -135,40 +134,41 @@ func samePath(a, b string) bool {
 	return aa == ab
 }
 
-// ranking is what rank prints, computed here or by a server.
+// ranking is what rank prints.
 type ranking struct {
-	serve.RankResponse
-	imageKV bool // the layer's keys and values depend on the image
+	api.Setup
+	api.Point
+	LayerLabel  string
+	meaningless string // why every score of the layer is 1; "" when it means something
+	Results     []api.Ranked
+	Skipped     []api.Skipped
 }
 
-// rank scores files against the query, through a running server when there is one.
+// rank scores files against the query with the command's one scorer (here or served).
 func (c *rankCmd) rank(cmd *cobra.Command, queryPath string, files []string) (ranking, error) {
-	if cl, err := c.server(cmd); err != nil || cl != nil {
-		if err != nil {
-			return ranking{}, err
-		}
-		r, err := c.rankRemote(cmd.Context(), cmd, cl, queryPath, files)
-		return ranking{RankResponse: r, imageKV: r.Meaningless == nil}, err
-	}
-	tg, err := c.openTarget(cmd, nil)
+	sc, err := c.scorer(cmd, nil)
 	if err != nil {
 		return ranking{}, err
 	}
-	defer tg.s.Close()
-	s := tg.s
-	query, err := s.Load(queryPath)
+	defer sc.Close()
+	tg, err := sc.Resolve(c.selection())
+	if err != nil {
+		return ranking{}, err
+	}
+	query, err := sc.Load(queryPath)
 	if err != nil {
 		return ranking{}, err
 	}
 	bar := c.newProgress("rank", len(files), 0)
-	results, skip, err := s.Rank(cmd.Context(), query, files, tg.layer, tg.t, tg.metric, func() { bar.Add(1) })
+	results, skip, err := sc.Rank(cmd.Context(), query, files, tg.Layer, tg.T, tg.Metric, func() { bar.Add(1) })
 	bar.Close()
 	if err != nil {
 		return ranking{}, err
 	}
+	info := sc.Info()
+	layer := info.Layers[tg.Layer]
 	return ranking{
-		RankResponse: serve.RankResponse{Setup: s.Setup(tg.metric), Point: session.NewPoint(tg.info, tg.layer, tg.t),
-			LayerLabel: tg.info.Layers[tg.layer].Label(), Results: results, Skipped: skip},
-		imageKV: tg.info.Layers[tg.layer].ImageKV,
+		Setup: api.SetupOf(sc, tg.Metric), Point: api.NewPoint(info, tg.Layer, tg.T),
+		LayerLabel: layer.Label(), meaningless: layer.Meaningless(), Results: results, Skipped: skip,
 	}, nil
 }

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/schedule"
 )
 
 // referenceFamily is what the DiffSim reference code (showlab/DiffSim, its *_main.py and
@@ -75,7 +75,7 @@ func (c *scoring) applyReference(cmd *cobra.Command) error {
 		kept = append(kept, fmt.Sprintf("--step %d", c.step.v))
 	default:
 		c.step.v, c.step.set = fam.step, true
-		t, _ := features.StepToT(fam.step)
+		t, _ := schedule.StepToT(fam.step)
 		set = append(set, fmt.Sprintf("t=%d (step %d)", t, fam.step))
 	}
 	if !changed("layer") {
@@ -91,7 +91,7 @@ func (c *scoring) applyReference(cmd *cobra.Command) error {
 		kept = append(kept, fmt.Sprintf("--size %d", c.size))
 	}
 	if !changed("seed") {
-		c.seed = session.DefaultSeed
+		c.seed = api.DefaultSeed
 		set = append(set, fmt.Sprintf("seed %d", c.seed))
 	} else {
 		kept = append(kept, fmt.Sprintf("--seed %d", c.seed))

@@ -2,13 +2,13 @@ package cli
 
 import (
 	"encoding/json"
-	"github.com/diffsim/diffsim/session"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/session/bench"
@@ -45,7 +45,7 @@ func TestSweepRankBenchWithoutTimesteps(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("sweep: exit %d: %s", code, stderr)
 	}
-	var sw session.Sweep
+	var sw api.Sweep
 	if err := json.Unmarshal([]byte(stdout), &sw); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestSweepRankBenchWithoutTimesteps(t *testing.T) {
 	}
 	for _, sc := range sw.Scores {
 		code, stdout, _ := runCmd(t, "score", sampleA, sampleB, "--model", model, "--layer", sw.Layers[sc.LayerIndex].Name, "--json")
-		var one session.Record
+		var one api.Record
 		if err := json.Unmarshal([]byte(stdout), &one); code != 0 || err != nil || !reflect.DeepEqual(one, sc) {
 			t.Errorf("layer %d: sweep %+v, score %+v (exit %d, %v)", sc.LayerIndex, sc, one, code, err)
 		}

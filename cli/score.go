@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // scoreCmd is `diffsim score`: one pair at one layer and timestep.
@@ -43,46 +43,43 @@ func (c *scoreCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	if err := checkImages(cmd.Context(), c.images.limits(), pathA, pathB); err != nil {
 		return err
 	}
-	if cl, err := c.server(cmd); err != nil || cl != nil {
-		if err != nil {
-			return err
-		}
-		return c.scoreRemote(cmd.Context(), cmd, cl, pathA, pathB)
-	}
-	tg, err := c.openTarget(cmd, nil)
+	sc, err := c.scorer(cmd, nil)
 	if err != nil {
 		return err
 	}
-	defer tg.s.Close()
-	s := tg.s
-	imgA, err := s.Load(pathA)
+	defer sc.Close()
+	tg, err := sc.Resolve(c.selection())
 	if err != nil {
 		return err
 	}
-	imgB, err := s.Load(pathB)
+	a, err := sc.Load(pathA)
 	if err != nil {
 		return err
 	}
-	r, err := s.Score(cmd.Context(), session.Request{A: imgA, B: imgB, Layer: tg.layer, T: tg.t, Metric: tg.metric, Token: -1})
+	b, err := sc.Load(pathB)
 	if err != nil {
 		return err
 	}
-	rec := s.Record(r)
+	r, err := sc.Score(cmd.Context(), api.Request{A: a, B: b, Layer: tg.Layer, T: tg.T, Metric: tg.Metric, Token: -1})
+	if err != nil {
+		return err
+	}
+	rec := api.RecordOf(sc, r)
 	if c.json {
 		return json.NewEncoder(c.stdout).Encode(rec)
 	}
-	return writeScore(c.stdout, rec, tg.info.Layers[tg.layer].Label())
+	return writeScore(c.stdout, rec, sc.Info().Layers[tg.Layer].Label())
 }
 
 // writeScore prints a record for people.
-func writeScore(w io.Writer, rec session.Record, layer string) error {
+func writeScore(w io.Writer, rec api.Record, layer string) error {
 	dir := "higher = more similar"
 	if !rec.HigherIsMoreSimilar {
 		dir = "lower = more similar"
 	}
 	fmt.Fprintf(w, "%s %s  (A→B %s, B→A %s; %s)\n", rec.Metric, value(rec.Score), value(rec.AtoB), value(rec.BtoA), dir)
 	base := fmt.Sprintf("baselines: feature cosine %s, mse %s", value(rec.FeatureCosine), value(rec.MSE))
-	if rec.GlobalCosine != nil {
+	if !rec.GlobalCosine.IsNaN() {
 		base += ", global embedding cosine " + value(rec.GlobalCosine)
 	}
 	fmt.Fprintln(w, base)
@@ -99,9 +96,9 @@ func writeScore(w io.Writer, rec session.Record, layer string) error {
 }
 
 // value prints a score with four decimals, or n/a where it does not apply.
-func value(v *float64) string {
-	if v == nil {
+func value(v api.Float) string {
+	if v.IsNaN() {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.4f", *v)
+	return fmt.Sprintf("%.4f", float64(v))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
@@ -144,7 +145,7 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 		AllowOrigins: c.allowOrigins, Token: token,
 	})
 	if !c.quiet {
-		fmt.Fprintf(c.stderr, "diffsim: serving API v%d on %s (keep-alive %v); Ctrl-C stops\n", serve.APIVersion, where, keepAlive)
+		fmt.Fprintf(c.stderr, "diffsim: serving API v%d on %s (keep-alive %v); Ctrl-C stops\n", api.Version, where, keepAlive)
 	}
 	err = srv.Serve(cmd.Context(), listeners...)
 	if !c.quiet {

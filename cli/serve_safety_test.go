@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session/serve"
 	"github.com/diffsim/diffsim/session/serve/servetest"
 )
@@ -105,7 +106,7 @@ func TestStoppedServer(t *testing.T) {
 	defer func() { srv.Process.Signal(syscall.SIGCONT); srv.Process.Kill(); srv.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if _, err := serve.Dial(context.Background(), sock, ""); err == nil {
+		if _, err := api.Dial(context.Background(), sock, ""); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -143,7 +144,7 @@ func TestStoppedServer(t *testing.T) {
 		code, out, stderr := run("sweep", imgA, imgB, "--t", "0:999:10", "--json")
 		res <- result{code, out, stderr}
 	}()
-	waitServer(t, sock, func(m serve.ModelsResponse) bool { return m.Active > 0 })
+	waitServer(t, sock, func(m api.ModelsResponse) bool { return m.Active > 0 })
 	if err := srv.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -160,9 +161,9 @@ func TestStoppedServer(t *testing.T) {
 }
 
 // waitServer polls the server on sock until cond holds of its models, for at most a minute.
-func waitServer(t *testing.T, sock string, cond func(serve.ModelsResponse) bool) {
+func waitServer(t *testing.T, sock string, cond func(api.ModelsResponse) bool) {
 	t.Helper()
-	c := serve.NewClient(sock)
+	c := api.NewClient(sock)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

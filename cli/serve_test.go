@@ -2,11 +2,17 @@ package cli
 
 import (
 	"context"
-	"github.com/diffsim/diffsim/engine/enginetest"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/engine/enginetest"
 
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
@@ -170,8 +176,62 @@ func TestServedBenchEqualsLocal(t *testing.T) {
 		})
 	}
 	// The served runs loaded the model on the server: it is the one that scored.
-	m, err := serve.NewClient(os.Getenv("DIFFSIM_SOCKET")).Models(context.Background())
+	m, err := api.NewClient(os.Getenv("DIFFSIM_SOCKET")).Models(context.Background())
 	if err != nil || len(m.Models) == 0 {
 		t.Errorf("the server has %d models loaded after the served bench runs (%v); want the built-in one", len(m.Models), err)
+	}
+}
+
+// TestV1ScoreIsScoreJSON: POST /v1/score answers, byte for byte, what `score --json` prints for
+// the same request (paths given absolute to both), a field left out of the request being its
+// default and an explicit 0 staying 0; whether the features were cached is a header beside
+// the record, false for a pair never seen and true when it is asked again.
+func TestV1ScoreIsScoreJSON(t *testing.T) {
+	startTestServer(t)
+	samples, _ := filepath.Abs(filepath.Join("..", "testdata", "samples"))
+	a, b := filepath.Join(samples, "grass.png"), filepath.Join(samples, "gravel.png")
+	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", os.Getenv("DIFFSIM_SOCKET"))
+	}}}
+	post := func(body string) (string, http.Header) {
+		t.Helper()
+		resp, err := cl.Post("http://diffsim/v1/score", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %s %s", body, resp.Status, data)
+		}
+		return string(data), resp.Header
+	}
+	pair := fmt.Sprintf(`"image_a":%q,"image_b":%q`, a, b)
+	cases := []struct {
+		flags []string
+		body  string
+	}{
+		{nil, "{" + pair + "}"},
+		{[]string{"--layer", "coarse", "--t", "500", "--metric", "mse"}, `{` + pair + `,"layer":"coarse","t":500,"metric":"mse"}`},
+		{[]string{"--step", "900", "--size", "128", "--seed", "0"}, `{` + pair + `,"step":900,"size":128,"seed":0}`},
+	}
+	for i, tc := range cases {
+		code, want, stderr := runCmd(t, append([]string{"score", a, b, "--json", "--no-server", "--quiet"}, tc.flags...)...)
+		if code != 0 {
+			t.Fatalf("score %v: exit %d: %s", tc.flags, code, stderr)
+		}
+		got, h := post(tc.body)
+		if got != want {
+			t.Errorf("%s:\n/v1/score    %s`score --json` %s", tc.body, got, want)
+		}
+		if i == 0 {
+			if h.Get(api.HeaderCached) != "false" || !strings.HasPrefix(h.Get(api.HeaderTiming), "score;dur=") {
+				t.Errorf("first request: %s %q, %s %q; want false and a timing", api.HeaderCached, h.Get(api.HeaderCached), api.HeaderTiming, h.Get(api.HeaderTiming))
+			}
+			if _, h := post(tc.body); h.Get(api.HeaderCached) != "true" {
+				t.Errorf("the same request again: %s %q, want true", api.HeaderCached, h.Get(api.HeaderCached))
+			}
+		}
 	}
 }

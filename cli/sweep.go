@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -89,53 +90,40 @@ func (c *sweepCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	return sw.WriteTable(c.stdout)
 }
 
-// sweep computes the sweep, through a running server when there is one.
-func (c *sweepCmd) sweep(cmd *cobra.Command, pathA, pathB string, ts []int) (session.Sweep, error) {
+// sweep computes the sweep with the command's one scorer (here or served).
+func (c *sweepCmd) sweep(cmd *cobra.Command, pathA, pathB string, ts []int) (api.Sweep, error) {
 	changed := cmd.Flags().Changed
-	if cl, err := c.server(cmd); err != nil || cl != nil {
-		if err != nil {
-			return session.Sweep{}, err
-		}
-		sw, err := c.sweepRemote(cmd.Context(), cmd, cl, pathA, pathB, ts)
-		if err == nil && sw.Timesteps == nil && (changed("t") || changed("step")) && !c.quiet {
-			fmt.Fprintf(c.stderr, "diffsim: %s has no timesteps; sweeping its layers only\n", sw.Model)
-		}
-		return sw, err
-	}
-	s, err := c.openSession(cmd, nil)
+	sc, err := c.scorer(cmd, nil)
 	if err != nil {
-		return session.Sweep{}, err
+		return api.Sweep{}, err
 	}
-	defer s.Close()
-	info := s.Info()
+	defer sc.Close()
+	info := sc.Info()
 	var layers []int // nil: all
 	if c.layer != "" {
-		l, err := s.ResolveLayer(c.layer)
+		l, err := info.ResolveLayer(c.layer)
 		if err != nil {
-			return session.Sweep{}, err
+			return api.Sweep{}, err
 		}
 		layers = []int{l}
 	}
 	if !info.Timesteps && (changed("t") || changed("step")) && !c.quiet {
 		fmt.Fprintf(c.stderr, "diffsim: %s has no timesteps; sweeping its layers only\n", info.Name)
 	}
-	imgA, err := s.Load(pathA)
+	a, err := sc.Load(pathA)
 	if err != nil {
-		return session.Sweep{}, err
+		return api.Sweep{}, err
 	}
-	imgB, err := s.Load(pathB)
+	b, err := sc.Load(pathB)
 	if err != nil {
-		return session.Sweep{}, err
+		return api.Sweep{}, err
 	}
 	steps := len(ts)
 	if !info.Timesteps {
 		steps = 1
 	}
 	bar := c.newProgress("sweep", steps, 0)
-	sw, err := s.Sweep(cmd.Context(), imgA, imgB, layers, ts, session.Metric(c.metric), func() { bar.Add(1) })
+	sw, err := sc.Sweep(cmd.Context(), a, b, layers, ts, api.Metric(c.metric), func() { bar.Add(1) })
 	bar.Close()
-	if err != nil {
-		return session.Sweep{}, err
-	}
-	return sw, nil
+	return sw, err
 }

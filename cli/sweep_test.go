@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 var (
@@ -25,7 +25,7 @@ func TestSweepJSONEqualsScore(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("sweep: exit %d: %s", code, stderr)
 		}
-		var sw session.Sweep
+		var sw api.Sweep
 		if err := json.Unmarshal([]byte(stdout), &sw); err != nil {
 			t.Fatal(err)
 		}
@@ -37,7 +37,7 @@ func TestSweepJSONEqualsScore(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("score: exit %d: %s", code, stderr)
 			}
-			var one session.Record
+			var one api.Record
 			if err := json.Unmarshal([]byte(stdout), &one); err != nil {
 				t.Fatal(err)
 			}

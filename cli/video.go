@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session/video"
 	"github.com/diffsim/diffsim/ui"
 	"github.com/diffsim/diffsim/ui/termgfx"
@@ -111,16 +111,19 @@ func (c *videoCmd) run(cmd *cobra.Command, input string) error {
 		defer kept.Close()
 		src = kept
 	}
-	tg, err := c.openTarget(cmd, nil)
+	s, err := c.scorer(cmd, nil)
 	if err != nil {
 		return err
 	}
-	defer tg.s.Close()
-	s := tg.s
+	defer s.Close()
+	tg, err := s.Resolve(c.selection())
+	if err != nil {
+		return err
+	}
 
 	bar := c.newProgress("video", src.Len(), 0)
 	res, err := video.Score(ctx, s, src, video.Settings{
-		Layer: tg.layer, T: tg.t, Metric: tg.metric,
+		Layer: tg.Layer, T: tg.T, Metric: tg.Metric,
 		OnFrame: func(video.FrameScore) { bar.Add(1) },
 	})
 	bar.Close()
@@ -130,7 +133,7 @@ func (c *videoCmd) run(cmd *cobra.Command, input string) error {
 		}
 		return err
 	}
-	out := video.NewReport(s, input, tg.layer, tg.t, tg.metric, c.every, c.maxFrames, res)
+	out := video.NewReport(s, input, tg.Layer, tg.T, tg.Metric, c.every, c.maxFrames, res)
 	if c.explore {
 		return c.exploreClip(cmd, s, out, kept.paths, graphics, screen)
 	}
@@ -154,7 +157,7 @@ func (c *videoCmd) run(cmd *cobra.Command, input string) error {
 		when = fmt.Sprintf("t=%d (step %d)", *out.T, *out.Step)
 	}
 	fmt.Fprintf(c.stdout, "%s (%s) of %s, layer %s, %s, %d px, seed %d, %s\n",
-		out.Metric, dir, input, tg.info.Layers[tg.layer].Label(), when, out.Size, out.Seed, out.Device)
+		out.Metric, dir, input, s.Info().Layers[tg.Layer].Label(), when, out.Size, out.Seed, out.Device)
 	if err := video.WriteTable(c.stdout, res, out.Metric); err != nil {
 		return err
 	}
@@ -212,7 +215,7 @@ func (k *keptFrames) Close() error {
 
 // exploreClip opens the explorer on the scored clip, at the layer, timestep and metric
 // the curves were computed with.
-func (c *videoCmd) exploreClip(cmd *cobra.Command, s *session.Session, out video.Report, paths []string, graphics termgfx.Protocol, screen *os.File) error {
+func (c *videoCmd) exploreClip(cmd *cobra.Command, s api.Scorer, out video.Report, paths []string, graphics termgfx.Protocol, screen *os.File) error {
 	t := 0
 	if out.T != nil {
 		t = *out.T
@@ -225,9 +228,9 @@ func (c *videoCmd) exploreClip(cmd *cobra.Command, s *session.Session, out video
 		if f.Index < 0 || f.Index >= len(paths) {
 			return fmt.Errorf("video --explore: frame %d has no file (internal error)", f.Index)
 		}
-		cf := ui.ClipFrame{Path: paths[f.Index], Name: f.Name, Frame: f.Frame, ToFirst: f.ToFirst, ToPrevious: math.NaN()}
+		cf := ui.ClipFrame{Path: paths[f.Index], Name: f.Name, Frame: f.Frame, ToFirst: float64(f.ToFirst), ToPrevious: math.NaN()}
 		if f.ToPrevious != nil {
-			cf.ToPrevious = *f.ToPrevious
+			cf.ToPrevious = float64(*f.ToPrevious)
 		}
 		clip.Frames = append(clip.Frames, cf)
 	}

@@ -1,12 +1,13 @@
 package cli
 
 import (
-	"github.com/diffsim/diffsim/engine/enginetest"
 	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/diffsim/diffsim/engine/enginetest"
 
 	"github.com/diffsim/diffsim/ui/termtest"
 

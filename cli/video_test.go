@@ -19,9 +19,9 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features/imagefile"
-	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/video"
 )
 
@@ -109,19 +109,19 @@ func TestVideoScoresEqualScore(t *testing.T) {
 	}
 	for _, pair := range []struct {
 		a, b int
-		got  float64
+		got  api.Float
 	}{{0, 4, out.Frames[4].ToFirst}, {3, 4, *out.Frames[4].ToPrevious}} {
 		code, stdout, stderr := runCmd(t, "score", filepath.Join(dir, out.Frames[pair.a].Name), filepath.Join(dir, out.Frames[pair.b].Name),
 			"--layer", "coarse", "--t", "300", "--size", "64", "--json", "--quiet")
 		if code != 0 {
 			t.Fatalf("score: exit %d: %s", code, stderr)
 		}
-		var one session.Record
+		var one api.Record
 		if err := json.Unmarshal([]byte(stdout), &one); err != nil {
 			t.Fatal(err)
 		}
-		if *one.Score != pair.got {
-			t.Errorf("frames %d and %d: video %v, score %v", pair.a, pair.b, pair.got, *one.Score)
+		if one.Score != pair.got {
+			t.Errorf("frames %d and %d: video %v, score %v", pair.a, pair.b, pair.got, one.Score)
 		}
 	}
 }

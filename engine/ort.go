@@ -344,9 +344,11 @@ func (s *Session) Run(ctx context.Context, inputs ...Tensor) ([]Tensor, error) {
 }
 
 // RunShaped is Run with the shapes the outputs will have, where the caller knows them: the
-// runtime writes those outputs straight into Go buffers. If the runtime refuses a buffer (a
-// shape or type the caller got wrong), the run is repeated without buffers and the session
-// stops offering them, so a wrong guess costs time once and never changes a result.
+// runtime writes those outputs straight into Go buffers. If a run with buffers fails, whatever
+// the runtime's message (a shape or type the caller got wrong is reported in several ways,
+// and not always before the run), it is repeated without buffers; when that run succeeds the
+// buffers were at fault and the session offers none again. So a wrong guess costs time once
+// and never changes a result or fails a run.
 func (s *Session) RunShaped(ctx context.Context, shapes [][]int64, inputs ...Tensor) ([]Tensor, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -363,23 +365,16 @@ func (s *Session) RunShaped(ctx context.Context, shapes [][]int64, inputs ...Ten
 		shapes = nil
 	}
 	out, err := s.run(ctx, shapes, inputs)
-	if err != nil && shapes != nil && ctx.Err() == nil && refusedBuffer(err) {
-		s.noBuffers = true
+	if err != nil && shapes != nil && ctx.Err() == nil {
 		out, err = s.run(ctx, nil, inputs)
+		s.noBuffers = err == nil
 	}
 	return out, err
 }
 
-// refusedBuffer recognises ONNX Runtime's answers to an output buffer of the wrong shape:
-// "Got invalid dimensions for output" when the graph declares the output's shape (checked
-// before the run), "Shape mismatch attempting to re-use buffer" when a node finds out.
-func refusedBuffer(err error) bool {
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "invalid dimensions for output") || strings.Contains(msg, "mismatch")
-}
-
-// BuffersRefused reports whether the runtime once refused an output buffer RunShaped offered
-// (a caller's shapes were wrong), so that it offers none any more.
+// BuffersRefused reports whether a run with the buffers RunShaped offered once failed where
+// the same run without them succeeded (a caller's shapes were wrong), so that it offers none
+// any more.
 func (s *Session) BuffersRefused() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

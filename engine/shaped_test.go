@@ -91,3 +91,50 @@ func TestRunShapedWritesIntoGoBuffers(t *testing.T) {
 		t.Error("a cancelled run counted as a refused buffer")
 	}
 }
+
+// TestRunShapedFallsBackOnAnyFailure offers a wrong buffer for an intermediate tensor that
+// nodes downstream also read (as every tapped Q, K and V is): ONNX Runtime words that refusal
+// differently ("The output OrtValue provided for output … has shape … but the computed output
+// shape for this run is …"), and the run must still fall back and succeed, then offer no
+// buffers again.
+func TestRunShapedFallsBackOnAnyFailure(t *testing.T) {
+	const s, c, h = 6, 8, 2
+	m, _ := selfAttention(s, c, h)
+	var q string
+	for _, n := range m.GetGraph().GetNode() {
+		if n.GetName() == "/attn/q_proj/Add" {
+			q = n.GetOutput()[0]
+		}
+	}
+	data, err := onnx.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = onnx.AppendOutputs(data, []string{q})
+	rt := openRuntime(t)
+	ctx := context.Background()
+	in := F32("x", []int64{1, s, c}, randomWeights(rand.New(rand.NewPCG(5, 6)), s*c, 1))
+	for _, wrong := range [][]int64{{1, 2 * s, c}, {1, s / 2, c}, {1, s, c, 1}} {
+		sess, err := rt.LoadSession(data, SessionOptions{Outputs: []string{"y", q}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := sess.Run(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sess.RunShaped(ctx, [][]int64{{1, s, c}, wrong}, in)
+		if err != nil {
+			t.Fatalf("buffer %v for %v: %v", wrong, want[1].Shape, err)
+		}
+		for i := range want {
+			if !slices.Equal(got[i].Shape, want[i].Shape) || !slices.Equal(got[i].Float32, want[i].Float32) {
+				t.Fatalf("buffer %v: output %d differs from Run's", wrong, i)
+			}
+		}
+		if !sess.BuffersRefused() {
+			t.Errorf("buffer %v: the session still offers buffers after one was refused", wrong)
+		}
+		sess.Close()
+	}
+}

@@ -7,34 +7,16 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features/store"
 )
 
 // Conditioning is what a model's features depend on besides the image, the timestep and the
-// seed: the text prompt and the classifier-free-guidance layout of a diffusion U-Net. It is
-// comparable, because it is part of every feature-cache key; a model that takes no
-// conditioning refuses anything but the zero value. (An IP-Adapter is part of the model, not
-// of the key: it is chosen when the model opens, in OpenOptions.)
-type Conditioning struct {
-	Prompt string // "" is the unconditional (empty-prompt) embedding
-	// CFG runs the unconditional and the prompted halves as one batch; both enter the score
-	// (the diffusion family's doc says how).
-	CFG bool
-}
-
-// IsZero reports the unconditional setting every model accepts.
-func (c Conditioning) IsZero() bool { return c == Conditioning{} }
-
-func (c Conditioning) String() string {
-	switch {
-	case c.CFG:
-		return fmt.Sprintf("CFG: unconditional + prompt %q", c.Prompt)
-	case c.Prompt != "":
-		return fmt.Sprintf("prompt %q", c.Prompt)
-	}
-	return "unconditional"
-}
+// seed (api.Conditioning: the prompt and the CFG layout). It is part of every feature-cache
+// key; a model that takes no conditioning refuses anything but the zero value. (An IP-Adapter
+// is part of the model, not of the key: it is chosen when the model opens, in OpenOptions.)
+type Conditioning = api.Conditioning
 
 // Conditioned is a Model whose features depend on a Conditioning (the diffusion family).
 type Conditioned interface {
@@ -43,6 +25,12 @@ type Conditioned interface {
 	// prompt), so a bad prompt is reported before any image runs.
 	Prepare(ctx context.Context, c Conditioning) error
 	ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c Conditioning) ([]Extraction, error)
+}
+
+// Loader opens graphs as runners: the one thing model families need from engine.
+// *engine.Runtime is one; tests use fakes.
+type Loader interface {
+	Load(model []byte, so engine.SessionOptions) (engine.Runner, error)
 }
 
 // Source is where a model lives, as the store resolved it.
@@ -58,8 +46,7 @@ type Source struct {
 type AdapterOptions struct {
 	Weights      string  // ip-adapter-plus_sd15.safetensors
 	ImageEncoder string  // the CLIP ViT-H/14 image encoder .onnx
-	Scale        float64 // IP attention weight; unset (ScaleSet false) means the reference's
-	ScaleSet     bool
+	Scale        float64 // IP attention weight (api.Spec's ip_scale, default api.DefaultIPScale); 0 turns it off
 }
 
 // IsZero reports that no adapter was asked for (a scale alone asks for none).

@@ -1,19 +1,22 @@
-// Package features turns images (and a timestep) into attention features, one set per layer,
-// and features into scores: the Aligned Attention Score maths and its baselines,
-// preprocessing, the DDPM noise schedule and the one t↔step mapping.
+// Package features is the family registry: what every model family shares, so that nothing
+// above it needs a family. Layer is an attention layer as the graph and the family know it (the
+// tensors to tap, the token grid at the working size; Describe gives the api.Layer every front
+// end sees), Features and Extraction are what one network run yields per image and layer,
+// Model and ModelInfo a loaded model, Conditioning what besides the image its features depend
+// on (prompt, CFG), Loader how a family opens graphs (engine.Runner values), and Family and
+// Families the registry that matches a model to the family that describes and opens it. The
+// families live in sub-packages (builtin, diffusion, vision) and are listed in one place,
+// features/families. Images are decoded and preprocessed here too (image.go).
 //
-// It also defines what every model family shares, so that nothing above it needs a family:
-// Layer (the one description of an attention layer), Model and ModelInfo (a loaded model),
-// Conditioning (what besides the image a model's features depend on: prompt, CFG), Loader
-// (how a family opens graphs: engine.Runner values), and Family and Families (the registry
-// that matches a model to the family that describes and opens it). The families live in
-// sub-packages (builtin, diffusion, vision) and are listed in one place, features/families.
+// Beside it, by what each part is: features/aas is the Aligned Attention Score's maths,
+// features/schedule the DDPM noise schedule and the t↔step mapping.
 package features
 
 import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/attention"
 )
 
@@ -55,62 +58,19 @@ func (l Layer) String() string {
 // Grouped reports grouped-query attention: fewer key/value heads than query heads.
 func (l Layer) Grouped() bool { return l.KVHeads > 0 && l.KVHeads != l.Heads }
 
-// layerJSON is the layer as `models inspect --json` prints it.
-type layerJSON struct {
-	Index    int     `json:"index"`
-	Name     string  `json:"name"`
-	Short    string  `json:"short,omitempty"`
-	Group    string  `json:"group,omitempty"`
-	Kind     string  `json:"kind"`
-	ImageKV  bool    `json:"image_kv"`
-	GridH    int     `json:"grid_h,omitempty"`
-	GridW    int     `json:"grid_w,omitempty"`
-	Tokens   int     `json:"tokens,omitempty"`
-	Prefix   int     `json:"prefix,omitempty"`
-	Channels int     `json:"channels"`
-	Heads    int     `json:"heads"`
-	KVHeads  int     `json:"kv_heads,omitempty"`
-	HeadDim  int     `json:"head_dim"`
-	Scale    float64 `json:"scale"`
-	Op       string  `json:"op,omitempty"`
-	Tensors  struct {
-		Q   string `json:"q"`
-		K   string `json:"k"`
-		V   string `json:"v"`
-		Out string `json:"out,omitempty"`
-	} `json:"tensors"`
+// Describe is the layer as every front end sees it (api.Layer): the graph's description and
+// the token grid, without the plan of how to tap it.
+func (l Layer) Describe() api.Layer {
+	return api.Layer{
+		Index: l.Index, Name: l.Name, Short: l.Short, Group: l.Group, Kind: api.Kind(l.Kind), ImageKV: l.ImageKV,
+		Tokens: l.Tokens, GridH: l.GridH, GridW: l.GridW, Prefix: l.Prefix,
+		Heads: l.Heads, KVHeads: l.KeyValueHeads(), HeadDim: l.HeadDim, Scale: l.Scale, Op: l.Op,
+		Q: l.Q, K: l.K, V: l.V, Out: l.Out,
+	}
 }
 
-// MarshalJSON writes the layer in the documented `models inspect --json` form.
-func (l Layer) MarshalJSON() ([]byte, error) {
-	j := layerJSON{
-		Index: l.Index, Name: l.Name, Short: l.Short, Group: l.Group, Kind: string(l.Kind), ImageKV: l.ImageKV,
-		GridH: l.GridH, GridW: l.GridW, Tokens: l.Tokens, Prefix: l.Prefix,
-		Channels: l.Channels(), Heads: l.Heads, HeadDim: l.HeadDim, Scale: l.Scale, Op: l.Op,
-	}
-	if l.Grouped() {
-		j.KVHeads = l.KVHeads
-	}
-	j.Tensors.Q, j.Tensors.K, j.Tensors.V, j.Tensors.Out = l.Q, l.K, l.V, l.Out
-	return json.Marshal(j)
-}
-
-// UnmarshalJSON reads what MarshalJSON writes, so a layer list survives a round trip (the
-// server's API, cached inspections).
-func (l *Layer) UnmarshalJSON(b []byte) error {
-	var j layerJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return err
-	}
-	*l = Layer{Tokens: j.Tokens, GridH: j.GridH, GridW: j.GridW, Prefix: j.Prefix}
-	l.Index, l.Name, l.Short, l.Group, l.Kind, l.ImageKV = j.Index, j.Name, j.Short, j.Group, Kind(j.Kind), j.ImageKV
-	l.Heads, l.KVHeads, l.HeadDim, l.Scale, l.Op = j.Heads, j.KVHeads, j.HeadDim, j.Scale, j.Op
-	if l.KVHeads == 0 {
-		l.KVHeads = l.Heads
-	}
-	l.Q, l.K, l.V, l.Out = j.Tensors.Q, j.Tensors.K, j.Tensors.V, j.Tensors.Out
-	return nil
-}
+// MarshalJSON writes the layer in the documented `models inspect --json` form (api.Layer's).
+func (l Layer) MarshalJSON() ([]byte, error) { return json.Marshal(l.Describe()) }
 
 // Features are one image's Q, K and V at one layer: row-major [Tokens][Heads*HeadDim].
 type Features struct {
@@ -143,8 +103,5 @@ func (f Features) KV() int {
 // Bytes is the memory the features hold.
 func (f Features) Bytes() int64 { return int64(4 * (len(f.Q) + len(f.K) + len(f.V))) }
 
-// Map is a per-token value grid: H×W spatial tokens, row-major. Values may be NaN.
-type Map struct {
-	W, H   int
-	Values []float32
-}
+// Map is a per-token value grid (api.Map: the explorer and the server's answers carry it).
+type Map = api.Map

@@ -3,6 +3,8 @@ package features
 import (
 	"context"
 	"image"
+
+	"github.com/diffsim/diffsim/api"
 )
 
 // Model is a model family ready to turn images into attention features. One Extract call is
@@ -16,21 +18,31 @@ type Model interface {
 	Close() error
 }
 
-// ModelInfo describes a loaded model: the family fills in what the model is, the session what
-// it runs on (Device, Notice, Seed). It is the one description of a loaded model; session and
-// ui use it as it is.
+// ModelInfo describes a loaded model as its family knows it, with the graph-side layers that
+// say how to tap each one. The session turns it into api.ModelInfo (Describe), adding what it
+// runs on and what it can do.
 type ModelInfo struct {
 	Name         string // "builtin", a pulled name, or a path
 	Family       string // builtin, diffusion, vit, generic
 	Description  string // one honest line: what it is and what it is not
-	Device       string // cpu or cuda:N (set by the session)
-	Notice       string // why the device is not what was asked for, if so (set by the session)
 	Layers       []Layer
 	DefaultLayer int
 	Timesteps    bool // whether t means anything for this model
 	DefaultT     int
-	Size         int   // working size in pixels
-	Seed         int64 // noise seed (set by the session)
+	Size         int // working size in pixels
+}
+
+// Describe is the model as every front end sees it (api.ModelInfo), without what only the
+// session knows: device, seed and capabilities.
+func (i ModelInfo) Describe() api.ModelInfo {
+	layers := make([]api.Layer, len(i.Layers))
+	for j, l := range i.Layers {
+		layers[j] = l.Describe()
+	}
+	return api.ModelInfo{
+		Name: i.Name, Family: i.Family, Description: i.Description, Layers: layers,
+		DefaultLayer: i.DefaultLayer, Timesteps: i.Timesteps, DefaultT: i.DefaultT, Size: i.Size,
+	}
 }
 
 // Extraction is one image's features at every layer of one run.

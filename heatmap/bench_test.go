@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Benchmarks at 512×512 (TERMINAL.md's reference size) and 300×300 (a typical on-screen
+// Benchmarks at 512×512 (docs/terminal.md's reference size) and 300×300 (a typical on-screen
 // image). Compare runs with benchstat. SetBytes is the source's RGBA size, so MB/s reads
 // as input throughput.
 var benchSizes = []int{300, 512}

@@ -5,7 +5,7 @@
 // Nothing here knows about the terminal it writes to; ui/termgfx decides which encoder to
 // use and where the bytes go.
 //
-// Costs drive the design (see TERMINAL.md): encode at the on-screen pixel size, never
+// Costs drive the design (see docs/terminal.md): encode at the on-screen pixel size, never
 // more; a heatmap is an *image.Paletted whose palette is its colormap, so the sixel encoder
 // uses it as is; a photograph is quantised once (Quantize) and the caller caches the
 // encoded bytes; encoders keep their scratch buffers between calls.

@@ -3,11 +3,13 @@ package session
 import (
 	"context"
 	"errors"
-	"github.com/diffsim/diffsim/engine/enginetest"
-	"github.com/diffsim/diffsim/features/families"
 	"image"
 	"sync"
 	"testing"
+
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/families"
 
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/builtin"
@@ -56,22 +58,20 @@ func TestConditioningIsPartOfTheCacheKey(t *testing.T) {
 	ctx := context.Background()
 	var pm *promptModel
 	cat := features.Conditioning{Prompt: "a cat", CFG: true}
-	s, err := Open(ctx, Options{Families: families.All(),
-		Size:         128,
-		Conditioning: cat,
+	s, err := Open(ctx, Options{
+		Spec: testSpec(func(s *api.Spec) { s.Size = 128; s.Prompt = cat.Prompt; s.CFG = cat.CFG }), Families: families.All(),
 		OpenModel: func(ctx context.Context, rt Runtime, o Options) (features.Model, error) {
-			m, err := builtin.Open(rt, o.Size)
+			m, err := builtin.Open(rt, o.Spec.Size)
 			pm = &promptModel{Model: m, runs: map[features.Conditioning]int{}}
 			return pm, err
-		},
-	})
+		}})
 	enginetest.Check(t, err)
 	defer s.Close()
 	if len(pm.prepared) != 1 || pm.prepared[0] != cat || s.Conditioning() != cat {
 		t.Fatalf("Open prepared %v, session says %v; want the options' conditioning", pm.prepared, s.Conditioning())
 	}
 	a, b := load(t, s, "chelsea.png"), load(t, s, "coffee.png")
-	req := Request{A: a, B: b, Layer: 1, T: 101, Token: -1}
+	req := api.Request{A: a, B: b, Layer: 1, T: 101, Token: -1}
 	first, err := s.Score(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestConditioningIsPartOfTheCacheKey(t *testing.T) {
 	if other.Cached || s.Stats().Forwards != 2 || other.Score == first.Score {
 		t.Errorf("a new prompt reused features: cached %v, %d forwards, score %.6f vs %.6f", other.Cached, s.Stats().Forwards, other.Score, first.Score)
 	}
-	if err := s.SetConditioning(ctx, features.Conditioning{Prompt: "refused"}); !errors.Is(err, ErrUsage) {
+	if err := s.SetConditioning(ctx, features.Conditioning{Prompt: "refused"}); !errors.Is(err, api.ErrUsage) {
 		t.Errorf("a prompt the model refuses: err = %v, want a usage error", err)
 	}
 	if s.Conditioning() != dog {
@@ -110,8 +110,8 @@ func TestConditioningIsPartOfTheCacheKey(t *testing.T) {
 
 func TestPromptOnAModelWithoutText(t *testing.T) {
 	s := openBuiltin(t, 128) // skips without a runtime
-	_, err := Open(context.Background(), Options{Families: families.All(), Size: 128, Conditioning: features.Conditioning{Prompt: "a cat"}})
-	if !errors.Is(err, ErrUsage) {
+	_, err := Open(context.Background(), Options{Spec: testSpec(func(s *api.Spec) { s.Size = 128; s.Prompt = "a cat" }), Families: families.All()})
+	if !errors.Is(err, api.ErrUsage) {
 		t.Fatalf("a prompt for the built-in model: err = %v, want a usage error", err)
 	}
 	if err := s.SetConditioning(context.Background(), features.Conditioning{}); err != nil {

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/store"
 )
 
@@ -155,10 +157,9 @@ func openFake(t *testing.T, m *fakeModel, edit func(*Options)) fixture {
 	t.Helper()
 	f := fixture{rt: &fakeRuntime{}, model: m}
 	o := Options{
-		Seed:        7,
+		Spec:        testSpec(func(s *api.Spec) { s.Seed = 7 }),
 		OpenRuntime: func(engine.Options) (Runtime, error) { return f.rt, nil },
-		OpenModel:   func(context.Context, Runtime, Options) (features.Model, error) { return m, nil },
-	}
+		OpenModel:   func(context.Context, Runtime, Options) (features.Model, error) { return m, nil }}
 	if edit != nil {
 		edit(&o)
 	}
@@ -171,14 +172,14 @@ func openFake(t *testing.T, m *fakeModel, edit func(*Options)) fixture {
 	return f
 }
 
-func fakeImage(name string, c color.RGBA) *Image {
+func fakeImage(name string, c color.RGBA) *api.Image {
 	img := image.NewRGBA(image.Rect(0, 0, 2, 2))
 	for y := range 2 {
 		for x := range 2 {
 			img.SetRGBA(x, y, c)
 		}
 	}
-	return &Image{Path: name + ".png", Hash: name, W: 2, H: 2, Pixels: img}
+	return &api.Image{Path: name + ".png", Hash: name, W: 2, H: 2, Pixels: img}
 }
 
 var (
@@ -188,9 +189,9 @@ var (
 	grey  = fakeImage("grey", color.RGBA{120, 120, 120, 255})
 )
 
-func score(t *testing.T, s *Session, a, b *Image, layer, ts int) Result {
+func score(t *testing.T, s *Session, a, b *api.Image, layer, ts int) api.Result {
 	t.Helper()
-	r, err := s.Score(context.Background(), Request{A: a, B: b, Layer: layer, T: ts, Token: -1})
+	r, err := s.Score(context.Background(), api.Request{A: a, B: b, Layer: layer, T: ts, Token: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,20 +245,20 @@ func TestFakeScoreMatchesCompare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := features.Compare(context.Background(), features.GoAttention{}, ex[0].Layers[0], ex[1].Layers[0])
+	c, err := aas.Compare(context.Background(), aas.GoAttention{}, ex[0].Layers[0], ex[1].Layers[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		metric          Metric
+		metric          api.Metric
 		score, atob     float64
 		higherIsSimilar bool
 	}{
-		{AAS, c.Score(), c.AtoB, true},
-		{Cosine, c.FeatureCosine, c.FeatureCosine, true},
-		{MSE, c.MSE(), c.MSEAtoB, false},
+		{api.AAS, c.Score(), c.AtoB, true},
+		{api.Cosine, c.FeatureCosine, c.FeatureCosine, true},
+		{api.MSE, c.MSE(), c.MSEAtoB, false},
 	} {
-		r, err := f.s.Score(context.Background(), Request{A: red, B: blue, Layer: 0, T: 301, Metric: tc.metric, Token: -1})
+		r, err := f.s.Score(context.Background(), api.Request{A: red, B: blue, Layer: 0, T: 301, Metric: tc.metric, Token: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,17 +278,17 @@ func TestFakeBadRequests(t *testing.T) {
 	f := openFake(t, &fakeModel{timesteps: true}, nil)
 	for _, tc := range []struct {
 		name string
-		req  Request
+		req  api.Request
 	}{
-		{"negative layer", Request{A: red, B: blue, Layer: -1, T: 1, Token: -1}},
-		{"layer past the end", Request{A: red, B: blue, Layer: 3, T: 1, Token: -1}},
-		{"negative t", Request{A: red, B: blue, Layer: 0, T: -1, Token: -1}},
-		{"t past 999", Request{A: red, B: blue, Layer: 0, T: 1000, Token: -1}},
-		{"unknown metric", Request{A: red, B: blue, Layer: 0, T: 1, Metric: "l1", Token: -1}},
-		{"token past the grid", Request{A: red, B: blue, Layer: 0, T: 1, Token: 4}},
+		{"negative layer", api.Request{A: red, B: blue, Layer: -1, T: 1, Token: -1}},
+		{"layer past the end", api.Request{A: red, B: blue, Layer: 3, T: 1, Token: -1}},
+		{"negative t", api.Request{A: red, B: blue, Layer: 0, T: -1, Token: -1}},
+		{"t past 999", api.Request{A: red, B: blue, Layer: 0, T: 1000, Token: -1}},
+		{"unknown metric", api.Request{A: red, B: blue, Layer: 0, T: 1, Metric: "l1", Token: -1}},
+		{"token past the grid", api.Request{A: red, B: blue, Layer: 0, T: 1, Token: 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := f.s.Score(context.Background(), tc.req); !errors.Is(err, ErrUsage) {
+			if _, err := f.s.Score(context.Background(), tc.req); !errors.Is(err, api.ErrUsage) {
 				t.Errorf("err = %v, want a usage error", err)
 			}
 		})
@@ -296,7 +297,7 @@ func TestFakeBadRequests(t *testing.T) {
 
 func TestFakeAttentionRow(t *testing.T) {
 	f := openFake(t, &fakeModel{timesteps: true}, nil)
-	r, err := f.s.Score(context.Background(), Request{A: red, B: blue, Layer: 0, T: 1, Token: 3})
+	r, err := f.s.Score(context.Background(), api.Request{A: red, B: blue, Layer: 0, T: 1, Token: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +312,7 @@ func TestFakeAttentionRow(t *testing.T) {
 
 func TestFakeTextCrossAttentionIsMeaningless(t *testing.T) {
 	f := openFake(t, &fakeModel{timesteps: true}, nil)
-	scores, err := f.s.LayerScores(context.Background(), red, blue, 101, AAS)
+	scores, err := f.s.LayerScores(context.Background(), red, blue, 101, api.AAS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,12 +368,12 @@ func TestFakeConcurrentRequestsShareOneRun(t *testing.T) {
 	m := &fakeModel{timesteps: true, gate: make(chan struct{}), entered: make(chan struct{}, 16)}
 	f := openFake(t, m, nil)
 	const n = 8
-	results := make([]Result, n)
+	results := make([]api.Result, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			results[i], errs[i] = f.s.Score(context.Background(), Request{A: red, B: green, Layer: i % 3, T: 301, Token: -1})
+			results[i], errs[i] = f.s.Score(context.Background(), api.Request{A: red, B: green, Layer: i % 3, T: 301, Token: -1})
 		})
 	}
 	<-m.entered
@@ -399,7 +400,7 @@ func TestFakeCancelWhileRunning(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := f.s.Score(ctx, Request{A: red, B: green, Layer: 0, T: 301, Token: -1})
+		_, err := f.s.Score(ctx, api.Request{A: red, B: green, Layer: 0, T: 301, Token: -1})
 		done <- err
 	}()
 	<-m.entered
@@ -428,13 +429,13 @@ func TestFakeWaiterOutlivesCancelledRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
 	go func() {
-		_, err := f.s.Score(ctx, Request{A: red, B: green, Layer: 0, T: 301, Token: -1})
+		_, err := f.s.Score(ctx, api.Request{A: red, B: green, Layer: 0, T: 301, Token: -1})
 		first <- err
 	}()
 	<-m.entered
 	second := make(chan error, 1)
 	go func() {
-		_, err := f.s.Score(context.Background(), Request{A: red, B: green, Layer: 0, T: 301, Token: -1})
+		_, err := f.s.Score(context.Background(), api.Request{A: red, B: green, Layer: 0, T: 301, Token: -1})
 		second <- err
 	}()
 	time.Sleep(50 * time.Millisecond) // the second caller waits on the first run
@@ -453,7 +454,7 @@ func TestFakeFailedRunIsNotCached(t *testing.T) {
 	m := &fakeModel{timesteps: true}
 	m.fail.Store(1)
 	f := openFake(t, m, nil)
-	if _, err := f.s.Score(context.Background(), Request{A: red, B: green, Layer: 0, T: 301, Token: -1}); err == nil || !strings.Contains(err.Error(), "run failed") {
+	if _, err := f.s.Score(context.Background(), api.Request{A: red, B: green, Layer: 0, T: 301, Token: -1}); err == nil || !strings.Contains(err.Error(), "run failed") {
 		t.Fatalf("err = %v, want the model's failure", err)
 	}
 	if r := score(t, f.s, red, green, 0, 301); r.Cached {
@@ -468,7 +469,7 @@ func TestFakeCloseDrainsRunsInFlight(t *testing.T) {
 	f := openFake(t, m, nil)
 	scored := make(chan error, 1)
 	go func() {
-		_, err := f.s.Score(context.Background(), Request{A: red, B: green, Layer: 0, T: 301, Token: -1})
+		_, err := f.s.Score(context.Background(), api.Request{A: red, B: green, Layer: 0, T: 301, Token: -1})
 		scored <- err
 	}()
 	<-m.entered
@@ -487,7 +488,7 @@ func TestFakeCloseDrainsRunsInFlight(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := f.s.Score(context.Background(), Request{A: blue, B: grey, Layer: 0, T: 1, Token: -1}); !errors.Is(err, ErrClosed) {
+	if _, err := f.s.Score(context.Background(), api.Request{A: blue, B: grey, Layer: 0, T: 1, Token: -1}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Score while closing: %v, want ErrClosed", err)
 	}
 	select {
@@ -520,10 +521,9 @@ func TestFakeCallsAfterClose(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, call := range map[string]func() error{
-		"Score":           func() error { _, err := f.s.Score(ctx, Request{A: red, B: green, Token: -1}); return err },
-		"LayerScores":     func() error { _, err := f.s.LayerScores(ctx, red, green, 1, AAS); return err },
-		"Prefetch":        func() error { return f.s.Prefetch(ctx, red, green, 1) },
-		"PrefetchImages":  func() error { return f.s.PrefetchImages(ctx, 1, red) },
+		"Score":           func() error { _, err := f.s.Score(ctx, api.Request{A: red, B: green, Token: -1}); return err },
+		"LayerScores":     func() error { _, err := f.s.LayerScores(ctx, red, green, 1, api.AAS); return err },
+		"Prefetch":        func() error { return f.s.Prefetch(ctx, 1, red, green) },
 		"SetConditioning": func() error { return f.s.SetConditioning(ctx, features.Conditioning{}) },
 	} {
 		if err := call(); !errors.Is(err, ErrClosed) {
@@ -551,16 +551,15 @@ func TestFakeOpenUndoesOnFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := &fakeRuntime{}
 			_, err := Open(context.Background(), Options{
-				Conditioning: tc.cond,
-				OpenRuntime:  func(engine.Options) (Runtime, error) { return rt, nil },
+				Spec:        testSpec(func(s *api.Spec) { s.Prompt = tc.cond.Prompt; s.CFG = tc.cond.CFG }),
+				OpenRuntime: func(engine.Options) (Runtime, error) { return rt, nil },
 				OpenModel: func(context.Context, Runtime, Options) (features.Model, error) {
 					if tc.modelErr != nil {
 						return nil, tc.modelErr
 					}
 					return tc.model, nil
-				},
-			})
-			if err == nil || errors.Is(err, ErrUsage) != tc.usage {
+				}})
+			if err == nil || errors.Is(err, api.ErrUsage) != tc.usage {
 				t.Errorf("err = %v, want an error (usage: %v)", err, tc.usage)
 			}
 			if rt.closes.Load() != 1 {
@@ -601,10 +600,9 @@ func TestFakeConditioningKey(t *testing.T) {
 	cat := features.Conditioning{Prompt: "a cat", CFG: true}
 	rt := &fakeRuntime{}
 	s, err := Open(context.Background(), Options{
-		Conditioning: cat,
-		OpenRuntime:  func(engine.Options) (Runtime, error) { return rt, nil },
-		OpenModel:    func(context.Context, Runtime, Options) (features.Model, error) { return cm, nil },
-	})
+		Spec:        testSpec(func(s *api.Spec) { s.Prompt = cat.Prompt; s.CFG = cat.CFG }),
+		OpenRuntime: func(engine.Options) (Runtime, error) { return rt, nil },
+		OpenModel:   func(context.Context, Runtime, Options) (features.Model, error) { return cm, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,7 +616,7 @@ func TestFakeConditioningKey(t *testing.T) {
 	if other.Cached || other.Score == first.Score {
 		t.Errorf("another prompt: cached %v, score %.6f (first %.6f); want a new run and another score", other.Cached, other.Score, first.Score)
 	}
-	if err := s.SetConditioning(context.Background(), features.Conditioning{Prompt: "refused"}); !errors.Is(err, ErrUsage) || s.Conditioning() != dog {
+	if err := s.SetConditioning(context.Background(), features.Conditioning{Prompt: "refused"}); !errors.Is(err, api.ErrUsage) || s.Conditioning() != dog {
 		t.Errorf("a refused prompt: err %v, setting %v; want a usage error and %v kept", err, s.Conditioning(), dog)
 	}
 	if err := s.SetConditioning(context.Background(), cat); err != nil {
@@ -632,9 +630,9 @@ func TestFakeConditioningKey(t *testing.T) {
 
 func TestFakeProgress(t *testing.T) {
 	var mu sync.Mutex
-	var got []Progress
+	var got []api.Progress
 	f := openFake(t, &fakeModel{timesteps: true}, func(o *Options) {
-		o.OnProgress = func(p Progress) { mu.Lock(); got = append(got, p); mu.Unlock() }
+		o.OnProgress = func(p api.Progress) { mu.Lock(); got = append(got, p); mu.Unlock() }
 	})
 	score(t, f.s, red, green, 0, 401)
 	score(t, f.s, red, green, 1, 401)
@@ -647,7 +645,7 @@ func TestFakeProgress(t *testing.T) {
 
 func TestFakePrefetchBatches(t *testing.T) {
 	f := openFake(t, &fakeModel{timesteps: true}, nil)
-	if err := f.s.PrefetchImages(context.Background(), 201, red, green, blue, red); err != nil {
+	if err := f.s.Prefetch(context.Background(), 201, red, green, blue, red); err != nil {
 		t.Fatal(err)
 	}
 	if st := f.s.Stats(); st.Forwards != 1 || st.Extracted != 3 {
@@ -676,9 +674,9 @@ func TestFakeResolveLayer(t *testing.T) {
 		{"down_blocks.0", -1}, // two layers start so
 		{"nowhere", -1},
 	} {
-		got, err := f.s.ResolveLayer(tc.arg)
+		got, err := f.s.Info().ResolveLayer(tc.arg)
 		switch {
-		case tc.want < 0 && !errors.Is(err, ErrUsage):
+		case tc.want < 0 && !errors.Is(err, api.ErrUsage):
 			t.Errorf("ResolveLayer(%q) = %d, %v; want a usage error", tc.arg, got, err)
 		case tc.want >= 0 && (err != nil || got != tc.want):
 			t.Errorf("ResolveLayer(%q) = %d, %v; want %d", tc.arg, got, err, tc.want)
@@ -711,15 +709,19 @@ func TestOpenThroughTheRegistry(t *testing.T) {
 	other := &fakeFamily{kind: store.KindDiffusion, err: errors.New("the wrong family was asked")}
 	rt := &fakeRuntime{}
 	s, err := Open(context.Background(), Options{
-		Size: 128, IPAdapter: "a.safetensors", ImageEncoder: "e.onnx", IPScale: 0.3, IPScaleSet: true,
+		Spec: testSpec(func(s *api.Spec) {
+			s.Size = 128
+			s.IPAdapter = "a.safetensors"
+			s.ImageEncoder = "e.onnx"
+			s.IPScale = 0.3
+		}),
 		Families:    features.Families{other, fam},
-		OpenRuntime: func(engine.Options) (Runtime, error) { return rt, nil },
-	})
+		OpenRuntime: func(engine.Options) (Runtime, error) { return rt, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	want := features.OpenOptions{Size: 128, IPAdapter: features.AdapterOptions{Weights: "a.safetensors", ImageEncoder: "e.onnx", Scale: 0.3, ScaleSet: true}}
+	want := features.OpenOptions{Size: 128, IPAdapter: features.AdapterOptions{Weights: "a.safetensors", ImageEncoder: "e.onnx", Scale: 0.3}}
 	if fam.src.Kind != store.KindBuiltin || fam.src.Name != "builtin" || fam.opts != want {
 		t.Errorf("the family got %+v, %+v; want the built-in source and %+v", fam.src, fam.opts, want)
 	}
@@ -744,9 +746,10 @@ func TestOpenRegistryErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := &fakeRuntime{}
-			_, err := Open(context.Background(), Options{Model: tc.model, Families: tc.families,
+			_, err := Open(context.Background(), Options{
+				Spec: testSpec(func(s *api.Spec) { s.Model = tc.model }), Families: tc.families,
 				OpenRuntime: func(engine.Options) (Runtime, error) { return rt, nil }})
-			if err == nil || errors.Is(err, ErrUsage) != tc.usage || !strings.Contains(err.Error(), tc.want) {
+			if err == nil || errors.Is(err, api.ErrUsage) != tc.usage || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v; want one naming %q (usage: %v)", err, tc.want, tc.usage)
 			}
 			if rt.closes.Load() != 1 {
@@ -767,7 +770,7 @@ func TestInspectThroughTheRegistry(t *testing.T) {
 		t.Errorf("inspection %+v (family asked at size %d): want the family's description at 96 px", ins, fam.opts.Size)
 	}
 	fam.err = errors.New("unreadable graph")
-	if _, err := Inspect("builtin", InspectOptions{Families: features.Families{fam}}); !errors.Is(err, ErrUsage) {
+	if _, err := Inspect("builtin", InspectOptions{Families: features.Families{fam}}); !errors.Is(err, api.ErrUsage) {
 		t.Errorf("a family's failure: %v, want a usage error", err)
 	}
 }
@@ -796,4 +799,11 @@ func TestLRU(t *testing.T) {
 	if c.bytes != 8 {
 		t.Errorf("%d bytes after replacing, want 8", c.bytes)
 	}
+}
+
+// testSpec is api.DefaultSpec() changed by set.
+func testSpec(set func(*api.Spec)) api.Spec {
+	sp := api.DefaultSpec()
+	set(&sp)
+	return sp
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features"
 )
 
@@ -32,12 +33,14 @@ func Inspect(arg string, o InspectOptions) (Inspection, error) {
 	fam, src, err := o.Families.Resolve(arg)
 	ins := Inspection{Model: src.Name, Kind: string(src.Kind), Path: src.Path}
 	if err != nil {
-		return ins, usageError(err)
+		return ins, api.UsageError(err)
 	}
-	d, err := fam.Describe(src, openOptions(o.Size, o.IPAdapter, o.ImageEncoder, 0, false))
+	sp := api.DefaultSpec()
+	sp.Size, sp.IPAdapter, sp.ImageEncoder = o.Size, o.IPAdapter, o.ImageEncoder
+	d, err := fam.Describe(src, openOptions(sp))
 	ins.Description = d
 	if err != nil {
-		return ins, usageError(err)
+		return ins, api.UsageError(err)
 	}
 	return ins, nil
 }

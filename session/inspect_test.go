@@ -2,11 +2,13 @@ package session
 
 import (
 	"errors"
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/families"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/families"
 
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
@@ -102,7 +104,7 @@ func TestInspectIPAdapterUsageErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Inspect(tc.model, tc.o)
-			if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, api.ErrUsage) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want a usage error naming %q", err, tc.want)
 			}
 		})
@@ -124,7 +126,7 @@ func TestFolderOfOneGraph(t *testing.T) {
 	if ins.Kind != "generic" || ins.Graph != filepath.Join(dir, "vit.onnx") || len(ins.Layers) != 2 {
 		t.Errorf("inspect: kind %s, graph %s, %d layers; want generic, vit.onnx, 2", ins.Kind, ins.Graph, len(ins.Layers))
 	}
-	s := openOrSkip(t, Options{Families: families.All(), Model: dir})
+	s := openOrSkip(t, Options{Spec: testSpec(func(s *api.Spec) { s.Model = dir }), Families: families.All()})
 	if n := len(s.Info().Layers); n != 2 {
 		t.Errorf("open: %d layers, want 2", n)
 	}

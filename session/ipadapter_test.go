@@ -3,17 +3,18 @@ package session
 import (
 	"context"
 	"errors"
-	"github.com/diffsim/diffsim/features/families"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/families"
+
 	"github.com/diffsim/diffsim/engine/enginetest"
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/ipadapter/ipfixture"
 )
 
@@ -49,16 +50,16 @@ func openOrSkip(t *testing.T, o Options) *Session {
 
 // checkDiffSimCInfo checks the layer list of a U-Net with IP-Adapter: 16 self, 16 text cross,
 // 16 ".ip" layers on image keys and values, Up0.ip by default.
-func checkDiffSimCInfo(t *testing.T, info ModelInfo) {
+func checkDiffSimCInfo(t *testing.T, info api.ModelInfo) {
 	t.Helper()
 	ip, text := 0, 0
 	for _, l := range info.Layers {
 		switch {
 		case strings.HasSuffix(l.Name, ".ip"):
-			if l.ImageKV && l.Kind == features.CrossAttention {
+			if l.ImageKV && l.Kind == api.CrossAttention {
 				ip++
 			}
-		case l.Kind == features.CrossAttention && !l.ImageKV:
+		case l.Kind == api.CrossAttention && !l.ImageKV:
 			text++
 		}
 	}
@@ -76,7 +77,12 @@ func checkDiffSimCInfo(t *testing.T, info ModelInfo) {
 func TestDiffSimCSession(t *testing.T) {
 	dir, unet := tinyDiffusers(t)
 	files := writeAdapter(t, t.TempDir(), unet)
-	s := openOrSkip(t, Options{Families: families.All(), Model: dir, IPAdapter: files.Adapter, ImageEncoder: files.ImageEncoder, Size: 128})
+	s := openOrSkip(t, Options{Spec: testSpec(func(s *api.Spec) {
+		s.Model = dir
+		s.IPAdapter = files.Adapter
+		s.ImageEncoder = files.ImageEncoder
+		s.Size = 128
+	}), Families: families.All()})
 	info := s.Info()
 	checkDiffSimCInfo(t, info)
 	if info.Family != "diffusion" || !info.Timesteps || info.Size != 128 {
@@ -84,7 +90,7 @@ func TestDiffSimCSession(t *testing.T) {
 	}
 	ctx := context.Background()
 	a, b := load(t, s, "chelsea.png"), load(t, s, "coffee.png")
-	scores, err := s.LayerScores(ctx, a, b, 401, AAS)
+	scores, err := s.LayerScores(ctx, a, b, 401, api.AAS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +102,7 @@ func TestDiffSimCSession(t *testing.T) {
 		if !strings.HasSuffix(l.Name, ".ip") {
 			continue
 		}
-		ba, err := s.Score(ctx, Request{A: b, B: a, Layer: i, T: 401, Token: -1})
+		ba, err := s.Score(ctx, api.Request{A: b, B: a, Layer: i, T: 401, Token: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +110,7 @@ func TestDiffSimCSession(t *testing.T) {
 			t.Errorf("%s: DiffSim-C(A, B) = %.9f, (B, A) = %.9f", l.Name, sc.Score, ba.Score)
 		}
 	}
-	same, err := s.Score(ctx, Request{A: a, B: a, Layer: info.DefaultLayer, T: 401, Token: -1})
+	same, err := s.Score(ctx, api.Request{A: a, B: a, Layer: info.DefaultLayer, T: 401, Token: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +124,7 @@ func TestDiffSimCSession(t *testing.T) {
 func TestDiffSimCFromTheModelFolder(t *testing.T) {
 	dir, unet := tinyDiffusers(t)
 	writeAdapter(t, dir, unet)
-	s := openOrSkip(t, Options{Families: families.All(), Model: dir, Size: 128})
+	s := openOrSkip(t, Options{Spec: testSpec(func(s *api.Spec) { s.Model = dir; s.Size = 128 }), Families: families.All()})
 	checkDiffSimCInfo(t, s.Info())
 }
 
@@ -130,10 +136,15 @@ func TestDiffSimCUsageErrors(t *testing.T) {
 		o    Options
 		want string
 	}{
-		{"builtin", Options{Families: families.All(), IPAdapter: files.Adapter, ImageEncoder: files.ImageEncoder}, "built-in"},
-		{"adapter only", Options{Families: families.All(), Model: dir, IPAdapter: files.Adapter, Size: 128}, "--image-encoder"},
-		{"encoder only", Options{Families: families.All(), Model: dir, ImageEncoder: files.ImageEncoder, Size: 128}, "--ip-adapter"},
-		{"pickle", Options{Families: families.All(), Model: dir, IPAdapter: "ip-adapter-plus_sd15.bin", ImageEncoder: files.ImageEncoder, Size: 128}, ".safetensors"},
+		{"builtin", Options{Spec: testSpec(func(s *api.Spec) { s.IPAdapter = files.Adapter; s.ImageEncoder = files.ImageEncoder }), Families: families.All()}, "built-in"},
+		{"adapter only", Options{Spec: testSpec(func(s *api.Spec) { s.Model = dir; s.IPAdapter = files.Adapter; s.Size = 128 }), Families: families.All()}, "--image-encoder"},
+		{"encoder only", Options{Spec: testSpec(func(s *api.Spec) { s.Model = dir; s.ImageEncoder = files.ImageEncoder; s.Size = 128 }), Families: families.All()}, "--ip-adapter"},
+		{"pickle", Options{Spec: testSpec(func(s *api.Spec) {
+			s.Model = dir
+			s.IPAdapter = "ip-adapter-plus_sd15.bin"
+			s.ImageEncoder = files.ImageEncoder
+			s.Size = 128
+		}), Families: families.All()}, ".safetensors"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Open(context.Background(), tc.o)
@@ -144,7 +155,7 @@ func TestDiffSimCUsageErrors(t *testing.T) {
 				s.Close()
 				t.Fatal("opened")
 			}
-			if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, api.ErrUsage) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want a usage error naming %q", err, tc.want)
 			}
 		})

@@ -9,59 +9,43 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/imagefile"
 )
-
-// Ranked is one image of a ranking: its place and its record against the query.
-type Ranked struct {
-	Rank int `json:"rank"`
-	Record
-}
-
-// Skipped is a file a ranking could not use, and why.
-type Skipped struct {
-	Path  string `json:"path"`
-	Error string `json:"error"`
-}
 
 // Rank scores each file against query at one layer and timestep and returns them ranked, most
 // similar first (ties by path), with the files that could not be read. The query runs through
 // the network with the first image, the rest in pairs: N images cost N + 1 feature extractions
 // in about (N + 1) / 2 batched runs, and only two decoded images are held at a time. done is
 // called once per file, for progress.
-func (s *Session) Rank(ctx context.Context, query *Image, files []string, layer, t int, m Metric, done func()) ([]Ranked, []Skipped, error) {
+func (s *Session) Rank(ctx context.Context, query *api.Image, files []string, layer, t int, m api.Metric, done func()) ([]api.Ranked, []api.Skipped, error) {
 	if done == nil {
 		done = func() {}
 	}
-	info, setup := s.Info(), s.Setup(m)
-	var results []Ranked
-	var skipped []Skipped
-	pending := []*Image{} // loaded, waiting for their features
-	toRun := []*Image{query}
+	info, setup := s.Info(), api.SetupOf(s, m)
+	var results []api.Ranked
+	var skipped []api.Skipped
+	pending := []*api.Image{} // loaded, waiting for their features
+	toRun := []*api.Image{query}
 	if s.Cached(query, query, t) {
 		toRun = nil
 	}
 	flush := func() error {
-		switch len(toRun) {
-		case 1:
-			if err := s.Prefetch(ctx, toRun[0], toRun[0], t); err != nil {
-				return err
-			}
-		case 2:
-			if err := s.Prefetch(ctx, toRun[0], toRun[1], t); err != nil {
+		if len(toRun) > 0 {
+			if err := s.Prefetch(ctx, t, toRun...); err != nil {
 				return err
 			}
 		}
 		toRun = toRun[:0]
 		for _, img := range pending {
-			r, err := s.Score(ctx, Request{A: query, B: img, Layer: layer, T: t, Metric: m, Token: -1})
+			r, err := s.Score(ctx, api.Request{A: query, B: img, Layer: layer, T: t, Metric: m, Token: -1})
 			if err != nil {
 				return err
 			}
 			if math.IsNaN(r.Score) { // an image without any variation has no direction to compare
-				skipped = append(skipped, Skipped{Path: img.Path, Error: img.Path + ": the score is not a number (a blank image?)"})
+				skipped = append(skipped, api.Skipped{Path: img.Path, Error: img.Path + ": the score is not a number (a blank image?)"})
 			} else {
-				results = append(results, Ranked{Record: NewRecord(info, setup, r)})
+				results = append(results, api.Ranked{Record: api.NewRecord(info, setup, r)})
 			}
 			done()
 		}
@@ -78,7 +62,7 @@ func (s *Session) Rank(ctx context.Context, query *Image, files []string, layer,
 			if !strings.Contains(msg, p) {
 				msg = p + ": " + msg
 			}
-			skipped = append(skipped, Skipped{Path: p, Error: msg})
+			skipped = append(skipped, api.Skipped{Path: p, Error: msg})
 			done()
 			continue
 		}
@@ -93,19 +77,7 @@ func (s *Session) Rank(ctx context.Context, query *Image, files []string, layer,
 	if err := flush(); err != nil {
 		return nil, nil, err
 	}
-	higher := m.HigherIsMoreSimilar()
-	slices.SortStableFunc(results, func(x, y Ranked) int {
-		switch {
-		case *x.Score == *y.Score:
-			return strings.Compare(x.ImageB, y.ImageB)
-		case (*x.Score > *y.Score) == higher:
-			return -1
-		}
-		return 1
-	})
-	for i := range results {
-		results[i].Rank = i + 1
-	}
+	api.SortRanked(results, m.HigherIsMoreSimilar())
 	return results, skipped, nil
 }
 

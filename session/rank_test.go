@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/diffsim/diffsim/api"
 )
 
 func TestImageFiles(t *testing.T) {
@@ -56,7 +58,7 @@ func TestRank(t *testing.T) {
 	}
 	query := load(t, s, "chelsea.png")
 	firstRun := 0
-	for _, m := range []Metric{AAS, MSE} {
+	for _, m := range []api.Metric{api.AAS, api.MSE} {
 		done := 0
 		ranked, skipped, err := s.Rank(t.Context(), query, files, 0, 101, m, func() { done++ })
 		if err != nil {
@@ -69,7 +71,7 @@ func TestRank(t *testing.T) {
 			t.Errorf("%s: first %+v, want rank 1 against the query", m, ranked[0])
 		}
 		for i := 1; i < len(ranked); i++ {
-			if ranked[i].Rank != i+1 || (*ranked[i].Score > *ranked[i-1].Score) != !m.HigherIsMoreSimilar() && *ranked[i].Score != *ranked[i-1].Score {
+			if ranked[i].Rank != i+1 || (ranked[i].Score > ranked[i-1].Score) != !m.HigherIsMoreSimilar() && ranked[i].Score != ranked[i-1].Score {
 				t.Errorf("%s: out of order: %+v then %+v", m, ranked[i-1], ranked[i])
 			}
 		}

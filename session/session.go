@@ -2,6 +2,9 @@
 // the images, a feature cache bounded in memory, and the scores computed from it. The explorer
 // and the headless commands share it.
 //
+// A Session is the local api.Scorer: the explorer and every command score through that one
+// interface, here or, through serve.Remote, in a running diffsim serve.
+//
 // It depends on interfaces, never on a family or on cgo: the runtime is a Runtime (engine's
 // *Runtime in the program, a fake in tests), models are features.Model values opened through
 // the registry of families the caller passes (features/families.All in the program). So the
@@ -19,17 +22,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/imagefile"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/features/store"
 )
 
-// Defaults.
-const (
-	DefaultSeed       = 2334 // the reference code's seed
-	DefaultCacheBytes = 2 << 30
-)
+// DefaultCacheBytes is the feature cache's budget when Options.CacheBytes is 0.
+const DefaultCacheBytes = 2 << 30
 
 // maxCompared bounds the comparisons a session remembers.
 const maxCompared = 4096
@@ -44,10 +47,9 @@ type Runtime interface {
 
 // Options configure a session.
 type Options struct {
-	Model      string // "builtin" (default), or a model name, folder or file
-	Size       int    // working size in pixels; 0 = the model's default
-	Seed       int64  // noise seed, shared by both images (the CLI's default is DefaultSeed)
-	Device     string // auto, cpu, cuda[:N]
+	// Spec is the model and how it runs (api.DefaultSpec() for the defaults): the model, the
+	// working size, the seed, the device, the prompt it starts with, DiffSim-C's IP-Adapter.
+	Spec       api.Spec
 	Library    string // ONNX Runtime library path; empty = ONNXRUNTIME_LIB, then diffsim's cache
 	Threads    int
 	CacheBytes int64 // feature cache budget; 0 = DefaultCacheBytes
@@ -62,27 +64,16 @@ type Options struct {
 	// program). Required unless OpenModel is set.
 	Families features.Families
 
-	// IPAdapter and ImageEncoder enable DiffSim-C on a diffusion model: the IP-Adapter Plus
-	// weights (.safetensors) and the CLIP ViT-H/14 image encoder (.onnx). IPScale weighs the
-	// IP attention (0 with IPScaleSet turns it off; unset means the reference's 0.5).
-	IPAdapter, ImageEncoder string
-	IPScale                 float64
-	IPScaleSet              bool
-
-	// Conditioning is the text prompt (and CFG layout) a diffusion U-Net is conditioned on;
-	// the zero value is the unconditional embedding. Models without text conditioning refuse
-	// anything else.
-	Conditioning features.Conditioning
-
-	// OnProgress, when set, hears about network runs as they start and end.
-	OnProgress func(Progress)
+	// OnProgress, when set, hears about network runs as they start and end (and the model
+	// info says so: Caps.Progress).
+	OnProgress func(api.Progress)
 
 	// OpenRuntime and OpenModel build what the session owns; tests swap in fakes.
 	OpenRuntime func(engine.Options) (Runtime, error)
 	OpenModel   func(ctx context.Context, rt Runtime, o Options) (features.Model, error)
-	// Attention computes attention for scores; nil means a features.RuntimeAttention on the
+	// Attention computes attention for scores; nil means a aas.RuntimeAttention on the
 	// session's runtime (Go below its size threshold).
-	Attention features.Attention
+	Attention aas.Attention
 }
 
 // ErrClosed is returned by every call on a session that Close has begun to close.
@@ -92,17 +83,18 @@ var ErrClosed = errors.New("session is closed")
 type Session struct {
 	opts   Options
 	rt     Runtime
-	ownAtt *features.RuntimeAttention // closed with the session when the session made it
+	ownAtt *aas.RuntimeAttention // closed with the session when the session made it
 	model  features.Model
-	info   ModelInfo
-	att    features.Attention
+	info   api.ModelInfo
+	layers []features.Layer // the model's own layers: token grids of its features
+	att    aas.Attention
 
 	mu       sync.Mutex
 	cond     features.Conditioning // features are cached per conditioning too
 	cache    *lru
-	compared map[compareKey]features.Comparison
+	compared map[compareKey]aas.Comparison
 	inflight map[extractKey]*call
-	stats    Stats
+	stats    api.Stats
 	closed   bool
 	// refs counts the calls using the model now; Close waits for it to reach zero before it
 	// frees the model, as ollama's scheduler waits for a runner's references to drain.
@@ -139,9 +131,7 @@ func openEngine(o engine.Options) (Runtime, error) {
 
 // Open starts the runtime and loads the model.
 func Open(ctx context.Context, o Options) (*Session, error) {
-	if o.Model == "" {
-		o.Model = "builtin"
-	}
+	o.Spec = o.Spec.Normalize()
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = DefaultCacheBytes
 	}
@@ -151,13 +141,13 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if o.OpenModel == nil {
 		o.OpenModel = OpenModel
 	}
-	rt, err := o.OpenRuntime(engine.Options{Library: o.Library, Device: o.Device, Threads: o.Threads, GraphCache: o.GraphCache})
+	rt, err := o.OpenRuntime(engine.Options{Library: o.Library, Device: o.Spec.Device, Threads: o.Threads, GraphCache: o.GraphCache})
 	if err != nil {
 		return nil, err
 	}
-	var ownAtt *features.RuntimeAttention
+	var ownAtt *aas.RuntimeAttention
 	if o.Attention == nil {
-		ownAtt = features.NewRuntimeAttention(rt)
+		ownAtt = aas.NewRuntimeAttention(rt)
 		o.Attention = ownAtt
 	}
 	undo := func(err error, model features.Model) error {
@@ -173,17 +163,21 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return nil, undo(err, nil)
 	}
-	if err := prepare(ctx, model, o.Conditioning); err != nil {
+	cond := o.Spec.Conditioning()
+	if err := prepare(ctx, model, cond); err != nil {
 		return nil, undo(err, model)
 	}
-	info := model.Info()
+	fi := model.Info()
+	info := fi.Describe()
 	dev := rt.Device()
-	info.Device, info.Notice, info.Seed = dev.String(), dev.Notice, o.Seed
+	info.Device, info.Notice, info.Seed = dev.String(), dev.Notice, o.Spec.Seed
+	_, conditioned := model.(features.Conditioned)
+	info.Caps = api.Capabilities{Prompt: conditioned, CFG: conditioned, Progress: o.OnProgress != nil}
 	s := &Session{
-		opts: o, rt: rt, ownAtt: ownAtt, model: model, att: o.Attention, info: info,
-		cond:     o.Conditioning,
+		opts: o, rt: rt, ownAtt: ownAtt, model: model, att: o.Attention, info: info, layers: fi.Layers,
+		cond:     cond,
 		cache:    newLRU(o.CacheBytes),
-		compared: map[compareKey]features.Comparison{},
+		compared: map[compareKey]aas.Comparison{},
 		inflight: map[extractKey]*call{},
 	}
 	s.drained = sync.NewCond(&s.mu)
@@ -198,13 +192,13 @@ func prepare(ctx context.Context, model features.Model, c features.Conditioning)
 	}
 	cm, ok := model.(features.Conditioned)
 	if !ok {
-		return usagef("%s takes no text prompt (--prompt and --cfg are for diffusion models)", model.Info().Name)
+		return usagef("%s takes no text prompt (--prompt and --cfg are for models conditioned on text, such as Stable Diffusion)", model.Info().Name)
 	}
 	if err := cm.Prepare(ctx, c); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return err
 		}
-		return usageError(err)
+		return api.UsageError(err)
 	}
 	return nil
 }
@@ -229,7 +223,7 @@ func (s *Session) release() {
 }
 
 // Conditioning is the prompt and CFG setting scores use now.
-func (s *Session) Conditioning() features.Conditioning {
+func (s *Session) Conditioning() api.Conditioning {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cond
@@ -238,7 +232,7 @@ func (s *Session) Conditioning() features.Conditioning {
 // SetConditioning changes the prompt (and CFG setting) for the requests that follow. It embeds
 // the prompt first (one text-encoder run per new prompt) and leaves the setting unchanged when
 // that fails. Features already computed stay cached under their own conditioning.
-func (s *Session) SetConditioning(ctx context.Context, c features.Conditioning) error {
+func (s *Session) SetConditioning(ctx context.Context, c api.Conditioning) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -255,9 +249,9 @@ func (s *Session) SetConditioning(ctx context.Context, c features.Conditioning) 
 // OpenModel is the default model opener: the registry finds the family that reads o.Model
 // and opens it on rt.
 func OpenModel(ctx context.Context, rt Runtime, o Options) (features.Model, error) {
-	fam, src, err := o.Families.Resolve(o.Model)
+	fam, src, err := o.Families.Resolve(o.Spec.Model)
 	if err != nil {
-		return nil, usageError(err)
+		return nil, api.UsageError(err)
 	}
 	if fi, err := os.Stat(src.Path); err == nil && fi.IsDir() && src.Cached {
 		// Hub snapshots are symlinks, which ONNX Runtime refuses for external weights.
@@ -274,54 +268,55 @@ func OpenModel(ctx context.Context, rt Runtime, o Options) (features.Model, erro
 		}
 		src.Path = dir
 	}
-	m, err := fam.Open(ctx, rt, src, openOptions(o.Size, o.IPAdapter, o.ImageEncoder, o.IPScale, o.IPScaleSet))
+	m, err := fam.Open(ctx, rt, src, openOptions(o.Spec))
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil, err
 		}
 		// A model that cannot be read is bad input, like an unreadable image (exit code 2).
-		return nil, usageError(err)
+		return nil, api.UsageError(err)
 	}
 	return m, nil
 }
 
-func openOptions(size int, adapter, encoder string, scale float64, scaleSet bool) features.OpenOptions {
-	return features.OpenOptions{Size: size, IPAdapter: features.AdapterOptions{Weights: adapter, ImageEncoder: encoder, Scale: scale, ScaleSet: scaleSet}}
+// openOptions is what a family needs of a spec to open or describe a model.
+func openOptions(sp api.Spec) features.OpenOptions {
+	return features.OpenOptions{Size: sp.Size, IPAdapter: features.AdapterOptions{Weights: sp.IPAdapter, ImageEncoder: sp.ImageEncoder, Scale: sp.IPScale}}
 }
 
-// ErrUsage marks errors caused by what the user asked for or gave (exit code 2); errors.Is
-// finds it, and it adds nothing to the message.
-var ErrUsage = errors.New("bad usage")
+func usagef(format string, args ...any) error { return api.UsageError(fmt.Errorf(format, args...)) }
 
-type usageErr struct{ err error }
+// Info describes the model, the session's settings and what it can do.
+func (s *Session) Info() api.ModelInfo { return s.info }
 
-func (e usageErr) Error() string   { return e.err.Error() }
-func (e usageErr) Unwrap() []error { return []error{e.err, ErrUsage} }
+// Resolve resolves a selection of layer, t or step, and metric against the model.
+func (s *Session) Resolve(sel api.Selection) (api.Target, error) { return s.info.Resolve(sel) }
 
-func usageError(err error) error { return usageErr{err} }
-
-func usagef(format string, args ...any) error { return usageErr{fmt.Errorf(format, args...)} }
-
-// Info describes the model and the session's settings.
-func (s *Session) Info() ModelInfo { return s.info }
-
-// Load reads an image file.
-func (s *Session) Load(path string) (*Image, error) {
-	return s.LoadContext(context.Background(), path)
+// Load reads an image file (LoadImage) within the session's limits.
+func (s *Session) Load(path string) (*api.Image, error) {
+	return LoadImage(context.Background(), path, s.opts.Images)
 }
 
-// LoadContext reads an image file, stopping when ctx ends.
-func (s *Session) LoadContext(ctx context.Context, path string) (*Image, error) {
-	img, hash, err := imagefile.Load(ctx, path, s.opts.Images)
+// LoadContext is Load, stopping when ctx ends.
+func (s *Session) LoadContext(ctx context.Context, path string) (*api.Image, error) {
+	return LoadImage(ctx, path, s.opts.Images)
+}
+
+// LoadImage is the one way an image file becomes an api.Image, for a session, for the served
+// scorer (which needs the same hash the server computes) and for the server itself: the
+// file's bytes read as package imagefile reads them (a regular file within lim), decoded, and
+// identified by their sha256.
+func LoadImage(ctx context.Context, path string, lim imagefile.Limits) (*api.Image, error) {
+	img, hash, err := imagefile.Load(ctx, path, lim)
 	if err != nil {
 		return nil, err
 	}
 	b := img.Bounds()
-	return &Image{Path: path, Hash: hash, W: b.Dx(), H: b.Dy(), Pixels: img}, nil
+	return &api.Image{Path: path, Hash: hash, W: b.Dx(), H: b.Dy(), Pixels: img}, nil
 }
 
 // Stats reports the work done so far.
-func (s *Session) Stats() Stats {
+func (s *Session) Stats() api.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
@@ -330,7 +325,7 @@ func (s *Session) Stats() Stats {
 }
 
 // Cached reports whether both images' features at t are in memory.
-func (s *Session) Cached(a, b *Image, t int) bool {
+func (s *Session) Cached(a, b *api.Image, t int) bool {
 	t = s.effectiveT(t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -339,13 +334,9 @@ func (s *Session) Cached(a, b *Image, t int) bool {
 	return okA && okB
 }
 
-// Prefetch computes both images' features at t, so a later Score at t runs no network.
-func (s *Session) Prefetch(ctx context.Context, a, b *Image, t int) error {
-	return s.PrefetchImages(ctx, t, a, b)
-}
-
-// PrefetchImages computes the features at t of every image not cached, in one batch.
-func (s *Session) PrefetchImages(ctx context.Context, t int, imgs ...*Image) error {
+// Prefetch computes the features at t of every image not cached, in one batch, so a later
+// Score at t runs no network.
+func (s *Session) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -364,15 +355,15 @@ func (s *Session) effectiveT(t int) int {
 
 // extract returns the images' features at t, running the network once, as a batch, for those
 // not cached. Concurrent callers asking for the same image and t share one run.
-func (s *Session) extract(ctx context.Context, imgs []*Image, t int, cond features.Conditioning) ([]features.Extraction, error) {
-	if t < 0 || t >= features.Timesteps {
-		return nil, usagef("t=%d is outside 0..%d", t, features.Timesteps-1)
+func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning) ([]features.Extraction, error) {
+	if t < 0 || t >= schedule.Timesteps {
+		return nil, usagef("t=%d is outside 0..%d", t, schedule.Timesteps-1)
 	}
 	out := make([]features.Extraction, len(imgs))
 	have := make([]bool, len(imgs))
 	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
-		var missing []*Image
+		var missing []*api.Image
 		waits := map[*call]bool{}
 		seen := map[string]bool{}
 		for i, img := range imgs {
@@ -450,7 +441,7 @@ func (s *Session) extract(ctx context.Context, imgs []*Image, t int, cond featur
 	}
 }
 
-func (s *Session) run(ctx context.Context, imgs []*Image, t int, cond features.Conditioning) (map[string]features.Extraction, error) {
+func (s *Session) run(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning) (map[string]features.Extraction, error) {
 	what := s.info.Name
 	if s.info.Timesteps {
 		what = fmt.Sprintf("%s t=%d", what, t)
@@ -458,8 +449,8 @@ func (s *Session) run(ctx context.Context, imgs []*Image, t int, cond features.C
 	if !cond.IsZero() {
 		what += ", " + cond.String()
 	}
-	s.progress(Progress{What: what, Done: 0, Total: 1})
-	defer s.progress(Progress{What: what, Done: 1, Total: 1})
+	s.progress(api.Progress{What: what, Done: 0, Total: 1})
+	defer s.progress(api.Progress{What: what, Done: 1, Total: 1})
 	pix := make([]image.Image, len(imgs))
 	for i, img := range imgs {
 		pix[i] = img.Pixels
@@ -467,9 +458,9 @@ func (s *Session) run(ctx context.Context, imgs []*Image, t int, cond features.C
 	var ex []features.Extraction
 	var err error
 	if cm, ok := s.model.(features.Conditioned); ok && !cond.IsZero() {
-		ex, err = cm.ExtractConditioned(ctx, pix, t, s.opts.Seed, cond)
+		ex, err = cm.ExtractConditioned(ctx, pix, t, s.opts.Spec.Seed, cond)
 	} else {
-		ex, err = s.model.Extract(ctx, pix, t, s.opts.Seed)
+		ex, err = s.model.Extract(ctx, pix, t, s.opts.Spec.Seed)
 	}
 	if err != nil {
 		return nil, err
@@ -484,17 +475,17 @@ func (s *Session) run(ctx context.Context, imgs []*Image, t int, cond features.C
 	return res, nil
 }
 
-func (s *Session) progress(p Progress) {
+func (s *Session) progress(p api.Progress) {
 	if s.opts.OnProgress != nil {
 		s.opts.OnProgress(p)
 	}
 }
 
 // compare returns the comparison of a and b at one layer, computing it once per session.
-func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int, cond features.Conditioning) (features.Comparison, features.Extraction, features.Extraction, bool, error) {
-	ex, err := s.extract(ctx, []*Image{a, b}, t, cond)
+func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, cond features.Conditioning) (aas.Comparison, features.Extraction, features.Extraction, bool, error) {
+	ex, err := s.extract(ctx, []*api.Image{a, b}, t, cond)
 	if err != nil {
-		return features.Comparison{}, features.Extraction{}, features.Extraction{}, false, err
+		return aas.Comparison{}, features.Extraction{}, features.Extraction{}, false, err
 	}
 	k := compareKey{a.Hash, b.Hash, t, layer, cond}
 	s.mu.Lock()
@@ -503,7 +494,7 @@ func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int, cond f
 	if ok {
 		return c, ex[0], ex[1], true, nil
 	}
-	c, err = features.Compare(ctx, s.att, ex[0].Layers[layer], ex[1].Layers[layer])
+	c, err = aas.Compare(ctx, s.att, ex[0].Layers[layer], ex[1].Layers[layer])
 	if err != nil {
 		return c, ex[0], ex[1], false, err
 	}
@@ -519,47 +510,45 @@ func (s *Session) compare(ctx context.Context, a, b *Image, t, layer int, cond f
 }
 
 // Score answers one request.
-func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
+func (s *Session) Score(ctx context.Context, req api.Request) (api.Result, error) {
 	start := time.Now()
 	if err := s.acquire(); err != nil {
-		return Result{Req: req}, err
+		return api.Result{Req: req}, err
 	}
 	defer s.release()
-	if req.Layer < 0 || req.Layer >= len(s.info.Layers) {
-		return Result{}, usagef("layer %d is outside 0..%d", req.Layer, len(s.info.Layers)-1)
+	if err := s.info.CheckLayer(req.Layer); err != nil {
+		return api.Result{Req: req}, err
 	}
-	if req.Metric == "" {
-		req.Metric = AAS
+	m, err := api.ParseMetric(string(req.Metric))
+	if err != nil {
+		return api.Result{Req: req}, err
 	}
+	req.Metric = m
 	t := s.effectiveT(req.T)
 	cachedBefore := s.Cached(req.A, req.B, t)
 	c, exA, exB, _, err := s.compare(ctx, req.A, req.B, t, req.Layer, s.Conditioning())
 	if err != nil {
-		return Result{Req: req}, err
+		return api.Result{Req: req}, err
 	}
-	layer := s.info.Layers[req.Layer]
-	r := Result{
+	layer := s.layers[req.Layer]
+	r := api.Result{
 		Req: req, AtoB: c.AtoB, BtoA: c.BtoA, Metric: req.Metric,
 		HigherIsBetter: req.Metric.HigherIsMoreSimilar(),
 		FeatureCosine:  c.FeatureCosine, MSE: c.MSE(), Global: math.NaN(),
-		MapA: features.SpatialMap(layer, exA.Layers[req.Layer], c.MapA), MapB: features.SpatialMap(layer, exB.Layers[req.Layer], c.MapB),
-		Cached: cachedBefore,
+		MapA: aas.SpatialMap(layer, exA.Layers[req.Layer], c.MapA), MapB: aas.SpatialMap(layer, exB.Layers[req.Layer], c.MapB),
+		Meaningless: s.info.Layers[req.Layer].Meaningless(),
+		Cached:      cachedBefore,
 	}
 	switch req.Metric {
-	case AAS:
+	case api.AAS:
 		r.Score = c.Score()
-	case Cosine:
+	case api.Cosine:
 		r.Score, r.AtoB, r.BtoA = c.FeatureCosine, c.FeatureCosine, c.FeatureCosine
-	case MSE:
+	case api.MSE:
 		r.Score, r.AtoB, r.BtoA = c.MSE(), c.MSEAtoB, c.MSEBtoA
-	default:
-		return Result{Req: req}, usagef("unknown metric %q (want aas, cos or mse)", req.Metric)
 	}
 	if exA.Global != nil && exB.Global != nil {
-		r.Global = features.Cosine(exA.Global, exB.Global)
-	}
-	if !layer.ImageKV {
-		r.Meaningless = "cross-attention on text: keys and values do not depend on the image, so every pair scores 1"
+		r.Global = aas.Cosine(exA.Global, exB.Global)
 	}
 	if req.Token >= 0 {
 		fa, fb := exA.Layers[req.Layer], exB.Layers[req.Layer]
@@ -567,25 +556,25 @@ func (s *Session) Score(ctx context.Context, req Request) (Result, error) {
 		if fa.GridH > 0 {
 			prefix = fa.Prefix
 		}
-		row, err := features.AttentionRow(fa, fb, req.Token+prefix)
+		row, err := aas.AttentionRow(fa, fb, req.Token+prefix)
 		if err != nil {
-			return r, usageError(err)
+			return r, api.UsageError(err)
 		}
-		r.AttnRow = features.SpatialMap(layer, fb, row)
+		r.AttnRow = aas.SpatialMap(layer, fb, row)
 	}
 	r.Elapsed = time.Since(start)
 	return r, nil
 }
 
 // LayerScores scores every layer at t with one network run.
-func (s *Session) LayerScores(ctx context.Context, a, b *Image, t int, m Metric) ([]LayerScore, error) {
-	out := make([]LayerScore, len(s.info.Layers))
+func (s *Session) LayerScores(ctx context.Context, a, b *api.Image, t int, m api.Metric) ([]api.LayerScore, error) {
+	out := make([]api.LayerScore, len(s.info.Layers))
 	for i := range s.info.Layers {
-		r, err := s.Score(ctx, Request{A: a, B: b, Layer: i, T: t, Metric: m, Token: -1})
+		r, err := s.Score(ctx, api.Request{A: a, B: b, Layer: i, T: t, Metric: m, Token: -1})
 		if err != nil {
 			return nil, err
 		}
-		out[i] = LayerScore{Layer: i, T: t, Score: r.Score, Meaningless: r.Meaningless != ""}
+		out[i] = api.LayerScore{Layer: i, T: t, Score: r.Score, Meaningless: r.Meaningless != ""}
 	}
 	return out, nil
 }
@@ -610,3 +599,5 @@ func (s *Session) Close() error {
 	}
 	return errors.Join(s.model.Close(), attErr, s.rt.Close())
 }
+
+var _ api.Scorer = (*Session)(nil)

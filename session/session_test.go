@@ -3,23 +3,25 @@ package session
 import (
 	"context"
 	"errors"
-	"github.com/diffsim/diffsim/engine/enginetest"
-	"github.com/diffsim/diffsim/features/families"
 	"math"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/families"
 )
 
 func openBuiltin(t *testing.T, size int) *Session {
 	t.Helper()
-	s, err := Open(context.Background(), Options{Families: families.All(), Size: size})
+	s, err := Open(context.Background(), Options{Spec: testSpec(func(s *api.Spec) { s.Size = size }), Families: families.All()})
 	enginetest.Check(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
 
-func load(t *testing.T, s *Session, name string) *Image {
+func load(t *testing.T, s *Session, name string) *api.Image {
 	t.Helper()
 	img, err := s.Load(filepath.Join("..", "testdata", "samples", name))
 	if err != nil {
@@ -32,7 +34,7 @@ func TestOneForwardPerTimestepAndNoneOnRevisit(t *testing.T) {
 	s := openBuiltin(t, 128)
 	ctx := context.Background()
 	a, b := load(t, s, "grass.png"), load(t, s, "gravel.png")
-	scores, err := s.LayerScores(ctx, a, b, 101, AAS)
+	scores, err := s.LayerScores(ctx, a, b, 101, api.AAS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +45,8 @@ func TestOneForwardPerTimestepAndNoneOnRevisit(t *testing.T) {
 		t.Errorf("scoring every layer at one timestep ran %d forwards, want 1 (A and B batched)", got)
 	}
 	for layer := range s.Info().Layers {
-		for _, m := range Metrics {
-			if _, err := s.Score(ctx, Request{A: a, B: b, Layer: layer, T: 101, Metric: m, Token: 0}); err != nil {
+		for _, m := range api.Metrics {
+			if _, err := s.Score(ctx, api.Request{A: a, B: b, Layer: layer, T: 101, Metric: m, Token: 0}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -52,13 +54,13 @@ func TestOneForwardPerTimestepAndNoneOnRevisit(t *testing.T) {
 	if got := s.Stats().Forwards; got != 1 {
 		t.Errorf("switching layers and metrics ran the network again: %d forwards", got)
 	}
-	if _, err := s.Score(ctx, Request{A: a, B: b, Layer: 0, T: 500, Token: -1}); err != nil {
+	if _, err := s.Score(ctx, api.Request{A: a, B: b, Layer: 0, T: 500, Token: -1}); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Stats().Forwards; got != 2 {
 		t.Errorf("a new timestep: %d forwards, want 2", got)
 	}
-	r, err := s.Score(ctx, Request{A: a, B: b, Layer: 2, T: 101, Token: -1})
+	r, err := s.Score(ctx, api.Request{A: a, B: b, Layer: 2, T: 101, Token: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +73,11 @@ func TestScoreIsSymmetricAndDeterministic(t *testing.T) {
 	s := openBuiltin(t, 128)
 	ctx := context.Background()
 	a, b := load(t, s, "chelsea.png"), load(t, s, "coffee.png")
-	ab, err := s.Score(ctx, Request{A: a, B: b, Layer: 1, T: 101, Token: -1})
+	ab, err := s.Score(ctx, api.Request{A: a, B: b, Layer: 1, T: 101, Token: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ba, err := s.Score(ctx, Request{A: b, B: a, Layer: 1, T: 101, Token: -1})
+	ba, err := s.Score(ctx, api.Request{A: b, B: a, Layer: 1, T: 101, Token: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func TestScoreIsSymmetricAndDeterministic(t *testing.T) {
 		t.Errorf("score(A,B) = %v (A→B %v), score(B,A) = %v (B→A %v)", ab.Score, ab.AtoB, ba.Score, ba.BtoA)
 	}
 	s2 := openBuiltin(t, 128)
-	again, err := s2.Score(ctx, Request{A: load(t, s2, "chelsea.png"), B: load(t, s2, "coffee.png"), Layer: 1, T: 101, Token: -1})
+	again, err := s2.Score(ctx, api.Request{A: load(t, s2, "chelsea.png"), B: load(t, s2, "coffee.png"), Layer: 1, T: 101, Token: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestConcurrentRequestsShareOneForward(t *testing.T) {
 		wg.Add(1)
 		go func(layer int) {
 			defer wg.Done()
-			if _, err := s.Score(context.Background(), Request{A: a, B: b, Layer: layer % 3, T: 300, Token: -1}); err != nil {
+			if _, err := s.Score(context.Background(), api.Request{A: a, B: b, Layer: layer % 3, T: 300, Token: -1}); err != nil {
 				t.Error(err)
 			}
 		}(i)
@@ -119,21 +121,21 @@ func TestCancelledRequest(t *testing.T) {
 	a, b := load(t, s, "brick.png"), load(t, s, "grass.png")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.Score(ctx, Request{A: a, B: b, Layer: 0, T: 10, Token: -1}); !errors.Is(err, context.Canceled) {
+	if _, err := s.Score(ctx, api.Request{A: a, B: b, Layer: 0, T: 10, Token: -1}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
-	if _, err := s.Score(context.Background(), Request{A: a, B: b, Layer: 0, T: 10, Token: -1}); err != nil {
+	if _, err := s.Score(context.Background(), api.Request{A: a, B: b, Layer: 0, T: 10, Token: -1}); err != nil {
 		t.Errorf("after a cancelled request: %v", err)
 	}
 }
 
 func TestCacheStaysWithinBudget(t *testing.T) {
-	s, err := Open(context.Background(), Options{Families: families.All(), Size: 128, CacheBytes: 1})
+	s, err := Open(context.Background(), Options{Spec: testSpec(func(s *api.Spec) { s.Size = 128 }), Families: families.All(), CacheBytes: 1})
 	enginetest.Check(t, err)
 	defer s.Close()
 	a, b := load(t, s, "brick.png"), load(t, s, "grass.png")
 	for _, ts := range []int{1, 2, 3} {
-		if _, err := s.Score(context.Background(), Request{A: a, B: b, Layer: 0, T: ts, Token: -1}); err != nil {
+		if _, err := s.Score(context.Background(), api.Request{A: a, B: b, Layer: 0, T: ts, Token: -1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -148,22 +150,22 @@ func TestCacheStaysWithinBudget(t *testing.T) {
 func TestBadRequests(t *testing.T) {
 	s := openBuiltin(t, 128)
 	a := load(t, s, "brick.png")
-	for _, req := range []Request{
+	for _, req := range []api.Request{
 		{A: a, B: a, Layer: 9, T: 1, Token: -1},
 		{A: a, B: a, Layer: 0, T: 1000, Token: -1},
 		{A: a, B: a, Layer: 0, T: 1, Metric: "l2", Token: -1},
 		{A: a, B: a, Layer: 0, T: 1, Token: 99999},
 	} {
-		if _, err := s.Score(context.Background(), req); !errors.Is(err, ErrUsage) {
+		if _, err := s.Score(context.Background(), req); !errors.Is(err, api.ErrUsage) {
 			t.Errorf("%+v: err = %v, want a usage error", req, err)
 		}
 	}
 	for _, arg := range []string{"fine.attn", "fine", "0", "coarse.attn"} {
-		if _, err := s.ResolveLayer(arg); err != nil {
+		if _, err := s.Info().ResolveLayer(arg); err != nil {
 			t.Errorf("ResolveLayer(%q): %v", arg, err)
 		}
 	}
-	if _, err := s.ResolveLayer("nope"); !errors.Is(err, ErrUsage) {
+	if _, err := s.Info().ResolveLayer("nope"); !errors.Is(err, api.ErrUsage) {
 		t.Errorf("ResolveLayer(nope): %v", err)
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
-	"github.com/diffsim/diffsim/engine/enginetest"
-	"github.com/diffsim/diffsim/features/families"
 	"image"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/families"
 
 	"github.com/diffsim/diffsim/features"
 )
@@ -45,7 +47,7 @@ func TestParseTimesteps(t *testing.T) {
 		}
 		got, err := parse(tc.in)
 		if tc.bad {
-			if err == nil || !strings.Contains(err.Error(), flag) || !errors.Is(err, ErrUsage) {
+			if err == nil || !strings.Contains(err.Error(), flag) || !errors.Is(err, api.ErrUsage) {
 				t.Errorf("%s %q = %v, %v; want a usage error naming %s", flag, tc.in, got, err, flag)
 			}
 			continue
@@ -88,13 +90,12 @@ func countingSession(t testing.TB) (*Session, *countingModel) {
 	t.Helper()
 	cm := &countingModel{}
 	s, err := Open(context.Background(), Options{
-		Model: "builtin", Size: 64, Families: families.All(),
+		Spec: testSpec(func(s *api.Spec) { s.Model = "builtin"; s.Size = 64 }), Families: families.All(),
 		OpenModel: func(ctx context.Context, rt Runtime, o Options) (features.Model, error) {
 			m, err := OpenModel(ctx, rt, o)
 			cm.Model = m
 			return cm, err
-		},
-	})
+		}})
 	enginetest.Check(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s, cm
@@ -107,7 +108,7 @@ func TestSweep(t *testing.T) {
 	a, b := load(t, s, "grass.png"), load(t, s, "gravel.png")
 	ts := []int{0, 250, 999}
 	steps := 0
-	sw, err := s.Sweep(t.Context(), a, b, nil, ts, MSE, func() { steps++ })
+	sw, err := s.Sweep(t.Context(), a, b, nil, ts, api.MSE, func() { steps++ })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +122,12 @@ func TestSweep(t *testing.T) {
 	for li := range sw.Layers {
 		for ti, tt := range ts {
 			got := sw.At(li, ti)
-			r, err := s.Score(t.Context(), Request{A: a, B: b, Layer: li, T: tt, Metric: MSE, Token: -1})
+			r, err := s.Score(t.Context(), api.Request{A: a, B: b, Layer: li, T: tt, Metric: api.MSE, Token: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := s.Record(r)
-			if *got.Score != *want.Score || *got.T != tt || got.LayerIndex != li || *got.FeatureCosine != *want.FeatureCosine || got.Metric != MSE {
+			want := api.RecordOf(s, r)
+			if got.Score != want.Score || *got.T != tt || got.LayerIndex != li || got.FeatureCosine != want.FeatureCosine || got.Metric != api.MSE {
 				t.Errorf("layer %d t=%d: sweep %+v, score %+v", li, tt, got, want)
 			}
 		}
@@ -159,7 +160,7 @@ func BenchmarkSweep(b *testing.B) {
 	start := s.Stats().Forwards
 	for b.Loop() {
 		// the session caches features per t: move the grid each loop so every loop runs the network
-		if _, err := s.Sweep(b.Context(), a, c, nil, ts, AAS, nil); err != nil {
+		if _, err := s.Sweep(b.Context(), a, c, nil, ts, api.AAS, nil); err != nil {
 			b.Fatal(err)
 		}
 		for i := range ts {

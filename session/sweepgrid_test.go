@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/schedule"
 )
 
 // TestSweepGridIsTheExplorers: the sweep command's default --t and the explorer's sweep view
@@ -14,7 +14,7 @@ func TestSweepGridIsTheExplorers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := features.SweepTimesteps(); !slices.Equal(ts, want) {
+	if want := schedule.SweepTimesteps(); !slices.Equal(ts, want) {
 		t.Errorf("sweep --t %s = %v; the explorer's sweep uses %v", DefaultSweepT, ts, want)
 	}
 }

@@ -5,9 +5,10 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/ui/termgfx"
 	"testing"
 	"time"
+
+	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
 // BenchmarkLayerSwitchFrame measures a layer switch with cached features, from the key to

@@ -8,7 +8,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // Clip opens the explorer on a video clip (`diffsim video --explore`): image A is the
@@ -18,7 +18,7 @@ type Clip struct {
 	Frames []ClipFrame
 	// Metric and Settings say what the curves were computed with ("Up1 t=201"): they stay
 	// as computed while the explorer's own layer, timestep and metric change.
-	Metric   session.Metric
+	Metric   api.Metric
 	Settings string
 }
 

@@ -7,13 +7,13 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 )
 
 // testClip is a clip of n fake frames whose scores fall away from the first frame.
 func testClip(n int) *Clip {
-	c := &Clip{Metric: session.AAS, Settings: "Up0 t=401"}
+	c := &Clip{Metric: api.AAS, Settings: "Up0 t=401"}
 	for i := range n {
 		f := ClipFrame{Path: "fake:frame" + string(rune('a'+i)), Name: "frame" + string(rune('0'+i%10)) + ".png", Frame: i,
 			ToFirst: 1 - 0.05*float64(i), ToPrevious: math.NaN()}

@@ -8,8 +8,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 )
 
@@ -18,17 +18,17 @@ import (
 
 // fakeScores are the fake model's layer scores at ts under metric m; close makes them all
 // lie within 0.001 of 0.99, as a real model's do at late timesteps.
-func fakeScores(ts []int, m session.Metric, close bool) map[scoreKey][]session.LayerScore {
+func fakeScores(ts []int, m api.Metric, close bool) map[scoreKey][]api.LayerScore {
 	f := fake.New()
-	out := map[scoreKey][]session.LayerScore{}
+	out := map[scoreKey][]api.LayerScore{}
 	for _, t := range ts {
-		s := make([]session.LayerScore, len(f.Info().Layers))
+		s := make([]api.LayerScore, len(f.Info().Layers))
 		for i, l := range f.Info().Layers {
 			v := fake.ScoreAt(i, t, m)
 			if close {
 				v = 0.99 + v/1000
 			}
-			s[i] = session.LayerScore{Layer: i, T: t, Score: v, Meaningless: !l.ImageKV}
+			s[i] = api.LayerScore{Layer: i, T: t, Score: v, Meaningless: !l.ImageKV}
 		}
 		out[scoreKey{t, m}] = s
 	}
@@ -37,18 +37,18 @@ func fakeScores(ts []int, m session.Metric, close bool) map[scoreKey][]session.L
 
 func TestSweepGolden(t *testing.T) {
 	layers := fake.New().Info().Layers
-	all := features.SweepTimesteps()
+	all := schedule.SweepTimesteps()
 	tests := []struct {
 		name   string
 		w, h   int
-		scores map[scoreKey][]session.LayerScore
-		metric session.Metric
+		scores map[scoreKey][]api.LayerScore
+		metric api.Metric
 		keys   []string
 	}{
-		{"partial_80x18", 80, 18, fakeScores(all[:4], session.AAS, false), session.AAS, nil},
-		{"full_cursor_moved_120x30", 120, 30, fakeScores(all, session.AAS, false), session.AAS, []string{"down", "down", "right", "end"}},
-		{"mse_close_200x50", 200, 50, fakeScores(all, session.MSE, true), session.MSE, []string{"home"}},
-		{"close_80x18", 80, 18, fakeScores(all, session.AAS, true), session.AAS, nil},
+		{"partial_80x18", 80, 18, fakeScores(all[:4], api.AAS, false), api.AAS, nil},
+		{"full_cursor_moved_120x30", 120, 30, fakeScores(all, api.AAS, false), api.AAS, []string{"down", "down", "right", "end"}},
+		{"mse_close_200x50", 200, 50, fakeScores(all, api.MSE, true), api.MSE, []string{"home"}},
+		{"close_80x18", 80, 18, fakeScores(all, api.AAS, true), api.AAS, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,7 +68,7 @@ func TestSweepGolden(t *testing.T) {
 // Esc asks to close; keys it does not know do nothing.
 func TestSweepKeys(t *testing.T) {
 	layers := fake.New().Info().Layers
-	ts := features.SweepTimesteps()
+	ts := schedule.SweepTimesteps()
 	tests := []struct {
 		keys     []string
 		row, col int
@@ -88,7 +88,7 @@ func TestSweepKeys(t *testing.T) {
 		t.Run(fmt.Sprint(tc.keys), func(t *testing.T) {
 			sw := newSweep(NewStyles(true), layers, ts)
 			sw.SetSize(120, 30)
-			sw.SetData(nil, session.AAS, 5, 401)
+			sw.SetData(nil, api.AAS, 5, 401)
 			sw.Focus()
 			var cmd tea.Cmd
 			for _, k := range tc.keys {
@@ -113,15 +113,15 @@ func TestLayerListGolden(t *testing.T) {
 	tests := []struct {
 		name   string
 		w, h   int
-		scores []session.LayerScore
-		metric session.Metric
+		scores []api.LayerScore
+		metric api.Metric
 		scale  barScale
 	}{
-		{"relative_32x12", 32, 12, fakeScores([]int{401}, session.AAS, false)[scoreKey{401, session.AAS}], session.AAS, scaleRelative},
-		{"absolute_close_56x14", 56, 14, fakeScores([]int{401}, session.AAS, true)[scoreKey{401, session.AAS}], session.AAS, scaleAbsolute},
-		{"relative_close_56x14", 56, 14, fakeScores([]int{401}, session.AAS, true)[scoreKey{401, session.AAS}], session.AAS, scaleRelative},
-		{"mse_56x14", 56, 14, fakeScores([]int{401}, session.MSE, false)[scoreKey{401, session.MSE}], session.MSE, scaleRelative},
-		{"not_computed_40x12", 40, 12, nil, session.AAS, scaleRelative},
+		{"relative_32x12", 32, 12, fakeScores([]int{401}, api.AAS, false)[scoreKey{401, api.AAS}], api.AAS, scaleRelative},
+		{"absolute_close_56x14", 56, 14, fakeScores([]int{401}, api.AAS, true)[scoreKey{401, api.AAS}], api.AAS, scaleAbsolute},
+		{"relative_close_56x14", 56, 14, fakeScores([]int{401}, api.AAS, true)[scoreKey{401, api.AAS}], api.AAS, scaleRelative},
+		{"mse_56x14", 56, 14, fakeScores([]int{401}, api.MSE, false)[scoreKey{401, api.MSE}], api.MSE, scaleRelative},
+		{"not_computed_40x12", 40, 12, nil, api.AAS, scaleRelative},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +137,7 @@ func TestLayerListGolden(t *testing.T) {
 // TestLayerBarsGrowWithSimilarity: under MSE (lower is more similar) the most similar layer
 // has the longest bar, as under AAS; the axis runs from least to most similar.
 func TestLayerBarsGrowWithSimilarity(t *testing.T) {
-	for _, m := range []session.Metric{session.AAS, session.MSE} {
+	for _, m := range []api.Metric{api.AAS, api.MSE} {
 		scores := fakeScores([]int{401}, m, false)[scoreKey{401, m}]
 		ll := newLayerList(NewStyles(true), fake.New().Info().Layers)
 		ll.SetData(scores, 0, 401, m)
@@ -165,7 +165,7 @@ func TestLayerBarsGrowWithSimilarity(t *testing.T) {
 func TestLayerListMouseAndScale(t *testing.T) {
 	ll := newLayerList(NewStyles(true), fake.New().Info().Layers)
 	ll.SetSize(40, 14)
-	ll.SetData(nil, 5, 401, session.AAS)
+	ll.SetData(nil, 5, 401, api.AAS)
 	ll, _ = ll.Update(press("a"))
 	if ll.scale != scaleAbsolute {
 		t.Errorf("a: scale %v", ll.scale)
@@ -194,7 +194,7 @@ func TestLayerListMouseAndScale(t *testing.T) {
 func TestTimelineGolden(t *testing.T) {
 	points := map[int]float64{}
 	for _, tt := range []int{1, 101, 201, 391, 401, 411, 501, 901} {
-		points[tt] = fake.ScoreAt(5, tt, session.AAS)
+		points[tt] = fake.ScoreAt(5, tt, api.AAS)
 	}
 	points[601] = math.NaN()
 	for _, tc := range []struct {
@@ -250,16 +250,16 @@ func TestScorePanelGolden(t *testing.T) {
 	info := f.Info()
 	a, _ := f.Load("fake:a")
 	b, _ := f.Load("fake:b")
-	res, err := f.Score(t.Context(), session.Request{A: a, B: b, Layer: 5, T: 401, Metric: session.AAS, Token: 5})
+	res, err := f.Score(t.Context(), api.Request{A: a, B: b, Layer: 5, T: 401, Metric: api.AAS, Token: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Elapsed = 0
-	meaningless, _ := f.Score(t.Context(), session.Request{A: a, B: b, Layer: 1, T: 401, Metric: session.AAS, Token: 5})
+	meaningless, _ := f.Score(t.Context(), api.Request{A: a, B: b, Layer: 1, T: 401, Metric: api.AAS, Token: 5})
 	meaningless.Elapsed = 0 // wall time: a loaded machine (or -race) would change the golden
 	for _, tc := range []struct {
 		name    string
-		res     *session.Result
+		res     *api.Result
 		layer   int
 		current bool
 	}{
@@ -271,7 +271,7 @@ func TestScorePanelGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var w, h int
 			fmt.Sscanf(tc.name[len(tc.name)-5:], "%dx%d", &w, &h)
-			p := scorePanel{st: NewStyles(true), info: info, layer: info.Layers[tc.layer], res: tc.res, current: tc.current, t: 401, metric: session.AAS, tx: 1, ty: 1}
+			p := scorePanel{st: NewStyles(true), info: info, layer: info.Layers[tc.layer], res: tc.res, current: tc.current, t: 401, metric: api.AAS, tx: 1, ty: 1}
 			p.SetSize(w, h)
 			golden(t, "component_score_"+tc.name, p.View())
 		})

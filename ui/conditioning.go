@@ -7,37 +7,14 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
-// Conditioner is implemented by backends whose model can be conditioned on a text prompt
-// (*session.Session). It is optional: the explorer checks for it with a type assertion, so
-// backends without it (tests' fakes, other front ends) keep working and simply take no
-// prompt.
-type Conditioner interface {
-	Conditioning() features.Conditioning
-	// SetConditioning embeds the prompt (a text-encoder run the first time) and switches
-	// the requests that follow to it; on error the old conditioning stays.
-	SetConditioning(ctx context.Context, c features.Conditioning) error
-}
-
-// fixedConditioning is implemented by Conditioners that may be unable to switch prompts at all
-// (a model served by diffsim serve is loaded with one): the explorer says why when the prompt
-// is asked for, rather than after it was typed.
-type fixedConditioning interface {
-	// ConditioningFixed says why the conditioning cannot change; nil when it can.
-	ConditioningFixed() error
-}
-
-// conditioningFixed reports (in the status line) when the backend cannot switch prompts.
+// conditioningFixed reports (in the status line) when the backend cannot switch prompts: a
+// served model is loaded with one, and Caps.PromptFixed says why before anything is typed.
 func (m *Model) conditioningFixed() bool {
-	f, ok := m.backend.(fixedConditioning)
-	if !ok {
-		return false
-	}
-	if err := f.ConditioningFixed(); err != nil {
-		m.note.err = promptError{err}
+	if why := m.info.Caps.PromptFixed; why != "" {
+		m.note.err = promptError{errors.New(why)}
 		return true
 	}
 	return false
@@ -45,31 +22,26 @@ func (m *Model) conditioningFixed() bool {
 
 // condState is the text conditioning: the one in use, and the switch to another in flight.
 type condState struct {
-	cur  features.Conditioning  // what scores are conditioned on now
-	busy bool                   // a SetConditioning is running
-	want features.Conditioning  // what it asked for
-	next *features.Conditioning // asked for while it ran; starts when it ends
+	cur  api.Conditioning  // what scores are conditioned on now
+	busy bool              // a SetConditioning is running
+	want api.Conditioning  // what it asked for
+	next *api.Conditioning // asked for while it ran; starts when it ends
 	seq  int
 }
 
 // conditioningMsg answers a SetConditioning: cond is what was asked for.
 type conditioningMsg struct {
 	seq  int
-	cond features.Conditioning
+	cond api.Conditioning
 	err  error
 }
 
-// conditioner returns the backend's Conditioner when its model takes a prompt: only the
-// diffusion family is conditioned on text, though a session offers the methods for every
-// model (and refuses prompts for the others).
-func (m *Model) conditioner() (Conditioner, bool) {
-	c, ok := m.backend.(Conditioner)
-	return c, ok && m.info.Family == "diffusion"
-}
+// takesPrompt reports whether the model is conditioned on a text prompt (Caps.Prompt).
+func (m *Model) takesPrompt() bool { return m.info.Caps.Prompt }
 
 // openTextPrompt opens the prompt pre-filled with the current text prompt.
 func (m *Model) openTextPrompt() tea.Cmd {
-	if _, ok := m.conditioner(); !ok {
+	if !m.takesPrompt() {
 		m.note.text = "this model takes no prompt"
 		return nil
 	}
@@ -88,7 +60,7 @@ func (m *Model) openPrompt(kind promptKind, value string) {
 
 // toggleCFG switches classifier-free guidance on or off, keeping the prompt.
 func (m *Model) toggleCFG() tea.Cmd {
-	if _, ok := m.conditioner(); !ok {
+	if !m.info.Caps.CFG {
 		m.note.text = "this model takes no prompt"
 		return nil
 	}
@@ -102,7 +74,7 @@ func (m *Model) toggleCFG() tea.Cmd {
 
 // wantedCond is the conditioning the user last asked for: the one waiting or in flight,
 // else the one in use.
-func (m *Model) wantedCond() features.Conditioning {
+func (m *Model) wantedCond() api.Conditioning {
 	switch {
 	case m.cs.next != nil:
 		return *m.cs.next
@@ -115,11 +87,11 @@ func (m *Model) wantedCond() features.Conditioning {
 // setConditioning asks the backend to switch to c, in the background. One switch runs at
 // a time, so the session ends on the last one asked for: a request made while another
 // runs waits, and replaces any other waiting request.
-func (m *Model) setConditioning(c features.Conditioning) tea.Cmd {
-	cd, ok := m.conditioner()
-	if !ok {
+func (m *Model) setConditioning(c api.Conditioning) tea.Cmd {
+	if !m.takesPrompt() {
 		return nil
 	}
+	b := m.backend
 	if m.cs.busy {
 		if c == m.cs.want {
 			m.cs.next = nil
@@ -135,7 +107,7 @@ func (m *Model) setConditioning(c features.Conditioning) tea.Cmd {
 	m.cs.busy, m.cs.want = true, c
 	seq, ctx := m.cs.seq, m.ctx
 	return func() tea.Msg {
-		return conditioningMsg{seq: seq, cond: c, err: cd.SetConditioning(ctx, c)}
+		return conditioningMsg{seq: seq, cond: c, err: b.SetConditioning(ctx, c)}
 	}
 }
 
@@ -171,7 +143,7 @@ func (m *Model) conditioned(msg conditioningMsg) tea.Cmd {
 
 // condLabel is the conditioning for the title: "" for models that take no prompt.
 func (m *Model) condLabel() string {
-	if _, ok := m.conditioner(); !ok {
+	if !m.takesPrompt() {
 		return ""
 	}
 	if m.cs.busy || m.cs.next != nil {
@@ -179,5 +151,3 @@ func (m *Model) condLabel() string {
 	}
 	return m.cs.cur.String()
 }
-
-var _ Conditioner = (*session.Session)(nil)

@@ -3,27 +3,23 @@ package ui
 import (
 	"time"
 
-	tea "charm.land/bubbletea/v2"
-	"context"
 	"errors"
 	"strings"
 	"testing"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 )
 
-// condBackend is the test backend with the fake's text conditioning exposed, like a
-// session over a diffusion model.
+// condBackend is the test backend with the fake's own capabilities: a prompt, like a session
+// over a diffusion model (unless the fake is a model of another kind).
 type condBackend struct{ testBackend }
 
-func (b condBackend) Conditioning() features.Conditioning { return b.f.Conditioning() }
-func (b condBackend) SetConditioning(ctx context.Context, c features.Conditioning) error {
-	return b.f.SetConditioning(ctx, c)
-}
+func (b condBackend) Info() api.ModelInfo { return b.fakeBackend.Info() }
 
 // condModel is a ready model over a backend that takes a prompt.
 func condModel(t testing.TB, w, h int, f *fake.Backend) *Model {
@@ -54,7 +50,7 @@ func TestPromptKeys(t *testing.T) {
 		t.Fatal("c in the prompt toggled CFG")
 	}
 	send(m, press("enter"))
-	want := features.Conditioning{Prompt: "a cat"}
+	want := api.Conditioning{Prompt: "a cat"}
 	if f.Conditioning() != want || m.cs.cur != want || m.cs.busy {
 		t.Fatalf("after enter: backend %v, model %v (busy %v)", f.Conditioning(), m.cs.cur, m.cs.busy)
 	}
@@ -71,7 +67,7 @@ func TestPromptKeys(t *testing.T) {
 	}
 	send(m, press("esc"))
 	send(m, press("c"))
-	if want := (features.Conditioning{Prompt: "a cat", CFG: true}); m.cs.cur != want || f.Conditioning() != want {
+	if want := (api.Conditioning{Prompt: "a cat", CFG: true}); m.cs.cur != want || f.Conditioning() != want {
 		t.Errorf("after c: %v / %v", m.cs.cur, f.Conditioning())
 	}
 	if got := m.condLabel(); !strings.HasPrefix(got, "CFG") {
@@ -85,11 +81,11 @@ func TestPromptRefused(t *testing.T) {
 	send(m, press("P"))
 	typeText(m, "please refuse")
 	send(m, press("enter"))
-	if m.cs.cur != (features.Conditioning{}) || f.Conditioning() != (features.Conditioning{}) {
+	if m.cs.cur != (api.Conditioning{}) || f.Conditioning() != (api.Conditioning{}) {
 		t.Errorf("refused prompt taken: %v / %v", m.cs.cur, f.Conditioning())
 	}
 	var e promptError
-	if !errors.As(m.note.err, &e) || !errors.Is(e, session.ErrUsage) {
+	if !errors.As(m.note.err, &e) || !errors.Is(e, api.ErrUsage) {
 		t.Fatalf("err = %v, want the prompt's usage error", m.note.err)
 	}
 	if v := m.content(); !strings.Contains(ansi.Strip(v), `✗ prompt: "please refuse" refused (kept unconditional)`) {
@@ -110,7 +106,7 @@ func TestPromptDropsStaleResults(t *testing.T) {
 	typeText(m, "a dog")
 	_, cmd := m.Update(press("enter"))
 	drive(m, cmd) // switches, re-runs t=411 under the prompt
-	want := fake.ScoreAt(m.sel.layer, 411, session.AAS) + fake.CondShift(m.cs.cur)
+	want := fake.ScoreAt(m.sel.layer, 411, api.AAS) + fake.CondShift(m.cs.cur)
 	if m.rq.res == nil || m.rq.res.Score != want {
 		t.Fatalf("score %v, want %v", m.rq.res, want)
 	}

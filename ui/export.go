@@ -19,9 +19,8 @@ import (
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/heatmap"
-	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -29,10 +28,10 @@ import (
 const exportTile = 256
 
 // exportRecord is the JSON written beside the exported PNG: the one score record every
-// command writes (session.Record), and what only the explorer has: the token, the maps, the
+// command writes (api.Record), and what only the explorer has: the token, the maps, the
 // overlay the PNG's photos carry and the PNG's name.
 type exportRecord struct {
-	session.Record
+	api.Record
 	Token     [2]int    `json:"token"`
 	Grid      [2]int    `json:"grid"`
 	Overlay   string    `json:"overlay"`
@@ -43,7 +42,7 @@ type exportRecord struct {
 }
 
 // exportName is the file stem: the images, the layer and t.
-func exportName(a, b string, l features.Layer, t int, timesteps bool) string {
+func exportName(a, b string, l api.Layer, t int, timesteps bool) string {
 	stem := func(p string) string { return strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)) }
 	s := stem(a) + "_vs_" + stem(b) + "_" + shortName(l)
 	if timesteps {
@@ -85,14 +84,14 @@ func (m *Model) exportCmd() tea.Cmd {
 			return errMsg{exportError{err}}
 		}
 		rec := exportRecord{
-			Record: session.NewRecord(info, session.NewSetup(info, res.Req.Metric, cond.Prompt, cond.CFG), res),
+			Record: api.NewRecord(info, api.NewSetup(info, res.Req.Metric, cond), res),
 			Token:  [2]int{tx, ty}, Grid: [2]int{l.GridW, l.GridH}, Overlay: overlay.String(),
 			MapA: finite(res.MapA.Values), MapB: finite(res.MapB.Values), Attention: finite(res.AttnRow.Values),
 			PNG: filepath.Base(pngPath),
 		}
 		if res.Meaningless != "" {
 			// no image information: no number to mislead with (the record keeps why)
-			rec.Score, rec.AtoB, rec.BtoA = nil, nil, nil
+			rec.Score, rec.AtoB, rec.BtoA = api.NaN(), api.NaN(), api.NaN()
 		}
 		if err := writeAtomic(jsonPath, func(w io.Writer) error {
 			e := json.NewEncoder(w)
@@ -118,7 +117,7 @@ func finite(v []float32) []float32 {
 
 // exportImage lays out A and B with their cosine maps overlaid, then the three maps and
 // their colour scales, under two lines saying what is shown.
-func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo, l features.Layer, tx, ty int, cursor color.Color, overlay overlayMode) image.Image {
+func exportImage(a, b *api.Image, res api.Result, info api.ModelInfo, l api.Layer, tx, ty int, cursor color.Color, overlay overlayMode) image.Image {
 	const gap, header, caption, legendW = 8, 36, 18, 64
 	face := basicfont.Face7x13
 	n := 5
@@ -154,7 +153,7 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 		x := gap + i*(exportTile+gap)
 		return image.Rect(x, header, x+exportTile, header+exportTile)
 	}
-	for i, im := range []*session.Image{a, b} {
+	for i, im := range []*api.Image{a, b} {
 		fr := fitRect(im.W, im.H, exportTile, exportTile)
 		var pic image.Image = heatmap.Resize(im.Pixels, fr.Dx(), fr.Dy())
 		heat, hlo, hhi, hok := res.MapA, lo, hi, ok
@@ -177,7 +176,7 @@ func exportImage(a, b *session.Image, res session.Result, info session.ModelInfo
 		draw.Draw(out, fr.Add(tile(i).Min), rgba, image.Point{}, draw.Over)
 	}
 	maps := []struct {
-		m      features.Map
+		m      api.Map
 		lo, hi float32
 		ok     bool
 	}{{res.MapA, lo, hi, ok}, {res.MapB, lo, hi, ok}, {res.AttnRow, alo, ahi, aok}}

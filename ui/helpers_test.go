@@ -8,27 +8,26 @@ import (
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
-// testBackend hides the fake's progress channel (its listener would block the
-// synchronous test driver) and zeroes elapsed times, so views are reproducible.
-type testBackend struct{ f *fake.Backend }
+// testBackend is the fake as a backend that takes no prompt (as the explorer's views were
+// drawn; condBackend offers one) and reports no progress (its listener would block the
+// synchronous test driver), with elapsed times zeroed, so views are reproducible.
+type testBackend struct{ *fakeBackend }
 
-func (b testBackend) Info() session.ModelInfo                { return b.f.Info() }
-func (b testBackend) Load(p string) (*session.Image, error)  { return b.f.Load(p) }
-func (b testBackend) Cached(a, c *session.Image, t int) bool { return b.f.Cached(a, c, t) }
-func (b testBackend) Stats() session.Stats                   { return b.f.Stats() }
-func (b testBackend) Prefetch(ctx context.Context, a, c *session.Image, t int) error {
-	return b.f.Prefetch(ctx, a, c, t)
+type fakeBackend = fake.Backend
+
+func (b testBackend) Info() api.ModelInfo {
+	info := b.fakeBackend.Info()
+	info.Caps = api.Capabilities{}
+	return info
 }
-func (b testBackend) LayerScores(ctx context.Context, a, c *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
-	return b.f.LayerScores(ctx, a, c, t, m)
-}
-func (b testBackend) Score(ctx context.Context, r session.Request) (session.Result, error) {
-	res, err := b.f.Score(ctx, r)
+
+func (b testBackend) Score(ctx context.Context, r api.Request) (api.Result, error) {
+	res, err := b.fakeBackend.Score(ctx, r)
 	res.Elapsed = 0
 	return res, err
 }

@@ -9,8 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // barScale is what the layer bars' length measures against.
@@ -48,22 +47,22 @@ type layerList struct {
 	st            Styles
 	keys          layersKeyMap
 	width, height int
-	layers        []features.Layer
-	scores        []session.LayerScore // nil: not computed yet
+	layers        []api.Layer
+	scores        []api.LayerScore // nil: not computed yet
 	selected      int
 	t             int
-	metric        session.Metric
+	metric        api.Metric
 	scale         barScale
 }
 
-func newLayerList(st Styles, layers []features.Layer) layerList {
+func newLayerList(st Styles, layers []api.Layer) layerList {
 	return layerList{st: st, keys: defaultLayersKeys(), layers: layers}
 }
 
 func (p *layerList) SetSize(w, h int) { p.width, p.height = w, h }
 
 // SetData gives the list the scores at the shown timestep and the selected layer.
-func (p *layerList) SetData(scores []session.LayerScore, selected, t int, metric session.Metric) {
+func (p *layerList) SetData(scores []api.LayerScore, selected, t int, metric api.Metric) {
 	p.scores, p.selected, p.t, p.metric = scores, selected, t, metric
 }
 
@@ -194,7 +193,7 @@ func (p layerList) View() string {
 		name := nameStyle.Render(fmt.Sprintf("%-*s", nameW, ansi.Truncate(shortName(l), nameW, "…")))
 		var rest string
 		switch {
-		case !l.ImageKV && l.Kind == features.CrossAttention:
+		case !l.ImageKV && l.Kind == api.CrossAttention:
 			rest = st.Meaningless.Render("n/a: text keys")
 		case p.scores == nil || i >= len(p.scores):
 			rest = st.Dim.Render(strings.Repeat("·", barW))

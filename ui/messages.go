@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // Messages the explorer's commands send back to it. Each carries what it answers, so
@@ -13,21 +13,21 @@ import (
 // pairMsg answers a load of an image pair.
 type pairMsg struct {
 	gen  int
-	a, b *session.Image
+	a, b *api.Image
 }
 
 // scoreMsg answers a Score request (the request is res.Req).
 type scoreMsg struct {
 	gen int
-	res session.Result
+	res api.Result
 }
 
 // layerScoresMsg answers a LayerScores run for one timestep; id is the background job.
 type layerScoresMsg struct {
 	gen, id int
 	t       int
-	metric  session.Metric
-	scores  []session.LayerScore
+	metric  api.Metric
+	scores  []api.LayerScore
 }
 
 // prefetchMsg says a background prefetch of timestep t finished.
@@ -44,7 +44,7 @@ type picturesMsg struct {
 }
 
 // progressMsg relays the backend's progress reports.
-type progressMsg session.Progress
+type progressMsg api.Progress
 
 // exportMsg says an export finished.
 type exportMsg struct {
@@ -71,7 +71,7 @@ func (e loadError) Unwrap() error { return e.err }
 // scoreError: the Score for req failed.
 type scoreError struct {
 	gen int
-	req session.Request
+	req api.Request
 	err error
 }
 
@@ -109,7 +109,7 @@ func (e promptError) Unwrap() error { return e.err }
 // statsMsg carries a snapshot of the backend's counters, fetched off the UI goroutine.
 type statsMsg struct {
 	gen     int
-	stats   session.Stats
+	stats   api.Stats
 	t       int
 	tCached bool // the features of (A, B, t) are in the cache
 }

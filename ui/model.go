@@ -10,8 +10,8 @@ import (
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -26,15 +26,15 @@ const (
 // scoreKey names the layer scores of one timestep under one metric.
 type scoreKey struct {
 	t      int
-	metric session.Metric
+	metric api.Metric
 }
 
 // Model is the explorer's root model. Create it with New; Run drives it.
 type Model struct {
 	ctx     context.Context
 	backend Backend
-	info    session.ModelInfo
-	served  string // what the status line says when the backend runs in another process; "" here
+	info    api.ModelInfo
+	served  string // what the status line says when the backend runs in another process (Caps.Served); "" here
 	// onFirstScore is Options.OnFirstScore until it has been called.
 	onFirstScore func()
 	keys         KeyMap
@@ -70,7 +70,7 @@ type Model struct {
 // the backend is asked for, and the screen.
 type selection struct {
 	layer, t int
-	metric   session.Metric
+	metric   api.Metric
 	screen   screen
 }
 
@@ -83,7 +83,7 @@ type note struct {
 // pairState is the pair of images compared, and its load.
 type pairState struct {
 	pathA, pathB string
-	a, b         *session.Image
+	a, b         *api.Image
 	gen          int // bumped whenever the pair changes, to drop answers about the old one
 	loading      bool
 	loadErr      error
@@ -96,14 +96,14 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	m := &Model{
 		ctx: ctx, backend: b, info: info, keys: DefaultKeyMap(), opts: opts,
 		pair: pairState{pathA: pathA, pathB: pathB, loading: true},
-		sel:  selection{layer: info.DefaultLayer, t: info.DefaultT, metric: session.AAS},
+		sel:  selection{layer: info.DefaultLayer, t: info.DefaultT, metric: api.AAS},
 		rq:   newRequests(),
 		help: help.New(),
 		pb:   newPromptBar(DefaultKeyMap()),
 		now:  time.Now,
 	}
-	if sb, ok := b.(servedBackend); ok {
-		m.served = sb.Served()
+	if info.Caps.Served {
+		m.served = "served"
 	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
 		m.sel.layer = opts.Layer
@@ -123,13 +123,13 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	}
 	m.setStyles(dark)
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(m.styles.Spinner))
-	if c, ok := m.conditioner(); ok {
-		m.cs.cur = c.Conditioning()
+	if info.Caps.Prompt {
+		m.cs.cur = b.Conditioning()
 	}
 	if opts.Clip != nil && len(opts.Clip.Frames) > 0 {
 		m.clipMode(opts.Clip)
 	}
-	ts := features.SweepTimesteps()
+	ts := schedule.SweepTimesteps()
 	if !info.Timesteps {
 		ts = []int{m.sel.t}
 	}
@@ -149,10 +149,8 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 // offerKeys disables the keys this model cannot use, so the help does not offer them.
 func (m *Model) offerKeys() {
 	k := &m.keys
-	if _, ok := m.conditioner(); !ok {
-		k.Prompt.SetEnabled(false)
-		k.CFG.SetEnabled(false)
-	}
+	k.Prompt.SetEnabled(m.info.Caps.Prompt)
+	k.CFG.SetEnabled(m.info.Caps.CFG)
 	if !m.info.Timesteps {
 		for _, b := range []*key.Binding{&k.TimeBack, &k.TimeFwd, &k.TimeBackFar, &k.TimeFwdFar, &k.TimeFirst, &k.TimeLast, &k.TypeT} {
 			b.SetEnabled(false)
@@ -327,7 +325,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(m.schedule(), m.renderCmd())
 
 	case progressMsg:
-		m.rq.progress = session.Progress(msg)
+		m.rq.progress = api.Progress(msg)
 		return m, m.listenProgress()
 
 	case exportMsg:

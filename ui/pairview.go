@@ -17,8 +17,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -55,11 +54,11 @@ func (k pairKeyMap) FullHelp() [][]key.Binding {
 
 // pairData is what the pair view shows that the root owns.
 type pairData struct {
-	a, b         *session.Image
+	a, b         *api.Image
 	pathA, pathB string
-	res          *session.Result // nil unless it answers the current layer: maps of another grid would mislead
-	layer        features.Layer  // the current layer; its grid is the token grid
-	show         bool            // the main screen with its images is on screen
+	res          *api.Result // nil unless it answers the current layer: maps of another grid would mislead
+	layer        api.Layer   // the current layer; its grid is the token grid
+	show         bool        // the main screen with its images is on screen
 }
 
 // tokenMsg says the token cursor was set; the root asks the backend for the token's maps.

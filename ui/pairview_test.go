@@ -8,8 +8,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -20,9 +19,9 @@ func testPairView(proto termgfx.Protocol, gw, gh int) pairView {
 	p.setOrigin(0, 1)
 	p.SetSize(80, 30)
 	p.SetData(pairData{
-		a: &session.Image{Path: "a.png", W: 64, H: 64}, b: &session.Image{Path: "b.png", W: 64, H: 64},
+		a: &api.Image{Path: "a.png", W: 64, H: 64}, b: &api.Image{Path: "b.png", W: 64, H: 64},
 		pathA: "a.png", pathB: "b.png",
-		layer: features.Layer{GridW: gw, GridH: gh},
+		layer: api.Layer{GridW: gw, GridH: gh},
 		show:  true,
 	})
 	return p

@@ -3,11 +3,13 @@ package ui
 import (
 	"bytes"
 	"fmt"
-	"github.com/charmbracelet/x/ansi/kitty"
-	"github.com/diffsim/diffsim/heatmap"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/charmbracelet/x/ansi/kitty"
+
+	"github.com/diffsim/diffsim/heatmap"
 
 	tea "charm.land/bubbletea/v2"
 

@@ -13,9 +13,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/heatmap"
-	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -50,7 +49,7 @@ type pictures struct {
 }
 
 // renderer composes and encodes pictures off the UI goroutine. It caches each photo
-// scaled to its pane, which is the slow step (TERMINAL.md: quantise and scale photos once).
+// scaled to its pane, which is the slow step (docs/terminal.md: quantise and scale photos once).
 type renderer struct {
 	latest atomic.Int64 // newest seq asked for; older jobs give up early
 
@@ -77,7 +76,7 @@ func (r *renderer) forget() {
 }
 
 // fit returns img scaled to w×h, cached.
-func (r *renderer) fit(img *session.Image, w, h int) *image.RGBA {
+func (r *renderer) fit(img *api.Image, w, h int) *image.RGBA {
 	k := fitKey{img.Hash, w, h}
 	r.fitMu.Lock()
 	m, ok := r.fits[k]
@@ -101,9 +100,9 @@ type renderJob struct {
 	proto        termgfx.Protocol
 	cellW, cellH int
 	panes        [numPanes]rect
-	a, b         *session.Image
-	res          *session.Result // nil: not computed yet; may answer another token or layer
-	layer        features.Layer
+	a, b         *api.Image
+	res          *api.Result // nil: not computed yet; may answer another token or layer
+	layer        api.Layer
 	tx, ty       int
 	overlay      overlayMode
 	cursor       color.Color
@@ -172,7 +171,7 @@ func (r *renderer) draw(j renderJob) (pictures, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out pictures // each goroutine writes its own pane
-	var mapA, mapB, attn features.Map
+	var mapA, mapB, attn api.Map
 	if j.res != nil && j.res.Meaningless == "" {
 		// A layer without image information has maps that mean nothing either.
 		mapA, mapB, attn = j.res.MapA, j.res.MapB, j.res.AttnRow
@@ -201,11 +200,11 @@ func (r *renderer) draw(j renderJob) (pictures, bool) {
 	return out, true
 }
 
-func grid(m features.Map) heatmap.Grid { return heatmap.Grid{W: m.W, H: m.H, Values: m.Values} }
+func grid(m api.Map) heatmap.Grid { return heatmap.Grid{W: m.W, H: m.H, Values: m.Values} }
 
 // jointRange is the finite range over several maps, so that maps drawn side by side share
 // one colour scale.
-func jointRange(ms ...features.Map) (lo, hi float32, ok bool) {
+func jointRange(ms ...api.Map) (lo, hi float32, ok bool) {
 	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
 	for _, m := range ms {
 		if l, h, k := grid(m).Range(); k && m.W*m.H == len(m.Values) {
@@ -238,7 +237,7 @@ func fitRect(sw, sh, w, h int) image.Rectangle {
 // drawPane composes and encodes one pane. Photos are drawn on an RGBA canvas (the sixel
 // encoder quantises them); maps stay paletted, their palette being the colormap, so the
 // encoder takes them as they are.
-func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
+func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn api.Map,
 	cosLo, cosHi float32, cosOK bool, attnLo, attnHi float32, attnOK bool) picture {
 	cells := j.panes[p]
 	pw, ph := cells.W, 2*cells.H
@@ -261,7 +260,7 @@ func (r *renderer) drawPane(j renderJob, p pane, mapA, mapB, attn features.Map,
 		case overlayNone:
 			ok = false
 		case overlayAttn:
-			heat, lo, hi, ok = features.Map{}, 0, 0, false
+			heat, lo, hi, ok = api.Map{}, 0, 0, false
 			if p == paneB {
 				heat, lo, hi, ok = attn, attnLo, attnHi, attnOK
 			}

@@ -11,7 +11,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -93,7 +93,7 @@ func TestRunEndsWithContext(t *testing.T) {
 // panicky panics in Score, inside a command.
 type panicky struct{ *fake.Backend }
 
-func (panicky) Score(context.Context, session.Request) (session.Result, error) { panic("boom") }
+func (panicky) Score(context.Context, api.Request) (api.Result, error) { panic("boom") }
 
 func TestRunTurnsPanicsIntoErrors(t *testing.T) {
 	opts := runOpts(t, &slowReader{delay: time.Hour, ctx: t.Context()})

@@ -7,21 +7,20 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // scorePanel shows the numbers of the current view.
 type scorePanel struct {
 	st            Styles
 	width, height int
-	info          session.ModelInfo
+	info          api.ModelInfo
 	served        string // "served" when the network runs in diffsim serve
-	layer         features.Layer
-	res           *session.Result
+	layer         api.Layer
+	res           *api.Result
 	current       bool // res answers the current view
 	t             int
-	metric        session.Metric
+	metric        api.Metric
 	tx, ty        int
 }
 

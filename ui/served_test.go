@@ -12,9 +12,9 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/enginetest"
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/serve"
@@ -22,30 +22,25 @@ import (
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
-// The served backend offers what the explorer asks for beside Backend: a prompt (refused
-// but answered) and the word "served".
-var (
-	_ Conditioner       = (*serve.Backend)(nil)
-	_ servedBackend     = (*serve.Backend)(nil)
-	_ fixedConditioning = (*serve.Backend)(nil)
-)
-
 // startServed starts a server with the built-in model on a real Unix socket and returns
 // the explorer's backend over it; it skips, by enginetest's rule, where there is no ONNX
 // Runtime.
-func startServed(t *testing.T, spec serve.Spec) *serve.Backend {
+func startServed(t *testing.T, spec api.Spec) *serve.Remote {
 	t.Helper()
 	// The server opens the runtime in this process; its errors reach the client as text, so the
 	// rule is applied here first.
 	enginetest.Runtime(t)
-	sock := servetest.Start(t, serve.New(serve.Config{Base: session.Options{Device: "cpu", Families: families.All()}}))
-	cl, err := serve.Dial(context.Background(), sock, "")
+	sock := servetest.Start(t, serve.New(serve.Config{Base: session.Options{Families: families.All()}}))
+	cl, err := api.Dial(context.Background(), sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := serve.OpenBackend(context.Background(), cl, spec)
+	b, err := serve.OpenRemote(context.Background(), cl, spec)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !b.Info().Caps.Served {
+		t.Fatalf("a served backend does not say it is served: %+v", b.Info().Caps)
 	}
 	return b
 }
@@ -54,10 +49,10 @@ func startServed(t *testing.T, spec serve.Spec) *serve.Backend {
 // one a local session gives, the screen says the work is served, a layer switch is scored
 // there too, and a prompt is refused with the reason.
 func TestExplorerOverServedBackend(t *testing.T) {
-	b := startServed(t, serve.Spec{Model: "builtin", Size: 64, Device: "cpu"})
+	b := startServed(t, cpuSpec("builtin", 64))
 	samples, _ := filepath.Abs("../testdata/samples")
 	pa, pb := filepath.Join(samples, "grass.png"), filepath.Join(samples, "gravel.png")
-	local, err := session.Open(t.Context(), session.Options{Model: "builtin", Size: 64, Seed: session.DefaultSeed, Device: "cpu", Families: families.All()})
+	local, err := session.Open(t.Context(), session.Options{Spec: cpuSpec("builtin", 64), Families: families.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +76,7 @@ func TestExplorerOverServedBackend(t *testing.T) {
 		if !m.current() {
 			t.Fatalf("after %q: no result for the current view (error %v)", s.key, m.note.err)
 		}
-		want, err := local.Score(t.Context(), session.Request{A: la, B: lb, Layer: m.sel.layer, T: m.sel.t, Metric: session.AAS, Token: -1})
+		want, err := local.Score(t.Context(), api.Request{A: la, B: lb, Layer: m.sel.layer, T: m.sel.t, Metric: api.AAS, Token: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +93,7 @@ func TestExplorerOverServedBackend(t *testing.T) {
 	}
 
 	// The built-in model takes no prompt; a diffusion model's would be refused with the reason.
-	if err := b.SetConditioning(t.Context(), features.Conditioning{Prompt: "a cat"}); !errors.Is(err, serve.ErrServedPrompt) || !strings.Contains(err.Error(), "--no-server") {
+	if err := b.SetConditioning(t.Context(), api.Conditioning{Prompt: "a cat"}); !errors.Is(err, serve.ErrServedPrompt) || !strings.Contains(err.Error(), "--no-server") {
 		t.Errorf("SetConditioning over the server = %v, want the refusal naming --no-server", err)
 	}
 }
@@ -130,9 +125,9 @@ func TestServedPromptIsRefused(t *testing.T) {
 	if err := testgraphs.WriteTinyDiffusers(sd); err != nil {
 		t.Fatal(err)
 	}
-	b := startServed(t, serve.Spec{Model: sd, Device: "cpu"})
-	if b.Info().Family != "diffusion" {
-		t.Fatalf("family %q, want diffusion", b.Info().Family)
+	b := startServed(t, cpuSpec(sd, 0))
+	if caps := b.Info().Caps; !caps.Prompt || caps.PromptFixed != serve.ErrServedPrompt.Error() {
+		t.Fatalf("capabilities %+v, want a prompt, fixed when served", caps)
 	}
 	samples, _ := filepath.Abs("../testdata/samples")
 	m := servedModel(t, b, filepath.Join(samples, "grass.png"), filepath.Join(samples, "gravel.png"))
@@ -145,14 +140,21 @@ func TestServedPromptIsRefused(t *testing.T) {
 	for _, k := range []string{"P", "c"} {
 		m.note.err = nil
 		send(m, press(k))
-		if !errors.Is(m.note.err, serve.ErrServedPrompt) || m.pb.open {
+		if m.note.err == nil || !strings.Contains(m.note.err.Error(), serve.ErrServedPrompt.Error()) || m.pb.open {
 			t.Fatalf("%s: error %v, prompt bar open %v; want the served refusal and no prompt bar", k, m.note.err, m.pb.open)
 		}
 		if screen := ansi.Strip(m.content()); !strings.Contains(screen, "✗ prompt: fixed when served; use --no-server") {
 			t.Errorf("%s: the refusal is not on screen:\n%s", k, screen)
 		}
-		if m.cs.cur != (features.Conditioning{}) || !m.current() || m.rq.res.Score != before {
+		if m.cs.cur != (api.Conditioning{}) || !m.current() || m.rq.res.Score != before {
 			t.Errorf("%s: conditioning %v, current %v, score %v (was %v)", k, m.cs.cur, m.current(), m.rq.res.Score, before)
 		}
 	}
+}
+
+// cpuSpec is model on the CPU at size px (0: its default), with every other default.
+func cpuSpec(model string, size int) api.Spec {
+	sp := api.DefaultSpec()
+	sp.Model, sp.Size, sp.Device = model, size, "cpu"
+	return sp
 }

@@ -8,8 +8,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/schedule"
 )
 
 func (m *Model) quit() tea.Cmd {
@@ -68,35 +68,35 @@ func (m *Model) swap() tea.Cmd {
 	m.pair.pathA, m.pair.pathB = m.pair.pathB, m.pair.pathA
 	m.rq.res = nil // its A→B and B→A and maps are the other way round now
 	// The layer scores and the computed timesteps stay: with one noise tensor shared by both
-	// images the score is symmetric (METHOD.md), and the features are cached per image.
+	// images the score is symmetric (docs/method.md), and the features are cached per image.
 	m.stopWork()
 	return tea.Batch(m.schedule(), m.renderCmd())
 }
 
-func nextMetric(mt session.Metric) session.Metric {
-	for i, x := range session.Metrics {
+func nextMetric(mt api.Metric) api.Metric {
+	for i, x := range api.Metrics {
 		if x == mt {
-			return session.Metrics[(i+1)%len(session.Metrics)]
+			return api.Metrics[(i+1)%len(api.Metrics)]
 		}
 	}
-	return session.Metrics[0]
+	return api.Metrics[0]
 }
 
 // currentLayer returns the selected layer's description.
-func (m *Model) currentLayer() (features.Layer, bool) {
+func (m *Model) currentLayer() (api.Layer, bool) {
 	if m.sel.layer < 0 || m.sel.layer >= len(m.info.Layers) {
-		return features.Layer{}, false
+		return api.Layer{}, false
 	}
 	return m.info.Layers[m.sel.layer], true
 }
 
 // want is the request the current view shows.
-func (m *Model) want() session.Request {
+func (m *Model) want() api.Request {
 	_, _, idx := m.token()
-	return session.Request{A: m.pair.a, B: m.pair.b, Layer: m.sel.layer, T: m.sel.t, Metric: m.sel.metric, Token: idx}
+	return api.Request{A: m.pair.a, B: m.pair.b, Layer: m.sel.layer, T: m.sel.t, Metric: m.sel.metric, Token: idx}
 }
 
-func sameRequest(x, y session.Request) bool { return x == y }
+func sameRequest(x, y api.Request) bool { return x == y }
 
 // current reports whether the shown result answers the current view.
 func (m *Model) current() bool { return m.rq.res != nil && sameRequest(m.rq.res.Req, m.want()) }
@@ -115,7 +115,7 @@ func joinPaths(ps []string) string {
 // stepLabel is the reference code's step index for DDPM timestep t, as shown: "none" for a t
 // no step gives (t = 0).
 func stepLabel(t int) string {
-	if step := features.TToStep(t); step > 0 {
+	if step := schedule.TToStep(t); step > 0 {
 		return fmt.Sprint(step)
 	}
 	return "none"

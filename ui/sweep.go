@@ -9,9 +9,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/heatmap"
-	"github.com/diffsim/diffsim/session"
 )
 
 // sweepJumpMsg asks the explorer to show layer and t (Enter on a sweep cell, or a click).
@@ -55,22 +54,22 @@ type sweepModel struct {
 	st            Styles
 	keys          sweepKeyMap
 	width, height int
-	layers        []features.Layer
+	layers        []api.Layer
 	ts            []int
-	scores        map[scoreKey][]session.LayerScore // the root's; read only
-	metric        session.Metric
+	scores        map[scoreKey][]api.LayerScore // the root's; read only
+	metric        api.Metric
 	layer, t      int // what the explorer shows
 	row, col      int // the cursor: layer index, index into ts
 }
 
-func newSweep(st Styles, layers []features.Layer, ts []int) sweepModel {
+func newSweep(st Styles, layers []api.Layer, ts []int) sweepModel {
 	return sweepModel{st: st, keys: defaultSweepKeys(), layers: layers, ts: ts}
 }
 
 func (p *sweepModel) SetSize(w, h int) { p.width, p.height = w, h }
 
 // SetData gives the sweep the scores to draw and the view the explorer shows.
-func (p *sweepModel) SetData(scores map[scoreKey][]session.LayerScore, metric session.Metric, layer, t int) {
+func (p *sweepModel) SetData(scores map[scoreKey][]api.LayerScore, metric api.Metric, layer, t int) {
 	p.scores, p.metric, p.layer, p.t = scores, metric, layer, t
 }
 

@@ -7,8 +7,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // block normalises s to exactly w columns × h lines: long lines are cut, short ones padded.
@@ -49,7 +48,7 @@ func ellipsize(s string, w int) string {
 
 // shortName abbreviates a module path for the layer list:
 // down_blocks.0.attentions.1.transformer_blocks.0.attn2 → down0.1.0.attn2.
-func shortName(l features.Layer) string {
+func shortName(l api.Layer) string {
 	if l.Short != "" {
 		suffix := ""
 		if i := strings.LastIndex(l.Name, "."); i >= 0 {
@@ -63,20 +62,20 @@ func shortName(l features.Layer) string {
 	return r.Replace(l.Name)
 }
 
-func metricName(m session.Metric) string {
+func metricName(m api.Metric) string {
 	switch m {
-	case session.AAS:
+	case api.AAS:
 		return "AAS"
-	case session.Cosine:
+	case api.Cosine:
 		return "feature cos"
-	case session.MSE:
+	case api.MSE:
 		return "MSE"
 	}
 	return string(m)
 }
 
 // directionIn is direction, or its short form when the long one does not fit in w columns.
-func directionIn(m session.Metric, w int) string {
+func directionIn(m api.Metric, w int) string {
 	if d := direction(m); ansi.StringWidth(d) <= w {
 		return d
 	}
@@ -86,7 +85,7 @@ func directionIn(m session.Metric, w int) string {
 	return "↓ similar"
 }
 
-func direction(m session.Metric) string {
+func direction(m api.Metric) string {
 	if m.HigherIsMoreSimilar() {
 		return "higher = more similar"
 	}

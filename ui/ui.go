@@ -14,7 +14,7 @@
 // bookkeeping (requests). The pair view's pictures are composed and
 // encoded off the UI goroutine (render.go) and either drawn as half-block or quadrant text
 // inside the View; or, for sixel and for kitty without Unicode placeholders (kitty < 0.28),
-// placed at their cells by termgfx.Writer, which wraps the program's output (TERMINAL.md
+// placed at their cells by termgfx.Writer, which wraps the program's output (docs/terminal.md
 // says why they cannot be in the View); or, for kitty with placeholders, transmitted once
 // with a virtual placement and shown by placeholder cells in the View.
 package ui
@@ -32,39 +32,20 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
-// Backend is what the explorer needs from a diffsim session. *session.Session satisfies
-// it; tests use a fake.
-type Backend interface {
-	Info() session.ModelInfo
-	Load(path string) (*session.Image, error)
-	Score(ctx context.Context, r session.Request) (session.Result, error)
-	LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error)
-	Prefetch(ctx context.Context, a, b *session.Image, t int) error
-	Cached(a, b *session.Image, t int) bool
-	Stats() session.Stats
-}
-
-// servedBackend is implemented by backends whose network runs in another process (diffsim
-// serve): Served is the word the explorer shows beside the device and in the status line, so
-// a user knows the model's work, memory and counters are the server's.
-type servedBackend interface {
-	Served() string
-}
-
-// progressSource is implemented by backends that report the progress of their work.
-type progressSource interface {
-	Progress() <-chan session.Progress
-}
+// Backend is what the explorer runs on: the one scoring interface, a session in this process
+// or a served one. What it can do beyond scoring (a prompt, progress reports, running in
+// diffsim serve) is in Info().Caps; the explorer asks nothing else of it.
+type Backend = api.Scorer
 
 // Options configure the explorer. Start from DefaultOptions.
 type Options struct {
-	Layer  int            // index into the model's layers; negative: the model's default
-	T      int            // DDPM timestep; negative: the model's default
-	Metric session.Metric // "" means AAS
+	Layer  int        // index into the model's layers; negative: the model's default
+	T      int        // DDPM timestep; negative: the model's default
+	Metric api.Metric // "" means AAS
 
 	// Graphics is how images are drawn: Auto takes what Caps says, Sixel, Kitty
 	// (placeholders or direct placement), HalfBlock, Quadrant or None.
@@ -76,9 +57,9 @@ type Options struct {
 	// CellW, CellH override a cell's size in pixels; 0 keeps Caps' (or 10×20).
 	CellW, CellH int
 
-	// Progress carries the backend's progress reports (see NewProgress); nil uses the
-	// backend's own Progress method when it has one.
-	Progress <-chan session.Progress
+	// Progress carries the backend's progress reports (see NewProgress); nil when it makes
+	// none (Caps.Progress).
+	Progress <-chan api.Progress
 
 	// Input defaults to stdin, or the controlling terminal when stdin is not one;
 	// Output to os.Stdout.
@@ -114,7 +95,7 @@ const DefaultExportDir = "diffsim-export"
 
 // DefaultOptions returns options that take the model's defaults and detect the rest.
 func DefaultOptions() Options {
-	return Options{Layer: -1, T: -1, Metric: session.AAS, Graphics: termgfx.Auto}
+	return Options{Layer: -1, T: -1, Metric: api.AAS, Graphics: termgfx.Auto}
 }
 
 // Run shows the explorer for the images at paths a and bImg until the user quits or ctx
@@ -196,7 +177,7 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 }
 
 // colorProfile picks the colour profile: half-block images need at least 256 colours, and
-// xterm under TERM=xterm is detected as 16-colour although it has 256 (TERMINAL.md).
+// xterm under TERM=xterm is detected as 16-colour although it has 256 (docs/terminal.md).
 func colorProfile(opts Options) colorprofile.Profile {
 	if opts.Profile != colorprofile.Unknown {
 		return opts.Profile
@@ -236,9 +217,9 @@ func colorProfile(opts Options) colorprofile.Profile {
 // NewProgress returns a callback for session.Options.OnProgress and the channel to pass
 // as Options.Progress. The callback never blocks the network run: when the explorer is
 // behind, a report is dropped (the next one supersedes it anyway).
-func NewProgress() (report func(session.Progress), ch <-chan session.Progress) {
-	c := make(chan session.Progress, 8)
-	return func(p session.Progress) {
+func NewProgress() (report func(api.Progress), ch <-chan api.Progress) {
+	c := make(chan api.Progress, 8)
+	return func(p api.Progress) {
 		select {
 		case c <- p:
 		default:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/diffsim/diffsim/features"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -14,7 +13,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/ui/internal/fake"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -27,13 +27,13 @@ func TestReadyState(t *testing.T) {
 	if !m.current() {
 		t.Fatalf("no result for the current view")
 	}
-	want := fake.ScoreAt(m.sel.layer, m.sel.t, session.AAS)
+	want := fake.ScoreAt(m.sel.layer, m.sel.t, api.AAS)
 	if m.rq.res.Score != want {
 		t.Errorf("score = %v, want %v", m.rq.res.Score, want)
 	}
 	// The current timestep and its neighbours are scored in the background.
 	for _, tt := range []int{401, 411, 391, 501, 301} {
-		if _, ok := m.rq.scores[scoreKey{tt, session.AAS}]; !ok {
+		if _, ok := m.rq.scores[scoreKey{tt, api.AAS}]; !ok {
 			t.Errorf("layer scores for t=%d not computed", tt)
 		}
 	}
@@ -73,12 +73,12 @@ func TestKeys(t *testing.T) {
 		{"token l and j", []string{"l", "j"}, func(t *testing.T, m *Model) { wantToken(t, m, 3, 3) }},
 		{"token clamps", []string{"up", "up", "up", "up"}, func(t *testing.T, m *Model) { wantToken(t, m, 2, 0) }},
 		{"metric cycles", []string{"m"}, func(t *testing.T, m *Model) {
-			if m.sel.metric != session.Cosine || m.rq.res.Metric != session.Cosine {
+			if m.sel.metric != api.Cosine || m.rq.res.Metric != api.Cosine {
 				t.Errorf("metric = %v (result %v), want cos", m.sel.metric, m.rq.res.Metric)
 			}
 		}},
 		{"metric wraps", []string{"m", "m", "m"}, func(t *testing.T, m *Model) {
-			if m.sel.metric != session.AAS {
+			if m.sel.metric != api.AAS {
 				t.Errorf("metric = %v, want aas", m.sel.metric)
 			}
 		}},
@@ -92,7 +92,7 @@ func TestKeys(t *testing.T) {
 		{"overlay wraps", []string{"o", "o", "o"}, func(t *testing.T, m *Model) { wantInt(t, "overlay", int(m.pv.overlay), int(overlayNone)) }},
 		{"sweep opens and fills", []string{"w"}, func(t *testing.T, m *Model) {
 			wantInt(t, "screen", int(m.sel.screen), int(screenSweep))
-			for _, tt := range features.SweepTimesteps() {
+			for _, tt := range schedule.SweepTimesteps() {
 				if _, ok := m.rq.scores[scoreKey{tt, m.sel.metric}]; !ok {
 					t.Errorf("sweep t=%d not computed", tt)
 				}
@@ -256,7 +256,7 @@ func TestStaleResultsAreDropped(t *testing.T) {
 	m, _ := readyModel(t, 120, 40)
 	old := m.want()
 	_, cmd := m.Update(press(".")) // t = 411, not run yet
-	stale := session.Result{Req: old, Score: 42}
+	stale := api.Result{Req: old, Score: 42}
 	m.Update(scoreMsg{gen: m.pair.gen, res: stale})
 	if m.rq.res.Score == 42 {
 		t.Fatal("a result for t=401 was taken while the view is at t=411")
@@ -268,7 +268,7 @@ func TestStaleResultsAreDropped(t *testing.T) {
 	// Results about a pair that was swapped away are dropped too.
 	gen := m.pair.gen
 	send(m, press("s"))
-	m.Update(scoreMsg{gen: gen, res: session.Result{Req: m.want(), Score: 42}})
+	m.Update(scoreMsg{gen: gen, res: api.Result{Req: m.want(), Score: 42}})
 	if m.rq.res.Score == 42 {
 		t.Fatal("a result of the old pair was taken")
 	}
@@ -497,7 +497,7 @@ func TestSweepClick(t *testing.T) {
 	wantInt(t, "screen", int(m.sel.screen), int(screenSweep))
 	send(m, click)
 	wantInt(t, "layer", m.sel.layer, 1)
-	wantInt(t, "t", m.sel.t, features.SweepTimesteps()[2])
+	wantInt(t, "t", m.sel.t, schedule.SweepTimesteps()[2])
 	wantInt(t, "screen", int(m.sel.screen), int(screenMain))
 }
 
@@ -530,7 +530,7 @@ func TestExportContents(t *testing.T) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Score == nil || *rec.Score != m.rq.res.Score || rec.T == nil || *rec.T != 401 || rec.Step == nil || *rec.Step != 600 || rec.LayerShort != "Up0" || rec.ImageA != "fake:a" || rec.Model != "fake" {
+	if rec.Score.IsNaN() || float64(rec.Score) != m.rq.res.Score || rec.T == nil || *rec.T != 401 || rec.Step == nil || *rec.Step != 600 || rec.LayerShort != "Up0" || rec.ImageA != "fake:a" || rec.Model != "fake" {
 		t.Errorf("record: %+v", rec)
 	}
 	if len(rec.MapA) != 16 || len(rec.Attention) != 16 || rec.Grid != [2]int{4, 4} {
@@ -555,7 +555,7 @@ func TestExportContents(t *testing.T) {
 	send(m, press("e"))
 	data, _ = os.ReadFile(filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_down0.1.0.attn2_t401.json"))
 	rec = exportRecord{}
-	if err := json.Unmarshal(data, &rec); err != nil || rec.Score != nil || rec.Meaningless == nil {
+	if err := json.Unmarshal(data, &rec); err != nil || !rec.Score.IsNaN() || rec.Meaningless == nil {
 		t.Errorf("meaningless export: %v %+v", err, rec)
 	}
 }

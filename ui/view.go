@@ -12,7 +12,7 @@ import (
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // View draws the explorer. Images are either half-block text inside it or, for sixel,
@@ -284,7 +284,7 @@ func (m *Model) layerLabel(i int) string {
 	return shortName(m.info.Layers[i])
 }
 
-func progressText(p session.Progress) string {
+func progressText(p api.Progress) string {
 	if p.Total > 0 {
 		return fmt.Sprintf("%s %d/%d", p.What, p.Done, p.Total)
 	}

@@ -10,7 +10,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // Scheduling. At most one Score (the current view) and one background job run at a time.
@@ -25,18 +25,18 @@ import (
 // root owns it because every request depends on the whole view (pair, layer, t, token,
 // metric), which no component has.
 type requests struct {
-	res      *session.Result // latest result for this pair; may answer an older request
-	fg       job             // the Score for the current view
-	bg       job             // one background job: layer scores or a prefetch
+	res      *api.Result // latest result for this pair; may answer an older request
+	fg       job         // the Score for the current view
+	bg       job         // one background job: layer scores or a prefetch
 	jobID    int
-	scores   map[scoreKey][]session.LayerScore
+	scores   map[scoreKey][]api.LayerScore
 	seen     map[int]bool // timesteps whose features were computed for this pair
 	stats    statsMsg     // latest snapshot of the backend's counters
-	progress session.Progress
+	progress api.Progress
 }
 
 func newRequests() requests {
-	return requests{scores: map[scoreKey][]session.LayerScore{}, seen: map[int]bool{}}
+	return requests{scores: map[scoreKey][]api.LayerScore{}, seen: map[int]bool{}}
 }
 
 // forget drops what was answered about the pair (a new pair, or new conditioning).
@@ -50,7 +50,7 @@ type job struct {
 	busy   bool
 	id     int
 	t      int
-	req    session.Request
+	req    api.Request
 	since  time.Time
 	cancel context.CancelFunc
 }
@@ -106,7 +106,7 @@ func (m *Model) schedule() tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
-func (m *Model) scoreCmd(r session.Request) tea.Cmd {
+func (m *Model) scoreCmd(r api.Request) tea.Cmd {
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.rq.jobID++
 	m.rq.fg = job{busy: true, id: m.rq.jobID, t: r.T, req: r, since: m.now(), cancel: cancel}
@@ -174,7 +174,7 @@ func (m *Model) backgroundCmd() tea.Cmd {
 			if neighbour && !b.Cached(a, bi, t) {
 				// A neighbour: its features first, so that scrubbing to it is instant;
 				// its layer scores come next time round, from the cache.
-				if err := b.Prefetch(ctx, a, bi, t); err != nil {
+				if err := b.Prefetch(ctx, t, a, bi); err != nil {
 					return errMsg{backgroundError{gen: gen, id: id, t: t, prefetch: true, err: err}}
 				}
 				return prefetchMsg{gen: gen, id: id, t: t}
@@ -193,9 +193,6 @@ func (m *Model) backgroundCmd() tea.Cmd {
 // message re-arms it.
 func (m *Model) listenProgress() tea.Cmd {
 	ch := m.opts.Progress
-	if ps, ok := m.backend.(progressSource); ok && ch == nil {
-		ch = ps.Progress()
-	}
 	if ch == nil {
 		return nil
 	}

@@ -8,9 +8,10 @@ import (
 	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
+	"github.com/diffsim/diffsim/engine/onnx/infer"
 )
 
-// FuzzFind feeds arbitrary bytes to Parse and Find (and Instrument when layers are found): no
+// FuzzFind feeds arbitrary bytes to Parse, shape inference and Find (and Instrument when layers are found): no
 // panic, whatever the input.
 func FuzzFind(f *testing.F) {
 	// Small seeds: the fuzzer's minimiser is slow on large inputs.
@@ -30,6 +31,7 @@ func FuzzFind(f *testing.F) {
 		if err != nil {
 			return
 		}
+		infer.Shapes(m, nil)
 		layers, _ := attention.Find(m)
 		if len(layers) > 0 {
 			if _, _, err := attention.Instrument(data, m, layers); err != nil {
@@ -63,6 +65,7 @@ func TestFindMutated(t *testing.T) {
 			continue
 		}
 		parsed++
+		infer.Shapes(m, map[string][]int64{"hidden_states": {2, 12, 16}})
 		layers, _ := attention.Find(m)
 		if len(layers) > 0 {
 			if _, _, err := attention.Instrument(d, m, layers); err != nil {

@@ -99,3 +99,21 @@ func TestTinyUNetRuns(t *testing.T) {
 	m, truth := testgraphs.SDUNet(testgraphs.TinyUNet())
 	runAndCheck(t, rt, m, truth, 1e-5, false)
 }
+
+// TestUNetLayoutsRun finds, taps and runs each layout: every layer's Q, K, V against the
+// projections, the attention recomputed from them against the layer's own output, and every
+// tapped shape as shape inference predicts it.
+func TestUNetLayoutsRun(t *testing.T) {
+	rt := openRuntime(t)
+	for name, o := range testgraphs.Layouts() {
+		t.Run(name, func(t *testing.T) {
+			m, truth := testgraphs.SDUNet(o)
+			layers, err := attention.Find(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLayers(t, layers, truth)
+			runAndCheck(t, rt, m, truth, 1e-5, false)
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
@@ -13,6 +14,7 @@ import (
 	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
+	"github.com/diffsim/diffsim/engine/onnx/infer"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
 )
 
@@ -175,6 +177,11 @@ func runAndCheck(t *testing.T, rt *engine.Runtime, m *onnxpb.ModelProto, truth t
 	for _, o := range outs {
 		values[o.Name] = o
 	}
+	instModel, err := onnx.Parse(inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInferred(t, instModel, truth, outs)
 	for i, l := range layers {
 		lt := truth.Layers[i]
 		q, k, v := values[l.Q], values[l.K], values[l.V]
@@ -220,6 +227,28 @@ func runAndCheck(t *testing.T, rt *engine.Runtime, m *onnxpb.ModelProto, truth t
 			if e := relErr(values[l.Out].Float32, ref); e > tol {
 				t.Errorf("%s: exposed Out %q differs from the recomputed attention: relative error %.3g", l.Name, l.Out, e)
 			}
+		}
+	}
+}
+
+// checkInferred checks that shape inference at the inputs' sizes tells every tapped tensor's
+// shape (and any other output's it claims to know) as the run measured it: what pre-sizes the
+// taps' buffers and gives inspect its token grids.
+func checkInferred(t *testing.T, m *onnxpb.ModelProto, truth testgraphs.Truth, outs []engine.Tensor) {
+	t.Helper()
+	in := map[string][]int64{}
+	for _, x := range truth.Inputs {
+		in[x.Name] = x.Shape
+	}
+	shapes := infer.Shapes(m, in)
+	for _, o := range outs {
+		got, ok := shapes[o.Name]
+		if !ok || slices.Contains(got, infer.Unknown) {
+			t.Errorf("%s: inference could not tell its shape (%v); the run made %v", o.Name, got, o.Shape)
+			continue
+		}
+		if !slices.Equal(got, o.Shape) {
+			t.Errorf("%s: inferred shape %v, the run made %v", o.Name, got, o.Shape)
 		}
 	}
 }

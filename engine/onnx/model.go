@@ -97,3 +97,13 @@ func Opset(m *onnxpb.ModelProto, domain string) int64 {
 	}
 	return 0
 }
+
+// Merge decodes encoded model fields (such as the bytes AppendOutputs or attention.Instrument
+// append to a model) into m, by protobuf's merge rule: repeated fields concatenate. m then is
+// the model those bytes appended to m's own would decode to, without decoding m's bytes again.
+func Merge(m *onnxpb.ModelProto, suffix []byte) error {
+	if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(suffix, m); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotONNX, err)
+	}
+	return nil
+}

@@ -6,8 +6,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
-
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 )
 
 // BenchmarkBuildAndScorePair is the first-run cost: build the graph, load it, extract a
@@ -16,7 +15,7 @@ func BenchmarkBuildAndScorePair(b *testing.B) {
 	rt := enginetest.Runtime(b)
 	defer rt.Close()
 	a, c := sample(b, "grass.png"), sample(b, "gravel.png")
-	att := features.NewRuntimeAttention(rt)
+	att := aas.NewRuntimeAttention(rt)
 	defer att.Close()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -29,7 +28,7 @@ func BenchmarkBuildAndScorePair(b *testing.B) {
 			b.Fatal(err)
 		}
 		for li := range ex[0].Layers {
-			if _, err := features.Compare(context.Background(), att, ex[0].Layers[li], ex[1].Layers[li]); err != nil {
+			if _, err := aas.Compare(context.Background(), att, ex[0].Layers[li], ex[1].Layers[li]); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -56,7 +55,7 @@ func BenchmarkCompareLayers(b *testing.B) {
 	for li, lv := range Levels {
 		b.Run(lv.Name, func(b *testing.B) {
 			for b.Loop() {
-				if _, err := features.Compare(context.Background(), m.att, ex[0].Layers[li], ex[1].Layers[li]); err != nil {
+				if _, err := aas.Compare(context.Background(), m.att, ex[0].Layers[li], ex[1].Layers[li]); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -39,7 +39,7 @@ func (Family) Describe(_ features.Source, o features.OpenOptions) (features.Desc
 	if err != nil {
 		return features.Description{}, err
 	}
-	ins, outs, found, err := tapped.Inspect(g)
+	ins, outs, found, err := tapped.Inspect(g, nil, 0, 0)
 	if err != nil {
 		return features.Description{}, fmt.Errorf("built-in model: %w", err)
 	}

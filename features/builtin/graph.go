@@ -24,8 +24,10 @@ package builtin
 
 import (
 	"fmt"
-	finder "github.com/diffsim/diffsim/engine/attention"
 	"math"
+
+	finder "github.com/diffsim/diffsim/engine/attention"
+	"github.com/diffsim/diffsim/features/schedule"
 
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
@@ -126,7 +128,7 @@ func Graph(size int) (*onnxpb.ModelProto, error) {
 
 // noised applies the DDPM forward process with ᾱ gathered from a table by timestep.
 func noised(b *onnx.Builder, img, ts, eps string) string {
-	ab := features.AlphasCumprod()
+	ab := schedule.AlphasCumprod()
 	sa, sb := make([]float32, len(ab)), make([]float32, len(ab))
 	for i, v := range ab {
 		sa[i], sb[i] = float32(math.Sqrt(v)), float32(math.Sqrt(1-v))

@@ -9,6 +9,7 @@ import (
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/features/tapped"
 )
 
@@ -38,11 +39,11 @@ func Open(rt features.Loader, size int) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	tm, err := tapped.Load(rt, "built-in model", data, "", []string{OutputEmbed})
+	tm, err := tapped.Load(rt, "built-in model", data, "", tapped.Options{Extra: []string{OutputEmbed}})
 	if err != nil {
 		return nil, err
 	}
-	layers, err := withGrids(tm.Describe())
+	layers, err := withGrids(tm.Describe(0, 0))
 	if err != nil {
 		return nil, errors.Join(err, tm.Close())
 	}
@@ -79,15 +80,15 @@ func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int
 	if len(imgs) == 0 {
 		return nil, errors.New("built-in model: no images")
 	}
-	if t < 0 || t >= features.Timesteps {
-		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, features.Timesteps-1)
+	if t < 0 || t >= schedule.Timesteps {
+		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, schedule.Timesteps-1)
 	}
 	n, plane := len(imgs), 3*m.size*m.size
 	px := make([]float32, 0, n*plane)
 	for _, img := range imgs {
 		px = append(px, features.CHW(features.ResizeSquare(img, m.size), features.HalfMean, features.HalfStd)...)
 	}
-	eps := features.Noise(seed, plane)
+	eps := schedule.Noise(seed, plane)
 	noise := make([]float32, 0, n*plane)
 	ts := make([]int64, n)
 	for i := range imgs {

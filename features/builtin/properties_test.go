@@ -9,11 +9,10 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/imagefile"
 
 	"golang.org/x/image/draw"
-
-	"github.com/diffsim/diffsim/features"
 )
 
 // These tests check what AAS promises on the built-in model, on the real sample photographs,
@@ -35,7 +34,7 @@ const testSize = 256
 
 type testModel struct {
 	*Model
-	att features.Attention
+	att aas.Attention
 }
 
 func openTestModel(t testing.TB) testModel {
@@ -46,7 +45,7 @@ func openTestModel(t testing.TB) testModel {
 		rt.Close()
 		t.Fatal(err)
 	}
-	att := features.NewRuntimeAttention(rt)
+	att := aas.NewRuntimeAttention(rt)
 	t.Cleanup(func() { att.Close(); m.Close(); rt.Close() })
 	return testModel{m, att}
 }
@@ -78,15 +77,15 @@ func mirror(img image.Image) image.Image {
 }
 
 // compareAll extracts a and b at t in one batch and compares them at every layer.
-func compareAll(t testing.TB, m testModel, a, b image.Image, ts int) []features.Comparison {
+func compareAll(t testing.TB, m testModel, a, b image.Image, ts int) []aas.Comparison {
 	t.Helper()
 	ex, err := m.Extract(context.Background(), []image.Image{a, b}, ts, 2334)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]features.Comparison, len(ex[0].Layers))
+	out := make([]aas.Comparison, len(ex[0].Layers))
 	for i := range out {
-		out[i], err = features.Compare(context.Background(), m.att, ex[0].Layers[i], ex[1].Layers[i])
+		out[i], err = aas.Compare(context.Background(), m.att, ex[0].Layers[i], ex[1].Layers[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +197,7 @@ func TestSpreadShrinksWithNoise(t *testing.T) {
 		lo, hi := math.Inf(1), math.Inf(-1)
 		for i := range imgs {
 			for j := i + 1; j < len(imgs); j++ {
-				c, err := features.Compare(context.Background(), m.att, ex[i].Layers[DefaultLayer], ex[j].Layers[DefaultLayer])
+				c, err := aas.Compare(context.Background(), m.att, ex[i].Layers[DefaultLayer], ex[j].Layers[DefaultLayer])
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/imagefile"
+	"github.com/diffsim/diffsim/features/schedule"
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
@@ -40,7 +42,7 @@ func TestGraphRunsAndMatchesGoAttention(t *testing.T) {
 		t.Fatal(err)
 	}
 	px := features.CHW(features.ResizeSquare(img, size), features.HalfMean, features.HalfStd)
-	noise := features.Noise(1, len(px))
+	noise := schedule.Noise(1, len(px))
 	res, err := s.Run(context.Background(),
 		engine.F32(InputImage, []int64{1, 3, size, size}, px),
 		engine.I64(InputTimestep, []int64{1}, []int64{101}),
@@ -52,8 +54,8 @@ func TestGraphRunsAndMatchesGoAttention(t *testing.T) {
 		q, k, v, o := res[4*i], res[4*i+1], res[4*i+2], res[4*i+3]
 		t.Logf("%s: q %v o %v", lv.Name, q.Shape, o.Shape)
 		f := features.Features{Q: q.Float32, K: k.Float32, V: v.Float32, Tokens: int(q.Shape[1]), Heads: heads, HeadDim: headDim, Scale: float64(lv.Scale)}
-		got, err := features.GoAttention{}.Attend(context.Background(), features.Shape{Heads: heads, HeadDim: headDim, Scale: float64(lv.Scale)},
-			[]features.Job{{Q: f.Q, K: f.K, V: f.V, Tq: f.Tokens, Tk: f.Tokens}})
+		got, err := aas.GoAttention{}.Attend(context.Background(), aas.Shape{Heads: heads, HeadDim: headDim, Scale: float64(lv.Scale)},
+			[]aas.Job{{Q: f.Q, K: f.K, V: f.V, Tq: f.Tokens, Tk: f.Tokens}})
 		if err != nil {
 			t.Fatal(err)
 		}

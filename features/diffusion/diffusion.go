@@ -18,16 +18,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
-	"strconv"
 	"sync"
 
 	"github.com/diffsim/diffsim/engine"
-	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/ipadapter"
+	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/features/tapped"
 	"github.com/diffsim/diffsim/features/tokenizer"
 )
@@ -101,12 +98,6 @@ func Open(ctx context.Context, l features.Loader, name, dir string, size int) (*
 // OpenWithAdapter is Open with an IP-Adapter injected into every cross-attention layer
 // (DiffSim-C); ip may be nil. The model owns ip from then on and closes it.
 func OpenWithAdapter(ctx context.Context, l features.Loader, name, dir string, size int, ip *ipadapter.Adapter) (*Model, error) {
-	if size == 0 {
-		size = DefaultSize
-	}
-	if err := checkSize(size); err != nil {
-		return nil, err
-	}
 	m := &Model{name: name, size: size, scaling: ScalingFactor, latents: map[image.Image][]float32{}, embeds: map[string]engine.Tensor{}, ip: ip}
 	ok := false
 	defer func() {
@@ -117,19 +108,31 @@ func OpenWithAdapter(ctx context.Context, l features.Loader, name, dir string, s
 	var err error
 	unetPath := filepath.Join(dir, "unet", "model.onnx")
 	var inj ipadapter.Injection
+	// The taps' shapes are inferred at the size scoring runs: the graph's own when its input
+	// is fixed, else the one asked for.
+	to := tapped.Options{Inputs: func(declared []engine.IOInfo, batch int) map[string][]int64 {
+		size, err := WorkingSize(declared, size)
+		if err != nil {
+			return nil
+		}
+		return UNetInputs(declared, size, batch)
+	}}
 	if ip != nil {
 		data, wdir, injected, err := ip.InjectUNet(unetPath)
 		if err != nil {
 			return nil, fmt.Errorf("IP-Adapter: %w", err)
 		}
 		inj = injected
-		if m.unet, err = tapped.Load(l, unetPath, data, wdir, nil); err != nil {
+		if m.unet, err = tapped.Load(l, unetPath, data, wdir, to); err != nil {
 			return nil, fmt.Errorf("U-Net with IP-Adapter: %w", err)
 		}
-	} else if m.unet, err = tapped.Open(l, unetPath, nil); err != nil {
+	} else if m.unet, err = tapped.Open(l, unetPath, to); err != nil {
 		return nil, fmt.Errorf("U-Net: %w", err)
 	}
 	m.inputs = m.unet.Inputs()
+	if m.size, err = WorkingSize(m.inputs, size); err != nil {
+		return nil, fmt.Errorf("%s: %w", unetPath, err)
+	}
 	for _, in := range m.inputs {
 		switch in.Name {
 		case "sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids", ipadapter.TokensInput:
@@ -145,8 +148,7 @@ func OpenWithAdapter(ctx context.Context, l features.Loader, name, dir string, s
 			return nil, err
 		}
 	}
-	m.layers = m.unet.Describe()
-	SetGrids(m.layers, size)
+	m.layers = m.unet.Describe(m.size/8, m.size/8)
 	for i := range m.layers {
 		if m.layers[i].Short == "Up0" {
 			m.def = i
@@ -341,8 +343,8 @@ func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int
 // every image twice (unconditional half first, as diffusers orders it) and each image's
 // features carry both halves as heads (see Conditioning).
 func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning) ([]features.Extraction, error) {
-	if t < 0 || t >= features.Timesteps {
-		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, features.Timesteps-1)
+	if t < 0 || t >= schedule.Timesteps {
+		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, schedule.Timesteps-1)
 	}
 	if err := m.Prepare(ctx, c); err != nil {
 		return nil, err
@@ -372,9 +374,9 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 		}
 		latents = append(latents, z...)
 	}
-	eps := features.Noise(seed, per)
+	eps := schedule.Noise(seed, per)
 	for i := 0; i < n; i++ {
-		features.AddNoise(latents[i*per:(i+1)*per], eps, t)
+		schedule.AddNoise(latents[i*per:(i+1)*per], eps, t)
 	}
 	for k := 1; k < halves; k++ {
 		latents = append(latents, latents[:n*per]...)
@@ -424,7 +426,7 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 			inputs = append(inputs, engine.F32(in.Name, []int64{int64(b), 6}, ids))
 		}
 	}
-	res, err := m.unet.RunExpecting(ctx, h, h, m.expect(b, inputs), inputs...)
+	res, err := m.unet.Run(ctx, h, h, inputs...)
 	if err != nil {
 		return nil, fmt.Errorf("U-Net: %w", err)
 	}
@@ -439,31 +441,6 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 		}
 	}
 	return out, nil
-}
-
-// expect is the shape of every tapped tensor this run will make, where the layer's module
-// path tells its grid (SetGrids, at the working size) and its keys and values come from the
-// latent (self-attention) or the text embedding alone (cross-attention): the U-Net then writes
-// them straight into Go memory. Other layers (IP-Adapter tokens, unknown paths) are left to
-// the runtime.
-func (m *Model) expect(batch int, inputs []engine.Tensor) tapped.Expect {
-	textTokens := 0
-	for _, in := range inputs {
-		if in.Name == "encoder_hidden_states" && len(in.Shape) == 3 {
-			textTokens = int(in.Shape[1])
-		}
-	}
-	e := tapped.Expect{Batch: batch, Tokens: make([]int, len(m.layers)), KVTokens: make([]int, len(m.layers))}
-	for i, ly := range m.layers {
-		e.Tokens[i] = ly.Tokens
-		switch {
-		case ly.Kind == attention.Self:
-			e.KVTokens[i] = ly.Tokens
-		case slices.Equal(ly.KVInputs, []string{"encoder_hidden_states"}):
-			e.KVTokens[i] = textTokens
-		}
-	}
-	return e
 }
 
 // StackHalves puts the features of the two halves of a CFG batch side by side as heads: each
@@ -554,54 +531,66 @@ func timestepTensor(in engine.IOInfo, n, t int) (engine.Tensor, error) {
 	return engine.Tensor{}, fmt.Errorf("U-Net input timestep has type %v; diffsim fills int64, float32 or float16", in.Type)
 }
 
-// SetGrids fills in the token grid of each U-Net layer at a working size, from its module
-// path (the U-Net halves the latent at each level down and doubles it on the way up).
-func SetGrids(layers []features.Layer, size int) {
-	latent := size / 8
-	levels := countBlocks(layers, "down_blocks")
-	for i := range layers {
-		if g := gridFromPath(layers[i].Name, latent, levels); g > 0 {
-			layers[i].GridH, layers[i].GridW, layers[i].Tokens = g, g, g*g
+// WorkingSize is the image size the U-Net runs at: the one its sample input fixes (8 pixels
+// per latent), else asked, else DefaultSize. Asking for another size than a fixed input's is
+// an error that says which size to use.
+func WorkingSize(declared []engine.IOInfo, asked int) (int, error) {
+	for _, in := range declared {
+		if in.Name != "sample" || len(in.Shape) != 4 || in.Shape[2] <= 0 || in.Shape[3] <= 0 {
+			continue
 		}
+		h, w := int(in.Shape[2]), int(in.Shape[3])
+		if h != w {
+			return 0, fmt.Errorf("the U-Net's input is fixed at %d×%d latents; diffsim runs square images and cannot feed it", h, w)
+		}
+		if asked != 0 && asked != 8*h {
+			return 0, fmt.Errorf("--size %d: the U-Net's input is fixed at %d×%d latents, so it runs at %d px only; leave --size out or pass --size %d", asked, h, w, 8*h, 8*h)
+		}
+		return 8 * h, nil
 	}
+	if asked == 0 {
+		asked = DefaultSize
+	}
+	return asked, checkSize(asked)
 }
 
-var blockIndex = regexp.MustCompile(`^(down_blocks|up_blocks)\.(\d+)\.|^(mid_block)\.`)
-
-func countBlocks(layers []features.Layer, group string) int {
-	n := 0
-	for _, l := range layers {
-		if m := blockIndex.FindStringSubmatch(l.Name); m != nil && m[1] == group {
-			i, _ := strconv.Atoi(m[2])
-			n = max(n, i+1)
+// UNetInputs are the shapes ExtractConditioned feeds the U-Net at a batch and working size,
+// given its declared inputs: what the taps' shapes are inferred at. Sizes the family does not
+// choose (the text embedding's width, the IP tokens) are the graph's own, unknown if it does
+// not fix them.
+func UNetInputs(declared []engine.IOInfo, size, batch int) map[string][]int64 {
+	b, h := int64(batch), int64(size/8)
+	dim := func(in engine.IOInfo, k int, def int64) int64 {
+		if k < len(in.Shape) && in.Shape[k] > 0 {
+			return in.Shape[k]
+		}
+		return def
+	}
+	out := map[string][]int64{}
+	for _, in := range declared {
+		switch in.Name {
+		case "sample":
+			out[in.Name] = []int64{b, latentChannels, h, h}
+		case "timestep":
+			out[in.Name] = []int64{b}
+			if in.Rank() == 0 {
+				out[in.Name] = []int64{}
+			}
+		case "encoder_hidden_states": // the tokenizer pads every prompt to its context length
+			out[in.Name] = []int64{b, dim(in, 1, tokenizer.ContextLength), dim(in, 2, -1)}
+		case "text_embeds":
+			out[in.Name] = []int64{b, dim(in, 1, 1280)}
+		case "time_ids":
+			out[in.Name] = []int64{b, 6}
+		default:
+			s := []int64{b}
+			for k := 1; k < len(in.Shape); k++ {
+				s = append(s, dim(in, k, -1))
+			}
+			out[in.Name] = s
 		}
 	}
-	// SD's last down block has no attention; the U-Net still downsamples into it.
-	return n + 1
-}
-
-// gridFromPath is the token grid side of a diffusers U-Net layer at latent side `latent`:
-// down_blocks.i works at latent/2^i, the mid block at the deepest level, up_blocks.j mirrors
-// the down path. 0 when the path says nothing.
-func gridFromPath(name string, latent, levels int) int {
-	m := blockIndex.FindStringSubmatch(name)
-	if m == nil {
-		return 0
-	}
-	var depth int
-	switch {
-	case m[3] == "mid_block":
-		depth = levels - 1
-	case m[1] == "down_blocks":
-		depth, _ = strconv.Atoi(m[2])
-	default:
-		j, _ := strconv.Atoi(m[2])
-		depth = levels - 1 - j
-	}
-	if depth < 0 {
-		return 0
-	}
-	return latent >> depth
+	return out
 }
 
 // Close frees the sessions; it is idempotent.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/imagefile"
 
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
@@ -109,16 +110,16 @@ func TestTinyDiffusionModel(t *testing.T) {
 			t.Errorf("%s: %d tokens on a %d grid at run time; described as %d on %d", l.Name, f.Tokens, f.GridH, l.Tokens, l.GridH)
 		}
 	}
-	att := features.GoAttention{}
+	att := aas.GoAttention{}
 	for i, l := range info.Layers {
-		same, err := features.Compare(ctx, att, ex[0].Layers[i], ex[2].Layers[i])
+		same, err := aas.Compare(ctx, att, ex[0].Layers[i], ex[2].Layers[i])
 		if err != nil {
 			t.Fatal(err)
 		}
 		if math.Abs(same.Score()-1) > 1e-6 {
 			t.Errorf("%s: score(A, A) = %.9f (the same image in one batch must score 1)", l.Name, same.Score())
 		}
-		diff, _ := features.Compare(ctx, att, ex[0].Layers[i], ex[1].Layers[i])
+		diff, _ := aas.Compare(ctx, att, ex[0].Layers[i], ex[1].Layers[i])
 		if l.Kind == features.CrossAttention && math.Abs(diff.Score()-1) > 1e-5 {
 			t.Errorf("%s: cross-attention on text scored %.6f for different images; K and V do not depend on the image, so it must be 1", l.Name, diff.Score())
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
 	"github.com/diffsim/diffsim/features"
@@ -64,24 +65,18 @@ func (Family) Open(ctx context.Context, l features.Loader, src features.Source, 
 		if ao.Weights == "" || ao.ImageEncoder == "" {
 			return nil, fmt.Errorf("DiffSim-C needs both --ip-adapter (ip-adapter-plus_sd15.safetensors) and --image-encoder (the CLIP ViT-H/14 image encoder .onnx)")
 		}
-		if ip, err = ipadapter.Open(l, ipadapter.Options{Adapter: ao.Weights, ImageEncoder: ao.ImageEncoder, Scale: float32(ao.Scale), ScaleSet: ao.ScaleSet}); err != nil {
+		if ip, err = ipadapter.Open(l, ipadapter.Options{Adapter: ao.Weights, ImageEncoder: ao.ImageEncoder, Scale: float32(ao.Scale), ScaleSet: true}); err != nil {
 			return nil, err
 		}
 	}
 	return OpenWithAdapter(ctx, l, src.Name, src.Path, o.Size, ip)
 }
 
-// Describe implements features.Family: the U-Net's layers at the working size, with the
+// Describe implements features.Family: the U-Net's layers at the working size (token grids
+// inferred from the graph at that size, as scoring infers them), with the
 // IP-Adapter's attention added when one is asked for or the folder holds one (so the table
 // lists the .ip layers DiffSim-C scores). No weights are loaded.
 func (Family) Describe(src features.Source, o features.OpenOptions) (features.Description, error) {
-	size := o.Size
-	if size == 0 {
-		size = DefaultSize
-	}
-	if err := checkSize(size); err != nil {
-		return features.Description{}, err
-	}
 	if o.IPAdapter.Weights == "" && o.IPAdapter.ImageEncoder != "" {
 		return features.Description{}, fmt.Errorf("--image-encoder goes with --ip-adapter (the IP-Adapter Plus weights)")
 	}
@@ -89,10 +84,14 @@ func (Family) Describe(src features.Source, o features.OpenOptions) (features.De
 	if err != nil {
 		return features.Description{}, err
 	}
-	d := features.Description{Graph: unetFile(src), Size: size}
+	d := features.Description{Graph: unetFile(src)}
 	g, err := onnx.ReadFile(d.Graph)
 	if err != nil {
 		return d, err
+	}
+	declared, _ := tapped.GraphIO(g)
+	if d.Size, err = WorkingSize(declared, o.Size); err != nil {
+		return d, fmt.Errorf("%s: %w", d.Graph, err)
 	}
 	var inj *ipadapter.Injection
 	if ao.Weights != "" {
@@ -100,10 +99,12 @@ func (Family) Describe(src features.Source, o features.OpenOptions) (features.De
 			return d, err
 		}
 	}
-	if d.Inputs, d.Outputs, d.Layers, err = tapped.Inspect(g); err != nil {
+	inputs := func(declared []engine.IOInfo, batch int) map[string][]int64 {
+		return UNetInputs(declared, d.Size, batch)
+	}
+	if d.Inputs, d.Outputs, d.Layers, err = tapped.Inspect(g, inputs, d.Size/8, d.Size/8); err != nil {
 		return d, fmt.Errorf("%s: %w", d.Graph, err)
 	}
-	SetGrids(d.Layers, size)
 	if inj != nil {
 		// The finder reads ip_tokens as text conditioning; the injection knows better.
 		inj.Describe(d.Layers)

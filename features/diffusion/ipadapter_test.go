@@ -12,6 +12,7 @@ import (
 	"github.com/diffsim/diffsim/engine/enginetest"
 
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/ipadapter"
 	"github.com/diffsim/diffsim/features/ipadapter/ipfixture"
 )
@@ -89,24 +90,24 @@ func TestDiffSimCOnAFolder(t *testing.T) {
 func checkDiffSimC(t *testing.T, layers []features.Layer, ex []features.Extraction) {
 	t.Helper()
 	ctx := context.Background()
-	att := features.GoAttention{}
+	att := aas.GoAttention{}
 	distinct := 0
 	for i, l := range layers {
 		fa, fb, fa2 := ex[0].Layers[i], ex[1].Layers[i], ex[2].Layers[i]
-		same, err := features.Compare(ctx, att, fa, fa2)
+		same, err := aas.Compare(ctx, att, fa, fa2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if math.Abs(same.Score()-1) > 1e-6 {
 			t.Errorf("%s: score(A, A) = %.9f, want 1", l.Name, same.Score())
 		}
-		ab, err := features.Compare(ctx, att, fa, fb)
+		ab, err := aas.Compare(ctx, att, fa, fb)
 		if err != nil {
 			t.Fatal(err)
 		}
 		switch {
 		case l.ImageKV && l.Kind == features.CrossAttention:
-			ba, err := features.Compare(ctx, att, fb, fa)
+			ba, err := aas.Compare(ctx, att, fb, fa)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/aas"
 
 	"github.com/diffsim/diffsim/features"
 )
@@ -111,9 +112,9 @@ func TestPromptConditioning(t *testing.T) {
 		t.Error("Up0 cross-attention keys are the same for the prompt and the empty prompt")
 	}
 
-	att := features.GoAttention{}
+	att := aas.GoAttention{}
 	score := func(ex []features.Extraction, i, j int) float64 {
-		c, err := features.Compare(ctx, att, ex[i].Layers[up0], ex[j].Layers[up0])
+		c, err := aas.Compare(ctx, att, ex[i].Layers[up0], ex[j].Layers[up0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,8 +136,8 @@ func TestPromptConditioning(t *testing.T) {
 	var self, cross []float32
 	for k := range 2 {
 		ha, hb := half(fa, k), half(fb, k)
-		sh := features.Shape{Heads: ha.Heads, HeadDim: ha.HeadDim, Scale: ha.Scale}
-		outs, err := att.Attend(ctx, sh, []features.Job{
+		sh := aas.Shape{Heads: ha.Heads, HeadDim: ha.HeadDim, Scale: ha.Scale}
+		outs, err := att.Attend(ctx, sh, []aas.Job{
 			{Q: ha.Q, K: ha.K, V: ha.V, Tq: ha.Tokens, Tk: ha.KV()},
 			{Q: ha.Q, K: hb.K, V: hb.V, Tq: ha.Tokens, Tk: hb.KV()},
 		})
@@ -145,11 +146,11 @@ func TestPromptConditioning(t *testing.T) {
 		}
 		self, cross = append(self, outs[0]...), append(cross, outs[1]...)
 	}
-	c, err := features.Compare(ctx, att, fa, fb)
+	c, err := aas.Compare(ctx, att, fa, fb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := features.Cosine(self, cross); math.Abs(c.AtoB-want) > 1e-9 {
+	if want := aas.Cosine(self, cross); math.Abs(c.AtoB-want) > 1e-9 {
 		t.Errorf("CFG A→B = %.9f; the cosine over both halves' outputs is %.9f", c.AtoB, want)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 )
 
 func TestTapVAEMean(t *testing.T) {
@@ -161,6 +162,12 @@ func TestWrappedUNet(t *testing.T) {
 			shorts++
 		}
 	}
+	grids := map[string]int{"Down0": 64, "Down1": 32, "Down2": 16, "Mid": 8, "Up0": 16, "Up1": 32, "Up2": 64}
+	for _, l := range plain.Layers {
+		if g, ok := grids[l.Short]; ok && (l.GridH != g || l.GridW != g) {
+			t.Errorf("%s (%s): grid %dx%d at 512 px, the paper's is %dx%d", l.Short, l.Name, l.GridH, l.GridW, g, g)
+		}
+	}
 	if len(plain.Layers) != 32 || shorts != 14 || plain.Size != DefaultSize {
 		t.Fatalf("plain export: %d layers, %d short names at %d px; want 32, 14 at %d", len(plain.Layers), shorts, plain.Size, DefaultSize)
 	}
@@ -211,7 +218,7 @@ func TestWrappedUNetScoresEqual(t *testing.T) {
 			t.Fatal(err)
 		}
 		for li, l := range mod.Info().Layers {
-			c, err := features.Compare(ctx, features.GoAttention{}, ex[0].Layers[li], ex[1].Layers[li])
+			c, err := aas.Compare(ctx, aas.GoAttention{}, ex[0].Layers[li], ex[1].Layers[li])
 			if err != nil {
 				t.Fatal(err)
 			}

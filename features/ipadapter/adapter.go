@@ -185,7 +185,7 @@ func (a *Adapter) encode(ctx context.Context, imgs []image.Image) ([]float32, er
 // InjectUNet reads the U-Net at path and returns the bytes of the same graph with IP
 // attention in every text cross-attention layer, and what it added. External weights stay
 // where they are: load the bytes with dir as engine.SessionOptions.ExternalDataDir (or
-// tapped.Load(l, path, data, dir, nil)).
+// tapped.Load(l, path, data, dir, tapped.Options{})).
 func (a *Adapter) InjectUNet(path string) (data []byte, dir string, inj Injection, err error) {
 	m, err := onnx.ReadFile(path)
 	if err != nil {

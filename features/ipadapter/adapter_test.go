@@ -14,6 +14,7 @@ import (
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/features/tapped"
 )
@@ -98,12 +99,12 @@ func TestDiffSimC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	model, err := tapped.Load(rt, unetPath, data, udir, nil)
+	model, err := tapped.Load(rt, unetPath, data, udir, tapped.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer model.Close()
-	layers := model.Describe()
+	layers := model.Describe(0, 0)
 	def := inj.Describe(layers)
 	if def < 0 || layers[def].Name != "up_blocks.1.attentions.2.transformer_blocks.0.attn2.ip" || layers[def].Short != "Up0.ip" {
 		t.Errorf("default DiffSim-C layer %d", def)
@@ -134,12 +135,12 @@ func TestDiffSimC(t *testing.T) {
 			if !l.ImageKV || l.Kind != features.CrossAttention || fa.KV() != 16 {
 				t.Errorf("%s: ImageKV %v, kind %s, %d KV tokens", l.Name, l.ImageKV, l.Kind, fa.KV())
 			}
-			same, err := features.Compare(ctx, features.GoAttention{}, fa, fa2)
+			same, err := aas.Compare(ctx, aas.GoAttention{}, fa, fa2)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ab, _ := features.Compare(ctx, features.GoAttention{}, fa, fb)
-			ba, _ := features.Compare(ctx, features.GoAttention{}, fb, fa)
+			ab, _ := aas.Compare(ctx, aas.GoAttention{}, fa, fb)
+			ba, _ := aas.Compare(ctx, aas.GoAttention{}, fb, fa)
 			if math.Abs(same.Score()-1) > 1e-6 {
 				t.Errorf("%s: DiffSim-C(A, A) = %.8f", l.Name, same.Score())
 			}
@@ -154,7 +155,7 @@ func TestDiffSimC(t *testing.T) {
 			if l.ImageKV {
 				t.Errorf("%s: text cross-attention reported as image-dependent", l.Name)
 			}
-			ab, _ := features.Compare(ctx, features.GoAttention{}, fa, fb)
+			ab, _ := aas.Compare(ctx, aas.GoAttention{}, fa, fb)
 			if math.Abs(ab.Score()-1) > 1e-6 {
 				t.Errorf("%s: text cross-attention scores %.8f for A against B, want 1", l.Name, ab.Score())
 			}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
@@ -21,8 +22,9 @@ const (
 	ScaleName   = "ip_adapter_scale" // the scalar initializer holding the scale
 	// LayerSuffix ends the name Find gives an injected IP attention: "<attn2 path>.ip".
 	LayerSuffix = ".ip"
-	// DefaultScale is the IP attention weight DiffSim's reference code runs with.
-	DefaultScale = 0.5
+	// DefaultScale is the IP attention weight DiffSim's reference code runs with (api.Spec's
+	// default, named here for the adapter's own callers).
+	DefaultScale = api.DefaultIPScale
 )
 
 // InjectOptions configure Inject.

@@ -14,7 +14,7 @@ import (
 	"github.com/diffsim/diffsim/engine/attention"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/safetensors"
 )
 
@@ -220,14 +220,14 @@ func TestInjectedAttention(t *testing.T) {
 		if e := relErr(kip.Float32, wantK); e > 1e-5 {
 			t.Errorf("%s: K_ip off by %.3g from ip_tokens · to_k_ip(key %d)ᵀ", il.Name, e, x.keys[il.Name])
 		}
-		shape := features.Shape{Heads: il.Heads, HeadDim: il.HeadDim, Scale: il.Scale}
+		shape := aas.Shape{Heads: il.Heads, HeadDim: il.HeadDim, Scale: il.Scale}
 		for i := range b {
 			part := func(t engine.Tensor) []float32 {
 				n := len(t.Float32) / b
 				return t.Float32[i*n : (i+1)*n]
 			}
 			tq, tk := len(part(q))/c, len(part(k))/c
-			res, err := features.GoAttention{}.Attend(context.Background(), shape, []features.Job{
+			res, err := aas.GoAttention{}.Attend(context.Background(), shape, []aas.Job{
 				{Q: part(q), K: part(k), V: part(v), Tq: tq, Tk: tk},
 				{Q: part(q), K: part(kip), V: part(vip), Tq: tq, Tk: 16},
 			})
@@ -241,7 +241,7 @@ func TestInjectedAttention(t *testing.T) {
 			if e := relErr(part(sum), want); e > 1e-5 {
 				t.Errorf("%s item %d: attn2 output off by %.3g from attn(Q,K,V) + %g·attn(Q,K_ip,V_ip)", il.Name, i, e, scale)
 			}
-			if c := features.Cosine(res[0], res[1]); c > 0.999 {
+			if c := aas.Cosine(res[0], res[1]); c > 0.999 {
 				t.Errorf("%s: the IP attention output equals the text one (cos %.4f): not a test", il.Name, c)
 			}
 		}

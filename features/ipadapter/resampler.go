@@ -12,7 +12,7 @@
 // with the layer's own Q, head split and softmax scale. The IP attention is an ordinary
 // unfused attention block in the graph, so the attention finder reports it as a layer of its
 // own, named "<attn2 path>.ip", whose Q, K, V are (Q of attn2, K_ip, V_ip): exactly the
-// features DiffSim-C compares (features.Compare with KVTokens 16).
+// features DiffSim-C compares (aas.Compare with KVTokens 16).
 package ipadapter
 
 import (

@@ -2,6 +2,7 @@ package tapped_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,7 +65,7 @@ func TestRunSplitsPerItemAndLayer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &fakeRunner{batch: 2, tokens: tokens, width: tc.width(o.Channels)}
-			tm, err := tapped.Load(&fakeLoader{r}, "fake", data, "", nil)
+			tm, err := tapped.Load(&fakeLoader{r}, "fake", data, "", tapped.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,4 +106,83 @@ func indexOf(names []string, name string) int {
 		}
 	}
 	return -1
+}
+
+// shapedRunner is a fakeRunner that records the output shapes each run was offered.
+type shapedRunner struct {
+	*fakeRunner
+	offered [][][]int64
+}
+
+func (r *shapedRunner) RunShaped(ctx context.Context, shapes [][]int64, in ...engine.Tensor) ([]engine.Tensor, error) {
+	r.offered = append(r.offered, shapes)
+	return r.Run(ctx, in...)
+}
+
+type shapedLoader struct{ runner *shapedRunner }
+
+func (l *shapedLoader) Load(_ []byte, so engine.SessionOptions) (engine.Runner, error) {
+	l.runner.outputs = so.Outputs
+	return l.runner, nil
+}
+
+// TestShapesInferredOrLearned: with the inputs' shapes given, every run is offered the taps'
+// shapes inferred from the graph, at whatever batch it feeds; without, the first run at an
+// input size goes without and the next at that size is offered what it measured.
+func TestShapesInferredOrLearned(t *testing.T) {
+	o := testgraphs.DefaultOptions()
+	m, _ := testgraphs.Attention(testgraphs.HFEager4D, o)
+	data, err := onnx.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := func(_ []engine.IOInfo, batch int) map[string][]int64 {
+		return map[string][]int64{"hidden_states": {int64(batch), int64(o.Tokens), int64(o.Channels)}}
+	}
+	x := func(batch int) engine.Tensor {
+		return engine.F32("hidden_states", []int64{int64(batch), int64(o.Tokens), int64(o.Channels)}, make([]float32, batch*o.Tokens*o.Channels))
+	}
+	width := func(string) int { return o.Channels }
+	ctx := context.Background()
+
+	r := &shapedRunner{fakeRunner: &fakeRunner{batch: 3, tokens: o.Tokens, width: width}}
+	tm, err := tapped.Load(&shapedLoader{r}, "fake", data, "", tapped.Options{Inputs: inputs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range tm.Tokens() {
+		if n != o.Tokens {
+			t.Errorf("layer %d: %d tokens inferred, want %d", i, n, o.Tokens)
+		}
+	}
+	if _, err := tm.Run(ctx, 0, 0, x(3)); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.offered) != 1 || len(r.offered[0]) != len(r.outputs) {
+		t.Fatalf("offered %v for %d outputs", r.offered, len(r.outputs))
+	}
+	for i, s := range r.offered[0] {
+		if want := []int64{3, int64(o.Tokens), int64(o.Channels)}; !slices.Equal(s, want) {
+			t.Errorf("output %s offered %v, want %v", r.outputs[i], s, want)
+		}
+	}
+
+	r = &shapedRunner{fakeRunner: &fakeRunner{batch: 2, tokens: o.Tokens, width: width}}
+	tm, err = tapped.Load(&shapedLoader{r}, "fake", data, "", tapped.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := tm.Run(ctx, 0, 0, x(2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.offered) != 1 {
+		t.Fatalf("%d runs offered buffers, want only the second", len(r.offered))
+	}
+	for i, s := range r.offered[0] {
+		if want := []int64{2, int64(o.Tokens), int64(o.Channels)}; !slices.Equal(s, want) {
+			t.Errorf("output %s offered %v after a run made %v", r.outputs[i], s, want)
+		}
+	}
 }

@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/attention"
@@ -25,12 +28,28 @@ type Model struct {
 	extra  []string // outputs the caller asked for, first in the output list
 	taps   [][4]int // per layer: output index of Q, K, V (−1 when shared), Out (−1)
 	nOut   int      // outputs the session returns: extra, then the taps
+	plan   plan     // output shapes inferred from the graph
+
+	mu      sync.Mutex
+	learned map[string][][]int64 // output shapes of earlier runs, by the runs' input shapes
+}
+
+// Options say what Load exposes besides the taps and how the graph will be fed.
+type Options struct {
+	// Extra are graph outputs the caller wants too; they come first in the session's outputs.
+	Extra []string
+	// Inputs are the shapes the caller feeds at a batch size, by input name, given the graph's
+	// declared inputs. The tapped tensors' shapes are then inferred from the graph itself
+	// (engine/onnx/infer) at those sizes: Layers get their token counts, and runs hand the
+	// runtime Go buffers of those shapes to write the taps into (engine.ShapedRunner). nil:
+	// runs learn the shapes instead, the first run at each input size going without buffers.
+	Inputs func(declared []engine.IOInfo, batch int) map[string][]int64
 }
 
 // Open reads the model at path, finds its attention layers and loads it with their Q, K, V
-// as extra outputs, besides the outputs named in extra. External weights are read from the
-// model's folder; the user's files are never written.
-func Open(l features.Loader, path string, extra []string) (*Model, error) {
+// as extra outputs. External weights are read from the model's folder; the user's files are
+// never written.
+func Open(l features.Loader, path string, o Options) (*Model, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -39,12 +58,12 @@ func Open(l features.Loader, path string, extra []string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Load(l, path, data, dir, extra)
+	return Load(l, path, data, dir, o)
 }
 
 // Load is Open for a model already in memory; dir holds its external weights, if any, and
 // path only names it in errors.
-func Load(l features.Loader, path string, data []byte, dir string, extra []string) (*Model, error) {
+func Load(l features.Loader, path string, data []byte, dir string, o Options) (*Model, error) {
 	m, err := onnx.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -57,7 +76,7 @@ func Load(l features.Loader, path string, data []byte, dir string, extra []strin
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	outputs := append([]string(nil), extra...)
+	outputs := append([]string(nil), o.Extra...)
 	index := map[string]int{}
 	for i, n := range outputs {
 		index[n] = i
@@ -75,11 +94,21 @@ func Load(l features.Loader, path string, data []byte, dir string, extra []strin
 			taps[i][3] = index[ly.Out]
 		}
 	}
+	var p plan
+	if o.Inputs != nil {
+		// Inference runs on the instrumented graph: the tapped names include what Instrument
+		// added (casts, slices of merged weights), which only it holds.
+		if err := onnx.Merge(m, inst[len(data):]); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		p = newPlan(m, o.Inputs, outputs)
+	}
+	m = nil // the graph (and any weights embedded in it) is not needed past this point
 	sess, err := l.Load(inst, engine.SessionOptions{ExternalDataDir: dir, Outputs: outputs})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Model{Path: path, Layers: layers, sess: sess, extra: extra, taps: taps, nOut: len(outputs)}, nil
+	return &Model{Path: path, Layers: layers, sess: sess, extra: o.Extra, taps: taps, nOut: len(outputs), plan: p}, nil
 }
 
 // Inputs are the graph inputs a run needs.
@@ -94,35 +123,33 @@ type Result struct {
 	Extra    map[string]engine.Tensor
 }
 
+// maxLearned bounds the input sizes whose output shapes a model remembers.
+const maxLearned = 16
+
 // Run feeds the inputs and splits the tapped tensors per batch item. imageH × imageW is the
 // spatial size of the input (pixels or latents): only its aspect ratio is used, to find each
-// layer's token grid.
+// layer's token grid. The tapped tensors are written straight into Go memory when their
+// shapes are known: inferred from the graph (Options.Inputs) or measured by an earlier run at
+// the same input sizes; a wrong shape costs a second run, never a wrong result.
 func (m *Model) Run(ctx context.Context, imageH, imageW int, inputs ...engine.Tensor) (Result, error) {
-	return m.RunExpecting(ctx, imageH, imageW, Expect{}, inputs...)
-}
-
-// Expect is what a caller knows, before a run, of the tapped tensors' shapes: the batch and,
-// per layer, the query and key/value token counts (0 where it cannot tell). The runtime then
-// writes those tensors straight into Go memory (engine.ShapedRunner) instead of holding them
-// in its own allocator and copying them out.
-type Expect struct {
-	Batch            int
-	Tokens, KVTokens []int // per layer, in Layers' order
-}
-
-// RunExpecting is Run with the shapes the caller expects. A wrong expectation costs a second
-// run, never a wrong result (see engine.ShapedRunner).
-func (m *Model) RunExpecting(ctx context.Context, imageH, imageW int, e Expect, inputs ...engine.Tensor) (Result, error) {
+	key := signature(inputs)
+	m.mu.Lock()
+	shapes := m.learned[key]
+	m.mu.Unlock()
+	if shapes == nil {
+		shapes = m.plan.predict(inputs)
+	}
 	var out []engine.Tensor
 	var err error
-	if sr, ok := m.sess.(engine.ShapedRunner); ok && e.Batch > 0 {
-		out, err = sr.RunShaped(ctx, m.shapes(e), inputs...)
+	if sr, ok := m.sess.(engine.ShapedRunner); ok && shapes != nil {
+		out, err = sr.RunShaped(ctx, shapes, inputs...)
 	} else {
 		out, err = m.sess.Run(ctx, inputs...)
 	}
 	if err != nil {
 		return Result{}, err
 	}
+	m.learn(key, out)
 	res := Result{Extra: map[string]engine.Tensor{}}
 	for i, name := range m.extra {
 		res.Extra[name] = out[i]
@@ -166,38 +193,47 @@ func (m *Model) RunExpecting(ctx context.Context, imageH, imageW int, e Expect, 
 	return res, nil
 }
 
-// BuffersRefused reports whether the runtime refused the buffers an Expect described (its
-// shapes were wrong): a bug in the caller's expectation, which costs a second run.
+// learn remembers the shapes a run made, for the next run at the same input sizes.
+func (m *Model) learn(key string, out []engine.Tensor) {
+	shapes := make([][]int64, len(out))
+	for i, t := range out {
+		if t.Type == engine.Float32 {
+			shapes[i] = slices.Clone(t.Shape)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.learned == nil || len(m.learned) >= maxLearned {
+		m.learned = map[string][][]int64{}
+	}
+	m.learned[key] = shapes
+}
+
+// signature names a run's input sizes.
+func signature(inputs []engine.Tensor) string {
+	parts := make([]string, len(inputs))
+	for i, t := range inputs {
+		parts[i] = fmt.Sprintf("%s%v%v", t.Name, t.Type, t.Shape)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ";")
+}
+
+// BuffersRefused reports whether the runtime refused the buffers of a run's predicted shapes
+// (they were wrong), which cost a second run.
 func (m *Model) BuffersRefused() bool {
 	r, ok := m.sess.(interface{ BuffersRefused() bool })
 	return ok && r.BuffersRefused()
 }
 
-// shapes lays e out as the session's selected outputs: [batch, tokens, channels] for each
-// layer's Q (and Out), K and V where the tokens are known; nil elsewhere.
-func (m *Model) shapes(e Expect) [][]int64 {
-	shapes := make([][]int64, m.nOut)
-	set := func(i, tokens, channels int) {
-		if i >= 0 && tokens > 0 {
-			shapes[i] = []int64{int64(e.Batch), int64(tokens), int64(channels)}
-		}
+// Tokens is each layer's query token count at batch 1 of Options.Inputs, as inferred from the
+// graph; 0 where inference could not tell (or no Inputs were given).
+func (m *Model) Tokens() []int {
+	out := make([]int, len(m.Layers))
+	for i := range m.Layers {
+		out[i] = m.plan.tokens(m.taps[i][0])
 	}
-	for li, ly := range m.Layers {
-		var tokens, kvTokens int
-		if li < len(e.Tokens) {
-			tokens = e.Tokens[li]
-		}
-		if li < len(e.KVTokens) {
-			kvTokens = e.KVTokens[li]
-		}
-		kvHeads := ly.KeyValueHeads()
-		t := m.taps[li]
-		set(t[0], tokens, ly.Channels())
-		set(t[1], kvTokens, kvHeads*ly.HeadDim)
-		set(t[2], kvTokens, kvHeads*ly.HeadDim)
-		set(t[3], tokens, ly.Channels())
-	}
-	return shapes
+	return out
 }
 
 func item(t engine.Tensor, i int) []float32 {
@@ -222,9 +258,12 @@ func RepeatKV(x []float32, kvHeads, heads, dim int) []float32 {
 	return out
 }
 
-// Describe is the graph's layers as the program's layer descriptions, without token grids
-// (the family adds those at its working size).
-func (m *Model) Describe() []features.Layer { return Describe(m.Layers) }
+// Describe is the graph's layers as the program's layer descriptions, with the token counts
+// inferred at the sizes of Options.Inputs and the grids they make on an imageH × imageW input
+// (pixels or latents); tokens and grids are zero where inference could not tell.
+func (m *Model) Describe(imageH, imageW int) []features.Layer {
+	return withTokens(Describe(m.Layers), m.Tokens(), imageH, imageW)
+}
 
 // Describe wraps the finder's layers; nothing is copied field by field, so nothing is lost.
 func Describe(layers []attention.Layer) []features.Layer {
@@ -236,15 +275,47 @@ func Describe(layers []attention.Layer) []features.Layer {
 	return out
 }
 
+func withTokens(layers []features.Layer, tokens []int, imageH, imageW int) []features.Layer {
+	for i := range layers {
+		if i < len(tokens) && tokens[i] > 0 {
+			layers[i].Tokens = tokens[i]
+			layers[i].GridH, layers[i].GridW, layers[i].Prefix = attention.Grid(tokens[i], imageH, imageW)
+		}
+	}
+	return layers
+}
+
 // Inspect reads a graph's inputs (initialisers excluded), outputs and attention layers
-// without loading any weights.
-func Inspect(g *onnxpb.ModelProto) (inputs, outputs []engine.IOInfo, layers []features.Layer, err error) {
+// without loading any weights. With inputs (as in Options), each layer carries the token
+// count and grid that Model.Describe gives it: what scoring will see. g gains the tapped
+// outputs.
+func Inspect(g *onnxpb.ModelProto, inputs func([]engine.IOInfo, int) map[string][]int64, imageH, imageW int) (ins, outs []engine.IOInfo, layers []features.Layer, err error) {
 	found, err := attention.Find(g)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	inputs, outputs = GraphIO(g)
-	return inputs, outputs, Describe(found), nil
+	ins, outs = GraphIO(g)
+	layers = Describe(found)
+	if inputs == nil {
+		return ins, outs, layers, nil
+	}
+	suffix, names, err := attention.Instrument(nil, g, found)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := onnx.Merge(g, suffix); err != nil {
+		return nil, nil, nil, err
+	}
+	index := map[string]int{}
+	for i, n := range names {
+		index[n] = i
+	}
+	p := newPlan(g, inputs, names)
+	tokens := make([]int, len(found))
+	for i, l := range found {
+		tokens[i] = p.tokens(index[l.Q])
+	}
+	return ins, outs, withTokens(layers, tokens, imageH, imageW), nil
 }
 
 // GraphIO lists a graph's inputs (initialisers excluded) and outputs, as the runtime would.

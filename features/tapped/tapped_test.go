@@ -12,7 +12,7 @@ import (
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/engine/onnx"
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/tapped"
 )
 
@@ -55,12 +55,12 @@ func TestGroupedQueryAttention(t *testing.T) {
 		outs = append(outs, l.Out)
 	}
 	rt := enginetest.Runtime(t)
-	tm, err := tapped.Load(rt, "gqa", data, "", outs)
+	tm, err := tapped.Load(rt, "gqa", data, "", tapped.Options{Extra: outs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tm.Close()
-	for _, l := range tm.Describe() {
+	for _, l := range tm.Describe(0, 0) {
 		if !l.Grouped() || l.KVHeads != 2 || l.Heads != 4 {
 			t.Fatalf("layer %s: %d heads over %d key/value heads, want 4 over 2", l.Name, l.Heads, l.KVHeads)
 		}
@@ -83,15 +83,15 @@ func TestGroupedQueryAttention(t *testing.T) {
 			if len(f.K) != f.Tokens*f.Channels() || len(f.V) != len(f.K) {
 				t.Fatalf("%s: K has %d values, want %d tokens × %d channels", lt.Name, len(f.K), f.Tokens, f.Channels())
 			}
-			got, err := features.GoAttention{}.Attend(context.Background(), features.Shape{Heads: f.Heads, HeadDim: f.HeadDim, Scale: f.Scale},
-				[]features.Job{{Q: f.Q, K: f.K, V: f.V, Tq: f.Tokens, Tk: f.KV()}})
+			got, err := aas.GoAttention{}.Attend(context.Background(), aas.Shape{Heads: f.Heads, HeadDim: f.HeadDim, Scale: f.Scale},
+				[]aas.Job{{Q: f.Q, K: f.K, V: f.V, Tq: f.Tokens, Tk: f.KV()}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if e := relErr(got[0], own.Float32[b*per:(b+1)*per]); e > 1e-5 {
 				t.Errorf("%s, item %d: Go attention on the repeated K/V differs from the graph's by %.3g", lt.Name, b, e)
 			}
-			c, err := features.Compare(context.Background(), features.GoAttention{}, f, f)
+			c, err := aas.Compare(context.Background(), aas.GoAttention{}, f, f)
 			if err != nil || math.Abs(c.Score()-1) > 1e-5 {
 				t.Errorf("%s: AAS(A, A) = %.6f, %v; want 1", lt.Name, c.Score(), err)
 			}

@@ -45,10 +45,14 @@ func (ViTFamily) Describe(src features.Source, o features.OpenOptions) (features
 		return d, err
 	}
 	if v.patch > 0 {
+		// Where inference could not tell (an operator it does not know), config.json's patch
+		// size does.
 		g := d.Size / v.patch
 		for i := range d.Layers {
-			d.Layers[i].GridH, d.Layers[i].GridW, d.Layers[i].Prefix = g, g, 1+v.registers
-			d.Layers[i].Tokens = g*g + 1 + v.registers
+			if d.Layers[i].Tokens == 0 {
+				d.Layers[i].GridH, d.Layers[i].GridW, d.Layers[i].Prefix = g, g, 1+v.registers
+				d.Layers[i].Tokens = g*g + 1 + v.registers
+			}
 		}
 	}
 	return d, nil
@@ -69,8 +73,8 @@ func genericFile(src features.Source) string {
 	return src.Path
 }
 
-// Describe implements features.Family. A generic graph's patch size is unknown, so its token
-// grids are found at run time.
+// Describe implements features.Family: token grids as inferred from the graph at the size it
+// runs at.
 func (GenericFamily) Describe(src features.Source, o features.OpenOptions) (features.Description, error) {
 	if err := noAdapter(src, o); err != nil {
 		return features.Description{}, err
@@ -92,13 +96,14 @@ func describeFile(file string, crop int) (features.Description, error) {
 	if err != nil {
 		return features.Description{}, err
 	}
-	ins, outs, layers, err := tapped.Inspect(g)
-	if err != nil {
-		return features.Description{}, fmt.Errorf("%s: %w", file, err)
-	}
+	ins, _ := tapped.GraphIO(g)
 	_, size, err := imageInput(file, ins, crop)
 	if err != nil {
 		return features.Description{}, err
+	}
+	ins, outs, layers, err := tapped.Inspect(g, imageShapes(file, crop), size, size)
+	if err != nil {
+		return features.Description{}, fmt.Errorf("%s: %w", file, err)
 	}
 	return features.Description{Graph: file, Size: size, Inputs: ins, Outputs: outs, Layers: layers}, nil
 }

@@ -29,7 +29,7 @@ type Preprocess struct {
 	FromConfig bool // read from preprocessor_config.json
 }
 
-// Reference preprocessing (METHOD.md).
+// Reference preprocessing (docs/method.md).
 var (
 	CLIPPreprocess   = Preprocess{Resize: 224, Crop: 224, Mean: [3]float32{0.48145466, 0.4578275, 0.40821073}, Std: [3]float32{0.26862954, 0.26130258, 0.27577711}, Normalise: true}
 	DINOv2Preprocess = Preprocess{Resize: 256, Crop: 224, Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225}, Normalise: true}
@@ -166,7 +166,7 @@ func open(l features.Loader, name, family, desc, file string, pre Preprocess) (*
 	if err != nil {
 		return nil, err
 	}
-	g, err := tapped.Load(l, file, data, dir, extra)
+	g, err := tapped.Load(l, file, data, dir, tapped.Options{Extra: extra, Inputs: imageShapes(file, pre.Crop)})
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,19 @@ func open(l features.Loader, name, family, desc, file string, pre Preprocess) (*
 		return nil, errors.Join(err, g.Close())
 	}
 	pre.Crop = crop
-	return &Model{name: name, family: family, desc: desc, graph: g, input: input, pre: pre, global: global, layers: g.Describe()}, nil
+	return &Model{name: name, family: family, desc: desc, graph: g, input: input, pre: pre, global: global, layers: g.Describe(crop, crop)}, nil
+}
+
+// imageShapes is the shape Extract feeds the graph's image input at a batch: what the taps'
+// shapes are inferred at.
+func imageShapes(file string, crop int) func([]engine.IOInfo, int) map[string][]int64 {
+	return func(declared []engine.IOInfo, batch int) map[string][]int64 {
+		input, c, err := imageInput(file, declared, crop)
+		if err != nil {
+			return nil
+		}
+		return map[string][]int64{input: {int64(batch), 3, int64(c), int64(c)}}
+	}
 }
 
 // imageInput finds the one image input [B, 3, H, W] of a graph and the size it is run at: the

@@ -9,12 +9,12 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/imagefile"
 
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
-	"github.com/diffsim/diffsim/features"
 )
 
 const (
@@ -86,7 +86,7 @@ func TestViTFamilies(t *testing.T) {
 			if len(ex[0].Global) != channels {
 				t.Errorf("global embedding has %d values, want pooler_output's %d", len(ex[0].Global), channels)
 			}
-			same, err := features.Compare(context.Background(), features.GoAttention{}, ex[0].Layers[1], ex[2].Layers[1])
+			same, err := aas.Compare(context.Background(), aas.GoAttention{}, ex[0].Layers[1], ex[2].Layers[1])
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+
+	"github.com/diffsim/diffsim/api"
 )
 
 // Task is one decision to make: is candidate A or B more similar to Ref? Paths are relative to
@@ -63,16 +65,16 @@ func (s Settings) String() string {
 
 // Decision is one decision made: one JSON line of a results file.
 type Decision struct {
-	Index   int     `json:"index"`
-	ID      string  `json:"id"`
-	Ref     string  `json:"ref"`
-	A       string  `json:"a"`
-	B       string  `json:"b"`
-	Human   string  `json:"human"`
-	ScoreA  float64 `json:"score_a"` // score(Ref, A)
-	ScoreB  float64 `json:"score_b"`
-	Choice  string  `json:"choice"` // "a", "b", or "tie" (counted as wrong)
-	Correct bool    `json:"correct"`
+	Index   int       `json:"index"`
+	ID      string    `json:"id"`
+	Ref     string    `json:"ref"`
+	A       string    `json:"a"`
+	B       string    `json:"b"`
+	Human   string    `json:"human"`
+	ScoreA  api.Float `json:"score_a"` // score(Ref, A); ±Inf as "+Inf"/"-Inf" (an infinite MSE decides)
+	ScoreB  api.Float `json:"score_b"`
+	Choice  string    `json:"choice"` // "a", "b", or "tie" (counted as wrong)
+	Correct bool      `json:"correct"`
 	// Skipped, when set, says why no decision could be made (an unreadable image); skipped
 	// decisions are recorded so a resumed run does not retry them, and left out of accuracy.
 	Skipped string `json:"skipped,omitempty"`
@@ -81,8 +83,8 @@ type Decision struct {
 
 // Decide fills in the choice from the two scores. higherIsMoreSimilar is the metric's direction.
 func Decide(t Task, scoreA, scoreB float64, higherIsMoreSimilar bool, s Settings) Decision {
-	d := Decision{Index: t.Index, ID: t.ID, Ref: t.Ref, A: t.A, B: t.B, Human: t.Human, ScoreA: scoreA, ScoreB: scoreB, Settings: s}
-	if math.IsNaN(scoreA) || math.IsNaN(scoreB) || math.IsInf(scoreA, 0) || math.IsInf(scoreB, 0) {
+	d := Decision{Index: t.Index, ID: t.ID, Ref: t.Ref, A: t.A, B: t.B, Human: t.Human, ScoreA: api.Float(scoreA), ScoreB: api.Float(scoreB), Settings: s}
+	if math.IsNaN(scoreA) || math.IsNaN(scoreB) {
 		d.ScoreA, d.ScoreB = 0, 0
 		d.Skipped = "a score is not a number (an image without any variation?)"
 		return d

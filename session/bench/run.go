@@ -10,15 +10,16 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session"
 )
 
-// Scorer is what a run needs from the warm session: images read, their features computed in
-// one batch, and pairs scored. *session.Session is one; tests give a fake.
+// Scorer is what a run needs of an api.Scorer (local or served): images read, their features
+// computed in one batch, and pairs scored. Tests give a fake.
 type Scorer interface {
-	Load(path string) (*session.Image, error)
-	PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error
-	Score(ctx context.Context, req session.Request) (session.Result, error)
+	Load(path string) (*api.Image, error)
+	Prefetch(ctx context.Context, t int, imgs ...*api.Image) error
+	Score(ctx context.Context, req api.Request) (api.Result, error)
 }
 
 // Run makes one shard of a benchmark: the decisions not yet in the results file, in index
@@ -28,7 +29,7 @@ type Run struct {
 	Dataset  *Dataset
 	Settings Settings // what every record carries; Settings.Total is len(Dataset.Tasks)
 	Layer, T int
-	Metric   session.Metric
+	Metric   api.Metric
 	Shard    Shard
 	Out      string // results file (JSONL) to resume from and append to; "" keeps nothing
 
@@ -99,7 +100,7 @@ func (r *Run) Do(ctx context.Context) (Outcome, error) {
 	stop := r.watch(ctx, abandon)
 	defer stop()
 
-	images := imageCache{s: r.Scorer, m: map[string]*session.Image{}}
+	images := imageCache{s: r.Scorer, m: map[string]*api.Image{}}
 	var runErr error
 	for _, task := range todo {
 		if ctx.Err() != nil {
@@ -189,7 +190,7 @@ func (r *Run) watch(ctx context.Context, abandon func()) (stop func()) {
 
 // decide scores one task. Unreadable images make a skipped decision; other errors end the run.
 func (r *Run) decide(ctx context.Context, images *imageCache, task Task) (Decision, error) {
-	var imgs [3]*session.Image
+	var imgs [3]*api.Image
 	for i, p := range []string{task.Ref, task.A, task.B} {
 		img, err := images.load(r.Dataset.Path(p))
 		if err != nil {
@@ -202,14 +203,14 @@ func (r *Run) decide(ctx context.Context, images *imageCache, task Task) (Decisi
 	}
 	ref, a, b := imgs[0], imgs[1], imgs[2]
 	// The three images' missing features come from one batched run.
-	if err := r.Scorer.PrefetchImages(ctx, r.T, ref, a, b); err != nil {
+	if err := r.Scorer.Prefetch(ctx, r.T, ref, a, b); err != nil {
 		return Decision{}, err
 	}
-	ra, err := r.Scorer.Score(ctx, session.Request{A: ref, B: a, Layer: r.Layer, T: r.T, Metric: r.Metric, Token: -1})
+	ra, err := r.Scorer.Score(ctx, api.Request{A: ref, B: a, Layer: r.Layer, T: r.T, Metric: r.Metric, Token: -1})
 	if err != nil {
 		return Decision{}, err
 	}
-	rb, err := r.Scorer.Score(ctx, session.Request{A: ref, B: b, Layer: r.Layer, T: r.T, Metric: r.Metric, Token: -1})
+	rb, err := r.Scorer.Score(ctx, api.Request{A: ref, B: b, Layer: r.Layer, T: r.T, Metric: r.Metric, Token: -1})
 	if err != nil {
 		return Decision{}, err
 	}
@@ -226,10 +227,10 @@ func firstLine(err error) string {
 // decisions (TID2013 asks 24 in a row about one reference).
 type imageCache struct {
 	s Scorer
-	m map[string]*session.Image
+	m map[string]*api.Image
 }
 
-func (c *imageCache) load(path string) (*session.Image, error) {
+func (c *imageCache) load(path string) (*api.Image, error) {
 	if img, ok := c.m[path]; ok {
 		return img, nil
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // fakeScorer scores a pair by a hash of the two images' bytes: deterministic, different for
@@ -27,31 +27,31 @@ type fakeScorer struct {
 	inFlight chan struct{}
 }
 
-func (f *fakeScorer) Load(path string) (*session.Image, error) {
+func (f *fakeScorer) Load(path string) (*api.Image, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	h := sha256.Sum256(data)
-	return &session.Image{Path: path, Hash: fmt.Sprintf("%x", h)}, nil
+	return &api.Image{Path: path, Hash: fmt.Sprintf("%x", h)}, nil
 }
 
-func (f *fakeScorer) PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error {
+func (f *fakeScorer) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
 	return ctx.Err()
 }
 
-func (f *fakeScorer) Score(ctx context.Context, req session.Request) (session.Result, error) {
+func (f *fakeScorer) Score(ctx context.Context, req api.Request) (api.Result, error) {
 	if f.inFlight != nil {
 		close(f.inFlight)
 		f.inFlight = nil
 		<-ctx.Done()
-		return session.Result{}, ctx.Err()
+		return api.Result{}, ctx.Err()
 	}
 	f.mu.Lock()
 	f.scored++
 	f.mu.Unlock()
 	h := sha256.Sum256([]byte(req.A.Hash + "|" + req.B.Hash))
-	return session.Result{Score: float64(binary.BigEndian.Uint16(h[:])) / 65535}, nil
+	return api.Result{Score: float64(binary.BigEndian.Uint16(h[:])) / 65535}, nil
 }
 
 // tripletFiles writes classes × per distinct small files as a triplet layout.
@@ -78,7 +78,7 @@ func tripletFiles(t *testing.T, classes, per int) *Dataset {
 
 func newRun(ds *Dataset, sh Shard, out string) *Run {
 	return &Run{
-		Scorer: &fakeScorer{}, Dataset: ds, Shard: sh, Out: out, Metric: session.AAS,
+		Scorer: &fakeScorer{}, Dataset: ds, Shard: sh, Out: out, Metric: api.AAS,
 		Settings: Settings{Layout: ds.Layout, Model: "fake", Layer: "l", Metric: "aas", Size: 64, Total: len(ds.Tasks)},
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // batcher merges feature extractions of concurrent requests on one model: while a forward
@@ -12,7 +12,7 @@ import (
 // batched forward when the model is free. A session already shares a forward between callers
 // asking for the same image; the batcher also shares it between different images.
 type batcher struct {
-	m   Model
+	m   api.Scorer
 	max int // images per forward; 0 = no bound
 
 	mu      sync.Mutex
@@ -22,7 +22,7 @@ type batcher struct {
 
 type group struct {
 	t       int
-	imgs    []*session.Image
+	imgs    []*api.Image
 	hashes  map[string]bool
 	waiters int
 	ctx     context.Context
@@ -34,7 +34,7 @@ type group struct {
 // prefetch returns when the features of imgs at t are cached in the model (or failed), having
 // run them together with whatever other requests queued for t meanwhile. Cancelling ctx
 // withdraws this request; the forward is cancelled when no request waits for it any more.
-func (b *batcher) prefetch(ctx context.Context, t int, imgs ...*session.Image) error {
+func (b *batcher) prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
 	b.mu.Lock()
 	g := b.join(t, imgs)
 	g.waiters++
@@ -58,7 +58,7 @@ func (b *batcher) prefetch(ctx context.Context, t int, imgs ...*session.Image) e
 }
 
 // join finds a queued group for t with room for imgs, or queues a new one.
-func (b *batcher) join(t int, imgs []*session.Image) *group {
+func (b *batcher) join(t int, imgs []*api.Image) *group {
 	for _, g := range b.pending {
 		if g.t != t || g.ctx.Err() != nil { // a group all of whose requests left is dropped
 			continue
@@ -82,7 +82,7 @@ func (b *batcher) join(t int, imgs []*session.Image) *group {
 	return g
 }
 
-func (g *group) add(imgs []*session.Image) {
+func (g *group) add(imgs []*api.Image) {
 	for _, img := range imgs {
 		if !g.hashes[img.Hash] {
 			g.hashes[img.Hash] = true
@@ -106,7 +106,7 @@ func (b *batcher) loop() {
 		if g.ctx.Err() != nil {
 			g.err = g.ctx.Err()
 		} else {
-			g.err = b.m.PrefetchImages(g.ctx, g.t, g.imgs...)
+			g.err = b.m.Prefetch(g.ctx, g.t, g.imgs...)
 		}
 		g.cancel()
 		close(g.done)

@@ -8,184 +8,177 @@ import (
 	"sync"
 	"time"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
-// The explorer's endpoints (/v1/info … /v1/stats): the calls of ui.Backend, one each.
+// The explorer's endpoints (/v1/info … /v1/stats): the methods of api.Scorer that Remote
+// calls, one each.
 
-// Info answers POST /v1/info.
-func (s *Server) Info(ctx context.Context, req InfoRequest) (InfoResponse, error) {
+// Info answers POST /v1/info: the warm model's description, capabilities included.
+func (s *Server) Info(ctx context.Context, req api.InfoRequest) (api.ModelInfo, error) {
 	if err := modelPath(req.Spec); err != nil {
-		return InfoResponse{}, err
+		return api.ModelInfo{}, err
 	}
-	l, release, err := s.ms.acquire(ctx, req.Spec)
+	l, release, err := s.ms.acquire(ctx, req.ModelRef)
 	if err != nil {
-		return InfoResponse{}, err
+		return api.ModelInfo{}, err
 	}
 	defer release()
-	return infoResponse(l.info), nil
+	return l.info, nil
 }
 
 // Result answers POST /v1/result: the pair's features come through the batcher (shared with
 // other clients' requests at t), then the session scores them as it does in-process.
-func (s *Server) Result(ctx context.Context, req ResultRequest) (ResultResponse, error) {
+func (s *Server) Result(ctx context.Context, req api.ResultRequest) (api.ResultResponse, error) {
 	start := time.Now()
-	l, a, b, release, err := s.pair(ctx, req.Spec, req.A, req.B)
+	l, imgs, release, err := s.images(ctx, req.ModelRef, field{"a.path", req.A}, field{"b.path", req.B})
 	if err != nil {
-		return ResultResponse{}, err
+		return api.ResultResponse{}, err
 	}
 	defer release()
-	if err := checkLayer(l, req.Layer); err != nil {
-		return ResultResponse{}, err
+	if err := l.info.CheckLayer(req.Layer); err != nil {
+		return api.ResultResponse{}, err
 	}
-	metric, err := explorerMetric(req.Metric)
+	metric, err := api.ParseMetric(string(req.Metric))
 	if err != nil {
-		return ResultResponse{}, err
-	}
-	if err := l.batch.prefetch(ctx, req.T, a, b); err != nil {
-		return ResultResponse{}, err
+		return api.ResultResponse{}, err
 	}
 	token := -1
 	if req.Token != nil {
 		if *req.Token < 0 {
-			return ResultResponse{}, badf("token %d: want a token index from 0, or null for none", *req.Token)
+			return api.ResultResponse{}, badf("token %d: want a token index from 0, or null for none", *req.Token)
 		}
 		token = *req.Token
 	}
-	r, err := l.m.Score(ctx, session.Request{A: a, B: b, Layer: req.Layer, T: req.T, Metric: metric, Token: token})
+	r, _, err := l.score(ctx, api.Request{A: imgs[0], B: imgs[1], Layer: req.Layer, T: req.T, Metric: metric, Token: token})
 	if err != nil {
-		return ResultResponse{}, err
+		return api.ResultResponse{}, err
 	}
-	out := resultResponse(r)
-	out.ElapsedMS = float64(time.Since(start).Microseconds()) / 1000
-	return out, nil
+	r.Elapsed = time.Since(start)
+	return api.NewResultResponse(r), nil
 }
 
 // Layers answers POST /v1/layers: one forward (batched) serves every layer.
-func (s *Server) Layers(ctx context.Context, req LayersRequest) (LayersResponse, error) {
-	l, a, b, release, err := s.pair(ctx, req.Spec, req.A, req.B)
+func (s *Server) Layers(ctx context.Context, req api.LayersRequest) (api.LayersResponse, error) {
+	l, imgs, release, err := s.images(ctx, req.ModelRef, field{"a.path", req.A}, field{"b.path", req.B})
 	if err != nil {
-		return LayersResponse{}, err
+		return api.LayersResponse{}, err
 	}
 	defer release()
-	metric, err := explorerMetric(req.Metric)
+	metric, err := api.ParseMetric(string(req.Metric))
 	if err != nil {
-		return LayersResponse{}, err
+		return api.LayersResponse{}, err
 	}
-	if err := l.batch.prefetch(ctx, req.T, a, b); err != nil {
-		return LayersResponse{}, err
+	if err := l.batch.prefetch(ctx, req.T, imgs...); err != nil {
+		return api.LayersResponse{}, err
 	}
-	scores, err := l.m.LayerScores(ctx, a, b, req.T, metric)
+	scores, err := l.m.LayerScores(ctx, imgs[0], imgs[1], req.T, metric)
 	if err != nil {
-		return LayersResponse{}, err
+		return api.LayersResponse{}, err
 	}
-	out := LayersResponse{Scores: make([]LayerScore, len(scores))}
+	out := api.LayersResponse{Scores: make([]api.WireLayerScore, len(scores))}
 	for i, sc := range scores {
-		out.Scores[i] = LayerScore{Layer: sc.Layer, T: sc.T, Score: Float(sc.Score), Meaningless: sc.Meaningless}
+		out.Scores[i] = api.WireLayerScore{Layer: sc.Layer, T: sc.T, Score: api.Float(sc.Score), Meaningless: sc.Meaningless}
 	}
 	return out, nil
 }
 
-// Prefetch answers POST /v1/prefetch.
-func (s *Server) Prefetch(ctx context.Context, req PrefetchRequest) (PrefetchResponse, error) {
-	l, a, b, release, err := s.pair(ctx, req.Spec, req.A, req.B)
+// Prefetch answers POST /v1/prefetch: the images' missing features in one batched forward.
+func (s *Server) Prefetch(ctx context.Context, req api.PrefetchRequest) (api.PrefetchResponse, error) {
+	if len(req.Images) == 0 {
+		return api.PrefetchResponse{}, badf("images is empty: name the images to compute")
+	}
+	fields := make([]field, len(req.Images))
+	for i, ref := range req.Images {
+		fields[i] = field{"images[].path", ref}
+	}
+	l, imgs, release, err := s.images(ctx, req.ModelRef, fields...)
 	if err != nil {
-		return PrefetchResponse{}, err
+		return api.PrefetchResponse{}, err
 	}
 	defer release()
-	return PrefetchResponse{}, l.batch.prefetch(ctx, req.T, a, b)
+	return api.PrefetchResponse{}, l.batch.prefetch(ctx, req.T, imgs...)
 }
 
 // Cached answers POST /v1/cached; it reads no file.
-func (s *Server) Cached(ctx context.Context, req CachedRequest) (CachedResponse, error) {
+func (s *Server) Cached(ctx context.Context, req api.CachedRequest) (api.CachedResponse, error) {
 	if req.HashA == "" || req.HashB == "" {
-		return CachedResponse{}, badf("hash_a and hash_b are required")
+		return api.CachedResponse{}, badf("hash_a and hash_b are required")
 	}
 	if err := modelPath(req.Spec); err != nil {
-		return CachedResponse{}, err
+		return api.CachedResponse{}, err
 	}
-	l, release, err := s.ms.acquire(ctx, req.Spec)
+	l, release, err := s.ms.acquire(ctx, req.ModelRef)
 	if err != nil {
-		return CachedResponse{}, err
+		return api.CachedResponse{}, err
 	}
 	defer release()
-	a, b := &session.Image{Hash: req.HashA}, &session.Image{Hash: req.HashB}
-	return CachedResponse{Cached: l.m.Cached(a, b, req.T)}, nil
+	a, b := &api.Image{Hash: req.HashA}, &api.Image{Hash: req.HashB}
+	return api.CachedResponse{Cached: l.m.Cached(a, b, req.T)}, nil
 }
 
 // Stats answers POST /v1/stats.
-func (s *Server) Stats(ctx context.Context, req StatsRequest) (StatsResponse, error) {
+func (s *Server) Stats(ctx context.Context, req api.StatsRequest) (api.Stats, error) {
 	if err := modelPath(req.Spec); err != nil {
-		return StatsResponse{}, err
+		return api.Stats{}, err
 	}
-	l, release, err := s.ms.acquire(ctx, req.Spec)
+	l, release, err := s.ms.acquire(ctx, req.ModelRef)
 	if err != nil {
-		return StatsResponse{}, err
+		return api.Stats{}, err
 	}
 	defer release()
-	return statsResponse(l.m.Stats()), nil
+	return l.m.Stats(), nil
 }
 
-// pair checks a request's images, acquires its model, admits the request and loads the
-// images; the caller calls release when done.
-func (s *Server) pair(ctx context.Context, spec Spec, ra, rb ImageRef) (*loaded, *session.Image, *session.Image, func(), error) {
-	if err := errors.Join(needPath("a.path", ra.Path), needPath("b.path", rb.Path), modelPath(spec)); err != nil {
-		return nil, nil, nil, nil, err
+// field is an image of a request, and the name its errors give it.
+type field struct {
+	name string
+	ref  api.ImageRef
+}
+
+// images checks a request's images, acquires its model, admits the request and loads the
+// images; the caller calls release when done. Images the explorer asked about before are kept
+// decoded (and counted against the memory bound); others are checked before a model loads, as
+// a score's are.
+func (s *Server) images(ctx context.Context, ref api.ModelRef, fields ...field) (*loaded, []*api.Image, func(), error) {
+	errs := []error{modelPath(ref.Spec)}
+	for _, f := range fields {
+		errs = append(errs, needPath(f.name, f.ref.Path))
 	}
-	// Images the explorer asked about before are kept decoded (and counted); others are
-	// checked before a model loads, as a score's are.
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, nil, err
+	}
 	var need int64
-	sizes := map[ImageRef]int64{}
-	for _, ref := range []ImageRef{ra, rb} {
-		if _, ok := sizes[ref]; ok || s.imgs.has(ref) {
+	sizes := map[api.ImageRef]int64{}
+	for _, f := range fields {
+		if _, ok := sizes[f.ref]; ok || s.imgs.has(f.ref) {
 			continue
 		}
-		n, err := s.checkImages(ctx, ref.Path)
+		n, err := s.checkImages(ctx, f.ref.Path)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, err
 		}
-		sizes[ref] = n
+		sizes[f.ref] = n
 		need += n
 	}
-	l, release, err := s.ms.acquire(ctx, spec)
+	l, release, err := s.ms.acquire(ctx, ref)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	done, err := s.ms.admit(ctx, need)
 	if err != nil {
 		release()
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
-	a, err := s.imgs.load(ctx, s.ms, l.m, ra, sizes[ra])
-	if err != nil {
-		done()
-		release()
-		return nil, nil, nil, nil, err
+	imgs := make([]*api.Image, len(fields))
+	for i, f := range fields {
+		if imgs[i], err = s.imgs.load(ctx, s, f.ref, sizes[f.ref]); err != nil {
+			done()
+			release()
+			return nil, nil, nil, err
+		}
 	}
-	b, err := s.imgs.load(ctx, s.ms, l.m, rb, sizes[rb])
-	if err != nil {
-		done()
-		release()
-		return nil, nil, nil, nil, err
-	}
-	return l, a, b, func() { done(); release() }, nil
-}
-
-func checkLayer(l *loaded, layer int) error {
-	if n := len(l.info.Layers); layer < 0 || layer >= n {
-		return badf("layer %d is outside 0..%d", layer, n-1)
-	}
-	return nil
-}
-
-func explorerMetric(m string) (session.Metric, error) {
-	switch session.Metric(m) {
-	case "":
-		return session.AAS, nil
-	case session.AAS, session.Cosine, session.MSE:
-		return session.Metric(m), nil
-	}
-	return "", badf("metric %q: want aas, cos or mse", m)
+	return l, imgs, func() { done(); release() }, nil
 }
 
 // statusConflict answers an image whose bytes changed since the client hashed them.
@@ -202,14 +195,14 @@ type imageCache struct {
 }
 
 type cachedImage struct {
-	img  *session.Image
+	img  *api.Image
 	free func() // gives its bytes back to the memory bound
 }
 
 // maxCachedImages is two explorers' pairs.
 const maxCachedImages = 4
 
-func (c *imageCache) has(ref ImageRef) bool {
+func (c *imageCache) has(ref api.ImageRef) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ci := range c.imgs {
@@ -222,7 +215,7 @@ func (c *imageCache) has(ref ImageRef) bool {
 
 // load returns the image ref names, from the cache or read anew (size: what it takes, as
 // checkImages measured it).
-func (c *imageCache) load(ctx context.Context, ms *models, m Model, ref ImageRef, size int64) (*session.Image, error) {
+func (c *imageCache) load(ctx context.Context, s *Server, ref api.ImageRef, size int64) (*api.Image, error) {
 	if ref.Hash != "" {
 		c.mu.Lock()
 		for i, ci := range c.imgs {
@@ -234,9 +227,9 @@ func (c *imageCache) load(ctx context.Context, ms *models, m Model, ref ImageRef
 		}
 		c.mu.Unlock()
 	}
-	img, err := m.LoadContext(ctx, ref.Path)
+	img, err := s.loadImage(ctx, ref.Path)
 	if err != nil {
-		return nil, badRequest(err)
+		return nil, err
 	}
 	if ref.Hash == "" {
 		return img, nil
@@ -249,7 +242,7 @@ func (c *imageCache) load(ctx context.Context, ms *models, m Model, ref ImageRef
 		c.imgs[0].free()
 		c.imgs = c.imgs[1:]
 	}
-	c.imgs = append(c.imgs, cachedImage{img: img, free: ms.hold(size)})
+	c.imgs = append(c.imgs, cachedImage{img: img, free: s.ms.hold(size)})
 	c.mu.Unlock()
 	return img, nil
 }

@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,70 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/enginetest"
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 )
-
-func TestFloatSurvivesJSON(t *testing.T) {
-	cases := []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 1.0 / 3, math.Pi, 1e-310, math.SmallestNonzeroFloat64,
-		math.MaxFloat64, -math.MaxFloat64, math.NaN(), math.Inf(1), math.Inf(-1)}
-	for _, v := range cases {
-		b, err := json.Marshal(struct{ V Float }{Float(v)})
-		if err != nil {
-			t.Fatalf("%v: %v", v, err)
-		}
-		var got struct{ V Float }
-		got.V = 42 // a decoder that skipped the field would leave this
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatalf("%v: unmarshal %s: %v", v, b, err)
-		}
-		g := float64(got.V)
-		if math.IsNaN(v) != math.IsNaN(g) || (!math.IsNaN(v) && math.Float64bits(g) != math.Float64bits(v)) {
-			t.Errorf("%v went through %s and came back %v", v, b, g)
-		}
-	}
-	var f Float
-	if err := json.Unmarshal([]byte(`"NaN"`), &f); err == nil {
-		t.Errorf(`"NaN" was accepted as %v; want an error`, f)
-	}
-}
-
-func TestMapSurvivesTheWire(t *testing.T) {
-	nan := float32(math.NaN())
-	cases := []features.Map{
-		{},
-		{W: 2, H: 1, Values: []float32{0.1, nan}},
-		{W: 3, H: 2, Values: []float32{1, -1, math.MaxFloat32, math.SmallestNonzeroFloat32, float32(math.Inf(-1)), -0.0}},
-	}
-	for _, m := range cases {
-		b, err := json.Marshal(wireMap(m))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var w *Map
-		if err := json.Unmarshal(b, &w); err != nil {
-			t.Fatal(err)
-		}
-		got, err := w.featuresMap()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.W != m.W || got.H != m.H || len(got.Values) != len(m.Values) || (m.Values == nil) != (got.Values == nil) {
-			t.Fatalf("%+v came back %+v", m, got)
-		}
-		for i := range m.Values {
-			if math.Float32bits(got.Values[i]) != math.Float32bits(m.Values[i]) {
-				t.Errorf("value %d: %v came back %v", i, m.Values[i], got.Values[i])
-			}
-		}
-	}
-	if _, err := (&Map{W: 1, H: 1, Values: []byte{1, 2, 3}}).featuresMap(); err == nil {
-		t.Error("a map of 3 bytes was accepted")
-	}
-}
 
 // samplePaths are real images (the backend decodes them for the screen), absolute.
 func samplePaths(t *testing.T, names ...string) []string {
@@ -94,7 +35,7 @@ func samplePaths(t *testing.T, names ...string) []string {
 // comparable prints a result with what legitimately differs between two routes (the image
 // pointers, the wall time, whether features were already cached) left out; %v writes floats
 // in their shortest exact form, NaN included.
-func comparable(r session.Result) string {
+func comparable(r api.Result) string {
 	r.Req.A, r.Req.B, r.Elapsed, r.Cached = nil, nil, 0, false
 	return fmt.Sprintf("%+v", r)
 }
@@ -113,12 +54,14 @@ func TestBackendOverFakes(t *testing.T) {
 	fk := &fakes{byName: map[string]*fakeModel{}}
 	unix, _, _ := startServer(t, Config{}, fk)
 	ctx := context.Background()
-	be, err := OpenBackend(ctx, unix, Spec{Model: "m"})
+	be, err := OpenRemote(ctx, unix.Client, model("m").Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := fk.get("m")
-	if g, w := fmt.Sprintf("%+v", be.Info()), fmt.Sprintf("%+v", f.Info()); g != w {
+	wantInfo := f.Info()
+	wantInfo.Caps.Served = true // what Remote adds: the work runs on the server
+	if g, w := fmt.Sprintf("%+v", be.Info()), fmt.Sprintf("%+v", wantInfo); g != w {
 		t.Errorf("info:\nserved %s\nwant   %s", g, w)
 	}
 	p := samplePaths(t, "grass.png", "gravel.png")
@@ -133,10 +76,10 @@ func TestBackendOverFakes(t *testing.T) {
 	if a.Pixels == nil || a.W == 0 {
 		t.Fatalf("Load gave no pixels to show: %+v", a)
 	}
-	cases := []session.Request{
-		{A: a, B: b, Layer: 0, T: 101, Metric: session.AAS, Token: -1},
-		{A: a, B: b, Layer: 1, T: 401, Metric: session.MSE, Token: 3},
-		{A: b, B: a, Layer: 1, T: 0, Metric: session.Cosine, Token: 0},
+	cases := []api.Request{
+		{A: a, B: b, Layer: 0, T: 101, Metric: api.AAS, Token: -1},
+		{A: a, B: b, Layer: 1, T: 401, Metric: api.MSE, Token: 3},
+		{A: b, B: a, Layer: 1, T: 0, Metric: api.Cosine, Token: 0},
 	}
 	for _, req := range cases {
 		got, err := be.Score(ctx, req)
@@ -154,11 +97,11 @@ func TestBackendOverFakes(t *testing.T) {
 			t.Errorf("global %v, mse %v: NaN and +Inf did not survive", got.Global, got.MSE)
 		}
 	}
-	ls, err := be.LayerScores(ctx, a, b, 401, session.AAS)
+	ls, err := be.LayerScores(ctx, a, b, 401, api.AAS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := f.LayerScores(ctx, a, b, 401, session.AAS)
+	want, _ := f.LayerScores(ctx, a, b, 401, api.AAS)
 	if g, w := fmt.Sprint(ls), fmt.Sprint(want); g != w {
 		t.Errorf("layer scores %s, want %s", g, w)
 	}
@@ -168,7 +111,7 @@ func TestBackendCachedPrefetchStats(t *testing.T) {
 	fk := &fakes{byName: map[string]*fakeModel{}}
 	unix, _, _ := startServer(t, Config{}, fk)
 	ctx := context.Background()
-	be, err := OpenBackend(ctx, unix, Spec{Model: "m"})
+	be, err := OpenRemote(ctx, unix.Client, model("m").Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +124,7 @@ func TestBackendCachedPrefetchStats(t *testing.T) {
 	if st := be.Stats(); st.Forwards != 0 || st.CacheBudget != 1<<20 {
 		t.Fatalf("stats before any run: %+v", st)
 	}
-	if err := be.Prefetch(ctx, a, b, 101); err != nil {
+	if err := be.Prefetch(ctx, 101, a, b); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
@@ -206,7 +149,7 @@ func TestCancelledScoreWithdrawsItsForward(t *testing.T) {
 	hold := make(chan struct{})
 	f := fk.prepare("m", hold)
 	unix, _, _ := startServer(t, Config{}, fk)
-	be, err := OpenBackend(context.Background(), unix, Spec{Model: "m"})
+	be, err := OpenRemote(context.Background(), unix.Client, model("m").Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +159,7 @@ func TestCancelledScoreWithdrawsItsForward(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := be.Score(ctx, session.Request{A: a, B: b, Layer: 1, T: 401, Token: -1})
+		_, err := be.Score(ctx, api.Request{A: a, B: b, Layer: 1, T: 401, Token: -1})
 		done <- err
 	}()
 	<-f.started
@@ -237,11 +180,11 @@ func TestCancelledScoreWithdrawsItsForward(t *testing.T) {
 	f.mu.Lock()
 	f.release = nil
 	f.mu.Unlock()
-	r, err := be.Score(context.Background(), session.Request{A: a, B: b, Layer: 1, T: 401, Token: -1})
+	r, err := be.Score(context.Background(), api.Request{A: a, B: b, Layer: 1, T: 401, Token: -1})
 	if err != nil {
 		t.Fatalf("the Score after a cancelled one: %v", err)
 	}
-	if want, _ := f.Score(context.Background(), session.Request{A: a, B: b, Layer: 1, T: 401, Token: -1}); r.Score != want.Score {
+	if want, _ := f.Score(context.Background(), api.Request{A: a, B: b, Layer: 1, T: 401, Token: -1}); r.Score != want.Score {
 		t.Errorf("score %v, want %v", r.Score, want.Score)
 	}
 }
@@ -259,7 +202,7 @@ func TestExplorerCallsRefuseBadRequests(t *testing.T) {
 	if err := os.WriteFile(changed, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	be, err := OpenBackend(ctx, unix, Spec{Model: "m"})
+	be, err := OpenRemote(ctx, unix.Client, model("m").Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +213,7 @@ func TestExplorerCallsRefuseBadRequests(t *testing.T) {
 	if err := os.WriteFile(changed, append(data, 0), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, b := ImageRef{Path: p[0]}, ImageRef{Path: p[1]}
+	a, b := api.ImageRef{Path: p[0]}, api.ImageRef{Path: p[1]}
 	tok := -2
 	cases := []struct {
 		name string
@@ -279,33 +222,33 @@ func TestExplorerCallsRefuseBadRequests(t *testing.T) {
 		want string
 	}{
 		{"layer out of range", func() error {
-			_, err := unix.Result(ctx, ResultRequest{Spec: Spec{Model: "m"}, A: a, B: b, Layer: 2})
+			_, err := unix.Result(ctx, api.ResultRequest{ModelRef: model("m"), A: a, B: b, Layer: 2})
 			return err
 		}, 400, "layer 2 is outside 0..1"},
 		{"bad metric", func() error {
-			_, err := unix.Layers(ctx, LayersRequest{Spec: Spec{Model: "m"}, A: a, B: b, Metric: "l2"})
+			_, err := unix.Layers(ctx, api.LayersRequest{ModelRef: model("m"), A: a, B: b, Metric: "l2"})
 			return err
 		}, 400, `metric "l2"`},
 		{"negative token", func() error {
-			_, err := unix.Result(ctx, ResultRequest{Spec: Spec{Model: "m"}, A: a, B: b, Token: &tok})
+			_, err := unix.Result(ctx, api.ResultRequest{ModelRef: model("m"), A: a, B: b, Token: &tok})
 			return err
 		}, 400, "token -2"},
 		{"missing image", func() error {
-			return unix.Prefetch(ctx, PrefetchRequest{Spec: Spec{Model: "m"}, A: ImageRef{Path: "/nonexistent.png"}, B: b})
+			return unix.Prefetch(ctx, api.PrefetchRequest{ModelRef: model("m"), Images: []api.ImageRef{{Path: "/nonexistent.png"}, b}})
 		}, 400, "/nonexistent.png"},
 		{"no hashes", func() error {
-			_, err := unix.Cached(ctx, CachedRequest{Spec: Spec{Model: "m"}, HashA: "x"})
+			_, err := unix.Cached(ctx, api.CachedRequest{ModelRef: model("m"), HashA: "x"})
 			return err
 		}, 400, "hash_a and hash_b are required"},
 		{"changed since read", func() error {
-			_, err := be.Score(ctx, session.Request{A: stale, B: stale, Token: -1})
+			_, err := be.Score(ctx, api.Request{A: stale, B: stale, Token: -1})
 			return err
 		}, 409, "changed since the client read it"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.call()
-			var ae *APIError
+			var ae *api.Error
 			if !errors.As(err, &ae) || ae.Status != c.code || !strings.Contains(ae.Message, c.want) {
 				t.Fatalf("error %v, want a %d saying %q", err, c.code, c.want)
 			}
@@ -316,24 +259,24 @@ func TestExplorerCallsRefuseBadRequests(t *testing.T) {
 func TestServedBackendRefusesOtherPrompts(t *testing.T) {
 	fk := &fakes{byName: map[string]*fakeModel{}}
 	unix, _, _ := startServer(t, Config{}, fk)
-	be, err := OpenBackend(context.Background(), unix, Spec{Model: "m", Prompt: "a cat", CFG: true})
+	be, err := OpenRemote(context.Background(), unix.Client, modelWith("m", func(s *api.Spec) { s.Prompt = "a cat"; s.CFG = true }).Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		cond features.Conditioning
+		cond api.Conditioning
 		err  error
 	}{
-		{features.Conditioning{Prompt: "a cat", CFG: true}, nil},
-		{features.Conditioning{Prompt: "a dog", CFG: true}, ErrServedPrompt},
-		{features.Conditioning{Prompt: "a cat"}, ErrServedPrompt},
+		{api.Conditioning{Prompt: "a cat", CFG: true}, nil},
+		{api.Conditioning{Prompt: "a dog", CFG: true}, ErrServedPrompt},
+		{api.Conditioning{Prompt: "a cat"}, ErrServedPrompt},
 	}
 	for _, c := range cases {
 		if err := be.SetConditioning(context.Background(), c.cond); !errors.Is(err, c.err) {
 			t.Errorf("SetConditioning(%+v) = %v, want %v", c.cond, err, c.err)
 		}
 	}
-	if got := be.Conditioning(); got != (features.Conditioning{Prompt: "a cat", CFG: true}) {
+	if got := be.Conditioning(); got != (api.Conditioning{Prompt: "a cat", CFG: true}) {
 		t.Errorf("conditioning %+v after refusals", got)
 	}
 }
@@ -356,22 +299,26 @@ func TestServedExplorerEqualsSession(t *testing.T) {
 		{"builtin", "builtin", "", []int{101, 901}},
 		{"tiny SD", sd, "", []int{401}}, // unconditional: the miniature has no tokenizer for a prompt
 	}
-	unix, _, _ := startServer(t, Config{Base: session.Options{Device: "cpu", Families: families.All()}}, nil)
+	unix, _, _ := startServer(t, Config{Base: session.Options{Families: families.All()}}, nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if testing.Short() && tc.model != "builtin" {
 				t.Skip("the miniature SD pipeline takes seconds to load on a busy 2-core machine")
 			}
 			ctx := context.Background()
-			s, err := session.Open(ctx, session.Options{Model: tc.model, Seed: session.DefaultSeed, Device: "cpu", Families: families.All(),
-				Conditioning: features.Conditioning{Prompt: tc.prompt}})
+			s, err := session.Open(ctx, session.Options{Spec: modelWith(tc.model, func(s *api.Spec) { s.Device = "cpu"; s.Prompt = tc.prompt }).Spec, Families: families.All()})
 			enginetest.Check(t, err)
 			defer s.Close()
-			be, err := OpenBackend(ctx, unix, Spec{Model: tc.model, Device: "cpu", Prompt: tc.prompt})
+			be, err := OpenRemote(ctx, unix.Client, modelWith(tc.model, func(s *api.Spec) { s.Device = "cpu"; s.Prompt = tc.prompt }).Spec)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if g, w := fmt.Sprintf("%+v", be.Info()), fmt.Sprintf("%+v", s.Info()); g != w {
+			want := s.Info()
+			want.Caps.Served = true // what Remote adds: the work runs on the server, with the prompt it loaded
+			if want.Caps.Prompt {
+				want.Caps.PromptFixed = ErrServedPrompt.Error()
+			}
+			if g, w := fmt.Sprintf("%+v", be.Info()), fmt.Sprintf("%+v", want); g != w {
 				t.Fatalf("info:\nserved %s\nlocal  %s", g, w)
 			}
 			p := samplePaths(t, "grass.png", "gravel.png")
@@ -391,7 +338,7 @@ func TestServedExplorerEqualsSession(t *testing.T) {
 			running := be.Stats().Forwards
 			done := make(chan error, 1)
 			go func() {
-				_, err := be.Score(ctx1, session.Request{A: sa, B: sb, Layer: 0, T: 999, Token: -1})
+				_, err := be.Score(ctx1, api.Request{A: sa, B: sb, Layer: 0, T: 999, Token: -1})
 				done <- err
 			}()
 			waitFor(t, "the forward to begin on the server", func() bool { return be.Stats().Forwards != running })
@@ -401,11 +348,11 @@ func TestServedExplorerEqualsSession(t *testing.T) {
 			} else if err == nil {
 				t.Log("the forward finished before the cancel reached it")
 			}
-			lr, err := s.Score(ctx, session.Request{A: la, B: lb, Layer: 0, T: 999, Token: -1})
+			lr, err := s.Score(ctx, api.Request{A: la, B: lb, Layer: 0, T: 999, Token: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
-			sr, err := be.Score(ctx, session.Request{A: sa, B: sb, Layer: 0, T: 999, Token: -1})
+			sr, err := be.Score(ctx, api.Request{A: sa, B: sb, Layer: 0, T: 999, Token: -1})
 			if err != nil {
 				t.Fatalf("the Score after a cancelled one: %v", err)
 			}
@@ -418,14 +365,14 @@ func TestServedExplorerEqualsSession(t *testing.T) {
 				if be.Cached(sa, sb, tt) {
 					t.Errorf("t=%d cached on the server before any run", tt)
 				}
-				for _, m := range session.Metrics {
+				for _, m := range api.Metrics {
 					for layer := range s.Info().Layers {
 						for _, tok := range []int{-1, 5} {
-							lr, err := s.Score(ctx, session.Request{A: la, B: lb, Layer: layer, T: tt, Metric: m, Token: tok})
+							lr, err := s.Score(ctx, api.Request{A: la, B: lb, Layer: layer, T: tt, Metric: m, Token: tok})
 							if err != nil {
 								t.Fatal(err)
 							}
-							sr, err := be.Score(ctx, session.Request{A: sa, B: sb, Layer: layer, T: tt, Metric: m, Token: tok})
+							sr, err := be.Score(ctx, api.Request{A: sa, B: sb, Layer: layer, T: tt, Metric: m, Token: tok})
 							if err != nil {
 								t.Fatal(err)
 							}
@@ -462,12 +409,12 @@ func TestServedExplorerEqualsSession(t *testing.T) {
 //
 //	go test -run '^$' -bench ExplorerScoreCached -count 6 ./session/serve/ | benchstat -
 func BenchmarkExplorerScoreCached(b *testing.B) {
-	unix, _, _ := startServer(b, Config{Base: session.Options{Device: "cpu", Families: families.All()}}, nil)
+	unix, _, _ := startServer(b, Config{Base: session.Options{Families: families.All()}}, nil)
 	ctx := context.Background()
-	s, err := session.Open(ctx, session.Options{Model: "builtin", Seed: session.DefaultSeed, Device: "cpu", Families: families.All()})
+	s, err := session.Open(ctx, session.Options{Spec: modelWith("builtin", func(s *api.Spec) { s.Device = "cpu" }).Spec, Families: families.All()})
 	enginetest.Check(b, err)
 	defer s.Close()
-	be, err := OpenBackend(ctx, unix, Spec{Model: "builtin", Device: "cpu"})
+	be, err := OpenRemote(ctx, unix.Client, modelWith("builtin", func(s *api.Spec) { s.Device = "cpu" }).Spec)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -476,14 +423,14 @@ func BenchmarkExplorerScoreCached(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		back interface {
-			Load(string) (*session.Image, error)
-			Score(context.Context, session.Request) (session.Result, error)
+			Load(string) (*api.Image, error)
+			Score(context.Context, api.Request) (api.Result, error)
 		}
 	}{{"here", s}, {"served", be}} {
 		b.Run(c.name, func(b *testing.B) {
 			x, _ := c.back.Load(pa)
 			y, _ := c.back.Load(pb)
-			req := session.Request{A: x, B: y, Layer: 0, T: 101, Metric: session.AAS, Token: 5}
+			req := api.Request{A: x, B: y, Layer: 0, T: 101, Metric: api.AAS, Token: 5}
 			if _, err := c.back.Score(ctx, req); err != nil { // the features, once
 				b.Fatal(err)
 			}

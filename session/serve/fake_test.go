@@ -17,9 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffsim/diffsim/engine/attention"
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/features/imagefile"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -43,35 +41,36 @@ func newFake(name string, bytes int64) *fakeModel {
 	return &fakeModel{name: name, bytes: bytes, started: make(chan struct{}, 64), gone: make(chan struct{})}
 }
 
-func (f *fakeModel) Info() session.ModelInfo {
-	return session.ModelInfo{Name: f.name, Family: "fake", Description: "a fake for tests", Device: "cpu",
-		Layers:    []features.Layer{{Layer: attention.Layer{Name: "l0", ImageKV: true}}, {Layer: attention.Layer{Name: "l1", Short: "Up0", ImageKV: true}}},
-		Timesteps: true, DefaultT: 101, Size: 64, Seed: session.DefaultSeed}
+func (f *fakeModel) Info() api.ModelInfo {
+	return api.ModelInfo{Name: f.name, Family: "fake", Description: "a fake for tests", Device: "cpu",
+		Layers:    []api.Layer{{Name: "l0", ImageKV: true}, {Index: 1, Name: "l1", Short: "Up0", ImageKV: true}},
+		Timesteps: true, DefaultT: 101, Size: 64, Seed: api.DefaultSeed}
 }
 
 func (f *fakeModel) Bytes() int64 { return f.bytes }
 
-// LoadContext hashes the file as a session does (sha256 of its bytes) without decoding it.
-func (f *fakeModel) LoadContext(ctx context.Context, path string) (*session.Image, error) {
-	data, err := imagefile.Read(ctx, path, imagefile.Limits{})
+// Load hashes the file as a session does (sha256 of its bytes) without decoding it.
+func (f *fakeModel) Load(path string) (*api.Image, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	return &session.Image{Path: path, Hash: hex.EncodeToString(sum[:])}, nil
+	return &api.Image{Path: path, Hash: hex.EncodeToString(sum[:])}, nil
 }
 
-func (f *fakeModel) ResolveLayer(arg string) (int, error) {
-	switch arg {
-	case "", "0", "l0":
-		return 0, nil
-	case "1", "l1", "Up0":
-		return 1, nil
+func (f *fakeModel) Resolve(sel api.Selection) (api.Target, error) { return f.Info().Resolve(sel) }
+
+func (f *fakeModel) Conditioning() api.Conditioning { return api.Conditioning{} }
+
+func (f *fakeModel) SetConditioning(_ context.Context, c api.Conditioning) error {
+	if !c.IsZero() {
+		return api.UsageError(fmt.Errorf("fake: no prompt"))
 	}
-	return 0, fmt.Errorf("%w: no layer %q", session.ErrUsage, arg)
+	return nil
 }
 
-func (f *fakeModel) PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error {
+func (f *fakeModel) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
 	f.mu.Lock()
 	var paths []string
 	for _, img := range imgs {
@@ -100,16 +99,16 @@ func (f *fakeModel) PrefetchImages(ctx context.Context, t int, imgs ...*session.
 	return nil
 }
 
-func (f *fakeModel) Cached(a, b *session.Image, t int) bool {
+func (f *fakeModel) Cached(a, b *api.Image, t int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.kept[fmt.Sprintf("%s@%d", a.Hash, t)] && f.kept[fmt.Sprintf("%s@%d", b.Hash, t)]
 }
 
-func (f *fakeModel) Stats() session.Stats {
+func (f *fakeModel) Stats() api.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return session.Stats{Forwards: len(f.forwards), Extracted: len(f.kept), CacheBudget: 1 << 20, CacheBytes: f.cache}
+	return api.Stats{Forwards: len(f.forwards), Extracted: len(f.kept), CacheBudget: 1 << 20, CacheBytes: f.cache}
 }
 
 func (f *fakeModel) setCache(n int64) {
@@ -118,60 +117,56 @@ func (f *fakeModel) setCache(n int64) {
 	f.mu.Unlock()
 }
 
-func (f *fakeModel) LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
-	var out []session.LayerScore
+func (f *fakeModel) LayerScores(ctx context.Context, a, b *api.Image, t int, m api.Metric) ([]api.LayerScore, error) {
+	var out []api.LayerScore
 	for i := range f.Info().Layers {
-		r, err := f.Score(ctx, session.Request{A: a, B: b, Layer: i, T: t, Metric: m, Token: -1})
+		r, err := f.Score(ctx, api.Request{A: a, B: b, Layer: i, T: t, Metric: m, Token: -1})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, session.LayerScore{Layer: i, T: t, Score: r.Score})
+		out = append(out, api.LayerScore{Layer: i, T: t, Score: r.Score})
 	}
 	return out, nil
 }
 
-func (f *fakeModel) Score(ctx context.Context, req session.Request) (session.Result, error) {
+func (f *fakeModel) Score(ctx context.Context, req api.Request) (api.Result, error) {
 	// A score that depends on the pair, the layer and t, so mixed-up answers show.
 	// Global is NaN (no global embedding) and the maps hold a NaN too, as a real model's may
 	// for a zero feature: the wire must carry them.
 	v := float64(len(req.A.Path)+len(req.B.Path))/1000 + float64(req.Layer)/10 + float64(req.T)/1e4
-	r := session.Result{Req: req, Score: v, AtoB: v, BtoA: v, Metric: req.Metric, HigherIsBetter: true,
+	r := api.Result{Req: req, Score: v, AtoB: v, BtoA: v, Metric: req.Metric, HigherIsBetter: true,
 		FeatureCosine: v / 2, MSE: math.Inf(1), Global: math.NaN(),
-		MapA: features.Map{W: 2, H: 1, Values: []float32{float32(v), float32(math.NaN())}},
-		MapB: features.Map{W: 1, H: 1, Values: []float32{-float32(v)}}}
+		MapA: api.Map{W: 2, H: 1, Values: []float32{float32(v), float32(math.NaN())}},
+		MapB: api.Map{W: 1, H: 1, Values: []float32{-float32(v)}}}
 	if req.Token >= 0 {
-		r.AttnRow = features.Map{W: 1, H: 1, Values: []float32{float32(req.Token)}}
+		r.AttnRow = api.Map{W: 1, H: 1, Values: []float32{float32(req.Token)}}
 	}
 	return r, nil
 }
 
-func (f *fakeModel) Setup(m session.Metric) session.Setup {
-	return session.NewSetup(f.Info(), m, "", false)
-}
-
-func (f *fakeModel) Sweep(ctx context.Context, a, b *session.Image, layers, ts []int, m session.Metric, _ func()) (session.Sweep, error) {
-	sw := session.Sweep{ImageA: a.Path, ImageB: b.Path, Setup: f.Setup(m), Timesteps: ts}
+func (f *fakeModel) Sweep(ctx context.Context, a, b *api.Image, layers, ts []int, m api.Metric, _ func()) (api.Sweep, error) {
+	sw := api.Sweep{ImageA: a.Path, ImageB: b.Path, Setup: api.SetupOf(f, m), Timesteps: ts}
 	for _, t := range ts {
-		if err := f.PrefetchImages(ctx, t, a, b); err != nil {
+		if err := f.Prefetch(ctx, t, a, b); err != nil {
 			return sw, err
 		}
 		for _, li := range layers {
-			r, _ := f.Score(ctx, session.Request{A: a, B: b, Layer: li, T: t, Metric: m})
-			sw.Scores = append(sw.Scores, session.NewRecord(f.Info(), sw.Setup, r))
+			r, _ := f.Score(ctx, api.Request{A: a, B: b, Layer: li, T: t, Metric: m})
+			sw.Scores = append(sw.Scores, api.NewRecord(f.Info(), sw.Setup, r))
 		}
 	}
 	return sw, nil
 }
 
-func (f *fakeModel) Rank(ctx context.Context, q *session.Image, files []string, layer, t int, m session.Metric, _ func()) ([]session.Ranked, []session.Skipped, error) {
-	var out []session.Ranked
+func (f *fakeModel) Rank(ctx context.Context, q *api.Image, files []string, layer, t int, m api.Metric, _ func()) ([]api.Ranked, []api.Skipped, error) {
+	var out []api.Ranked
 	for _, p := range files {
-		img, err := f.LoadContext(ctx, p)
+		img, err := f.Load(p)
 		if err != nil {
 			return nil, nil, err
 		}
-		r, _ := f.Score(ctx, session.Request{A: q, B: img, Layer: layer, T: t, Metric: m})
-		out = append(out, session.Ranked{Rank: len(out) + 1, Record: session.NewRecord(f.Info(), f.Setup(m), r)})
+		r, _ := f.Score(ctx, api.Request{A: q, B: img, Layer: layer, T: t, Metric: m})
+		out = append(out, api.Ranked{Rank: len(out) + 1, Record: api.NewRecord(f.Info(), api.SetupOf(f, m), r)})
 	}
 	return out, nil, nil
 }
@@ -192,18 +187,18 @@ type fakes struct {
 	loads  atomic.Int32
 }
 
-func (fs *fakes) open(_ context.Context, o session.Options) (Model, error) {
+func (fs *fakes) open(_ context.Context, o session.Options) (api.Scorer, error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.loads.Add(1)
-	if f, ok := fs.byName[o.Model]; ok && !f.closed.Load() {
+	if f, ok := fs.byName[o.Spec.Model]; ok && !f.closed.Load() {
 		return f, nil
 	}
-	f := newFake(o.Model, fs.bytes)
-	if old, ok := fs.byName[o.Model]; ok {
+	f := newFake(o.Spec.Model, fs.bytes)
+	if old, ok := fs.byName[o.Spec.Model]; ok {
 		f.release = old.release
 	}
-	fs.byName[o.Model] = f
+	fs.byName[o.Spec.Model] = f
 	return f, nil
 }
 
@@ -223,9 +218,16 @@ func (fs *fakes) prepare(name string, release chan struct{}) *fakeModel {
 	return f
 }
 
+// testClient is a client of a test server, with where it connects.
+type testClient struct {
+	*api.Client
+	base   string // http://host:port, or http://diffsim over the socket
+	socket string // the Unix socket; "" over HTTP
+}
+
 // startServer runs a server over fakes on a real Unix socket and on HTTP at loopback, and
 // returns a client for each.
-func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *Client, srv *Server) {
+func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *testClient, srv *Server) {
 	t.Helper()
 	if fk != nil {
 		cfg.Open = fk.open
@@ -236,12 +238,12 @@ func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *Client, srv *S
 }
 
 // startWith runs srv on a Unix socket until the test ends and returns a client of it.
-func startWith(t testing.TB, srv *Server) *Client {
+func startWith(t testing.TB, srv *Server) *testClient {
 	unix, _ := serveBoth(t, srv)
 	return unix
 }
 
-func serveBoth(t testing.TB, srv *Server) (unix, tcp *Client) {
+func serveBoth(t testing.TB, srv *Server) (unix, tcp *testClient) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "diffsim-serve")
 	if err != nil {
@@ -266,11 +268,12 @@ func serveBoth(t testing.TB, srv *Server) (unix, tcp *Client) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	unix, err = Dial(context.Background(), sock, "")
+	uc, err := api.Dial(context.Background(), sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return unix, NewHTTPClient(hl.Addr().(*net.TCPAddr).String())
+	addr := hl.Addr().(*net.TCPAddr).String()
+	return &testClient{uc, "http://diffsim", sock}, &testClient{api.NewHTTPClient(addr), "http://" + addr, ""}
 }
 
 // images writes n small PNG files, each with other bytes, and returns their paths.
@@ -306,3 +309,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func intp(v int) *int { return &v }
+
+// model is the request part naming the model name with every default.
+func model(name string) api.ModelRef {
+	r := api.ModelRef{Spec: api.DefaultSpec()}
+	r.Model = name
+	return r
+}
+
+// keep is r with a keep_alive.
+func keep(r api.ModelRef, keepAlive string) api.ModelRef {
+	r.KeepAlive = keepAlive
+	return r
+}
+
+// modelWith is model(name) changed by set.
+func modelWith(name string, set func(*api.Spec)) api.ModelRef {
+	r := model(name)
+	set(&r.Spec)
+	return r
+}

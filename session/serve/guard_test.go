@@ -10,11 +10,24 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/diffsim/diffsim/api"
 )
+
+// rawHTTP is an HTTP client that reaches c's server as c does, for requests Client does not make.
+func rawHTTP(c *testClient) *http.Client {
+	if c.socket == "" {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", c.socket)
+	}}}
+}
 
 // send makes one raw request through c's transport (socket or TCP) with the given Host and
 // headers, and returns the status, the headers and the body.
-func send(t *testing.T, c *Client, method, path, host string, header map[string]string, body string) (int, http.Header, string) {
+func send(t *testing.T, c *testClient, method, path, host string, header map[string]string, body string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
 	if err != nil {
@@ -26,7 +39,7 @@ func send(t *testing.T, c *Client, method, path, host string, header map[string]
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := rawHTTP(c).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +80,7 @@ func TestGuardRefusesWhatAWebPageSends(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name         string
-		c            *Client
+		c            *testClient
 		method, path string
 		host         string
 		header       map[string]string
@@ -161,7 +174,7 @@ func TestRemoteHTTPNeedsConsentAndToken(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	defer func() { cancel(); <-done }()
-	c := NewHTTPClient(ln.Addr().String())
+	c := &testClient{api.NewHTTPClient(ln.Addr().String()), "http://" + ln.Addr().String(), ""}
 	status, h, body := send(t, c, "GET", "/v1/models", "", nil, "")
 	if status != http.StatusUnauthorized || h.Get("WWW-Authenticate") == "" {
 		t.Fatalf("no token: status %d %v, want 401 with WWW-Authenticate", status, h)
@@ -193,7 +206,7 @@ func nonLoopbackIP(t *testing.T) net.IP {
 	return nil
 }
 
-func (c *Client) port(t *testing.T) int {
+func (c *testClient) port(t *testing.T) int {
 	_, p, err := net.SplitHostPort(strings.TrimPrefix(c.base, "http://"))
 	if err != nil {
 		t.Fatal(err)

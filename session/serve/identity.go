@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/store"
 )
 
@@ -25,12 +26,12 @@ import (
 // dozen.
 const maxIdentityFiles = 4096
 
-// identify returns the identity of the files k names (model, IP-Adapter, image encoder); ""
-// for none (the built-in model). A path that does not exist is a bad request.
-func identify(k key) (string, error) {
+// identify returns the identity of the files spec names (model, IP-Adapter, image encoder);
+// "" for none (the built-in model). A path that does not exist is a bad request.
+func identify(spec api.Spec) (string, error) {
 	h := sha256.New()
 	named := false
-	for _, p := range []struct{ what, path string }{{"model", k.model}, {"ip_adapter", k.ipAdapter}, {"image_encoder", k.imageEncoder}} {
+	for _, p := range []struct{ what, path string }{{"model", spec.Model}, {"ip_adapter", spec.IPAdapter}, {"image_encoder", spec.ImageEncoder}} {
 		if p.path == "" {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/engine/onnx"
@@ -22,15 +23,15 @@ import (
 // is refused rather than answered from memory.
 func TestChangedModelFileIsReloaded(t *testing.T) {
 	dir := t.TempDir()
-	model := filepath.Join(dir, "m.onnx")
-	if err := os.WriteFile(model, []byte("version 1"), 0o644); err != nil {
+	file := filepath.Join(dir, "m.onnx")
+	if err := os.WriteFile(file, []byte("version 1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var opened []string     // the file's content at each load
 	var models []*fakeModel // in load order
-	open := func(_ context.Context, o session.Options) (Model, error) {
-		b, err := os.ReadFile(o.Model)
+	open := func(_ context.Context, o session.Options) (api.Scorer, error) {
+		b, err := os.ReadFile(o.Spec.Model)
 		if err != nil {
 			return nil, err
 		}
@@ -43,8 +44,8 @@ func TestChangedModelFileIsReloaded(t *testing.T) {
 	}
 	unix := startWith(t, New(Config{Open: open}))
 	imgs := images(t, 2)
-	score := func() (ScoreResponse, error) {
-		return unix.Score(context.Background(), ScoreRequest{Spec: Spec{Model: model}, ImageA: imgs[0], ImageB: imgs[1]})
+	score := func() (api.Scored, error) {
+		return unix.Score(context.Background(), api.ScoreRequest{ModelRef: model(file), ImageA: imgs[0], ImageB: imgs[1]})
 	}
 	for range 2 {
 		if _, err := score(); err != nil {
@@ -53,7 +54,7 @@ func TestChangedModelFileIsReloaded(t *testing.T) {
 	}
 	// Rewritten in place, with another size (a new mtime alone would do, but coarse clocks
 	// could hide it from this test).
-	if err := os.WriteFile(model, []byte("version 2, longer"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("version 2, longer"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r, err := score()
@@ -63,7 +64,7 @@ func TestChangedModelFileIsReloaded(t *testing.T) {
 	// Replaced by another file (a new inode), as `cp new.onnx m.onnx` after `rm` or a rename does.
 	tmp := filepath.Join(dir, "new.onnx")
 	os.WriteFile(tmp, []byte("version 3, longer"), 0o644)
-	if err := os.Rename(tmp, model); err != nil {
+	if err := os.Rename(tmp, file); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := score(); err != nil {
@@ -81,11 +82,11 @@ func TestChangedModelFileIsReloaded(t *testing.T) {
 	if !models[0].closed.Load() || !models[1].closed.Load() || models[2].closed.Load() {
 		t.Errorf("stale models still loaded (closed: %v %v %v)", models[0].closed.Load(), models[1].closed.Load(), models[2].closed.Load())
 	}
-	if err := os.Remove(model); err != nil {
+	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
 	}
 	_, err = score()
-	var ae *APIError
+	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || !strings.Contains(ae.Message, "no such file") {
 		t.Errorf("a deleted model file: %v, want a 400 saying it is gone", err)
 	}
@@ -95,36 +96,37 @@ func TestChangedModelFileIsReloaded(t *testing.T) {
 // requests is served as a session opened on it then would answer, bit for bit.
 func TestServedModelIsTheFileOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	model := filepath.Join(dir, "vit.onnx")
+	file := filepath.Join(dir, "vit.onnx")
 	write := func(seed uint64) {
 		o := testgraphs.TinyViT()
 		o.Seed = seed
 		m, _ := testgraphs.ViT(testgraphs.DINOv2Eager, o)
-		if err := onnx.WriteFile(model, m); err != nil {
+		if err := onnx.WriteFile(file, m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	samples, _ := filepath.Abs("../../testdata/samples")
 	a, b := filepath.Join(samples, "grass.png"), filepath.Join(samples, "brick.png")
-	base := session.Options{Device: "cpu", Families: families.All()}
+	base := session.Options{Spec: api.DefaultSpec(), Families: families.All()}
+	base.Spec.Device = "cpu"
 	unix := startWith(t, New(Config{Base: base}))
 	direct := func() string {
 		o := base
-		o.Model, o.Seed = model, session.DefaultSeed
+		o.Spec.Model = file
 		s, err := session.Open(context.Background(), o)
 		enginetest.Check(t, err)
 		defer s.Close()
 		ia, _ := s.Load(a)
 		ib, _ := s.Load(b)
 		info := s.Info()
-		r, err := s.Score(context.Background(), session.Request{A: ia, B: ib, Layer: info.DefaultLayer, T: info.DefaultT, Metric: session.AAS, Token: -1})
+		r, err := s.Score(context.Background(), api.Request{A: ia, B: ib, Layer: info.DefaultLayer, T: info.DefaultT, Metric: api.AAS, Token: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return mustJSON(t, s.Record(r))
+		return mustJSON(t, api.RecordOf(s, r))
 	}
 	served := func() string {
-		r, err := unix.Score(context.Background(), ScoreRequest{Spec: Spec{Model: model, Device: "cpu"}, ImageA: a, ImageB: b})
+		r, err := unix.Score(context.Background(), api.ScoreRequest{ModelRef: modelWith(file, func(s *api.Spec) { s.Device = "cpu" }), ImageA: a, ImageB: b})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 )
@@ -57,14 +58,27 @@ func (s *Server) rankBytes(ctx context.Context, query string, files []string) (i
 	return n + first + second, nil
 }
 
-func loadPair(ctx context.Context, m Model, pa, pb string) (*session.Image, *session.Image, error) {
-	a, err := m.LoadContext(ctx, pa)
+// loadImage reads an image as every command does (session.LoadImage), within the server's
+// limits, stopping when the request ends.
+func (s *Server) loadImage(ctx context.Context, path string) (*api.Image, error) {
+	img, err := session.LoadImage(ctx, path, s.cfg.Base.Images)
 	if err != nil {
-		return nil, nil, badRequest(err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, badRequest(err)
 	}
-	b, err := m.LoadContext(ctx, pb)
+	return img, nil
+}
+
+func (s *Server) loadPair(ctx context.Context, pa, pb string) (*api.Image, *api.Image, error) {
+	a, err := s.loadImage(ctx, pa)
 	if err != nil {
-		return nil, nil, badRequest(err)
+		return nil, nil, err
+	}
+	b, err := s.loadImage(ctx, pb)
+	if err != nil {
+		return nil, nil, err
 	}
 	return a, b, nil
 }

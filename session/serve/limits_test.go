@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -43,30 +44,30 @@ func TestImageFilesAreCheckedBeforeAnythingWaits(t *testing.T) {
 	} {
 		for name, call := range map[string]func(ctx context.Context) error{
 			"score": func(ctx context.Context) error {
-				_, err := unix.Score(ctx, ScoreRequest{Spec: Spec{Model: "m"}, ImageA: bad.path, ImageB: ok})
+				_, err := unix.Score(ctx, api.ScoreRequest{ModelRef: model("m"), ImageA: bad.path, ImageB: ok})
 				return err
 			},
 			"sweep": func(ctx context.Context) error {
-				_, err := unix.Sweep(ctx, SweepRequest{Spec: Spec{Model: "m"}, ImageA: ok, ImageB: bad.path})
+				_, err := unix.Sweep(ctx, api.SweepRequest{ModelRef: model("m"), ImageA: ok, ImageB: bad.path})
 				return err
 			},
 			"rank query": func(ctx context.Context) error {
-				_, err := unix.Rank(ctx, RankRequest{Spec: Spec{Model: "m"}, Query: bad.path, Images: []string{ok}})
+				_, err := unix.Rank(ctx, api.RankRequest{ModelRef: model("m"), Query: bad.path, Images: []string{ok}})
 				return err
 			},
 			"result": func(ctx context.Context) error {
-				_, err := unix.Result(ctx, ResultRequest{Spec: Spec{Model: "m"}, A: ImageRef{Path: bad.path, Hash: "x"}, B: ImageRef{Path: ok}})
+				_, err := unix.Result(ctx, api.ResultRequest{ModelRef: model("m"), A: api.ImageRef{Path: bad.path, Hash: "x"}, B: api.ImageRef{Path: ok}})
 				return err
 			},
 			"prefetch": func(ctx context.Context) error {
-				return unix.Prefetch(ctx, PrefetchRequest{Spec: Spec{Model: "m"}, A: ImageRef{Path: ok}, B: ImageRef{Path: bad.path}})
+				return unix.Prefetch(ctx, api.PrefetchRequest{ModelRef: model("m"), Images: []api.ImageRef{{Path: ok}, {Path: bad.path}}})
 			},
 		} {
 			t.Run(name+" "+filepath.Base(bad.path), func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
 				err := call(ctx)
-				var ae *APIError
+				var ae *api.Error
 				if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || !strings.Contains(ae.Message, bad.says) {
 					t.Errorf("%v, want a 400 saying %q", err, bad.says)
 				}
@@ -86,7 +87,7 @@ func TestQueueAnswers503WhenFull(t *testing.T) {
 	fk.prepare("m", hold)
 	unix, tcp, srv := startServer(t, Config{MaxActive: 1, MaxQueue: 2}, fk)
 	imgs := images(t, 2)
-	req := ScoreRequest{Spec: Spec{Model: "m"}, ImageA: imgs[0], ImageB: imgs[1]}
+	req := api.ScoreRequest{ModelRef: model("m"), ImageA: imgs[0], ImageB: imgs[1]}
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for range 3 { // one computes, two wait
@@ -130,13 +131,13 @@ func TestMemoryBoundCountsImagesAndCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	need2, _ := New(Config{}).checkImages(context.Background(), imgs[2], imgs[3])
-	const model, cache = 500, 450
-	bound := model + cache + need1 + need2 - 1 // b, its cache and one request's images fit; not two
-	fk := &fakes{byName: map[string]*fakeModel{}, bytes: model}
+	const size, cache = 500, 450
+	bound := size + cache + need1 + need2 - 1 // b, its cache and one request's images fit; not two
+	fk := &fakes{byName: map[string]*fakeModel{}, bytes: size}
 	unix, _, srv := startServer(t, Config{MaxBytes: bound}, fk)
-	srv.ms.predict = func(key) int64 { return model }
+	srv.ms.predict = func(api.Spec) int64 { return size }
 	score := func(m string, a, b string) error {
-		_, err := unix.Score(context.Background(), ScoreRequest{Spec: Spec{Model: m}, ImageA: a, ImageB: b})
+		_, err := unix.Score(context.Background(), api.ScoreRequest{ModelRef: model(m), ImageA: a, ImageB: b})
 		return err
 	}
 	if err := score("a", imgs[0], imgs[1]); err != nil {
@@ -157,8 +158,8 @@ func TestMemoryBoundCountsImagesAndCaches(t *testing.T) {
 	}
 	waitFor(t, "the idle model to go for b's cache", func() bool { return fk.get("a").closed.Load() })
 	ms, _ := unix.Models(context.Background())
-	if ms.Bytes > ms.MaxBytes || len(ms.Models) != 1 || ms.Models[0].CacheBytes != cache || ms.Models[0].Bytes != model+cache {
-		t.Errorf("models %+v, want b alone holding %d (its cache counted)", ms, model+cache)
+	if ms.Bytes > ms.MaxBytes || len(ms.Models) != 1 || ms.Models[0].CacheBytes != cache || ms.Models[0].Bytes != size+cache {
+		t.Errorf("models %+v, want b alone holding %d (its cache counted)", ms, size+cache)
 	}
 
 	hold2 := make(chan struct{})
@@ -187,15 +188,15 @@ func TestMemoryBoundCountsImagesAndCaches(t *testing.T) {
 func TestFootprintIncludesTheFirstForward(t *testing.T) {
 	var rss atomic.Int64
 	rss.Store(1000)
-	open := func(context.Context, session.Options) (Model, error) {
+	open := func(context.Context, session.Options) (api.Scorer, error) {
 		rss.Add(100) // the load: weights mapped, graph built
-		return &growing{Model: newFake("m", 0), rss: &rss, grow: 900}, nil
+		return &growing{Scorer: newFake("m", 0), rss: &rss, grow: 900}, nil
 	}
 	srv := New(Config{Open: open, MaxBytes: 10000})
 	srv.ms.rss = rss.Load
 	unix := startWith(t, srv)
 	imgs := images(t, 2)
-	if _, err := unix.Score(context.Background(), ScoreRequest{Spec: Spec{Model: "m"}, ImageA: imgs[0], ImageB: imgs[1]}); err != nil {
+	if _, err := unix.Score(context.Background(), api.ScoreRequest{ModelRef: model("m"), ImageA: imgs[0], ImageB: imgs[1]}); err != nil {
 		t.Fatal(err)
 	}
 	ms, err := unix.Models(context.Background())
@@ -206,8 +207,8 @@ func TestFootprintIncludesTheFirstForward(t *testing.T) {
 		t.Fatalf("models %+v, want one of 1000 bytes (100 at load + 900 at its first forward), measured", ms.Models)
 	}
 	// Another seed of the same weights is predicted from that measure before it loads.
-	seed := int64(9)
-	if got := srv.ms.predicted(Spec{Model: "m", Seed: &seed}.key()); got != 1000 {
+	other := modelWith("m", func(s *api.Spec) { s.Seed = 9 }).Spec.Normalize()
+	if got := srv.ms.predicted(modelKey{spec: other}); got != 1000 {
 		t.Errorf("prediction for another seed: %d, want 1000", got)
 	}
 }
@@ -215,13 +216,13 @@ func TestFootprintIncludesTheFirstForward(t *testing.T) {
 // growing is a fake model that does not know its size and whose first forward grows the
 // process, as ONNX Runtime's arena does.
 type growing struct {
-	Model
+	api.Scorer
 	rss  *atomic.Int64
 	grow int64
 	once sync.Once
 }
 
-func (g *growing) PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error {
+func (g *growing) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
 	g.once.Do(func() { g.rss.Add(g.grow) })
-	return g.Model.PrefetchImages(ctx, t, imgs...)
+	return g.Scorer.Prefetch(ctx, t, imgs...)
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // measuring is a loaded Model whose first forward is measured: ONNX Runtime allocates a
@@ -15,7 +15,7 @@ import (
 // models' load lock, so no other load or first forward grows the process meanwhile; the
 // features it caches are counted apart (Stats().CacheBytes), so they are not counted twice.
 type measuring struct {
-	Model
+	api.Scorer
 	ms         *models
 	l          *loaded
 	loadGrowth int64
@@ -31,9 +31,9 @@ func (w *measuring) first(run func() error) error {
 		w.ms.loadMu.Unlock()
 		return run()
 	}
-	before, cached := w.ms.rss(), w.Model.Stats().CacheBytes
+	before, cached := w.ms.rss(), w.Scorer.Stats().CacheBytes
 	err := run()
-	grew := w.ms.rss() - before - (w.Model.Stats().CacheBytes - cached)
+	grew := w.ms.rss() - before - (w.Scorer.Stats().CacheBytes - cached)
 	if err == nil {
 		w.ms.mu.Lock()
 		w.l.bytes = max(w.l.bytes, w.loadGrowth+max(grew, 0))
@@ -48,26 +48,26 @@ func (w *measuring) first(run func() error) error {
 	return err
 }
 
-func (w *measuring) PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error {
-	return w.first(func() error { return w.Model.PrefetchImages(ctx, t, imgs...) })
+func (w *measuring) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
+	return w.first(func() error { return w.Scorer.Prefetch(ctx, t, imgs...) })
 }
 
-func (w *measuring) Score(ctx context.Context, req session.Request) (r session.Result, err error) {
-	err = w.first(func() error { r, err = w.Model.Score(ctx, req); return err })
+func (w *measuring) Score(ctx context.Context, req api.Request) (r api.Result, err error) {
+	err = w.first(func() error { r, err = w.Scorer.Score(ctx, req); return err })
 	return r, err
 }
 
-func (w *measuring) Sweep(ctx context.Context, a, b *session.Image, layers, ts []int, m session.Metric, afterStep func()) (sw session.Sweep, err error) {
-	err = w.first(func() error { sw, err = w.Model.Sweep(ctx, a, b, layers, ts, m, afterStep); return err })
+func (w *measuring) Sweep(ctx context.Context, a, b *api.Image, layers, ts []int, m api.Metric, afterStep func()) (sw api.Sweep, err error) {
+	err = w.first(func() error { sw, err = w.Scorer.Sweep(ctx, a, b, layers, ts, m, afterStep); return err })
 	return sw, err
 }
 
-func (w *measuring) Rank(ctx context.Context, query *session.Image, files []string, layer, t int, m session.Metric, done func()) (r []session.Ranked, sk []session.Skipped, err error) {
-	err = w.first(func() error { r, sk, err = w.Model.Rank(ctx, query, files, layer, t, m, done); return err })
+func (w *measuring) Rank(ctx context.Context, query *api.Image, files []string, layer, t int, m api.Metric, done func()) (r []api.Ranked, sk []api.Skipped, err error) {
+	err = w.first(func() error { r, sk, err = w.Scorer.Rank(ctx, query, files, layer, t, m, done); return err })
 	return r, sk, err
 }
 
-func (w *measuring) LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) (s []session.LayerScore, err error) {
-	err = w.first(func() error { s, err = w.Model.LayerScores(ctx, a, b, t, m); return err })
+func (w *measuring) LayerScores(ctx context.Context, a, b *api.Image, t int, m api.Metric) (s []api.LayerScore, err error) {
+	err = w.first(func() error { s, err = w.Scorer.LayerScores(ctx, a, b, t, m); return err })
 	return s, err
 }

@@ -40,13 +40,6 @@ func (l *loaded) measured() bool {
 	return !ok || w.done.Load()
 }
 
-// weights is the key without what does not change the weights a session loads (the seed), so
-// a footprint measured with one seed predicts another's.
-func (k key) weights() key {
-	k.seed = 0
-	return k
-}
-
 // wakeLocked tells the requests waiting for room to look again. The caller holds ms.mu.
 func (ms *models) wakeLocked() {
 	if ms.wake != nil {

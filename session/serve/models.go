@@ -12,27 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
-
-// Model is what the server needs of a warm session; *session.Session is one, tests use fakes.
-type Model interface {
-	Info() session.ModelInfo
-	LoadContext(ctx context.Context, path string) (*session.Image, error)
-	ResolveLayer(arg string) (int, error)
-	PrefetchImages(ctx context.Context, t int, imgs ...*session.Image) error
-	Score(ctx context.Context, req session.Request) (session.Result, error)
-	Setup(m session.Metric) session.Setup
-	Sweep(ctx context.Context, a, b *session.Image, layers, ts []int, m session.Metric, afterStep func()) (session.Sweep, error)
-	Rank(ctx context.Context, query *session.Image, files []string, layer, t int, m session.Metric, done func()) ([]session.Ranked, []session.Skipped, error)
-	// The explorer's calls besides Score.
-	LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error)
-	Cached(a, b *session.Image, t int) bool
-	Stats() session.Stats
-	Close() error
-}
 
 // sizer is a Model that knows the memory it holds; others are measured by the growth of the
 // process's resident set while they load.
@@ -42,57 +25,11 @@ type sizer interface{ Bytes() int64 }
 // because the models filling it are in use.
 var ErrMemory = errors.New("memory bound reached")
 
-// key is a Spec reduced to what makes two sessions different.
-type key struct {
-	model, device, prompt   string
-	size                    int
-	seed                    int64
-	cfg                     bool
-	ipAdapter, imageEncoder string
-	ipScale                 float64
-	ipScaleSet              bool
-	files                   string // identity.go: what the files it names are now
-}
-
-func (s Spec) key() key {
-	k := key{model: s.Model, device: strings.ToLower(s.Device), prompt: s.Prompt, size: s.Size, seed: session.DefaultSeed,
-		cfg: s.CFG, ipAdapter: s.IPAdapter, imageEncoder: s.ImageEncoder}
-	if k.model == "" {
-		k.model = "builtin"
-	}
-	if k.device == "" {
-		k.device = "auto"
-	}
-	if s.Seed != nil {
-		k.seed = *s.Seed
-	}
-	if s.IPScale != nil {
-		k.ipScale, k.ipScaleSet = *s.IPScale, true
-	}
-	return k
-}
-
-func (k key) options(base session.Options) session.Options {
+// options are the session options a spec loads with: the server's base, and the spec.
+func options(base session.Options, spec api.Spec) session.Options {
 	o := base
-	o.Model, o.Size, o.Seed, o.Device = k.model, k.size, k.seed, k.device
-	o.Conditioning = features.Conditioning{Prompt: k.prompt, CFG: k.cfg}
-	o.IPAdapter, o.ImageEncoder = k.ipAdapter, k.imageEncoder
-	o.IPScale, o.IPScaleSet = k.ipScale, k.ipScaleSet
-	if !o.IPScaleSet {
-		o.IPScale = 0.5 // the reference's scale, as the CLI's --ip-scale default
-	}
+	o.Spec = spec
 	return o
-}
-
-func (k key) spec() Spec {
-	seed := k.seed
-	s := Spec{Model: k.model, Size: k.size, Seed: &seed, Device: k.device, Prompt: k.prompt, CFG: k.cfg,
-		IPAdapter: k.ipAdapter, ImageEncoder: k.imageEncoder}
-	if k.ipScaleSet {
-		v := k.ipScale
-		s.IPScale = &v
-	}
-	return s
 }
 
 // parseKeepAlive reads a keep_alive value: a Go duration, or plain seconds as ollama accepts.
@@ -111,11 +48,26 @@ func parseKeepAlive(s string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// modelKey is what makes two warm models different: the normalized spec, and what the files
+// it names are now (identity.go), so a model file changed on disk is another model.
+type modelKey struct {
+	spec  api.Spec
+	files string
+}
+
+// weights is the key without what does not change the weights a session loads (the seed), so
+// a footprint measured with one seed predicts another's.
+func (k modelKey) weights() modelKey {
+	k.spec.Seed = 0
+	return k
+}
+
 // loaded is one warm model.
 type loaded struct {
-	key      key
-	m        Model
-	info     session.ModelInfo
+	key      modelKey
+	spec     api.Spec // normalized
+	m        api.Scorer
+	info     api.ModelInfo
 	bytes    int64
 	refs     int
 	loadedAt time.Time
@@ -136,9 +88,9 @@ type loadCall struct {
 // models owns the warm models: loading (one at a time, so memory growth is measurable and
 // peaks do not stack), sharing, keep-alive unloading, and the memory bound over what the
 // process holds: the models as loaded and run, their feature caches, and the images and work
-// of the requests admitted (see memory.go).
+// of the requests admitted (memory.go).
 type models struct {
-	open      func(context.Context, session.Options) (Model, error)
+	open      func(context.Context, session.Options) (api.Scorer, error)
 	base      session.Options
 	keepAlive time.Duration
 	maxBytes  int64
@@ -148,15 +100,15 @@ type models struct {
 	rss       func() int64
 	// predict guesses a model's memory before it loads; nil means what the same weights took
 	// last time, or their size on disk.
-	predict func(key) int64
+	predict func(api.Spec) int64
 
 	// loadMu serialises loads and each model's first forward: the growth of the resident set
 	// across them is the model's, not another's.
 	loadMu  sync.Mutex
 	mu      sync.Mutex
-	byKey   map[key]*loaded
-	loading map[key]*loadCall
-	sizes   map[key]int64 // measured footprints by weights (key.weights), for the next prediction
+	byKey   map[modelKey]*loaded
+	loading map[modelKey]*loadCall
+	sizes   map[modelKey]int64 // measured footprints by weights (modelKey.weights), for the next prediction
 	closed  bool
 
 	active, queued int           // requests admitted, and waiting to be
@@ -164,15 +116,15 @@ type models struct {
 	wake           chan struct{} // closed, and replaced, whenever room may have appeared
 }
 
-// acquire returns the warm model for spec, loading it when needed; the caller calls release
-// when its request is done.
-func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), error) {
-	keep, err := parseKeepAlive(spec.KeepAlive, ms.keepAlive)
+// acquire returns the warm model for ref's spec, loading it when needed; the caller calls
+// release when its request is done.
+func (ms *models) acquire(ctx context.Context, ref api.ModelRef) (*loaded, func(), error) {
+	keep, err := parseKeepAlive(ref.KeepAlive, ms.keepAlive)
 	if err != nil {
 		return nil, nil, badRequest(err)
 	}
-	k := spec.key()
-	if k.files, err = identify(k); err != nil {
+	k := modelKey{spec: ref.Spec.Normalize()}
+	if k.files, err = identify(k.spec); err != nil {
 		return nil, nil, err
 	}
 	for {
@@ -211,8 +163,8 @@ func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), erro
 		// is then warm for the next request (the keep-alive unloads it if none comes).
 		c.l, c.err = ms.load(context.WithoutCancel(ctx), k)
 		if c.err == nil {
-			if now, _ := identify(k); now != k.files {
-				c.err = errors.Join(statusError{http.StatusConflict, fmt.Errorf("model %s changed while it loaded; send the request again", k.model)}, c.l.m.Close())
+			if now, _ := identify(k.spec); now != k.files {
+				c.err = errors.Join(statusError{http.StatusConflict, fmt.Errorf("model %s changed while it loaded; send the request again", k.spec.Model)}, c.l.m.Close())
 			}
 		}
 		ms.mu.Lock()
@@ -243,17 +195,17 @@ func (ms *models) acquire(ctx context.Context, spec Spec) (*loaded, func(), erro
 // the resident set's growth across the load, and then across its first forward (measuring.go):
 // ONNX Runtime allocates most of a model's working memory when it first runs, and weights
 // mapped from disk count only once touched.
-func (ms *models) load(ctx context.Context, k key) (*loaded, error) {
+func (ms *models) load(ctx context.Context, k modelKey) (*loaded, error) {
 	ms.loadMu.Lock()
 	defer ms.loadMu.Unlock()
 	pred := ms.predicted(k)
 	if ms.maxBytes > 0 && pred > ms.maxBytes {
-		return nil, fmt.Errorf("%w: model %s needs about %s, more than the server's --max-memory %s; raise it", ErrModelTooLarge, k.model, human(pred), human(ms.maxBytes))
+		return nil, fmt.Errorf("%w: model %s needs about %s, more than the server's --max-memory %s; raise it", ErrModelTooLarge, k.spec.Model, human(pred), human(ms.maxBytes))
 	}
 	if err := ms.makeRoom(pred); err != nil {
 		return nil, err
 	}
-	o := k.options(ms.base)
+	o := options(ms.base, k.spec)
 	if ms.maxBytes > 0 && o.CacheBytes <= 0 {
 		o.CacheBytes = cacheBudget(ms.maxBytes, pred)
 	}
@@ -264,11 +216,11 @@ func (ms *models) load(ctx context.Context, k key) (*loaded, error) {
 	}
 	grew := max(ms.rss()-before, 0)
 	now := time.Now()
-	l := &loaded{key: k, info: m.Info(), bytes: max(grew, pred), loadedAt: now, lastUsed: now}
+	l := &loaded{key: k, spec: k.spec, info: m.Info(), bytes: max(grew, pred), loadedAt: now, lastUsed: now}
 	if sz, ok := m.(sizer); ok {
 		l.bytes, l.m = sz.Bytes(), m
 	} else {
-		l.m = &measuring{Model: m, ms: ms, l: l, loadGrowth: grew}
+		l.m = &measuring{Scorer: m, ms: ms, l: l, loadGrowth: grew}
 	}
 	l.batch = &batcher{m: l.m, max: ms.maxBatch}
 	return l, nil
@@ -345,12 +297,10 @@ func (ms *models) heldLocked() int64 {
 // supersededLocked unloads the models loaded from what k's files were before they changed:
 // idle ones now (returned, for the caller to close outside the lock), busy ones when their
 // last request ends.
-func (ms *models) supersededLocked(k key) []*loaded {
+func (ms *models) supersededLocked(k modelKey) []*loaded {
 	var idle []*loaded
 	for ok, l := range ms.byKey {
-		same := ok
-		same.files = k.files
-		if ok.files == k.files || same != k {
+		if ok.spec != k.spec || ok.files == k.files {
 			continue
 		}
 		if l.refs == 0 {
@@ -410,15 +360,14 @@ func (ms *models) expire(l *loaded) {
 }
 
 // list describes the loaded models, most recently used first.
-func (ms *models) list() ModelsResponse {
+func (ms *models) list() api.ModelsResponse {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	out := ModelsResponse{Models: []LoadedModel{}, MaxBytes: ms.maxBytes, WorkBytes: ms.work, Active: ms.active, Queued: ms.queued,
+	out := api.ModelsResponse{Models: []api.LoadedModel{}, MaxBytes: ms.maxBytes, WorkBytes: ms.work, Active: ms.active, Queued: ms.queued,
 		ResidentBytes: ms.rss()}
 	for _, l := range ms.byKey {
-		lm := LoadedModel{Spec: l.key.spec(), Name: l.info.Name, Family: l.info.Family, Device: l.info.Device,
+		lm := api.LoadedModel{Spec: l.spec, KeepAlive: l.keep.String(), Name: l.info.Name, Family: l.info.Family, Device: l.info.Device,
 			Bytes: l.held(), CacheBytes: l.m.Stats().CacheBytes, Measured: l.measured(), InUse: l.refs, LoadedAt: l.loadedAt, LastUsed: l.lastUsed}
-		lm.Spec.KeepAlive = l.keep.String()
 		if l.refs == 0 && l.keep > 0 {
 			e := l.expires
 			lm.ExpiresAt = &e
@@ -454,9 +403,9 @@ func (ms *models) close() error {
 	return errors.Join(errs...)
 }
 
-func (ms *models) predicted(k key) int64 {
+func (ms *models) predicted(k modelKey) int64 {
 	if ms.predict != nil {
-		return ms.predict(k)
+		return ms.predict(k.spec)
 	}
 	ms.mu.Lock()
 	n, ok := ms.sizes[k.weights()]
@@ -464,7 +413,7 @@ func (ms *models) predicted(k key) int64 {
 	if ok {
 		return n
 	}
-	return predictBytes(k.model)
+	return predictBytes(k.spec.Model)
 }
 
 // predictBytes guesses a model's memory before loading it from its size on disk (the

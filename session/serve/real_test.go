@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features/families"
@@ -29,53 +30,53 @@ func TestServedScoresEqualDirectOnes(t *testing.T) {
 		{"builtin", "builtin", 101},
 		{"tiny SD", sd, 401},
 	}
-	unix, tcp, _ := startServer(t, Config{Base: session.Options{Device: "cpu", Families: families.All()}}, nil)
+	unix, tcp, _ := startServer(t, Config{Base: session.Options{Families: families.All()}}, nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if testing.Short() && tc.model != "builtin" {
 				t.Skip("the miniature SD pipeline takes half a minute on a busy 2-core machine")
 			}
 			ctx := context.Background()
-			s, err := session.Open(ctx, session.Options{Model: tc.model, Seed: session.DefaultSeed, Device: "cpu", Families: families.All()})
+			s, err := session.Open(ctx, session.Options{Spec: cpu(tc.model), Families: families.All()})
 			enginetest.Check(t, err)
 			defer s.Close()
 			info := s.Info()
 			ia, _ := s.Load(a)
 			ib, _ := s.Load(b)
 			for layer := range info.Layers {
-				want, err := s.Score(ctx, session.Request{A: ia, B: ib, Layer: layer, T: tc.t, Metric: session.AAS, Token: -1})
+				want, err := s.Score(ctx, api.Request{A: ia, B: ib, Layer: layer, T: tc.t, Metric: api.AAS, Token: -1})
 				if err != nil {
 					t.Fatal(err)
 				}
-				for name, cl := range map[string]*Client{"unix": unix, "http": tcp} {
-					got, err := cl.Score(ctx, ScoreRequest{Spec: Spec{Model: tc.model, Device: "cpu"},
-						Select: Select{Layer: info.Layers[layer].Name, T: intp(tc.t)}, ImageA: a, ImageB: b})
+				for name, cl := range map[string]*testClient{"unix": unix, "http": tcp} {
+					got, err := cl.Score(ctx, api.ScoreRequest{ModelRef: api.ModelRef{Spec: cpu(tc.model)},
+						Selection: api.Selection{Layer: info.Layers[layer].Name, T: intp(tc.t)}, ImageA: a, ImageB: b})
 					if err != nil {
 						t.Fatalf("%s layer %d: %v", name, layer, err)
 					}
-					if g, w := mustJSON(t, got.Record), mustJSON(t, s.Record(want)); g != w {
+					if g, w := mustJSON(t, got.Record), mustJSON(t, api.RecordOf(s, want)); g != w {
 						t.Errorf("%s layer %d:\nserved %s\ndirect %s", name, layer, g, w)
 					}
 				}
 			}
 			// A sweep over two timesteps, and a rank, equal the session's own.
-			sw, err := unix.Sweep(ctx, SweepRequest{Spec: Spec{Model: tc.model, Device: "cpu"}, Timesteps: []int{tc.t, 999}, ImageA: a, ImageB: b})
+			sw, err := unix.Sweep(ctx, api.SweepRequest{ModelRef: api.ModelRef{Spec: cpu(tc.model)}, Timesteps: []int{tc.t, 999}, ImageA: a, ImageB: b})
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := s.Sweep(ctx, ia, ib, nil, []int{tc.t, 999}, session.AAS, nil)
+			want, err := s.Sweep(ctx, ia, ib, nil, []int{tc.t, 999}, api.AAS, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if g, w := mustJSON(t, sw), mustJSON(t, want); g != w {
 				t.Errorf("sweep differs:\nserved %s\ndirect %s", g, w)
 			}
-			rk, err := tcp.Rank(ctx, RankRequest{Spec: Spec{Model: tc.model, Device: "cpu"}, Select: Select{T: intp(tc.t)}, Query: a, Images: []string{b, c, "/nonexistent.png"}})
+			rk, err := tcp.Rank(ctx, api.RankRequest{ModelRef: api.ModelRef{Spec: cpu(tc.model)}, Selection: api.Selection{T: intp(tc.t)}, Query: a, Images: []string{b, c, "/nonexistent.png"}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			layer := info.DefaultLayer
-			wantR, wantS, err := s.Rank(ctx, ia, []string{b, c, "/nonexistent.png"}, layer, tc.t, session.AAS, nil)
+			wantR, wantS, err := s.Rank(ctx, ia, []string{b, c, "/nonexistent.png"}, layer, tc.t, api.AAS, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,26 +102,34 @@ func TestShowDescribesTheScores(t *testing.T) {
 	enginetest.Runtime(t) // the server loads the model with ONNX Runtime; its errors reach us as text
 	samples, _ := filepath.Abs("../../testdata/samples")
 	a, b := filepath.Join(samples, "grass.png"), filepath.Join(samples, "gravel.png")
-	unix, _, _ := startServer(t, Config{Base: session.Options{Device: "cpu", Families: families.All()}}, nil)
-	cases := []Select{
+	unix, _, _ := startServer(t, Config{Base: session.Options{Families: families.All()}}, nil)
+	cases := []api.Selection{
 		{},
 		{Layer: "coarse", T: intp(0), Metric: "mse"},
 		{Layer: "1", Step: 900, Metric: "cos"},
 	}
 	for _, sel := range cases {
 		ctx := context.Background()
-		spec := Spec{Model: "builtin", Size: 64, Device: "cpu"}
-		sh, err := unix.Show(ctx, ShowRequest{Spec: spec, Select: sel})
+		spec := cpu("builtin")
+		spec.Size = 64
+		sh, err := unix.Show(ctx, api.ShowRequest{ModelRef: api.ModelRef{Spec: spec}, Selection: sel})
 		enginetest.Check(t, err)
-		sc, err := unix.Score(ctx, ScoreRequest{Spec: spec, Select: sel, ImageA: a, ImageB: b})
+		sc, err := unix.Score(ctx, api.ScoreRequest{ModelRef: api.ModelRef{Spec: spec}, Selection: sel, ImageA: a, ImageB: b})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if g, w := mustJSON(t, sh.Setup)+mustJSON(t, sh.Point), mustJSON(t, sc.Setup)+mustJSON(t, sc.Point); g != w {
 			t.Errorf("%+v: show says\n%s\nthe score carries\n%s", sel, g, w)
 		}
-		if sh.LayerLabel != sc.LayerLabel || (sh.Meaningless != nil) != (sc.Meaningless != nil) {
-			t.Errorf("%+v: show's layer %q (meaningless %v), the score's %q (%v)", sel, sh.LayerLabel, sh.Meaningless != nil, sc.LayerLabel, sc.Meaningless != nil)
+		if (sh.Meaningless != nil) != (sc.Meaningless != nil) {
+			t.Errorf("%+v: show's layer meaningless %v, the score's %v", sel, sh.Meaningless != nil, sc.Meaningless != nil)
 		}
 	}
+}
+
+// cpu is the default spec of model on the CPU.
+func cpu(model string) api.Spec {
+	sp := api.DefaultSpec()
+	sp.Model, sp.Device = model, "cpu"
+	return sp
 }

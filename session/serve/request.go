@@ -34,7 +34,7 @@ func (t Timeouts) withDefaults() Timeouts {
 // maxBody bounds a request body: a rank of tens of thousands of absolute paths fits.
 const maxBody = 8 << 20
 
-// decodeRequest reads a request body strictly: one JSON value of at most maxBody bytes, no
+// decodeRequest reads a request body strictly, its spec over api.DefaultSpec(): one JSON value of at most maxBody bytes, no
 // unknown fields (a misspelt option is an error, not a default), read within the deadline the
 // guard set. The deadline is lifted once the body is in: left armed (as http.Server's
 // ReadTimeout would be), it would expire under a long computation and cancel the request.
@@ -43,6 +43,9 @@ const maxBody = 8 << 20
 // with the deadline still armed: what is left of it is not waited for.
 func decodeRequest[Req any](w http.ResponseWriter, r *http.Request) (Req, error) {
 	var req Req
+	if p, ok := any(&req).(interface{ Prefill() }); ok {
+		p.Prefill() // the spec over api.DefaultSpec(): what the request leaves out is its default
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(&req)

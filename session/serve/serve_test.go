@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/diffsim/diffsim/api"
 )
 
 func TestConcurrentClientsShareOneForward(t *testing.T) {
@@ -27,11 +29,11 @@ func TestConcurrentClientsShareOneForward(t *testing.T) {
 	// The first request's forward holds the model; the next three (two over the socket, one
 	// over HTTP; one at another t) queue meanwhile.
 	var wg sync.WaitGroup
-	results := make([]ScoreResponse, 4)
+	results := make([]api.Scored, 4)
 	errs := make([]error, 4)
-	send := func(i int, c *Client, a, b string, tt int) {
+	send := func(i int, c *testClient, a, b string, tt int) {
 		defer wg.Done()
-		results[i], errs[i] = c.Score(ctx, ScoreRequest{Spec: Spec{Model: "m"}, Select: Select{T: intp(tt)}, ImageA: a, ImageB: b})
+		results[i], errs[i] = c.Score(ctx, api.ScoreRequest{ModelRef: model("m"), Selection: api.Selection{T: intp(tt)}, ImageA: a, ImageB: b})
 	}
 	wg.Add(1)
 	go send(0, unix, imgs[0], imgs[1], 100)
@@ -42,7 +44,7 @@ func TestConcurrentClientsShareOneForward(t *testing.T) {
 	go send(3, unix, imgs[6], imgs[7], 500)
 	waitFor(t, "three queued requests", func() bool {
 		srv.ms.mu.Lock()
-		l := srv.ms.byKey[Spec{Model: "m"}.key()]
+		l := srv.ms.byKey[modelKey{spec: model("m").Spec.Normalize()}]
 		srv.ms.mu.Unlock()
 		l.batch.mu.Lock()
 		defer l.batch.mu.Unlock()
@@ -79,7 +81,7 @@ func TestConcurrentClientsShareOneForward(t *testing.T) {
 		}
 	}
 	for i, r := range results {
-		if r.T == nil || *r.T != []int{100, 100, 100, 500}[i] || r.Score == nil {
+		if r.T == nil || *r.T != []int{100, 100, 100, 500}[i] || r.Score.IsNaN() {
 			t.Errorf("request %d answered t=%v score=%v", i, r.T, r.Score)
 		}
 	}
@@ -93,7 +95,7 @@ func TestClientGoneCancelsItsForward(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := unix.Score(ctx, ScoreRequest{Spec: Spec{Model: "m"}, ImageA: imgs[0], ImageB: imgs[1]})
+		_, err := unix.Score(ctx, api.ScoreRequest{ModelRef: model("m"), ImageA: imgs[0], ImageB: imgs[1]})
 		errc <- err
 	}()
 	<-f.started
@@ -126,7 +128,7 @@ func TestKeepAlive(t *testing.T) {
 			fk := &fakes{byName: map[string]*fakeModel{}}
 			unix, _, _ := startServer(t, Config{}, fk)
 			imgs := images(t, 2)
-			if _, err := unix.Score(context.Background(), ScoreRequest{Spec: Spec{Model: "m", KeepAlive: tc.keepAlive}, ImageA: imgs[0], ImageB: imgs[1]}); err != nil {
+			if _, err := unix.Score(context.Background(), api.ScoreRequest{ModelRef: keep(model("m"), tc.keepAlive), ImageA: imgs[0], ImageB: imgs[1]}); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(tc.loadedAt)
@@ -151,8 +153,8 @@ func TestWarmModelIsReused(t *testing.T) {
 	fk := &fakes{byName: map[string]*fakeModel{}}
 	unix, tcp, _ := startServer(t, Config{}, fk)
 	imgs := images(t, 2)
-	for _, c := range []*Client{unix, tcp, unix} {
-		if _, err := c.Score(context.Background(), ScoreRequest{Spec: Spec{Model: "m"}, ImageA: imgs[0], ImageB: imgs[1]}); err != nil {
+	for _, c := range []*testClient{unix, tcp, unix} {
+		if _, err := c.Score(context.Background(), api.ScoreRequest{ModelRef: model("m"), ImageA: imgs[0], ImageB: imgs[1]}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -160,8 +162,7 @@ func TestWarmModelIsReused(t *testing.T) {
 		t.Errorf("model loaded %d times for three requests, want 1", n)
 	}
 	// Another seed is another session.
-	seed := int64(7)
-	if _, err := unix.Score(context.Background(), ScoreRequest{Spec: Spec{Model: "m", Seed: &seed}, ImageA: imgs[0], ImageB: imgs[1]}); err != nil {
+	if _, err := unix.Score(context.Background(), api.ScoreRequest{ModelRef: modelWith("m", func(s *api.Spec) { s.Seed = 7 }), ImageA: imgs[0], ImageB: imgs[1]}); err != nil {
 		t.Fatal(err)
 	}
 	if n := fk.loads.Load(); n != 2 {
@@ -172,10 +173,10 @@ func TestWarmModelIsReused(t *testing.T) {
 func TestMemoryBound(t *testing.T) {
 	fk := &fakes{byName: map[string]*fakeModel{}, bytes: 600}
 	unix, _, srv := startServer(t, Config{MaxBytes: 1000}, fk)
-	srv.ms.predict = func(key) int64 { return 600 } // as the sizes on disk would say
+	srv.ms.predict = func(api.Spec) int64 { return 600 } // as the sizes on disk would say
 	imgs := images(t, 2)
-	score := func(ctx context.Context, model string) error {
-		_, err := unix.Score(ctx, ScoreRequest{Spec: Spec{Model: model}, ImageA: imgs[0], ImageB: imgs[1]})
+	score := func(ctx context.Context, name string) error {
+		_, err := unix.Score(ctx, api.ScoreRequest{ModelRef: model(name), ImageA: imgs[0], ImageB: imgs[1]})
 		return err
 	}
 	if err := score(context.Background(), "a"); err != nil {
@@ -192,7 +193,7 @@ func TestMemoryBound(t *testing.T) {
 	}
 	// c does not fit beside b, which is in use: refused with 503, b untouched.
 	err := score(context.Background(), "c")
-	var ae *APIError
+	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || !strings.Contains(ae.Message, "memory bound") {
 		t.Errorf("loading c beside a busy b: %v, want a 503 naming the memory bound", err)
 	}
@@ -289,7 +290,7 @@ func TestSocketTakeover(t *testing.T) {
 		t.Fatalf("listening over a stale socket: %v", err)
 	}
 	ln2.Close()
-	if _, err := Dial(context.Background(), stale, ""); !errors.Is(err, ErrNoServer) {
-		t.Errorf("dialling a closed socket: %v, want ErrNoServer", err)
+	if _, err := api.Dial(context.Background(), stale, ""); !errors.Is(err, api.ErrNoServer) {
+		t.Errorf("dialling a closed socket: %v, want api.ErrNoServer", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session/serve"
 	"github.com/diffsim/diffsim/session/serve/servetest"
 )
@@ -50,7 +51,7 @@ func TestSocketFolderMustBeOurs(t *testing.T) {
 			if ln, err := serve.ListenUnix(sock); err == nil {
 				ln.Close()
 				t.Fatal("the server listened in an unsafe folder")
-			} else if !errors.Is(err, serve.ErrUnsafeSocket) || !strings.Contains(err.Error(), tc.says) {
+			} else if !errors.Is(err, api.ErrUnsafeSocket) || !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("ListenUnix: %v, want ErrUnsafeSocket saying %q", err, tc.says)
 			}
 		})
@@ -64,7 +65,7 @@ func TestSocketFolderMustBeOurs(t *testing.T) {
 	}
 	defer ln.Close()
 	os.Chmod(dir, 0o711)
-	if _, err := serve.Dial(context.Background(), sock, ""); !errors.Is(err, serve.ErrUnsafeSocket) {
+	if _, err := api.Dial(context.Background(), sock, ""); !errors.Is(err, api.ErrUnsafeSocket) {
 		t.Errorf("Dial in a folder of mode 0711: %v, want ErrUnsafeSocket", err)
 	}
 }
@@ -88,7 +89,7 @@ func TestSocketPathThatIsNotASocket(t *testing.T) {
 		if !strings.Contains(err.Error(), "exists and is not a socket") {
 			t.Errorf("ListenUnix(%s): %v", p, err)
 		}
-		if _, err := serve.Dial(context.Background(), p, ""); err == nil || errors.Is(err, serve.ErrNoServer) {
+		if _, err := api.Dial(context.Background(), p, ""); err == nil || errors.Is(err, api.ErrNoServer) {
 			t.Errorf("Dial(%s): %v, want it refused as not a socket", p, err)
 		}
 	}
@@ -120,14 +121,14 @@ func TestAnotherUsersServerIsRefused(t *testing.T) {
 	}
 	servetest.Foreign(t, sock) // skips unless root
 
-	_, err := serve.Dial(context.Background(), sock, "")
-	if !errors.Is(err, serve.ErrUnsafeSocket) || !strings.Contains(err.Error(), "belongs to uid 65534, not to you") {
+	_, err := api.Dial(context.Background(), sock, "")
+	if !errors.Is(err, api.ErrUnsafeSocket) || !strings.Contains(err.Error(), "belongs to uid 65534, not to you") {
 		t.Errorf("Dial to the squatted folder: %v, want ErrUnsafeSocket naming uid 65534", err)
 	}
 	if ln, err := serve.ListenUnix(sock); err == nil {
 		ln.Close()
 		t.Error("the server listened in another user's folder")
-	} else if !errors.Is(err, serve.ErrUnsafeSocket) {
+	} else if !errors.Is(err, api.ErrUnsafeSocket) {
 		t.Errorf("ListenUnix in the squatted folder: %v, want ErrUnsafeSocket", err)
 	}
 
@@ -137,13 +138,13 @@ func TestAnotherUsersServerIsRefused(t *testing.T) {
 	if err := os.Rename(sock, mine); err != nil {
 		t.Fatal(err)
 	}
-	_, err = serve.Dial(context.Background(), mine, "")
-	if !errors.Is(err, serve.ErrUnsafeSocket) || !strings.Contains(err.Error(), "runs as uid 65534") {
+	_, err = api.Dial(context.Background(), mine, "")
+	if !errors.Is(err, api.ErrUnsafeSocket) || !strings.Contains(err.Error(), "runs as uid 65534") {
 		t.Errorf("Dial to another user's server in our folder: %v, want ErrUnsafeSocket naming uid 65534", err)
 	}
 	// Not even a request that skips Dial reaches it.
-	c := serve.NewClient(mine)
-	if _, err := c.Score(context.Background(), serve.ScoreRequest{ImageA: "/a.png", ImageB: "/b.png"}); !errors.Is(err, serve.ErrUnsafeSocket) {
+	c := api.NewClient(mine)
+	if _, err := c.Score(context.Background(), api.ScoreRequest{ImageA: "/a.png", ImageB: "/b.png"}); !errors.Is(err, api.ErrUnsafeSocket) {
 		t.Errorf("Score through NewClient: %v, want ErrUnsafeSocket", err)
 	}
 }

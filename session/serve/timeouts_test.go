@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/diffsim/diffsim/api"
 )
 
 // closedWithin reads from c until the server closes it, and fails the test when that takes
@@ -110,21 +112,22 @@ func TestClientTellsAStalledServerFromALongComputation(t *testing.T) {
 			held = append(held, c)
 		}
 	}()
-	c := NewClient(sock)
-	c.stall = 300 * time.Millisecond
+	const stall = 300 * time.Millisecond
+	c := api.NewClient(sock)
+	c.SetStall(stall)
 	start := time.Now()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Score(context.Background(), ScoreRequest{ImageA: "/a.png", ImageB: "/b.png"})
+		_, err := c.Score(context.Background(), api.ScoreRequest{ModelRef: model("m"), ImageA: "/a.png", ImageB: "/b.png"})
 		errc <- err
 	}()
 	select {
 	case err := <-errc:
-		if !errors.Is(err, ErrStalled) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "answered no heartbeat") {
+		if !errors.Is(err, api.ErrStalled) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "answered no heartbeat") {
 			t.Errorf("a request to a stalled server: %v, want one line with ErrStalled", err)
 		}
-		if time.Since(start) < c.stall {
-			t.Errorf("gave up after %v, before the stall time %v", time.Since(start), c.stall)
+		if time.Since(start) < stall {
+			t.Errorf("gave up after %v, before the stall time %v", time.Since(start), stall)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the client still waits for a stalled server after 30 s")
@@ -135,14 +138,15 @@ func TestClientTellsAStalledServerFromALongComputation(t *testing.T) {
 	hold := make(chan struct{})
 	f := fk.prepare("m", hold)
 	unix, _, _ := startServer(t, Config{}, fk)
-	unix.stall = 100 * time.Millisecond
+	const stall2 = 100 * time.Millisecond
+	unix.SetStall(stall2)
 	imgs := images(t, 2)
 	go func() {
-		_, err := unix.Score(context.Background(), ScoreRequest{Spec: Spec{Model: "m"}, ImageA: imgs[0], ImageB: imgs[1]})
+		_, err := unix.Score(context.Background(), api.ScoreRequest{ModelRef: model("m"), ImageA: imgs[0], ImageB: imgs[1]})
 		errc <- err
 	}()
 	<-f.started
-	time.Sleep(10 * unix.stall)
+	time.Sleep(10 * stall2)
 	close(hold)
 	if err := <-errc; err != nil {
 		t.Errorf("a long computation on a live server: %v", err)

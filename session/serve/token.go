@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/diffsim/diffsim/api"
 )
 
 // StateDir is diffsim's state folder: $XDG_STATE_HOME/diffsim, else ~/.local/state/diffsim.
@@ -45,7 +47,7 @@ func Token(path string) (token string, created bool, err error) {
 		if fi.Mode().Perm()&0o077 != 0 {
 			return "", false, fmt.Errorf("the token file %s has mode %#o, readable by others: make a new one (rm %s) or chmod 600 it", path, fi.Mode().Perm(), path)
 		}
-		if uid, ok := ownerOf(fi); !ok || uid != os.Getuid() {
+		if uid, ok := api.OwnerOf(fi); !ok || uid != os.Getuid() {
 			return "", false, fmt.Errorf("the token file %s belongs to uid %d, not to you; remove it", path, uid)
 		}
 		tok := strings.TrimSpace(string(b))

@@ -7,46 +7,46 @@ import (
 	"io"
 	"math"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
-// Scorer is what scoring needs from a session (*session.Session has it).
+// Scorer is what scoring needs of an api.Scorer.
 type Scorer interface {
-	Prefetch(ctx context.Context, a, b *session.Image, t int) error
-	Score(ctx context.Context, req session.Request) (session.Result, error)
+	Prefetch(ctx context.Context, t int, imgs ...*api.Image) error
+	Score(ctx context.Context, req api.Request) (api.Result, error)
 }
 
 // Settings choose the layer, timestep and metric every frame is scored with.
 type Settings struct {
 	Layer  int
 	T      int
-	Metric session.Metric
+	Metric api.Metric
 	// OnFrame, when set, hears about each frame as soon as it is scored.
 	OnFrame func(FrameScore)
 }
 
 // FrameScore is one frame's scores.
 type FrameScore struct {
-	Index      int      `json:"index"` // position in the clip, after --every
-	Frame      int      `json:"frame"` // frame number in the input
-	Name       string   `json:"name"`
-	ToFirst    float64  `json:"to_first"`
-	ToPrevious *float64 `json:"to_previous"` // null for the first frame
+	Index      int        `json:"index"` // position in the clip, after --every
+	Frame      int        `json:"frame"` // frame number in the input
+	Name       string     `json:"name"`
+	ToFirst    api.Float  `json:"to_first"`
+	ToPrevious *api.Float `json:"to_previous"` // null for the first frame
 }
 
 // Extreme is the frame where a curve is lowest or highest.
 type Extreme struct {
-	Index int     `json:"index"`
-	Frame int     `json:"frame"`
-	Name  string  `json:"name"`
-	Score float64 `json:"score"`
+	Index int       `json:"index"`
+	Frame int       `json:"frame"`
+	Name  string    `json:"name"`
+	Score api.Float `json:"score"`
 }
 
 // Summary condenses one curve over frames 1…N−1 (frame 0 against itself says nothing).
 type Summary struct {
-	Mean float64 `json:"mean"`
-	Min  Extreme `json:"min"`
-	Max  Extreme `json:"max"`
+	Mean api.Float `json:"mean"`
+	Min  Extreme   `json:"min"`
+	Max  Extreme   `json:"max"`
 }
 
 // Result is a clip's consistency: both curves and their summaries.
@@ -65,9 +65,9 @@ type Result struct {
 // extractions in ⌈N/2⌉ network runs, and no more than four frames are held in memory.
 func Score(ctx context.Context, s Scorer, src Source, o Settings) (Result, error) {
 	var res Result
-	var first, prev *session.Image
-	score := func(a, b *session.Image) (float64, error) {
-		r, err := s.Score(ctx, session.Request{A: a, B: b, Layer: o.Layer, T: o.T, Metric: o.Metric, Token: -1})
+	var first, prev *api.Image
+	score := func(a, b *api.Image) (api.Float, error) {
+		r, err := s.Score(ctx, api.Request{A: a, B: b, Layer: o.Layer, T: o.T, Metric: o.Metric, Token: -1})
 		if err != nil {
 			return 0, err
 		}
@@ -75,7 +75,7 @@ func Score(ctx context.Context, s Scorer, src Source, o Settings) (Result, error
 			return 0, fmt.Errorf("%s against %s: the %s metric has no value at this layer; try --metric aas", b.Path, a.Path, o.Metric)
 		}
 		res.Meaningless = r.Meaningless
-		return r.Score, nil
+		return api.Float(r.Score), nil
 	}
 	for {
 		pair, err := nextTwo(ctx, src)
@@ -85,13 +85,13 @@ func Score(ctx context.Context, s Scorer, src Source, o Settings) (Result, error
 		if len(pair) == 0 {
 			break
 		}
-		imgs := make([]*session.Image, len(pair))
+		imgs := make([]*api.Image, len(pair))
 		for i, f := range pair {
 			if imgs[i], err = Image(f); err != nil {
 				return res, badInput(err)
 			}
 		}
-		if err := s.Prefetch(ctx, imgs[0], imgs[len(imgs)-1], o.T); err != nil {
+		if err := s.Prefetch(ctx, o.T, imgs...); err != nil {
 			return res, err
 		}
 		for i, f := range pair {
@@ -120,8 +120,8 @@ func Score(ctx context.Context, s Scorer, src Source, o Settings) (Result, error
 	if len(res.Frames) < 2 {
 		return res, badInput(fmt.Errorf("a clip needs at least two frames; this one has %d (check --every and --max-frames)", len(res.Frames)))
 	}
-	res.ToFirst = summarise(res.Frames[1:], func(f FrameScore) float64 { return f.ToFirst })
-	res.ToPrevious = summarise(res.Frames[1:], func(f FrameScore) float64 { return *f.ToPrevious })
+	res.ToFirst = summarise(res.Frames[1:], func(f FrameScore) api.Float { return f.ToFirst })
+	res.ToPrevious = summarise(res.Frames[1:], func(f FrameScore) api.Float { return *f.ToPrevious })
 	return res, nil
 }
 
@@ -141,9 +141,9 @@ func nextTwo(ctx context.Context, src Source) ([]Frame, error) {
 	return out, nil
 }
 
-func summarise(frames []FrameScore, value func(FrameScore) float64) Summary {
+func summarise(frames []FrameScore, value func(FrameScore) api.Float) Summary {
 	var s Summary
-	var sum float64
+	var sum api.Float
 	for i, f := range frames {
 		v := value(f)
 		sum += v
@@ -155,13 +155,13 @@ func summarise(frames []FrameScore, value func(FrameScore) float64) Summary {
 			s.Max = e
 		}
 	}
-	s.Mean = sum / float64(len(frames))
+	s.Mean = sum / api.Float(len(frames))
 	return s
 }
 
 // Worst is the least similar frame of a curve: its minimum, or its maximum for a metric where
 // lower is more similar.
-func (s Summary) Worst(m session.Metric) Extreme {
+func (s Summary) Worst(m api.Metric) Extreme {
 	if m.HigherIsMoreSimilar() {
 		return s.Min
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/features/imagefile"
 
@@ -47,20 +48,20 @@ type fakeScorer struct {
 	scored     [][2]int
 }
 
-func pixelValue(img *session.Image) int {
+func pixelValue(img *api.Image) int {
 	r, _, _, _ := img.Pixels.At(0, 0).RGBA()
 	return int(r >> 8)
 }
 
-func (f *fakeScorer) Prefetch(_ context.Context, a, b *session.Image, _ int) error {
-	f.prefetched = append(f.prefetched, [2]int{pixelValue(a), pixelValue(b)})
+func (f *fakeScorer) Prefetch(_ context.Context, _ int, imgs ...*api.Image) error {
+	f.prefetched = append(f.prefetched, [2]int{pixelValue(imgs[0]), pixelValue(imgs[len(imgs)-1])})
 	return nil
 }
 
-func (f *fakeScorer) Score(_ context.Context, req session.Request) (session.Result, error) {
+func (f *fakeScorer) Score(_ context.Context, req api.Request) (api.Result, error) {
 	a, b := pixelValue(req.A), pixelValue(req.B)
 	f.scored = append(f.scored, [2]int{a, b})
-	return session.Result{Score: 1 - math.Abs(float64(a-b))/100}, nil
+	return api.Result{Score: 1 - math.Abs(float64(a-b))/100}, nil
 }
 
 func clip(t testing.TB, values ...int) *memSource {
@@ -74,7 +75,7 @@ func clip(t testing.TB, values ...int) *memSource {
 func TestScoreCurvesAndSummaries(t *testing.T) {
 	f := &fakeScorer{}
 	// values: a drift of 1 per frame, then a jump of 20 at frame 3
-	res, err := Score(context.Background(), f, clip(t, 0, 1, 2, 22, 23), Settings{Metric: session.AAS})
+	res, err := Score(context.Background(), f, clip(t, 0, 1, 2, 22, 23), Settings{Metric: api.AAS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,23 +85,23 @@ func TestScoreCurvesAndSummaries(t *testing.T) {
 		if fr.Index != i || fr.Frame != 10*i || fr.Name != fmt.Sprintf("f%d.png", i) {
 			t.Errorf("frame %d: index %d, frame %d, name %q", i, fr.Index, fr.Frame, fr.Name)
 		}
-		if math.Abs(fr.ToFirst-wantFirst[i]) > 1e-12 {
+		if math.Abs(float64(fr.ToFirst)-wantFirst[i]) > 1e-12 {
 			t.Errorf("frame %d: to first %v, want %v", i, fr.ToFirst, wantFirst[i])
 		}
 		switch {
 		case i == 0 && fr.ToPrevious != nil:
 			t.Errorf("frame 0 has a previous score %v", *fr.ToPrevious)
-		case i > 0 && (fr.ToPrevious == nil || math.Abs(*fr.ToPrevious-wantPrev[i]) > 1e-12):
+		case i > 0 && (fr.ToPrevious == nil || math.Abs(float64(*fr.ToPrevious)-wantPrev[i]) > 1e-12):
 			t.Errorf("frame %d: to previous %v, want %v", i, fr.ToPrevious, wantPrev[i])
 		}
 	}
-	if m := (0.99 + 0.98 + 0.78 + 0.77) / 4; math.Abs(res.ToFirst.Mean-m) > 1e-12 {
+	if m := (0.99 + 0.98 + 0.78 + 0.77) / 4; math.Abs(float64(res.ToFirst.Mean)-m) > 1e-12 {
 		t.Errorf("mean to first %v, want %v (frame 0 against itself left out)", res.ToFirst.Mean, m)
 	}
 	if res.ToPrevious.Min.Index != 3 || res.ToPrevious.Min.Frame != 30 || res.ToFirst.Min.Index != 4 || res.ToPrevious.Max.Score != 0.99 {
 		t.Errorf("extremes: to previous min %+v max %+v, to first min %+v", res.ToPrevious.Min, res.ToPrevious.Max, res.ToFirst.Min)
 	}
-	if w := res.ToPrevious.Worst(session.MSE); w != res.ToPrevious.Max {
+	if w := res.ToPrevious.Worst(api.MSE); w != res.ToPrevious.Max {
 		t.Errorf("worst under mse is %+v, want the maximum", w)
 	}
 	// Two frames to a network run, and each pair scored while its features are fresh.
@@ -116,7 +117,7 @@ func TestScoreCurvesAndSummaries(t *testing.T) {
 func TestScoreNeedsTwoFrames(t *testing.T) {
 	for _, values := range [][]int{nil, {5}} {
 		_, err := Score(context.Background(), &fakeScorer{}, clip(t, values...), Settings{})
-		if !errors.Is(err, session.ErrUsage) {
+		if !errors.Is(err, api.ErrUsage) {
 			t.Errorf("%d frames: %v, want a usage error", len(values), err)
 		}
 	}
@@ -168,7 +169,7 @@ func pan(t testing.TB, photo string, n int) *memSource {
 
 func openSession(t testing.TB) *session.Session {
 	t.Helper()
-	s, err := session.Open(context.Background(), session.Options{Size: 64, Families: families.All()})
+	s, err := session.Open(context.Background(), session.Options{Spec: spec64(), Families: families.All()})
 	enginetest.Check(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -178,7 +179,7 @@ func openSession(t testing.TB) *session.Session {
 func TestEachFrameIsExtractedOnce(t *testing.T) {
 	for _, n := range []int{2, 7, 12} {
 		s := openSession(t)
-		res, err := Score(context.Background(), s, pan(t, "astronaut.png", n), Settings{Layer: 1, T: 101, Metric: session.AAS})
+		res, err := Score(context.Background(), s, pan(t, "astronaut.png", n), Settings{Layer: 1, T: 101, Metric: api.AAS})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +201,7 @@ func BenchmarkScore(b *testing.B) {
 	var extracted, runs int
 	for b.Loop() {
 		b.StopTimer() // a fresh session each time, so that nothing is cached; not timed
-		s, err := session.Open(context.Background(), session.Options{Size: 64, Families: families.All()})
+		s, err := session.Open(context.Background(), session.Options{Spec: spec64(), Families: families.All()})
 		enginetest.Check(b, err)
 		b.StartTimer()
 		if _, err := Score(context.Background(), s, &memSource{frames: frames}, Settings{Layer: 1, T: 101}); err != nil {
@@ -214,4 +215,11 @@ func BenchmarkScore(b *testing.B) {
 	}
 	b.ReportMetric(float64(extracted)/float64(b.N*n), "extractions/frame")
 	b.ReportMetric(float64(runs)/float64(b.N*n), "runs/frame")
+}
+
+// spec64 is the built-in model at 64 px.
+func spec64() api.Spec {
+	sp := api.DefaultSpec()
+	sp.Size = 64
+	return sp
 }

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // WriteCSV writes one row per frame; the first frame's to_previous is empty.
@@ -17,16 +17,16 @@ func WriteCSV(w io.Writer, r Result) error {
 	for _, f := range r.Frames {
 		prev := ""
 		if f.ToPrevious != nil {
-			prev = strconv.FormatFloat(*f.ToPrevious, 'g', -1, 64)
+			prev = strconv.FormatFloat(float64(*f.ToPrevious), 'g', -1, 64)
 		}
-		_ = cw.Write([]string{strconv.Itoa(f.Index), strconv.Itoa(f.Frame), f.Name, strconv.FormatFloat(f.ToFirst, 'g', -1, 64), prev})
+		_ = cw.Write([]string{strconv.Itoa(f.Index), strconv.Itoa(f.Frame), f.Name, strconv.FormatFloat(float64(f.ToFirst), 'g', -1, 64), prev})
 	}
 	cw.Flush()
 	return cw.Error()
 }
 
 // WriteTable writes the frames as aligned columns, then the clip's consistency.
-func WriteTable(w io.Writer, r Result, m session.Metric) error {
+func WriteTable(w io.Writer, r Result, m api.Metric) error {
 	nameW := len("name")
 	for _, f := range r.Frames {
 		nameW = max(nameW, len(f.Name))
@@ -64,9 +64,9 @@ func WriteTable(w io.Writer, r Result, m session.Metric) error {
 }
 
 // value prints a score with four decimals, or in exponent form when that would print zero.
-func value(v float64) string {
+func value(v api.Float) string {
 	if v != 0 && -1e-3 < v && v < 1e-3 {
-		return strconv.FormatFloat(v, 'e', 3, 64)
+		return strconv.FormatFloat(float64(v), 'e', 3, 64)
 	}
-	return strconv.FormatFloat(v, 'f', 4, 64)
+	return strconv.FormatFloat(float64(v), 'f', 4, 64)
 }

@@ -1,14 +1,14 @@
 package video
 
-import "github.com/diffsim/diffsim/session"
+import "github.com/diffsim/diffsim/api"
 
 // Report is `video --json`: the clip, the setup and point every frame was scored with (the
-// fields of session.Record), every frame's two scores, the clip's consistency, and what it cost
+// fields of api.Record), every frame's two scores, the clip's consistency, and what it cost
 // (feature_extractions = frames run through the network).
 type Report struct {
 	Input string `json:"input"`
-	session.Setup
-	session.Point
+	api.Setup
+	api.Point
 	Every              int     `json:"every"`
 	MaxFrames          *int    `json:"max_frames"` // null: all frames
 	FeatureExtractions int     `json:"feature_extractions"`
@@ -19,10 +19,10 @@ type Report struct {
 
 // NewReport assembles the report of res, scored by s at layer and t; every and maxFrames are
 // the options the clip was opened with.
-func NewReport(s *session.Session, input string, layer, t int, m session.Metric, every, maxFrames int, res Result) Report {
+func NewReport(s api.Scorer, input string, layer, t int, m api.Metric, every, maxFrames int, res Result) Report {
 	st := s.Stats()
 	r := Report{
-		Input: input, Setup: s.Setup(m), Point: session.NewPoint(s.Info(), layer, t),
+		Input: input, Setup: api.SetupOf(s, m), Point: api.NewPoint(s.Info(), layer, t),
 		Every: every, FeatureExtractions: st.Extracted, NetworkRuns: st.Forwards, Result: res,
 	}
 	if maxFrames > 0 {

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 )
@@ -75,24 +76,24 @@ func Open(ctx context.Context, input string, o Options) (Source, error) {
 	return s, nil
 }
 
-// Image decodes a frame into a session image, identified like session.Load identifies files:
+// Image decodes a frame into a session image, identified as session.LoadImage identifies files:
 // by the sha256 of the encoded bytes, so identical frames share their features.
-func Image(f Frame) (*session.Image, error) {
+func Image(f Frame) (*api.Image, error) {
 	img, err := imagefile.Decode(f.Data, imagefile.Limits{})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name, err)
 	}
 	sum := sha256.Sum256(f.Data)
 	b := img.Bounds()
-	return &session.Image{Path: f.Name, Hash: hex.EncodeToString(sum[:]), W: b.Dx(), H: b.Dy(), Pixels: img}, nil
+	return &api.Image{Path: f.Name, Hash: hex.EncodeToString(sum[:]), W: b.Dx(), H: b.Dy(), Pixels: img}, nil
 }
 
 // inputError marks errors in what the user gave (exit code 2): errors.Is finds
-// session.ErrUsage, and the message stays the wrapped error's.
+// api.ErrUsage, and the message stays the wrapped error's.
 type inputError struct{ err error }
 
 func (e inputError) Error() string   { return e.err.Error() }
-func (e inputError) Unwrap() []error { return []error{e.err, session.ErrUsage} }
+func (e inputError) Unwrap() []error { return []error{e.err, api.ErrUsage} }
 
 func badInput(err error) error { return inputError{err} }
 

@@ -6,7 +6,7 @@
 // reading stdin, and reports Caps with the reason for every decision. Writer wraps the
 // program's output: View reserves blank cells, and after each frame the Writer writes the
 // encoded images at their cell positions, again only when they changed or the frame may
-// have erased them. See /work/shared/TERMINAL.md for the measurements behind this.
+// have erased them. See docs/terminal.md for the measurements behind this.
 package termgfx
 
 import (

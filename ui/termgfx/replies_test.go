@@ -12,7 +12,7 @@ func TestParseReplies(t *testing.T) {
 		want Replies
 	}{
 		{
-			name: "xterm -ti vt340 (TERMINAL.md)",
+			name: "xterm -ti vt340 (docs/terminal.md)",
 			in:   "\x1b[?1;0;1024S\x1b[?2;0;600;520S\x1b[6;13;6t\x1b[4;520;720t\x1b[?63;1;2;4;6;9;15;16;22;28c",
 			want: Replies{
 				DA1: []int{63, 1, 2, 4, 6, 9, 15, 16, 22, 28}, HasDA1: true,

@@ -156,10 +156,14 @@ func TextEncoder(o TextOptions) (*onnxpb.ModelProto, Truth) {
 // (SDUNet(TinyUNet()): 16×16 latents, so 128 px images) with its weights in an external
 // file, an in-graph-sampling VAE encoder for 128 px in vae_encoder/, a CLIP text encoder
 // (TinyText) in text_encoder/, and model_index.json. It writes no tokenizer.
-func WriteTinyDiffusers(dir string) error {
-	unet, _ := SDUNet(TinyUNet())
+func WriteTinyDiffusers(dir string) error { return WriteDiffusers(dir, TinyUNet()) }
+
+// WriteDiffusers is WriteTinyDiffusers with the U-Net of o, the VAE encoder sized for its
+// latents.
+func WriteDiffusers(dir string, o UNetOptions) error {
+	unet, _ := SDUNet(o)
 	vo := TinyVAE()
-	vo.Height, vo.Width = 128, 128
+	vo.Height, vo.Width = 8*o.Height, 8*o.Width
 	vae, _ := VAEEncoder(vo)
 	text, _ := TextEncoder(TinyText())
 	for _, part := range []struct {

@@ -10,7 +10,8 @@ import (
 
 // UNetOptions size a U-Net shaped like Stable Diffusion 1.5's: four down blocks (three with
 // two transformer blocks each), a mid block with one, four up blocks (three with three each),
-// so 16 attn1 and 16 attn2 layers named as diffusers names them.
+// so 16 attn1 and 16 attn2 layers named as diffusers names them. Down, FixedSize and SDXL
+// give other layouts, as diffusers' UNet2DConditionModel configurations do.
 type UNetOptions struct {
 	Batch         int    // batch size tests feed
 	Height, Width int    // latent size (the image size / 8)
@@ -27,6 +28,22 @@ type UNetOptions struct {
 	// Full adds what surrounds attention in the real U-Net (full.go): every resnet's two
 	// convolutions and each transformer block's feed-forward, for benchmarks at SD 1.5's size.
 	Full bool
+	// Down lists the down blocks (block_out_channels and down_block_types); the up blocks
+	// mirror them, each down block but the last halves the latent. Empty means SD 1.5's:
+	// Channels[0..2] with attention, then Channels[2] without.
+	Down []Block
+	// FixedSize declares the sample input's latent size fixed (the batch stays dynamic), as
+	// an export traced at one size without dynamic spatial axes is.
+	FixedSize bool
+	// SDXL adds SDXL's extra conditioning inputs, text_embeds [B, 1280] and time_ids [B, 6],
+	// mixed into the time embedding.
+	SDXL bool
+}
+
+// Block is one down block of a U-Net and, mirrored, its up block.
+type Block struct {
+	Width     int
+	Attention bool // CrossAttnDownBlock2D / CrossAttnUpBlock2D; else DownBlock2D / UpBlock2D
 }
 
 // SD15 is the full-size SD 1.5 U-Net structure at 512 px (64×64 latents), weights declared
@@ -41,16 +58,56 @@ func TinyUNet() UNetOptions {
 	return UNetOptions{Batch: 2, Height: 16, Width: 16, Channels: [3]int{8, 16, 16}, Heads: 2, CtxTokens: 77, CtxChannels: 16, Seed: 3}
 }
 
+// TwoLevelUNet is a miniature of another layout than SD's, as a small diffusers config
+// exports it: two down blocks (one downsample), the second without attention, and a fixed
+// 8×8 latent (64 px images).
+func TwoLevelUNet() UNetOptions {
+	o := TinyUNet()
+	o.Height, o.Width, o.FixedSize = 8, 8, true
+	o.Down = []Block{{Width: 8, Attention: true}, {Width: 16}}
+	return o
+}
+
+// Layouts are runnable U-Nets of other layouts than SD 1.5's, by name, as diffusers
+// configurations export them: fewer and more down blocks, a fixed-size input, SDXL's extra
+// inputs, a wrapper prefix, an oblong latent.
+func Layouts() map[string]UNetOptions {
+	two := TwoLevelUNet()
+	wrapped := two
+	wrapped.Prefix = "/unet"
+	five := TinyUNet()
+	five.Height, five.Width = 32, 32
+	five.Down = []Block{{8, true}, {8, true}, {16, true}, {16, true}, {16, false}}
+	xl := TinyUNet()
+	xl.SDXL = true
+	xl.Down = []Block{{8, false}, {16, true}, {16, true}}
+	oblong := TinyUNet()
+	oblong.Height, oblong.Width = 8, 12
+	return map[string]UNetOptions{"two-levels-fixed-8x8": two, "two-levels-wrapped": wrapped, "five-levels": five, "sdxl-inputs": xl, "oblong": oblong}
+}
+
+func (o UNetOptions) blocks() []Block {
+	if len(o.Down) > 0 {
+		return o.Down
+	}
+	c := o.Channels
+	return []Block{{c[0], true}, {c[1], true}, {c[2], true}, {c[2], false}}
+}
+
 // SDUNet generates the U-Net: inputs sample [B, 4, h, w], timestep float32 [B],
-// encoder_hidden_states [B, 77, ctx]; output out_sample [B, 4, h, w]. Attention follows
-// diffusers' AttnProcessor as the TorchScript exporter writes it (bias-free to_q/to_k/to_v,
-// head split with run-time shapes, baddbmm scaling, Cast after Softmax, Div after to_out).
+// encoder_hidden_states [B, 77, ctx] (and with SDXL text_embeds, time_ids); output out_sample
+// [B, 4, h, w]. Attention follows diffusers' AttnProcessor as the TorchScript exporter writes
+// it (bias-free to_q/to_k/to_v, head split with run-time shapes, baddbmm scaling, Cast after
+// Softmax, Div after to_out).
 func SDUNet(o UNetOptions) (*onnxpb.ModelProto, Truth) {
 	g := newGB("main_graph", o.Seed)
 	g.noData = o.NoWeights
 	var truth Truth
-	b := int64(-1)
-	sample := g.Input("sample", onnx.Float, b, 4, -1, -1)
+	b, lh, lw := int64(-1), int64(-1), int64(-1)
+	if o.FixedSize {
+		lh, lw = int64(o.Height), int64(o.Width)
+	}
+	sample := g.Input("sample", onnx.Float, b, 4, lh, lw)
 	timestep := g.Input("timestep", onnx.Float, b)
 	ctx := g.Input("encoder_hidden_states", onnx.Float, b, -1, int64(o.CtxChannels))
 	truth.Inputs = []Input{
@@ -59,26 +116,42 @@ func SDUNet(o UNetOptions) (*onnxpb.ModelProto, Truth) {
 		{"encoder_hidden_states", onnx.Float, []int64{int64(o.Batch), int64(o.CtxTokens), int64(o.CtxChannels)}},
 	}
 	u := &unet{gb: g, o: o, ctx: ctx, truth: &truth}
-	c0, c1, c2 := o.Channels[0], o.Channels[1], o.Channels[2]
-	h := u.conv(u.at("conv_in"), sample, 4, c0, 3, 1)
+	blocks := o.blocks()
+	h := u.conv(u.at("conv_in"), sample, 4, blocks[0].Width, 3, 1)
 	// A stand-in for the time embedding: the timestep scaled into every channel.
 	ts := u.at("time_proj")
 	t4 := ts.reshape(timestep, g.ints(-1, 1, 1, 1))
-	h = ts.node("Add", []string{h, ts.node("Mul", []string{t4, g.scalar(1e-3)})})
+	temb := ts.node("Mul", []string{t4, g.scalar(1e-3)})
+	if o.SDXL {
+		// SDXL's added conditioning: the pooled text embedding and the six size numbers,
+		// summed into one value per batch item.
+		emb := g.Input("text_embeds", onnx.Float, b, 1280)
+		ids := g.Input("time_ids", onnx.Float, b, 6)
+		truth.Inputs = append(truth.Inputs,
+			Input{"text_embeds", onnx.Float, []int64{int64(o.Batch), 1280}},
+			Input{"time_ids", onnx.Float, []int64{int64(o.Batch), 6}})
+		add := u.at("add_embedding")
+		sum := add.node("Add", []string{
+			add.node("ReduceMean", []string{emb}, onnx.AttrInts("axes", 1)),
+			add.node("ReduceMean", []string{ids}, onnx.AttrInts("axes", 1))})
+		temb = add.node("Add", []string{temb, add.node("Mul", []string{add.reshape(sum, g.ints(-1, 1, 1, 1)), g.scalar(1e-3)})})
+	}
+	h = ts.node("Add", []string{h, temb})
 
 	hw := [2]int{o.Height, o.Width}
-	widths := []int{c0, c1, c2, c2}
-	in := c0
-	for i := range 4 {
-		blk := fmt.Sprintf("down_blocks.%d", i)
-		h = u.conv(u.at(blk+"/resnets.0/conv1"), h, in, widths[i], 3, 1)
-		in = widths[i]
-		h = u.resnets(blk, h, in, 2)
-		if i < 3 {
+	in := blocks[0].Width
+	for i, blk := range blocks {
+		name := fmt.Sprintf("down_blocks.%d", i)
+		h = u.conv(u.at(name+"/resnets.0/conv1"), h, in, blk.Width, 3, 1)
+		in = blk.Width
+		h = u.resnets(name, h, in, 2)
+		if blk.Attention {
 			for a := range 2 {
-				h = u.transformer(fmt.Sprintf("%s/attentions.%d", blk, a), h, in, hw)
+				h = u.transformer(fmt.Sprintf("%s/attentions.%d", name, a), h, in, hw)
 			}
-			h = u.conv(u.at(blk+"/downsamplers.0/conv"), h, in, in, 3, 2)
+		}
+		if i < len(blocks)-1 {
+			h = u.conv(u.at(name+"/downsamplers.0/conv"), h, in, in, 3, 2)
 			hw = [2]int{(hw[0] + 1) / 2, (hw[1] + 1) / 2}
 		}
 	}
@@ -86,19 +159,19 @@ func SDUNet(o UNetOptions) (*onnxpb.ModelProto, Truth) {
 	h = u.resnets("mid_block", h, in, 1)
 	h = u.transformer("mid_block/attentions.0", h, in, hw)
 	h = u.conv(u.at("mid_block/resnets.1/conv1"), h, in, in, 3, 1)
-	upWidths := []int{c2, c2, c1, c0}
-	for i := range 4 {
-		blk := fmt.Sprintf("up_blocks.%d", i)
-		h = u.conv(u.at(blk+"/resnets.0/conv1"), h, in, upWidths[i], 3, 1)
-		in = upWidths[i]
-		h = u.resnets(blk, h, in, 3)
-		if i > 0 {
+	for i := range blocks {
+		blk := blocks[len(blocks)-1-i]
+		name := fmt.Sprintf("up_blocks.%d", i)
+		h = u.conv(u.at(name+"/resnets.0/conv1"), h, in, blk.Width, 3, 1)
+		in = blk.Width
+		h = u.resnets(name, h, in, 3)
+		if blk.Attention {
 			for a := range 3 {
-				h = u.transformer(fmt.Sprintf("%s/attentions.%d", blk, a), h, in, hw)
+				h = u.transformer(fmt.Sprintf("%s/attentions.%d", name, a), h, in, hw)
 			}
 		}
-		if i < 3 {
-			s := u.at(blk + "/upsamplers.0")
+		if i < len(blocks)-1 {
+			s := u.at(name + "/upsamplers.0")
 			h = s.node("Resize", []string{h, "", g.floatConst(1, 1, 2, 2)}, onnx.AttrString("mode", "nearest"))
 			h = u.conv(s.sub("conv"), h, in, in, 3, 1)
 			hw = [2]int{hw[0] * 2, hw[1] * 2}
@@ -107,7 +180,7 @@ func SDUNet(o UNetOptions) (*onnxpb.ModelProto, Truth) {
 	out := u.conv(u.at("conv_out"), h, in, 4, 3, 1)
 	g.scope("").node("Identity", []string{out})
 	g.Last().Output[0] = "out_sample"
-	g.Output("out_sample", onnx.Float, b, 4, -1, -1)
+	g.Output("out_sample", onnx.Float, b, 4, lh, lw)
 	return g.model(), truth
 }
 

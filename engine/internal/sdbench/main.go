@@ -27,6 +27,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
@@ -323,7 +324,9 @@ func phases(dir string, size int, cachedir, a, b string) error {
 		fmt.Printf("phase %-28s %6.2f s   rss %5.2f GB   peak %5.2f GB   Go heap %5.2f GB (of %5.2f GB)\n", what, time.Since(mark).Seconds(), rss, hwm, float64(ms.HeapInuse)/1e9, float64(ms.HeapSys-ms.HeapReleased)/1e9)
 		mark = time.Now()
 	}
-	s, err := session.Open(ctx, session.Options{Model: dir, Size: size, Seed: session.DefaultSeed, Device: "cpu", GraphCache: gc, Families: families.All()})
+	spec := api.DefaultSpec()
+	spec.Model, spec.Size, spec.Device = dir, size, "cpu"
+	s, err := session.Open(ctx, session.Options{Spec: spec, GraphCache: gc, Families: families.All()})
 	if err != nil {
 		return err
 	}
@@ -339,11 +342,11 @@ func phases(dir string, size int, cachedir, a, b string) error {
 	}
 	step("load images")
 	info := s.Info()
-	if err := s.Prefetch(ctx, ia, ib, info.DefaultT); err != nil {
+	if err := s.Prefetch(ctx, info.DefaultT, ia, ib); err != nil {
 		return err
 	}
 	step("features (VAE + U-Net)")
-	r, err := s.Score(ctx, session.Request{A: ia, B: ib, Layer: info.DefaultLayer, T: info.DefaultT, Metric: session.AAS, Token: -1})
+	r, err := s.Score(ctx, api.Request{A: ia, B: ib, Layer: info.DefaultLayer, T: info.DefaultT, Metric: api.AAS, Token: -1})
 	if err != nil {
 		return err
 	}

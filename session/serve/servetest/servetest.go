@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/session/serve"
 )
 
@@ -127,11 +127,11 @@ func ForeignServerMain() {
 	_ = os.Chmod(sock, 0o777)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/health", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "api": serve.APIVersion, "pid": os.Getpid()})
+		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "api": api.Version, "pid": os.Getpid()})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		score := ForgedScore
-		json.NewEncoder(w).Encode(serve.ScoreResponse{Record: session.Record{Setup: session.Setup{Model: "builtin", Metric: session.AAS}, Score: &score, AtoB: &score, BtoA: &score}})
+		score := api.Float(ForgedScore)
+		json.NewEncoder(w).Encode(api.Record{Setup: api.Setup{Model: "builtin", Metric: api.AAS}, Score: score, AtoB: score, BtoA: score})
 	})
 	_ = http.Serve(ln, mux)
 	os.Exit(0)

@@ -20,9 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/diffsim/diffsim/engine/attention"
-	"github.com/diffsim/diffsim/features"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/api"
 )
 
 // Backend is a fake session. The zero value is not usable; use New.
@@ -33,13 +31,13 @@ type Backend struct {
 	// Fail, when set, is asked before every Score and LayerScores: a non-nil error fails it.
 	Fail func(t, layer int) error
 
-	info     session.ModelInfo
-	progress chan session.Progress
+	info     api.ModelInfo
+	progress chan api.Progress
 
 	mu     sync.Mutex
 	cached map[string]bool // pair+t+conditioning whose features were computed
 	calls  Calls
-	cond   features.Conditioning
+	cond   api.Conditioning
 	conds  int // SetConditioning calls that succeeded
 }
 
@@ -51,27 +49,28 @@ type Calls struct {
 // New returns a fake model of eight layers shaped like Stable Diffusion's paper layers,
 // including a text cross-attention layer whose score is meaningless.
 func New() *Backend {
-	mk := func(i int, short, name string, kind features.Kind, grid int, imageKV bool) features.Layer {
-		return features.Layer{Layer: attention.Layer{Index: i, Name: name, Short: short, Kind: kind, Heads: 8, KVHeads: 8, HeadDim: 40,
-			Scale: 1 / math.Sqrt(40), ImageKV: imageKV, Group: strings.ToLower(strings.TrimRight(short, "012"))},
+	mk := func(i int, short, name string, kind api.Kind, grid int, imageKV bool) api.Layer {
+		return api.Layer{Index: i, Name: name, Short: short, Kind: kind, Heads: 8, KVHeads: 8, HeadDim: 40,
+			Scale: 1 / math.Sqrt(40), ImageKV: imageKV, Group: strings.ToLower(strings.TrimRight(short, "012")),
 			Tokens: grid * grid, GridH: grid, GridW: grid}
 	}
-	layers := []features.Layer{
-		mk(0, "Down0", "down_blocks.0.attentions.1.transformer_blocks.0.attn1", features.SelfAttention, 16, true),
-		mk(1, "", "down_blocks.0.attentions.1.transformer_blocks.0.attn2", features.CrossAttention, 16, false),
-		mk(2, "Down1", "down_blocks.1.attentions.1.transformer_blocks.0.attn1", features.SelfAttention, 8, true),
-		mk(3, "Down2", "down_blocks.2.attentions.1.transformer_blocks.0.attn1", features.SelfAttention, 4, true),
-		mk(4, "Mid", "mid_block.attentions.0.transformer_blocks.0.attn1", features.SelfAttention, 2, true),
-		mk(5, "Up0", "up_blocks.1.attentions.2.transformer_blocks.0.attn1", features.SelfAttention, 4, true),
-		mk(6, "Up1", "up_blocks.2.attentions.2.transformer_blocks.0.attn1", features.SelfAttention, 8, true),
-		mk(7, "Up2", "up_blocks.3.attentions.2.transformer_blocks.0.attn1", features.SelfAttention, 16, true),
+	layers := []api.Layer{
+		mk(0, "Down0", "down_blocks.0.attentions.1.transformer_blocks.0.attn1", api.SelfAttention, 16, true),
+		mk(1, "", "down_blocks.0.attentions.1.transformer_blocks.0.attn2", api.CrossAttention, 16, false),
+		mk(2, "Down1", "down_blocks.1.attentions.1.transformer_blocks.0.attn1", api.SelfAttention, 8, true),
+		mk(3, "Down2", "down_blocks.2.attentions.1.transformer_blocks.0.attn1", api.SelfAttention, 4, true),
+		mk(4, "Mid", "mid_block.attentions.0.transformer_blocks.0.attn1", api.SelfAttention, 2, true),
+		mk(5, "Up0", "up_blocks.1.attentions.2.transformer_blocks.0.attn1", api.SelfAttention, 4, true),
+		mk(6, "Up1", "up_blocks.2.attentions.2.transformer_blocks.0.attn1", api.SelfAttention, 8, true),
+		mk(7, "Up2", "up_blocks.3.attentions.2.transformer_blocks.0.attn1", api.SelfAttention, 16, true),
 	}
 	return &Backend{
-		info: session.ModelInfo{
+		info: api.ModelInfo{
 			Name: "fake", Family: "diffusion", Description: "fake model for tests: scores are made up",
 			Device: "cpu", Layers: layers, DefaultLayer: 5, Timesteps: true, DefaultT: 401, Size: 256, Seed: 2334,
+			Caps: api.Capabilities{Prompt: true, CFG: true, Progress: true},
 		},
-		progress: make(chan session.Progress, 16),
+		progress: make(chan api.Progress, 16),
 		cached:   map[string]bool{},
 	}
 }
@@ -81,6 +80,7 @@ func (f *Backend) WithoutTimesteps() *Backend {
 	f.info.Timesteps = false
 	f.info.DefaultT = 0
 	f.info.Family = "vit"
+	f.info.Caps.Prompt, f.info.Caps.CFG = false, false
 	return f
 }
 
@@ -92,20 +92,20 @@ func (f *Backend) Calls() Calls {
 }
 
 // Info describes the fake model.
-func (f *Backend) Info() session.ModelInfo { return f.info }
+func (f *Backend) Info() api.ModelInfo { return f.info }
 
 // Progress reports network runs in progress.
-func (f *Backend) Progress() <-chan session.Progress { return f.progress }
+func (f *Backend) Progress() <-chan api.Progress { return f.progress }
 
 // Load reads and decodes an image file. A path "fake:NAME" gives a generated 64×64 image.
-func (f *Backend) Load(path string) (*session.Image, error) {
+func (f *Backend) Load(path string) (*api.Image, error) {
 	f.mu.Lock()
 	f.calls.Load++
 	f.mu.Unlock()
 	if name, ok := strings.CutPrefix(path, "fake:"); ok {
 		m := Pattern(name, 64, 64)
 		h := sha256.Sum256([]byte(path))
-		return &session.Image{Path: path, Hash: hex.EncodeToString(h[:]), W: 64, H: 64, Pixels: m}, nil
+		return &api.Image{Path: path, Hash: hex.EncodeToString(h[:]), W: 64, H: 64, Pixels: m}, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -117,7 +117,7 @@ func (f *Backend) Load(path string) (*session.Image, error) {
 	}
 	h := sha256.Sum256(data)
 	b := m.Bounds()
-	return &session.Image{Path: path, Hash: hex.EncodeToString(h[:]), W: b.Dx(), H: b.Dy(), Pixels: m}, nil
+	return &api.Image{Path: path, Hash: hex.EncodeToString(h[:]), W: b.Dx(), H: b.Dy(), Pixels: m}, nil
 }
 
 // Pattern is a deterministic test picture: diagonal colour bands seeded by name.
@@ -136,14 +136,14 @@ func Pattern(name string, w, h int) image.Image {
 	return m
 }
 
-func (f *Backend) key(a, b *session.Image, t int) string {
+func (f *Backend) key(a, b *api.Image, t int) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return a.Hash + "/" + b.Hash + "/" + fmt.Sprint(t) + "/" + f.cond.String()
 }
 
 // Conditioning is the prompt scores use now.
-func (f *Backend) Conditioning() features.Conditioning {
+func (f *Backend) Conditioning() api.Conditioning {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cond
@@ -151,7 +151,7 @@ func (f *Backend) Conditioning() features.Conditioning {
 
 // SetConditioning switches to c after Delay (the text encoder's run). A prompt containing
 // "refuse" is refused with a usage error, as a real session refuses a prompt too long.
-func (f *Backend) SetConditioning(ctx context.Context, c features.Conditioning) error {
+func (f *Backend) SetConditioning(ctx context.Context, c api.Conditioning) error {
 	if f.Delay > 0 {
 		timer := time.NewTimer(f.Delay)
 		defer timer.Stop()
@@ -162,7 +162,7 @@ func (f *Backend) SetConditioning(ctx context.Context, c features.Conditioning) 
 		}
 	}
 	if strings.Contains(c.Prompt, "refuse") {
-		return fmt.Errorf("prompt %q: %w (the fake refuses it)", c.Prompt, session.ErrUsage)
+		return fmt.Errorf("prompt %q: %w (the fake refuses it)", c.Prompt, api.ErrUsage)
 	}
 	f.mu.Lock()
 	f.cond = c
@@ -173,15 +173,15 @@ func (f *Backend) SetConditioning(ctx context.Context, c features.Conditioning) 
 
 // CondShift is how much a prompt moves every fake score, so tests can tell results of
 // one conditioning from another's.
-func CondShift(c features.Conditioning) float64 {
-	if c == (features.Conditioning{}) {
+func CondShift(c api.Conditioning) float64 {
+	if c == (api.Conditioning{}) {
 		return 0
 	}
 	return 0.02
 }
 
 // forward simulates the network run for (a, b, t) unless cached.
-func (f *Backend) forward(ctx context.Context, a, b *session.Image, t int) (cached bool, err error) {
+func (f *Backend) forward(ctx context.Context, a, b *api.Image, t int) (cached bool, err error) {
 	k := f.key(a, b, t)
 	f.mu.Lock()
 	cached = f.cached[k]
@@ -191,7 +191,7 @@ func (f *Backend) forward(ctx context.Context, a, b *session.Image, t int) (cach
 	}
 	if f.Delay > 0 {
 		select {
-		case f.progress <- session.Progress{What: fmt.Sprintf("unet t=%d", t), Done: 0, Total: 1}:
+		case f.progress <- api.Progress{What: fmt.Sprintf("unet t=%d", t), Done: 0, Total: 1}:
 		default:
 		}
 		timer := time.NewTimer(f.Delay)
@@ -210,62 +210,125 @@ func (f *Backend) forward(ctx context.Context, a, b *session.Image, t int) (cach
 }
 
 // Cached reports whether (a, b, t) was computed.
-func (f *Backend) Cached(a, b *session.Image, t int) bool {
+func (f *Backend) Cached(a, b *api.Image, t int) bool {
 	k := f.key(a, b, t)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cached[k]
 }
 
-// Prefetch computes the features of (a, b, t).
-func (f *Backend) Prefetch(ctx context.Context, a, b *session.Image, t int) error {
+// Prefetch computes the features of the images (taken in pairs, the last with itself when
+// their number is odd) at t.
+func (f *Backend) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
 	f.mu.Lock()
 	f.calls.Prefetch++
 	f.mu.Unlock()
-	_, err := f.forward(ctx, a, b, t)
-	return err
+	for i := 0; i < len(imgs); i += 2 {
+		if _, err := f.forward(ctx, imgs[i], imgs[min(i+1, len(imgs)-1)], t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
+// Resolve resolves a selection against the fake model.
+func (f *Backend) Resolve(sel api.Selection) (api.Target, error) { return f.info.Resolve(sel) }
+
+// Sweep scores a and b at each layer (nil: all) and t, one Score each.
+func (f *Backend) Sweep(ctx context.Context, a, b *api.Image, layers, ts []int, m api.Metric, afterStep func()) (api.Sweep, error) {
+	if layers == nil {
+		for i := range f.info.Layers {
+			layers = append(layers, i)
+		}
+	}
+	sw := api.Sweep{ImageA: a.Path, ImageB: b.Path, Setup: api.SetupOf(f, m), Timesteps: ts}
+	for _, li := range layers {
+		l := f.info.Layers[li]
+		sw.Layers = append(sw.Layers, api.SweepLayer{Index: li, Name: l.Name, Short: l.Short, Kind: string(l.Kind)})
+		for _, t := range ts {
+			r, err := f.Score(ctx, api.Request{A: a, B: b, Layer: li, T: t, Metric: m, Token: -1})
+			if err != nil {
+				return api.Sweep{}, err
+			}
+			sw.Scores = append(sw.Scores, api.RecordOf(f, r))
+		}
+	}
+	for range ts {
+		if afterStep != nil {
+			afterStep()
+		}
+	}
+	return sw, nil
+}
+
+// Rank scores each file against query, most similar first.
+func (f *Backend) Rank(ctx context.Context, query *api.Image, files []string, layer, t int, m api.Metric, done func()) ([]api.Ranked, []api.Skipped, error) {
+	var out []api.Ranked
+	var skipped []api.Skipped
+	for _, p := range files {
+		img, err := f.Load(p)
+		if err != nil {
+			skipped = append(skipped, api.Skipped{Path: p, Error: err.Error()})
+		} else {
+			r, err := f.Score(ctx, api.Request{A: query, B: img, Layer: layer, T: t, Metric: m, Token: -1})
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, api.Ranked{Record: api.RecordOf(f, r)})
+		}
+		if done != nil {
+			done()
+		}
+	}
+	api.SortRanked(out, m.HigherIsMoreSimilar())
+	return out, skipped, nil
+}
+
+// Close does nothing: the fake holds no runtime.
+func (f *Backend) Close() error { return nil }
+
+var _ api.Scorer = (*Backend)(nil)
+
 // ScoreAt is the fake score of a layer at t under metric m: smooth in both.
-func ScoreAt(layer, t int, m session.Metric) float64 {
+func ScoreAt(layer, t int, m api.Metric) float64 {
 	s := 0.55 + 0.3*math.Cos(float64(layer)*0.7+float64(t)/300)
 	switch m {
-	case session.Cosine:
+	case api.Cosine:
 		s *= 0.8
-	case session.MSE:
+	case api.MSE:
 		s = (1 - s) * 0.5
 	}
 	return s
 }
 
 // Score answers one request.
-func (f *Backend) Score(ctx context.Context, r session.Request) (session.Result, error) {
+func (f *Backend) Score(ctx context.Context, r api.Request) (api.Result, error) {
 	f.mu.Lock()
 	f.calls.Score++
 	f.mu.Unlock()
 	start := time.Now()
 	cond := f.Conditioning() // as a session does: the conditioning when the request starts
 	if r.A == nil || r.B == nil {
-		return session.Result{}, errors.New("fake: no images")
+		return api.Result{}, errors.New("fake: no images")
 	}
 	if r.Layer < 0 || r.Layer >= len(f.info.Layers) {
-		return session.Result{}, fmt.Errorf("fake: no layer %d", r.Layer)
+		return api.Result{}, fmt.Errorf("fake: no layer %d", r.Layer)
 	}
 	if f.Fail != nil {
 		if err := f.Fail(r.T, r.Layer); err != nil {
-			return session.Result{}, err
+			return api.Result{}, err
 		}
 	}
 	cached, err := f.forward(ctx, r.A, r.B, r.T)
 	if err != nil {
-		return session.Result{}, err
+		return api.Result{}, err
 	}
 	l := f.info.Layers[r.Layer]
 	s := ScoreAt(r.Layer, r.T, r.Metric) + CondShift(cond)
-	res := session.Result{
+	res := api.Result{
 		Req: r, Score: s, AtoB: s + 0.01, BtoA: s - 0.01, Metric: r.Metric,
 		HigherIsBetter: r.Metric.HigherIsMoreSimilar(),
-		FeatureCosine:  ScoreAt(r.Layer, r.T, session.Cosine), MSE: ScoreAt(r.Layer, r.T, session.MSE),
+		FeatureCosine:  ScoreAt(r.Layer, r.T, api.Cosine), MSE: ScoreAt(r.Layer, r.T, api.MSE),
 		Global: math.NaN(), Cached: cached,
 		MapA: mapOf(l, func(x, y int) float32 {
 			return float32(0.5 + 0.4*math.Sin(float64(x+r.T/50)*0.6)*math.Cos(float64(y)*0.5))
@@ -289,8 +352,8 @@ func (f *Backend) Score(ctx context.Context, r session.Request) (session.Result,
 	return res, nil
 }
 
-func mapOf(l features.Layer, f func(x, y int) float32) features.Map {
-	m := features.Map{W: l.GridW, H: l.GridH, Values: make([]float32, l.GridW*l.GridH)}
+func mapOf(l api.Layer, f func(x, y int) float32) api.Map {
+	m := api.Map{W: l.GridW, H: l.GridH, Values: make([]float32, l.GridW*l.GridH)}
 	for y := range l.GridH {
 		for x := range l.GridW {
 			m.Values[y*l.GridW+x] = f(x, y)
@@ -300,7 +363,7 @@ func mapOf(l features.Layer, f func(x, y int) float32) features.Map {
 }
 
 // LayerScores scores every layer at t (one network run).
-func (f *Backend) LayerScores(ctx context.Context, a, b *session.Image, t int, m session.Metric) ([]session.LayerScore, error) {
+func (f *Backend) LayerScores(ctx context.Context, a, b *api.Image, t int, m api.Metric) ([]api.LayerScore, error) {
 	f.mu.Lock()
 	f.calls.LayerScores++
 	cond := f.cond
@@ -313,9 +376,9 @@ func (f *Backend) LayerScores(ctx context.Context, a, b *session.Image, t int, m
 	if _, err := f.forward(ctx, a, b, t); err != nil {
 		return nil, err
 	}
-	out := make([]session.LayerScore, len(f.info.Layers))
+	out := make([]api.LayerScore, len(f.info.Layers))
 	for i, l := range f.info.Layers {
-		out[i] = session.LayerScore{Layer: i, T: t, Score: ScoreAt(i, t, m) + CondShift(cond), Meaningless: !l.ImageKV}
+		out[i] = api.LayerScore{Layer: i, T: t, Score: ScoreAt(i, t, m) + CondShift(cond), Meaningless: !l.ImageKV}
 		if !l.ImageKV {
 			out[i].Score = 1
 		}
@@ -324,9 +387,9 @@ func (f *Backend) LayerScores(ctx context.Context, a, b *session.Image, t int, m
 }
 
 // Stats reports the work done.
-func (f *Backend) Stats() session.Stats {
+func (f *Backend) Stats() api.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return session.Stats{Forwards: f.calls.Forwards, CacheHits: f.calls.Score - f.calls.Forwards,
+	return api.Stats{Forwards: f.calls.Forwards, CacheHits: f.calls.Score - f.calls.Forwards,
 		CacheBytes: int64(len(f.cached)) << 20, CacheBudget: 1 << 30}
 }

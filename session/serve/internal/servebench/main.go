@@ -25,8 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/diffsim/diffsim/session"
-	"github.com/diffsim/diffsim/session/serve"
+	"github.com/diffsim/diffsim/api"
 )
 
 func main() { os.Exit(run()) }
@@ -41,7 +40,7 @@ func run() int {
 	held := flag.Bool("held", false, "print the models loaded, the bytes they and the requests hold, and the bound, then exit")
 	flag.Parse()
 	if *held {
-		m, err := serve.NewClient(*socket).Models(context.Background())
+		m, err := api.NewClient(*socket).Models(context.Background())
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "servebench:", err)
 			return 1
@@ -54,11 +53,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "servebench:", err)
 		return 2
 	}
-	client := func() *serve.Client {
+	client := func() *api.Client {
 		if *addr != "" {
-			return serve.NewHTTPClient(*addr)
+			return api.NewHTTPClient(*addr)
 		}
-		return serve.NewClient(*socket)
+		return api.NewClient(*socket)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
@@ -122,7 +121,7 @@ func run() int {
 }
 
 type pair struct {
-	req  serve.ScoreRequest
+	req  api.ScoreRequest
 	want []byte // the record as encoding/json writes it
 }
 
@@ -136,19 +135,19 @@ func readRef(path, model string) ([]pair, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		var rec session.Record
+		var rec api.Record
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		want, _ := json.Marshal(rec)
-		seed := rec.Seed
 		if model == "" {
 			model = rec.Model
 		}
-		sel := serve.Select{Layer: strconv.Itoa(rec.LayerIndex), T: rec.T, Metric: string(rec.Metric)}
+		spec := api.DefaultSpec()
+		spec.Model, spec.Size, spec.Seed, spec.Device = model, rec.Size, rec.Seed, rec.Device
+		sel := api.Selection{Layer: strconv.Itoa(rec.LayerIndex), T: rec.T, Metric: rec.Metric}
 		out = append(out, pair{
-			req: serve.ScoreRequest{Spec: serve.Spec{Model: model, Size: rec.Size, Seed: &seed, Device: rec.Device},
-				Select: sel, ImageA: rec.ImageA, ImageB: rec.ImageB},
+			req:  api.ScoreRequest{ModelRef: api.ModelRef{Spec: spec}, Selection: sel, ImageA: rec.ImageA, ImageB: rec.ImageB},
 			want: want,
 		})
 	}

@@ -63,7 +63,7 @@ func run() int {
 	w := termgfx.NewWriter(os.Stdout)
 	defer w.Close()
 	m := newModel(caps, w, photo)
-	// Bubble Tea guessed a 16-colour profile under xterm (TERMINAL.md), which ruins
+	// Bubble Tea guessed a 16-colour profile under xterm (docs/terminal.md), which ruins
 	// half-blocks: tell it what Detect found.
 	profile := colorprofile.ANSI256
 	if caps.TrueColor {

@@ -1,4 +1,4 @@
-package features
+package schedule
 
 // SweepTimesteps is the one timestep grid of a sweep: the explorer's sweep view and the
 // `sweep` command's default both use it, so a grid read in one can be found in the other.

@@ -4,44 +4,12 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/attention"
 )
 
-// TestStepMapping: every timestep a step gives maps back to a step that gives it; t = 0, which
-// no step gives, maps to 0 ("none"), never to a step StepToT refuses.
-func TestStepMapping(t *testing.T) {
-	for _, tc := range []struct{ t, step int }{
-		{0, 0}, {1, 1000}, {101, 900}, {501, 500}, {998, 3}, {999, 2}, {-1, 0}, {1000, 0},
-	} {
-		if got := TToStep(tc.t); got != tc.step {
-			t.Errorf("TToStep(%d) = %d, want %d", tc.t, got, tc.step)
-		}
-	}
-	for ts := range Timesteps {
-		step := TToStep(ts)
-		if step == 0 {
-			if ts != 0 {
-				t.Errorf("t=%d has no step", ts)
-			}
-			continue
-		}
-		back, err := StepToT(step)
-		if err != nil || back != ts {
-			t.Errorf("StepToT(TToStep(%d) = %d) = %d, %v", ts, step, back, err)
-		}
-	}
-	for _, bad := range []int{0, -3, 1001} {
-		if _, err := StepToT(bad); err == nil {
-			t.Errorf("StepToT(%d) accepted", bad)
-		}
-	}
-	if got, _ := StepToT(1); got != 999 {
-		t.Errorf("StepToT(1) = %d, want 999", got)
-	}
-}
-
-// TestLayerJSONRoundTrip: the one layer type carries what inspect prints, KV heads included,
-// and reads back what it writes.
+// TestLayerJSONRoundTrip: a layer prints what inspect prints, KV heads included, and the
+// description every front end reads (api.Layer) reads it back.
 func TestLayerJSONRoundTrip(t *testing.T) {
 	l := Layer{
 		Layer: attention.Layer{Index: 3, Name: "layers.0.self_attn", Short: "", Kind: attention.Self, Heads: 8, KVHeads: 2,
@@ -64,11 +32,14 @@ func TestLayerJSONRoundTrip(t *testing.T) {
 	if tensors, _ := raw["tensors"].(map[string]any); tensors["q"] != "q" || tensors["out"] != "o" {
 		t.Errorf("JSON tensors %v", raw["tensors"])
 	}
-	var back Layer
+	var back api.Layer
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
 	if back.Name != l.Name || back.KVHeads != 2 || back.Tokens != 257 || back.Prefix != 1 || back.Out != "o" || back.Scale != 0.25 || !back.Grouped() {
 		t.Errorf("round trip: %+v, want %+v", back, l)
+	}
+	if back != l.Describe() {
+		t.Errorf("read back %+v, described %+v", back, l.Describe())
 	}
 }

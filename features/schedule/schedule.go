@@ -1,4 +1,11 @@
-package features
+// Package schedule is the DDPM noise schedule of Stable Diffusion 1.x and the one mapping
+// between its timesteps and the reference code's step indices: ᾱ_t, the forward process that
+// noises a latent (or, for the built-in model, the pixels), the seeded noise both images of a
+// pair share, and the sweep's timestep grid. docs/method.md says why these numbers.
+//
+// It is a leaf (standard library only), so the wire package and the explorer can name
+// timesteps without linking a runtime.
+package schedule
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package features
+package aas
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features"
 )
 
 // refAttend is a float64 reference for softmax(Q Kᵀ·scale)·V per head.
@@ -51,9 +52,9 @@ func refCos(x, y []float64) float64 {
 	return d / math.Sqrt(nx*ny)
 }
 
-func randomFeatures(r *rand.Rand, tokens int, s Shape) Features {
+func randomFeatures(r *rand.Rand, tokens int, s Shape) features.Features {
 	j := randomJob(r, tokens, tokens, s.Heads*s.HeadDim)
-	return Features{Q: j.Q, K: j.K, V: j.V, Tokens: tokens, Heads: s.Heads, HeadDim: s.HeadDim, Scale: s.Scale}
+	return features.Features{Q: j.Q, K: j.K, V: j.V, Tokens: tokens, Heads: s.Heads, HeadDim: s.HeadDim, Scale: s.Scale}
 }
 
 func relErr(got []float32, want []float64) float64 {
@@ -144,7 +145,7 @@ func TestAASProperties(t *testing.T) {
 	// Permuting B's tokens leaves AAS(A→B) unchanged but changes the aligned cosine.
 	perm := r.Perm(64)
 	c := s.Heads * s.HeadDim
-	pb := Features{Q: make([]float32, len(b.Q)), K: make([]float32, len(b.K)), V: make([]float32, len(b.V)), Tokens: 64, Heads: s.Heads, HeadDim: s.HeadDim, Scale: s.Scale}
+	pb := features.Features{Q: make([]float32, len(b.Q)), K: make([]float32, len(b.K)), V: make([]float32, len(b.V)), Tokens: 64, Heads: s.Heads, HeadDim: s.HeadDim, Scale: s.Scale}
 	for i, p := range perm {
 		copy(pb.Q[i*c:(i+1)*c], b.Q[p*c:(p+1)*c])
 		copy(pb.K[i*c:(i+1)*c], b.K[p*c:(p+1)*c])

@@ -1,4 +1,4 @@
-package session
+package api
 
 import (
 	"encoding/json"
@@ -6,13 +6,10 @@ import (
 	"regexp"
 	"slices"
 	"testing"
-
-	"github.com/diffsim/diffsim/engine/attention"
-	"github.com/diffsim/diffsim/features"
 )
 
 func TestNewRecordNullRule(t *testing.T) {
-	layers := []features.Layer{{Layer: attention.Layer{Name: "down.attn", Short: "Down0", ImageKV: true}}, {Layer: attention.Layer{Name: "text.attn", ImageKV: false}}}
+	layers := []Layer{{Name: "down.attn", Short: "Down0", ImageKV: true}, {Name: "text.attn", ImageKV: false}}
 	diffusion := ModelInfo{Name: "m", Description: "d", Device: "cpu", Layers: layers, Timesteps: true, Size: 64, Seed: 7}
 	vit := diffusion
 	vit.Timesteps = false
@@ -24,6 +21,7 @@ func TestNewRecordNullRule(t *testing.T) {
 		wantNull                []string
 		wantT, wantStep         any
 		wantMeaningless, wantGl any
+		wantBtoA                any
 	}{
 		{
 			name:     "diffusion model: every value applies but the global embedding",
@@ -40,15 +38,15 @@ func TestNewRecordNullRule(t *testing.T) {
 			wantGl:   0.25,
 		},
 		{
-			name:     "a score that is not a number is null; text cross-attention says why",
+			name:     "a score that is not a number is null, an infinite one \"+Inf\"; text cross-attention says why",
 			info:     diffusion,
 			r:        Result{Req: Request{A: a, B: b, Layer: 1, T: 101, Metric: Cosine}, Score: math.NaN(), AtoB: math.NaN(), BtoA: math.Inf(1), FeatureCosine: math.NaN(), MSE: 0, Global: math.NaN(), Meaningless: "cross-attention on text"},
-			wantNull: []string{"score", "a_to_b", "b_to_a", "feature_cosine", "global_cosine"},
-			wantT:    101.0, wantStep: 900.0, wantMeaningless: "cross-attention on text",
+			wantNull: []string{"score", "a_to_b", "feature_cosine", "global_cosine"},
+			wantT:    101.0, wantStep: 900.0, wantMeaningless: "cross-attention on text", wantBtoA: "+Inf",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := NewRecord(tc.info, NewSetup(tc.info, tc.r.Req.Metric, "", false), tc.r)
+			rec := NewRecord(tc.info, NewSetup(tc.info, tc.r.Req.Metric, Conditioning{}), tc.r)
 			data, err := json.Marshal(rec)
 			if err != nil {
 				t.Fatalf("marshal: %v", err)
@@ -77,6 +75,16 @@ func TestNewRecordNullRule(t *testing.T) {
 				if want != nil && m[key] != want {
 					t.Errorf("%s = %v, want %v", key, m[key], want)
 				}
+			}
+			if tc.wantBtoA != nil && m["b_to_a"] != tc.wantBtoA {
+				t.Errorf("b_to_a = %v, want %v", m["b_to_a"], tc.wantBtoA)
+			}
+			var back Record
+			if err := json.Unmarshal(data, &back); err != nil {
+				t.Fatal(err)
+			}
+			if again, _ := json.Marshal(back); string(again) != string(data) {
+				t.Errorf("a record read back writes\n%s\nnot\n%s", again, data)
 			}
 			if tc.wantGl != nil && m["global_cosine"] != tc.wantGl {
 				t.Errorf("global_cosine = %v, want %v", m["global_cosine"], tc.wantGl)

@@ -1,4 +1,13 @@
-package features
+// Package aas is the maths of DiffSim's Aligned Attention Score and its baselines, over the
+// features a model family extracts: each image's queries attend to its own keys and values
+// and to the other image's (cross-attended, aligned), and the score is the cosine of the two
+// outputs, averaged over tokens and both directions (docs/method.md). Beside it: the
+// pixel-aligned feature cosine and MSE, the attention row of one token, and the token maps.
+//
+// Attention itself runs in Go (GoAttention, the reference) or on the model's execution
+// provider through ONNX Runtime's com.microsoft.MultiHeadAttention (RuntimeAttention), which
+// measured fastest and lightest on CPU for large layers.
+package aas
 
 import (
 	"context"
@@ -7,6 +16,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/diffsim/diffsim/features"
 )
 
 // Shape is the head layout shared by the queries, keys and values of one attention call.
@@ -148,7 +159,7 @@ func (c Comparison) MSE() float64 { return (c.MSEAtoB + c.MSEBtoA) / 2 }
 var ErrShape = errors.New("features do not match")
 
 // Compare runs the four attention calls AAS needs and compares their outputs.
-func Compare(ctx context.Context, att Attention, a, b Features) (Comparison, error) {
+func Compare(ctx context.Context, att Attention, a, b features.Features) (Comparison, error) {
 	if a.Heads != b.Heads || a.HeadDim != b.HeadDim {
 		return Comparison{}, fmt.Errorf("%w: %d×%d heads against %d×%d", ErrShape, a.Heads, a.HeadDim, b.Heads, b.HeadDim)
 	}
@@ -223,7 +234,7 @@ func TokenCosines(x, y []float32, channels int) []float32 {
 }
 
 // AttentionRow is the attention of query token i of a over b's tokens, averaged over heads.
-func AttentionRow(a, b Features, i int) ([]float32, error) {
+func AttentionRow(a, b features.Features, i int) ([]float32, error) {
 	if i < 0 || i >= a.Tokens {
 		return nil, fmt.Errorf("token %d outside 0..%d", i, a.Tokens-1)
 	}
@@ -262,7 +273,7 @@ func AttentionRow(a, b Features, i int) ([]float32, error) {
 // SpatialMap drops leading non-spatial tokens and shapes the rest as the token grid: the one
 // measured with the features when there is one, else the layer's. Without a grid it gives a
 // 1-row map.
-func SpatialMap(l Layer, f Features, values []float32) Map {
+func SpatialMap(l features.Layer, f features.Features, values []float32) features.Map {
 	gh, gw, prefix := l.GridH, l.GridW, l.Prefix
 	if f.GridH > 0 && f.GridW > 0 {
 		gh, gw, prefix = f.GridH, f.GridW, f.Prefix
@@ -272,7 +283,7 @@ func SpatialMap(l Layer, f Features, values []float32) Map {
 		vals = vals[prefix:]
 	}
 	if gw > 0 && gh > 0 && gw*gh == len(vals) {
-		return Map{W: gw, H: gh, Values: vals}
+		return features.Map{W: gw, H: gh, Values: vals}
 	}
-	return Map{W: len(vals), H: 1, Values: vals}
+	return features.Map{W: len(vals), H: 1, Values: vals}
 }

@@ -1,4 +1,4 @@
-package features
+package aas
 
 import (
 	"context"
@@ -8,19 +8,14 @@ import (
 
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/engine/onnx"
+	"github.com/diffsim/diffsim/features"
 )
-
-// Loader opens graphs as runners: the one thing model families need from engine.
-// *engine.Runtime is one; tests use fakes.
-type Loader interface {
-	Load(model []byte, so engine.SessionOptions) (engine.Runner, error)
-}
 
 // RuntimeAttention computes attention with ONNX Runtime's com.microsoft.MultiHeadAttention on
 // the model's execution provider, and in Go below MinWork (Tq·Tk·Heads), where a runtime call
 // costs more than it saves. The crossover was measured with BenchmarkAttention.
 type RuntimeAttention struct {
-	Loader  Loader
+	Loader  features.Loader
 	MinWork int
 
 	mu       sync.Mutex
@@ -31,7 +26,7 @@ type RuntimeAttention struct {
 const DefaultMinWork = 32 * 1024
 
 // NewRuntimeAttention makes an attention that runs on loader's execution provider.
-func NewRuntimeAttention(l Loader) *RuntimeAttention {
+func NewRuntimeAttention(l features.Loader) *RuntimeAttention {
 	return &RuntimeAttention{Loader: l, MinWork: DefaultMinWork, sessions: map[Shape]engine.Runner{}}
 }
 
