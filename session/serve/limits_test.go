@@ -103,7 +103,7 @@ func TestQueueAnswers503WhenFull(t *testing.T) {
 	waitFor(t, "one request computing and two queued", func() bool {
 		srv.ms.mu.Lock()
 		defer srv.ms.mu.Unlock()
-		return srv.ms.active == 1 && srv.ms.queued == 2
+		return srv.ms.active == 1 && len(srv.ms.line) == 2
 	})
 	status, h, body := send(t, tcp, "POST", "/v1/score", "", map[string]string{"Content-Type": "application/json"}, mustJSON(t, req))
 	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
@@ -172,7 +172,7 @@ func TestMemoryBoundCountsImagesAndCaches(t *testing.T) {
 	waitFor(t, "the second request to wait for room", func() bool {
 		srv.ms.mu.Lock()
 		defer srv.ms.mu.Unlock()
-		return srv.ms.queued == 1 && srv.ms.active == 1
+		return len(srv.ms.line) == 1 && srv.ms.active == 1
 	})
 	close(hold2)
 	for range 2 {
@@ -225,4 +225,42 @@ type growing struct {
 func (g *growing) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error {
 	g.once.Do(func() { g.rss.Add(g.grow) })
 	return g.Scorer.Prefetch(ctx, t, imgs...)
+}
+
+// TestQueueIsFirstComeFirstServed: requests waiting for a turn are let in in the order they
+// came, so none waits behind requests that came after it (the tail latency of a busy server).
+func TestQueueIsFirstComeFirstServed(t *testing.T) {
+	fk := &fakes{byName: map[string]*fakeModel{}}
+	hold := make(chan struct{})
+	f := fk.prepare("m", hold)
+	unix, _, srv := startServer(t, Config{MaxActive: 1}, fk)
+	imgs := images(t, 10)
+	errc := make(chan error, 5)
+	score := func(i int) {
+		_, err := unix.Score(context.Background(), api.ScoreRequest{ModelRef: model("m"), ImageA: imgs[2*i], ImageB: imgs[2*i+1]})
+		errc <- err
+	}
+	go score(0)
+	<-f.started // the one request computing, held
+	for i := 1; i < 5; i++ {
+		go score(i)
+		waitFor(t, "the request to queue", func() bool {
+			srv.ms.mu.Lock()
+			defer srv.ms.mu.Unlock()
+			return len(srv.ms.line) == i
+		})
+	}
+	close(hold)
+	for range 5 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var order []string
+	for _, fw := range f.forwardsSeen() {
+		order = append(order, fw[0])
+	}
+	if want := []string{"img00.png", "img02.png", "img04.png", "img06.png", "img08.png"}; strings.Join(order, " ") != strings.Join(want, " ") {
+		t.Errorf("forwards ran in the order %v, want the order the requests came %v", order, want)
+	}
 }

@@ -49,16 +49,17 @@ func (ms *models) wakeLocked() {
 }
 
 // admit lets a request compute once fewer than maxActive do and need bytes (its images)
-// fit under the bound, unloading idle models to make room. A request that cannot go at once
-// waits in a queue of at most maxQueue (beyond it: ErrBusy); one that could never fit
-// (nothing else would release memory) fails with ErrMemory at once. done ends the request's
-// claim.
+// fit under the bound, unloading idle models to make room. Requests that cannot go at once
+// wait in line, first come first served (so none starves behind later ones), at most maxQueue
+// of them (beyond: ErrBusy); one that could never fit (nothing else would release memory)
+// fails with ErrMemory at once. done ends the request's claim.
 func (ms *models) admit(ctx context.Context, need int64) (done func(), err error) {
-	queued := false
+	me := new(int) // identity in line
+	inLine := false
 	ms.mu.Lock()
 	defer func() {
-		if queued {
-			ms.queued--
+		if inLine {
+			ms.leaveLineLocked(me)
 		}
 		ms.mu.Unlock()
 	}()
@@ -66,8 +67,9 @@ func (ms *models) admit(ctx context.Context, need int64) (done func(), err error
 		if ms.closed {
 			return nil, errors.New("the server is shutting down")
 		}
+		first := len(ms.line) == 0 || ms.line[0] == me
 		fits := ms.maxBytes <= 0 || ms.heldLocked()+need <= ms.maxBytes
-		if fits && ms.active < ms.maxActive {
+		if first && fits && ms.active < ms.maxActive {
 			ms.active++
 			ms.work += need
 			var once atomic.Bool
@@ -83,7 +85,7 @@ func (ms *models) admit(ctx context.Context, need int64) (done func(), err error
 				ms.trim()
 			}, nil
 		}
-		if !fits {
+		if first && !fits {
 			if victim := ms.idlestLocked(); victim != nil {
 				ms.removeLocked(victim)
 				ms.mu.Unlock()
@@ -95,12 +97,13 @@ func (ms *models) admit(ctx context.Context, need int64) (done func(), err error
 				return nil, fmt.Errorf("%w: this request's images need %s, and the models in use hold %s of the server's %s; try again when they finish, or raise --max-memory", ErrMemory, human(need), human(ms.heldLocked()), human(ms.maxBytes))
 			}
 		}
-		if !queued {
-			if ms.queued >= ms.maxQueue {
-				return nil, fmt.Errorf("%w: %d requests are computing and %d waiting, the most it queues (--max-queue); retry shortly", ErrBusy, ms.active, ms.queued)
+		if !inLine {
+			if len(ms.line) >= ms.maxQueue {
+				return nil, fmt.Errorf("%w: %d requests are computing and %d waiting, the most it queues (--max-queue); retry shortly", ErrBusy, ms.active, len(ms.line))
 			}
-			ms.queued++
-			queued = true
+			ms.line = append(ms.line, me)
+			inLine = true
+			continue // first in an empty line: look again at once
 		}
 		if ms.wake == nil {
 			ms.wake = make(chan struct{})
@@ -115,6 +118,17 @@ func (ms *models) admit(ctx context.Context, need int64) (done func(), err error
 		}
 		ms.mu.Lock()
 	}
+}
+
+// leaveLineLocked takes me out of the line and lets the next request look again.
+func (ms *models) leaveLineLocked(me *int) {
+	for i, w := range ms.line {
+		if w == me {
+			ms.line = append(ms.line[:i:i], ms.line[i+1:]...)
+			break
+		}
+	}
+	ms.wakeLocked()
 }
 
 // hold counts bytes kept beyond one request (the explorer's decoded images) against the bound,

@@ -111,9 +111,10 @@ type models struct {
 	sizes   map[modelKey]int64 // measured footprints by weights (modelKey.weights), for the next prediction
 	closed  bool
 
-	active, queued int           // requests admitted, and waiting to be
-	work           int64         // bytes the admitted requests (and the image cache) hold
-	wake           chan struct{} // closed, and replaced, whenever room may have appeared
+	active int           // requests admitted
+	line   []*int        // requests waiting to be, in arrival order
+	work   int64         // bytes the admitted requests (and the image cache) hold
+	wake   chan struct{} // closed, and replaced, whenever room may have appeared
 }
 
 // acquire returns the warm model for ref's spec, loading it when needed; the caller calls
@@ -363,7 +364,7 @@ func (ms *models) expire(l *loaded) {
 func (ms *models) list() api.ModelsResponse {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	out := api.ModelsResponse{Models: []api.LoadedModel{}, MaxBytes: ms.maxBytes, WorkBytes: ms.work, Active: ms.active, Queued: ms.queued,
+	out := api.ModelsResponse{Models: []api.LoadedModel{}, MaxBytes: ms.maxBytes, WorkBytes: ms.work, Active: ms.active, Queued: len(ms.line),
 		ResidentBytes: ms.rss()}
 	for _, l := range ms.byKey {
 		lm := api.LoadedModel{Spec: l.spec, KeepAlive: l.keep.String(), Name: l.info.Name, Family: l.info.Family, Device: l.info.Device,
