@@ -2,9 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/features/schedule"
 )
 
@@ -161,6 +163,12 @@ type ModelInfo struct {
 	Size         int          `json:"size"` // working size in pixels
 	Seed         int64        `json:"seed"`
 	Caps         Capabilities `json:"capabilities"`
+	// Baseline calibrates the model's scores against unrelated pairs of images (diffsim
+	// baseline build; session/baseline finds it by the model's content and settings): every
+	// record made with this info carries its rescaled score and percentile. Nil without one.
+	// It is found where the scorer runs its caller (a served model's client finds its own),
+	// so it is not part of /v1/info.
+	Baseline *calibration.Baseline `json:"-"`
 }
 
 // Selection is where in a model a score is taken, as a person or a request names it: a layer
@@ -232,9 +240,16 @@ func (info ModelInfo) ResolveLayer(arg string) (int, error) {
 	if arg == "" {
 		return info.DefaultLayer, nil
 	}
+	names := func() string {
+		ns := make([]string, 0, len(layers))
+		for i, l := range layers {
+			ns = append(ns, fmt.Sprintf("%d %s", i, l.Label()))
+		}
+		return strings.Join(ns, ", ")
+	}
 	if i, err := strconv.Atoi(arg); err == nil {
 		if i < 0 || i >= len(layers) {
-			return 0, usagef("--layer %d is outside 0..%d; see diffsim models inspect", i, len(layers)-1)
+			return 0, usagef("--layer %d is outside 0..%d (layers: %s)", i, len(layers)-1, names())
 		}
 		return i, nil
 	}
@@ -257,14 +272,10 @@ func (info ModelInfo) ResolveLayer(arg string) (int, error) {
 	if len(matches) == 1 {
 		return matches[0], nil
 	}
-	names := make([]string, 0, len(layers))
-	for _, l := range layers {
-		names = append(names, l.Label())
-	}
 	if len(matches) > 1 {
-		return 0, usagef("--layer %q matches %d layers; be more specific (layers: %s)", arg, len(matches), strings.Join(names, ", "))
+		return 0, usagef("--layer %q matches %d layers; be more specific (layers: %s)", arg, len(matches), names())
 	}
-	return 0, usagef("no layer %q (layers: %s)", arg, strings.Join(names, ", "))
+	return 0, usagef("no layer %q (layers: %s)", arg, names())
 }
 
 // CheckLayer reports a layer index outside the model's list.

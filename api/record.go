@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/features/schedule"
 )
 
@@ -31,6 +32,53 @@ type Record struct {
 	// Meaningless says why the score carries no image information (cross-attention on text);
 	// null when it does.
 	Meaningless *string `json:"meaningless"`
+	// What a baseline of unrelated pairs of images says about the score (diffsim baseline
+	// build; features/calibration): the score rescaled so that 0 is a typical unrelated pair
+	// and 1 identical images (higher is more similar, whatever the metric), the percentage
+	// of unrelated pairs less similar, and which baseline says so. Null without a baseline
+	// for this model and its settings, or where it has no cell. (Pointers, not NaN Floats:
+	// both are always finite when set, and records compare equal with reflect.DeepEqual.)
+	Rescaled   *float64     `json:"rescaled"`
+	Percentile *float64     `json:"percentile"`
+	Baseline   *BaselineRef `json:"baseline"`
+}
+
+// BaselineRef names the baseline that calibrated a score, and its cell there.
+type BaselineRef struct {
+	Key    string  `json:"key"`    // the model's content and settings (diffsim baseline list)
+	Source string  `json:"source"` // where its images came from
+	Pairs  int     `json:"pairs"`  // unrelated pairs in the cell
+	Mean   float64 `json:"mean"`   // their mean score at this layer, t and metric
+	Std    float64 `json:"std"`    // and its spread
+	// Interpolated says the cell lies between the two nearest timesteps built.
+	Interpolated bool `json:"interpolated"`
+}
+
+// Calibrate adds what b says about the record's score; it leaves the keys null when b is
+// nil, the score is not a number or b has no cell at the record's layer, t and metric.
+func (r *Record) Calibrate(b *calibration.Baseline) {
+	r.Rescaled, r.Percentile, r.Baseline = nil, nil, nil
+	if b == nil || r.Score.IsNaN() || r.Meaningless != nil {
+		return
+	}
+	t := 0
+	if r.T != nil {
+		t = *r.T
+	}
+	c, ok := b.Calibrate(r.LayerIndex, t, string(r.Metric), float64(r.Score))
+	if !ok {
+		return
+	}
+	r.Rescaled, r.Percentile = finite(c.Rescaled), finite(c.Percentile)
+	r.Baseline = &BaselineRef{Key: b.Key, Source: b.Source, Pairs: c.Cell.N, Mean: c.Cell.Mean, Std: c.Cell.Std, Interpolated: c.Cell.Interpolated}
+}
+
+// finite is v, or nil (null) when it is not a number.
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
 }
 
 // Setup is what every score of one run shares: the model, how it ran, and the metric. Commands
@@ -105,6 +153,7 @@ func NewRecord(info ModelInfo, setup Setup, r Result) Record {
 		why := r.Meaningless
 		rec.Meaningless = &why
 	}
+	rec.Calibrate(info.Baseline)
 	return rec
 }
 

@@ -41,6 +41,7 @@ func TestCommandLine(t *testing.T) {
 		not    []string // not in stdout
 		stderr string   // part of stderr, which must then be one line; "" for empty stderr
 	}{
+		{name: "--version", args: []string{"--version"}, code: 0, stdout: []string{"diffsim ", "ONNX Runtime"}},
 		{name: "help", args: []string{"help"}, code: 0,
 			stdout: []string{"Usage:", "diffsim [flags] IMAGE_A IMAGE_B", "Commands:", "score", "sweep", "bench", "version", "Common flags:", "Diffusion model flags:", "Output flags:", "--export-dir"}},
 		{name: "help score", args: []string{"help", "score"}, code: 0,
@@ -57,7 +58,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "mistyped command with flags", args: []string{"--size", "64", "swep", imgA, imgB, "--json"}, code: 2, stderr: "did you mean sweep?"},
 		{name: "mistyped subcommand", args: []string{"models", "lst"}, code: 2, stderr: `unknown command "lst"; did you mean list?`},
 		{name: "mistyped flag", args: []string{"score", imgA, imgB, "--jsn"}, code: 2, stderr: "unknown flag --jsn; did you mean --json?"},
-		{name: "flag of another command", args: []string{"bench", "triplet", dir, "--prompt", "x"}, code: 2, stderr: "--prompt does not apply to diffsim bench; it belongs to diffsim, diffsim rank, diffsim score"},
+		{name: "flag of another command", args: []string{"bench", "triplet", dir, "--prompt", "x"}, code: 2, stderr: "--prompt does not apply to diffsim bench; it belongs to diffsim, diffsim baseline build, diffsim rank, diffsim score"},
 		{name: "no arguments", args: nil, code: 2, stderr: "takes two images"},
 		{name: "one image", args: []string{imgA}, code: 2, stderr: "takes two images"},
 		{name: "negative t", args: []string{"score", imgA, imgB, "--t", "-5"}, code: 2, stderr: `invalid argument "-5" for "--t" flag: -5 is outside 0..999`},

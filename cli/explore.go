@@ -18,6 +18,7 @@ type exploreCmd struct {
 	graphics     string
 	exportDir    string
 	traceStartup bool
+	version      bool // --version: what `diffsim version` prints, as other tools' --version does
 }
 
 // exploreWord lets `diffsim explore A B` mean `diffsim A B`, as people coming from the
@@ -47,6 +48,9 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
   diffsim sweep a.png b.png --t 0:999:100 --png sweep.png
   diffsim help score`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if c.version && len(args) == 0 {
+				return nil
+			}
 			if len(args) == 0 {
 				// `diffsim` alone: the short usage on stderr, then the one-line error (exit 2).
 				fmt.Fprintf(a.stderr, "%s\n\nUsage:\n  %s\n  diffsim COMMAND ... (diffsim help lists them)\n\n", cmd.Short, cmd.UseLine())
@@ -56,6 +60,9 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c.version {
+				return (&versionCmd{app: a, ortLib: c.ortLib}).run()
+			}
 			args = exploreWord(args)
 			return c.run(cmd, args[0], args[1])
 		},
@@ -67,12 +74,14 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 	f.StringVar(&c.exportDir, "export-dir", "diffsim-export", "folder the export key (e) writes its PNG and JSON into")
 	f.BoolVar(&c.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen and its first score (scripts/bench-launch.sh, scripts/bench-served.sh)")
 	_ = f.MarkHidden("trace-startup")
+	f.BoolVar(&c.version, "version", false, "print diffsim's version, as diffsim version does")
+	inGroup(f, groupOutput, "version")
 	inGroup(f, groupOutput, "graphics", "export-dir")
 	c.registerNoServer(f)
 
 	root.AddCommand(
 		newScoreCmd(a), newSweepCmd(a), newRankCmd(a), newBenchCmd(a), newVideoCmd(a),
-		newModelsCmd(a), newDoctorCmd(a), newVersionCmd(a), newServeCmd(a), newCacheCmd(a),
+		newModelsCmd(a), newDoctorCmd(a), newVersionCmd(a), newServeCmd(a), newCacheCmd(a), newBaselineCmd(a),
 	)
 	setupHelp(root)
 	return root

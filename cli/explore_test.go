@@ -28,8 +28,10 @@ func buildDiffsim(t *testing.T) string {
 	return bin
 }
 
-// TestExplorerInTmux drives the real binary with the built-in model in tmux: the score, the
-// layer name and t change as keys are pressed, and quitting leaves the shell usable.
+// TestExplorerInTmux drives the real binary with the built-in model in tmux, in an 80×23
+// pane (tmux at 80×24 under its status line): the score, the layer name and t change as keys
+// are pressed, the score shown is always the one of the layer and t shown beside it, and
+// quitting leaves the shell usable.
 func TestExplorerInTmux(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs tmux")
@@ -38,9 +40,11 @@ func TestExplorerInTmux(t *testing.T) {
 		t.Skip("built without cgo: the binary would have no ONNX Runtime")
 	}
 	bin := buildDiffsim(t)
-	tm := termtest.NewTmux(t, 120, 40)
-	tm.Wait = time.Minute // the built-in model's first run, under the race detector's load
+	tm := termtest.NewTmux(t, 80, 23)
+	tm.Wait = 2 * time.Minute // the built-in model's first run, at load 15 or under the race detector
 	score := regexp.MustCompile(`AAS \d\.\d{4}`)
+	// The panel shows a number only once it answers the layer and t it names ("AAS
+	// computing…" until then): waiting for the t and a number waits for that t's score.
 	tm.Run(fmt.Sprintf("%s ../testdata/samples/chelsea.png ../testdata/samples/coffee.png --size 128 --graphics halfblock --quiet", bin))
 	s := tm.WaitFor("the first score", func(s string) bool {
 		return score.MatchString(s) && strings.Contains(s, "t 101") && strings.Contains(s, "ready")
@@ -51,14 +55,16 @@ func TestExplorerInTmux(t *testing.T) {
 	first := score.FindString(s)
 
 	tm.Keys(">")
-	s = tm.WaitFor("t=201", func(s string) bool { return strings.Contains(s, "t 201") && strings.Contains(s, "ready") })
+	s = tm.WaitFor("t=201", func(s string) bool {
+		return strings.Contains(s, "t 201") && score.MatchString(s) && strings.Contains(s, "ready")
+	})
 	second := score.FindString(s)
 	if second == first {
 		t.Errorf("the score did not change from t=101 to t=201: %s", first)
 	}
 	tm.Keys("J")
 	tm.WaitFor("the coarse layer", func(s string) bool {
-		return strings.Contains(s, "layer #2") && score.FindString(s) != second
+		return strings.Contains(s, "coarse.attn #2") && score.MatchString(s) && score.FindString(s) != second
 	})
 	tm.Keys("q")
 	tm.WaitFor("the shell back", func(s string) bool { return strings.Contains(s, "$ ") && !strings.Contains(s, "ready") })

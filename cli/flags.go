@@ -51,7 +51,7 @@ func (m *modelFlags) register(f *pflag.FlagSet, timesteps bool) {
 		m.t = rangedInt{lo: 0, hi: schedule.Timesteps - 1, what: "a DDPM timestep"}
 		f.Var(&m.t, "t", "DDPM timestep 0–999 (default: the model's; 101 for the built-in model)")
 		m.step = rangedInt{lo: 1, hi: schedule.Timesteps, what: "the reference's step index; t = 1001 − step"}
-		f.Var(&m.step, "step", "the reference code's step index 1–1000 instead of --t (t = 1001 − step)")
+		f.Var(&m.step, "step", "the reference code's step index 1–1000 instead of --t: t = 1001 − step; steps 1 and 2 both give t = 999 (as in the reference's schedule), shown as step 2")
 	}
 	f.StringVar(&m.metric, "metric", "aas", "aas (Aligned Attention Score), cos (pixel-aligned feature cosine) or mse (lower = more similar)")
 	f.IntVar(&m.size, "size", 0, "working size in pixels (default: the model's; 256 for the built-in model)")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -122,6 +123,16 @@ Diffusion U-Net first, so the table lists the .ip layers DiffSim-C scores.`,
 			if bar != nil {
 				opts.Progress = bar.Report
 			}
+			if !a.quiet {
+				// A hub that does not answer would otherwise leave the screen still for the
+				// whole back-off (15 s over five tries).
+				opts.OnRetry = func(what string, try, tries int, wait time.Duration, err error) {
+					if bar != nil {
+						bar.Close() // the line below the bar; the next report draws a new one
+					}
+					fmt.Fprintf(a.stderr, "diffsim: could not %s (%v); retrying in %s (try %d of %d)\n", what, oneLine(err), wait.Round(time.Second), try, tries)
+				}
+			}
 			snap, err := store.Pull(cmd.Context(), args[0], opts)
 			if bar != nil {
 				bar.Close()
@@ -212,14 +223,16 @@ func (a *modelsCmd) printInspection(ins session.Inspection) {
 	tw.Flush()
 }
 
+// humanBytes prints a size in binary units (KiB, MiB, GiB), the units the defaults are set
+// in (the graph cache's 16 GiB), so a listing and its limit read alike.
 func humanBytes(n int64) string {
 	switch {
 	case n <= 0:
-		return "-"
+		return "0 B"
 	case n < 1<<20:
-		return fmt.Sprintf("%.0f KB", float64(n)/1e3)
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
 	case n < 1<<30:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
-	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }

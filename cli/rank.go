@@ -77,6 +77,9 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 		skipped = append(skipped, api.Skipped{Path: p, Error: e.Error()})
 	}
 	files = slices.DeleteFunc(files, func(p string) bool { return samePath(p, queryPath) })
+	if len(files) == 0 {
+		return usagef("%s has no images to rank %s against (diffsim reads PNG, JPEG, WebP, BMP, TIFF and GIF files, in sub-folders too; hidden ones are skipped)", dir, queryPath)
+	}
 	rk, err := c.rank(cmd, queryPath, files)
 	if err != nil {
 		return err
@@ -115,7 +118,16 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 	if rk.meaningless != "" {
 		fmt.Fprintln(c.stdout, "note:", rk.meaningless)
 	}
+	calibrated := len(out.Results) > 0 && out.Results[0].Baseline != nil
+	if calibrated {
+		b := out.Results[0].Baseline
+		fmt.Fprintf(c.stdout, "rescaled against baseline %.8s (%s, %d pairs); pct: unrelated pairs less similar\n", b.Key, b.Source, b.Pairs)
+	}
 	for _, r := range out.Results {
+		if calibrated {
+			fmt.Fprintf(c.stdout, "%3d  %s  rescaled %s  pct %s  %s\n", r.Rank, value(r.Score), column(r.Rescaled, 2), column(r.Percentile, 0), r.ImageB)
+			continue
+		}
 		fmt.Fprintf(c.stdout, "%3d  %s  %s\n", r.Rank, value(r.Score), r.ImageB)
 	}
 	return nil

@@ -64,7 +64,7 @@ func (c *scoreCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	if err != nil {
 		return err
 	}
-	rec := api.RecordOf(sc, r)
+	rec := api.RecordOf(sc, r) // calibrated by the model's baseline, where it has one
 	if c.json {
 		return json.NewEncoder(c.stdout).Encode(rec)
 	}
@@ -83,6 +83,9 @@ func writeScore(w io.Writer, rec api.Record, layer string) error {
 		base += ", global embedding cosine " + value(rec.GlobalCosine)
 	}
 	fmt.Fprintln(w, base)
+	if line := calibrationLine(rec); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	if rec.Meaningless != nil {
 		fmt.Fprintf(w, "note: %s\n", *rec.Meaningless)
 	}
@@ -93,6 +96,14 @@ func writeScore(w io.Writer, rec api.Record, layer string) error {
 	fmt.Fprintf(w, "layer %s, %s, %d px, seed %d, %s\n", layer, when, rec.Size, rec.Seed, rec.Device)
 	_, err := fmt.Fprintf(w, "model: %s\n", rec.ModelDescription)
 	return err
+}
+
+// column prints v with dec decimals, right-aligned in a column, or n/a.
+func column(v *float64, dec int) string {
+	if v == nil {
+		return fmt.Sprintf("%*s", dec+3, "n/a")
+	}
+	return fmt.Sprintf("%*.*f", dec+3, dec, *v)
 }
 
 // value prints a score with four decimals, or n/a where it does not apply.

@@ -161,7 +161,7 @@ func newCacheCmd(a *app) *cobra.Command {
 		Long: `Large models (Stable Diffusion's U-Net) are optimized by ONNX Runtime once and the result is
 kept in diffsim's cache folder, so the next start skips most of the work. Entries are keyed
 by the model's bytes and weight files, the runtime version, the device and the CPU; the
-least recently used go first beyond $DIFFSIM_GRAPH_CACHE_MAX (default 16GB).
+least recently used go first beyond $DIFFSIM_GRAPH_CACHE_MAX (default 16GiB).
 DIFFSIM_GRAPH_CACHE=off turns the cache off.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {

@@ -87,7 +87,16 @@ func (c *sweepCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	case c.csv:
 		return sw.WriteCSV(c.stdout)
 	}
-	return sw.WriteTable(c.stdout)
+	if err := sw.WriteTable(c.stdout); err != nil {
+		return err
+	}
+	for _, r := range sw.Scores {
+		if r.Baseline != nil {
+			_, err := fmt.Fprintf(c.stdout, "calibrated against baseline %.8s (%s): --json adds each score's rescaled value and percentile\n", r.Baseline.Key, r.Baseline.Source)
+			return err
+		}
+	}
+	return nil
 }
 
 // sweep computes the sweep with the command's one scorer (here or served).

@@ -680,6 +680,9 @@ func TestFakeResolveLayer(t *testing.T) {
 			t.Errorf("ResolveLayer(%q) = %d, %v; want a usage error", tc.arg, got, err)
 		case tc.want >= 0 && (err != nil || got != tc.want):
 			t.Errorf("ResolveLayer(%q) = %d, %v; want %d", tc.arg, got, err, tc.want)
+		case tc.want < 0 && !strings.Contains(err.Error(), "(layers: 0 Down0 down_blocks"):
+			// An index out of range lists the layers, as a name that matches none does.
+			t.Errorf("ResolveLayer(%q): %v; want the layers listed with their indexes", tc.arg, err)
 		}
 	}
 }

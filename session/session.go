@@ -19,6 +19,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,9 +27,11 @@ import (
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/aas"
+	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/features/store"
+	"github.com/diffsim/diffsim/session/baseline"
 )
 
 // DefaultCacheBytes is the feature cache's budget when Options.CacheBytes is 0.
@@ -91,6 +94,7 @@ type Session struct {
 
 	mu       sync.Mutex
 	cond     features.Conditioning // features are cached per conditioning too
+	baseline *calibration.Baseline // of the model with cond; Info carries it
 	cache    *lru
 	compared map[compareKey]aas.Comparison
 	inflight map[extractKey]*call
@@ -182,6 +186,13 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	s.drained = sync.NewCond(&s.mu)
 	s.stats.CacheBudget = o.CacheBytes
+	// The baseline of this model and its settings, which calibrates every record; one that
+	// cannot be read is said where the device's notice is, and scores go uncalibrated.
+	b, err := baseline.For(o.Spec, info.Size)
+	if err != nil {
+		s.info.Notice = strings.TrimPrefix(s.info.Notice+"; ", "; ") + "scores not calibrated: " + err.Error()
+	}
+	s.baseline = b
 	return s, nil
 }
 
@@ -240,8 +251,11 @@ func (s *Session) SetConditioning(ctx context.Context, c api.Conditioning) error
 	if err := prepare(ctx, s.model, c); err != nil {
 		return err
 	}
+	spec := s.opts.Spec
+	spec.Prompt, spec.CFG = c.Prompt, c.CFG
+	b, _ := baseline.For(spec, s.info.Size) // another prompt, another baseline (or none)
 	s.mu.Lock()
-	s.cond = c
+	s.cond, s.baseline = c, b
 	s.mu.Unlock()
 	return nil
 }
@@ -287,7 +301,13 @@ func openOptions(sp api.Spec) features.OpenOptions {
 func usagef(format string, args ...any) error { return api.UsageError(fmt.Errorf(format, args...)) }
 
 // Info describes the model, the session's settings and what it can do.
-func (s *Session) Info() api.ModelInfo { return s.info }
+func (s *Session) Info() api.ModelInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.info
+	i.Baseline = s.baseline
+	return i
+}
 
 // Resolve resolves a selection of layer, t or step, and metric against the model.
 func (s *Session) Resolve(sel api.Selection) (api.Target, error) { return s.info.Resolve(sel) }

@@ -88,7 +88,7 @@ func BenchmarkUpdate(b *testing.B) {
 	})
 	b.Run("score-result", func(b *testing.B) {
 		m, _ := readyModel(b, 200, 60)
-		msg := scoreMsg{gen: m.pair.gen, res: *m.rq.res}
+		msg := scoreMsg{gen: m.rq.gen, res: *m.rq.res}
 		b.ReportAllocs()
 		for b.Loop() {
 			m.rq.fg.busy, m.rq.fg.req = true, msg.res.Req
@@ -97,7 +97,7 @@ func BenchmarkUpdate(b *testing.B) {
 	})
 	b.Run("layer-scores", func(b *testing.B) {
 		m, _ := readyModel(b, 200, 60)
-		msg := layerScoresMsg{gen: m.pair.gen, id: -1, t: m.sel.t, metric: m.sel.metric, scores: m.rq.scores[scoreKey{m.sel.t, m.sel.metric}]}
+		msg := layerScoresMsg{gen: m.rq.gen, id: -1, t: m.sel.t, metric: m.sel.metric, scores: m.rq.scores[scoreKey{m.sel.t, m.sel.metric}]}
 		b.ReportAllocs()
 		for b.Loop() {
 			m.Update(msg)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/diffsim/diffsim/api"
@@ -38,6 +39,7 @@ type ClipFrame struct {
 func (m *Model) clipMode(c *Clip) {
 	m.clip = c
 	m.frame = min(1, len(c.Frames)-1)
+	m.cp = newClipPanel(m.styles, c, m.frame)
 	m.pair.pathA, m.pair.pathB = c.Frames[0].Path, c.Frames[m.frame].Path
 	k := &m.keys
 	k.Left.SetKeys("h")
@@ -72,7 +74,19 @@ type clipPanel struct {
 	frame int
 }
 
-func (p *clipPanel) SetSize(w, _ int) { p.width = w }
+func newClipPanel(st Styles, c *Clip, frame int) clipPanel {
+	return clipPanel{st: st, clip: c, frame: frame}
+}
+
+func (p *clipPanel) SetSize(w, _ int)    { p.width = w }
+func (p *clipPanel) SetStyles(st Styles) { p.st = st }
+
+// SetFrame puts the strip's cursor on frame i.
+func (p *clipPanel) SetFrame(i int) { p.frame = i }
+
+// The strip has no keys of its own: the root's frame keys move it.
+func (p clipPanel) ShortHelp() []key.Binding  { return nil }
+func (p clipPanel) FullHelp() [][]key.Binding { return nil }
 
 // frameSelectMsg asks the root to show frame i of the clip as image B.
 type frameSelectMsg struct{ frame int }

@@ -91,7 +91,7 @@ func TestClipStaleFrameDropped(t *testing.T) {
 
 func TestClipMouse(t *testing.T) {
 	m := clipModel(t, 120, 40, 5)
-	p := m.clipPanel()
+	p := m.cp
 	send(m, tea.MouseClickMsg(tea.Mouse{X: p.column(4), Y: m.lay.timeline.Y, Button: tea.MouseLeft}))
 	if m.frame != 4 {
 		t.Errorf("click on frame 4's column: frame %d", m.frame)

@@ -54,7 +54,7 @@ func TestSweepGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sw := newSweep(NewStyles(true), layers, all)
 			sw.SetSize(tc.w, tc.h)
-			sw.SetData(tc.scores, tc.metric, 5, 401)
+			sw.SetData(sweepData{scores: tc.scores, metric: tc.metric, layer: 5, t: 401})
 			sw.Focus()
 			for _, k := range tc.keys {
 				sw, _ = sw.Update(press(k))
@@ -88,7 +88,7 @@ func TestSweepKeys(t *testing.T) {
 		t.Run(fmt.Sprint(tc.keys), func(t *testing.T) {
 			sw := newSweep(NewStyles(true), layers, ts)
 			sw.SetSize(120, 30)
-			sw.SetData(nil, api.AAS, 5, 401)
+			sw.SetData(sweepData{metric: api.AAS, layer: 5, t: 401})
 			sw.Focus()
 			var cmd tea.Cmd
 			for _, k := range tc.keys {
@@ -127,7 +127,7 @@ func TestLayerListGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ll := newLayerList(NewStyles(true), layers)
 			ll.SetSize(tc.w, tc.h)
-			ll.SetData(tc.scores, 5, 401, tc.metric)
+			ll.SetData(layerData{scores: tc.scores, selected: 5, t: 401, metric: tc.metric})
 			ll.scale = tc.scale
 			golden(t, "component_layers_"+tc.name, ll.View())
 		})
@@ -140,7 +140,7 @@ func TestLayerBarsGrowWithSimilarity(t *testing.T) {
 	for _, m := range []api.Metric{api.AAS, api.MSE} {
 		scores := fakeScores([]int{401}, m, false)[scoreKey{401, m}]
 		ll := newLayerList(NewStyles(true), fake.New().Info().Layers)
-		ll.SetData(scores, 0, 401, m)
+		ll.SetData(layerData{scores: scores, t: 401, metric: m})
 		left, right, ok := ll.axis()
 		best, worst := math.Inf(-1), math.Inf(1)
 		for _, s := range scores {
@@ -165,7 +165,7 @@ func TestLayerBarsGrowWithSimilarity(t *testing.T) {
 func TestLayerListMouseAndScale(t *testing.T) {
 	ll := newLayerList(NewStyles(true), fake.New().Info().Layers)
 	ll.SetSize(40, 14)
-	ll.SetData(nil, 5, 401, api.AAS)
+	ll.SetData(layerData{selected: 5, t: 401, metric: api.AAS})
 	ll, _ = ll.Update(press("a"))
 	if ll.scale != scaleAbsolute {
 		t.Errorf("a: scale %v", ll.scale)
@@ -174,8 +174,9 @@ func TestLayerListMouseAndScale(t *testing.T) {
 		msg  tea.Msg
 		want tea.Msg
 	}{
-		{tea.MouseClickMsg{Y: layerListHead + 2, Button: tea.MouseLeft}, layerSelectMsg{2}},
-		{tea.MouseClickMsg{Y: layerListHead + 5, Button: tea.MouseLeft}, nil}, // the selected one
+		// Layer 1 (text cross-attention) is folded away: the third row is layer 3.
+		{tea.MouseClickMsg{Y: layerListHead + 2, Button: tea.MouseLeft}, layerSelectMsg{3}},
+		{tea.MouseClickMsg{Y: layerListHead + 4, Button: tea.MouseLeft}, nil}, // the selected one
 		{tea.MouseClickMsg{Y: 1, Button: tea.MouseLeft}, nil},                 // the title
 		{tea.MouseWheelMsg{Button: tea.MouseWheelDown}, layerSelectMsg{6}},
 		{tea.MouseWheelMsg{Button: tea.MouseWheelUp}, layerSelectMsg{4}},
@@ -271,7 +272,8 @@ func TestScorePanelGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var w, h int
 			fmt.Sscanf(tc.name[len(tc.name)-5:], "%dx%d", &w, &h)
-			p := scorePanel{st: NewStyles(true), info: info, layer: info.Layers[tc.layer], res: tc.res, current: tc.current, t: 401, metric: api.AAS, tx: 1, ty: 1}
+			p := newScorePanel(NewStyles(true))
+			p.SetData(scoreData{info: info, layer: info.Layers[tc.layer], res: tc.res, t: 401, metric: api.AAS})
 			p.SetSize(w, h)
 			golden(t, "component_score_"+tc.name, p.View())
 		})
@@ -281,17 +283,21 @@ func TestScorePanelGolden(t *testing.T) {
 func TestStatusBarGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		sb   statusBar
+		d    statusData
 	}{
-		{"ready", statusBar{cache: "5 t computed · 5 runs "}},
-		{"working", statusBar{spinner: "⠋", working: "scoring Up0 t=401 (1.2s)", cache: "5 t computed · 5 runs "}},
-		{"error", statusBar{err: errors.New("layer scores t=401: out of memory\nwhile running"), cache: "5 t computed "}},
-		{"notice", statusBar{notice: "exported diffsim-export/a_vs_b.png", cache: "5 t computed "}},
+		{"ready", statusData{cache: "5 t computed · 5 runs "}},
+		{"working", statusData{spinner: "⠋", working: "scoring Up0 t=401 (1.2s)", cache: "5 t computed · 5 runs "}},
+		{"error", statusData{err: errors.New("layer scores t=401: out of memory\nwhile running"), cache: "5 t computed "}},
+		{"notice", statusData{notice: "exported to diffsim-export/: a_vs_b.png and a_vs_b.json", cache: "5 t computed "}},
+		{"long_path_wraps", statusData{notice: exportMsg{dir: "/tmp/a-rather-long-folder-name/with/several/levels/of/folders/diffsim-export",
+			files: []string{"chelsea_vs_coffee_Up0_t401.png", "chelsea_vs_coffee_Up0_t401.json"}}.String(), cache: "5 t computed "}},
+		{"long_error_wraps", statusData{err: errors.New(`t "1234": want a whole number from 0 to 999, or press t again and type one; the score stays at t=401 until then`), cache: "5 t computed "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.sb.st = NewStyles(true)
-			tc.sb.SetSize(80, 1)
-			golden(t, "component_status_"+tc.name, tc.sb.View())
+			sb := newStatusBar(NewStyles(true))
+			sb.SetData(tc.d)
+			sb.SetSize(80, 1)
+			golden(t, "component_status_"+tc.name, sb.View())
 		})
 	}
 }

@@ -48,14 +48,8 @@ func (m *Model) openTextPrompt() tea.Cmd {
 	if m.conditioningFixed() {
 		return nil
 	}
-	m.openPrompt(promptText, m.wantedCond().Prompt)
+	m.pb.Open(promptText, m.wantedCond().Prompt)
 	return nil
-}
-
-// openPrompt opens the prompt bar for kind, holding value.
-func (m *Model) openPrompt(kind promptKind, value string) {
-	m.pb.Open(kind, value)
-	m.relayout() // the help bar shows the prompt's keys
 }
 
 // toggleCFG switches classifier-free guidance on or off, keeping the prompt.
@@ -124,10 +118,8 @@ func (m *Model) conditioned(msg conditioningMsg) tea.Cmd {
 	case msg.err == nil:
 		m.cs.cur = msg.cond
 		if !m.pair.loading { // a load in flight resets everything when it lands
-			m.pair.gen++
-			m.rq.res = nil
+			m.rq.newGen()
 			m.rq.forget()
-			m.stopWork()
 			cmds = append(cmds, m.schedule(), m.renderCmd())
 		}
 	case errors.Is(msg.err, context.Canceled):

@@ -70,10 +70,12 @@ func TestEndToEndTmux(t *testing.T) {
 		return strings.Contains(s, "Up0 #5") && strings.Contains(s, "t 400") && !strings.Contains(s, "layer × timestep")
 	})
 	tm.Keys("?")
-	tm.WaitFor("help in place", func(s string) bool {
-		return strings.Contains(s, "bars relative/absolute") && strings.Contains(s, "Up0 #5") && strings.Contains(s, "▀")
+	tm.WaitFor("help page", func(s string) bool {
+		return strings.Contains(s, "bar scale") && strings.Contains(s, "What the numbers mean") && !strings.Contains(s, "▀")
 	})
-	tm.Keys("Escape", "q")
+	tm.Keys("Escape")
+	tm.WaitFor("help folded", func(s string) bool { return strings.Contains(s, "Up0 #5") && strings.Contains(s, "▀") })
+	tm.Keys("q")
 	tm.WaitFor("shell back", func(s string) bool { return strings.Contains(s, "$ ") && !strings.Contains(s, "diffsim") })
 	tm.Run("echo ok-$((40+2))")
 	tm.WaitFor("shell usable", func(s string) bool { return strings.Contains(s, "ok-42") })

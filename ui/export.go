@@ -63,7 +63,7 @@ func (m *Model) exportCmd() tea.Cmd {
 		m.note.text = "nothing to export yet: wait for the score"
 		return nil
 	}
-	res := *m.rq.res
+	res := *m.rq.result()
 	l, _ := m.currentLayer()
 	tx, ty, _ := m.token()
 	dir := m.opts.ExportDir
@@ -71,18 +71,14 @@ func (m *Model) exportCmd() tea.Cmd {
 		dir = DefaultExportDir
 	}
 	name := exportName(m.pair.pathA, m.pair.pathB, l, m.sel.t, m.info.Timesteps)
-	info, a, b, cond, overlay := m.info, m.pair.a, m.pair.b, m.cs.cur, m.pv.overlay
-	cursor := m.styles.Cursor
+	info, a, b, cond, overlay := m.info, m.pair.a, m.pair.b, m.cs.cur, m.pv.Overlay()
+	cursor, baseline := m.styles.Cursor, m.baseline
 	return func() tea.Msg {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return errMsg{exportError{fmt.Errorf("create the export folder %s: %w (set another with --export-dir)", dir, err)}}
 		}
 		pngPath := filepath.Join(dir, name+".png")
 		jsonPath := filepath.Join(dir, name+".json")
-		img := exportImage(a, b, res, info, l, tx, ty, cursor, overlay)
-		if err := writeAtomic(pngPath, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
-			return errMsg{exportError{err}}
-		}
 		rec := exportRecord{
 			Record: api.NewRecord(info, api.NewSetup(info, res.Req.Metric, cond), res),
 			Token:  [2]int{tx, ty}, Grid: [2]int{l.GridW, l.GridH}, Overlay: overlay.String(),
@@ -93,6 +89,11 @@ func (m *Model) exportCmd() tea.Cmd {
 			// no image information: no number to mislead with (the record keeps why)
 			rec.Score, rec.AtoB, rec.BtoA = api.NaN(), api.NaN(), api.NaN()
 		}
+		rec.Calibrate(baseline)
+		img := exportImage(a, b, res, info, l, tx, ty, cursor, overlay, calibrationText(rec.Record))
+		if err := writeAtomic(pngPath, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+			return errMsg{exportError{err}}
+		}
 		if err := writeAtomic(jsonPath, func(w io.Writer) error {
 			e := json.NewEncoder(w)
 			e.SetIndent("", "  ")
@@ -100,8 +101,20 @@ func (m *Model) exportCmd() tea.Cmd {
 		}); err != nil {
 			return errMsg{exportError{err}}
 		}
-		return exportMsg{paths: []string{pngPath, jsonPath}}
+		return exportMsg{dir: dir, files: []string{filepath.Base(pngPath), filepath.Base(jsonPath)}}
 	}
+}
+
+// calibrationText is what the baseline says about the exported score, in the PNG's ASCII.
+func calibrationText(r api.Record) string {
+	if r.Baseline == nil || r.Rescaled == nil {
+		return ""
+	}
+	s := fmt.Sprintf("rescaled %.2f", *r.Rescaled)
+	if r.Percentile != nil {
+		s += fmt.Sprintf(", more similar than %.0f%% of unrelated pairs", *r.Percentile)
+	}
+	return s + " (" + r.Baseline.Source + ")"
 }
 
 // finite replaces NaN (JSON has none) with 0 in a copy; NaN marks no token in maps.
@@ -117,7 +130,7 @@ func finite(v []float32) []float32 {
 
 // exportImage lays out A and B with their cosine maps overlaid, then the three maps and
 // their colour scales, under two lines saying what is shown.
-func exportImage(a, b *api.Image, res api.Result, info api.ModelInfo, l api.Layer, tx, ty int, cursor color.Color, overlay overlayMode) image.Image {
+func exportImage(a, b *api.Image, res api.Result, info api.ModelInfo, l api.Layer, tx, ty int, cursor color.Color, overlay overlayMode, calibrated string) image.Image {
 	const gap, header, caption, legendW = 8, 36, 18, 64
 	face := basicfont.Face7x13
 	n := 5
@@ -140,6 +153,9 @@ func exportImage(a, b *api.Image, res api.Result, info api.ModelInfo, l api.Laye
 	line2 := fmt.Sprintf("layer %s (%s %dx%d)", name, l.Kind, l.GridW, l.GridH)
 	if info.Timesteps {
 		line2 += fmt.Sprintf("   t %d (reference step %s)", res.Req.T, stepLabel(res.Req.T))
+	}
+	if calibrated != "" {
+		score += "   " + calibrated
 	}
 	text(gap, 30, line2+"   "+score)
 

@@ -62,15 +62,48 @@ func TestGoldenViews(t *testing.T) {
 			send(m, press("right"))
 			return m
 		}},
+		{"calibrated", func(t *testing.T, w, h int) *Model {
+			return calibratedModel(t, w, h)
+		}},
+		{"rescaled", func(t *testing.T, w, h int) *Model {
+			m := calibratedModel(t, w, h)
+			send(m, press("r"))
+			return m
+		}},
+		{"sweep_rescaled", func(t *testing.T, w, h int) *Model {
+			m := calibratedModel(t, w, h)
+			send(m, press("r"))
+			send(m, press("w"))
+			return m
+		}},
+		{"many_layers", func(t *testing.T, w, h int) *Model {
+			return readyModelOf(t, w, h, fake.NewSD(), nil)
+		}},
+		{"many_layers_sweep", func(t *testing.T, w, h int) *Model {
+			m := readyModelOf(t, w, h, fake.NewSD(), nil)
+			send(m, press("w"))
+			return m
+		}},
+		{"computing", func(t *testing.T, w, h int) *Model {
+			// The layer changed and its score is not back yet: the panel and the maps say
+			// so, and neither shows the old layer's numbers or maps.
+			m, _ := readyModel(t, w, h)
+			m.Update(press("J"))
+			return m
+		}},
+		{"export_message", func(t *testing.T, w, h int) *Model {
+			m, _ := readyModel(t, w, h)
+			send(m, exportMsg{dir: "/home/researcher/experiments/2026-01-02/texture-vs-shape/diffsim-export",
+				files: []string{"chelsea_vs_coffee_Up0_t401.png", "chelsea_vs_coffee_Up0_t401.json"}})
+			return m
+		}},
 		{"meaningless", func(t *testing.T, w, h int) *Model {
 			m, _ := readyModel(t, w, h)
-			for range 4 {
-				send(m, press("K"))
-			}
+			send(m, layerSelectMsg{1}) // text cross-attention, as --layer or a click chooses it
 			return m
 		}},
 	}
-	sizes := [][2]int{{80, 24}, {120, 40}, {200, 60}}
+	sizes := [][2]int{{80, 23}, {100, 30}, {120, 40}}
 	for _, st := range states {
 		for _, sz := range sizes {
 			name := fmt.Sprintf("%s_%dx%d", st.name, sz[0], sz[1])
@@ -80,7 +113,7 @@ func TestGoldenViews(t *testing.T) {
 			})
 		}
 	}
-	for _, sz := range [][2]int{{79, 24}, {60, 20}} {
+	for _, sz := range [][2]int{{79, 23}, {80, 22}} {
 		name := fmt.Sprintf("toosmall_%dx%d", sz[0], sz[1])
 		t.Run(name, func(t *testing.T) {
 			m, _ := readyModel(t, sz[0], sz[1])

@@ -39,15 +39,38 @@ var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func newTestModel(t testing.TB, w, h int, pathA, pathB string) (*Model, *fake.Backend) {
 	t.Helper()
 	f := fake.New()
+	return newTestModelOf(t, w, h, f, pathA, pathB, nil), f
+}
+
+// newTestModelOf is newTestModel over the fake f, with set changing the options first.
+func newTestModelOf(t testing.TB, w, h int, f *fake.Backend, pathA, pathB string, set func(*Options)) *Model {
+	t.Helper()
 	opts := DefaultOptions()
 	opts.Graphics = termgfx.HalfBlock
 	dark := true
 	opts.Dark = &dark
 	opts.ExportDir = t.TempDir()
+	if set != nil {
+		set(&opts)
+	}
 	m := New(t.Context(), testBackend{f}, pathA, pathB, opts)
 	m.now = func() time.Time { return fixedNow }
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
-	return m, f
+	return m
+}
+
+// readyModelOf is readyModel over the fake f, with set changing the options first.
+func readyModelOf(t testing.TB, w, h int, f *fake.Backend, set func(*Options)) *Model {
+	t.Helper()
+	m := newTestModelOf(t, w, h, f, "fake:a", "fake:b", set)
+	drive(m, m.loadCmd(m.pair.pathA, m.pair.pathB))
+	drive(m, m.statsCmd())
+	return m
+}
+
+// calibratedModel is a ready model with the fake's baseline.
+func calibratedModel(t testing.TB, w, h int) *Model {
+	return readyModelOf(t, w, h, fake.New().WithBaseline(), nil)
 }
 
 // readyModel is a model with its pair loaded and every command run.

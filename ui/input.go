@@ -1,7 +1,8 @@
 package ui
 
-// Keys: the root routes each key to what has the keys (the prompt, the sweep, the layer
-// list), handles its own, and lays the help bar out for the active key map.
+// Keys: the root routes each key to what has the keys (the prompt, the help page, the
+// sweep, the pair view, the layer list), handles its own, and shows the active key map in
+// the help line.
 
 import (
 	"fmt"
@@ -12,13 +13,22 @@ import (
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
 )
+
+// handles reports whether msg is one of km's enabled keys.
+func handles(km help.KeyMap, msg tea.KeyPressMsg) bool {
+	for _, g := range km.FullHelp() {
+		if key.Matches(msg, g...) {
+			return true
+		}
+	}
+	return false
+}
 
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
-	m.note.text = "" // a note answers the key before this one
-	if m.pb.open {
+	m.note = note{} // a note or an error answers the action before this one
+	if m.pb.Active() {
 		return m.promptKey(msg)
 	}
 	switch {
@@ -26,8 +36,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.quit()
 	case key.Matches(msg, k.Help):
 		return m.toggleHelp()
-	case m.help.ShowAll && key.Matches(msg, k.Back):
+	case m.hv.Open() && key.Matches(msg, k.Back):
 		return m.toggleHelp()
+	case m.hv.Open():
+		return nil // the page covers the view its keys would act on
 	case m.sel.screen == screenSweep:
 		var cmd tea.Cmd
 		m.sw, cmd = m.sw.Update(msg)
@@ -35,14 +47,14 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	switch {
 	case key.Matches(msg, k.Open):
-		m.openPrompt(promptPair, quotePath(m.pair.pathA)+" "+quotePath(m.pair.pathB))
+		m.pb.Open(promptPair, quotePath(m.pair.pathA)+" "+quotePath(m.pair.pathB))
 		return nil
 	case key.Matches(msg, k.Prompt):
 		return m.openTextPrompt()
 	case key.Matches(msg, k.CFG):
 		return m.toggleCFG()
 	case key.Matches(msg, k.TypeT):
-		m.openPrompt(promptT, "")
+		m.pb.Open(promptT, "")
 		return nil
 	case key.Matches(msg, k.FramePrev):
 		return m.setFrame(m.frame - 1)
@@ -61,18 +73,21 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.TimeLast):
 		return m.setT(maxT)
 	case key.Matches(msg, k.LayerUp):
-		return m.setLayer(m.sel.layer - 1)
+		return m.setLayer(nextScorable(m.info.Layers, m.sel.layer, -1))
 	case key.Matches(msg, k.LayerDown):
-		return m.setLayer(m.sel.layer + 1)
-	case key.Matches(msg, m.pv.keys.Up, m.pv.keys.Down, m.pv.keys.Left, m.pv.keys.Right, m.pv.keys.Overlay):
-		m.syncPair()
+		return m.setLayer(nextScorable(m.info.Layers, m.sel.layer, 1))
+	case handles(m.pv, msg):
+		m.sync()
 		var cmd tea.Cmd
 		m.pv, cmd = m.pv.Update(msg)
 		return cmd
 	case key.Matches(msg, k.Metric):
 		m.sel.metric = nextMetric(m.sel.metric)
-		return m.schedule()
-	case key.Matches(msg, m.ll.keys.Scale):
+		return tea.Batch(m.schedule(), m.renderCmd())
+	case key.Matches(msg, k.Rescaled):
+		m.sel.rescaled = !m.sel.rescaled
+		return nil
+	case handles(m.ll, msg):
 		var cmd tea.Cmd
 		m.ll, cmd = m.ll.Update(msg)
 		return cmd
@@ -80,7 +95,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.swap()
 	case key.Matches(msg, k.Sweep):
 		m.sel.screen = screenSweep
-		m.sw.SetData(m.rq.scores, m.sel.metric, m.sel.layer, m.sel.t)
+		m.sync()
 		m.sw.Focus()
 		m.place(false)
 		return tea.Batch(m.schedule(), m.renderCmd())
@@ -100,40 +115,37 @@ func (m *Model) explainDisabled(msg tea.KeyPressMsg) {
 		m.note.text = "this model takes no prompt"
 	case has(k.TimeBack), has(k.TimeFwd), has(k.TimeBackFar), has(k.TimeFwdFar), has(k.TypeT), has(k.TimeFirst), has(k.TimeLast):
 		m.note.text = "this model has no timesteps"
+	case has(k.Rescaled):
+		m.note.text = "no baseline of unrelated pairs for this model and settings: diffsim baseline build DIR makes one"
 	}
 }
 
-// toggleHelp expands the help bar in place, or folds it back: the images stay on screen,
-// the body shrinks by the rows the help takes.
+// toggleHelp opens the help page over the body, or folds it: the images leave the screen
+// while it is open and come back when it folds.
 func (m *Model) toggleHelp() tea.Cmd {
-	m.help.ShowAll = !m.help.ShowAll
-	return m.relayout()
-}
-
-// helpHeight is the rows the help bar takes: one, or the expanded help's tallest column
-// and its note.
-func (m *Model) helpHeight() int {
-	if !m.help.ShowAll {
-		return 1
+	m.hv.Toggle()
+	m.place(false)
+	if m.hv.Open() {
+		return nil
 	}
-	return lipgloss.Height(m.help.FullHelpView(fitColumns(m.activeKeys().FullHelp(), m.lay.W))) + 1
+	return m.renderCmd()
 }
 
-// activeKeys is the key map of what has the keys now: the help bar shows it.
+// activeKeys is the key map of what has the keys now: the help line shows it.
 func (m *Model) activeKeys() help.KeyMap {
 	switch {
-	case m.pb.open:
-		return m.pb.keys
+	case m.pb.Active():
+		return m.pb
 	case m.sel.screen == screenSweep:
-		return m.sw.keys
+		return m.sw
 	}
-	return mainKeys{m.keys, m.ll.keys}
+	return mainKeys{m.keys, m.ll}
 }
 
 // mainKeys is the main view's help: the root's keys and the layer list's.
 type mainKeys struct {
 	root   KeyMap
-	layers layersKeyMap
+	layers help.KeyMap
 }
 
 func (k mainKeys) ShortHelp() []key.Binding { return k.root.ShortHelp() }
@@ -142,21 +154,6 @@ func (k mainKeys) FullHelp() [][]key.Binding {
 	g := k.root.FullHelp()
 	g[2] = append([]key.Binding{g[2][0]}, append(k.layers.ShortHelp(), g[2][1:]...)...)
 	return g
-}
-
-// relayout recomputes the layout for the present size and help height, and redraws.
-func (m *Model) relayout() tea.Cmd {
-	if m.lay.W == 0 {
-		return nil
-	}
-	lay := computeLayout(m.lay.W, m.lay.H, m.pv.cellAspect(), m.helpHeight())
-	if lay == m.lay {
-		return nil
-	}
-	m.lay = lay
-	m.syncComponents()
-	m.place(false)
-	return m.renderCmd()
 }
 
 // closeView goes back to the main view from a sub-view.
@@ -176,9 +173,6 @@ func (m *Model) promptKey(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	var cmd tea.Cmd
 	m.pb, cmd = m.pb.Update(msg)
-	if !m.pb.open {
-		m.relayout()
-	}
 	return cmd
 }
 

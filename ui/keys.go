@@ -17,6 +17,7 @@ type KeyMap struct {
 	LayerUp, LayerDown        key.Binding
 	Up, Down, Left, Right     key.Binding
 	Metric, Swap, Overlay     key.Binding
+	Rescaled                  key.Binding // bars and sweep in rescaled scores; only with a baseline
 	Sweep, Export, Open, Help key.Binding
 	Prompt, CFG               key.Binding // the text prompt of diffusion models
 	TimeFirst, TimeLast       key.Binding
@@ -46,6 +47,7 @@ func DefaultKeyMap() KeyMap {
 		Left:        b([]string{"left", "h"}, "←/h", "token left"),
 		Right:       b([]string{"right", "l"}, "→/l", "token right"),
 		Metric:      b([]string{"m"}, "m", "metric"),
+		Rescaled:    b([]string{"r"}, "r", "rescaled/raw bars"),
 		Swap:        b([]string{"s"}, "s", "swap A/B"),
 		Overlay:     b([]string{"o"}, "o", "overlay"),
 		Sweep:       b([]string{"w"}, "w", "sweep"),
@@ -59,9 +61,9 @@ func DefaultKeyMap() KeyMap {
 		TimeLast:    b([]string{"end"}, "end", "t = 999"),
 		TypeT:       b([]string{"t"}, "t", "type a t"),
 		Back:        b([]string{"esc"}, "esc", "back"),
-		Help:        b([]string{"?"}, "?", "more keys"),
+		Help:        b([]string{"?"}, "?", "help"),
 		Quit:        b([]string{"q"}, "q", "quit"),
-		Interrupt:   b([]string{"ctrl+c"}, "ctrl+c", "quit, even mid-prompt"),
+		Interrupt:   b([]string{"ctrl+c"}, "ctrl+c", "quit, from anywhere"),
 		Accept:      b([]string{"enter"}, "enter", "accept"),
 		Cancel:      b([]string{"esc"}, "esc", "cancel"),
 	}
@@ -81,7 +83,7 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.FramePrev, k.FrameNext, k.TimeBack, k.TimeFwd, k.TimeBackFar, k.TimeFwdFar, k.TimeFirst, k.TimeLast, k.TypeT},
 		{k.LayerUp, k.LayerDown, k.Up, k.Down, k.Left, k.Right},
-		{k.Metric, k.Swap, k.Overlay, k.Sweep, k.Prompt, k.CFG},
+		{k.Metric, k.Rescaled, k.Swap, k.Overlay, k.Sweep, k.Prompt, k.CFG},
 		{k.Export, k.Open, k.Help, k.Back, k.Quit, k.Interrupt},
 	}
 }

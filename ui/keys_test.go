@@ -23,7 +23,7 @@ func TestHelpListsEveryBinding(t *testing.T) {
 			n++
 		}
 	}
-	if n != 27 { // all but the prompt's enter and esc, which its own line shows
+	if n != 28 { // all but the prompt's enter and esc, which its own line shows
 		t.Errorf("full help lists %d bindings, want every key", n)
 	}
 }

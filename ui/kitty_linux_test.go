@@ -114,15 +114,37 @@ func TestKittyPlacement(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(t.Context(), testBackend{fake.New()}, "fake:a", "fake:b", opts) }()
 
-	lay := computeLayout(120, 40, 0.5, 1)
+	lay := computeLayout(120, 40)
+	pv := newPairView(NewStyles(true), pairKeys(DefaultKeyMap()), capsFor(opts), nil, nil)
+	pv.SetOrigin(lay.left.X, lay.left.Y)
+	pv.SetSize(lay.left.W, lay.left.H)
 	waitFor("every pane's image", func() bool { return len(transmissions(snapshot())) >= int(numPanes) })
 	waitFor("the placeholders", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		c := emu.CellAt(lay.panes[paneAttn].X, lay.panes[paneAttn].Y)
+		c := emu.CellAt(pv.panes[paneAttn].X, pv.panes[paneAttn].Y)
 		return c != nil && c.Content != "" && []rune(c.Content)[0] == kitty.Placeholder
 	})
-	time.Sleep(200 * time.Millisecond) // let background work and re-renders settle
+	// Background work and re-renders done: the status line says ready and nothing more is
+	// sent for a while.
+	settled := func(what string) {
+		t.Helper()
+		waitFor(what+": ready", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return bytes.Contains([]byte(emu.String()), []byte("● ready"))
+		})
+		n, quiet := -1, 0
+		waitFor(what+": nothing more sent", func() bool {
+			if m := len(transmissions(snapshot())); m != n {
+				n, quiet = m, 0
+				return false
+			}
+			quiet++
+			return quiet >= 10 // ten polls, 100 ms, without a new image
+		})
+	}
+	settled("first frame")
 	first := transmissions(snapshot())
 	t.Logf("%d images transmitted: %+v", len(first), first)
 	sent := map[uint32]int{}
@@ -130,7 +152,7 @@ func TestKittyPlacement(t *testing.T) {
 		sent[tr.id]++
 	}
 	for p := range numPanes {
-		id, r := kittyID(p), lay.panes[p]
+		id, r := kittyID(p), pv.panes[p]
 		// Once, or twice when a render without the scores landed before the first score
 		// (on a loaded machine the two race): never more for one state of the view.
 		if sent[id] < 1 || sent[id] > 2 {
@@ -169,7 +191,7 @@ func TestKittyPlacement(t *testing.T) {
 		defer mu.Unlock()
 		return bytes.Contains([]byte(emu.String()), []byte("feature cos"))
 	})
-	time.Sleep(200 * time.Millisecond)
+	settled("the metric change")
 	if n := len(transmissions(snapshot())); n != len(first) {
 		t.Errorf("a text-only change sent %d images again", n-len(first))
 	}

@@ -21,8 +21,9 @@ const (
 	numPanes
 )
 
-// Smallest terminal the explorer draws in.
-const minWidth, minHeight = 80, 24
+// Smallest terminal the explorer draws in: 80×23 is an 80×24 tmux window under its status
+// line.
+const minWidth, minHeight = 80, 23
 
 // layout is where everything goes for one terminal size. It is computed on resize and
 // used by View and by mouse hit-testing, so the two always agree.
@@ -30,55 +31,53 @@ type layout struct {
 	W, H     int
 	tooSmall bool
 
+	title    rect
 	body     rect // between the title and the timeline
 	left     rect // images and maps
-	panes    [numPanes]rect
-	captions [2]int // rows of the photo and map captions
 	score    rect
 	layers   rect
 	timeline rect
-	status   int // row
-	helpRow  int // first row of the help bar
-	helpH    int
+	status   rect // the status line; a long message takes the timeline's rows too
+	help     rect // the key help line
 }
 
-// scorePanelHeight is the score panel with its border.
-const scorePanelHeight = 11
+// Timeline rows, and the score panel's share of the right column.
+const (
+	timelineH     = 3
+	scorePanelMin = 8  // with its border
+	scorePanelMax = 14 // a tall terminal gives the rest to the layer list
+)
 
-// computeLayout lays out a w×h terminal. cellAspect is a cell's width over its height
-// (0.5 for half-blocks, whose two pixels per cell are square).
-// helpH is the rows of the help bar (1, more when expanded).
-func computeLayout(w, h int, cellAspect float64, helpH int) layout {
+// computeLayout lays out a w×h terminal: the title line; the body (the pair view on the
+// left; the score panel over the layer list on the right); the timeline; the status line;
+// one line of key help. The expanded help and the sweep draw over the body.
+func computeLayout(w, h int) layout {
 	l := layout{W: w, H: h}
 	if w < minWidth || h < minHeight {
 		l.tooSmall = true
 		return l
 	}
-	if cellAspect <= 0 {
-		cellAspect = 0.5
-	}
-	helpH = min(max(helpH, 1), h-minHeight/2) // the expanded help never takes the body
-	l.helpRow = h - helpH
-	l.helpH = helpH
-	l.status = l.helpRow - 1
-	l.timeline = rect{0, l.status - 3, w, 3}
+	l.title = rect{0, 0, w, 1}
+	l.help = rect{0, h - 1, w, 1}
+	l.status = rect{0, h - 2, w, 1}
+	l.timeline = rect{0, l.status.Y - timelineH, w, timelineH}
 	l.body = rect{0, 1, w, l.timeline.Y - 1}
 
 	rightW := min(max(w*32/100, 32), 56)
 	leftW := w - rightW - 1
 	l.left = rect{0, l.body.Y, leftW, l.body.H}
-	sh := min(scorePanelHeight, max(l.body.H/2, 7))
+	sh := min(max(l.body.H*45/100, scorePanelMin), scorePanelMax)
 	l.score = rect{leftW + 1, l.body.Y, rightW, sh}
 	l.layers = rect{leftW + 1, l.body.Y + sh, rightW, l.body.H - sh}
-
-	l.captions, l.panes = pairPanes(l.left, cellAspect)
 	return l
 }
 
 // pairPanes lays out the pair view in r: the two photos side by side under a caption row,
-// the three maps under theirs, sharing the height in proportion when both do not fit.
-// captions are the rows of the two caption lines.
-func pairPanes(r rect, cellAspect float64) (captions [2]int, panes [numPanes]rect) {
+// the three maps under theirs with a row of colour bars below, sharing the height in
+// proportion when both do not fit. cellAspect is a cell's width over its height (0.5 for
+// half-blocks, whose two pixels per cell are square). captions are the rows of the photos'
+// and the maps' captions; legend is the colour bars' row.
+func pairPanes(r rect, cellAspect float64) (captions [2]int, legend int, panes [numPanes]rect) {
 	if cellAspect <= 0 {
 		cellAspect = 0.5
 	}
@@ -86,7 +85,7 @@ func pairPanes(r rect, cellAspect float64) (captions [2]int, panes [numPanes]rec
 	mw := (r.W - 2) / 3
 	ph0 := max(int(float64(pw)*cellAspect+0.5), 1)
 	mh0 := max(int(float64(mw)*cellAspect+0.5), 1)
-	avail := r.H - 2 // two caption rows
+	avail := r.H - 3 // two caption rows and the legend row
 	ph, mh := ph0, mh0
 	if ph0+mh0 > avail {
 		ph = avail * ph0 / (ph0 + mh0)
@@ -100,5 +99,6 @@ func pairPanes(r rect, cellAspect float64) (captions [2]int, panes [numPanes]rec
 	for i, p := range []pane{paneMapA, paneMapB, paneAttn} {
 		panes[p] = rect{r.X + i*(mw+1), y + 2 + ph, mw, mh}
 	}
-	return captions, panes
+	legend = y + 2 + ph + mh
+	return captions, legend, panes
 }

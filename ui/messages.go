@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/diffsim/diffsim/api"
@@ -46,9 +47,15 @@ type picturesMsg struct {
 // progressMsg relays the backend's progress reports.
 type progressMsg api.Progress
 
-// exportMsg says an export finished.
+// exportMsg says an export finished: the files written into dir.
 type exportMsg struct {
-	paths []string
+	dir   string
+	files []string
+}
+
+// String is what the status line says: the folder whole (wrapped if long), then the files.
+func (e exportMsg) String() string {
+	return "exported to " + strings.TrimSuffix(e.dir, "/") + "/: " + strings.Join(e.files, " and ")
 }
 
 // errMsg is the one error message. Its err is one of the typed errors below, which say

@@ -2,15 +2,14 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
@@ -23,13 +22,11 @@ const (
 	screenSweep
 )
 
-// scoreKey names the layer scores of one timestep under one metric.
-type scoreKey struct {
-	t      int
-	metric api.Metric
-}
-
-// Model is the explorer's root model. Create it with New; Run drives it.
+// Model is the explorer's root model. Create it with New; Run drives it. It owns the
+// state every request depends on (the pair, the selection, the conditioning), hands the
+// components what they draw (sync), and routes keys and mouse events to them; the
+// components keep their own state (cursors, scales, scrolling, the overlay) behind
+// methods.
 type Model struct {
 	ctx     context.Context
 	backend Backend
@@ -40,51 +37,56 @@ type Model struct {
 	keys         KeyMap
 	styles       Styles
 	opts         Options
+	// baseline is the model's baseline of unrelated pairs (Info().Baseline): the score
+	// panel adds the rescaled score and percentile, r turns the bars and the sweep to
+	// rescaled scores; nil: none.
+	baseline *calibration.Baseline
 
-	lay layout // where everything goes; its W and H are the terminal's size
-
+	lay  layout    // where everything goes; its W and H are the terminal's size
 	pair pairState // the images compared, and their load
+	sel  selection // what the view shows: the requests and the components follow it
+	rq   requests  // what has been asked of the backend, and what it answered
 
-	sel selection // what the view shows: the requests and the components follow it
-
-	rq requests // what has been asked of the backend, and what it answered
-
-	sw sweepModel // the sweep view; its cursor survives closing it
-	ll layerList  // the layer list; its scale survives everything
-
-	pv pairView // the photos and maps, the token cursor and the overlay
+	title   titleBar
+	pv      pairView // the photos and maps, the token cursor and the overlay
+	sp      scorePanel
+	ll      layerList
+	sw      sweepModel // the sweep view; its cursor survives closing it
+	tl      timeline
+	cp      clipPanel // the clip strip, in the timeline's place (clips only)
+	sb      statusBar
+	hv      helpView
+	pb      promptBar // the one-line prompt at the bottom
+	spinner spinner.Model
 
 	clip  *Clip // nil unless exploring a clip
 	frame int   // the clip's frame shown as image B
 
-	pb promptBar // the one-line prompt at the bottom
-
-	cs      condState // the text conditioning: in use, and the switch in flight
-	help    help.Model
-	spinner spinner.Model
-	note    note // the status line's last error or note
-	now     func() time.Time
+	cs   condState // the text conditioning: in use, and the switch in flight
+	note note      // the status line's last error or note
+	now  func() time.Time
 }
 
 // selection is what the view shows of the pair: the layer, the timestep and the metric
-// the backend is asked for, and the screen.
+// the backend is asked for, the screen, and whether bars show rescaled scores.
 type selection struct {
 	layer, t int
 	metric   api.Metric
 	screen   screen
+	rescaled bool
 }
 
-// note is what the status line says besides the work in flight.
+// note is what the status line says besides the work in flight; the next action clears
+// it.
 type note struct {
 	err  error  // last error
-	text string // last export or other note; a key press clears it
+	text string // last export or other note
 }
 
 // pairState is the pair of images compared, and its load.
 type pairState struct {
 	pathA, pathB string
 	a, b         *api.Image
-	gen          int // bumped whenever the pair changes, to drop answers about the old one
 	loading      bool
 	loadErr      error
 }
@@ -93,15 +95,24 @@ type pairState struct {
 // the images.
 func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Model {
 	info := b.Info()
-	m := &Model{
-		ctx: ctx, backend: b, info: info, keys: DefaultKeyMap(), opts: opts,
-		pair: pairState{pathA: pathA, pathB: pathB, loading: true},
-		sel:  selection{layer: info.DefaultLayer, t: info.DefaultT, metric: api.AAS},
-		rq:   newRequests(),
-		help: help.New(),
-		pb:   newPromptBar(DefaultKeyMap()),
-		now:  time.Now,
+	dark := true
+	if opts.Dark != nil {
+		dark = *opts.Dark
 	}
+	st := NewStyles(dark)
+	m := &Model{
+		ctx: ctx, backend: b, info: info, keys: DefaultKeyMap(), opts: opts, styles: st,
+		baseline: info.Baseline,
+		pair:     pairState{pathA: pathA, pathB: pathB, loading: true},
+		sel:      selection{layer: info.DefaultLayer, t: info.DefaultT, metric: api.AAS},
+		title:    newTitleBar(st),
+		sp:       newScorePanel(st),
+		sb:       newStatusBar(st),
+		hv:       newHelpView(st, dark),
+		pb:       newPromptBar(DefaultKeyMap(), st),
+		now:      time.Now,
+	}
+	m.rq = newRequests(ctx, b, func() time.Time { return m.now() }) // tests set m.now after New
 	if info.Caps.Served {
 		m.served = "served"
 	}
@@ -114,15 +125,8 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	if opts.Metric != "" {
 		m.sel.metric = opts.Metric
 	}
-	m.pv = newPairView(m.styles, pairKeys(m.keys), capsFor(opts))
-	m.pv.onFirst = opts.OnFirstImages
 	m.onFirstScore = opts.OnFirstScore
-	dark := true
-	if opts.Dark != nil {
-		dark = *opts.Dark
-	}
-	m.setStyles(dark)
-	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(m.styles.Spinner))
+	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Spinner))
 	if info.Caps.Prompt {
 		m.cs.cur = b.Conditioning()
 	}
@@ -133,16 +137,12 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	if !info.Timesteps {
 		ts = []int{m.sel.t}
 	}
-	m.sw = newSweep(m.styles, info.Layers, ts)
-	m.ll = newLayerList(m.styles, info.Layers)
+	m.sw = newSweep(st, info.Layers, ts)
+	m.ll = newLayerList(st, info.Layers)
+	m.tl = newTimeline(st, info.Timesteps)
 	m.offerKeys()
-	m.pv.keys = pairKeys(m.keys) // a clip rebinds ← and →
-	if opts.OverlayOn != nil {
-		m.pv.overlay = overlayNone
-		if *opts.OverlayOn {
-			m.pv.overlay = overlayCos
-		}
-	}
+	// After offerKeys: a clip rebinds ← and →, which the pair view's keys follow.
+	m.pv = newPairView(st, pairKeys(m.keys), capsFor(opts), opts.OverlayOn, opts.OnFirstImages)
 	return m
 }
 
@@ -156,14 +156,24 @@ func (m *Model) offerKeys() {
 			b.SetEnabled(false)
 		}
 	}
+	k.Rescaled.SetEnabled(m.baseline != nil)
 }
 
+// setStyles restyles every component for a dark or light background.
 func (m *Model) setStyles(dark bool) {
-	m.styles = NewStyles(dark)
-	m.sw.st, m.ll.st = m.styles, m.styles
-	m.pv.SetStyles(m.styles)
-	m.help.Styles = help.DefaultStyles(dark)
-	m.pb.SetStyles(m.styles)
+	st := NewStyles(dark)
+	m.styles = st
+	m.title.SetStyles(st)
+	m.pv.SetStyles(st)
+	m.sp.SetStyles(st)
+	m.ll.SetStyles(st)
+	m.sw.SetStyles(st)
+	m.tl.SetStyles(st)
+	m.cp.SetStyles(st)
+	m.sb.SetStyles(st)
+	m.hv.SetStyles(st, dark)
+	m.pb.SetStyles(st)
+	m.spinner.Style = st.Spinner
 }
 
 // capsFor decides how to draw from the detected capabilities and the --graphics choice.
@@ -199,183 +209,151 @@ func (m *Model) Init() tea.Cmd {
 // Update handles one message. It never waits for the network: every request leaves as a
 // command and comes back as a message.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	m.sync()
+	return m, cmd
+}
+
+func (m *Model) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		resized := m.lay.W != 0 && (m.lay.W != msg.Width || m.lay.H != msg.Height)
-		// The size first: the help's height, which the layout takes, depends on the width.
-		m.lay.W, m.lay.H = msg.Width, msg.Height
-		m.help.SetWidth(m.lay.W)
-		m.pb.SetSize(m.lay.W, 1)
-		m.lay = computeLayout(m.lay.W, m.lay.H, m.pv.cellAspect(), m.helpHeight())
-		m.syncComponents()
+		m.lay = computeLayout(msg.Width, msg.Height)
+		m.resize()
 		if resized {
 			// The terminal reflows or crops what it shows on a resize, images included, so
 			// the renderer's idea of the screen is stale: repaint all of it (the placement
 			// writer sees the clear and redraws every image at its new cells).
-			return m, tea.Batch(tea.ClearScreen, m.renderCmd())
+			return tea.Batch(tea.ClearScreen, m.renderCmd())
 		}
-		return m, m.renderCmd()
+		return m.renderCmd()
 
 	case tea.BackgroundColorMsg:
 		m.setStyles(msg.IsDark())
-		m.spinner.Style = m.styles.Spinner
-		return m, m.renderCmd()
+		return m.renderCmd()
 
 	case tea.KeyPressMsg:
-		return m, m.handleKey(msg)
+		return m.handleKey(msg)
 
 	case layerSelectMsg:
-		return m, m.setLayer(msg.layer)
+		return m.setLayer(msg.layer)
 
 	case timeSelectMsg:
-		return m, m.setT(msg.t)
+		return m.setT(msg.t)
 
 	case frameSelectMsg:
-		return m, m.setFrame(msg.frame)
+		return m.setFrame(msg.frame)
 
 	case sweepJumpMsg:
 		m.sel.layer = min(max(msg.layer, 0), len(m.info.Layers)-1)
 		if m.info.Timesteps {
 			m.sel.t = min(max(msg.t, 0), maxT)
 		}
-		return m, m.closeView()
+		return m.closeView()
 
 	case closeViewMsg:
-		return m, m.closeView()
+		return m.closeView()
 
 	case tea.MouseClickMsg:
-		return m, m.handleClick(tea.Mouse(msg))
+		return m.handleClick(tea.Mouse(msg))
 
 	case tea.MouseMotionMsg:
-		return m, m.handleDrag(tea.Mouse(msg))
+		return m.handleDrag(tea.Mouse(msg))
 
 	case tea.MouseWheelMsg:
-		return m, m.handleWheel(tea.Mouse(msg))
+		return m.handleWheel(tea.Mouse(msg))
 
 	case tea.PasteMsg:
 		var cmd tea.Cmd
 		m.pb, cmd = m.pb.Update(msg)
-		return m, cmd
+		return cmd
 
 	case promptDoneMsg:
-		return m, m.promptDone(msg)
+		return m.promptDone(msg)
 
 	case pairMsg:
-		if msg.gen != m.pair.gen {
-			return m, nil
+		if msg.gen != m.rq.gen {
+			return nil
 		}
 		m.pair.a, m.pair.b, m.pair.loading, m.pair.loadErr, m.note.err = msg.a, msg.b, false, nil, nil
 		m.pair.pathA, m.pair.pathB = msg.a.Path, msg.b.Path
-		m.rq.res = nil
 		m.rq.forget()
-		m.pv.render.forget()
-		return m, tea.Batch(m.schedule(), m.renderCmd())
+		m.pv.Forget()
+		return tea.Batch(m.schedule(), m.renderCmd())
 
 	case scoreMsg:
-		if msg.gen != m.pair.gen || !m.rq.fg.busy || !sameRequest(msg.res.Req, m.rq.fg.req) {
-			return m, nil
+		if !m.rq.takeScore(msg) {
+			return nil
 		}
-		m.rq.fg.stop()
-		res := msg.res
-		m.rq.res = &res
-		m.rq.seen[res.Req.T] = true
-		m.note.err = nil
 		if f := m.onFirstScore; f != nil {
 			m.onFirstScore = nil
 			f()
 		}
-		return m, tea.Batch(m.schedule(), m.renderCmd())
+		return tea.Batch(m.schedule(), m.renderCmd())
 
 	case layerScoresMsg:
-		if msg.gen != m.pair.gen {
-			return m, nil
-		}
-		m.rq.scores[scoreKey{msg.t, msg.metric}] = msg.scores
-		m.rq.seen[msg.t] = true
-		if msg.id == m.rq.bg.id {
-			m.rq.bg.stop()
-		}
-		return m, m.schedule()
+		m.rq.takeLayerScores(msg)
+		return m.schedule()
 
 	case prefetchMsg:
-		if msg.gen == m.pair.gen {
-			m.rq.seen[msg.t] = true
-			if msg.id == m.rq.bg.id {
-				m.rq.bg.stop()
-			}
-		}
-		return m, m.schedule()
+		m.rq.takePrefetch(msg)
+		return m.schedule()
 
 	case conditioningMsg:
-		return m, m.conditioned(msg)
+		return m.conditioned(msg)
 
 	case statsTickMsg:
-		return m, tea.Batch(m.statsCmd(), statsTick())
+		return tea.Batch(m.statsCmd(), statsTick())
 
 	case statsMsg:
-		m.rq.stats = msg
-		return m, nil
+		m.rq.takeStats(msg)
+		return nil
 
 	case picturesMsg:
-		m.syncPair()
+		m.sync()
 		m.pv, _ = m.pv.Update(msg)
-		return m, nil
+		return nil
 
 	case tokenMsg:
-		return m, tea.Batch(m.schedule(), m.renderCmd())
+		return tea.Batch(m.schedule(), m.renderCmd())
 
 	case progressMsg:
-		m.rq.progress = api.Progress(msg)
-		return m, m.listenProgress()
+		m.rq.takeProgress(api.Progress(msg))
+		return m.listenProgress()
 
 	case exportMsg:
-		m.note.text = "exported " + joinPaths(msg.paths)
-		return m, nil
+		m.note.text = msg.String()
+		return nil
 
 	case errMsg:
-		return m, m.handleError(msg)
+		return m.handleError(msg)
 
 	case spinner.TickMsg:
 		var cmd tea.Cmd
 		m.spinner, cmd = m.spinner.Update(msg)
-		return m, cmd
+		return cmd
 	}
 	var cmd tea.Cmd
 	m.pb, cmd = m.pb.Update(msg)
-	return m, cmd
+	return cmd
 }
 
 func (m *Model) handleError(msg errMsg) tea.Cmd {
-	switch e := msg.err.(type) {
-	case loadError:
-		if e.gen != m.pair.gen {
+	if e, ok := msg.err.(loadError); ok {
+		if e.gen != m.rq.gen {
 			return nil
 		}
 		m.pair.loading = false
 		m.pair.loadErr = e.err
 		m.note.err = e.err
 		return nil
-	case scoreError:
-		if e.gen != m.pair.gen || !m.rq.fg.busy || !sameRequest(e.req, m.rq.fg.req) {
-			return nil
-		}
-		m.rq.fg.stop()
-	case backgroundError:
-		if e.gen != m.pair.gen || e.id != m.rq.bg.id {
-			return nil
-		}
-		m.rq.bg.stop()
-		if errors.Is(e, context.Canceled) {
-			return m.schedule()
-		}
-		// A background failure is shown but not retried: the next change of view
-		// schedules it again.
-		m.note.err = e
-		return nil
 	}
-	if errors.Is(msg, context.Canceled) {
-		return nil
+	show, retry := m.rq.takeError(msg.err)
+	if show != nil {
+		m.note.err = show
 	}
-	m.note.err = msg.err
+	if retry {
+		return m.schedule()
+	}
 	return nil
 }

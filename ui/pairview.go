@@ -1,21 +1,26 @@
 package ui
 
-// The pair view: the two photos and the three maps with their captions, the token cursor
-// and the overlay. Its pictures are composed off the UI goroutine (render.go) and either
-// drawn here as half-block or kitty placeholder text, or placed over blank cells by the
-// Writer (placement.go). It is a component like the layer list: the root hands it its size
-// and what it shows (the pair, the layer, the latest result), routes its keys and clicks
+// The pair view: the two photos and the three maps with their captions and colour bars,
+// the token cursor and the overlay. Its pictures are composed off the UI goroutine
+// (render.go) and either drawn here as half-block or kitty placeholder text, or placed over
+// blank cells by the Writer (placement.go). The root hands it its size and what it shows
+// (the pair, the layer and t, the result when one answers them), routes its keys and clicks
 // to it, and answers its tokenMsg by asking the backend for the new token's maps, since
 // every request depends on the whole view.
+//
+// Pictures carry what they show (pictureKey). A pane whose picture shows another layer, t or
+// token than the view is blank with "computing…" until its own arrives, so the pictures never
+// disagree with the score panel beside them.
 
 import (
 	"fmt"
-	"math"
 	"path/filepath"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/ui/termgfx"
@@ -56,9 +61,22 @@ func (k pairKeyMap) FullHelp() [][]key.Binding {
 type pairData struct {
 	a, b         *api.Image
 	pathA, pathB string
-	res          *api.Result // nil unless it answers the current layer: maps of another grid would mislead
-	layer        api.Layer   // the current layer; its grid is the token grid
-	show         bool        // the main screen with its images is on screen
+	layer        api.Layer // the current layer; its grid is the token grid
+	t            int
+	// res answers the current layer and t (its token may be another one); nil while they
+	// are computing: maps of another layer or t would disagree with the panel.
+	res  *api.Result
+	show bool // the main screen with its images is on screen
+}
+
+// pictureKey is what a set of pictures shows.
+type pictureKey struct {
+	a, b     string // image hashes
+	layer, t int
+	token    int
+	maps     bool // the cosine maps answer layer and t
+	attn     bool // the attention row answers token too
+	overlay  overlayMode
 }
 
 // tokenMsg says the token cursor was set; the root asks the backend for the token's maps.
@@ -75,6 +93,8 @@ type pairView struct {
 
 	x, y, w, h int // cells on screen
 	panes      [numPanes]rect
+	captions   [2]int
+	legend     int
 
 	d pairData
 
@@ -87,29 +107,39 @@ type pairView struct {
 	shown  int      // seq of the pictures shown
 }
 
-// newPairView returns the pair view drawing with caps. Half-blocks start without the
-// overlay: two pixels per cell cannot show a photo and a map at once, the tint wins and
-// the photo becomes a blob; the maps stay in their own panes and o turns the overlay on.
-func newPairView(st Styles, keys pairKeyMap, caps termgfx.Caps) pairView {
-	p := pairView{st: st, keys: keys, caps: caps, cx: 0.5, cy: 0.5, overlay: overlayCos, render: newRenderer()}
-	if p.textImages() {
+// newPairView returns the pair view drawing with caps. overlayOn chooses the overlay at
+// start; nil: on, except with half-blocks, whose two pixels per cell cannot show a photo
+// and a map at once (the tint wins and the photo becomes a blob): there the maps stay in
+// their own panes and o turns the overlay on. onFirst, when set, is called once, when both
+// photos are first on screen.
+func newPairView(st Styles, keys pairKeyMap, caps termgfx.Caps, overlayOn *bool, onFirst func()) pairView {
+	p := pairView{st: st, keys: keys, caps: caps, cx: 0.5, cy: 0.5, overlay: overlayCos, render: newRenderer(), onFirst: onFirst}
+	switch {
+	case overlayOn != nil && *overlayOn:
+	case overlayOn != nil, p.textImages():
 		p.overlay = overlayNone
 	}
 	return p
 }
+
+// SetPlacer gives the view the writer that draws sixel and kitty images at their cells.
+func (p *pairView) SetPlacer(pl imagePlacer) { p.placer = pl }
+
+// SetKeys rebinds the view's keys (a clip takes ← and → for its frames).
+func (p *pairView) SetKeys(k pairKeyMap) { p.keys = k }
 
 // SetSize lays the panes out in w×h cells.
 func (p *pairView) SetSize(w, h int) {
 	p.w, p.h = w, h
 	p.panes = [numPanes]rect{}
 	if w > 0 && h > 0 {
-		_, p.panes = pairPanes(rect{p.x, p.y, w, h}, p.cellAspect())
+		p.captions, p.legend, p.panes = pairPanes(rect{p.x, p.y, w, h}, p.CellAspect())
 	}
 }
 
-// setOrigin puts the view's top left corner at cell (x, y) of the screen: sixel and kitty
+// SetOrigin puts the view's top left corner at cell (x, y) of the screen: sixel and kitty
 // images are placed at screen cells.
-func (p *pairView) setOrigin(x, y int) {
+func (p *pairView) SetOrigin(x, y int) {
 	p.x, p.y = x, y
 	p.SetSize(p.w, p.h)
 }
@@ -118,6 +148,15 @@ func (p *pairView) setOrigin(x, y int) {
 func (p *pairView) SetData(d pairData) { p.d = d }
 
 func (p *pairView) SetStyles(st Styles) { p.st = st }
+
+// Forget drops the photos scaled for the old pair (a new pair was loaded).
+func (p *pairView) Forget() { p.render.forget() }
+
+// Overlay is what is blended over the photos.
+func (p *pairView) Overlay() overlayMode { return p.overlay }
+
+// Protocol is how the view draws images.
+func (p *pairView) Protocol() termgfx.Protocol { return p.caps.Protocol }
 
 // Update moves the token cursor, cycles the overlay and takes new pictures. Clicks come
 // in the view's own coordinates.
@@ -139,7 +178,7 @@ func (p pairView) Update(msg tea.Msg) (pairView, tea.Cmd) {
 			cmd = p.moveToken(1, 0)
 		case key.Matches(msg, k.Overlay):
 			p.overlay = (p.overlay + 1) % overlayModes
-			cmd = p.renderCmd()
+			cmd = p.RenderCmd()
 		}
 		return p, cmd
 	case tea.MouseClickMsg:
@@ -154,7 +193,7 @@ func (p pairView) Update(msg tea.Msg) (pairView, tea.Cmd) {
 		if msg.seq > p.shown {
 			p.shown = msg.seq
 			p.pics = msg.pics
-			p.place(true)
+			p.Place(true)
 			if !p.first && p.onFirst != nil && hasPhoto(p.pics.panes[paneA]) && hasPhoto(p.pics.panes[paneB]) {
 				p.first = true
 				p.onFirst()
@@ -173,8 +212,8 @@ func (p pairView) FullHelp() [][]key.Binding { return p.keys.FullHelp() }
 // grid returns the current layer's token grid (0×0 when it has none).
 func (p *pairView) grid() (w, h int) { return p.d.layer.GridW, p.d.layer.GridH }
 
-// tokenIn returns the cursor's token in a w×h grid, and its index (-1 without a grid).
-func (p *pairView) tokenIn(w, h int) (tx, ty, idx int) {
+// Token returns the cursor's token in a w×h grid, and its index (-1 without a grid).
+func (p *pairView) Token(w, h int) (tx, ty, idx int) {
 	if w <= 0 || h <= 0 {
 		return 0, 0, -1
 	}
@@ -183,7 +222,7 @@ func (p *pairView) tokenIn(w, h int) (tx, ty, idx int) {
 	return tx, ty, ty*w + tx
 }
 
-func (p *pairView) token() (tx, ty, idx int) { return p.tokenIn(p.grid()) }
+func (p *pairView) token() (tx, ty, idx int) { return p.Token(p.grid()) }
 
 // setToken puts the cursor on token (tx, ty) of the current grid.
 func (p *pairView) setToken(tx, ty int) tea.Cmd {
@@ -204,9 +243,57 @@ func (p *pairView) moveToken(dx, dy int) tea.Cmd {
 	return p.setToken(tx+dx, ty+dy)
 }
 
-// lines draws the photos and the maps with their captions, one string per row of
-// exactly the column's width. The half-block rows are known to be their pane's width, so
-// nothing here measures them: measuring ANSI text is what makes a View slow.
+// want is what the pictures should show now.
+func (p *pairView) want() pictureKey {
+	k := pictureKey{layer: p.d.layer.Index, t: p.d.t, overlay: p.overlay}
+	if p.d.a != nil && p.d.b != nil {
+		k.a, k.b = p.d.a.Hash, p.d.b.Hash
+	}
+	_, _, k.token = p.token()
+	if r := p.d.res; r != nil && r.Meaningless == "" {
+		k.maps = true
+		k.attn = r.Req.Token == k.token
+	}
+	return k
+}
+
+// paneCurrent reports whether the picture of pane pn shows what the view shows, and if
+// not, what the pane says instead.
+func (p *pairView) paneCurrent(pn pane) (ok bool, why string) {
+	want, got := p.want(), p.pics.key
+	if want.a != got.a || want.b != got.b {
+		return false, ""
+	}
+	if pn == paneA || pn == paneB {
+		// A photo is the photo: a tint of another layer lasts only until the new pictures
+		// are drawn (milliseconds; the root asks for them with every change of view).
+		return true, ""
+	}
+	if r := p.d.res; r != nil && r.Meaningless != "" {
+		return false, "n/a: no image information"
+	}
+	if !want.maps {
+		return false, "computing…"
+	}
+	if !got.maps || got.layer != want.layer || got.t != want.t ||
+		pn == paneAttn && (!want.attn || !got.attn || got.token != want.token) {
+		return false, "computing…"
+	}
+	return true, ""
+}
+
+// tintCurrent reports whether the photos' tint is the overlay of the view's layer, t and
+// token.
+func (p *pairView) tintCurrent() bool {
+	want, got := p.want(), p.pics.key
+	return got.a == want.a && got.b == want.b && got.overlay == want.overlay && got.maps && want.maps &&
+		got.layer == want.layer && got.t == want.t &&
+		(want.overlay != overlayAttn || got.attn && want.attn && got.token == want.token)
+}
+
+// lines draws the photos and the maps with their captions and colour bars, one string per
+// row of exactly the view's width. The half-block rows are known to be their pane's width,
+// so nothing here measures them: measuring ANSI text is what makes a View slow.
 func (p *pairView) lines() []string {
 	st := p.st
 	w := p.w
@@ -214,8 +301,7 @@ func (p *pairView) lines() []string {
 	tx, ty, _ := p.token()
 	rows := make([]string, 0, p.h)
 	pad := func(used int) string { return strings.Repeat(" ", max(w-used, 0)) }
-	rows = append(rows, block(st.Caption.Render("A "+filepath.Base(p.d.pathA)+rangeNote(p.pics.panes[paneA])), pa.W, 1)+" "+
-		block(st.Caption.Render("B "+filepath.Base(p.d.pathB)+rangeNote(p.pics.panes[paneB])), pb.W, 1)+pad(pa.W+pb.W+1))
+	rows = append(rows, p.photoCaption(paneA)+" "+p.photoCaption(paneB)+pad(pa.W+pb.W+1))
 	for i := range pa.H {
 		rows = append(rows, p.paneLine(paneA, i)+" "+p.paneLine(paneB, i)+pad(pa.W+pb.W+1))
 	}
@@ -232,36 +318,67 @@ func (p *pairView) lines() []string {
 			capRow.WriteByte(' ')
 			used++
 		}
-		capRow.WriteString(block(st.Caption.Render(titles[i]), p.panes[pn].W, 1))
+		capRow.WriteString(block(st.Caption.Render(fitWords(titles[i], p.panes[pn].W)), p.panes[pn].W, 1))
 		used += p.panes[pn].W
 	}
 	rows = append(rows, capRow.String()+pad(used))
 	for i := range p.panes[paneMapA].H {
 		rows = append(rows, p.paneLine(paneMapA, i)+" "+p.paneLine(paneMapB, i)+" "+p.paneLine(paneAttn, i)+pad(used))
 	}
+	rows = append(rows, p.legendRow()+pad(used))
 	for len(rows) < p.h {
 		rows = append(rows, pad(0))
 	}
 	return rows[:p.h]
 }
 
-func rangeNote(p picture) string {
-	if !p.ok {
-		return ""
+// photoCaption is the caption over photo pn: its file name and, when a map tints it, the
+// map's name and range ("A cat.png · cos 0.31–0.92"); the range goes first when narrow.
+func (p *pairView) photoCaption(pn pane) string {
+	st := p.st
+	r := p.panes[pn]
+	letter, path := "A ", p.d.pathA
+	if pn == paneB {
+		letter, path = "B ", p.d.pathB
 	}
-	return " " + fmtRange(float64(p.lo), float64(p.hi))
+	name := filepath.Base(path)
+	note := ""
+	if pic := p.pics.panes[pn]; pic.ok && p.overlay != overlayNone {
+		if p.tintCurrent() {
+			what := "cos"
+			if p.overlay == overlayAttn {
+				what = "attn"
+			}
+			note = " · " + what + " " + fmtRange(float64(pic.lo), float64(pic.hi))
+		}
+	}
+	if ansi.StringWidth(letter+name+note) > r.W {
+		note = ""
+	}
+	if ansi.StringWidth(letter+name) > r.W {
+		name = ellipsize(name, r.W-len(letter))
+	}
+	return block(st.Caption.Render(letter+name)+st.Label.Render(note), r.W, 1)
 }
 
-// fmtRange prints lo–hi with enough decimals to tell them apart.
-func fmtRange(lo, hi float64) string {
-	d := 2
-	if span := hi - lo; span > 0 {
-		d = min(max(int(math.Ceil(-math.Log10(span)))+1, 2), 5)
+// legendRow is the colour bars under the maps: the cosine maps' shared scale under the
+// two of them, the attention's under it.
+func (p *pairView) legendRow() string {
+	ma, mb, at := p.panes[paneMapA], p.panes[paneMapB], p.panes[paneAttn]
+	cosW := ma.W + 1 + mb.W
+	cos, attn := strings.Repeat(" ", cosW), strings.Repeat(" ", at.W)
+	if ok, _ := p.paneCurrent(paneMapA); ok && p.pics.panes[paneMapA].ok {
+		pic := p.pics.panes[paneMapA]
+		cos = colourBar(p.st, "cos A, B", float64(pic.lo), float64(pic.hi), cosW)
 	}
-	return fmt.Sprintf("%.*f–%.*f", d, lo, d, hi)
+	if ok, _ := p.paneCurrent(paneAttn); ok && p.pics.panes[paneAttn].ok {
+		pic := p.pics.panes[paneAttn]
+		attn = colourBar(p.st, "attn", float64(pic.lo), float64(pic.hi), at.W)
+	}
+	return cos + " " + attn
 }
 
-// paneLine returns row i of pane p, exactly its width.
+// paneLine returns row i of pane pn, exactly its width.
 func (p *pairView) paneLine(pn pane, i int) string {
 	r := p.panes[pn]
 	pic := p.pics.panes[pn]
@@ -271,17 +388,45 @@ func (p *pairView) paneLine(pn pane, i int) string {
 		if (pn == paneA || pn == paneB) && i == 1 {
 			return block(p.st.Dim.Render(" images off (--graphics none)"), r.W, 1)
 		}
-	case (p.textImages() || p.caps.Protocol == termgfx.Kitty) && pic.rect == r && i < len(pic.lines):
-		return pic.lines[i]
+	default:
+		ok, why := p.paneCurrent(pn)
+		switch {
+		case !ok && why != "":
+			if i == (r.H-1)/2 {
+				return lipgloss.PlaceHorizontal(r.W, lipgloss.Center, p.st.Dim.Render(firstFit(r.W, why, strings.TrimSuffix(why, "rmation"), "n/a", "…")))
+			}
+		case !ok:
+		case (p.textImages() || p.caps.Protocol == termgfx.Kitty) && pic.rect == r && i < len(pic.lines):
+			return pic.lines[i]
+		}
 	}
 	return strings.Repeat(" ", r.W)
+}
+
+// fitWords keeps the words of s that fit in w columns, whole.
+func fitWords(s string, w int) string {
+	if ansi.StringWidth(s) <= w {
+		return s
+	}
+	out := ""
+	for _, f := range strings.Fields(s) {
+		next := f
+		if out != "" {
+			next = out + " " + f
+		}
+		if ansi.StringWidth(next) > w {
+			break
+		}
+		out = next
+	}
+	return out
 }
 
 // clickToken picks the token under cell (cx, cy) of pane p, through the same fitting the
 // renderer used.
 func (p *pairView) clickToken(pn pane, cx, cy int) tea.Cmd {
 	gw, gh := p.grid()
-	if gw <= 0 || gh <= 0 {
+	if gw <= 0 || gh <= 0 || p.d.a == nil || p.d.b == nil {
 		return nil
 	}
 	r := p.panes[pn]

@@ -15,8 +15,8 @@ import (
 // The pair view on its own: no root, no backend; its data is handed to it as the root does.
 
 func testPairView(proto termgfx.Protocol, gw, gh int) pairView {
-	p := newPairView(NewStyles(true), pairKeys(DefaultKeyMap()), termgfx.Caps{Protocol: proto, TrueColor: true, CellW: 10, CellH: 20})
-	p.setOrigin(0, 1)
+	p := newPairView(NewStyles(true), pairKeys(DefaultKeyMap()), termgfx.Caps{Protocol: proto, TrueColor: true, CellW: 10, CellH: 20}, nil, nil)
+	p.SetOrigin(0, 1)
 	p.SetSize(80, 30)
 	p.SetData(pairData{
 		a: &api.Image{Path: "a.png", W: 64, H: 64}, b: &api.Image{Path: "b.png", W: 64, H: 64},
@@ -82,7 +82,7 @@ func TestPairViewTokenSurvivesGridChange(t *testing.T) {
 	p := testPairView(termgfx.HalfBlock, 4, 4)
 	p, _ = p.Update(press("right")) // token 3 of 4: the right edge
 	for _, tc := range []struct{ gw, gh, wantX int }{{8, 8, 7}, {2, 2, 1}, {16, 16, 14}} {
-		if tx, _, _ := p.tokenIn(tc.gw, tc.gh); tx != tc.wantX {
+		if tx, _, _ := p.Token(tc.gw, tc.gh); tx != tc.wantX {
 			t.Errorf("in a %dx%d grid the token is at x=%d, want %d", tc.gw, tc.gh, tx, tc.wantX)
 		}
 	}
@@ -142,7 +142,7 @@ func TestPairViewSetSize(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := testPairView(tc.proto, 4, 4)
-			p.setOrigin(tc.x, tc.y)
+			p.SetOrigin(tc.x, tc.y)
 			p.SetSize(tc.w, tc.h)
 			area := rect{tc.x, tc.y, tc.w, tc.h}
 			for pn, r := range p.panes {
@@ -160,7 +160,7 @@ func TestPairViewSetSize(t *testing.T) {
 				return
 			}
 			// The same panes as the explorer's layout gives the same column.
-			_, want := pairPanes(area, p.cellAspect())
+			_, _, want := pairPanes(area, p.CellAspect())
 			if p.panes != want {
 				t.Errorf("panes %+v, layout says %+v", p.panes, want)
 			}

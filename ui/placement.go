@@ -29,7 +29,7 @@ const kittyIDBase = 0xd0
 // placeholders in the View never change and a new picture replaces the old one in place.
 func kittyID(p pane) uint32 { return kittyIDBase + uint32(p) }
 
-// place hands the current pictures to the placer. Sixel: the panes on screen are placed,
+// Place hands the current pictures to the placer. Sixel: the panes on screen are placed,
 // the others removed, so the placer blanks cells that no longer hold an image. Kitty:
 // every picture is transmitted (the placer sends it only when its bytes changed) and the
 // View shows it, or not, through placeholder cells; the images are deleted on exit.
@@ -37,7 +37,7 @@ func kittyID(p pane) uint32 { return kittyIDBase + uint32(p) }
 // flush writes the images at once: for new pictures, whose View may not change (and then
 // no frame would carry them). A change of screen or layout brings its own frame; flushing
 // before it would draw each image twice, once under the frame that erases it.
-func (p *pairView) place(flush bool) {
+func (p *pairView) Place(flush bool) {
 	if p.placer == nil {
 		return
 	}
@@ -47,7 +47,7 @@ func (p *pairView) place(flush bool) {
 		for pn := range numPanes {
 			pic := p.pics.panes[pn]
 			r := pic.rect
-			if show && len(pic.sixel) > 0 && r == p.panes[pn] && !r.empty() {
+			if ok, _ := p.paneCurrent(pn); show && ok && len(pic.sixel) > 0 && r == p.panes[pn] && !r.empty() {
 				p.placer.Place(paneID(pn), termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}, pic.sixel)
 			} else {
 				p.placer.Remove(paneID(pn))
@@ -60,7 +60,7 @@ func (p *pairView) place(flush bool) {
 		for pn := range numPanes {
 			pic := p.pics.panes[pn]
 			r := pic.rect
-			if show && len(pic.kitty) > 0 && r == p.panes[pn] && !r.empty() {
+			if ok, _ := p.paneCurrent(pn); show && ok && len(pic.kitty) > 0 && r == p.panes[pn] && !r.empty() {
 				p.placer.PlaceRemovable(paneID(pn), termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}, pic.kitty,
 					p.caps.Wrap([]byte(heatmap.KittyDelete(kittyID(pn)))))
 			} else {

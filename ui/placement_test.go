@@ -57,7 +57,7 @@ func TestSixelPlacement(t *testing.T) {
 		t.Fatalf("%d images placed, want %d", len(rp.shown), numPanes)
 	}
 	for p := range numPanes {
-		a, r := rp.shown[paneID(p)], m.lay.panes[p]
+		a, r := rp.shown[paneID(p)], m.pv.panes[p]
 		if a != (termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}) {
 			t.Errorf("pane %d placed at %+v, laid out at %+v", p, a, r)
 		}
@@ -70,12 +70,15 @@ func TestSixelPlacement(t *testing.T) {
 	if bytes.Contains([]byte(lines), []byte("▀")) {
 		t.Error("half-blocks drawn in sixel mode")
 	}
-	// The expanded help keeps the images, in the smaller body it leaves.
+	// The help page covers the images; folding it brings them back where they were.
 	send(m, press("?"))
-	if len(rp.shown) != int(numPanes) || rp.shown[paneID(paneA)].Rows != m.lay.panes[paneA].H {
-		t.Errorf("with the help expanded, images at %v, laid out at %+v", rp.shown, m.lay.panes[paneA])
+	if len(rp.shown) != 0 {
+		t.Errorf("with the help page open, images at %v", rp.shown)
 	}
 	send(m, press("esc"))
+	if len(rp.shown) != int(numPanes) || rp.shown[paneID(paneA)].Rows != m.pv.panes[paneA].H {
+		t.Errorf("with the help folded, images at %v, laid out at %+v", rp.shown, m.pv.panes[paneA])
+	}
 	// The sweep takes the images off; Esc brings them back.
 	send(m, press("w"))
 	if len(rp.shown) != 0 {
@@ -91,7 +94,7 @@ func TestSixelPlacement(t *testing.T) {
 		t.Errorf("too small, %d images still placed", len(rp.shown))
 	}
 	send(m, tea.WindowSizeMsg{Width: 100, Height: 30})
-	if len(rp.shown) != int(numPanes) || rp.shown[paneID(paneA)].Cols != m.lay.panes[paneA].W {
+	if len(rp.shown) != int(numPanes) || rp.shown[paneID(paneA)].Cols != m.pv.panes[paneA].W {
 		t.Errorf("after resize: %v", rp.shown)
 	}
 }
@@ -115,7 +118,7 @@ func TestKittyDirectPlacement(t *testing.T) {
 		t.Fatalf("%d images placed, want %d", len(rp.shown), numPanes)
 	}
 	for p := range numPanes {
-		a, r := rp.shown[paneID(p)], m.lay.panes[p]
+		a, r := rp.shown[paneID(p)], m.pv.panes[p]
 		if a != (termgfx.Area{Row: r.Y, Col: r.X, Rows: r.H, Cols: r.W}) {
 			t.Errorf("pane %d placed at %+v, laid out at %+v", p, a, r)
 		}

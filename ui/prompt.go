@@ -162,9 +162,17 @@ type promptBar struct {
 	width int
 }
 
-func newPromptBar(k KeyMap) promptBar {
-	return promptBar{keys: promptKeyMap{Accept: k.Accept, Cancel: k.Cancel, Interrupt: k.Interrupt}, input: newPathPrompt()}
+func newPromptBar(k KeyMap, st Styles) promptBar {
+	p := promptBar{keys: promptKeyMap{Accept: k.Accept, Cancel: k.Cancel, Interrupt: k.Interrupt}, input: newPathPrompt()}
+	p.SetStyles(st)
+	return p
 }
+
+// Active reports whether the bar is open.
+func (p promptBar) Active() bool { return p.open }
+
+func (p promptBar) ShortHelp() []key.Binding  { return p.keys.ShortHelp() }
+func (p promptBar) FullHelp() [][]key.Binding { return p.keys.FullHelp() }
 
 // SetStyles styles the input.
 func (p *promptBar) SetStyles(st Styles) {

@@ -43,13 +43,14 @@ type picture struct {
 // hasPhoto reports whether a photo pane has something to show.
 func hasPhoto(p picture) bool { return len(p.lines) > 0 || len(p.sixel) > 0 || len(p.kitty) > 0 }
 
-// pictures are every pane's image for one state of the view.
+// pictures are every pane's image for one state of the view, and what they show.
 type pictures struct {
 	panes [numPanes]picture
+	key   pictureKey
 }
 
 // renderer composes and encodes pictures off the UI goroutine. It caches each photo
-// scaled to its pane, which is the slow step (docs/terminal.md: quantise and scale photos once).
+// scaled to its pane, which is the slow step (TERMINAL.md: quantise and scale photos once).
 type renderer struct {
 	latest atomic.Int64 // newest seq asked for; older jobs give up early
 
@@ -97,6 +98,7 @@ func (r *renderer) fit(img *api.Image, w, h int) *image.RGBA {
 // renderJob is a snapshot of what the pictures depend on, taken in Update.
 type renderJob struct {
 	seq          int
+	key          pictureKey
 	proto        termgfx.Protocol
 	cellW, cellH int
 	panes        [numPanes]rect
@@ -112,18 +114,18 @@ type renderJob struct {
 	wrap         func([]byte) []byte // passthrough for tmux and screen
 }
 
-// renderCmd asks for new pictures of what the view shows.
-func (p *pairView) renderCmd() tea.Cmd {
+// RenderCmd asks for new pictures of what the view shows.
+func (p *pairView) RenderCmd() tea.Cmd {
 	proto := p.caps.Protocol
 	if p.d.a == nil || p.d.b == nil || p.w <= 0 || p.h <= 0 || proto == termgfx.None {
-		p.place(false)
+		p.Place(false)
 		return nil
 	}
 	p.seq++
 	tx, ty, _ := p.token()
 	cw, ch := p.cellSize()
 	job := renderJob{
-		seq: p.seq, proto: proto, cellW: cw, cellH: ch, panes: p.panes,
+		seq: p.seq, key: p.want(), proto: proto, cellW: cw, cellH: ch, panes: p.panes,
 		a: p.d.a, b: p.d.b, res: p.d.res, layer: p.d.layer, tx: tx, ty: ty, overlay: p.overlay,
 		cursor: p.st.Cursor, truecolor: p.caps.TrueColor, wrap: p.caps.Wrap,
 		placeholders: p.caps.KittyPlaceholders, alpha: overlayAlpha(proto),
@@ -156,8 +158,8 @@ func (p *pairView) cellSize() (w, h int) {
 	return p.caps.Pixels(1, 1)
 }
 
-// cellAspect is a cell's width over height as far as pictures are concerned.
-func (p *pairView) cellAspect() float64 {
+// CellAspect is a cell's width over height as far as pictures are concerned.
+func (p *pairView) CellAspect() float64 {
 	if !p.pixelImages() {
 		return 0.5
 	}
@@ -170,11 +172,15 @@ func (p *pairView) cellAspect() float64 {
 func (r *renderer) draw(j renderJob) (pictures, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out pictures // each goroutine writes its own pane
+	out := pictures{key: j.key} // each goroutine writes its own pane
 	var mapA, mapB, attn api.Map
-	if j.res != nil && j.res.Meaningless == "" {
-		// A layer without image information has maps that mean nothing either.
-		mapA, mapB, attn = j.res.MapA, j.res.MapB, j.res.AttnRow
+	if j.key.maps {
+		// A layer without image information has maps that mean nothing either (key.maps is
+		// false then), and a result for another token has another attention row.
+		mapA, mapB = j.res.MapA, j.res.MapB
+		if j.key.attn {
+			attn = j.res.AttnRow
+		}
 	}
 	cosLo, cosHi, cosOK := jointRange(mapA, mapB)
 	attnLo, attnHi, attnOK := jointRange(attn)

@@ -23,7 +23,7 @@ func TestSlowRunSuggestsASmallerSize(t *testing.T) {
 		m, _ := readyModel(t, 120, 40)
 		m.info.Size, m.info.Device = c.size, c.device
 		m.rq.fg = job{busy: true, req: m.rq.fg.req, since: fixedNow.Add(-c.after)}
-		sb := m.statusBar()
+		sb := m.statusData()
 		got := strings.Contains(sb.working, "--size 256")
 		if got != c.hint {
 			t.Errorf("size %d on %s after %v: hint %v, want %v (%q)", c.size, c.device, c.after, got, c.hint, sb.working)

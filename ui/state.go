@@ -7,7 +7,6 @@ import (
 	"math"
 
 	tea "charm.land/bubbletea/v2"
-
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/schedule"
 )
@@ -18,10 +17,7 @@ func (m *Model) quit() tea.Cmd {
 }
 
 // stopWork cancels everything in flight; the backend's runs see their contexts end.
-func (m *Model) stopWork() {
-	m.rq.fg.stop()
-	m.rq.bg.stop()
-}
+func (m *Model) stopWork() { m.rq.stop() }
 
 const maxT = 999
 
@@ -35,7 +31,7 @@ func (m *Model) setT(t int) tea.Cmd {
 		return nil
 	}
 	m.sel.t = t
-	return m.schedule()
+	return tea.Batch(m.schedule(), m.renderCmd())
 }
 
 func (m *Model) setLayer(l int) tea.Cmd {
@@ -57,19 +53,16 @@ func (m *Model) grid() (w, h int) {
 }
 
 // token returns the cursor's token in the current grid, and its index (-1 without a grid).
-func (m *Model) token() (tx, ty, idx int) { return m.pv.tokenIn(m.grid()) }
+func (m *Model) token() (tx, ty, idx int) { return m.pv.Token(m.grid()) }
 
 func (m *Model) swap() tea.Cmd {
 	if m.pair.a == nil || m.pair.b == nil {
 		return nil
 	}
-	m.pair.gen++
+	m.rq.newGen()
 	m.pair.a, m.pair.b = m.pair.b, m.pair.a
 	m.pair.pathA, m.pair.pathB = m.pair.pathB, m.pair.pathA
-	m.rq.res = nil // its A→B and B→A and maps are the other way round now
-	// The layer scores and the computed timesteps stay: with one noise tensor shared by both
-	// images the score is symmetric (docs/method.md), and the features are cached per image.
-	m.stopWork()
+	m.rq.dropResult()
 	return tea.Batch(m.schedule(), m.renderCmd())
 }
 
@@ -96,21 +89,8 @@ func (m *Model) want() api.Request {
 	return api.Request{A: m.pair.a, B: m.pair.b, Layer: m.sel.layer, T: m.sel.t, Metric: m.sel.metric, Token: idx}
 }
 
-func sameRequest(x, y api.Request) bool { return x == y }
-
 // current reports whether the shown result answers the current view.
-func (m *Model) current() bool { return m.rq.res != nil && sameRequest(m.rq.res.Req, m.want()) }
-
-func joinPaths(ps []string) string {
-	s := ""
-	for i, p := range ps {
-		if i > 0 {
-			s += ", "
-		}
-		s += p
-	}
-	return s
-}
+func (m *Model) current() bool { return m.rq.current(m.want()) }
 
 // stepLabel is the reference code's step index for DDPM timestep t, as shown: "none" for a t
 // no step gives (t = 0).

@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -10,6 +11,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/heatmap"
 )
 
@@ -48,17 +50,27 @@ func (k sweepKeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{{k.Up, k.Down, k.Left, k.Right}, {k.Home, k.End, k.Jump, k.Close}}
 }
 
+// sweepData is what the sweep shows that the root owns.
+type sweepData struct {
+	scores   map[scoreKey][]api.LayerScore // the root's; read only
+	metric   api.Metric
+	layer, t int // what the explorer shows
+	// baseline, when rescaled is set, colours and labels the cells with rescaled scores,
+	// which compare across layers.
+	baseline *calibration.Baseline
+	rescaled bool
+}
+
 // sweepModel is a layer × timestep grid of scores, filled in as the background computes
-// the timesteps, with its own cursor.
+// the timesteps, with its own cursor. Layers that cannot be scored (cross-attention on
+// text) are left out, as in the layer list.
 type sweepModel struct {
 	st            Styles
 	keys          sweepKeyMap
 	width, height int
 	layers        []api.Layer
 	ts            []int
-	scores        map[scoreKey][]api.LayerScore // the root's; read only
-	metric        api.Metric
-	layer, t      int // what the explorer shows
+	d             sweepData
 	row, col      int // the cursor: layer index, index into ts
 }
 
@@ -66,25 +78,55 @@ func newSweep(st Styles, layers []api.Layer, ts []int) sweepModel {
 	return sweepModel{st: st, keys: defaultSweepKeys(), layers: layers, ts: ts}
 }
 
-func (p *sweepModel) SetSize(w, h int) { p.width, p.height = w, h }
+func (p *sweepModel) SetSize(w, h int)    { p.width, p.height = w, h }
+func (p *sweepModel) SetStyles(st Styles) { p.st = st }
 
 // SetData gives the sweep the scores to draw and the view the explorer shows.
-func (p *sweepModel) SetData(scores map[scoreKey][]api.LayerScore, metric api.Metric, layer, t int) {
-	p.scores, p.metric, p.layer, p.t = scores, metric, layer, t
-}
+func (p *sweepModel) SetData(d sweepData) { p.d = d }
+
+func (p sweepModel) ShortHelp() []key.Binding  { return p.keys.ShortHelp() }
+func (p sweepModel) FullHelp() [][]key.Binding { return p.keys.FullHelp() }
+
+// Timesteps are the sweep's timesteps (a copy).
+func (p sweepModel) Timesteps() []int { return slices.Clone(p.ts) }
 
 // Focus puts the cursor on the explorer's layer and the grid's timestep nearest its t.
 func (p *sweepModel) Focus() {
-	p.row = min(max(p.layer, 0), max(len(p.layers)-1, 0))
+	p.row = min(max(p.d.layer, 0), max(len(p.layers)-1, 0))
 	p.col = 0
 	for i, t := range p.ts {
-		if abs(t-p.t) < abs(p.ts[p.col]-p.t) {
+		if abs(t-p.d.t) < abs(p.ts[p.col]-p.d.t) {
 			p.col = i
 		}
 	}
 }
 
+// visible are the layers the grid has rows for: the scorable ones and the explorer's.
+func (p sweepModel) visible() []int {
+	var out []int
+	for i, l := range p.layers {
+		if scorable(l) || i == p.d.layer || i == p.row {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Update moves the cursor by keys and clicks (in the sweep's own coordinates): Enter, or a
+// second click on the cursor's cell, shows that layer and t.
 func (p sweepModel) Update(msg tea.Msg) (sweepModel, tea.Cmd) {
+	if mc, ok := msg.(tea.MouseClickMsg); ok {
+		layer, col, ok := p.cellAt(mc.X, mc.Y)
+		if !ok || mc.Button != tea.MouseLeft {
+			return p, nil
+		}
+		if p.row == layer && p.col == col {
+			j := sweepJumpMsg{layer: layer, t: p.ts[col]}
+			return p, func() tea.Msg { return j }
+		}
+		p.row, p.col = layer, col
+		return p, nil
+	}
 	km, ok := msg.(tea.KeyPressMsg)
 	if !ok {
 		return p, nil
@@ -92,9 +134,9 @@ func (p sweepModel) Update(msg tea.Msg) (sweepModel, tea.Cmd) {
 	k := p.keys
 	switch {
 	case key.Matches(km, k.Up):
-		p.row = max(p.row-1, 0)
+		p.row = nextScorable(p.layers, p.row, -1)
 	case key.Matches(km, k.Down):
-		p.row = min(p.row+1, len(p.layers)-1)
+		p.row = nextScorable(p.layers, p.row, 1)
 	case key.Matches(km, k.Left):
 		p.col = max(p.col-1, 0)
 	case key.Matches(km, k.Right):
@@ -125,33 +167,57 @@ const (
 )
 
 func (p sweepModel) geometry() (nameW, cellW, rowH int) {
-	nameW = sweepNameW
+	nameW = 4
+	for _, i := range p.visible() {
+		nameW = max(nameW, ansi.StringWidth(listName(p.layers[i])))
+	}
+	nameW = min(nameW, sweepNameW)
 	cellW = max((p.width-nameW-2)/max(len(p.ts), 1), 2)
-	rowH = max((p.height-sweepHeadH-sweepFootH)/max(len(p.layers), 1), 1)
+	rowH = max((p.height-sweepHeadH-sweepFootH)/max(len(p.visible()), 1), 1)
 	return nameW, cellW, rowH
 }
 
-// window returns the first layer shown and how many fit, keeping the cursor in view.
+// window returns the first visible row shown and how many fit, keeping the cursor in view.
 func (p sweepModel) window() (off, rows int) {
 	_, _, rowH := p.geometry()
+	vis := p.visible()
 	rows = max((p.height-sweepHeadH-sweepFootH)/rowH, 1)
-	off = min(max(p.row-rows/2, 0), max(len(p.layers)-rows, 0))
+	cur := max(slices.Index(vis, p.row), 0)
+	off = min(max(cur-rows/2, 0), max(len(vis)-rows, 0))
 	return off, rows
 }
+
+// value is what cell (layer i, timestep t) shows: the score, or its rescaled value; ok is
+// false when there is none.
+func (p sweepModel) value(i, t int, s api.LayerScore) (float64, bool) {
+	if s.Meaningless || math.IsNaN(s.Score) {
+		return 0, false
+	}
+	if !p.rescaledOn() {
+		return s.Score, true
+	}
+	c, ok := p.d.baseline.Calibrate(i, t, string(p.d.metric), s.Score)
+	if !ok || math.IsNaN(c.Rescaled) {
+		return 0, false
+	}
+	return c.Rescaled, true
+}
+
+func (p sweepModel) rescaledOn() bool { return p.d.rescaled && p.d.baseline != nil }
 
 // scoreRange is the finite range of the scores computed so far, and how many of the
 // grid's timesteps have them.
 func (p sweepModel) scoreRange() (lo, hi float64, done int) {
 	lo, hi = math.Inf(1), math.Inf(-1)
 	for _, t := range p.ts {
-		s, ok := p.scores[scoreKey{t, p.metric}]
+		s, ok := p.d.scores[scoreKey{t, p.d.metric}]
 		if !ok {
 			continue
 		}
 		done++
-		for _, x := range s {
-			if !x.Meaningless && !math.IsNaN(x.Score) {
-				lo, hi = min(lo, x.Score), max(hi, x.Score)
+		for i, x := range s {
+			if v, ok := p.value(i, t, x); ok {
+				lo, hi = min(lo, v), max(hi, v)
 			}
 		}
 	}
@@ -172,8 +238,11 @@ func (p sweepModel) View() string {
 	nameW, cellW, rowH := p.geometry()
 	lo, hi, done := p.scoreRange()
 	dec := decimals(lo, hi)
+	if p.rescaledOn() {
+		dec = 2
+	}
 	cm := heatmap.Viridis()
-	higher := p.metric.HigherIsMoreSimilar()
+	higher := p.rescaledOn() || p.d.metric.HigherIsMoreSimilar()
 	frac := func(v float64) float64 {
 		f := 0.5
 		if hi > lo {
@@ -212,12 +281,7 @@ func (p sweepModel) View() string {
 		return st.SweepCell(cm.At(f), f > 0.6, cursor && r == mid).Render(padRight(text, cellW))
 	}
 	var b strings.Builder
-	head := st.PanelTitle.Render("sweep") + st.Dim.Render(fmt.Sprintf("  %s (%s) · layer × timestep · %d/%d timesteps computed",
-		metricName(p.metric), direction(p.metric), done, len(p.ts)))
-	if p.row >= 0 && p.row < len(p.layers) && p.col >= 0 && p.col < len(p.ts) {
-		head += st.Dim.Render(fmt.Sprintf(" · cursor %s t=%d", shortName(p.layers[p.row]), p.ts[p.col]))
-	}
-	b.WriteString(" " + ansi.Truncate(head, p.width-1, "…") + "\n")
+	b.WriteString(" " + p.header(done) + "\n")
 	b.WriteString(" " + strings.Repeat(" ", nameW+1))
 	for i, t := range p.ts {
 		label := fmt.Sprint(t)
@@ -234,13 +298,14 @@ func (p sweepModel) View() string {
 	}
 	b.WriteByte('\n')
 	off, rows := p.window()
-	for i := off; i < min(off+rows, len(p.layers)); i++ {
+	vis := p.visible()
+	for _, i := range vis[off:min(off+rows, len(vis))] {
 		l := p.layers[i]
 		for r := range rowH {
 			name := strings.Repeat(" ", nameW)
 			mark := " "
 			if r == mid {
-				name = padRight(ansi.Truncate(shortName(l), nameW, "…"), nameW)
+				name = padRight(ellipsize(listName(l), nameW), nameW)
 				if i == p.row {
 					mark = "▸"
 				}
@@ -253,7 +318,12 @@ func (p sweepModel) View() string {
 			b.WriteByte(' ')
 			for c, t := range p.ts {
 				cursor := i == p.row && c == p.col
-				s, ok := p.scores[scoreKey{t, p.metric}]
+				s, ok := p.d.scores[scoreKey{t, p.d.metric}]
+				var v float64
+				has := false
+				if ok && i < len(s) {
+					v, has = p.value(i, t, s[i])
+				}
 				switch {
 				case !ok || i >= len(s):
 					txt := ""
@@ -264,7 +334,7 @@ func (p sweepModel) View() string {
 						}
 					}
 					b.WriteString(st.Dim.Render(padRight(txt, cellW)))
-				case s[i].Meaningless:
+				case !has:
 					txt := ""
 					if r == mid {
 						txt = " n/a"
@@ -272,9 +342,9 @@ func (p sweepModel) View() string {
 							txt = "[n/a]"
 						}
 					}
-					b.WriteString(st.Meaningless.Render(padRight(ansi.Truncate(txt, cellW, ""), cellW)))
+					b.WriteString(st.Meaningless.Render(padRight(fitWords(txt, cellW), cellW)))
 				default:
-					b.WriteString(cell(s[i].Score, cursor, i == p.layer && t == p.t, r))
+					b.WriteString(cell(v, cursor, i == p.d.layer && t == p.d.t, r))
 				}
 			}
 			b.WriteByte('\n')
@@ -283,15 +353,52 @@ func (p sweepModel) View() string {
 	return block(b.String(), p.width, p.height-sweepFootH) + "\n" + p.legend(lo, hi, dec)
 }
 
-// legend is a colour ramp with real numbers under it: the ends and three ticks between.
+// header is the title line: what the cells show, how far the background got, where the
+// cursor is; the less needed parts go first when the line is short.
+func (p sweepModel) header(done int) string {
+	st := p.st
+	what := metricName(p.d.metric)
+	dir, short := direction(p.d.metric), directionIn(p.d.metric, 0)
+	if p.rescaledOn() {
+		what += " rescaled"
+		dir, short = "higher = more similar", "↑ similar"
+	}
+	progress := fmt.Sprintf(" · %d/%d timesteps computed", done, len(p.ts))
+	cursor := ""
+	if p.row >= 0 && p.row < len(p.layers) && p.col >= 0 && p.col < len(p.ts) {
+		cursor = fmt.Sprintf(" · cursor %s t=%d", listName(p.layers[p.row]), p.ts[p.col])
+	}
+	hidden := ""
+	if n := len(p.layers) - len(p.visible()); n > 0 {
+		hidden = fmt.Sprintf(" · %d text cross-attention layers hidden", n)
+	}
+	for _, parts := range [][]string{
+		{"  ", what, " (", dir, ") · layer × timestep", progress, cursor, hidden},
+		{"  ", what, " (", dir, ") · layer × timestep", progress, cursor},
+		{"  ", what, " (", dir, ") · layer × timestep", progress},
+		{"  ", what, " ", short, " · layer × timestep", fmt.Sprintf(" · %d/%d t", done, len(p.ts))},
+		{"  ", what, " ", short, fmt.Sprintf(" · %d/%d t", done, len(p.ts))},
+		{"  ", what},
+	} {
+		s := strings.Join(parts, "")
+		if len("sweep")+ansi.StringWidth(s) <= p.width-1 {
+			return st.PanelTitle.Render("sweep") + st.Dim.Render(s)
+		}
+	}
+	return st.PanelTitle.Render("sweep")
+}
+
+// legend is a colour ramp with real numbers under it: the ends and three ticks between,
+// and what the marks mean, as much as fits.
 func (p sweepModel) legend(lo, hi float64, dec int) string {
 	st := p.st
+	notes := []string{"· not computed", "n/a no image information", "◆ shown"}
 	if !(hi >= lo) {
-		return block(st.Dim.Render(" computing… · not computed · n/a no image information"), p.width, sweepFootH)
+		return block(" "+st.Dim.Render(fitNotes("computing…", notes, p.width-1)), p.width, sweepFootH)
 	}
 	w := min(max(p.width-30, 20), 60)
 	cm := heatmap.Viridis()
-	higher := p.metric.HigherIsMoreSimilar()
+	higher := p.rescaledOn() || p.d.metric.HigherIsMoreSimilar()
 	var ramp strings.Builder
 	for i := range w {
 		ramp.WriteString(st.Swatch(cm.At(float64(i) / float64(w-1))).Render(" "))
@@ -313,10 +420,32 @@ func (p sweepModel) legend(lo, hi float64, dec int) string {
 	for _, c := range []int{0, (w - 1) / 4, (w - 1) / 2, 3 * (w - 1) / 4, w - 1} {
 		put(c, fmt.Sprintf("%.*f", dec, at(c)))
 	}
-	note := " less similar → more similar · · not computed · n/a no image information"
-	line1 := strings.Repeat(" ", 9) + ramp.String() + st.Dim.Render(note)
-	line2 := st.Dim.Render(" " + string(labels))
+	room := p.width - 9 - w - 1
+	line1 := strings.Repeat(" ", 9) + ramp.String() + " " + st.Dim.Render(fitNotes("less → more similar", nil, room))
+	line2 := st.Dim.Render(" " + strings.TrimRight(string(labels), " "))
+	if rest := p.width - ansi.StringWidth(line2) - 2; rest > 10 {
+		line2 += "  " + st.Dim.Render(fitNotes("", notes, rest))
+	}
 	return block(line1+"\n"+line2, p.width, sweepFootH)
+}
+
+// fitNotes joins head and as many of notes as fit in w columns, whole, with " · ".
+func fitNotes(head string, notes []string, w int) string {
+	out := head
+	if ansi.StringWidth(out) > w {
+		return fitWords(out, w)
+	}
+	for _, n := range notes {
+		next := n
+		if out != "" {
+			next = out + " · " + n
+		}
+		if ansi.StringWidth(next) > w {
+			break
+		}
+		out = next
+	}
+	return out
 }
 
 // cellAt returns the layer and index into ts under (x, y) relative to the view, if any.
@@ -328,10 +457,11 @@ func (p sweepModel) cellAt(x, y int) (layer, col int, ok bool) {
 	}
 	r := (y - sweepHeadH) / rowH
 	c := (x - nameW - 2) / cellW
-	if r >= rows || off+r >= len(p.layers) || c >= len(p.ts) {
+	vis := p.visible()
+	if r >= rows || off+r >= len(vis) || c >= len(p.ts) {
 		return 0, 0, false
 	}
-	return off + r, c, true
+	return vis[off+r], c, true
 }
 
 // fitNumber formats v in at most w columns: with dec decimals, or fewer (down to two), or

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 )
 
@@ -21,7 +22,22 @@ type timeline struct {
 	timesteps bool
 }
 
-func (p *timeline) SetSize(w, _ int) { p.width = w }
+func newTimeline(st Styles, timesteps bool) timeline {
+	return timeline{st: st, timesteps: timesteps, points: map[int]float64{}}
+}
+
+func (p *timeline) SetSize(w, _ int)    { p.width = w }
+func (p *timeline) SetStyles(st Styles) { p.st = st }
+
+// SetData gives the timeline the shown timestep and the current layer's score at every
+// timestep computed (NaN: meaningless); higher is the metric's direction.
+func (p *timeline) SetData(t int, points map[int]float64, higher bool) {
+	p.t, p.points, p.higher = t, points, higher
+}
+
+// The timeline has no keys of its own: the root's time keys move t.
+func (p timeline) ShortHelp() []key.Binding  { return nil }
+func (p timeline) FullHelp() [][]key.Binding { return nil }
 
 // timeSelectMsg asks the root to show timestep t (a click or drag on the slider, or the
 // wheel over it).

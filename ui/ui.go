@@ -3,20 +3,22 @@
 // and lets a person scrub layers and timesteps live while the network runs in the
 // background.
 //
-// The root Model routes keys and mouse events to the component that has them, lays the
-// components out, and owns every request to the backend (work.go). The components are in
-// the bubbles shape, each with its size, its own key map where it has keys, and its own
-// messages: the pair view of photos and maps with the token cursor and the overlay
-// (pairview.go), the sweep (sweep.go), the layer list (layers.go), the timeline
-// (timeline.go), the clip strip (clip.go), the prompt bar (prompt.go), the score panel and
-// the status bar; the help bar is bubbles/help over the active component's keys. The root's
-// own state is the pair (pairState), what the view shows (selection) and the backend
-// bookkeeping (requests). The pair view's pictures are composed and
-// encoded off the UI goroutine (render.go) and either drawn as half-block or quadrant text
-// inside the View; or, for sixel and for kitty without Unicode placeholders (kitty < 0.28),
-// placed at their cells by termgfx.Writer, which wraps the program's output (docs/terminal.md
-// says why they cannot be in the View); or, for kitty with placeholders, transmitted once
-// with a virtual placement and shown by placeholder cells in the View.
+// The root Model owns what every request depends on (the pair, the selection, the
+// conditioning), hands it to the components (sync), routes keys and mouse events to the
+// component that has them, and lays them out (layout.go) for 80×23 and up. Its bookkeeping of
+// the backend is its own type, requests (requests.go): the jobs in flight, what was answered,
+// and what to ask next. The components (component.go) are in the bubbles shape, each in its
+// own file with its size, its own key map where it has keys, its own messages, and its state
+// behind methods: the title, the pair view of photos and maps with the token cursor, the
+// overlay and the colour bars (pairview.go), the score panel, the layer list, the sweep, the
+// timeline, the clip strip, the prompt bar, the status line and the help page. Text that does
+// not fit loses whole items, least important first (text.go's fitItems), never half a word.
+// The pair view's pictures are composed and encoded off the UI goroutine (render.go) and
+// either drawn as half-block or quadrant text inside the View; or, for sixel and for kitty
+// without Unicode placeholders (kitty < 0.28), placed at their cells by termgfx.Writer, which
+// wraps the program's output (docs/terminal.md says why they cannot be in the View); or, for
+// kitty with placeholders, transmitted once with a virtual placement and shown by placeholder
+// cells in the View.
 package ui
 
 import (
@@ -139,7 +141,7 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	m := New(ctx, b, a, bImg, opts)
 	out := termgfx.NewWriter(opts.Output)
 	defer out.Close() // nothing is drawn after the last frame
-	m.pv.placer = out
+	m.pv.SetPlacer(out)
 	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(out)}
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))

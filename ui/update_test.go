@@ -7,12 +7,14 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/ui/internal/fake"
@@ -114,18 +116,18 @@ func TestKeys(t *testing.T) {
 			wantInt(t, "score panel t", m.rq.res.Req.T, 300)
 		}},
 		{"sweep home and end", []string{"w", "end"}, func(t *testing.T, m *Model) { wantInt(t, "sweep col", m.sw.col, 9) }},
-		{"help expands in place", []string{"?"}, func(t *testing.T, m *Model) {
+		{"help opens its page", []string{"?"}, func(t *testing.T, m *Model) {
 			wantInt(t, "screen", int(m.sel.screen), int(screenMain))
-			if !m.help.ShowAll || m.lay.helpH < 5 {
-				t.Errorf("help not expanded: ShowAll %v, %d rows", m.help.ShowAll, m.lay.helpH)
+			if !m.hv.Open() || m.showImages() {
+				t.Errorf("help page: open %v, images shown %v", m.hv.Open(), m.showImages())
 			}
 		}},
 		{"esc folds the help", []string{"?", "esc"}, func(t *testing.T, m *Model) {
-			if m.help.ShowAll || m.lay.helpH != 1 {
-				t.Errorf("help still expanded: %d rows", m.lay.helpH)
+			if m.hv.Open() || !m.showImages() {
+				t.Errorf("help still open")
 			}
 		}},
-		{"keys still work with the help open", []string{"?", "."}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 411) }},
+		{"the help page covers the view's keys", []string{"?", "."}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 401) }},
 		{"end and home", []string{"end"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 999) }},
 		{"home", []string{"home"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 0) }},
 		{"typed t", []string{"t", "2", "5", "0", "enter"}, func(t *testing.T, m *Model) { wantInt(t, "t", m.sel.t, 250) }},
@@ -257,7 +259,7 @@ func TestStaleResultsAreDropped(t *testing.T) {
 	old := m.want()
 	_, cmd := m.Update(press(".")) // t = 411, not run yet
 	stale := api.Result{Req: old, Score: 42}
-	m.Update(scoreMsg{gen: m.pair.gen, res: stale})
+	m.Update(scoreMsg{gen: m.rq.gen, res: stale})
 	if m.rq.res.Score == 42 {
 		t.Fatal("a result for t=401 was taken while the view is at t=411")
 	}
@@ -266,7 +268,7 @@ func TestStaleResultsAreDropped(t *testing.T) {
 		t.Fatalf("result for t=%d, want 411", m.rq.res.Req.T)
 	}
 	// Results about a pair that was swapped away are dropped too.
-	gen := m.pair.gen
+	gen := m.rq.gen
 	send(m, press("s"))
 	m.Update(scoreMsg{gen: gen, res: api.Result{Req: m.want(), Score: 42}})
 	if m.rq.res.Score == 42 {
@@ -394,16 +396,16 @@ func TestMouse(t *testing.T) {
 	}
 	wantInt(t, "layer", m.sel.layer, 2)
 	// A click in the top-left of A's map picks token 0,0.
-	r := m.lay.panes[paneMapA]
+	r := m.pv.panes[paneMapA]
 	send(m, tea.MouseClickMsg{X: r.X + r.W/2 - r.H + 1, Y: r.Y, Button: tea.MouseLeft})
 	wantToken(t, m, 0, 0)
 	// On the photo, the bottom-right.
-	r = m.lay.panes[paneA]
+	r = m.pv.panes[paneA]
 	send(m, tea.MouseClickMsg{X: r.X + r.W/2 + r.H - 1, Y: r.Y + r.H - 1, Button: tea.MouseLeft})
 	gw, gh := m.grid()
 	wantToken(t, m, gw-1, gh-1)
 	// The slider sets t.
-	tl := m.timeline()
+	tl := m.tl
 	send(m, tea.MouseClickMsg{X: tl.column(700), Y: m.lay.timeline.Y + 1, Button: tea.MouseLeft})
 	if m.sel.t < 690 || m.sel.t > 710 {
 		t.Errorf("t = %d after a click at 700", m.sel.t)
@@ -418,12 +420,25 @@ func TestMouse(t *testing.T) {
 	wantInt(t, "layer", m.sel.layer, 3)
 }
 
+// TestLayerKeysSkipTextCrossAttention: K and J step over the layers that cannot be scored
+// (cross-attention on text: every pair scores 1), and stop at the ends.
+func TestLayerKeysSkipTextCrossAttention(t *testing.T) {
+	m, _ := readyModel(t, 120, 40)
+	var got []int
+	for range 6 {
+		send(m, press("K"))
+		got = append(got, m.sel.layer)
+	}
+	if want := []int{4, 3, 2, 0, 0, 0}; !slices.Equal(got, want) {
+		t.Errorf("K from Up0 visits %v, want %v", got, want)
+	}
+	send(m, press("J"))
+	wantInt(t, "layer after J", m.sel.layer, 2)
+}
+
 func TestMeaninglessLayer(t *testing.T) {
 	m, _ := readyModel(t, 120, 40)
-	send(m, press("K"))
-	send(m, press("K"))
-	send(m, press("K"))
-	send(m, press("K")) // layer 1: text cross-attention
+	send(m, layerSelectMsg{1}) // layer 1: text cross-attention, chosen by --layer or a click
 	wantInt(t, "layer", m.sel.layer, 1)
 	v := m.content()
 	if strings.Contains(v, "1.0000") || strings.Contains(v, "1.000 ") {
@@ -492,11 +507,12 @@ func TestSweepClick(t *testing.T) {
 	y := m.lay.body.Y + sweepHeadH + (1-off)*rowH
 	click := tea.MouseClickMsg{X: x, Y: y, Button: tea.MouseLeft}
 	send(m, click)
-	wantInt(t, "sweep row", m.sw.row, 1)
+	// The second row is layer 2: layer 1 (text cross-attention) has no row.
+	wantInt(t, "sweep row", m.sw.row, 2)
 	wantInt(t, "sweep col", m.sw.col, 2)
 	wantInt(t, "screen", int(m.sel.screen), int(screenSweep))
 	send(m, click)
-	wantInt(t, "layer", m.sel.layer, 1)
+	wantInt(t, "layer", m.sel.layer, 2)
 	wantInt(t, "t", m.sel.t, schedule.SweepTimesteps()[2])
 	wantInt(t, "screen", int(m.sel.screen), int(screenMain))
 }
@@ -549,9 +565,7 @@ func TestExportContents(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 	// A meaningless layer exports null scores, not 1.
-	for range 4 {
-		send(m, press("K"))
-	}
+	send(m, layerSelectMsg{1})
 	send(m, press("e"))
 	data, _ = os.ReadFile(filepath.Join(m.opts.ExportDir, "fake-a_vs_fake-b_down0.1.0.attn2_t401.json"))
 	rec = exportRecord{}
@@ -642,7 +656,7 @@ func TestQuadrantImages(t *testing.T) {
 			}
 		}
 		// The square photo is 2·H cells wide, centred: its bottom-right cell.
-		r := m.lay.panes[paneA]
+		r := m.pv.panes[paneA]
 		send(m, tea.MouseClickMsg{X: r.X + r.W/2 + r.H - 1, Y: r.Y + r.H - 1, Button: tea.MouseLeft})
 		gw, gh := m.grid()
 		wantToken(t, m, gw-1, gh-1)
@@ -669,5 +683,32 @@ func TestOnFirstScoreOnce(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Errorf("called %d times after more scores, want 1", calls)
+	}
+}
+
+// TestNotesClearOnTheNextAction: an error or a note in the status line answers the action
+// before it, and goes with the next key or click; a long one wraps over the timeline's rows
+// meanwhile, whole.
+func TestNotesClearOnTheNextAction(t *testing.T) {
+	m, _ := readyModel(t, 80, 23)
+	screen := func() string { return ansi.Strip(m.content()) }
+	send(m, press("t"))
+	typeText(m, "1234")
+	send(m, press("enter"))
+	if m.note.err == nil || !strings.Contains(screen(), `t "1234": want a whole number from 0 to 999`) {
+		t.Fatalf("no whole error for a t out of range:\n%s", screen())
+	}
+	send(m, press("."))
+	if m.note.err != nil || strings.Contains(screen(), "1234") {
+		t.Errorf("the error stayed after the next key:\n%s", screen())
+	}
+	dir := "/a/very/long/folder/name/that/does/not/fit/on/one/line/diffsim-export"
+	send(m, exportMsg{dir: dir, files: []string{"a_vs_b_Up0_t411.png", "a_vs_b_Up0_t411.json"}})
+	if v := screen(); !strings.Contains(v, dir+"/:") || !strings.Contains(v, "a_vs_b_Up0_t411.json") {
+		t.Errorf("the export's folder and files are not shown whole:\n%s", v)
+	}
+	send(m, tea.MouseClickMsg{X: 1, Y: 1, Button: tea.MouseLeft})
+	if m.note.text != "" || strings.Contains(screen(), dir) {
+		t.Errorf("the note stayed after a click: %q", m.note.text)
 	}
 }

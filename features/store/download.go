@@ -203,12 +203,16 @@ func rangeStart(cr string) (int64, bool) {
 }
 
 // retry runs fn until it succeeds, fails for good, or has had its tries,
-// sleeping base, 2·base, 4·base… (at most 30 s) between transient failures.
-func retry(ctx context.Context, tries int, base time.Duration, fn func() error) error {
+// sleeping base, 2·base, 4·base… (at most 30 s) between transient failures, and telling
+// onRetry (when set) before each wait, so that a person sees why nothing arrives.
+func retry(ctx context.Context, tries int, base time.Duration, onRetry func(try, tries int, wait time.Duration, err error), fn func() error) error {
 	var err error
 	for i := 0; i < tries; i++ {
 		if i > 0 {
 			delay := min(base<<(i-1), 30*time.Second)
+			if onRetry != nil {
+				onRetry(i+1, tries, delay, err)
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()

@@ -24,6 +24,9 @@ type PullOptions struct {
 	Tries int
 	// RetryDelay is the first back-off delay, doubled each retry (default 1 s).
 	RetryDelay time.Duration
+	// OnRetry, when set, hears of each retry before its wait: what failed (an action on a
+	// file), the coming try's number, the tries in all, the wait and the error.
+	OnRetry func(what string, try, tries int, wait time.Duration, err error)
 	// StallTimeout aborts (and retries) a transfer that receives nothing for
 	// this long (default 30 s).
 	StallTimeout time.Duration
@@ -69,7 +72,7 @@ func Pull(ctx context.Context, refArg string, opts PullOptions) (Snapshot, error
 	p.defaults()
 
 	var info repoInfo
-	err = retry(ctx, p.opts.Tries, p.opts.RetryDelay, func() (err error) {
+	err = retry(ctx, p.opts.Tries, p.opts.RetryDelay, p.onRetry("ask the hub about "+r.label()), func() (err error) {
 		info, err = h.info(ctx, r.repo, r.revision)
 		return err
 	})
@@ -145,13 +148,21 @@ func (p *puller) defaults() {
 	}
 }
 
+// onRetry adapts OnRetry to one action; nil when nobody listens.
+func (p *puller) onRetry(what string) func(try, tries int, wait time.Duration, err error) {
+	if p.opts.OnRetry == nil {
+		return nil
+	}
+	return func(try, tries int, wait time.Duration, err error) { p.opts.OnRetry(what, try, tries, wait, err) }
+}
+
 // file brings one file of a commit into the snapshot.
 func (p *puller) file(ctx context.Context, commit, file string) error {
 	if present(p.cache.snapshotFile(commit, file)) {
 		return nil
 	}
 	var meta fileMeta
-	err := retry(ctx, p.opts.Tries, p.opts.RetryDelay, func() (err error) {
+	err := retry(ctx, p.opts.Tries, p.opts.RetryDelay, p.onRetry("look up "+file), func() (err error) {
 		meta, err = p.hub.head(ctx, p.cache.repo, commit, file)
 		return err
 	})
@@ -198,7 +209,7 @@ func (p *puller) blob(ctx context.Context, file string, meta fileMeta) (err erro
 	}()
 	progress := func(done int64) { p.opts.Progress(file, done, meta.size) }
 	progress(part.n)
-	err = retry(ctx, p.opts.Tries, p.opts.RetryDelay, func() error {
+	err = retry(ctx, p.opts.Tries, p.opts.RetryDelay, p.onRetry("download "+file), func() error {
 		return p.hub.fetchOnce(ctx, part, p.opts.StallTimeout, progress)
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -286,7 +287,15 @@ func TestPullRetriesServerErrors(t *testing.T) {
 		f.fail500 = tc.fail
 		opts := fastPull()
 		opts.Tries = tc.tries
+		var heard []string
+		opts.OnRetry = func(what string, try, tries int, wait time.Duration, err error) {
+			heard = append(heard, fmt.Sprintf("%s try %d of %d: %v", what, try, tries, err))
+		}
 		snap, err := Pull(context.Background(), "org/big", opts)
+		// Every retry is told, before its wait, with what failed and why.
+		if want := min(tc.fail, tc.tries-1); len(heard) != want || !strings.Contains(heard[0], "try 2 of") || !strings.Contains(heard[0], "500") {
+			t.Errorf("%d failures, %d tries: retries heard %q, want %d", tc.fail, tc.tries, heard, want)
+		}
 		if !tc.ok {
 			if err == nil || !strings.Contains(err.Error(), "500") || !strings.Contains(err.Error(), "gave up after 3 tries") {
 				t.Errorf("%d failures, %d tries: err = %v, want giving up on HTTP 500", tc.fail, tc.tries, err)

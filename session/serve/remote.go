@@ -11,6 +11,7 @@ import (
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/session/baseline"
 )
 
 // Remote is the api.Scorer answered by a running diffsim serve: the model stays loaded there
@@ -57,6 +58,13 @@ func OpenRemote(ctx context.Context, c *api.Client, spec api.Spec) (*Remote, err
 	if info.Caps.Prompt {
 		info.Caps.PromptFixed = ErrServedPrompt.Error()
 	}
+	// The baseline is found here, as a session finds its own (the server's records carry it
+	// too, found the same way on the same machine).
+	b, err := baseline.For(spec.Normalize(), info.Size)
+	if err != nil {
+		info.Notice = strings.TrimPrefix(info.Notice+"; ", "; ") + "scores not calibrated: " + err.Error()
+	}
+	info.Baseline = b
 	return &Remote{client: c, ref: ref, info: info}, nil
 }
 

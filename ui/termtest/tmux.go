@@ -84,15 +84,20 @@ func (tm *Tmux) Screen() string {
 	return string(out)
 }
 
-// WaitFor polls the screen until ok says yes, and fails the test after tm.Wait.
+// WaitFor polls the screen until ok says yes of two captures in a row that are the same,
+// and fails the test after tm.Wait. Two alike: a capture can fall in the middle of a frame
+// being written (tmux shows what arrived so far), when one line is new and another old; a
+// screen that says the same twice has settled.
 func (tm *Tmux) WaitFor(what string, ok func(string) bool) string {
 	tm.t.Helper()
 	deadline := time.Now().Add(tm.Wait)
-	var s string
+	var s, prev string
 	for time.Now().Before(deadline) {
-		if s = tm.Screen(); ok(s) {
+		s = tm.Screen()
+		if ok(s) && s == prev {
 			return s
 		}
+		prev = s
 		time.Sleep(50 * time.Millisecond)
 	}
 	tm.t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/calibration"
+	"github.com/diffsim/diffsim/features/schedule"
 )
 
 // Backend is a fake session. The zero value is not usable; use New.
@@ -392,4 +394,97 @@ func (f *Backend) Stats() api.Stats {
 	defer f.mu.Unlock()
 	return api.Stats{Forwards: f.calls.Forwards, CacheHits: f.calls.Score - f.calls.Forwards,
 		CacheBytes: int64(len(f.cached)) << 20, CacheBudget: 1 << 30}
+}
+
+// NewSD returns a fake shaped like a full Stable Diffusion 1.5 U-Net at 256 px: its 16
+// transformer blocks, each with a self-attention layer (attn1) and a text cross-attention
+// layer (attn2, meaningless without an IP-Adapter): 32 layers, the paper's short names on
+// the last block of each group.
+func NewSD() *Backend {
+	f := New()
+	type block struct {
+		path  string
+		grid  int
+		short string
+	}
+	var blocks []block
+	for d, grid := range []int{32, 16, 8} {
+		for a := range 2 {
+			short := ""
+			if a == 1 {
+				short = fmt.Sprintf("Down%d", d)
+			}
+			blocks = append(blocks, block{fmt.Sprintf("down_blocks.%d.attentions.%d", d, a), grid, short})
+		}
+	}
+	blocks = append(blocks, block{"mid_block.attentions.0", 4, "Mid"})
+	for u, grid := range []int{8, 16, 32} {
+		for a := range 3 {
+			short := ""
+			if a == 2 {
+				short = fmt.Sprintf("Up%d", u)
+			}
+			blocks = append(blocks, block{fmt.Sprintf("up_blocks.%d.attentions.%d", u+1, a), grid, short})
+		}
+	}
+	var layers []api.Layer
+	def := 0
+	for _, b := range blocks {
+		for k, kind := range []api.Kind{api.SelfAttention, api.CrossAttention} {
+			short := b.short
+			if short != "" && k == 1 {
+				short += ".x"
+			}
+			if short == "Up0" {
+				def = len(layers)
+			}
+			group := strings.SplitN(b.path, "_", 2)[0]
+			layers = append(layers, api.Layer{Index: len(layers),
+				Name: fmt.Sprintf("%s.transformer_blocks.0.attn%d", b.path, k+1), Short: short, Kind: kind, Heads: 8, KVHeads: 8,
+				HeadDim: 40, Scale: 1 / math.Sqrt(40), ImageKV: k == 0, Group: group,
+				Tokens: b.grid * b.grid, GridH: b.grid, GridW: b.grid})
+		}
+	}
+	f.info.Layers, f.info.DefaultLayer = layers, def
+	return f
+}
+
+// WithBaseline gives the fake model its Baseline, as a session finds one for its model.
+func (f *Backend) WithBaseline() *Backend {
+	f.info.Baseline = f.Baseline()
+	return f
+}
+
+// Baseline is a baseline for the fake model, as `diffsim baseline build` would make one:
+// at each layer, timestep and metric, 21 unrelated pairs spread evenly around a mean a
+// little less similar than the fake's own pair, which lands about three quarters up.
+func (f *Backend) Baseline() *calibration.Baseline {
+	ts := append(schedule.SweepTimesteps(), schedule.Timesteps-1)
+	b := &calibration.Baseline{Version: calibration.Version, Key: "fakebaseline0123456789abcdef", Model: "fake",
+		Size: f.info.Size, Seed: f.info.Seed, Source: "fake photos/", Images: 21, Pairs: 21, Timesteps: ts}
+	for _, m := range api.Metrics {
+		b.Metrics = append(b.Metrics, string(m))
+	}
+	for i, l := range f.info.Layers {
+		b.Layers = append(b.Layers, l.Name)
+		if !l.ImageKV {
+			continue
+		}
+		for _, t := range ts {
+			for _, m := range api.Metrics {
+				s := ScoreAt(i, t, m)
+				step, shift := 0.005, -0.075
+				if !m.HigherIsMoreSimilar() {
+					step, shift = -0.002, 0.03
+				}
+				xs := make([]float64, 21)
+				for k := range xs {
+					xs[k] = s + shift + step*float64(k)
+				}
+				b.Cells = append(b.Cells, calibration.NewCell(i, t, string(m), xs))
+			}
+		}
+	}
+	b.Sort()
+	return b
 }
