@@ -221,7 +221,11 @@ func writeServer(w io.Writer, s serverReport) {
 		fmt.Fprintf(w, "server      none on %s (commands compute themselves; diffsim serve keeps models warm)\n", s.Socket)
 		return
 	case s.PID != nil && s.Version != nil:
-		fmt.Fprintf(w, "server      pid %d, diffsim %s, on %s (%d models loaded)\n", *s.PID, *s.Version, s.Socket, *s.Models)
+		build := "diffsim " + *s.Version
+		if *s.Version == "" {
+			build = "a build that does not say its version"
+		}
+		fmt.Fprintf(w, "server      pid %d, %s, on %s (%d models loaded)\n", *s.PID, build, s.Socket, *s.Models)
 	default:
 		fmt.Fprintf(w, "server      on %s\n", s.Socket)
 	}
