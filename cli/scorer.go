@@ -66,6 +66,9 @@ func (c *scoring) scorer(cmd *cobra.Command, progress func(api.Progress)) (api.S
 		Spec: spec, Library: c.ortLib, OnProgress: progress,
 		GraphCache: graphCacheNoticing(c.notices()), Images: c.images.limits(),
 		Families: families.All(),
+		// Headless commands run the network cut down to the layers they score; the explorer
+		// (`diffsim A B`, `diffsim explore`) needs every layer for its bars.
+		Prune: cmd.Name() != "explore" && cmd.HasParent(),
 	})
 	if err != nil {
 		if errors.Is(err, engine.ErrNoLibrary) {

@@ -140,7 +140,7 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 	}
 	srv := serve.New(serve.Config{
 		Base: session.Options{Library: c.ortLib, GraphCache: graphCacheNoticing(c.notices()), Families: families.All(),
-			Images: c.images.limits()},
+			Prune: true, Images: c.images.limits()},
 		KeepAlive: keepAlive, MaxBytes: maxBytes, MaxQueue: c.maxQueue, Version: buildID(),
 		AllowOrigins: c.allowOrigins, Token: token,
 	})

@@ -249,7 +249,9 @@ func (r *Runtime) LoadSession(model []byte, so SessionOptions) (*Session, error)
 	if closed {
 		return nil, errors.New("engine: runtime is closed")
 	}
-	m, err := onnx.Parse(model)
+	// The structure only: weights embedded in the model are not copied into Go memory, where
+	// they would stay (as garbage until the collector returns them) beside the runtime's copy.
+	m, err := onnx.ParseStructure(model)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"runtime/debug"
+)
 
 // Runner is one loaded graph, ready to run: what every package above engine holds instead of
 // a *Session, so that it can be tested with a fake and without cgo. *Session is one.
@@ -27,3 +30,14 @@ type ShapedRunner interface {
 }
 
 var _ ShapedRunner = (*Session)(nil)
+
+// ReleaseMemory returns freed Go memory to the operating system now, after a caller has
+// dropped the bytes of a model of size bytes that a session has consumed: the runtime holds
+// its own copy, and the collector would otherwise keep the pages mapped (counted in the
+// process's resident memory) until its background scavenger gets to them. Small models cost
+// nothing to leave.
+func ReleaseMemory(size int64) {
+	if size >= 64<<20 {
+		debug.FreeOSMemory()
+	}
+}

@@ -59,3 +59,13 @@ func (e Extraction) Bytes() int64 {
 	}
 	return n
 }
+
+// Pruner is a Model that can run its network cut down to some layers: nothing downstream of
+// their queries, keys and values is computed, and weights only later layers read are never
+// loaded. A score at one layer needs no more.
+type Pruner interface {
+	// ExtractLayers is ExtractConditioned (Extract for c's zero value) computing only the
+	// layers listed (indices into Info().Layers); the other layers' Features are zero, and
+	// Global is nil.
+	ExtractLayers(ctx context.Context, imgs []image.Image, t int, seed int64, c Conditioning, layers []int) ([]Extraction, error)
+}

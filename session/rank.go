@@ -32,7 +32,7 @@ func (s *Session) Rank(ctx context.Context, query *api.Image, files []string, la
 	}
 	flush := func() error {
 		if len(toRun) > 0 {
-			if err := s.Prefetch(ctx, t, toRun...); err != nil {
+			if err := s.prefetch(ctx, t, []int{layer}, toRun...); err != nil {
 				return err
 			}
 		}

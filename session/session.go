@@ -19,6 +19,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,12 @@ type Options struct {
 	// program). Required unless OpenModel is set.
 	Families features.Families
 
+	// Prune lets work that names its layers (Score, Rank, a Sweep over some layers) run the
+	// model's network cut down to them when the model can (features.Pruner) and every layer's
+	// features are not in memory already: headless commands and server requests. The explorer
+	// leaves it off: its layer bars need every layer anyway.
+	Prune bool
+
 	// OnProgress, when set, hears about network runs as they start and end (and the model
 	// info says so: Caps.Progress).
 	OnProgress func(api.Progress)
@@ -107,9 +114,10 @@ type Session struct {
 }
 
 type extractKey struct {
-	hash string
-	t    int
-	cond features.Conditioning
+	hash   string
+	t      int
+	cond   features.Conditioning
+	layers string // the layers a pruned run computed; "" for every layer
 }
 
 type compareKey struct {
@@ -349,8 +357,8 @@ func (s *Session) Cached(a, b *api.Image, t int) bool {
 	t = s.effectiveT(t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, okA := s.cache.peek(extractKey{a.Hash, t, s.cond})
-	_, okB := s.cache.peek(extractKey{b.Hash, t, s.cond})
+	_, okA := s.cache.peek(extractKey{a.Hash, t, s.cond, ""})
+	_, okB := s.cache.peek(extractKey{b.Hash, t, s.cond, ""})
 	return okA && okB
 }
 
@@ -361,8 +369,36 @@ func (s *Session) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error
 		return err
 	}
 	defer s.release()
-	_, err := s.extract(ctx, imgs, s.effectiveT(t), s.Conditioning())
+	_, err := s.extract(ctx, imgs, s.effectiveT(t), s.Conditioning(), nil)
 	return err
+}
+
+// prefetch is Prefetch for work that needs layers (pruned when the session prunes).
+func (s *Session) prefetch(ctx context.Context, t int, layers []int, imgs ...*api.Image) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	_, err := s.extract(ctx, imgs, s.effectiveT(t), s.Conditioning(), s.prunedTo(layers))
+	return err
+}
+
+// prunedTo is the layers a run for work that needs layers computes: layers, when the session
+// prunes and the model can; nil (every layer) otherwise.
+func (s *Session) prunedTo(layers []int) []int {
+	if _, ok := s.model.(features.Pruner); !ok || !s.opts.Prune || len(layers) == 0 || len(layers) >= len(s.info.Layers) {
+		return nil
+	}
+	set := slices.Clone(layers)
+	slices.Sort(set)
+	return slices.Compact(set)
+}
+
+func layerKey(layers []int) string {
+	if layers == nil {
+		return ""
+	}
+	return fmt.Sprint(layers)
 }
 
 // effectiveT maps t for models without timesteps to 0, so their cache has one entry per image.
@@ -374,8 +410,10 @@ func (s *Session) effectiveT(t int) int {
 }
 
 // extract returns the images' features at t, running the network once, as a batch, for those
-// not cached. Concurrent callers asking for the same image and t share one run.
-func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning) ([]features.Extraction, error) {
+// not cached. Concurrent callers asking for the same image and t share one run. With layers
+// (from prunedTo), an image whose features at every layer are cached uses those; otherwise the
+// network runs cut down to layers, and its features are cached under that set.
+func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning, layers []int) ([]features.Extraction, error) {
 	if t < 0 || t >= schedule.Timesteps {
 		return nil, usagef("t=%d is outside 0..%d", t, schedule.Timesteps-1)
 	}
@@ -390,7 +428,14 @@ func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond fe
 			if have[i] {
 				continue
 			}
-			k := extractKey{img.Hash, t, cond}
+			if layers != nil {
+				if e, ok := s.cache.get(extractKey{img.Hash, t, cond, ""}); ok {
+					out[i], have[i] = e, true
+					s.stats.CacheHits++
+					continue
+				}
+			}
+			k := extractKey{img.Hash, t, cond, layerKey(layers)}
 			if e, ok := s.cache.get(k); ok {
 				out[i], have[i] = e, true
 				s.stats.CacheHits++
@@ -409,7 +454,7 @@ func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond fe
 		if len(missing) > 0 {
 			mine = &call{done: make(chan struct{})}
 			for _, img := range missing {
-				s.inflight[extractKey{img.Hash, t, cond}] = mine
+				s.inflight[extractKey{img.Hash, t, cond, layerKey(layers)}] = mine
 			}
 			s.stats.Forwards++
 			s.stats.Extracted += len(missing)
@@ -417,10 +462,10 @@ func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond fe
 		s.mu.Unlock()
 
 		if mine != nil {
-			mine.res, mine.err = s.run(ctx, missing, t, cond)
+			mine.res, mine.err = s.run(ctx, missing, t, cond, layers)
 			s.mu.Lock()
 			for _, img := range missing {
-				delete(s.inflight, extractKey{img.Hash, t, cond})
+				delete(s.inflight, extractKey{img.Hash, t, cond, layerKey(layers)})
 			}
 			s.mu.Unlock()
 			close(mine.done)
@@ -461,7 +506,7 @@ func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond fe
 	}
 }
 
-func (s *Session) run(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning) (map[string]features.Extraction, error) {
+func (s *Session) run(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning, layers []int) (map[string]features.Extraction, error) {
 	what := s.info.Name
 	if s.info.Timesteps {
 		what = fmt.Sprintf("%s t=%d", what, t)
@@ -477,7 +522,9 @@ func (s *Session) run(ctx context.Context, imgs []*api.Image, t int, cond featur
 	}
 	var ex []features.Extraction
 	var err error
-	if cm, ok := s.model.(features.Conditioned); ok && !cond.IsZero() {
+	if pm, ok := s.model.(features.Pruner); ok && layers != nil {
+		ex, err = pm.ExtractLayers(ctx, pix, t, s.opts.Spec.Seed, cond, layers)
+	} else if cm, ok := s.model.(features.Conditioned); ok && !cond.IsZero() {
 		ex, err = cm.ExtractConditioned(ctx, pix, t, s.opts.Spec.Seed, cond)
 	} else {
 		ex, err = s.model.Extract(ctx, pix, t, s.opts.Spec.Seed)
@@ -489,7 +536,7 @@ func (s *Session) run(ctx context.Context, imgs []*api.Image, t int, cond featur
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, img := range imgs {
-		s.cache.put(extractKey{img.Hash, t, cond}, ex[i])
+		s.cache.put(extractKey{img.Hash, t, cond, layerKey(layers)}, ex[i])
 		res[img.Hash] = ex[i]
 	}
 	return res, nil
@@ -502,8 +549,11 @@ func (s *Session) progress(p api.Progress) {
 }
 
 // compare returns the comparison of a and b at one layer, computing it once per session.
-func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, cond features.Conditioning) (aas.Comparison, features.Extraction, features.Extraction, bool, error) {
-	ex, err := s.extract(ctx, []*api.Image{a, b}, t, cond)
+func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, needs []int, cond features.Conditioning) (aas.Comparison, features.Extraction, features.Extraction, bool, error) {
+	if needs == nil {
+		needs = []int{layer}
+	}
+	ex, err := s.extract(ctx, []*api.Image{a, b}, t, cond, s.prunedTo(needs))
 	if err != nil {
 		return aas.Comparison{}, features.Extraction{}, features.Extraction{}, false, err
 	}
@@ -531,6 +581,12 @@ func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, co
 
 // Score answers one request.
 func (s *Session) Score(ctx context.Context, req api.Request) (api.Result, error) {
+	return s.score(ctx, req, nil)
+}
+
+// score is Score for work that needs the layers needs besides req.Layer (a sweep's), so that
+// one pruned run (Options.Prune) serves them all; nil: req.Layer alone.
+func (s *Session) score(ctx context.Context, req api.Request, needs []int) (api.Result, error) {
 	start := time.Now()
 	if err := s.acquire(); err != nil {
 		return api.Result{Req: req}, err
@@ -546,7 +602,7 @@ func (s *Session) Score(ctx context.Context, req api.Request) (api.Result, error
 	req.Metric = m
 	t := s.effectiveT(req.T)
 	cachedBefore := s.Cached(req.A, req.B, t)
-	c, exA, exB, _, err := s.compare(ctx, req.A, req.B, t, req.Layer, s.Conditioning())
+	c, exA, exB, _, err := s.compare(ctx, req.A, req.B, t, req.Layer, needs, s.Conditioning())
 	if err != nil {
 		return api.Result{Req: req}, err
 	}
@@ -589,8 +645,12 @@ func (s *Session) Score(ctx context.Context, req api.Request) (api.Result, error
 // LayerScores scores every layer at t with one network run.
 func (s *Session) LayerScores(ctx context.Context, a, b *api.Image, t int, m api.Metric) ([]api.LayerScore, error) {
 	out := make([]api.LayerScore, len(s.info.Layers))
+	every := make([]int, len(s.info.Layers))
+	for i := range every {
+		every[i] = i
+	}
 	for i := range s.info.Layers {
-		r, err := s.Score(ctx, api.Request{A: a, B: b, Layer: i, T: t, Metric: m, Token: -1})
+		r, err := s.score(ctx, api.Request{A: a, B: b, Layer: i, T: t, Metric: m, Token: -1}, every)
 		if err != nil {
 			return nil, err
 		}

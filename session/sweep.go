@@ -37,7 +37,7 @@ func (s *Session) Sweep(ctx context.Context, a, b *api.Image, layers, ts []int, 
 	grid := make([][]api.Record, len(ts)) // [t][layer position]
 	for ti, t := range ts {
 		for _, li := range layers {
-			r, err := s.Score(ctx, api.Request{A: a, B: b, Layer: li, T: t, Metric: m, Token: -1})
+			r, err := s.score(ctx, api.Request{A: a, B: b, Layer: li, T: t, Metric: m, Token: -1}, layers)
 			if err != nil {
 				return api.Sweep{}, err
 			}

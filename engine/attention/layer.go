@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -70,6 +71,18 @@ type Layer struct {
 
 // Channels is Heads × HeadDim.
 func (l Layer) Channels() int { return l.Heads * l.HeadDim }
+
+// Taps are the tensors Instrument exposes for the layer, in order: Q, K, V, then Out where
+// the layer has one; a tensor shared by two of them is listed once.
+func (l Layer) Taps() []string {
+	var out []string
+	for _, t := range []string{l.Q, l.K, l.V, l.Out} {
+		if t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
 
 // KeyValueHeads is KVHeads, or Heads for a layer described without it (Find always sets it).
 func (l Layer) KeyValueHeads() int {

@@ -21,13 +21,19 @@ func TestTextEncoder(t *testing.T) {
 // TestVAEEncoder: the encoder's mid-block attention is found like any other (the diffusion
 // family's tests check how its latent mean is tapped).
 func TestVAEEncoder(t *testing.T) {
-	m, truth := testgraphs.VAEEncoder(testgraphs.TinyVAE())
-	layers, err := attention.Find(m)
-	if err != nil {
-		t.Fatal(err)
+	full := testgraphs.TinyVAE()
+	full.Full, full.Height, full.Width, full.Batch = true, 32, 32, 1
+	for name, o := range map[string]testgraphs.VAEOptions{"collapsed": testgraphs.TinyVAE(), "full": full} {
+		t.Run(name, func(t *testing.T) {
+			m, truth := testgraphs.VAEEncoder(o)
+			layers, err := attention.Find(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLayers(t, layers, truth.Truth)
+			runAndCheck(t, openRuntime(t), m, truth.Truth, 1e-5, false)
+		})
 	}
-	checkLayers(t, layers, truth.Truth)
-	runAndCheck(t, openRuntime(t), m, truth.Truth, 1e-5, false)
 }
 
 // TestViT: the patch embedding in front of the encoder changes nothing the finder reports,

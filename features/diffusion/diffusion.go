@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/diffsim/diffsim/engine"
@@ -68,25 +69,44 @@ type Model struct {
 	name    string
 	size    int
 	unet    *tapped.Model
-	vae     engine.Runner
-	vaeOut  string
-	vaeHalf bool // the VAE output is mean ‖ log-variance: take the first half of the channels
 	scaling float32
 	layers  []features.Layer
 	def     int
 	inputs  []engine.IOInfo
+	loader  features.Loader
 
-	mu      sync.Mutex
-	latents map[image.Image][]float32 // VAE means per image (the images a session holds)
+	// The VAE encoder and the text encoder run once per image and per prompt, whatever t:
+	// their results are kept (latents, embeds), and their sessions open only when a result is
+	// missing, so a command on images and a prompt seen before never loads them.
+	vaeMu   sync.Mutex // held while the VAE session opens
+	vaePath string
+	vae     engine.Runner
+	vaeOut  string
+	vaeHalf bool // the VAE output is mean ‖ log-variance: take the first half of the channels
+	latents *memo
 
 	textMu   sync.Mutex // held while a prompt is embedded, so one prompt runs the encoder once
 	textEnc  engine.Runner
 	textPath string
-	tok      *tokenizer.Tokenizer     // nil when the folder has no tokenizer/
-	tokErr   error                    // why tok is nil
-	embeds   map[string]engine.Tensor // [1, 77, D] per prompt; "" is the unconditional one
-	ip       *ipadapter.Adapter       // DiffSim-C when set
-	textRuns int                      // text encoder runs, for tests
+	tok      *tokenizer.Tokenizer // nil when the folder has no tokenizer/
+	tokErr   error                // why tok is nil
+	embeds   *memo                // [1, 77, D] per prompt's token ids
+	ip       *ipadapter.Adapter   // DiffSim-C when set
+	textRuns int                  // text encoder runs, for tests
+	vaeRuns  int                  // VAE encoder runs, for tests
+}
+
+// memoDir is where results that do not depend on t are kept between processes:
+// $DIFFSIM_MEMO/kind when set ("off" keeps nothing), else kind under diffsim's cache folder.
+func memoDir(kind string) string {
+	switch d := os.Getenv("DIFFSIM_MEMO"); d {
+	case "off":
+		return ""
+	case "":
+		return filepath.Join(engine.CacheDir(), kind)
+	default:
+		return filepath.Join(d, kind)
+	}
 }
 
 // Open loads the U-Net, the VAE encoder, the text encoder and the tokenizer of the folder dir,
@@ -98,7 +118,7 @@ func Open(ctx context.Context, l features.Loader, name, dir string, size int) (*
 // OpenWithAdapter is Open with an IP-Adapter injected into every cross-attention layer
 // (DiffSim-C); ip may be nil. The model owns ip from then on and closes it.
 func OpenWithAdapter(ctx context.Context, l features.Loader, name, dir string, size int, ip *ipadapter.Adapter) (*Model, error) {
-	m := &Model{name: name, size: size, scaling: ScalingFactor, latents: map[image.Image][]float32{}, embeds: map[string]engine.Tensor{}, ip: ip}
+	m := &Model{name: name, size: size, scaling: ScalingFactor, ip: ip, loader: l}
 	ok := false
 	defer func() {
 		if !ok {
@@ -123,6 +143,12 @@ func OpenWithAdapter(ctx context.Context, l features.Loader, name, dir string, s
 			return nil, fmt.Errorf("IP-Adapter: %w", err)
 		}
 		inj = injected
+		// Sessions open when a run needs them: the injected graph is rebuilt then rather than
+		// kept in memory.
+		to.Source = func() ([]byte, error) {
+			data, _, _, err := ip.InjectUNet(unetPath)
+			return data, err
+		}
 		if m.unet, err = tapped.Load(l, unetPath, data, wdir, to); err != nil {
 			return nil, fmt.Errorf("U-Net with IP-Adapter: %w", err)
 		}
@@ -140,11 +166,11 @@ func OpenWithAdapter(ctx context.Context, l features.Loader, name, dir string, s
 			return nil, fmt.Errorf("%s: U-Net input %q is not one diffsim can fill (it fills sample, timestep, encoder_hidden_states, text_embeds, time_ids)", unetPath, in.Name)
 		}
 	}
-	if err := m.openVAE(l, filepath.Join(dir, "vae_encoder")); err != nil {
+	if err := m.openVAE(filepath.Join(dir, "vae_encoder")); err != nil {
 		return nil, err
 	}
 	if m.needs("encoder_hidden_states") {
-		if err := m.openText(ctx, l, dir); err != nil {
+		if err := m.openText(ctx, dir); err != nil {
 			return nil, err
 		}
 	}
@@ -171,26 +197,12 @@ func (m *Model) needs(input string) bool {
 	return false
 }
 
-func (m *Model) openVAE(l features.Loader, dir string) error {
-	path := filepath.Join(dir, "model.onnx")
-	data, err := os.ReadFile(path)
-	if err != nil {
+// openVAE finds the VAE encoder and its scaling factor; its session opens when a latent is
+// first missing (vaeSession).
+func (m *Model) openVAE(dir string) error {
+	m.vaePath = filepath.Join(dir, "model.onnx")
+	if _, err := os.Stat(m.vaePath); err != nil {
 		return fmt.Errorf("VAE encoder: %w", err)
-	}
-	g, err := onnx.Parse(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	mean, err := TapVAEMean(g)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	switch {
-	case mean.Tensor != "":
-		m.vaeOut = mean.Tensor
-		data = onnx.AppendOutputs(data, []string{mean.Tensor})
-	case mean.Parameters != "":
-		m.vaeOut, m.vaeHalf = mean.Parameters, true
 	}
 	if cfg, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
 		var c struct {
@@ -200,38 +212,99 @@ func (m *Model) openVAE(l features.Loader, dir string) error {
 			m.scaling = c.ScalingFactor
 		}
 	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	if m.vae, err = l.Load(data, engine.SessionOptions{ExternalDataDir: abs, Outputs: []string{m.vaeOut}}); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if len(m.vae.Inputs()) != 1 {
-		return fmt.Errorf("%s: the VAE encoder has %d inputs; diffsim feeds one image", path, len(m.vae.Inputs()))
-	}
+	m.latents = newMemo(memoDir("latents"), graphIdentity(m.vaePath, m.scaling, m.size), 64)
 	return nil
 }
 
-// openText opens the text encoder and the tokenizer and embeds the empty prompt. Without a
+// vaeSession opens the VAE encoder's session, once, with its latent mean exposed.
+func (m *Model) vaeSession() (engine.Runner, error) {
+	m.vaeMu.Lock()
+	defer m.vaeMu.Unlock()
+	if m.vae != nil {
+		return m.vae, nil
+	}
+	path := m.vaePath
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("VAE encoder: %w", err)
+	}
+	g, err := onnx.ParseStructure(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	mean, err := TapVAEMean(g)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	g = nil
+	switch {
+	case mean.Tensor != "":
+		m.vaeOut = mean.Tensor
+		data = onnx.AppendOutputs(data, []string{mean.Tensor})
+	case mean.Parameters != "":
+		m.vaeOut, m.vaeHalf = mean.Parameters, true
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	size := int64(len(data))
+	vae, err := m.loader.Load(data, engine.SessionOptions{ExternalDataDir: abs, Outputs: []string{m.vaeOut}})
+	data = nil
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	engine.ReleaseMemory(size)
+	if len(vae.Inputs()) != 1 {
+		return nil, errors.Join(fmt.Errorf("%s: the VAE encoder has %d inputs; diffsim feeds one image", path, len(vae.Inputs())), vae.Close())
+	}
+	m.vae = vae
+	return vae, nil
+}
+
+// openText finds the text encoder, loads the tokenizer and embeds the empty prompt (from the
+// memo when a run before kept it: the text encoder's session then does not open). Without a
 // tokenizer/ folder the empty prompt is SD 1.x's ids (BOS, then EOS as padding) and other
 // prompts are refused when asked for.
-func (m *Model) openText(ctx context.Context, l features.Loader, dir string) error {
+func (m *Model) openText(ctx context.Context, dir string) error {
 	m.textPath = filepath.Join(dir, "text_encoder", "model.onnx")
-	sess, err := openFile(l, m.textPath, []string{"last_hidden_state"})
-	if err != nil {
+	if _, err := os.Stat(m.textPath); err != nil {
 		return fmt.Errorf("text encoder (needed for the U-Net's encoder_hidden_states): %w", err)
 	}
-	m.textEnc = sess
-	if ins := sess.Inputs(); len(ins) != 1 {
-		return fmt.Errorf("%s: the text encoder has %d inputs; diffsim feeds only input_ids", m.textPath, len(ins))
-	}
+	m.embeds = newMemo(memoDir("text"), graphIdentity(m.textPath, "last_hidden_state"), maxPrompts)
 	m.tok, m.tokErr = tokenizer.Load(filepath.Join(dir, "tokenizer"))
 	if m.tokErr != nil && !errors.Is(m.tokErr, fs.ErrNotExist) {
 		return m.tokErr
 	}
-	_, err = m.embedding(ctx, "")
+	_, err := m.embedding(ctx, "")
 	return err
+}
+
+// textSession opens the text encoder's session, once; the caller holds textMu.
+func (m *Model) textSession() (engine.Runner, error) {
+	if m.textEnc != nil {
+		return m.textEnc, nil
+	}
+	data, err := os.ReadFile(m.textPath)
+	if err != nil {
+		return nil, fmt.Errorf("text encoder (needed for the U-Net's encoder_hidden_states): %w", err)
+	}
+	abs, err := filepath.Abs(filepath.Dir(m.textPath))
+	if err != nil {
+		return nil, err
+	}
+	size := int64(len(data))
+	sess, err := m.loader.Load(data, engine.SessionOptions{ExternalDataDir: abs, Outputs: []string{"last_hidden_state"}})
+	data = nil
+	if err != nil {
+		return nil, fmt.Errorf("text encoder %s: %w", m.textPath, err)
+	}
+	engine.ReleaseMemory(size)
+	if ins := sess.Inputs(); len(ins) != 1 {
+		return nil, errors.Join(fmt.Errorf("%s: the text encoder has %d inputs; diffsim feeds only input_ids", m.textPath, len(ins)), sess.Close())
+	}
+	m.textEnc = sess
+	return sess, nil
 }
 
 // Prepare embeds the prompt c needs, so that a bad prompt or a folder without a tokenizer is
@@ -240,7 +313,7 @@ func (m *Model) Prepare(ctx context.Context, c features.Conditioning) error {
 	if c.IsZero() {
 		return nil
 	}
-	if m.textEnc == nil {
+	if m.textPath == "" {
 		return fmt.Errorf("%s: the U-Net takes no text embedding, so a prompt cannot condition it", m.name)
 	}
 	if m.needs("text_embeds") {
@@ -263,9 +336,6 @@ func (m *Model) TextEncoderRuns() int {
 func (m *Model) embedding(ctx context.Context, prompt string) (engine.Tensor, error) {
 	m.textMu.Lock()
 	defer m.textMu.Unlock()
-	if e, ok := m.embeds[prompt]; ok {
-		return e, nil
-	}
 	var ids []int64
 	switch {
 	case m.tok != nil:
@@ -279,8 +349,16 @@ func (m *Model) embedding(ctx context.Context, prompt string) (engine.Tensor, er
 	default:
 		return engine.Tensor{}, fmt.Errorf("prompt %q: %w", prompt, m.tokErr)
 	}
-	in := m.textEnc.Inputs()[0]
-	t := engine.I64(in.Name, []int64{1, tokenizer.ContextLength}, ids)
+	key := m.embeds.key(ids)
+	if e, ok := m.embeds.get(key); ok && len(e.Shape) == 3 {
+		return e, nil
+	}
+	enc, err := m.textSession()
+	if err != nil {
+		return engine.Tensor{}, err
+	}
+	in := enc.Inputs()[0]
+	t := engine.I64(in.Name, []int64{1, int64(len(ids))}, ids)
 	if in.Type == engine.Int32 {
 		i32 := make([]int32, len(ids))
 		for i, v := range ids {
@@ -288,7 +366,7 @@ func (m *Model) embedding(ctx context.Context, prompt string) (engine.Tensor, er
 		}
 		t = engine.Tensor{Name: in.Name, Shape: t.Shape, Type: engine.Int32, Int32: i32}
 	}
-	out, err := m.textEnc.Run(ctx, t)
+	out, err := enc.Run(ctx, t)
 	if err != nil {
 		return engine.Tensor{}, fmt.Errorf("%s: %w", m.textPath, err)
 	}
@@ -297,28 +375,8 @@ func (m *Model) embedding(ctx context.Context, prompt string) (engine.Tensor, er
 	if len(e.Shape) != 3 || e.Shape[0] != 1 || len(e.Float32) == 0 {
 		return engine.Tensor{}, fmt.Errorf("%s: last_hidden_state has shape %v, want [1, 77, D] float32", m.textPath, e.Shape)
 	}
-	if len(m.embeds) >= maxPrompts {
-		// Keep the unconditional embedding; the others are cheap to recompute.
-		uncond, ok := m.embeds[""]
-		clear(m.embeds)
-		if ok {
-			m.embeds[""] = uncond
-		}
-	}
-	m.embeds[prompt] = e
+	m.embeds.put(key, e)
 	return e, nil
-}
-
-func openFile(l features.Loader, path string, outputs []string) (engine.Runner, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	abs, err := filepath.Abs(filepath.Dir(path))
-	if err != nil {
-		return nil, err
-	}
-	return l.Load(data, engine.SessionOptions{ExternalDataDir: abs, Outputs: outputs})
 }
 
 // Info implements features.Model.
@@ -343,6 +401,21 @@ func (m *Model) Extract(ctx context.Context, imgs []image.Image, t int, seed int
 // every image twice (unconditional half first, as diffusers orders it) and each image's
 // features carry both halves as heads (see Conditioning).
 func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning) ([]features.Extraction, error) {
+	return m.extract(ctx, imgs, t, seed, c, nil)
+}
+
+// ExtractLayers implements features.Pruner: the U-Net cut down to the layers' taps (Down0
+// needs a tenth of the network; the VAE latent and the text embedding are computed as for
+// every run, once per image and per prompt).
+func (m *Model) ExtractLayers(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning, layers []int) ([]features.Extraction, error) {
+	if layers == nil {
+		return nil, errors.New("ExtractLayers: no layers asked for")
+	}
+	return m.extract(ctx, imgs, t, seed, c, layers)
+}
+
+// extract runs the U-Net on imgs, whole (layers nil) or pruned to layers.
+func (m *Model) extract(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning, layers []int) ([]features.Extraction, error) {
 	if t < 0 || t >= schedule.Timesteps {
 		return nil, fmt.Errorf("timestep %d is outside 0..%d", t, schedule.Timesteps-1)
 	}
@@ -350,7 +423,7 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 		return nil, err
 	}
 	var texts []engine.Tensor // one per half of the batch
-	if m.textEnc != nil {
+	if m.textPath != "" {
 		prompts := []string{c.Prompt}
 		if c.CFG {
 			prompts = []string{"", c.Prompt}
@@ -426,7 +499,13 @@ func (m *Model) ExtractConditioned(ctx context.Context, imgs []image.Image, t in
 			inputs = append(inputs, engine.F32(in.Name, []int64{int64(b), 6}, ids))
 		}
 	}
-	res, err := m.unet.Run(ctx, h, h, inputs...)
+	var res tapped.Result
+	var err error
+	if layers == nil {
+		res, err = m.unet.Run(ctx, h, h, inputs...)
+	} else {
+		res, err = m.unet.RunLayers(ctx, layers, h, h, inputs...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("U-Net: %w", err)
 	}
@@ -463,19 +542,27 @@ func StackHalves(uncond, prompted features.Features) features.Features {
 	return out
 }
 
-// encode returns the scaled VAE latent mean of one image, cached per image.
+// encode returns the scaled VAE latent mean of one image: kept by the image's pixels at the
+// working size and the VAE (memo), so the encoder runs once per image, in this process or an
+// earlier one.
 func (m *Model) encode(ctx context.Context, img image.Image) ([]float32, error) {
-	m.mu.Lock()
-	z, ok := m.latents[img]
-	m.mu.Unlock()
-	if ok {
-		return append([]float32(nil), z...), nil
-	}
 	px := features.CHW(features.ResizeSquare(img, m.size), features.HalfMean, features.HalfStd)
-	out, err := m.vae.Run(ctx, engine.F32(m.vae.Inputs()[0].Name, []int64{1, 3, int64(m.size), int64(m.size)}, px))
+	key := m.latents.key(px)
+	h := m.size / 8
+	if z, ok := m.latents.get(key); ok && len(z.Float32) == latentChannels*h*h {
+		return slices.Clone(z.Float32), nil
+	}
+	vae, err := m.vaeSession()
+	if err != nil {
+		return nil, err
+	}
+	out, err := vae.Run(ctx, engine.F32(vae.Inputs()[0].Name, []int64{1, 3, int64(m.size), int64(m.size)}, px))
 	if err != nil {
 		return nil, fmt.Errorf("VAE encoder: %w", err)
 	}
+	m.vaeMu.Lock()
+	m.vaeRuns++
+	m.vaeMu.Unlock()
 	lat := out[0]
 	if len(lat.Shape) != 4 {
 		return nil, fmt.Errorf("VAE encoder: output %q has shape %v, want [1, C, H, W]", m.vaeOut, lat.Shape)
@@ -488,17 +575,22 @@ func (m *Model) encode(ctx context.Context, img image.Image) ([]float32, error) 
 		return nil, fmt.Errorf("VAE encoder: %d latent channels, want %d", c, latentChannels)
 	}
 	hw := int(lat.Shape[2] * lat.Shape[3])
-	z = make([]float32, c*hw)
+	if hw != h*h {
+		return nil, fmt.Errorf("VAE encoder: %d×%d latents for %d px images, want %d×%d", lat.Shape[2], lat.Shape[3], m.size, h, h)
+	}
+	z := make([]float32, c*hw)
 	for i := range z {
 		z[i] = lat.Float32[i] * m.scaling
 	}
-	m.mu.Lock()
-	if len(m.latents) > 64 {
-		clear(m.latents)
-	}
-	m.latents[img] = z
-	m.mu.Unlock()
-	return append([]float32(nil), z...), nil
+	m.latents.put(key, engine.F32("", []int64{int64(c), int64(h), int64(h)}, z))
+	return slices.Clone(z), nil
+}
+
+// VAERuns counts the VAE encoder's runs: one per image not seen before.
+func (m *Model) VAERuns() int {
+	m.vaeMu.Lock()
+	defer m.vaeMu.Unlock()
+	return m.vaeRuns
 }
 
 // timestepTensor builds t in the type and rank the U-Net declares.

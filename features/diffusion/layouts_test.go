@@ -75,6 +75,21 @@ func TestOtherLayouts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A score at Mid, the layer the regression broke, runs the U-Net cut down to it.
+			mid := slices.IndexFunc(info.Layers, func(l features.Layer) bool { return l.Short == "Mid" })
+			if mid < 0 {
+				t.Fatal("no Mid layer")
+			}
+			pr, err := m.ExtractLayers(ctx, imgs, 401, 2334, features.Conditioning{}, []int{mid})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range imgs {
+				g, f := pr[k].Layers[mid], ex[k].Layers[mid]
+				if !slices.Equal(g.Q, f.Q) || !slices.Equal(g.K, f.K) || !slices.Equal(g.V, f.V) {
+					t.Errorf("Mid, image %d: the pruned U-Net's features differ from the full one's", k)
+				}
+			}
 			if m.unet.BuffersRefused() {
 				t.Error("the runtime refused the taps' buffers: their inferred shapes are wrong")
 			}
@@ -120,5 +135,62 @@ func TestFixedSizeRefusesOtherSizes(t *testing.T) {
 	rt := enginetest.Runtime(t)
 	if _, err := Open(context.Background(), rt, "two", dir, 512); err == nil || !strings.Contains(err.Error(), "--size 64") {
 		t.Fatalf("open at 512 px: err = %v, want one offering --size 64", err)
+	}
+}
+
+// TestWorkNotDependingOnTRunsOnce: an image's VAE latent and the empty prompt's embedding are
+// computed once: a second model on the same folder (a second command) finds them on disk and
+// never opens the VAE or the text encoder, and its features are the same bits.
+func TestWorkNotDependingOnTRunsOnce(t *testing.T) {
+	t.Setenv("DIFFSIM_MEMO", t.TempDir())
+	dir := tinyFolder(t)
+	rt := enginetest.Runtime(t)
+	ctx := context.Background()
+	a, b := sample(t, "chelsea.png"), sample(t, "coffee.png")
+	first, err := Open(ctx, rt, "tiny", dir, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	ex1, err := first.Extract(ctx, []image.Image{a, b}, 401, 2334)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Extract(ctx, []image.Image{b, a}, 101, 2334); err != nil {
+		t.Fatal(err)
+	}
+	if first.VAERuns() != 2 || first.TextEncoderRuns() != 1 {
+		t.Errorf("first model: %d VAE runs, %d text encoder runs; want 2 and 1", first.VAERuns(), first.TextEncoderRuns())
+	}
+	second, err := Open(ctx, plainLoader{rt}, "tiny", dir, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	ex2, err := second.Extract(ctx, []image.Image{a, b}, 401, 2334)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.VAERuns() != 0 || second.TextEncoderRuns() != 0 || second.vae != nil || second.textEnc != nil {
+		t.Errorf("second model: %d VAE runs, %d text encoder runs (sessions open: %v, %v); want none", second.VAERuns(), second.TextEncoderRuns(), second.vae != nil, second.textEnc != nil)
+	}
+	for l := range ex1[0].Layers {
+		for k := range 2 {
+			if !slices.Equal(ex1[k].Layers[l].Q, ex2[k].Layers[l].Q) {
+				t.Fatalf("layer %d, image %d: features from the kept latent differ", l, k)
+			}
+		}
+	}
+	// Another size is another latent.
+	third, err := Open(ctx, rt, "tiny", dir, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if _, err := third.Extract(ctx, []image.Image{a}, 401, 2334); err != nil {
+		t.Fatal(err)
+	}
+	if third.VAERuns() != 1 {
+		t.Errorf("at 64 px: %d VAE runs, want 1", third.VAERuns())
 	}
 }

@@ -6,6 +6,7 @@ package tapped
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,18 +21,34 @@ import (
 	"github.com/diffsim/diffsim/features"
 )
 
-// Model is a loaded, instrumented graph.
+// Model is an instrumented graph, ready to run: with every layer tapped (the full session),
+// or cut down to the layers a run asks for (pruned sessions, each kept for its set of layers).
+// Sessions open when a run first needs them, so work that names its layers never creates the
+// full graph's session, nor loads the weights only later layers read.
 type Model struct {
 	Path   string
 	Layers []attention.Layer
-	sess   engine.Runner
-	extra  []string // outputs the caller asked for, first in the output list
-	taps   [][4]int // per layer: output index of Q, K, V (−1 when shared), Out (−1)
-	nOut   int      // outputs the session returns: extra, then the taps
-	plan   plan     // output shapes inferred from the graph
+
+	loader  features.Loader
+	dir     string                 // external weights
+	source  func() ([]byte, error) // the model's bytes, read again for a pruned session
+	inputs  []engine.IOInfo        // the graph's inputs and outputs, as the runtime lists them
+	outputs []engine.IOInfo
+	extra   []string       // outputs the caller asked for, first in the full output list
+	names   []string       // the full session's outputs: extra, then the taps
+	plan    plan           // output shapes inferred from the graph, by full output index
+	index   map[string]int // full output index by name
 
 	mu      sync.Mutex
-	learned map[string][][]int64 // output shapes of earlier runs, by the runs' input shapes
+	subsets map[string]*subset   // open sessions by their layer set ("" = every layer)
+	learned map[string][][]int64 // output shapes of earlier runs, by session and input shapes
+}
+
+// subset is one open session: the full graph, or one pruned to some layers' taps.
+type subset struct {
+	sess    engine.Runner
+	outputs []int           // its outputs, as full output indices
+	inputs  map[string]bool // the graph inputs it reads
 }
 
 // Options say what Load exposes besides the taps and how the graph will be fed.
@@ -44,11 +61,14 @@ type Options struct {
 	// runtime Go buffers of those shapes to write the taps into (engine.ShapedRunner). nil:
 	// runs learn the shapes instead, the first run at each input size going without buffers.
 	Inputs func(declared []engine.IOInfo, batch int) map[string][]int64
+	// Source gives Load's bytes again when a session is opened later (Open reads the file; a
+	// caller of Load that can rebuild the bytes says how). nil: Load keeps its bytes.
+	Source func() ([]byte, error)
 }
 
-// Open reads the model at path, finds its attention layers and loads it with their Q, K, V
-// as extra outputs. External weights are read from the model's folder; the user's files are
-// never written.
+// Open reads the model at path and finds its attention layers; sessions with their Q, K, V as
+// extra outputs open when a run needs them. External weights are read from the model's
+// folder; the user's files are never written.
 func Open(l features.Loader, path string, o Options) (*Model, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -58,64 +78,154 @@ func Open(l features.Loader, path string, o Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Source == nil {
+		o.Source = func() ([]byte, error) { return os.ReadFile(path) }
+	}
 	return Load(l, path, data, dir, o)
 }
 
 // Load is Open for a model already in memory; dir holds its external weights, if any, and
 // path only names it in errors.
 func Load(l features.Loader, path string, data []byte, dir string, o Options) (*Model, error) {
-	m, err := onnx.Parse(data)
+	g, layers, _, err := instrument(data, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	layers, err := attention.Find(m)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	m := &Model{Path: path, Layers: layers, loader: l, dir: dir, source: o.Source, extra: o.Extra,
+		index: map[string]int{}, subsets: map[string]*subset{}}
+	if m.source == nil {
+		m.source = func() ([]byte, error) { return data, nil }
 	}
-	inst, names, err := attention.Instrument(data, m, layers)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	m.names = append([]string(nil), o.Extra...)
+	for i, n := range m.names {
+		m.index[n] = i
 	}
-	outputs := append([]string(nil), o.Extra...)
-	index := map[string]int{}
-	for i, n := range outputs {
-		index[n] = i
-	}
-	for _, n := range names {
-		if _, ok := index[n]; !ok {
-			index[n] = len(outputs)
-			outputs = append(outputs, n)
+	for _, ly := range layers {
+		for _, n := range ly.Taps() {
+			if _, ok := m.index[n]; !ok {
+				m.index[n] = len(m.names)
+				m.names = append(m.names, n)
+			}
 		}
 	}
-	taps := make([][4]int, len(layers))
-	for i, ly := range layers {
-		taps[i] = [4]int{index[ly.Q], index[ly.K], index[ly.V], -1}
-		if ly.Out != "" {
-			taps[i][3] = index[ly.Out]
-		}
-	}
-	var p plan
+	m.inputs, m.outputs = GraphIO(g)
 	if o.Inputs != nil {
-		// Inference runs on the instrumented graph: the tapped names include what Instrument
-		// added (casts, slices of merged weights), which only it holds.
-		if err := onnx.Merge(m, inst[len(data):]); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		p = newPlan(m, o.Inputs, outputs)
+		m.plan = newPlan(g, o.Inputs, m.names)
 	}
-	m = nil // the graph (and any weights embedded in it) is not needed past this point
-	sess, err := l.Load(inst, engine.SessionOptions{ExternalDataDir: dir, Outputs: outputs})
+	return m, nil
+}
+
+// instrument decodes a model's structure (no weights), finds its layers and returns the
+// instrumented structure (the taps Instrument adds included) and, with bytes, the
+// instrumented model's bytes for a session.
+func instrument(data []byte, bytes bool) (*onnxpb.ModelProto, []attention.Layer, []byte, error) {
+	g, err := onnx.ParseStructure(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, nil, err
 	}
-	return &Model{Path: path, Layers: layers, sess: sess, extra: o.Extra, taps: taps, nOut: len(outputs), plan: p}, nil
+	layers, err := attention.Find(g)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	suffix, _, err := attention.Instrument(nil, g, layers)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := onnx.Merge(g, suffix); err != nil {
+		return nil, nil, nil, err
+	}
+	var inst []byte
+	if bytes {
+		inst = append(data[:len(data):len(data)], suffix...)
+	}
+	return g, layers, inst, nil
+}
+
+// session opens (once) the session computing the taps of layers, all of them when layers is
+// nil: the full graph, or the graph pruned to those taps.
+func (m *Model) session(layers []int) (*subset, error) {
+	key := layerKey(layers)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.subsets[key]; ok {
+		return s, nil
+	}
+	data, err := m.source()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Path, err)
+	}
+	g, found, inst, err := instrument(data, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Path, err)
+	}
+	if len(found) != len(m.Layers) {
+		return nil, fmt.Errorf("%s: the model changed since it was opened (%d attention layers, now %d)", m.Path, len(m.Layers), len(found))
+	}
+	s := &subset{inputs: map[string]bool{}}
+	var names []string
+	if layers == nil {
+		names = m.names
+		for i := range m.names {
+			s.outputs = append(s.outputs, i)
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, li := range layers {
+			for _, n := range m.Layers[li].Taps() {
+				if !seen[n] {
+					seen[n] = true
+					names = append(names, n)
+					s.outputs = append(s.outputs, m.index[n])
+				}
+			}
+		}
+		if inst, err = onnx.Prune(inst, g, names); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Path, err)
+		}
+		if g, err = onnx.ParseStructure(inst); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Path, err)
+		}
+	}
+	ins, _ := GraphIO(g)
+	for _, in := range ins {
+		s.inputs[in.Name] = true
+	}
+	data, g = nil, nil // only the runtime holds the graph from here on
+	size := int64(len(inst))
+	s.sess, err = m.loader.Load(inst, engine.SessionOptions{ExternalDataDir: m.dir, Outputs: names})
+	inst = nil
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Path, err)
+	}
+	engine.ReleaseMemory(size)
+	m.subsets[key] = s
+	return s, nil
+}
+
+// Prepare opens the session a run of layers needs (every layer when layers is nil) now rather
+// than at the first run: a model's load is then done before its first score is timed.
+func (m *Model) Prepare(layers []int) error {
+	if layers != nil {
+		layers = slices.Clone(layers)
+		slices.Sort(layers)
+		layers = slices.Compact(layers)
+	}
+	_, err := m.session(layers)
+	return err
+}
+
+func layerKey(layers []int) string {
+	if layers == nil {
+		return ""
+	}
+	return fmt.Sprint(layers)
 }
 
 // Inputs are the graph inputs a run needs.
-func (m *Model) Inputs() []engine.IOInfo { return m.sess.Inputs() }
+func (m *Model) Inputs() []engine.IOInfo { return m.inputs }
 
 // Outputs are the graph's own declared outputs.
-func (m *Model) Outputs() []engine.IOInfo { return m.sess.Outputs() }
+func (m *Model) Outputs() []engine.IOInfo { return m.outputs }
 
 // Result is one run: features per batch item and layer, and the extra outputs by name.
 type Result struct {
@@ -132,38 +242,92 @@ const maxLearned = 16
 // shapes are known: inferred from the graph (Options.Inputs) or measured by an earlier run at
 // the same input sizes; a wrong shape costs a second run, never a wrong result.
 func (m *Model) Run(ctx context.Context, imageH, imageW int, inputs ...engine.Tensor) (Result, error) {
-	key := signature(inputs)
+	return m.run(ctx, nil, imageH, imageW, inputs)
+}
+
+// RunLayers is Run on the graph pruned to the given layers' taps (indices into Layers): it
+// computes nothing downstream of them and loads no weight they do not need. Features of the
+// other layers are left zero, and no extra output is returned. The pruned session is kept for
+// the next run of the same layers.
+func (m *Model) RunLayers(ctx context.Context, layers []int, imageH, imageW int, inputs ...engine.Tensor) (Result, error) {
+	set := slices.Clone(layers)
+	slices.Sort(set)
+	set = slices.Compact(set)
+	for _, li := range set {
+		if li < 0 || li >= len(m.Layers) {
+			return Result{}, fmt.Errorf("%s: no layer %d (the model has %d)", m.Path, li, len(m.Layers))
+		}
+	}
+	if len(set) == 0 {
+		return Result{}, fmt.Errorf("%s: no layers asked for", m.Path)
+	}
+	return m.run(ctx, set, imageH, imageW, inputs)
+}
+
+func (m *Model) run(ctx context.Context, layers []int, imageH, imageW int, inputs []engine.Tensor) (Result, error) {
+	s, err := m.session(layers)
+	if err != nil {
+		return Result{}, err
+	}
+	fed := inputs[:0:0]
+	for _, t := range inputs {
+		if s.inputs[t.Name] {
+			fed = append(fed, t)
+		}
+	}
+	key := layerKey(layers) + "|" + signature(fed)
 	m.mu.Lock()
 	shapes := m.learned[key]
 	m.mu.Unlock()
 	if shapes == nil {
-		shapes = m.plan.predict(inputs)
+		if full := m.plan.predict(inputs); full != nil {
+			shapes = make([][]int64, len(s.outputs))
+			for i, fi := range s.outputs {
+				shapes[i] = full[fi]
+			}
+		}
 	}
 	var out []engine.Tensor
-	var err error
-	if sr, ok := m.sess.(engine.ShapedRunner); ok && shapes != nil {
-		out, err = sr.RunShaped(ctx, shapes, inputs...)
+	if sr, ok := s.sess.(engine.ShapedRunner); ok && shapes != nil {
+		out, err = sr.RunShaped(ctx, shapes, fed...)
 	} else {
-		out, err = m.sess.Run(ctx, inputs...)
+		out, err = s.sess.Run(ctx, fed...)
 	}
 	if err != nil {
 		return Result{}, err
 	}
 	m.learn(key, out)
-	res := Result{Extra: map[string]engine.Tensor{}}
-	for i, name := range m.extra {
-		res.Extra[name] = out[i]
+	byIndex := make(map[int]engine.Tensor, len(out))
+	for i, fi := range s.outputs {
+		byIndex[fi] = out[i]
 	}
-	var batch int
-	for li, ly := range m.Layers {
-		q, k, v := out[m.taps[li][0]], out[m.taps[li][1]], out[m.taps[li][2]]
+	res := Result{Extra: map[string]engine.Tensor{}}
+	if layers == nil {
+		for i, name := range m.extra {
+			res.Extra[name] = out[i]
+		}
+	}
+	want := layers
+	if want == nil {
+		want = make([]int, len(m.Layers))
+		for i := range want {
+			want[i] = i
+		}
+	}
+	batch := -1
+	for _, li := range want {
+		ly := m.Layers[li]
+		q, k, v := byIndex[m.index[ly.Q]], byIndex[m.index[ly.K]], byIndex[m.index[ly.V]]
 		if len(q.Shape) != 3 || len(k.Shape) != 3 || len(v.Shape) != 3 {
 			return Result{}, fmt.Errorf("layer %s: Q/K/V shapes %v %v %v are not [batch, tokens, channels]", ly.Name, q.Shape, k.Shape, v.Shape)
 		}
 		b := int(q.Shape[0])
-		if li == 0 {
+		if batch < 0 {
 			batch = b
 			res.Features = make([][]features.Features, batch)
+			for i := range res.Features {
+				res.Features[i] = make([]features.Features, len(m.Layers))
+			}
 		}
 		if b != batch || int(k.Shape[0]) != b {
 			return Result{}, fmt.Errorf("layer %s: batch %d, expected %d", ly.Name, b, batch)
@@ -187,7 +351,7 @@ func (m *Model) Run(ctx context.Context, imageH, imageW int, inputs ...engine.Te
 			if kvTokens != tokens {
 				f.KVTokens = kvTokens
 			}
-			res.Features[i] = append(res.Features[i], f)
+			res.Features[i][li] = f
 		}
 	}
 	return res, nil
@@ -220,10 +384,16 @@ func signature(inputs []engine.Tensor) string {
 }
 
 // BuffersRefused reports whether the runtime refused the buffers of a run's predicted shapes
-// (they were wrong), which cost a second run.
+// (they were wrong) in any session, which cost a second run.
 func (m *Model) BuffersRefused() bool {
-	r, ok := m.sess.(interface{ BuffersRefused() bool })
-	return ok && r.BuffersRefused()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.subsets {
+		if r, ok := s.sess.(interface{ BuffersRefused() bool }); ok && r.BuffersRefused() {
+			return true
+		}
+	}
+	return false
 }
 
 // Tokens is each layer's query token count at batch 1 of Options.Inputs, as inferred from the
@@ -231,7 +401,7 @@ func (m *Model) BuffersRefused() bool {
 func (m *Model) Tokens() []int {
 	out := make([]int, len(m.Layers))
 	for i := range m.Layers {
-		out[i] = m.plan.tokens(m.taps[i][0])
+		out[i] = m.plan.tokens(m.index[m.Layers[i].Q])
 	}
 	return out
 }
@@ -353,5 +523,14 @@ func GraphIO(g *onnxpb.ModelProto) (ins, outs []engine.IOInfo) {
 	return ins, outs
 }
 
-// Close frees the session.
-func (m *Model) Close() error { return m.sess.Close() }
+// Close frees the sessions; it is idempotent.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for k, s := range m.subsets {
+		errs = append(errs, s.sess.Close())
+		delete(m.subsets, k)
+	}
+	return errors.Join(errs...)
+}

@@ -146,7 +146,7 @@ func open(l features.Loader, name, family, desc, file string, pre Preprocess) (*
 	if err != nil {
 		return nil, err
 	}
-	graph, err := onnx.Parse(data)
+	graph, err := onnx.ParseStructure(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}

@@ -21,6 +21,12 @@ type VAEOptions struct {
 	// ScaledMean scales the mean (Mul by 0.5) and casts it before the sampling Add, as some
 	// exports do: the mean to tap is then the cast value, not the Split's output.
 	ScaledMean bool
+	// Full builds AutoencoderKL's whole encoder instead of one patchifying convolution:
+	// conv_in to 128 channels, four down blocks of two resnets (128, 256, 512, 512; each but
+	// the last halving the image), the mid block's resnets around its attention (at Channels),
+	// then conv_out. GroupNorm + SiLU between convolutions is written as SiLU alone. SD's VAE
+	// encoder at Channels 512: 34 M parameters, the cost a 512 px image really has.
+	Full bool
 }
 
 // TinyVAE is a runnable miniature at 64×64 px.
@@ -45,10 +51,15 @@ func VAEEncoder(o VAEOptions) (*onnxpb.ModelProto, VAETruth) {
 	u := &unet{gb: g}
 	c := o.Channels
 	enc := g.scope("/encoder")
-	// Patchify by 8 in one convolution: the real encoder's down blocks, collapsed.
-	w, _ := g.weight([]int64{int64(c), 3, 8, 8}, 1/math.Sqrt(3*64))
-	bias, _ := g.weight([]int64{int64(c)}, 0.05)
-	h := enc.sub("conv_in").node("Conv", []string{sample, w, bias}, onnx.AttrInts("kernel_shape", 8, 8), onnx.AttrInts("strides", 8, 8))
+	var h string
+	if o.Full {
+		h = u.vaeDown(enc, sample, c)
+	} else {
+		// Patchify by 8 in one convolution: the real encoder's down blocks, collapsed.
+		w, _ := g.weight([]int64{int64(c), 3, 8, 8}, 1/math.Sqrt(3*64))
+		bias, _ := g.weight([]int64{int64(c)}, 0.05)
+		h = enc.sub("conv_in").node("Conv", []string{sample, w, bias}, onnx.AttrInts("kernel_shape", 8, 8), onnx.AttrInts("strides", 8, 8))
+	}
 
 	s := enc.sub("mid_block/attentions.0")
 	x := s.reshape(h, g.ints(0, int64(c), -1))
@@ -103,6 +114,8 @@ func VAEEncoder(o VAEOptions) (*onnxpb.ModelProto, VAETruth) {
 type TextOptions struct {
 	Batch, Tokens, Channels, Heads, Layers, Vocab int
 	Seed                                          uint64
+	// Int32IDs declares input_ids int32, as optimum's export does (int64 otherwise).
+	Int32IDs bool
 }
 
 // TinyText is a runnable miniature with the real vocabulary and 77 tokens.
@@ -116,8 +129,12 @@ func TinyText() TextOptions {
 func TextEncoder(o TextOptions) (*onnxpb.ModelProto, Truth) {
 	g := newGB("main_graph", o.Seed)
 	var truth Truth
-	ids := g.Input("input_ids", onnx.Int64, -1, int64(o.Tokens))
-	truth.Inputs = []Input{{"input_ids", onnx.Int64, []int64{int64(o.Batch), int64(o.Tokens)}}}
+	idType := onnx.Int64
+	if o.Int32IDs {
+		idType = onnx.Int32
+	}
+	ids := g.Input("input_ids", idType, -1, int64(o.Tokens))
+	truth.Inputs = []Input{{"input_ids", idType, []int64{int64(o.Batch), int64(o.Tokens)}}}
 	c := o.Channels
 	emb := g.scope("/text_model/embeddings")
 	tok, _ := g.weight([]int64{int64(o.Vocab), int64(c)}, 1)
@@ -185,4 +202,33 @@ func WriteDiffusers(dir string, o UNetOptions) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "model_index.json"), []byte(`{"_class_name": "StableDiffusionPipeline"}`), 0o644)
+}
+
+// vaeDown is AutoencoderKL's encoder up to its mid-block attention: conv_in, four down blocks
+// of two resnets (three downsampling by 2 with a strided convolution), the mid block's first
+// resnet; SiLU stands in for GroupNorm + SiLU.
+func (u *unet) vaeDown(enc scope, x string, mid int) string {
+	silu := func(s scope, h string) string { return s.node("Mul", []string{h, s.node("Sigmoid", []string{h})}) }
+	resnet := func(s scope, h string, in, out int) string {
+		y := u.conv(s.sub("conv1"), silu(s, h), in, out, 3, 1)
+		y = u.conv(s.sub("conv2"), silu(s, y), out, out, 3, 1)
+		if in != out {
+			h = u.conv(s.sub("conv_shortcut"), h, in, out, 1, 1)
+		}
+		return s.node("Add", []string{h, y})
+	}
+	widths := []int{128, 256, 512, mid}
+	h := u.conv(enc.sub("conv_in"), x, 3, widths[0], 3, 1)
+	in := widths[0]
+	for i, w := range widths {
+		blk := enc.sub(fmt.Sprintf("down_blocks.%d", i))
+		for r := range 2 {
+			h = resnet(blk.sub(fmt.Sprintf("resnets.%d", r)), h, in, w)
+			in = w
+		}
+		if i < len(widths)-1 {
+			h = u.conv(blk.sub("downsamplers.0/conv"), h, w, w, 3, 2)
+		}
+	}
+	return resnet(enc.sub("mid_block/resnets.0"), h, in, mid)
 }

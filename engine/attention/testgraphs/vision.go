@@ -74,6 +74,7 @@ func ViT(v Variant, o ViTOptions) (*onnxpb.ModelProto, Truth) {
 // CLIPVisionOptions size a CLIP vision encoder.
 type CLIPVisionOptions struct {
 	Width, Heads, Layers int
+	Patch                int // patch side in pixels at 224 px: 32 (ViT-B/32, the default) or 16
 	// DecomposedLN writes the layers' LayerNorms as ReduceMean → Sub → Pow → … → Add, as
 	// older exporters do, instead of LayerNormalization nodes.
 	DecomposedLN bool
@@ -113,6 +114,11 @@ func CLIPVision(o CLIPVisionOptions) (*onnxpb.ModelProto, string) {
 		return b.Scalar(fmt.Sprintf("onnx::Scalar_%d", n), v)
 	}
 	c := int64(o.Width)
+	patch := int64(o.Patch)
+	if patch == 0 {
+		patch = 32
+	}
+	tokens := (224/patch)*(224/patch) + 1
 	ln := func(scope, x string, decomposed bool) string {
 		g, beta := w(0.2, 1, c), w(0.1, 0, c)
 		if !decomposed {
@@ -131,13 +137,13 @@ func CLIPVision(o CLIPVisionOptions) (*onnxpb.ModelProto, string) {
 	}
 	px := b.Input("pixel_values", onnx.Float, -1, 3, 224, 224)
 	e := "/vision_model/embeddings"
-	p := b.Node("Conv", e+"/patch_embedding/Conv", []string{px, w(1/math.Sqrt(3*32*32), 0, c, 3, 32, 32)},
-		onnx.AttrInts("kernel_shape", 32, 32), onnx.AttrInts("strides", 32, 32))
+	p := b.Node("Conv", e+"/patch_embedding/Conv", []string{px, w(1/math.Sqrt(float64(3*patch*patch)), 0, c, 3, patch, patch)},
+		onnx.AttrInts("kernel_shape", patch, patch), onnx.AttrInts("strides", patch, patch))
 	p = b.Node("Transpose", e+"/Transpose", []string{b.Node("Reshape", e+"/Reshape", []string{p, ints(0, c, -1)})}, onnx.AttrInts("perm", 0, 2, 1))
 	batch := b.Node("Slice", e+"/Slice", []string{b.Node("Shape", e+"/Shape", []string{px}), ints(0), ints(1)})
 	cls := b.Node("Expand", e+"/Expand", []string{w(0.5, 0, 1, 1, c), b.Node("Concat", e+"/Concat", []string{batch, ints(1, c)}, onnx.AttrInt("axis", 0))})
 	h := b.Node("Concat", e+"/Concat_1", []string{cls, p}, onnx.AttrInt("axis", 1))
-	h = b.Node("Add", e+"/Add", []string{h, w(0.5, 0, 1, 50, c)})
+	h = b.Node("Add", e+"/Add", []string{h, w(0.5, 0, 1, tokens, c)})
 	h = ln("/vision_model/pre_layrnorm", h, false)
 	d := c / int64(o.Heads)
 	penultimate := ""
@@ -174,6 +180,6 @@ func CLIPVision(o CLIPVisionOptions) (*onnxpb.ModelProto, string) {
 	b.Node("Identity", "/Identity", []string{emb})
 	b.Last().Output[0] = "image_embeds"
 	b.Output("image_embeds", onnx.Float, -1, 8)
-	b.Output("last_hidden_state", onnx.Float, -1, 50, c)
+	b.Output("last_hidden_state", onnx.Float, -1, tokens, c)
 	return b.Model(), penultimate
 }

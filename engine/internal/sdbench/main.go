@@ -10,6 +10,8 @@
 //	sdbench raw DIR SIZE               onnxruntime_go directly, all three graphs held together
 //	sdbench engine DIR CACHEDIR        the U-Net through engine.Runtime with the graph cache
 //	sdbench session DIR SIZE CACHEDIR A B   diffsim's score in phases, with time and memory after each
+//	sdbench gen-vit DIR                a CLIP ViT-B/16-sized vision encoder in DIR/onnx/
+//	sdbench prune FILE LAYER SIZE      FILE's graph cut down to LAYER (or "full"): session, forward, peak
 package main
 
 import (
@@ -33,6 +35,7 @@ import (
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
 	"github.com/diffsim/diffsim/features/families"
+	"github.com/diffsim/diffsim/features/tapped"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -54,6 +57,15 @@ func run(args []string) int {
 		}
 		if err == nil {
 			err = raw(args[1], size)
+		}
+	case "gen-vit":
+		err = genViT(args[1])
+	case "prune":
+		if len(args) < 4 {
+			err = fmt.Errorf("prune FILE LAYER SIZE")
+		} else {
+			size, _ := strconv.Atoi(args[3])
+			err = prune(args[1], args[2], size)
 		}
 	case "session":
 		if len(args) < 5 {
@@ -81,8 +93,8 @@ func run(args []string) int {
 // gen writes the folder. The U-Net is the test generator's full-size SD 1.5 structure with
 // its external weights filled with seeded random values scaled by fan-in (so activations stay
 // finite and no denormals slow the run); the text encoder is CLIP ViT-L/14's text tower size
-// (12 layers, width 768, 49408 tokens); the VAE encoder is the generator's collapsed one at
-// width 512 (not the real encoder's cost: noted in the script's output).
+// (12 layers, width 768, 49408 tokens) and the VAE encoder AutoencoderKL's whole encoder, both
+// with their weights inside model.onnx as optimum writes them.
 func gen(dir string) error {
 	unetDir := filepath.Join(dir, "unet")
 	if err := os.MkdirAll(unetDir, 0o755); err != nil {
@@ -100,19 +112,18 @@ func gen(dir string) error {
 	}
 	fmt.Printf("unet: %d parameters, %.2f GB of external weights\n", n/4, float64(n)/1e9)
 
-	text, _ := testgraphs.TextEncoder(testgraphs.TextOptions{Batch: 1, Tokens: 77, Channels: 768, Heads: 12, Layers: 12, Vocab: 49408, Seed: 9})
+	// optimum's layout: the text encoder's and the VAE encoder's weights inside their
+	// model.onnx; the text encoder takes int32 ids.
+	text, _ := testgraphs.TextEncoder(testgraphs.TextOptions{Batch: 1, Tokens: 77, Channels: 768, Heads: 12, Layers: 12, Vocab: 49408, Seed: 9, Int32IDs: true})
 	textDir := filepath.Join(dir, "text_encoder")
 	if err := os.MkdirAll(textDir, 0o755); err != nil {
-		return err
-	}
-	if err := onnx.MoveToExternal(text, textDir, "model.onnx_data", 1024); err != nil {
 		return err
 	}
 	if err := onnx.WriteFile(filepath.Join(textDir, "model.onnx"), text); err != nil {
 		return err
 	}
 	vo := testgraphs.TinyVAE()
-	vo.Channels = 512
+	vo.Channels, vo.Full = 512, true
 	vae, _ := testgraphs.VAEEncoder(vo)
 	vaeDir := filepath.Join(dir, "vae_encoder")
 	if err := os.MkdirAll(vaeDir, 0o755); err != nil {
@@ -175,27 +186,66 @@ func fillWeights(m *onnxpb.ModelProto, dir string) (int64, error) {
 
 // graphs are the three parts diffsim loads, with the inputs one score feeds them: the VAE
 // encodes both images at once, the text encoder embeds the empty prompt once, the U-Net runs
-// A and B as a batch of two.
-func graphs(dir string, size int) []part {
+// A and B as a batch of two. Input types and ranks are the graphs' own (optimum's text
+// encoder takes int32 ids, others int64; a timestep may be float32 or int64).
+func graphs(dir string, size int) ([]part, error) {
 	lat := int64(size / 8)
 	ids := make([]int64, 77)
 	ids[0] = 49406
 	for i := 1; i < 77; i++ {
 		ids[i] = 49407
 	}
-	return []part{
-		{"text_encoder", filepath.Join(dir, "text_encoder", "model.onnx"), []ort.Value{must(ort.NewTensor(ort.NewShape(1, 77), ids))}},
-		{"vae_encoder", filepath.Join(dir, "vae_encoder", "model.onnx"), []ort.Value{must(ort.NewTensor(ort.NewShape(2, 3, int64(size), int64(size)), random(2*3*size*size)))}},
-		{"unet", filepath.Join(dir, "unet", "model.onnx"), []ort.Value{
-			must(ort.NewTensor(ort.NewShape(2, 4, lat, lat), random(int(2*4*lat*lat)))),
-			must(ort.NewTensor(ort.NewShape(2), []float32{401, 401})),
-			must(ort.NewTensor(ort.NewShape(2, 77, 768), random(2*77*768))),
-		}},
+	parts := []part{
+		{name: "text_encoder", path: filepath.Join(dir, "text_encoder", "model.onnx")},
+		{name: "vae_encoder", path: filepath.Join(dir, "vae_encoder", "model.onnx")},
+		{name: "unet", path: filepath.Join(dir, "unet", "model.onnx")},
 	}
+	for i := range parts {
+		p := &parts[i]
+		ins, outs, err := ioInfo(p.path)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range outs {
+			p.out = append(p.out, o.Name)
+		}
+		for _, in := range ins {
+			p.in = append(p.in, in.Name)
+			var v ort.Value
+			switch {
+			case in.Name == "input_ids" && in.Type == engine.Int32:
+				i32 := make([]int32, len(ids))
+				for k, x := range ids {
+					i32[k] = int32(x)
+				}
+				v, err = ort.NewTensor(ort.NewShape(1, 77), i32)
+			case in.Name == "input_ids":
+				v, err = ort.NewTensor(ort.NewShape(1, 77), ids)
+			case p.name == "vae_encoder":
+				v, err = ort.NewTensor(ort.NewShape(2, 3, int64(size), int64(size)), random(2*3*size*size))
+			case in.Name == "sample":
+				v, err = ort.NewTensor(ort.NewShape(2, 4, lat, lat), random(int(2*4*lat*lat)))
+			case in.Name == "timestep" && in.Type == engine.Int64:
+				v, err = ort.NewTensor(ort.NewShape(2), []int64{401, 401})
+			case in.Name == "timestep":
+				v, err = ort.NewTensor(ort.NewShape(2), []float32{401, 401})
+			case in.Name == "encoder_hidden_states":
+				v, err = ort.NewTensor(ort.NewShape(2, 77, 768), random(2*77*768))
+			default:
+				err = fmt.Errorf("%s: input %v is not one sdbench feeds", p.path, in)
+			}
+			if err != nil {
+				return nil, err
+			}
+			p.inputs = append(p.inputs, v)
+		}
+	}
+	return parts, nil
 }
 
 type part struct {
 	name, path string
+	in, out    []string
 	inputs     []ort.Value
 }
 
@@ -234,13 +284,12 @@ func raw(dir string, size int) error {
 			s.Destroy()
 		}
 	}()
-	for _, p := range graphs(dir, size) {
-		// Input and output names from the graph itself: onnxruntime_go's GetInputOutputInfo
-		// would create a whole extra session to answer.
-		in, out, err := ioNames(p.path)
-		if err != nil {
-			return err
-		}
+	parts, err := graphs(dir, size)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		in, out := p.in, p.out
 		opts, err := ort.NewSessionOptions()
 		if err != nil {
 			return err
@@ -331,7 +380,7 @@ func phases(dir string, size int, cachedir, a, b string) error {
 		return err
 	}
 	defer s.Close()
-	step("open (3 sessions + prompt)")
+	step("open (U-Net found, prompt)")
 	ia, err := s.Load(a)
 	if err != nil {
 		return err
@@ -377,27 +426,18 @@ func memory() (rss, hwm float64) {
 	return rss, hwm
 }
 
-// ioNames reads a model's fed inputs (not initializers) and outputs from its graph.
-func ioNames(path string) (in, out []string, err error) {
+// ioInfo reads a graph's inputs and outputs from its structure alone (no weight is copied
+// into Go memory: the raw run holds what ONNX Runtime holds): onnxruntime_go's
+// GetInputOutputInfo would create a whole extra session to answer.
+func ioInfo(path string) (in, out []engine.IOInfo, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := onnx.Parse(data)
+	m, err := onnx.ParseStructure(data)
 	if err != nil {
 		return nil, nil, err
 	}
-	inits := map[string]bool{}
-	for _, t := range m.GetGraph().GetInitializer() {
-		inits[t.GetName()] = true
-	}
-	for _, vi := range m.GetGraph().GetInput() {
-		if !inits[vi.GetName()] {
-			in = append(in, vi.GetName())
-		}
-	}
-	for _, vi := range m.GetGraph().GetOutput() {
-		out = append(out, vi.GetName())
-	}
+	in, out = tapped.GraphIO(m)
 	return in, out, nil
 }
