@@ -61,6 +61,24 @@ func (l Layer) Label() string {
 	return l.Name
 }
 
+// Abbrev is a compact name for tables, figures and narrow columns: the paper's short name with
+// the module's last part (Up0 attn1), or the module path with the common parts shortened
+// (down1.0.0.attn1, L3).
+func (l Layer) Abbrev() string {
+	if l.Short != "" {
+		suffix := ""
+		if i := strings.LastIndex(l.Name, "."); i >= 0 {
+			suffix = " " + l.Name[i+1:]
+		}
+		return l.Short + suffix
+	}
+	return abbrevReplacer.Replace(l.Name)
+}
+
+var abbrevReplacer = strings.NewReplacer("down_blocks.", "down", "up_blocks.", "up", "mid_block.", "mid.",
+	".attentions.", ".", "attentions.", "", ".transformer_blocks.", ".", "encoder.layers.", "L", "encoder.layer.", "L",
+	".self_attn", "", ".attention", "")
+
 // MeaninglessText is why a cross-attention layer on text scores every pair 1: the one wording
 // of it, in records, tables, the explorer and the server's answers.
 const MeaninglessText = "cross-attention on text: keys and values do not depend on the image, so every pair scores 1"

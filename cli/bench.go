@@ -25,6 +25,7 @@ import (
 // session/bench runs the benchmark.
 type benchCmd struct {
 	scoring
+	grid gridFlags
 	json bool
 }
 
@@ -35,14 +36,28 @@ func newBenchCmd(app *app) *cobra.Command {
 	var maxN, minVotes, shards, logEvery int
 	cmd := &cobra.Command{
 		Use:   "bench LAYOUT PATH",
-		Short: "Accuracy on a benchmark (triplet, 2afc, nights, tid2013); resumable, shardable",
+		Short: "Accuracy on a benchmark (triplet, grid, 2afc, nights, tid2013), one cell or a layer × t grid; resumable, shardable",
 		Long: `bench makes every decision of a benchmark (is A or B more similar to the reference?) at one
 layer, timestep and metric, and prints the accuracy with its 95% Wilson confidence interval.
+
+Grids: --layers all|LIST, a list of timesteps (--t 101,301,501 or --step 900,500) or of metrics
+(--metric aas,cos,mse or all) make every decision at every cell of the grid from the same
+forwards: at each t each image runs through the network once (--batch images per forward), and
+that forward scores every layer and metric. Each cell's decisions are the ones a single-cell
+run at that layer, t and metric makes. The report is the accuracy matrix (layers × t) per
+metric with 95% Wilson intervals, the best cell and the cells McNemar's test cannot tell from
+it; 'diffsim bench report RESULTS' prints it again, as a PNG heatmap, --json or --csv.
+--layers all leaves out cross-attention layers on text (every pair scores 1 there).
 
 Layouts:
   triplet  PATH/CLASS/…images: each ordered pair of one class (anchor, positive) against a
            negative drawn from another class; --sample-seed fixes the draw and the order,
            --max N keeps the first N decisions (a fair sample).
+  grid     PATH/STYLE/CONTENT.ext, one image per style and content (diffsim bench synth writes
+           one): two decision sets, always run as a grid. style: A has the reference's style
+           and another content, B another style with A's content; content: A has the
+           reference's content and another style, B another content with A's style. The
+           report shows both matrices and style − content: which layers and t follow style.
   2afc     a CSV with reference, A, B and the human choice, columns found by name
            (ref/reference, a/left, b/right, choice/human/winner; a|b, left|right, 0|1, a
            vote fraction for B, or the chosen path); paths relative to the CSV.
@@ -71,6 +86,8 @@ flight (a second one abandons it); what was made is kept.
 While 'diffsim serve' runs, it scores the pairs with its warm model (the results are the
 same, byte for byte); --no-server computes in this process.`,
 		Example: `  diffsim bench triplet styles/ --t 101 --out sref.jsonl
+  diffsim bench grid toy/ --layers all --t 101,301,501,801 --out grid.jsonl
+  diffsim bench nights nights/ --model sd15 --layers Down0,Down1,Down2,Mid,Up0,Up1,Up2 --step 900,700,500 --out nights/
   diffsim bench nights nights/ --step 500 --layer Up0 --shard 0/8 --out results/
   SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=3 diffsim bench tid2013 tid2013/ --out results/
   diffsim bench merge results/ --out nights.jsonl
@@ -86,6 +103,10 @@ same, byte for byte); --no-server computes in this process.`,
 			}
 			if logEvery < 0 {
 				return usagef("--log-every %d: want a count of decisions, or 0 for about every 5%%", logEvery)
+			}
+			grid, err := a.grid.parse(cmd, a, args[0])
+			if err != nil {
+				return err
 			}
 			ds, err := bench.Load(args[0], args[1], bench.Options{SampleSeed: sampleSeed, Max: maxN, Split: split, MinVotes: minVotes})
 			if err != nil {
@@ -105,11 +126,15 @@ same, byte for byte); --no-server computes in this process.`,
 				}
 				out = filepath.Join(dir, bench.FileName(sh.Shard))
 			}
+			if grid {
+				return a.runGrid(cmd, ds, sh.Shard, out, logEvery)
+			}
 			return a.runBench(cmd, ds, sh.Shard, out, logEvery)
 		},
 	}
 	f := cmd.Flags()
-	a.modelFlags.register(f, true)
+	a.modelFlags.register(f, false)
+	a.grid.register(f)
 	a.registerNoServer(f)
 	f.StringVar(&out, "out", "", "record every decision in this JSONL file, or DIR/ for one file per shard; a rerun resumes from it")
 	f.StringVar(&shard, "shard", "", "make only shard I of N (decision index mod N = I); default: from a Slurm array or an Indexed Job, else all")
@@ -121,7 +146,7 @@ same, byte for byte); --no-server computes in this process.`,
 	f.IntVar(&minVotes, "min-votes", 6, "nights: keep triplets with at least this many votes (DreamSim's filter); 0 = all")
 	f.BoolVar(&a.json, "json", false, "print the summary as one JSON object")
 	inGroup(f, groupOutput, "json", "out", "log-every")
-	cmd.AddCommand(a.benchMergeCommand(), a.benchStatusCommand(), a.benchSynthCommand())
+	cmd.AddCommand(a.benchMergeCommand(), a.benchStatusCommand(), a.benchReportCommand(), a.benchSynthCommand())
 	return cmd
 }
 
@@ -174,11 +199,19 @@ were made with the same settings, and prints the summary a single run would have
 --out writes the decisions sorted by index: byte for byte the single run's results file.
 
 Given a folder (bench --out DIR/), it refuses a shard that is missing, present twice, from
-another split, or unfinished (--partial merges what is there).`,
+another split, or unfinished (--partial merges what is there).
+
+Grid results (bench with several layers, timesteps or metrics) merge the same way, streamed,
+and print the grid's report.`,
 		Example: `  diffsim bench merge results/ --out nights.jsonl --json
   diffsim bench merge nights-*.jsonl --out nights.jsonl`,
 		Args: minArgs(1, "a results folder or results files"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if grid, err := isGridResults(args[0]); err != nil {
+				return err
+			} else if grid {
+				return a.mergeGrid(args, out, partial)
+			}
 			var recs []bench.Record
 			var settings bench.Settings
 			var err error
@@ -229,12 +262,30 @@ func (a *benchCmd) benchStatusCommand() *cobra.Command {
 		Long: `status reads a results folder (bench --out DIR/) and prints, per shard, the decisions
 recorded of the shard's total, when its file was last written, and its state: done, running
 (written in the last --stale), stopped, empty, or missing (no file yet). It reads only; it
-can run while the shards do.`,
+can run while the shards do. A grid's shards count decisions × timesteps.`,
 		Example: `  diffsim bench status results/
   watch -n 30 diffsim bench status results/`,
 		Args: exactArgs(1, "a results folder"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			now := time.Now()
+			if grid, err := isGridResults(args[0]); err != nil {
+				return err
+			} else if grid {
+				sts, g, err := bench.GridStatus(args[0], now, stale)
+				if err != nil {
+					if errors.Is(err, bench.ErrMismatch) {
+						return usageError{err}
+					}
+					return err
+				}
+				if a.json {
+					return json.NewEncoder(a.stdout).Encode(struct {
+						bench.GridSettings
+						Shards []bench.ShardStatus `json:"shards"`
+					}{g, sts})
+				}
+				return bench.WriteGridStatus(a.stdout, g, sts, now)
+			}
 			sts, settings, err := bench.Status(args[0], now, stale)
 			if err != nil {
 				if errors.Is(err, bench.ErrMismatch) {
@@ -254,6 +305,23 @@ can run while the shards do.`,
 	cmd.Flags().DurationVar(&stale, "stale", 2*time.Minute, "a shard whose file was written within this long counts as running")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the settings and every shard as one JSON object")
 	return cmd
+}
+
+// isGridResults reports whether a results file, or the first shard file of a results folder,
+// was written by a grid run. Anything it cannot tell about is left to the reader that follows.
+func isGridResults(path string) (bool, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false, nil
+	}
+	if fi.IsDir() {
+		files, _, err := bench.ListDir(path)
+		if err != nil {
+			return false, nil
+		}
+		path = files[0].Path
+	}
+	return bench.IsGridFile(path)
 }
 
 func (a *benchCmd) printSummary(sum bench.Summary) error {
@@ -285,33 +353,22 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 	if sh.N > 1 {
 		label += " shard " + sh.String()
 	}
-	// A bar where a person watches; lines where a job log collects them.
-	var bar *progress
-	var lines *bench.ProgressLines
-	started, shown := false, 0
-	run.Progress = func(done, total int) {
-		if !started {
-			started, shown = true, done
-			a.benchStart(stderr, ds, sh, out, done, total)
-			switch {
-			case a.quiet:
-			case a.stderrIsTerminal():
-				bar = a.newProgress(label, total, done)
-			default:
-				lines = &bench.ProgressLines{W: stderr, Label: label, Every: logEvery}
-			}
-		}
-		if bar != nil {
-			bar.Add(done - shown)
-			shown = done
-		}
-		if lines != nil {
-			lines.Update(done, total)
-		}
-	}
+	var finish func()
+	run.Progress, finish = a.benchProgress(stderr, label, "", logEvery, func(done, total int) {
+		a.benchStart(stderr, ds, sh, out, done, total)
+	})
+	before := bt.scorer.Stats()
+	start := time.Now()
 	res, err := run.Do(cmd.Context())
-	if bar != nil {
-		bar.Close()
+	finish()
+	if res.Made > 0 && !a.quiet {
+		after := bt.scorer.Stats()
+		where := "here"
+		if bt.scorer.Info().Caps.Served {
+			where = "on the server"
+		}
+		fmt.Fprintf(stderr, "diffsim: made %d decisions in %s; %d images through the network in %d batched forwards %s\n",
+			res.Made, roundTook(time.Since(start)), after.Extracted-before.Extracted, after.Forwards-before.Forwards, where)
 	}
 	if err != nil && !res.Interrupted {
 		if errors.Is(err, bench.ErrMismatch) {
@@ -338,6 +395,41 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 		return err
 	}
 	return nil
+}
+
+// benchProgress shows a run's progress: a bar where a person watches, lines (one every
+// logEvery units) where a job log collects them. start is called once, before the first
+// update, with where the run starts; finish removes the bar.
+func (a *benchCmd) benchProgress(w io.Writer, label, unit string, logEvery int, start func(done, total int)) (update func(done, total int), finish func()) {
+	var bar *progress
+	var lines *bench.ProgressLines
+	started, shown := false, 0
+	update = func(done, total int) {
+		if !started {
+			started, shown = true, done
+			start(done, total)
+			switch {
+			case a.quiet:
+			case a.stderrIsTerminal():
+				bar = a.newProgress(label, total, done)
+			default:
+				lines = &bench.ProgressLines{W: w, Label: label, Unit: unit, Every: logEvery}
+			}
+		}
+		if bar != nil {
+			bar.Add(done - shown)
+			shown = done
+		}
+		if lines != nil {
+			lines.Update(done, total)
+		}
+	}
+	finish = func() {
+		if bar != nil {
+			bar.Close()
+		}
+	}
+	return update, finish
 }
 
 // benchTarget is what a bench run scores with: the command's one scorer (here or served),

@@ -18,7 +18,8 @@ type exploreCmd struct {
 	graphics     string
 	exportDir    string
 	traceStartup bool
-	version      bool // --version: what `diffsim version` prints, as other tools' --version does
+	results      string // --results: a benchmark's results instead of a pair
+	version      bool   // --version: what `diffsim version` prints, as other tools' --version does
 }
 
 // exploreWord lets `diffsim explore A B` mean `diffsim A B`, as people coming from the
@@ -51,6 +52,9 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 			if c.version && len(args) == 0 {
 				return nil
 			}
+			if c.results != "" {
+				return resultsArgs(cmd, args)
+			}
 			if len(args) == 0 {
 				// `diffsim` alone: the short usage on stderr, then the one-line error (exit 2).
 				fmt.Fprintf(a.stderr, "%s\n\nUsage:\n  %s\n  diffsim COMMAND ... (diffsim help lists them)\n\n", cmd.Short, cmd.UseLine())
@@ -63,6 +67,9 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 			if c.version {
 				return (&versionCmd{app: a, ortLib: c.ortLib}).run()
 			}
+			if c.results != "" {
+				return c.runResults(cmd, resultsData(args))
+			}
 			args = exploreWord(args)
 			return c.run(cmd, args[0], args[1])
 		},
@@ -72,6 +79,7 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 	c.diff.register(f)
 	f.StringVar(&c.graphics, "graphics", "auto", "terminal graphics: auto, sixel, kitty, halfblock, quadrant or none")
 	f.StringVar(&c.exportDir, "export-dir", "diffsim-export", "folder the export key (e) writes its PNG and JSON into")
+	f.StringVar(&c.results, "results", "", "explore a benchmark's results (bench --out FILE or DIR/) instead of a pair: diffsim explore --results FILE [DATA]")
 	f.BoolVar(&c.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen and its first score (scripts/bench-launch.sh, scripts/bench-served.sh)")
 	_ = f.MarkHidden("trace-startup")
 	f.BoolVar(&c.version, "version", false, "print diffsim's version, as diffsim version does")

@@ -1,23 +1,27 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features/families"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/serve"
+	"github.com/diffsim/diffsim/session/serve/sshserve"
 )
 
 // serveCmd is `diffsim serve`: warm models behind a JSON API.
@@ -29,6 +33,17 @@ type serveCmd struct {
 	allowOrigins                        []string
 	maxQueue                            int
 	images                              imageLimit
+	ssh                                 sshFlags
+}
+
+// sshFlags are serve's SSH front: the explorer for every SSH session.
+type sshFlags struct {
+	addr, authorizedKeys, images, uploads, quota string
+	open                                         bool
+	maxSessions, perKey                          int
+	idle                                         time.Duration
+	model, device                                string
+	size                                         int
 }
 
 // notices is where notices go: stderr, or nowhere with --quiet.
@@ -65,10 +80,16 @@ requests must name the listener's loopback address as their Host, requests from 
 (an Origin header) are refused unless --allow-origin names the page's origin, and request
 bodies must be application/json. --http on an address other machines can reach needs
 --allow-remote, and then every request from another machine carries the bearer token kept in
-~/.local/state/diffsim/serve-token (printed when it is made).`,
+~/.local/state/diffsim/serve-token (printed when it is made).
+
+With --ssh, every SSH session with a terminal gets the explorer on the server's warm model
+(--model): ssh -t -p PORT HOST A.png B.png, names inside --images; with no images, a picker.
+Public keys from --authorized-keys (default ~/.ssh/authorized_keys) or, on a trusted classroom
+network, any key with --ssh-open. scp and sftp upload into each key's own folder.`,
 		Example: `  diffsim serve &
   diffsim score a.png b.png --model sd15          # answered by the server
   diffsim serve --http 127.0.0.1:11435 --keep-alive 30m --max-memory 20GB
+  diffsim serve --ssh :2222 --images ~/class/images     # then: ssh -t -p 2222 localhost chelsea.png coffee.png
   curl -s --unix-socket $XDG_RUNTIME_DIR/diffsim/serve.sock http://diffsim/v1/models`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.run(cmd) },
@@ -85,6 +106,7 @@ bodies must be application/json. --http on an address other machines can reach n
 	f.StringVar(&c.ortLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB, then the one scripts/setup-runtime.sh fetched)")
 	f.BoolVar(&c.quiet, "quiet", false, "no notices on stderr")
 	inGroup(f, groupCommon, "socket", "http", "allow-remote", "allow-origin", "keep-alive", "max-memory", "max-queue", "max-image", "ort-lib")
+	c.ssh.register(f)
 	inGroup(f, groupOutput, "quiet")
 	return cmd
 }
@@ -105,6 +127,9 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 		if !strings.Contains(o, "://") || strings.HasSuffix(o, "/") {
 			return usagef("--allow-origin %q: want an origin as browsers send it, such as http://localhost:3000 (scheme, host and port, no path)", o)
 		}
+	}
+	if err := c.ssh.check(cmd.Flags()); err != nil {
+		return err
 	}
 	if socket == "" {
 		socket = serve.SocketPath()
@@ -138,20 +163,153 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 			}
 		}
 	}
+	var sshSrv *sshserve.Server
+	var sshLn net.Listener
+	if c.ssh.addr != "" {
+		if sshLn, err = sshserve.Listen(c.ssh.addr); err != nil {
+			closeAll(listeners)
+			return usageError{err}
+		}
+	}
 	srv := serve.New(serve.Config{
 		Base: session.Options{Library: c.ortLib, GraphCache: graphCacheNoticing(c.notices()), Families: families.All(),
 			Prune: true, Images: c.images.limits()},
 		KeepAlive: keepAlive, MaxBytes: maxBytes, MaxQueue: c.maxQueue, Version: buildID(),
 		AllowOrigins: c.allowOrigins, Token: token,
 	})
+	if sshLn != nil {
+		if sshSrv, err = c.ssh.server(srv, c.notices()); err != nil {
+			closeAll(append(listeners, sshLn))
+			return err
+		}
+	}
 	if !c.quiet {
 		fmt.Fprintf(c.stderr, "diffsim: serving API v%d on %s (keep-alive %v); Ctrl-C stops\n", api.Version, where, keepAlive)
+		if sshSrv != nil {
+			fmt.Fprintf(c.stderr, "diffsim: explorer over SSH on %s, model %s; %s\n", sshLn.Addr(), c.ssh.modelName(), sshSrv.Describe())
+			fmt.Fprintf(c.stderr, "diffsim: host key %s; users type: ssh -t -p %s %s A.png B.png\n", sshSrv.Fingerprint(), port(sshLn.Addr()), c.ssh.hostHint(sshLn.Addr()))
+		}
 	}
-	err = srv.Serve(cmd.Context(), listeners...)
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	sshDone := make(chan error, 1)
+	if sshSrv != nil {
+		go func() {
+			err := sshSrv.Serve(ctx, sshLn)
+			if err != nil {
+				cancel() // the API without its SSH front is not what was asked for
+			}
+			sshDone <- err
+		}()
+	} else {
+		sshDone <- nil
+	}
+	err = errors.Join(srv.Serve(ctx, listeners...), func() error { cancel(); return <-sshDone }())
 	if !c.quiet {
 		fmt.Fprintln(c.stderr, "diffsim: server stopped")
 	}
 	return err
+}
+
+func (f *sshFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.addr, "ssh", "", "also serve the explorer over SSH on ADDR (a bare :PORT means 127.0.0.1:PORT; 0.0.0.0:PORT for the network)")
+	fs.StringVar(&f.authorizedKeys, "authorized-keys", "", "public keys let in over SSH (default ~/.ssh/authorized_keys)")
+	fs.BoolVar(&f.open, "ssh-open", false, "let any SSH key in: only for a classroom on a trusted network (said at start and in every session)")
+	fs.StringVar(&f.images, "images", "", "folder SSH sessions name their images in (ssh -t … A.png B.png, or a picker)")
+	fs.StringVar(&f.uploads, "uploads", "", "folder of each SSH key's uploads (default: in $DIFFSIM_STATE, else ~/.local/state/diffsim)")
+	fs.StringVar(&f.quota, "upload-quota", "100MB", "bytes each SSH key may upload")
+	fs.IntVar(&f.maxSessions, "ssh-max-sessions", sshserve.DefaultMaxSessions, "SSH sessions open at once, at most")
+	fs.IntVar(&f.perKey, "ssh-per-key", sshserve.DefaultPerKey, "SSH sessions one key may have open")
+	fs.DurationVar(&f.idle, "ssh-idle-timeout", sshserve.DefaultIdleTimeout, "close an SSH session after this long without a key press (negative: never)")
+	fs.StringVar(&f.model, "model", "builtin", "the model SSH sessions explore (a name, folder or .onnx file)")
+	fs.StringVar(&f.device, "device", "auto", "device for the SSH sessions' model: auto, cpu, cuda[:ID]")
+	fs.IntVar(&f.size, "size", 0, "working size of the SSH sessions' model (0: its default)")
+	inGroup(fs, groupSSH, "ssh", "authorized-keys", "ssh-open", "images", "uploads", "upload-quota", "ssh-max-sessions", "ssh-per-key", "ssh-idle-timeout", "model", "device", "size")
+}
+
+// check refuses SSH flags without --ssh (they would do nothing) and flags that contradict.
+func (f *sshFlags) check(fs *pflag.FlagSet) error {
+	var given []string
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed && fl.Name != "ssh" && len(fl.Annotations[groupKey]) > 0 && fl.Annotations[groupKey][0] == groupSSH {
+			given = append(given, "--"+fl.Name)
+		}
+	})
+	switch {
+	case f.addr == "" && len(given) > 0:
+		verb := "applies"
+		if len(given) > 1 {
+			verb = "apply"
+		}
+		return usagef("%s %s only to the SSH front: add --ssh ADDR (e.g. --ssh :2222)", strings.Join(given, ", "), verb)
+	case f.open && fs.Changed("authorized-keys"):
+		return usagef("--ssh-open lets any key in, so --authorized-keys would be ignored: give one of them")
+	}
+	return nil
+}
+
+// groupSSH is serve's SSH flags in its help.
+const groupSSH = "SSH flags"
+
+func (f *sshFlags) modelName() string {
+	if f.model == "" {
+		return "builtin"
+	}
+	return f.model
+}
+
+// server builds the SSH front over srv.
+func (f *sshFlags) server(srv *serve.Server, log io.Writer) (*sshserve.Server, error) {
+	quota, err := parseBytes(f.quota)
+	if err != nil {
+		return nil, usagef("--upload-quota %q: %v", f.quota, err)
+	}
+	state, err := sshserve.StateDir()
+	if err != nil {
+		return nil, err
+	}
+	model := f.model
+	if strings.ContainsRune(model, os.PathSeparator) || strings.HasSuffix(model, ".onnx") {
+		if model, err = filepath.Abs(model); err != nil {
+			return nil, err
+		}
+	}
+	spec := api.DefaultSpec()
+	spec.Model, spec.Size, spec.Device = model, f.size, f.device
+	s, err := sshserve.New(srv, sshserve.Config{
+		StateDir: state, AuthorizedKeys: f.authorizedKeys, Open: f.open, Images: f.images, Uploads: f.uploads,
+		UploadQuota: quota, MaxSessions: f.maxSessions, PerKey: f.perKey, IdleTimeout: f.idle,
+		Spec: spec, Log: log,
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return s, nil
+}
+
+// hostHint is the host users type: localhost for loopback, else the address given.
+func (f *sshFlags) hostHint(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return "localhost"
+	}
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			return h
+		}
+	}
+	host, _, _ := net.SplitHostPort(a.String())
+	return host
+}
+
+func port(a net.Addr) string {
+	_, p, _ := net.SplitHostPort(a.String())
+	return p
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
 }
 
 func newCacheCmd(a *app) *cobra.Command {

@@ -56,3 +56,14 @@ func (c *lru) put(k extractKey, ex features.Extraction) {
 		c.bytes -= e.ex.Bytes()
 	}
 }
+
+// removeIf drops the extractions whose keys drop says.
+func (c *lru) removeIf(drop func(extractKey) bool) {
+	for k, el := range c.index {
+		if drop(k) {
+			c.bytes -= el.Value.(*entry).ex.Bytes()
+			c.order.Remove(el)
+			delete(c.index, k)
+		}
+	}
+}

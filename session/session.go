@@ -373,6 +373,27 @@ func (s *Session) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error
 	return err
 }
 
+// Forget drops the features at t of imgs, and the comparisons made with them, from memory: a
+// caller that has made every score it needs of those images (a benchmark moving on) frees
+// their memory at once rather than when the cache's budget would push them out. Asking for
+// them again computes them again.
+func (s *Session) Forget(t int, imgs ...*api.Image) {
+	t = s.effectiveT(t)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gone := map[string]bool{}
+	for _, img := range imgs {
+		gone[img.Hash] = true
+	}
+	// every run of them at t: whole, or pruned to some layers
+	s.cache.removeIf(func(k extractKey) bool { return k.t == t && k.cond == s.cond && gone[k.hash] })
+	for k := range s.compared {
+		if k.t == t && (gone[k.a] || gone[k.b]) {
+			delete(s.compared, k)
+		}
+	}
+}
+
 // prefetch is Prefetch for work that needs layers (pruned when the session prunes).
 func (s *Session) prefetch(ctx context.Context, t int, layers []int, imgs ...*api.Image) error {
 	if err := s.acquire(); err != nil {

@@ -147,6 +147,28 @@ func TestCacheStaysWithinBudget(t *testing.T) {
 	}
 }
 
+func TestForget(t *testing.T) {
+	s := openBuiltin(t, 128)
+	a, b := load(t, s, "brick.png"), load(t, s, "grass.png")
+	want, err := s.Score(context.Background(), api.Request{A: a, B: b, Layer: 0, T: 10, Token: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := s.Stats().CacheBytes
+	s.Forget(10, a)
+	if s.Cached(a, b, 10) || s.Stats().CacheBytes >= full || s.Stats().CacheBytes == 0 {
+		t.Errorf("after Forget(a): cached %v, %d of %d bytes", s.Cached(a, b, 10), s.Stats().CacheBytes, full)
+	}
+	got, err := s.Score(context.Background(), api.Request{A: a, B: b, Layer: 0, T: 10, Token: -1})
+	if err != nil || got.Score != want.Score || got.Cached || s.Stats().Extracted != 3 {
+		t.Errorf("scored again: %v (%v), cached %v, %d extracted; want the same score from a new run of a", got.Score, err, got.Cached, s.Stats().Extracted)
+	}
+	s.Forget(10, a, b)
+	if st := s.Stats(); st.CacheBytes != 0 {
+		t.Errorf("after forgetting both: %d bytes cached", st.CacheBytes)
+	}
+}
+
 func TestBadRequests(t *testing.T) {
 	s := openBuiltin(t, 128)
 	a := load(t, s, "brick.png")

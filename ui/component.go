@@ -23,4 +23,5 @@ var (
 	_ component = (*clipPanel)(nil)
 	_ component = (*statusBar)(nil)
 	_ component = (*promptBar)(nil)
+	_ component = (*picker)(nil)
 )

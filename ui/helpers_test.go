@@ -99,7 +99,7 @@ func drive(m *Model, cmd tea.Cmd) (quit bool) {
 			queue = append(queue, msg...)
 		case tea.QuitMsg:
 			quit = true
-		case pairMsg, scoreMsg, layerScoresMsg, prefetchMsg, picturesMsg, errMsg, exportMsg, progressMsg, statsMsg, conditioningMsg, sweepJumpMsg, closeViewMsg, layerSelectMsg, timeSelectMsg, frameSelectMsg, promptDoneMsg, tokenMsg:
+		case pairMsg, scoreMsg, layerScoresMsg, prefetchMsg, picturesMsg, errMsg, exportMsg, progressMsg, statsMsg, conditioningMsg, sweepJumpMsg, closeViewMsg, layerSelectMsg, timeSelectMsg, frameSelectMsg, promptDoneMsg, tokenMsg, pickListMsg, pickThumbMsg, pickedMsg, pickCancelMsg:
 			_, next := m.Update(msg)
 			queue = append(queue, next)
 		default: // Bubble Tea's internal requests (clear screen, background colour)

@@ -31,6 +31,15 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if m.pb.Active() {
 		return m.promptKey(msg)
 	}
+	if m.sel.screen == screenPick && !m.hv.Open() {
+		// Letters filter here, so only ctrl+c quits.
+		if key.Matches(msg, k.Interrupt) {
+			return m.quit()
+		}
+		var cmd tea.Cmd
+		m.pk, cmd = m.pk.Update(msg)
+		return cmd
+	}
 	switch {
 	case key.Matches(msg, k.Quit, k.Interrupt):
 		return m.quit()
@@ -46,6 +55,10 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return cmd
 	}
 	switch {
+	case key.Matches(msg, k.Open) && m.opts.Picker != nil:
+		m.sel.screen = screenPick
+		m.place(false)
+		return m.pk.Open()
 	case key.Matches(msg, k.Open):
 		m.pb.Open(promptPair, quotePath(m.pair.pathA)+" "+quotePath(m.pair.pathB))
 		return nil
@@ -138,6 +151,8 @@ func (m *Model) activeKeys() help.KeyMap {
 		return m.pb
 	case m.sel.screen == screenSweep:
 		return m.sw
+	case m.sel.screen == screenPick:
+		return m.pk
 	}
 	return mainKeys{m.keys, m.ll}
 }

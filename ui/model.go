@@ -20,6 +20,7 @@ type screen int
 const (
 	screenMain screen = iota
 	screenSweep
+	screenPick // the picker over Options.Picker's images
 )
 
 // Model is the explorer's root model. Create it with New; Run drives it. It owns the
@@ -57,6 +58,7 @@ type Model struct {
 	sb      statusBar
 	hv      helpView
 	pb      promptBar // the one-line prompt at the bottom
+	pk      picker    // the images to pick a pair from, when Options.Picker offers some
 	spinner spinner.Model
 
 	clip  *Clip // nil unless exploring a clip
@@ -116,6 +118,9 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	if info.Caps.Served {
 		m.served = "served"
 	}
+	if opts.Remote != nil && opts.Remote.Status != "" {
+		m.served = opts.Remote.Status
+	}
 	if opts.Layer >= 0 && opts.Layer < len(info.Layers) {
 		m.sel.layer = opts.Layer
 	}
@@ -143,6 +148,12 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	m.offerKeys()
 	// After offerKeys: a clip rebinds ← and →, which the pair view's keys follow.
 	m.pv = newPairView(st, pairKeys(m.keys), capsFor(opts), opts.OverlayOn, opts.OnFirstImages)
+	if opts.Picker != nil {
+		m.pk = newPicker(st, opts.Picker, capsFor(opts).TrueColor)
+		if pathA == "" && pathB == "" {
+			m.sel.screen, m.pair.loading = screenPick, false
+		}
+	}
 	return m
 }
 
@@ -173,6 +184,7 @@ func (m *Model) setStyles(dark bool) {
 	m.sb.SetStyles(st)
 	m.hv.SetStyles(st, dark)
 	m.pb.SetStyles(st)
+	m.pk.SetStyles(st)
 	m.spinner.Style = st.Spinner
 }
 
@@ -199,7 +211,12 @@ func capsFor(opts Options) termgfx.Caps {
 // Init loads the pair, asks the terminal for its background and starts listening for
 // progress.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{m.loadCmd(m.pair.pathA, m.pair.pathB), m.spinner.Tick, m.listenProgress(), statsTick()}
+	cmds := []tea.Cmd{m.spinner.Tick, m.listenProgress(), statsTick()}
+	if m.sel.screen == screenPick {
+		cmds = append(cmds, m.pk.Open())
+	} else {
+		cmds = append(cmds, m.loadCmd(m.pair.pathA, m.pair.pathB))
+	}
 	if m.opts.Dark == nil {
 		cmds = append(cmds, tea.RequestBackgroundColor)
 	}
@@ -270,6 +287,23 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 
 	case promptDoneMsg:
 		return m.promptDone(msg)
+
+	case pickListMsg, pickThumbMsg:
+		var cmd tea.Cmd
+		m.pk, cmd = m.pk.Update(msg)
+		return cmd
+
+	case pickedMsg:
+		m.sel.screen = screenMain
+		m.place(false)
+		return tea.Batch(m.loadCmd(msg.a, msg.b), m.renderCmd())
+
+	case pickCancelMsg:
+		if m.pair.a == nil {
+			m.note.text = "pick two images (enter on each), or ctrl+c to leave"
+			return nil
+		}
+		return m.closeView()
 
 	case pairMsg:
 		if msg.gen != m.rq.gen {

@@ -72,6 +72,16 @@ type sweepModel struct {
 	ts            []int
 	d             sweepData
 	row, col      int // the cursor: layer index, index into ts
+	labels        sweepLabels
+}
+
+// sweepLabels are the sweep's words where its grid shows something else than a pair's scores
+// (a benchmark's accuracy); a zero title keeps the sweep's own.
+type sweepLabels struct {
+	title string   // "sweep"
+	what  string   // "AAS (higher = more similar) · layer × timestep"
+	ramp  string   // the words beside the colour ramp: "less → more similar"
+	notes []string // the legend's notes: "· not computed", …
 }
 
 func newSweep(st Styles, layers []api.Layer, ts []int) sweepModel {
@@ -357,6 +367,13 @@ func (p sweepModel) View() string {
 // cursor is; the less needed parts go first when the line is short.
 func (p sweepModel) header(done int) string {
 	st := p.st
+	if p.labels.title != "" {
+		s := "  " + p.labels.what
+		if p.row >= 0 && p.row < len(p.layers) && p.col >= 0 && p.col < len(p.ts) {
+			s += fmt.Sprintf(" · cursor %s t=%d", listName(p.layers[p.row]), p.ts[p.col])
+		}
+		return ansi.Truncate(st.PanelTitle.Render(p.labels.title)+st.Dim.Render(s), p.width-1, "…")
+	}
 	what := metricName(p.d.metric)
 	dir, short := direction(p.d.metric), directionIn(p.d.metric, 0)
 	if p.rescaledOn() {
@@ -393,6 +410,10 @@ func (p sweepModel) header(done int) string {
 func (p sweepModel) legend(lo, hi float64, dec int) string {
 	st := p.st
 	notes := []string{"· not computed", "n/a no image information", "◆ shown"}
+	rampWords := "less → more similar"
+	if p.labels.title != "" {
+		notes, rampWords = p.labels.notes, p.labels.ramp
+	}
 	if !(hi >= lo) {
 		return block(" "+st.Dim.Render(fitNotes("computing…", notes, p.width-1)), p.width, sweepFootH)
 	}
@@ -421,7 +442,7 @@ func (p sweepModel) legend(lo, hi float64, dec int) string {
 		put(c, fmt.Sprintf("%.*f", dec, at(c)))
 	}
 	room := p.width - 9 - w - 1
-	line1 := strings.Repeat(" ", 9) + ramp.String() + " " + st.Dim.Render(fitNotes("less → more similar", nil, room))
+	line1 := strings.Repeat(" ", 9) + ramp.String() + " " + st.Dim.Render(fitNotes(rampWords, nil, room))
 	line2 := st.Dim.Render(" " + strings.TrimRight(string(labels), " "))
 	if rest := p.width - ansi.StringWidth(line2) - 2; rest > 10 {
 		line2 += "  " + st.Dim.Render(fitNotes("", notes, rest))

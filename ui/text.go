@@ -49,19 +49,7 @@ func ellipsize(s string, w int) string {
 
 // shortName abbreviates a module path for the layer list:
 // down_blocks.0.attentions.1.transformer_blocks.0.attn2 → down0.1.0.attn2.
-func shortName(l api.Layer) string {
-	if l.Short != "" {
-		suffix := ""
-		if i := strings.LastIndex(l.Name, "."); i >= 0 {
-			suffix = " " + l.Name[i+1:]
-		}
-		return l.Short + suffix
-	}
-	r := strings.NewReplacer("down_blocks.", "down", "up_blocks.", "up", "mid_block.", "mid.",
-		".attentions.", ".", "attentions.", "", ".transformer_blocks.", ".", "encoder.layers.", "L", "encoder.layer.", "L",
-		".self_attn", "", ".attention", "")
-	return r.Replace(l.Name)
-}
+func shortName(l api.Layer) string { return l.Abbrev() }
 
 func metricName(m api.Metric) string {
 	switch m {

@@ -50,7 +50,12 @@ func (p titleBar) View() string {
 		"",
 	}
 	for _, nameW := range []int{40, 24, 16, 10} {
-		name := func(path string) string { return ellipsize(filepath.Base(path), nameW) }
+		name := func(path string) string {
+			if path == "" {
+				return "—" // not picked yet
+			}
+			return ellipsize(filepath.Base(path), nameW)
+		}
 		head := st.Title.Render(" diffsim ") +
 			st.TitleDim.Render(" A ") + st.Title.Render(name(p.d.pathA)) +
 			st.TitleDim.Render("  ⇄  B ") + st.Title.Render(name(p.d.pathB)) + cond

@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	tea "charm.land/bubbletea/v2"
@@ -87,10 +88,35 @@ type Options struct {
 	OnFirstScore func()
 	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
 	Profile colorprofile.Profile
+	// Remote, when set, says the terminal is not this process's own but a remote one (an SSH
+	// session's pty): Input and Output are its pty, its environment replaces the process's,
+	// its window sizes come from Remote.Resize, and Run leaves the process's signals alone.
+	Remote *Remote
+	// Picker, when set, offers its images in a picker (type to filter) on the open-pair key,
+	// instead of a prompt for two paths; Run with two empty paths starts in it.
+	Picker ImageSource
 
 	// programOptions are extra Bubble Tea options, for tests.
 	programOptions []tea.ProgramOption
 }
+
+// Remote is a terminal on the far side of a connection (see Options.Remote).
+type Remote struct {
+	// Env is the terminal's environment as the client sent it: TERM, COLORTERM, LANG….
+	Env []string
+	// Resize carries the terminal's new size in cells whenever the client's window changes
+	// (the pty is not this process's controlling terminal, so no SIGWINCH comes).
+	Resize <-chan WindowSize
+	// Touch, when set, is called on every key press, paste and mouse event (from the
+	// program's goroutine; keep it quick): an SSH server's idle timeout counts from the last.
+	Touch func()
+	// Status, when set, is what the status line and the score panel say of where the work
+	// runs, instead of "served" ("ssh · open mode": who may connect is part of it).
+	Status string
+}
+
+// WindowSize is a terminal's size in character cells.
+type WindowSize struct{ Cols, Rows int }
 
 // DefaultExportDir is where exports go when Options.ExportDir is empty.
 const DefaultExportDir = "diffsim-export"
@@ -108,23 +134,50 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	if b == nil {
 		return errors.New("ui: no backend")
 	}
+	var m *Model
+	final, err := runProgram(ctx, opts, func(ctx context.Context, opts Options, out imagePlacer) tea.Model {
+		m = New(ctx, b, a, bImg, opts)
+		m.pv.SetPlacer(out)
+		return m
+	})
+	if m != nil {
+		m.stopWork()
+	}
+	if err != nil {
+		return err
+	}
+	if fm, ok := final.(*Model); ok && fm.pair.a == nil && fm.pair.loadErr != nil {
+		return fm.pair.loadErr
+	}
+	return nil
+}
+
+// runProgram runs the Bubble Tea program of the model newModel makes (given the final options
+// and the placer that draws images after frames) with the terminal set up and restored as
+// Run says.
+func runProgram(ctx context.Context, opts Options, newModel func(context.Context, Options, imagePlacer) tea.Model) (final tea.Model, err error) {
 	if opts.Output == nil {
 		opts.Output = os.Stdout
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// A dropped SSH connection sends SIGHUP; Bubble Tea only listens for INT and TERM.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		select {
-		case <-hup:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	getenv := os.Getenv
+	if opts.Remote != nil {
+		getenv = envLookup(opts.Remote.Env)
+	} else {
+		// A dropped SSH connection sends SIGHUP; Bubble Tea only listens for INT and TERM.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			select {
+			case <-hup:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 
 	needCaps := opts.Graphics != termgfx.HalfBlock && opts.Graphics != termgfx.Quadrant && opts.Graphics != termgfx.None
 	if opts.Caps == nil && needCaps {
@@ -134,14 +187,13 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 		}
 		if ok {
 			// Before the program starts, so that nothing else reads the replies.
-			c, _ := termgfx.Detect(ctx, in, opts.Output, 0, os.Getenv)
+			c, _ := termgfx.Detect(ctx, in, opts.Output, 0, getenv)
 			opts.Caps = &c
 		}
 	}
-	m := New(ctx, b, a, bImg, opts)
 	out := termgfx.NewWriter(opts.Output)
 	defer out.Close() // nothing is drawn after the last frame
-	m.pv.SetPlacer(out)
+	m := newModel(ctx, opts, out)
 	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithOutput(out)}
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))
@@ -150,8 +202,33 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 	if p := colorProfile(opts); p != colorprofile.Unknown {
 		popts = append(popts, tea.WithColorProfile(p))
 	}
+	if opts.Remote != nil {
+		// The process's signals are the server's: Ctrl-C reaches a remote explorer as a key.
+		popts = append(popts, tea.WithEnvironment(opts.Remote.Env), tea.WithoutSignalHandler())
+		if touch := opts.Remote.Touch; touch != nil {
+			popts = append(popts, tea.WithFilter(func(_ tea.Model, msg tea.Msg) tea.Msg {
+				switch msg.(type) {
+				case tea.KeyPressMsg, tea.MouseMsg, tea.PasteMsg:
+					touch()
+				}
+				return msg
+			}))
+		}
+	}
 	popts = append(popts, opts.programOptions...)
 	p := tea.NewProgram(m, popts...)
+	if opts.Remote != nil && opts.Remote.Resize != nil {
+		go func() {
+			for {
+				select {
+				case ws := <-opts.Remote.Resize:
+					p.Send(tea.WindowSizeMsg{Width: ws.Cols, Height: ws.Rows})
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 
 	// Panics inside Update, View and commands are caught by Bubble Tea, which restores the
 	// terminal first; this catches the rest (our own set-up code) after the program ended.
@@ -160,22 +237,18 @@ func Run(ctx context.Context, b Backend, a, bImg string, opts Options) (err erro
 			err = fmt.Errorf("ui: internal error: %v\n%s", r, debug.Stack())
 		}
 	}()
-	final, err := p.Run()
-	m.stopWork()
+	final, err = p.Run()
 	switch {
 	case errors.Is(err, tea.ErrProgramPanic):
-		return fmt.Errorf("ui: internal error (the terminal was restored): %w", err)
+		return final, fmt.Errorf("ui: internal error (the terminal was restored): %w", err)
 	case errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
-		return nil // SIGHUP or the caller's context: a clean end
+		return nil, nil // SIGHUP or the caller's context: a clean end, whatever the model holds
 	case errors.Is(err, tea.ErrInterrupted):
-		return nil
+		return nil, nil
 	case err != nil:
-		return fmt.Errorf("ui: %w", err)
+		return final, fmt.Errorf("ui: %w", err)
 	}
-	if fm, ok := final.(*Model); ok && fm.pair.a == nil && fm.pair.loadErr != nil {
-		return fm.pair.loadErr
-	}
-	return nil
+	return final, nil
 }
 
 // colorProfile picks the colour profile: half-block images need at least 256 colours, and
@@ -202,9 +275,12 @@ func colorProfile(opts Options) colorprofile.Profile {
 	case termgfx.Sixel, termgfx.Kitty:
 		return colorprofile.TrueColor
 	}
-	env := os.Environ()
+	env, getenv := os.Environ(), os.Getenv
+	if opts.Remote != nil {
+		env, getenv = opts.Remote.Env, envLookup(opts.Remote.Env)
+	}
 	p := colorprofile.Detect(opts.Output, env)
-	switch os.Getenv("COLORTERM") {
+	switch getenv("COLORTERM") {
 	case "truecolor", "24bit":
 		if p < colorprofile.TrueColor && p != colorprofile.NoTTY {
 			return colorprofile.TrueColor
@@ -214,6 +290,19 @@ func colorProfile(opts Options) colorprofile.Profile {
 		return colorprofile.ANSI256
 	}
 	return colorprofile.Unknown
+}
+
+// envLookup is os.Getenv over env (KEY=value entries; the last one of a key wins).
+func envLookup(env []string) func(string) string {
+	return func(key string) string {
+		v := ""
+		for _, kv := range env {
+			if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+				v = val
+			}
+		}
+		return v
+	}
 }
 
 // NewProgress returns a callback for session.Options.OnProgress and the channel to pass

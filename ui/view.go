@@ -42,6 +42,8 @@ func (m *Model) content() string {
 	}
 	var body string
 	switch {
+	case m.sel.screen == screenPick:
+		body = block(m.pk.View(), l.body.W, l.body.H)
 	case m.pair.a == nil:
 		body = block(m.waitView(l.body.W, l.body.H), l.body.W, l.body.H)
 	case m.sel.screen == screenSweep:
@@ -94,6 +96,7 @@ func (m *Model) resize() {
 	m.sp.SetSize(l.score.W, l.score.H)
 	m.ll.SetSize(l.layers.W, l.layers.H)
 	m.sw.SetSize(l.body.W, l.body.H)
+	m.pk.SetSize(l.body.W, l.body.H)
 	m.tl.SetSize(l.W, l.timeline.H)
 	m.cp.SetSize(l.W, l.timeline.H)
 	m.sb.SetSize(l.W, 1)
@@ -186,6 +189,8 @@ func (m *Model) statusData() statusData {
 	switch {
 	case m.pair.loading:
 		d.working = "loading images…"
+	case m.pair.a == nil && m.sel.screen == screenPick:
+		// Picking the first pair: nothing runs, and nothing is missing.
 	case m.pair.a == nil:
 		d.working = "no images"
 	default:

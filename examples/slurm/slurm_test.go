@@ -552,3 +552,64 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// gridFlags make bench a grid: every layer of the built-in model at two timesteps and two
+// metrics, 12 cells from one forward per image and timestep.
+var gridFlags = []string{"--size", "64", "--layers", "all", "--t", "50,300", "--metric", "aas,mse"}
+
+// TestGridArrayMerge submits bench.sbatch with a grid as a 3-task array and merge.sbatch after
+// it: the merged grid results are byte for byte those of one process, and the merge job prints
+// the single run's report.
+func TestGridArrayMerge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Slurm cluster (about 20 s); not with -short")
+	}
+	requireSlurm(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	tmp := t.TempDir()
+	for _, d := range []string{filepath.Dir(tmp), tmp} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(tmp, "diffsim")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/diffsim/diffsim").CombinedOutput(); err != nil {
+		t.Fatalf("go build diffsim: %v\n%s", err, out)
+	}
+	data := tripletData(t, filepath.Join(tmp, "data"))
+	single := filepath.Join(tmp, "single.jsonl")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"bench", "triplet", data, "--out", single, "--quiet"}, gridFlags...)...)
+	cmd.Env = withoutSlurmEnv()
+	wantReport, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("single-process grid: %v\n%s", err, stderrOf(err))
+	}
+	want, err := os.ReadFile(single)
+	if err != nil || bytes.Count(want, []byte("\n")) != 1+48*2 {
+		t.Fatalf("single-process grid wrote %d lines (%v), want the settings and 48 decisions × 2 timesteps", bytes.Count(want, []byte("\n")), err)
+	}
+
+	c := startCluster(ctx, t, filepath.Join(tmp, "cluster"))
+	c.env = append(c.env, "DIFFSIM="+bin)
+	work := filepath.Join(tmp, "work")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	results := filepath.Join(work, "results")
+	script, _ := filepath.Abs("bench.sbatch")
+	mergeScript, _ := filepath.Abs("merge.sbatch")
+	jid := c.run(ctx, t, work, "sbatch", append([]string{"--parsable", "--array=0-2", script, "triplet", data, results + "/"}, gridFlags...)...)
+	merged := filepath.Join(work, "merged.jsonl")
+	mid := c.run(ctx, t, work, "sbatch", "--parsable", "--dependency=afterok:"+jid, mergeScript, results+"/", merged)
+	if state := c.waitJob(ctx, t, mid, 3*time.Minute); state != "COMPLETED" {
+		t.Fatalf("merge job %s ended %s\n%s", mid, state, readLogs(t, work))
+	}
+	got, err := os.ReadFile(merged)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("merged grid results (%d bytes, %v) differ from the single-process run's (%d bytes)\n%s", len(got), err, len(want), readLogs(t, work))
+	}
+	if log := readFile(t, filepath.Join(work, "diffsim-merge-"+mid+".out")); !strings.Contains(log, string(wantReport)) {
+		t.Errorf("the merge job's report differs from the single run's:\n%s\nwant\n%s", log, wantReport)
+	}
+}

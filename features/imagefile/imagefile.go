@@ -126,9 +126,22 @@ func Load(ctx context.Context, path string, lim Limits) (image.Image, string, er
 	if err != nil {
 		return nil, "", err
 	}
+	return decodeHashed(data, path, lim)
+}
+
+// LoadFile is Load on a file the caller opened itself (ReadFile).
+func LoadFile(ctx context.Context, f *os.File, name string, lim Limits) (image.Image, string, error) {
+	data, err := ReadFile(ctx, f, name, lim)
+	if err != nil {
+		return nil, "", err
+	}
+	return decodeHashed(data, name, lim)
+}
+
+func decodeHashed(data []byte, name string, lim Limits) (image.Image, string, error) {
 	img, err := Decode(data, lim)
 	if err != nil {
-		return nil, "", &Error{Path: path, Err: err}
+		return nil, "", &Error{Path: name, Err: err}
 	}
 	sum := sha256.Sum256(data)
 	return img, hex.EncodeToString(sum[:]), nil
@@ -142,10 +155,29 @@ func Read(ctx context.Context, path string, lim Limits) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readAll(ctx, f, size, path, lim)
+}
+
+// ReadFile is Read on a file the caller opened itself (the SSH front opens inside a folder
+// with os.Root, so that nothing outside it can be named): the same checks on what f is (open
+// it with O_NONBLOCK, so that opening a FIFO does not wait), the same cap, and name in the
+// errors. f is left open.
+func ReadFile(ctx context.Context, f *os.File, name string, lim Limits) ([]byte, error) {
+	fi, err := f.Stat()
+	if err == nil {
+		err = regular(fi, lim)
+	}
+	if err != nil {
+		return nil, &Error{Path: name, Err: err}
+	}
+	return readAll(ctx, f, fi.Size(), name, lim)
+}
+
+// readAll reads f as os.ReadFile does, into one buffer of its size, with a look at ctx between
+// chunks; the file may grow after its size was taken (a file being written), so the cap is
+// checked on what is read.
+func readAll(ctx context.Context, f *os.File, size int64, name string, lim Limits) ([]byte, error) {
 	max := lim.maxBytes()
-	// As os.ReadFile reads, into one buffer of the file's size, with a look at ctx between
-	// chunks; the file may grow after its size was taken (a file being written), so the cap
-	// is checked on what is read.
 	data := make([]byte, 0, size+512)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -157,13 +189,13 @@ func Read(ctx context.Context, path string, lim Limits) ([]byte, error) {
 		n, err := f.Read(data[len(data):min(cap(data), len(data)+readChunk)])
 		data = data[:len(data)+n]
 		if int64(len(data)) > max {
-			return nil, &Error{Path: path, Err: tooLarge(int64(len(data)), max, true)}
+			return nil, &Error{Path: name, Err: tooLarge(int64(len(data)), max, true)}
 		}
 		if err == io.EOF {
 			return data, nil
 		}
 		if err != nil {
-			return nil, &Error{Path: path, Err: err}
+			return nil, &Error{Path: name, Err: err}
 		}
 	}
 }

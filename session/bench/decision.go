@@ -20,6 +20,9 @@ type Task struct {
 	Ref   string
 	A, B  string
 	Human string // the right answer: "a" or "b"
+	// Set names the decision set the task belongs to where a layout has several (the grid
+	// layout's "style" and "content"); "" for layouts with one.
+	Set string
 }
 
 // Dataset is a benchmark read into tasks.

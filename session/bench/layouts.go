@@ -17,7 +17,7 @@ import (
 )
 
 // Layouts lists the layouts Load reads.
-var Layouts = []string{"triplet", "2afc", "nights", "tid2013"}
+var Layouts = []string{"triplet", "grid", "2afc", "nights", "tid2013"}
 
 // ErrLayout marks a benchmark folder or file that does not have the layout asked for.
 var ErrLayout = errors.New("bad benchmark layout")
@@ -37,6 +37,8 @@ func Load(layout, path string, o Options) (*Dataset, error) {
 	switch strings.ToLower(layout) {
 	case "triplet":
 		d, err = Triplet(path, o.SampleSeed)
+	case "grid":
+		d, err = StyleContent(path, o.SampleSeed)
 	case "2afc":
 		d, err = TwoAFC(path)
 	case "nights":

@@ -182,23 +182,37 @@ func Status(dir string, now time.Time, stale time.Duration) ([]ShardStatus, Sett
 		if from != "" {
 			st.Size = Shard{i, n}.Size(s.Total)
 		}
-		switch {
-		case st.State == "missing":
-		case st.Size > 0 && st.Done >= st.Size:
-			st.State = "done"
-		case st.Done == 0 && now.Sub(st.Modified) >= stale:
-			st.State = "empty"
-		case now.Sub(st.Modified) < stale:
-			st.State = "running"
-		default:
-			st.State = "stopped"
-		}
+		st.State = shardState(*st, now, stale)
 	}
 	return out, s, nil
 }
 
+// shardState dates a shard: done, running (written within stale), stopped, empty or missing.
+func shardState(st ShardStatus, now time.Time, stale time.Duration) string {
+	switch {
+	case st.State == "missing":
+		return "missing"
+	case st.Size > 0 && st.Done >= st.Size:
+		return "done"
+	case st.Done == 0 && now.Sub(st.Modified) >= stale:
+		return "empty"
+	case now.Sub(st.Modified) < stale:
+		return "running"
+	}
+	return "stopped"
+}
+
 // WriteStatus prints Status's answer for people: a row per shard, then the total.
 func WriteStatus(w io.Writer, s Settings, sts []ShardStatus, now time.Time) error {
+	return writeStatus(w, sts, now, s.Total, "decisions", s.String())
+}
+
+// WriteGridStatus prints GridStatus's answer for people, in decisions × timesteps.
+func WriteGridStatus(w io.Writer, g GridSettings, sts []ShardStatus, now time.Time) error {
+	return writeStatus(w, sts, now, g.Total*len(g.T), "decisions × timesteps", g.String())
+}
+
+func writeStatus(w io.Writer, sts []ShardStatus, now time.Time, total int, unit, settings string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "shard\tdone\tof\tskipped\tlast write\tstate")
 	done, size := 0, 0
@@ -217,11 +231,11 @@ func WriteStatus(w io.Writer, s Settings, sts []ShardStatus, now time.Time) erro
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if s.Total == 0 {
-		_, err := fmt.Fprintf(w, "%d decisions recorded; no shard has written one yet, so the total is unknown\n", done)
+	if total == 0 {
+		_, err := fmt.Fprintf(w, "%d %s recorded; no shard has written one yet, so the total is unknown\n", done, unit)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d of %d decisions (%.1f%%); %s\n", done, s.Total, 100*float64(done)/float64(s.Total), s)
+	_, err := fmt.Fprintf(w, "%d of %d %s (%.1f%%); %s\n", done, total, unit, 100*float64(done)/float64(total), settings)
 	return err
 }
 

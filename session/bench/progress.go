@@ -13,6 +13,7 @@ import (
 type ProgressLines struct {
 	W     io.Writer
 	Label string // "triplet shard 1/4"
+	Unit  string // what is counted; "" is "decisions"
 	Every int    // decisions between lines; 0 picks about every 5% of the shard, at most 100
 	Now   func() time.Time
 
@@ -44,7 +45,11 @@ func (p *ProgressLines) Update(done, total int) {
 	p.last = done
 	elapsed := now().Sub(p.start)
 	made := done - p.startDone
-	line := fmt.Sprintf("diffsim: %s: %d/%d decisions (%.0f%%)", p.Label, done, total, 100*float64(done)/float64(max(total, 1)))
+	unit := p.Unit
+	if unit == "" {
+		unit = "decisions"
+	}
+	line := fmt.Sprintf("diffsim: %s: %d/%d %s (%.0f%%)", p.Label, done, total, unit, 100*float64(done)/float64(max(total, 1)))
 	if made > 0 && elapsed > 0 {
 		rate := float64(made) / elapsed.Seconds()
 		line += fmt.Sprintf(", %s/s", rateText(rate))

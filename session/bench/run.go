@@ -152,6 +152,13 @@ func (r *Run) Do(ctx context.Context) (Outcome, error) {
 // watch abandons the decision in flight on the second request to stop: Abandon closing, or a
 // second signal once ctx (the first) is done. The returned func ends the watch.
 func (r *Run) watch(ctx context.Context, abandon func()) (stop func()) {
+	return watchStop(ctx, r.Log, r.Abandon, abandon)
+}
+
+// watchStop calls abandon on the second request to stop: second closing (nil: a second
+// SIGINT, SIGTERM or SIGHUP) once ctx, the first, is done. It says on log how to abandon.
+// The returned func ends the watch; nothing is written to log after it returns.
+func watchStop(ctx context.Context, log io.Writer, second <-chan struct{}, abandon func()) (stop func()) {
 	finished := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -160,7 +167,6 @@ func (r *Run) watch(ctx context.Context, abandon func()) (stop func()) {
 			return
 		case <-ctx.Done():
 		}
-		second := r.Abandon
 		if second == nil {
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -175,8 +181,8 @@ func (r *Run) watch(ctx context.Context, abandon func()) (stop func()) {
 			}()
 			second = ch
 		}
-		if r.Log != nil {
-			fmt.Fprintln(r.Log, "diffsim: stopping after the decision in flight (interrupt again to abandon it)")
+		if log != nil {
+			fmt.Fprintln(log, "diffsim: stopping after the decision in flight (interrupt again to abandon it)")
 		}
 		select {
 		case <-second:
@@ -184,7 +190,6 @@ func (r *Run) watch(ctx context.Context, abandon func()) (stop func()) {
 		case <-finished:
 		}
 	})
-	// Nothing writes to Log after Do returns.
 	return func() { close(finished); wg.Wait() }
 }
 

@@ -58,7 +58,15 @@ func Wilson(k, n int) (p, lo, hi float64) {
 	den := 1 + z2/nf
 	centre := (p + z2/(2*nf)) / den
 	half := z95 / den * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf))
-	return p, max(0, centre-half), min(1, centre+half)
+	lo, hi = max(0, centre-half), min(1, centre+half)
+	// At 0 and n the bound is 0 or 1 exactly; rounding would leave 1e-16 off it.
+	if k == 0 {
+		lo = 0
+	}
+	if k == n {
+		hi = 1
+	}
+	return p, lo, hi
 }
 
 // WriteText prints the summary for people: the accuracy line first.

@@ -449,3 +449,17 @@ func human(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
+
+// peek runs f on the warm model for spec, if there is one, without loading it or counting
+// as a use (the keep-alive runs on); f runs under the registry's lock, so it must be quick.
+func (ms *models) peek(spec api.Spec, f func(*loaded)) bool {
+	k := modelKey{spec: spec.Normalize()}
+	k.files, _ = identify(k.spec) // outside the lock: it reads the model's folder
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	l, ok := ms.byKey[k]
+	if ok && !ms.closed {
+		f(l)
+	}
+	return ok && !ms.closed
+}

@@ -87,7 +87,10 @@ func Detect(ctx context.Context, in, out *os.File, timeout time.Duration, env fu
 	if err != nil {
 		c.Reason = append(c.Reason, "query failed: "+err.Error())
 	}
-	if c.Tmux && !c.TrueColor {
+	// Only a tmux this process runs inside (TMUX set) is asked: TERM=tmux-256color alone is
+	// a terminal on the far side of a connection (ssh from inside tmux, or an SSH session of
+	// diffsim serve), and a tmux server here would answer for the wrong terminal.
+	if c.Tmux && !c.TrueColor && env("TMUX") != "" {
 		if ok, why := TmuxTrueColor(ctx, runTmux); ok {
 			c.TrueColor = true
 			for i, r := range c.Reason { // the guess from the environment is superseded

@@ -103,3 +103,22 @@ func (tm *Tmux) WaitFor(what string, ok func(string) bool) string {
 	tm.t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
 	return s
 }
+
+// Resize changes the window to cols × rows cells, as a user dragging the terminal's corner.
+func (tm *Tmux) Resize(cols, rows int) {
+	tm.t.Helper()
+	if out, err := exec.Command("tmux", "resize-window", "-t", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows)).CombinedOutput(); err != nil {
+		tm.t.Fatalf("resize-window: %v %s", err, out)
+	}
+}
+
+// AltScreen reports whether the pane shows the alternate screen: a full-screen program that
+// ended without leaving it left the terminal unusable.
+func (tm *Tmux) AltScreen() bool {
+	tm.t.Helper()
+	out, err := exec.Command("tmux", "display-message", "-p", "-t", tm.name, "#{alternate_on}").Output()
+	if err != nil {
+		tm.t.Fatalf("display-message: %v", err)
+	}
+	return strings.TrimSpace(string(out)) == "1"
+}
