@@ -67,13 +67,20 @@ func (b *Shared) Resolve(sel api.Selection) (api.Target, error) { return b.info.
 // Load reads and decodes an image as the scorer's loader does.
 func (b *Shared) Load(name string) (*api.Image, error) { return b.load(name) }
 
-// with runs f on the warm model, loading it again if the keep-alive unloaded it.
+// with runs f on the warm model, loading it again if the keep-alive unloaded it. The call is
+// admitted as an API request is (it takes a turn among the requests computing, and waits in
+// the same line), so SSH sessions and socket clients share the server alike.
 func (b *Shared) with(ctx context.Context, f func(l *loaded) error) error {
 	l, release, err := b.s.ms.acquire(ctx, b.ref)
 	if err != nil {
 		return err
 	}
 	defer release()
+	done, err := b.s.ms.admit(ctx, 0)
+	if err != nil {
+		return err
+	}
+	defer done()
 	return f(l)
 }
 
