@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -40,46 +41,69 @@ func (e *Error) Unwrap() error {
 // Client talks to a server. It makes the paths it sends absolute (the server reads the files
 // from its own working folder); answers carry them so.
 type Client struct {
-	http *http.Client
-	base string
+	http   *http.Client
+	base   string
+	socket string // the Unix socket, when the client uses one
+	token  string // sent as a bearer token, when set
+	// stall is how long a request may go without the server answering a heartbeat before the
+	// client gives up on it (DefaultStall).
+	stall time.Duration
+
+	mu   sync.Mutex
+	peer Peer // the server process, from the socket's peer credentials
 }
 
-// NewClient talks to the server on the Unix socket at path.
+// Peer is the process at the other end of a Unix socket, as the kernel reports it.
+type Peer struct {
+	PID, UID int
+}
+
+// NewClient talks to the server on the Unix socket at path. Every connection is checked with
+// the socket's peer credentials: a server run by another user is refused (ErrUnsafeSocket),
+// whatever it answers.
 func NewClient(path string) *Client {
+	c := &Client{base: "http://diffsim", socket: path, stall: DefaultStall}
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
+		conn, err := d.DialContext(ctx, "unix", path)
+		if err != nil {
+			return nil, err
+		}
+		p, err := peerCred(conn.(*net.UnixConn))
+		if err == nil && p.UID != os.Getuid() {
+			err = unsafeSocket("the diffsim server on %s runs as uid %d (pid %d), not as you (uid %d)", path, p.UID, p.PID, os.Getuid())
+		}
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		c.mu.Lock()
+		c.peer = p
+		c.mu.Unlock()
+		return conn, nil
 	}}
-	return &Client{http: &http.Client{Transport: tr}, base: "http://diffsim"}
+	c.http = &http.Client{Transport: tr}
+	return c
 }
 
 // NewHTTPClient talks to the server at an HTTP address such as 127.0.0.1:11435.
 func NewHTTPClient(addr string) *Client {
-	return &Client{http: &http.Client{}, base: "http://" + addr}
+	return &Client{http: &http.Client{}, base: "http://" + addr, stall: DefaultStall}
 }
 
-// Dial finds the server on the Unix socket at path, checking that it speaks this API;
-// ErrNoServer when none is there. It waits at most a fraction of a second.
-func Dial(ctx context.Context, path string) (*Client, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, ErrNoServer
-	}
-	c := NewClient(path)
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	h, err := c.Health(ctx)
-	if err != nil {
-		var ae *Error
-		if errors.As(err, &ae) {
-			return nil, fmt.Errorf("the diffsim server on %s: %w", path, err)
-		}
-		return nil, fmt.Errorf("%w (%s does not answer: %v)", ErrNoServer, path, err)
-	}
-	if h.API != Version {
-		return nil, fmt.Errorf("the diffsim server on %s speaks API v%d, this client v%d; restart `diffsim serve` with this version, or pass --no-server", path, h.API, Version)
-	}
-	return c, nil
+// SetToken makes the client send token as its bearer token, which a server listening for
+// other machines (--allow-remote) requires of them.
+func (c *Client) SetToken(token string) { c.token = token }
+
+// Peer is the server process the last connection reached (Unix sockets only).
+func (c *Client) Peer() Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peer
 }
+
+// Socket is the Unix socket the client uses; "" over HTTP.
+func (c *Client) Socket() string { return c.socket }
 
 // Health asks GET /v1/health.
 func (c *Client) Health(ctx context.Context) (Health, error) {
@@ -231,8 +255,17 @@ func Abs(p string) string {
 }
 
 // do sends one request and returns the answer's headers; ctx ending closes the connection,
-// which cancels the work on the server.
+// which cancels the work on the server. A server that stops answering meanwhile fails the
+// request with ErrStalled.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) (http.Header, error) {
+	ctx, stop := c.watch(ctx, path)
+	defer stop()
+	stalled := func(err error) error {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrStalled) {
+			return cause
+		}
+		return err
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -248,17 +281,23 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (http
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, stalled(ctx.Err())
+		}
+		if errors.Is(err, ErrUnsafeSocket) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("diffsim server: %w", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("diffsim server: read answer: %w", err)
+		return nil, stalled(fmt.Errorf("diffsim server: read answer: %w", err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {

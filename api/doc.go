@@ -6,6 +6,7 @@
 // Client of `diffsim serve`'s HTTP API.
 //
 // Like ollama's api package it is a leaf: it links no runtime and no protobuf (go list -deps
-// ./api shows the standard library and features/schedule only), so the explorer, scripts and
-// other programs can talk to a server without carrying ONNX Runtime.
+// ./api shows the standard library, features/schedule and golang.org/x/sys/unix, for the
+// socket's peer credentials), so the explorer, scripts and other programs can talk to a server
+// without carrying ONNX Runtime.
 package api

@@ -119,11 +119,17 @@ type Health struct {
 // LoadedModel describes one warm model in /v1/models.
 type LoadedModel struct {
 	Spec
-	KeepAlive string     `json:"keep_alive"`
-	Name      string     `json:"name"`
-	Family    string     `json:"family"`
-	Device    string     `json:"device"`
-	Bytes     int64      `json:"bytes"` // memory it took to load (resident set growth)
+	KeepAlive string `json:"keep_alive"`
+	Name      string `json:"name"`
+	Family    string `json:"family"`
+	Device    string `json:"device"`
+	// Bytes is the memory the model holds: its footprint (the resident set's growth across its
+	// load and its first forward) and its feature cache.
+	Bytes      int64 `json:"bytes"`
+	CacheBytes int64 `json:"cache_bytes"` // of which its feature cache
+	// Measured is false until the model's first forward: Bytes is then what its load took,
+	// or the prediction from its files, whichever is larger.
+	Measured  bool       `json:"measured"`
 	InUse     int        `json:"in_use"`
 	LoadedAt  time.Time  `json:"loaded_at"`
 	LastUsed  time.Time  `json:"last_used"`
@@ -132,9 +138,15 @@ type LoadedModel struct {
 
 // ModelsResponse answers /v1/models.
 type ModelsResponse struct {
-	Models   []LoadedModel `json:"models"`
-	Bytes    int64         `json:"bytes"`     // sum over the models
-	MaxBytes int64         `json:"max_bytes"` // the server's memory bound
+	Models    []LoadedModel `json:"models"`
+	Bytes     int64         `json:"bytes"`      // sum over the models
+	WorkBytes int64         `json:"work_bytes"` // the images of the requests computing, and the explorer's kept images
+	MaxBytes  int64         `json:"max_bytes"`  // the server's memory bound over Bytes + WorkBytes; 0 for none
+	// ResidentBytes is the process's resident set now: Bytes + WorkBytes and the fixed
+	// overhead of the Go runtime and the ONNX Runtime library.
+	ResidentBytes int64 `json:"resident_bytes"`
+	Active        int   `json:"active"` // requests computing
+	Queued        int   `json:"queued"` // requests waiting for room
 }
 
 // ImageRef is an image the server reads, with the hex sha256 of its bytes as the client

@@ -15,6 +15,7 @@ import (
 
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/families"
+	"github.com/diffsim/diffsim/features/imagefile"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/draw"
@@ -47,7 +48,7 @@ func runCtx(ctx context.Context, args ...string) (error, string, string) {
 // samplePhoto loads a sample photograph scaled down to 96×96 px, to keep tests fast.
 func samplePhoto(t testing.TB, name string) image.Image {
 	t.Helper()
-	img, _, err := features.LoadImage(filepath.Join("..", "testdata", "samples", name))
+	img, _, err := imagefile.Load(context.Background(), filepath.Join("..", "testdata", "samples", name), imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"io"
 	"io/fs"
 	"os"
@@ -19,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // Exit codes: the contract scripts rely on.
@@ -72,7 +71,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.As(err, &ue),
 		errors.Is(err, api.ErrUsage),
-		errors.Is(err, features.ErrBadImage),
+		errors.Is(err, imagefile.ErrBadImage),
 		errors.Is(err, fs.ErrNotExist),
 		errors.Is(err, fs.ErrPermission):
 		return exitUsage
@@ -97,31 +96,6 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-// checkImages reports, before any model loads, the first path that is not an image diffsim
-// can read: missing, a folder, unreadable, or not a PNG, JPEG, WebP, BMP, TIFF or GIF. Only the
-// header is read; a corrupt body still fails later, when the image is decoded.
-func checkImages(paths ...string) error {
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return usagef("%s: %v", p, pathReason(err))
-		}
-		if fi.IsDir() {
-			return usagef("%s is a folder, not an image", p)
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return usagef("%s: %v", p, pathReason(err))
-		}
-		_, _, err = image.DecodeConfig(f)
-		f.Close()
-		if err != nil {
-			return usagef("%s: %v", p, features.ErrBadImage)
-		}
-	}
-	return nil
 }
 
 // pathReason drops the path an fs error repeats, so the line names the file once.

@@ -8,7 +8,9 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/diffsim/diffsim/engine"
 )
@@ -66,8 +68,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "t in the explorer", args: []string{imgA, imgB, "--t", "-1"}, code: 2, stderr: "-1 is outside 0..999"},
 		{name: "t in rank", args: []string{"rank", imgA, dir, "--t", "-5"}, code: 2, stderr: "outside 0..999"},
 		{name: "t and step", args: []string{"score", imgA, imgB, "--t", "5", "--step", "5"}, code: 2, stderr: "give --t or --step, not both"},
-		{name: "a folder as an image", args: []string{"score", dir, imgB}, code: 2, stderr: dir + " is a folder, not an image"},
-		{name: "a folder in the explorer", args: []string{dir, imgB}, code: 2, stderr: dir + " is a folder, not an image"},
+		{name: "a folder as an image", args: []string{"score", dir, imgB}, code: 2, stderr: dir + ": a folder, not an image file"},
+		{name: "a folder in the explorer", args: []string{dir, imgB}, code: 2, stderr: dir + ": a folder, not an image file"},
 		{name: "a missing image", args: []string{"score", imgA, filepath.Join(dir, "nope.png")}, code: 2, stderr: "nope.png: no such file or directory"},
 		{name: "not an image", args: []string{"score", notImage, imgB}, code: 2, stderr: "notes.png: not a PNG, JPEG, WebP, BMP, TIFF or GIF image"},
 		{name: "an unreadable image", args: []string{"score", unreadable, imgB}, code: 2, stderr: "secret.png: permission denied"},
@@ -104,6 +106,58 @@ func TestCommandLine(t *testing.T) {
 				t.Errorf("stderr %q, want none", errOut)
 			case tc.stderr != "" && (!strings.Contains(errOut, tc.stderr) || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "diffsim: ")):
 				t.Errorf("stderr %q, want one line with %q", errOut, tc.stderr)
+			}
+		})
+	}
+}
+
+// TestImageFilesRefusedAtOnce: a path that names a FIFO, a device or a file far larger than
+// any photograph is refused with one line and exit code 2 before anything reads it, in every
+// command that takes images; none of them waits on the FIFO (which has no writer) or reads
+// /dev/zero's endless bytes.
+func TestImageFilesRefusedAtOnce(t *testing.T) {
+	t.Setenv("DIFFSIM_SOCKET", filepath.Join(t.TempDir(), "none.sock"))
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.png")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.png")
+	data, _ := os.ReadFile(imgA)
+	if err := os.WriteFile(big, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 2<<30); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"score, a FIFO", []string{"score", fifo, imgB}, fifo + ": a named pipe (FIFO), not an image file"},
+		{"score, a FIFO second", []string{"score", imgA, fifo, "--json"}, "a named pipe (FIFO), not an image file"},
+		{"sweep, a FIFO", []string{"sweep", fifo, imgB}, "a named pipe (FIFO)"},
+		{"rank, a FIFO query", []string{"rank", fifo, dir}, "a named pipe (FIFO)"},
+		{"the explorer, a FIFO", []string{fifo, imgB}, "a named pipe (FIFO)"},
+		{"score, /dev/zero", []string{"score", "/dev/zero", imgB}, "/dev/zero: a character device, not an image file"},
+		{"score, a 2 GiB file", []string{"score", big, imgB}, "big.png: 2.0 GiB, over the 256 MiB limit on image files (raise it with --max-image)"},
+		{"score, over --max-image", []string{"score", imgA, imgB, "--max-image", "1KiB"}, "over the 1 KiB limit on image files"},
+		{"a bad --max-image", []string{"score", imgA, imgB, "--max-image", "lots"}, `invalid argument "lots" for "--max-image"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			done := make(chan int, 1)
+			go func() { done <- Run(tc.args, nil, &stdout, &stderr) }()
+			var code int
+			select {
+			case code = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("diffsim %v still running after 30 s", tc.args)
+			}
+			errOut := stderr.String()
+			if code != 2 || !strings.Contains(errOut, tc.stderr) || strings.Count(errOut, "\n") != 1 {
+				t.Errorf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tc.stderr)
 			}
 		})
 	}

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,8 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine"
 	"github.com/diffsim/diffsim/features/store"
+	"github.com/diffsim/diffsim/session/serve"
 	"github.com/diffsim/diffsim/ui/termgfx"
 )
 
@@ -40,6 +44,18 @@ type doctorReport struct {
 	DeviceAsk  string         `json:"device_asked"` // --device
 	Notice     *string        `json:"device_notice"`
 	Graphics   graphicsReport `json:"graphics"`
+	Server     serverReport   `json:"server"`
+}
+
+// serverReport is the `diffsim serve` that commands would use: the one on the default socket.
+type serverReport struct {
+	Socket  string  `json:"socket"`
+	Running bool    `json:"running"`
+	PID     *int    `json:"pid"` // from the socket's peer credentials, not from what it says
+	Version *string `json:"version"`
+	Models  *int    `json:"models"`
+	Used    bool    `json:"used"`  // commands send their work to it
+	Error   *string `json:"error"` // why they do not, when it runs
 }
 
 type runtimeReport struct {
@@ -114,6 +130,7 @@ func (c *doctorCmd) run(cmd *cobra.Command) error {
 		}
 	}
 	r.Graphics = c.detectGraphics(cmd)
+	r.Server = probeServer(cmd.Context())
 	if c.json {
 		if err := json.NewEncoder(c.stdout).Encode(r); err != nil {
 			return err
@@ -151,6 +168,7 @@ func writeDoctor(w io.Writer, r doctorReport) {
 	if r.Registry != nil {
 		fmt.Fprintf(w, "registry    %s\n", *r.Registry)
 	}
+	writeServer(w, r.Server)
 	g := r.Graphics
 	fmt.Fprintf(w, "graphics    %s (cell %dx%d px, terminal %dx%d cells)\n", g.Protocol, g.CellW, g.CellH, g.Cols, g.Rows)
 	for _, reason := range g.Reasons {
@@ -179,3 +197,39 @@ func (c *doctorCmd) detectGraphics(cmd *cobra.Command) graphicsReport {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// probeServer looks for the server commands would use, with the checks they make.
+func probeServer(ctx context.Context) serverReport {
+	sock := serve.SocketPath()
+	info, err := api.Probe(ctx, sock, buildID())
+	r := serverReport{Socket: sock, Running: !errors.Is(err, api.ErrNoServer), Used: err == nil}
+	if info.PID > 0 {
+		r.PID = &info.PID
+	}
+	if info.API > 0 {
+		r.Version, r.Models = &info.Version, &info.Models
+	}
+	if err != nil && r.Running {
+		r.Error = ptr(oneLine(err))
+	}
+	return r
+}
+
+func writeServer(w io.Writer, s serverReport) {
+	switch {
+	case !s.Running:
+		fmt.Fprintf(w, "server      none on %s (commands compute themselves; diffsim serve keeps models warm)\n", s.Socket)
+		return
+	case s.PID != nil && s.Version != nil:
+		build := "diffsim " + *s.Version
+		if *s.Version == "" {
+			build = "a build that does not say its version"
+		}
+		fmt.Fprintf(w, "server      pid %d, %s, on %s (%d models loaded)\n", *s.PID, build, s.Socket, *s.Models)
+	default:
+		fmt.Fprintf(w, "server      on %s\n", s.Socket)
+	}
+	if s.Error != nil {
+		fmt.Fprintf(w, "            not used: %s\n", *s.Error)
+	}
+}

@@ -104,7 +104,7 @@ func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
 	// Check everything a person can get wrong before taking over the screen or loading a
 	// model, so a typo is one line on stderr: the images as score checks them, the flags, and
 	// a terminal to draw on.
-	if err := checkImages(imageA, imageB); err != nil {
+	if err := checkImages(cmd.Context(), c.images.limits(), imageA, imageB); err != nil {
 		return err
 	}
 	if err := c.checkFlags(cmd); err != nil {

@@ -96,7 +96,7 @@ func TestExplorerInTmuxServed(t *testing.T) {
 	bin := buildDiffsim(t)
 	startTestServer(t)
 	sock := os.Getenv("DIFFSIM_SOCKET")
-	cl, err := api.Dial(t.Context(), sock)
+	cl, err := api.Dial(t.Context(), sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ type modelFlags struct {
 	seed           int64
 	device, ortLib string
 	quiet          bool
+	images         imageLimit
 }
 
 // register adds the group to f; with timesteps false, --t and --step are left to the command
@@ -58,7 +59,8 @@ func (m *modelFlags) register(f *pflag.FlagSet, timesteps bool) {
 	f.StringVar(&m.device, "device", api.DefaultDevice, "auto (a GPU when the machine and the runtime have one), cpu, cuda or cuda:N")
 	f.StringVar(&m.ortLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB, then the one scripts/setup-runtime.sh fetched)")
 	f.BoolVar(&m.quiet, "quiet", false, "no progress or notices on stderr")
-	inGroup(f, groupCommon, "model", "layer", "t", "step", "metric", "size", "seed", "device", "ort-lib")
+	m.images.register(f)
+	inGroup(f, groupCommon, "model", "layer", "t", "step", "metric", "size", "seed", "device", "ort-lib", "max-image")
 	inGroup(f, groupOutput, "quiet")
 }
 

@@ -60,7 +60,7 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 	if c.top < 0 {
 		return usagef("-k %d: want a positive count, or 0 for all", c.top)
 	}
-	if err := checkImages(queryPath); err != nil {
+	if err := checkImages(cmd.Context(), c.images.limits(), queryPath); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(dir); err != nil {

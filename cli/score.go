@@ -40,7 +40,7 @@ where the model has one). --json prints one record; a value that does not apply 
 
 func (c *scoreCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	// A typo should not wait for a model to load.
-	if err := checkImages(pathA, pathB); err != nil {
+	if err := checkImages(cmd.Context(), c.images.limits(), pathA, pathB); err != nil {
 		return err
 	}
 	sc, err := c.scorer(cmd, nil)

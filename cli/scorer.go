@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -40,6 +42,7 @@ func (c *scoring) scorer(cmd *cobra.Command, progress func(api.Progress)) (api.S
 		var ae *api.Error
 		switch {
 		case err == nil:
+			r.Images = c.images.limits()
 			c.notice(r.Info())
 			return r, nil
 		case cmd.Context().Err() != nil:
@@ -61,8 +64,8 @@ func (c *scoring) scorer(cmd *cobra.Command, progress func(api.Progress)) (api.S
 	}
 	s, err := session.Open(cmd.Context(), session.Options{
 		Spec: spec, Library: c.ortLib, OnProgress: progress,
-		GraphCache: graphCacheNoticing(c.notices()),
-		Families:   families.All(),
+		GraphCache: graphCacheNoticing(c.notices()), Images: c.images.limits(),
+		Families: families.All(),
 		// Headless commands run the network cut down to the layers they score; the explorer
 		// (`diffsim A B`, `diffsim explore`) needs every layer for its bars.
 		Prune: cmd.Name() != "explore" && cmd.HasParent(),
@@ -92,12 +95,20 @@ func (c *scoring) server(cmd *cobra.Command) *api.Client {
 	if !c.servable || c.noServer || cmd.Flags().Changed("ort-lib") {
 		return nil
 	}
-	cl, err := api.Dial(cmd.Context(), serve.SocketPath())
+	cl, err := api.Dial(cmd.Context(), serve.SocketPath(), buildID())
 	if err != nil {
 		if !errors.Is(err, api.ErrNoServer) && !c.quiet {
 			fmt.Fprintf(c.stderr, "diffsim: %v; computing here\n", oneLine(err))
 		}
 		return nil
+	}
+	if v := os.Getenv("DIFFSIM_SERVER_STALL"); v != "" {
+		// How long a request waits for a server that answers no heartbeat (api.DefaultStall).
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			cl.SetStall(d)
+		} else if !c.quiet {
+			fmt.Fprintf(c.stderr, "diffsim: DIFFSIM_SERVER_STALL=%q is not a duration such as 30s; waiting %v for a stalled server\n", v, api.DefaultStall)
+		}
 	}
 	return cl
 }

@@ -29,7 +29,10 @@ type serveCmd struct {
 	*app
 	socket, httpAddr, maxMemory, ortLib string
 	keepAlive                           time.Duration
-	quiet                               bool
+	quiet, allowRemote                  bool
+	allowOrigins                        []string
+	maxQueue                            int
+	images                              imageLimit
 	ssh                                 sshFlags
 }
 
@@ -66,8 +69,18 @@ use its JSON API (v1) over the Unix socket or, with --http, over HTTP on loopbac
   POST /v1/info /v1/result /v1/layers /v1/prefetch /v1/cached /v1/stats (the explorer's)
 
 A model is unloaded after --keep-alive without requests (a request's "keep_alive" overrides
-it), and idle models are unloaded, least recently used first, to stay under --max-memory.
-Concurrent requests for the same model and timestep share one batched forward.
+it), and idle models are unloaded, least recently used first, to stay under --max-memory,
+which bounds the models as loaded and run, their feature caches and the images of the
+requests in flight; requests that do not fit wait, up to --max-queue of them, and the next is
+answered 503 with Retry-After. Concurrent requests for the same model and timestep share one
+batched forward.
+
+The API answers only its own user: the socket's folder must be yours alone (mode 0700), HTTP
+requests must name the listener's loopback address as their Host, requests from web pages
+(an Origin header) are refused unless --allow-origin names the page's origin, and request
+bodies must be application/json. --http on an address other machines can reach needs
+--allow-remote, and then every request from another machine carries the bearer token kept in
+~/.local/state/diffsim/serve-token (printed when it is made).
 
 With --ssh, every SSH session with a terminal gets the explorer on the server's warm model
 (--model): ssh -t -p PORT HOST A.png B.png, names inside --images; with no images, a picker.
@@ -84,11 +97,15 @@ network, any key with --ssh-open. scp and sftp upload into each key's own folder
 	f := cmd.Flags()
 	f.StringVar(&c.socket, "socket", "", "Unix socket (default $DIFFSIM_SOCKET, else $XDG_RUNTIME_DIR/diffsim/serve.sock)")
 	f.StringVar(&c.httpAddr, "http", "", "also serve HTTP on ADDR (a bare :PORT means 127.0.0.1:PORT)")
+	f.BoolVar(&c.allowRemote, "allow-remote", false, "let --http listen on an address other machines reach (0.0.0.0, a LAN address); they must send the bearer token")
+	f.StringSliceVar(&c.allowOrigins, "allow-origin", nil, "web origins whose pages may call the API, e.g. http://localhost:3000 (default: none)")
+	f.IntVar(&c.maxQueue, "max-queue", serve.DefaultMaxQueue, "requests that may wait for room (memory, or a turn); more are answered 503 with Retry-After")
+	c.images.register(f)
 	f.DurationVar(&c.keepAlive, "keep-alive", serve.DefaultKeepAlive, "how long an idle model stays loaded (negative: until the server stops)")
 	f.StringVar(&c.maxMemory, "max-memory", "0", "memory bound over all loaded models, e.g. 20GB (0: none)")
 	f.StringVar(&c.ortLib, "ort-lib", "", "ONNX Runtime library (default: $ONNXRUNTIME_LIB, then the one scripts/setup-runtime.sh fetched)")
 	f.BoolVar(&c.quiet, "quiet", false, "no notices on stderr")
-	inGroup(f, groupCommon, "socket", "http", "keep-alive", "max-memory", "ort-lib")
+	inGroup(f, groupCommon, "socket", "http", "allow-remote", "allow-origin", "keep-alive", "max-memory", "max-queue", "max-image", "ort-lib")
 	c.ssh.register(f)
 	inGroup(f, groupOutput, "quiet")
 	return cmd
@@ -99,6 +116,17 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 	maxBytes, err := parseBytes(maxMemory)
 	if err != nil {
 		return usagef("--max-memory %q: %v", maxMemory, err)
+	}
+	if c.maxQueue < 1 {
+		return usagef("--max-queue %d: want at least 1", c.maxQueue)
+	}
+	if c.allowRemote && httpAddr == "" {
+		return usagef("--allow-remote is for --http: give the address to listen on, e.g. --http 0.0.0.0:11435")
+	}
+	for _, o := range c.allowOrigins {
+		if !strings.Contains(o, "://") || strings.HasSuffix(o, "/") {
+			return usagef("--allow-origin %q: want an origin as browsers send it, such as http://localhost:3000 (scheme, host and port, no path)", o)
+		}
 	}
 	if err := c.ssh.check(cmd.Flags()); err != nil {
 		return err
@@ -112,14 +140,28 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 	}
 	listeners := []net.Listener{ul}
 	where := "unix:" + socket
+	var token string
 	if httpAddr != "" {
-		hl, err := serve.ListenHTTP(httpAddr)
+		hl, err := serve.ListenHTTP(httpAddr, c.allowRemote)
 		if err != nil {
 			ul.Close()
 			return usageError{err}
 		}
 		listeners = append(listeners, hl)
 		where += ", http://" + hl.Addr().String()
+		if !hl.Addr().(*net.TCPAddr).IP.IsLoopback() {
+			var made bool
+			path := serve.TokenPath()
+			if token, made, err = serve.Token(path); err != nil {
+				return errors.Join(err, ul.Close(), hl.Close())
+			}
+			// Printed once, when it is made: it is the key to every file this user can read.
+			if made {
+				fmt.Fprintf(c.stderr, "diffsim: requests from other machines need this bearer token (kept in %s):\n%s\n", path, token)
+			} else if !c.quiet {
+				fmt.Fprintf(c.stderr, "diffsim: requests from other machines need the bearer token in %s\n", path)
+			}
+		}
 	}
 	var sshSrv *sshserve.Server
 	var sshLn net.Listener
@@ -130,8 +172,10 @@ func (c *serveCmd) run(cmd *cobra.Command) error {
 		}
 	}
 	srv := serve.New(serve.Config{
-		Base:      session.Options{Library: c.ortLib, GraphCache: graphCacheNoticing(c.notices()), Families: families.All(), Prune: true},
-		KeepAlive: keepAlive, MaxBytes: maxBytes, Version: readBuild().Version,
+		Base: session.Options{Library: c.ortLib, GraphCache: graphCacheNoticing(c.notices()), Families: families.All(),
+			Prune: true, Images: c.images.limits()},
+		KeepAlive: keepAlive, MaxBytes: maxBytes, MaxQueue: c.maxQueue, Version: buildID(),
+		AllowOrigins: c.allowOrigins, Token: token,
 	})
 	if sshLn != nil {
 		if sshSrv, err = c.ssh.server(srv, c.notices()); err != nil {

@@ -12,7 +12,9 @@ import (
 // authorized_keys file are one line and exit 2, before anything is served.
 func TestServeSSHFlags(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("DIFFSIM_SOCKET", filepath.Join(dir, "s.sock"))
+	// A socket folder of the server's own making (mode 0700): t.TempDir's is open to others.
+	sock := filepath.Join(dir, "run", "s.sock")
+	t.Setenv("DIFFSIM_SOCKET", sock)
 	t.Setenv("DIFFSIM_STATE", filepath.Join(dir, "state"))
 	ak := filepath.Join(dir, "authorized_keys")
 	os.WriteFile(ak, nil, 0o600)
@@ -35,7 +37,7 @@ func TestServeSSHFlags(t *testing.T) {
 			t.Errorf("diffsim %s: exit %d, %q; want exit 2 and one line with %q", strings.Join(tc.args, " "), code, stderr.String(), tc.want)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "s.sock")); err == nil {
+	if _, err := os.Stat(sock); err == nil {
 		t.Error("a refused serve left its socket behind")
 	}
 }

@@ -69,7 +69,7 @@ func (c *sweepCmd) run(cmd *cobra.Command, pathA, pathB string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkImages(pathA, pathB); err != nil {
+	if err := checkImages(cmd.Context(), c.images.limits(), pathA, pathB); err != nil {
 		return err
 	}
 	sw, err := c.sweep(cmd, pathA, pathB, ts)

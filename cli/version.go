@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -125,4 +126,30 @@ func versionFrom(bi *debug.BuildInfo) buildVersion {
 		}
 	}
 	return v
+}
+
+// buildID names this build for `diffsim serve` and its clients, which compute themselves when
+// the server is another build (their answers could differ): the version and the VCS revision;
+// for a build without a revision, or with uncommitted changes, also the size and time of the
+// executable, so that two different development builds do not pass for one.
+func buildID() string {
+	b := readBuild()
+	id := b.Version
+	if b.Revision != nil {
+		rev := *b.Revision
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		id += " " + rev
+		if b.Modified == nil || !*b.Modified {
+			return id
+		}
+		id += "+dirty"
+	}
+	if exe, err := os.Executable(); err == nil {
+		if fi, err := os.Stat(exe); err == nil {
+			id += fmt.Sprintf(" (build %d@%d)", fi.Size(), fi.ModTime().Unix())
+		}
+	}
+	return id
 }

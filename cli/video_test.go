@@ -21,7 +21,7 @@ import (
 
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/engine/enginetest"
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session/video"
 )
 
@@ -33,7 +33,7 @@ const clipFrames, clipCut = 12, 6
 func panClip(t *testing.T, photo, cutTo string) string {
 	t.Helper()
 	load := func(name string) image.Image {
-		img, _, err := features.LoadImage(filepath.Join("..", "testdata", "samples", name))
+		img, _, err := imagefile.Load(context.Background(), filepath.Join("..", "testdata", "samples", name), imagefile.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,66 +1,11 @@
 package features
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"image"
 	"image/color"
-	_ "image/gif" // GIF: first frame
-	_ "image/jpeg"
-	_ "image/png"
-	"io"
-	"os"
 
-	_ "golang.org/x/image/bmp"
 	"golang.org/x/image/draw"
-	_ "golang.org/x/image/tiff"
-	_ "golang.org/x/image/webp"
 )
-
-// maxImagePixels refuses decompression bombs: a header can claim a size far beyond the file.
-const maxImagePixels = 100 << 20
-
-// ErrBadImage is wrapped by every image that cannot be used.
-var ErrBadImage = errors.New("not a PNG, JPEG, WebP, BMP, TIFF or GIF image")
-
-// LoadImage reads and decodes an image file and returns it with the sha256 of its bytes.
-func LoadImage(path string) (image.Image, string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", err
-	}
-	img, err := DecodeImage(data)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", path, err)
-	}
-	sum := sha256.Sum256(data)
-	return img, hex.EncodeToString(sum[:]), nil
-}
-
-// DecodeImage decodes image bytes, checking the claimed size before decoding pixels.
-func DecodeImage(data []byte) (image.Image, error) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		if errors.Is(err, image.ErrFormat) {
-			return nil, ErrBadImage
-		}
-		return nil, fmt.Errorf("%w: %v", ErrBadImage, err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxImagePixels {
-		return nil, fmt.Errorf("%w: %s of %dx%d pixels is empty or too large", ErrBadImage, format, cfg.Width, cfg.Height)
-	}
-	img, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: truncated %s", ErrBadImage, format)
-		}
-		return nil, fmt.Errorf("%w: corrupt %s: %v", ErrBadImage, format, err)
-	}
-	return img, nil
-}
 
 // ResizeSquare scales an image to size×size (aspect not kept), as the diffusion reference
 // does, with Catmull-Rom filtering.

@@ -11,7 +11,7 @@ export ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB:-$ORT}
 # Tools the end-to-end and screenshot tests drive; installed when missing and apt is usable.
 # A package counts as present only when dpkg says it is installed: machine images put
 # stand-ins on PATH (a `convert` that is not ImageMagick), so `command -v` proves nothing.
-test_packages=(tmux libsixel-bin xterm xvfb xdotool x11-apps imagemagick xfonts-base ffmpeg kitty libgl1-mesa-dri fonts-dejavu-core
+test_packages=(util-linux tmux libsixel-bin xterm xvfb xdotool x11-apps imagemagick xfonts-base ffmpeg kitty libgl1-mesa-dri fonts-dejavu-core
   slurmctld slurmd slurm-client munge openssh-client)
 missing_packages() {
   local p

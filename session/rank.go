@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // Rank scores each file against query at one layer and timestep and returns them ranked, most
@@ -53,7 +53,7 @@ func (s *Session) Rank(ctx context.Context, query *api.Image, files []string, la
 		return nil
 	}
 	for _, p := range files {
-		img, err := s.Load(p)
+		img, err := s.LoadContext(ctx, p)
 		if err != nil {
 			if !IsUnreadable(err) {
 				return nil, nil, err
@@ -86,8 +86,9 @@ func (s *Session) Rank(ctx context.Context, query *api.Image, files []string, la
 // stopping.
 func IsUnreadable(err error) bool {
 	var pe *fs.PathError
-	return errors.Is(err, features.ErrBadImage) || errors.Is(err, fs.ErrNotExist) ||
-		errors.Is(err, fs.ErrPermission) || errors.As(err, &pe)
+	var fe *imagefile.Error
+	return errors.Is(err, imagefile.ErrBadImage) || errors.Is(err, fs.ErrNotExist) ||
+		errors.Is(err, fs.ErrPermission) || errors.As(err, &pe) || errors.As(err, &fe)
 }
 
 // imageExts are the extensions Load decodes (GIF: its first frame).

@@ -29,6 +29,7 @@ import (
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/calibration"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/features/store"
 	"github.com/diffsim/diffsim/session/baseline"
@@ -59,6 +60,9 @@ type Options struct {
 	// GraphCache keeps ONNX Runtime's optimized graphs of large models between processes;
 	// nil disables it.
 	GraphCache *engine.GraphCache
+	// Images bounds the image files Load reads (encoded bytes, pixels); zero means
+	// imagefile's defaults.
+	Images imagefile.Limits
 
 	// Families are the model families the session can open (features/families.All in the
 	// program). Required unless OpenModel is set.
@@ -316,14 +320,22 @@ func (s *Session) Info() api.ModelInfo {
 // Resolve resolves a selection of layer, t or step, and metric against the model.
 func (s *Session) Resolve(sel api.Selection) (api.Target, error) { return s.info.Resolve(sel) }
 
-// Load reads an image file (LoadImage).
-func (s *Session) Load(path string) (*api.Image, error) { return LoadImage(path) }
+// Load reads an image file (LoadImage) within the session's limits.
+func (s *Session) Load(path string) (*api.Image, error) {
+	return LoadImage(context.Background(), path, s.opts.Images)
+}
+
+// LoadContext is Load, stopping when ctx ends.
+func (s *Session) LoadContext(ctx context.Context, path string) (*api.Image, error) {
+	return LoadImage(ctx, path, s.opts.Images)
+}
 
 // LoadImage is the one way an image file becomes an api.Image, for a session, for the served
 // scorer (which needs the same hash the server computes) and for the server itself: the
-// file's bytes decoded, and identified by their sha256.
-func LoadImage(path string) (*api.Image, error) {
-	img, hash, err := features.LoadImage(path)
+// file's bytes read as package imagefile reads them (a regular file within lim), decoded, and
+// identified by their sha256.
+func LoadImage(ctx context.Context, path string, lim imagefile.Limits) (*api.Image, error) {
+	img, hash, err := imagefile.Load(ctx, path, lim)
 	if err != nil {
 		return nil, err
 	}

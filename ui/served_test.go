@@ -31,7 +31,7 @@ func startServed(t *testing.T, spec api.Spec) *serve.Remote {
 	// rule is applied here first.
 	enginetest.Runtime(t)
 	sock := servetest.Start(t, serve.New(serve.Config{Base: session.Options{Families: families.All()}}))
-	cl, err := api.Dial(context.Background(), sock)
+	cl, err := api.Dial(context.Background(), sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}

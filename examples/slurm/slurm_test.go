@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/image/draw"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // The Debian packages the test needs, and a program from each that proves it is installed.
@@ -500,7 +500,7 @@ func catchMidRun(ctx context.Context, t *testing.T, pid int, log, shard string, 
 func tripletData(t *testing.T, dir string) string {
 	t.Helper()
 	for _, name := range []string{"grass", "gravel", "brick", "coffee"} {
-		img, _, err := features.LoadImage(filepath.Join("..", "..", "testdata", "samples", name+".png"))
+		img, _, err := imagefile.Load(context.Background(), filepath.Join("..", "..", "testdata", "samples", name+".png"), imagefile.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,10 +10,9 @@ import (
 
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features/aas"
+	"github.com/diffsim/diffsim/features/imagefile"
 
 	"golang.org/x/image/draw"
-
-	"github.com/diffsim/diffsim/features"
 )
 
 // These tests check what AAS promises on the built-in model, on the real sample photographs,
@@ -53,7 +52,7 @@ func openTestModel(t testing.TB) testModel {
 
 func sample(t testing.TB, name string) image.Image {
 	t.Helper()
-	img, _, err := features.LoadImage(filepath.Join("..", "..", "testdata", "samples", name))
+	img, _, err := imagefile.Load(context.Background(), filepath.Join("..", "..", "testdata", "samples", name), imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features/aas"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/features/schedule"
 
 	"github.com/diffsim/diffsim/engine"
@@ -36,7 +37,7 @@ func TestGraphRunsAndMatchesGoAttention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, _, err := features.LoadImage("../../testdata/samples/chelsea.png")
+	img, _, err := imagefile.Load(context.Background(), "../../testdata/samples/chelsea.png", imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

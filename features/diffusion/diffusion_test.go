@@ -11,6 +11,7 @@ import (
 
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features/aas"
+	"github.com/diffsim/diffsim/features/imagefile"
 
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/features"
@@ -55,7 +56,7 @@ func withTokenizer(t *testing.T, dir string) string {
 
 func sample(t *testing.T, name string) image.Image {
 	t.Helper()
-	img, _, err := features.LoadImage(filepath.Join("..", "..", "testdata", "samples", name))
+	img, _, err := imagefile.Load(context.Background(), filepath.Join("..", "..", "testdata", "samples", name), imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/aas"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/features/tapped"
 )
 
@@ -39,7 +40,7 @@ func TestPenultimate(t *testing.T) {
 
 func sample(t *testing.T, name string) image.Image {
 	t.Helper()
-	img, _, err := features.LoadImage(filepath.Join("..", "..", "testdata", "samples", name))
+	img, _, err := imagefile.Load(context.Background(), filepath.Join("..", "..", "testdata", "samples", name), imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,11 @@ import (
 
 	"github.com/diffsim/diffsim/engine/enginetest"
 	"github.com/diffsim/diffsim/features/aas"
+	"github.com/diffsim/diffsim/features/imagefile"
 
 	"github.com/diffsim/diffsim/engine/attention/testgraphs"
 	"github.com/diffsim/diffsim/engine/onnx"
 	"github.com/diffsim/diffsim/engine/onnx/onnxpb"
-	"github.com/diffsim/diffsim/features"
 )
 
 const (
@@ -39,7 +39,7 @@ func writeViTFolder(t *testing.T, m *onnxpb.ModelProto, file, config, pre string
 }
 
 func sample(t *testing.T, name string) image.Image {
-	img, _, err := features.LoadImage(filepath.Join("..", "..", "testdata", "samples", name))
+	img, _, err := imagefile.Load(context.Background(), filepath.Join("..", "..", "testdata", "samples", name), imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

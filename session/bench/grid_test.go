@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 type serveFloat = api.Float
@@ -56,7 +56,7 @@ func (f *fakeModel) Load(path string) (*api.Image, error) {
 		return nil, err
 	}
 	if bytes.HasPrefix(data, []byte("bad")) {
-		return nil, fmt.Errorf("open %s: %w", path, features.ErrBadImage)
+		return nil, fmt.Errorf("open %s: %w", path, imagefile.ErrBadImage)
 	}
 	h := fmt.Sprintf("%x", sha256.Sum256(data))
 	f.mu.Lock()

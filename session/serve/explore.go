@@ -136,8 +136,10 @@ type field struct {
 	ref  api.ImageRef
 }
 
-// images checks a request's images, acquires its model and loads the images; the caller calls
-// release when done.
+// images checks a request's images, acquires its model, admits the request and loads the
+// images; the caller calls release when done. Images the explorer asked about before are kept
+// decoded (and counted against the memory bound); others are checked before a model loads, as
+// a score's are.
 func (s *Server) images(ctx context.Context, ref api.ModelRef, fields ...field) (*loaded, []*api.Image, func(), error) {
 	errs := []error{modelPath(ref.Spec)}
 	for _, f := range fields {
@@ -146,18 +148,37 @@ func (s *Server) images(ctx context.Context, ref api.ModelRef, fields ...field) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, nil, err
 	}
+	var need int64
+	sizes := map[api.ImageRef]int64{}
+	for _, f := range fields {
+		if _, ok := sizes[f.ref]; ok || s.imgs.has(f.ref) {
+			continue
+		}
+		n, err := s.checkImages(ctx, f.ref.Path)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		sizes[f.ref] = n
+		need += n
+	}
 	l, release, err := s.ms.acquire(ctx, ref)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	done, err := s.ms.admit(ctx, need)
+	if err != nil {
+		release()
+		return nil, nil, nil, err
+	}
 	imgs := make([]*api.Image, len(fields))
 	for i, f := range fields {
-		if imgs[i], err = s.imgs.load(l.m, f.ref); err != nil {
+		if imgs[i], err = s.imgs.load(ctx, s, f.ref, sizes[f.ref]); err != nil {
+			done()
 			release()
 			return nil, nil, nil, err
 		}
 	}
-	return l, imgs, release, nil
+	return l, imgs, func() { done(); release() }, nil
 }
 
 // statusConflict answers an image whose bytes changed since the client hashed them.
@@ -166,30 +187,49 @@ const statusConflict = http.StatusConflict
 // imageCache keeps the last few images the explorer's calls decoded: an explorer asks about
 // the same pair many times (every layer and t), and decoding a photo each time would cost more
 // than scoring from cached features. Entries are keyed by path and the client's hash, so a
-// file rewritten since is read again (and refused if it no longer has that hash).
+// file rewritten since is read again (and refused if it no longer has that hash). The images
+// kept count against the server's memory bound.
 type imageCache struct {
 	mu   sync.Mutex
-	imgs []*api.Image // most recently used last
+	imgs []cachedImage // most recently used last
+}
+
+type cachedImage struct {
+	img  *api.Image
+	free func() // gives its bytes back to the memory bound
 }
 
 // maxCachedImages is two explorers' pairs.
 const maxCachedImages = 4
 
-func (c *imageCache) load(m api.Scorer, ref api.ImageRef) (*api.Image, error) {
+func (c *imageCache) has(ref api.ImageRef) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ci := range c.imgs {
+		if ref.Hash != "" && ci.img.Path == ref.Path && ci.img.Hash == ref.Hash {
+			return true
+		}
+	}
+	return false
+}
+
+// load returns the image ref names, from the cache or read anew (size: what it takes, as
+// checkImages measured it).
+func (c *imageCache) load(ctx context.Context, s *Server, ref api.ImageRef, size int64) (*api.Image, error) {
 	if ref.Hash != "" {
 		c.mu.Lock()
-		for i, img := range c.imgs {
-			if img.Path == ref.Path && img.Hash == ref.Hash {
-				c.imgs = append(append(c.imgs[:i:i], c.imgs[i+1:]...), img)
+		for i, ci := range c.imgs {
+			if ci.img.Path == ref.Path && ci.img.Hash == ref.Hash {
+				c.imgs = append(append(c.imgs[:i:i], c.imgs[i+1:]...), ci)
 				c.mu.Unlock()
-				return img, nil
+				return ci.img, nil
 			}
 		}
 		c.mu.Unlock()
 	}
-	img, err := m.Load(ref.Path)
+	img, err := s.loadImage(ctx, ref.Path)
 	if err != nil {
-		return nil, badRequest(err)
+		return nil, err
 	}
 	if ref.Hash == "" {
 		return img, nil
@@ -199,9 +239,10 @@ func (c *imageCache) load(m api.Scorer, ref api.ImageRef) (*api.Image, error) {
 	}
 	c.mu.Lock()
 	if len(c.imgs) >= maxCachedImages {
+		c.imgs[0].free()
 		c.imgs = c.imgs[1:]
 	}
-	c.imgs = append(c.imgs, img)
+	c.imgs = append(c.imgs, cachedImage{img: img, free: s.ms.hold(size)})
 	c.mu.Unlock()
 	return img, nil
 }

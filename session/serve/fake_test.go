@@ -1,10 +1,13 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"net"
 	"os"
@@ -26,6 +29,7 @@ type fakeModel struct {
 	closed atomic.Bool
 
 	mu       sync.Mutex
+	cache    int64           // what Stats reports as its feature cache
 	forwards [][]string      // image paths of each PrefetchImages call
 	kept     map[string]bool // hash@t of the images whose forwards finished
 	started  chan struct{}
@@ -104,7 +108,13 @@ func (f *fakeModel) Cached(a, b *api.Image, t int) bool {
 func (f *fakeModel) Stats() api.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return api.Stats{Forwards: len(f.forwards), Extracted: len(f.kept), CacheBudget: 1 << 20}
+	return api.Stats{Forwards: len(f.forwards), Extracted: len(f.kept), CacheBudget: 1 << 20, CacheBytes: f.cache}
+}
+
+func (f *fakeModel) setCache(n int64) {
+	f.mu.Lock()
+	f.cache = n
+	f.mu.Unlock()
 }
 
 func (f *fakeModel) LayerScores(ctx context.Context, a, b *api.Image, t int, m api.Metric) ([]api.LayerScore, error) {
@@ -223,6 +233,18 @@ func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *testClient, sr
 		cfg.Open = fk.open
 	}
 	srv = New(cfg)
+	unix, tcp = serveBoth(t, srv)
+	return unix, tcp, srv
+}
+
+// startWith runs srv on a Unix socket until the test ends and returns a client of it.
+func startWith(t testing.TB, srv *Server) *testClient {
+	unix, _ := serveBoth(t, srv)
+	return unix
+}
+
+func serveBoth(t testing.TB, srv *Server) (unix, tcp *testClient) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "diffsim-serve")
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +255,7 @@ func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *testClient, sr
 	if err != nil {
 		t.Fatal(err)
 	}
-	hl, err := ListenHTTP("127.0.0.1:0")
+	hl, err := ListenHTTP("127.0.0.1:0", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,22 +268,28 @@ func startServer(t testing.TB, cfg Config, fk *fakes) (unix, tcp *testClient, sr
 			t.Errorf("serve: %v", err)
 		}
 	})
-	uc, err := api.Dial(context.Background(), sock)
+	uc, err := api.Dial(context.Background(), sock, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := hl.Addr().(*net.TCPAddr).String()
-	return &testClient{uc, "http://diffsim", sock}, &testClient{api.NewHTTPClient(addr), "http://" + addr, ""}, srv
+	return &testClient{uc, "http://diffsim", sock}, &testClient{api.NewHTTPClient(addr), "http://" + addr, ""}
 }
 
-// images writes n small files the fakes accept as images and returns their paths.
+// images writes n small PNG files, each with other bytes, and returns their paths.
 func images(t *testing.T, n int) []string {
 	t.Helper()
 	dir := t.TempDir()
 	var out []string
 	for i := range n {
 		p := filepath.Join(dir, fmt.Sprintf("img%02d.png", i))
-		if err := os.WriteFile(p, []byte{byte(i)}, 0o644); err != nil {
+		m := image.NewGray(image.Rect(0, 0, 2, 2))
+		m.Pix[0] = uint8(i)
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -24,13 +25,18 @@ func SocketPath() string {
 	return filepath.Join(os.TempDir(), "diffsim-"+strconv.Itoa(os.Getuid()), "serve.sock")
 }
 
-// ListenUnix listens on the socket at path, in a folder only this user can enter. A socket
-// left behind by a server that died is replaced; one a live server answers on is an error.
+// ListenUnix listens on the socket at path. Its folder is made (mode 0700) when missing and
+// must be this user's own and closed to others, or nothing listens (ErrUnsafeSocket). A
+// socket left behind by a server that died is replaced; one a live server answers on is an
+// error; anything else at path (a file, a folder, a link) is left alone and refused.
 func ListenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("socket folder: %w", err)
+	if err := makeSocketDir(filepath.Dir(path)); err != nil {
+		return nil, err
 	}
-	if _, err := os.Stat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket but %s; diffsim serve removes only sockets: give --socket another path", path, fileKind(fi.Mode()))
+		}
 		c, err := net.DialTimeout("unix", path, time.Second)
 		if err == nil {
 			c.Close()
@@ -50,9 +56,14 @@ func ListenUnix(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// ListenHTTP listens on addr for HTTP; a missing host means loopback (127.0.0.1), so the API
-// is not offered to the network unless a host says so.
-func ListenHTTP(addr string) (net.Listener, error) {
+// ErrRemote means --http names an address other machines can reach, which needs
+// --allow-remote (and then the bearer token on every request that comes from another machine).
+var ErrRemote = errors.New("not a loopback address")
+
+// ListenHTTP listens on addr for HTTP; a missing host means loopback (127.0.0.1). An address
+// other machines can reach (0.0.0.0, [::], a LAN address or a name that resolves to one) is
+// refused unless allowRemote: the server reads any file its user can read.
+func ListenHTTP(addr string, allowRemote bool) (net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		// A bare port ("11435") is the common shorthand.
@@ -69,13 +80,17 @@ func ListenHTTP(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--http %s: %w", addr, err)
 	}
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() && !allowRemote {
+		ln.Close()
+		return nil, fmt.Errorf("--http %s: %w (%s): other machines could reach the API, which reads any file you can; use 127.0.0.1, or add --allow-remote to require a bearer token", addr, ErrRemote, ip)
+	}
 	return ln, nil
 }
 
 // Serve answers on every listener until ctx ends, then stops accepting, lets requests in
 // flight finish (up to a grace period), unloads the models and removes Unix sockets.
 func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: s.cfg.Timeouts.Header, IdleTimeout: s.cfg.Timeouts.Idle,
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
 	errc := make(chan error, len(listeners))
 	for _, ln := range listeners {
@@ -95,4 +110,16 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		err = nil
 	}
 	return errors.Join(err, s.Close())
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a file"
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "a special file"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -47,9 +48,24 @@ func parseKeepAlive(s string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// modelKey is what makes two warm models different: the normalized spec, and what the files
+// it names are now (identity.go), so a model file changed on disk is another model.
+type modelKey struct {
+	spec  api.Spec
+	files string
+}
+
+// weights is the key without what does not change the weights a session loads (the seed), so
+// a footprint measured with one seed predicts another's.
+func (k modelKey) weights() modelKey {
+	k.spec.Seed = 0
+	return k
+}
+
 // loaded is one warm model.
 type loaded struct {
-	spec     api.Spec // normalized: the cache key
+	key      modelKey
+	spec     api.Spec // normalized
 	m        api.Scorer
 	info     api.ModelInfo
 	bytes    int64
@@ -60,6 +76,7 @@ type loaded struct {
 	timer    *time.Timer
 	expires  time.Time
 	batch    *batcher
+	stale    bool // its files changed since it loaded: unloaded when its last request ends
 }
 
 type loadCall struct {
@@ -69,24 +86,35 @@ type loadCall struct {
 }
 
 // models owns the warm models: loading (one at a time, so memory growth is measurable and
-// peaks do not stack), sharing, keep-alive unloading and the memory bound.
+// peaks do not stack), sharing, keep-alive unloading, and the memory bound over what the
+// process holds: the models as loaded and run, their feature caches, and the images and work
+// of the requests admitted (memory.go).
 type models struct {
 	open      func(context.Context, session.Options) (api.Scorer, error)
 	base      session.Options
 	keepAlive time.Duration
 	maxBytes  int64
 	maxBatch  int
+	maxActive int // requests computing at once
+	maxQueue  int // requests waiting for room; more are refused (ErrBusy)
 	rss       func() int64
-	// predict guesses a model's memory before it loads; nil means what it took last time, or
-	// its size on disk.
+	// predict guesses a model's memory before it loads; nil means what the same weights took
+	// last time, or their size on disk.
 	predict func(api.Spec) int64
 
-	loadMu  sync.Mutex // serialises loads
+	// loadMu serialises loads and each model's first forward: the growth of the resident set
+	// across them is the model's, not another's.
+	loadMu  sync.Mutex
 	mu      sync.Mutex
-	byKey   map[api.Spec]*loaded
-	loading map[api.Spec]*loadCall
-	sizes   map[api.Spec]int64 // measured at each load, for the next prediction
+	byKey   map[modelKey]*loaded
+	loading map[modelKey]*loadCall
+	sizes   map[modelKey]int64 // measured footprints by weights (modelKey.weights), for the next prediction
 	closed  bool
+
+	active int           // requests admitted
+	line   []*int        // requests waiting to be, in arrival order
+	work   int64         // bytes the admitted requests (and the image cache) hold
+	wake   chan struct{} // closed, and replaced, whenever room may have appeared
 }
 
 // acquire returns the warm model for ref's spec, loading it when needed; the caller calls
@@ -96,7 +124,10 @@ func (ms *models) acquire(ctx context.Context, ref api.ModelRef) (*loaded, func(
 	if err != nil {
 		return nil, nil, badRequest(err)
 	}
-	k := ref.Spec.Normalize()
+	k := modelKey{spec: ref.Spec.Normalize()}
+	if k.files, err = identify(k.spec); err != nil {
+		return nil, nil, err
+	}
 	for {
 		ms.mu.Lock()
 		if ms.closed {
@@ -133,18 +164,26 @@ func (ms *models) acquire(ctx context.Context, ref api.ModelRef) (*loaded, func(
 		// is then warm for the next request (the keep-alive unloads it if none comes).
 		c.l, c.err = ms.load(context.WithoutCancel(ctx), k)
 		if c.err == nil {
-			ms.mu.Lock()
-			c.l.lastUsed = time.Now()
-			ms.mu.Unlock()
+			if now, _ := identify(k.spec); now != k.files {
+				c.err = errors.Join(statusError{http.StatusConflict, fmt.Errorf("model %s changed while it loaded; send the request again", k.spec.Model)}, c.l.m.Close())
+			}
 		}
 		ms.mu.Lock()
 		delete(ms.loading, k)
+		var stale []*loaded
 		if c.err == nil {
 			c.l.refs, c.l.keep = 1, keep
 			ms.byKey[k] = c.l
+			stale = ms.supersededLocked(k)
 		}
 		ms.mu.Unlock()
 		close(c.done)
+		for _, old := range stale {
+			old.m.Close()
+		}
+		if c.err == nil {
+			ms.trim() // the prediction may have been low: the model just loaded pushes out idle ones
+		}
 		if c.err != nil {
 			return nil, nil, c.err
 		}
@@ -153,79 +192,131 @@ func (ms *models) acquire(ctx context.Context, ref api.ModelRef) (*loaded, func(
 	}
 }
 
-// load opens the model after making room for it under the memory bound.
-func (ms *models) load(ctx context.Context, k api.Spec) (*loaded, error) {
+// load opens the model after making room for it under the memory bound. Its footprint is
+// the resident set's growth across the load, and then across its first forward (measuring.go):
+// ONNX Runtime allocates most of a model's working memory when it first runs, and weights
+// mapped from disk count only once touched.
+func (ms *models) load(ctx context.Context, k modelKey) (*loaded, error) {
 	ms.loadMu.Lock()
 	defer ms.loadMu.Unlock()
-	if err := ms.makeRoom(ms.predicted(k)); err != nil {
+	pred := ms.predicted(k)
+	if ms.maxBytes > 0 && pred > ms.maxBytes {
+		return nil, fmt.Errorf("%w: model %s needs about %s, more than the server's --max-memory %s; raise it", ErrModelTooLarge, k.spec.Model, human(pred), human(ms.maxBytes))
+	}
+	if err := ms.makeRoom(pred); err != nil {
 		return nil, err
 	}
+	o := options(ms.base, k.spec)
+	if ms.maxBytes > 0 && o.CacheBytes <= 0 {
+		o.CacheBytes = cacheBudget(ms.maxBytes, pred)
+	}
 	before := ms.rss()
-	m, err := ms.open(ctx, options(ms.base, k))
+	m, err := ms.open(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	n := ms.rss() - before
-	if sz, ok := m.(sizer); ok {
-		n = sz.Bytes()
-	}
-	ms.mu.Lock()
-	ms.sizes[k] = max(n, 0)
-	ms.mu.Unlock()
+	grew := max(ms.rss()-before, 0)
 	now := time.Now()
-	l := &loaded{spec: k, m: m, info: m.Info(), bytes: max(n, 0), loadedAt: now, lastUsed: now}
-	l.batch = &batcher{m: m, max: ms.maxBatch}
-	// The prediction may have been low: let the model just loaded push out idle ones.
-	_ = ms.makeRoom(0, l.bytes)
+	l := &loaded{key: k, spec: k.spec, info: m.Info(), bytes: max(grew, pred), loadedAt: now, lastUsed: now}
+	if sz, ok := m.(sizer); ok {
+		l.bytes, l.m = sz.Bytes(), m
+	} else {
+		l.m = &measuring{Scorer: m, ms: ms, l: l, loadGrowth: grew}
+	}
+	l.batch = &batcher{m: l.m, max: ms.maxBatch}
 	return l, nil
 }
 
 // makeRoom unloads idle models, least recently used first, until need more bytes fit under
-// the bound beside the models loaded (plus extra already counted outside the map). It fails
-// with ErrMemory only when models in use fill the bound; a single model larger than the bound
-// still loads when nothing else is held.
-func (ms *models) makeRoom(need int64, extra ...int64) error {
+// the bound beside what the process holds. It fails with ErrMemory when models in use, and
+// the work of requests, fill the bound.
+func (ms *models) makeRoom(need int64) error {
 	if ms.maxBytes <= 0 {
 		return nil
 	}
-	for _, e := range extra {
-		need += e
-	}
 	for {
 		ms.mu.Lock()
-		var total int64
-		var idle []*loaded
-		busy := 0
-		for _, l := range ms.byKey {
-			total += l.bytes
-			if l.refs == 0 {
-				idle = append(idle, l)
-			} else {
-				busy++
-			}
-		}
-		if total+need <= ms.maxBytes || total == 0 {
+		held := ms.heldLocked()
+		if held+need <= ms.maxBytes {
 			ms.mu.Unlock()
 			return nil
 		}
-		if len(idle) == 0 {
+		victim := ms.idlestLocked()
+		if victim == nil {
+			busy := len(ms.byKey)
 			ms.mu.Unlock()
-			if len(extra) > 0 {
-				return nil // already loaded: over the bound until a model is released
-			}
-			return fmt.Errorf("%w: %d model(s) in use hold %s of the server's %s; try again when they finish, or raise --max-memory", ErrMemory, busy, human(total), human(ms.maxBytes))
+			return fmt.Errorf("%w: %d model(s) in use and %d request(s) hold %s of the server's %s, and %s more is needed; try again when they finish, or raise --max-memory", ErrMemory, busy, ms.active, human(held), human(ms.maxBytes), human(need))
 		}
-		sort.Slice(idle, func(i, j int) bool { return idle[i].lastUsed.Before(idle[j].lastUsed) })
-		victim := idle[0]
 		ms.removeLocked(victim)
 		ms.mu.Unlock()
 		victim.m.Close()
 	}
 }
 
+// trim unloads idle models, least recently used first, while the process holds more than the
+// bound: a model's feature cache grows as it works, and a first forward may show it larger
+// than predicted.
+func (ms *models) trim() {
+	if ms.maxBytes <= 0 {
+		return
+	}
+	for {
+		ms.mu.Lock()
+		victim := ms.idlestLocked()
+		if victim == nil || ms.heldLocked() <= ms.maxBytes {
+			ms.mu.Unlock()
+			return
+		}
+		ms.removeLocked(victim)
+		ms.wakeLocked()
+		ms.mu.Unlock()
+		victim.m.Close()
+	}
+}
+
+// idlestLocked is the least recently used model no request holds; nil when all are in use.
+func (ms *models) idlestLocked() *loaded {
+	var victim *loaded
+	for _, l := range ms.byKey {
+		if l.refs == 0 && (victim == nil || l.lastUsed.Before(victim.lastUsed)) {
+			victim = l
+		}
+	}
+	return victim
+}
+
+// heldLocked is what the process holds under the bound: every model's footprint and feature
+// cache, and the requests' work.
+func (ms *models) heldLocked() int64 {
+	n := ms.work
+	for _, l := range ms.byKey {
+		n += l.held()
+	}
+	return n
+}
+
+// supersededLocked unloads the models loaded from what k's files were before they changed:
+// idle ones now (returned, for the caller to close outside the lock), busy ones when their
+// last request ends.
+func (ms *models) supersededLocked(k modelKey) []*loaded {
+	var idle []*loaded
+	for ok, l := range ms.byKey {
+		if ok.spec != k.spec || ok.files == k.files {
+			continue
+		}
+		if l.refs == 0 {
+			ms.removeLocked(l)
+			idle = append(idle, l)
+		} else {
+			l.stale = true
+		}
+	}
+	return idle
+}
+
 func (ms *models) removeLocked(l *loaded) {
-	if ms.byKey[l.spec] == l {
-		delete(ms.byKey, l.spec)
+	if ms.byKey[l.key] == l {
+		delete(ms.byKey, l.key)
 	}
 	if l.timer != nil {
 		l.timer.Stop()
@@ -242,8 +333,9 @@ func (ms *models) release(l *loaded) {
 		ms.mu.Unlock()
 		return
 	}
+	ms.wakeLocked() // an idle model can make room for a waiting request
 	switch {
-	case l.keep == 0:
+	case l.keep == 0 || l.stale:
 		ms.removeLocked(l)
 		ms.mu.Unlock()
 		l.m.Close()
@@ -253,12 +345,13 @@ func (ms *models) release(l *loaded) {
 		l.timer = time.AfterFunc(l.keep, func() { ms.expire(l) })
 	}
 	ms.mu.Unlock()
+	ms.trim()
 }
 
 // expire unloads l if it is still idle when its keep-alive runs out.
 func (ms *models) expire(l *loaded) {
 	ms.mu.Lock()
-	if l.refs > 0 || ms.byKey[l.spec] != l || time.Now().Before(l.expires) {
+	if l.refs > 0 || ms.byKey[l.key] != l || time.Now().Before(l.expires) {
 		ms.mu.Unlock()
 		return
 	}
@@ -271,16 +364,17 @@ func (ms *models) expire(l *loaded) {
 func (ms *models) list() api.ModelsResponse {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	out := api.ModelsResponse{Models: []api.LoadedModel{}, MaxBytes: ms.maxBytes}
+	out := api.ModelsResponse{Models: []api.LoadedModel{}, MaxBytes: ms.maxBytes, WorkBytes: ms.work, Active: ms.active, Queued: len(ms.line),
+		ResidentBytes: ms.rss()}
 	for _, l := range ms.byKey {
 		lm := api.LoadedModel{Spec: l.spec, KeepAlive: l.keep.String(), Name: l.info.Name, Family: l.info.Family, Device: l.info.Device,
-			Bytes: l.bytes, InUse: l.refs, LoadedAt: l.loadedAt, LastUsed: l.lastUsed}
+			Bytes: l.held(), CacheBytes: l.m.Stats().CacheBytes, Measured: l.measured(), InUse: l.refs, LoadedAt: l.loadedAt, LastUsed: l.lastUsed}
 		if l.refs == 0 && l.keep > 0 {
 			e := l.expires
 			lm.ExpiresAt = &e
 		}
 		out.Models = append(out.Models, lm)
-		out.Bytes += l.bytes
+		out.Bytes += lm.Bytes
 	}
 	sort.Slice(out.Models, func(i, j int) bool { return out.Models[i].LastUsed.After(out.Models[j].LastUsed) })
 	return out
@@ -296,6 +390,7 @@ func (ms *models) count() int {
 func (ms *models) close() error {
 	ms.mu.Lock()
 	ms.closed = true
+	ms.wakeLocked()
 	all := make([]*loaded, 0, len(ms.byKey))
 	for _, l := range ms.byKey {
 		all = append(all, l)
@@ -309,17 +404,17 @@ func (ms *models) close() error {
 	return errors.Join(errs...)
 }
 
-func (ms *models) predicted(k api.Spec) int64 {
+func (ms *models) predicted(k modelKey) int64 {
 	if ms.predict != nil {
-		return ms.predict(k)
+		return ms.predict(k.spec)
 	}
 	ms.mu.Lock()
-	n, ok := ms.sizes[k]
+	n, ok := ms.sizes[k.weights()]
 	ms.mu.Unlock()
 	if ok {
 		return n
 	}
-	return predictBytes(k.Model)
+	return predictBytes(k.spec.Model)
 }
 
 // predictBytes guesses a model's memory before loading it from its size on disk (the
@@ -358,9 +453,11 @@ func human(n int64) string {
 // peek runs f on the warm model for spec, if there is one, without loading it or counting
 // as a use (the keep-alive runs on); f runs under the registry's lock, so it must be quick.
 func (ms *models) peek(spec api.Spec, f func(*loaded)) bool {
+	k := modelKey{spec: spec.Normalize()}
+	k.files, _ = identify(k.spec) // outside the lock: it reads the model's folder
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	l, ok := ms.byKey[spec.Normalize()]
+	l, ok := ms.byKey[k]
 	if ok && !ms.closed {
 		f(l)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/baseline"
 )
@@ -22,6 +23,8 @@ type Remote struct {
 	client *api.Client
 	ref    api.ModelRef
 	info   api.ModelInfo
+	// Images bounds the image files Load reads, as a local session's Options.Images does.
+	Images imagefile.Limits
 
 	mu    sync.Mutex
 	stats api.Stats // the last counters the server answered with
@@ -72,7 +75,9 @@ func (r *Remote) Info() api.ModelInfo { return r.info }
 func (r *Remote) Resolve(sel api.Selection) (api.Target, error) { return r.info.Resolve(sel) }
 
 // Load reads and decodes path as a session does (the same hash, the same errors).
-func (r *Remote) Load(path string) (*api.Image, error) { return session.LoadImage(path) }
+func (r *Remote) Load(path string) (*api.Image, error) {
+	return session.LoadImage(context.Background(), path, r.Images)
+}
 
 func ref(img *api.Image) api.ImageRef { return api.ImageRef{Path: img.Path, Hash: img.Hash} }
 

@@ -44,7 +44,7 @@ func TestConcurrentClientsShareOneForward(t *testing.T) {
 	go send(3, unix, imgs[6], imgs[7], 500)
 	waitFor(t, "three queued requests", func() bool {
 		srv.ms.mu.Lock()
-		l := srv.ms.byKey[model("m").Spec.Normalize()]
+		l := srv.ms.byKey[modelKey{spec: model("m").Spec.Normalize()}]
 		srv.ms.mu.Unlock()
 		l.batch.mu.Lock()
 		defer l.batch.mu.Unlock()
@@ -171,9 +171,9 @@ func TestWarmModelIsReused(t *testing.T) {
 }
 
 func TestMemoryBound(t *testing.T) {
-	fk := &fakes{byName: map[string]*fakeModel{}, bytes: 60}
-	unix, _, srv := startServer(t, Config{MaxBytes: 100}, fk)
-	srv.ms.predict = func(api.Spec) int64 { return 60 } // as the sizes on disk would say
+	fk := &fakes{byName: map[string]*fakeModel{}, bytes: 600}
+	unix, _, srv := startServer(t, Config{MaxBytes: 1000}, fk)
+	srv.ms.predict = func(api.Spec) int64 { return 600 } // as the sizes on disk would say
 	imgs := images(t, 2)
 	score := func(ctx context.Context, name string) error {
 		_, err := unix.Score(ctx, api.ScoreRequest{ModelRef: model(name), ImageA: imgs[0], ImageB: imgs[1]})
@@ -241,6 +241,9 @@ func TestBadRequests(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, tcp.base+tc.path, strings.NewReader(tc.body))
+			if tc.method == "POST" {
+				req.Header.Set("Content-Type", "application/json")
+			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -287,7 +290,7 @@ func TestSocketTakeover(t *testing.T) {
 		t.Fatalf("listening over a stale socket: %v", err)
 	}
 	ln2.Close()
-	if _, err := api.Dial(context.Background(), stale); !errors.Is(err, api.ErrNoServer) {
+	if _, err := api.Dial(context.Background(), stale, ""); !errors.Is(err, api.ErrNoServer) {
 		t.Errorf("dialling a closed socket: %v, want api.ErrNoServer", err)
 	}
 }

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/features/schedule"
 	"github.com/diffsim/diffsim/session"
 )
@@ -35,7 +35,6 @@ import (
 const (
 	DefaultKeepAlive = 5 * time.Minute
 	DefaultMaxBatch  = 8 // images per batched forward: a 512 px SD batch of 8 needs several GB
-	maxBody          = 1 << 20
 )
 
 // Config configures a Server.
@@ -48,11 +47,24 @@ type Config struct {
 	// KeepAlive is how long an idle model stays loaded when a request does not say (0 means
 	// DefaultKeepAlive; a negative value keeps models until the server stops).
 	KeepAlive time.Duration
-	// MaxBytes bounds the memory the loaded models take together; idle models are unloaded,
-	// least recently used first, to make room. 0 means no bound.
+	// MaxBytes bounds the memory the process holds beside its fixed overhead: the models as
+	// loaded and run, their feature caches, and the images of the requests in flight (see
+	// memory.go). Idle models are unloaded, least recently used first, to make room; requests
+	// that do not fit wait. 0 means no bound.
 	MaxBytes int64
-	MaxBatch int    // images per batched forward; 0 = DefaultMaxBatch
-	Version  string // diffsim's version, for /v1/health
+	MaxBatch int // images per batched forward; 0 = DefaultMaxBatch
+	// MaxActive requests compute at once, and MaxQueue more may wait for room (memory, or a
+	// turn); beyond, a request is answered 503 with Retry-After. 0 means DefaultMaxActive and
+	// DefaultMaxQueue.
+	MaxActive, MaxQueue int
+	Version             string // diffsim's build, for /v1/health
+	// AllowOrigins are the web origins (as browsers send them: "http://localhost:3000") whose
+	// pages may call the API; requests from any other origin are refused.
+	AllowOrigins []string
+	// Token is the bearer token requests from other machines must carry (see guard); empty
+	// refuses them all.
+	Token    string
+	Timeouts Timeouts
 }
 
 // Server answers the API from warm models.
@@ -73,9 +85,17 @@ func New(cfg Config) *Server {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
+	if cfg.MaxActive <= 0 {
+		cfg.MaxActive = DefaultMaxActive
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = DefaultMaxQueue
+	}
+	cfg.Timeouts = cfg.Timeouts.withDefaults()
 	return &Server{cfg: cfg, imgs: &imageCache{}, ms: &models{
 		open: cfg.Open, base: cfg.Base, keepAlive: cfg.KeepAlive, maxBytes: cfg.MaxBytes, maxBatch: cfg.MaxBatch,
-		rss: residentBytes, byKey: map[api.Spec]*loaded{}, loading: map[api.Spec]*loadCall{}, sizes: map[api.Spec]int64{},
+		maxActive: cfg.MaxActive, maxQueue: cfg.MaxQueue,
+		rss: residentBytes, byKey: map[modelKey]*loaded{}, loading: map[modelKey]*loadCall{}, sizes: map[modelKey]int64{},
 	}}
 }
 
@@ -104,7 +124,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; the API (v%d) has GET /v1/health, GET /v1/models, POST /v1/score, /v1/sweep, /v1/rank, /v1/show, /v1/info, /v1/result, /v1/layers, /v1/prefetch, /v1/cached, /v1/stats", r.Method, r.URL.Path, api.Version))
 	})
-	return mux
+	return &guard{next: mux, origins: s.cfg.AllowOrigins, token: s.cfg.Token, timeouts: s.cfg.Timeouts}
 }
 
 func method(want string, h http.HandlerFunc) http.HandlerFunc {
@@ -129,31 +149,31 @@ func handle[Req, Resp any](f func(context.Context, Req) (Resp, error)) http.Hand
 		}
 		resp, err := f(r.Context(), req)
 		if err != nil {
-			writeError(w, status(err), err)
+			writeFailure(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, resp)
 	}
 }
 
-// decode reads a request, its spec over api.DefaultSpec() (ModelRef.Prefill); false when it
-// has answered the request with the error.
+// decode reads a request, its spec over api.DefaultSpec() (ModelRef.Prefill), strictly
+// (decodeRequest); false when it has answered the request with the error.
 func decode[Req any](w http.ResponseWriter, r *http.Request) (Req, bool) {
-	var req Req
-	if p, ok := any(&req).(interface{ Prefill() }); ok {
-		p.Prefill()
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad request body: %v", err))
-		return req, false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, errors.New("bad request body: more than one JSON value"))
+	req, err := decodeRequest[Req](w, r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
 		return req, false
 	}
 	return req, true
+}
+
+// writeFailure answers err with its status; a refusal for want of room (memory, or the queue)
+// asks the client to retry soon, as room comes back when requests finish.
+func writeFailure(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrBusy) || errors.Is(err, ErrMemory) {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, status(err), err)
 }
 
 // handleScore answers /v1/score: the body is exactly `score --json`'s record; whether the
@@ -165,7 +185,7 @@ func (s *Server) handleScore(w http.ResponseWriter, r *http.Request) {
 	}
 	sc, err := s.Score(r.Context(), req)
 	if err != nil {
-		writeError(w, status(err), err)
+		writeFailure(w, err)
 		return
 	}
 	w.Header().Set(api.HeaderCached, strconv.FormatBool(sc.Cached))
@@ -196,9 +216,9 @@ func status(err error) int {
 		return se.code
 	case errors.Is(err, context.Canceled):
 		return statusClientClosed
-	case errors.Is(err, ErrMemory):
+	case errors.Is(err, ErrMemory), errors.Is(err, ErrBusy), errors.Is(err, ErrModelTooLarge):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, api.ErrUsage), errors.Is(err, features.ErrBadImage),
+	case errors.Is(err, api.ErrUsage), errors.Is(err, imagefile.ErrBadImage),
 		errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
 		return http.StatusBadRequest
 	}
@@ -253,11 +273,10 @@ func (s *Server) Score(ctx context.Context, req api.ScoreRequest) (api.Scored, e
 	if err := errors.Join(needPath("image_a", req.ImageA), needPath("image_b", req.ImageB), modelPath(req.Spec)); err != nil {
 		return api.Scored{}, err
 	}
-	// Images are checked before a model loads: a typo should not wait for one.
-	for _, p := range []string{req.ImageA, req.ImageB} {
-		if _, err := os.Stat(p); err != nil {
-			return api.Scored{}, badRequest(err)
-		}
+	// Images are checked before a model loads: a typo, or a FIFO, should not wait for one.
+	need, err := s.checkImages(ctx, req.ImageA, req.ImageB)
+	if err != nil {
+		return api.Scored{}, err
 	}
 	l, release, err := s.ms.acquire(ctx, req.ModelRef)
 	if err != nil {
@@ -268,7 +287,12 @@ func (s *Server) Score(ctx context.Context, req api.ScoreRequest) (api.Scored, e
 	if err != nil {
 		return api.Scored{}, err
 	}
-	a, b, err := loadPair(l.m, req.ImageA, req.ImageB)
+	done, err := s.ms.admit(ctx, need)
+	if err != nil {
+		return api.Scored{}, err
+	}
+	defer done()
+	a, b, err := s.loadPair(ctx, req.ImageA, req.ImageB)
 	if err != nil {
 		return api.Scored{}, err
 	}
@@ -291,18 +315,6 @@ func (l *loaded) score(ctx context.Context, req api.Request) (api.Result, bool, 
 	return r, cached, err
 }
 
-func loadPair(m api.Scorer, pa, pb string) (*api.Image, *api.Image, error) {
-	a, err := m.Load(pa)
-	if err != nil {
-		return nil, nil, badRequest(err)
-	}
-	b, err := m.Load(pb)
-	if err != nil {
-		return nil, nil, badRequest(err)
-	}
-	return a, b, nil
-}
-
 // Sweep answers POST /v1/sweep: one forward per timestep serves every layer.
 func (s *Server) Sweep(ctx context.Context, req api.SweepRequest) (api.Sweep, error) {
 	if err := errors.Join(needPath("image_a", req.ImageA), needPath("image_b", req.ImageB), modelPath(req.Spec)); err != nil {
@@ -317,6 +329,10 @@ func (s *Server) Sweep(ctx context.Context, req api.SweepRequest) (api.Sweep, er
 		}
 	}
 	metric, err := api.ParseMetric(string(req.Metric))
+	if err != nil {
+		return api.Sweep{}, err
+	}
+	need, err := s.checkImages(ctx, req.ImageA, req.ImageB)
 	if err != nil {
 		return api.Sweep{}, err
 	}
@@ -342,7 +358,12 @@ func (s *Server) Sweep(ctx context.Context, req api.SweepRequest) (api.Sweep, er
 	if len(ts) == 0 {
 		ts = []int{l.info.DefaultT}
 	}
-	a, b, err := loadPair(l.m, req.ImageA, req.ImageB)
+	done, err := s.ms.admit(ctx, need)
+	if err != nil {
+		return api.Sweep{}, err
+	}
+	defer done()
+	a, b, err := s.loadPair(ctx, req.ImageA, req.ImageB)
 	if err != nil {
 		return api.Sweep{}, err
 	}
@@ -392,8 +413,9 @@ func (s *Server) Rank(ctx context.Context, req api.RankRequest) (api.RankRespons
 			return api.RankResponse{}, err
 		}
 	}
-	if _, err := os.Stat(req.Query); err != nil {
-		return api.RankResponse{}, badRequest(err)
+	need, err := s.rankBytes(ctx, req.Query, req.Images)
+	if err != nil {
+		return api.RankResponse{}, err
 	}
 	l, release, err := s.ms.acquire(ctx, req.ModelRef)
 	if err != nil {
@@ -404,9 +426,14 @@ func (s *Server) Rank(ctx context.Context, req api.RankRequest) (api.RankRespons
 	if err != nil {
 		return api.RankResponse{}, err
 	}
-	query, err := l.m.Load(req.Query)
+	done, err := s.ms.admit(ctx, need)
 	if err != nil {
-		return api.RankResponse{}, badRequest(err)
+		return api.RankResponse{}, err
+	}
+	defer done()
+	query, err := s.loadImage(ctx, req.Query)
+	if err != nil {
+		return api.RankResponse{}, err
 	}
 	results, skipped, err := l.m.Rank(ctx, query, req.Images, tg.Layer, tg.T, tg.Metric, nil)
 	if err != nil {

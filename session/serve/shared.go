@@ -31,7 +31,7 @@ type Shared struct {
 var errSharedPrompt = errors.New("fixed: the model is shared by every session")
 
 // Shared loads the model spec names (if it is not warm) and returns a scorer on it that reads
-// images with load (nil: session.LoadImage, any path). The SSH front's load resolves names
+// images with load (nil: session.LoadImage within the server's limits, any path). The SSH front's load resolves names
 // inside its images folder, so a session can open nothing else, through the open-pair key
 // either.
 func (s *Server) Shared(ctx context.Context, spec api.Spec, load func(name string) (*api.Image, error)) (*Shared, error) {
@@ -51,7 +51,9 @@ func (s *Server) Shared(ctx context.Context, spec api.Spec, load func(name strin
 		info.Caps.PromptFixed = errSharedPrompt.Error()
 	}
 	if load == nil {
-		load = session.LoadImage
+		load = func(path string) (*api.Image, error) {
+			return session.LoadImage(context.Background(), path, s.cfg.Base.Images)
+		}
 	}
 	return &Shared{s: s, ref: ref, info: info, load: load}, nil
 }
@@ -65,13 +67,20 @@ func (b *Shared) Resolve(sel api.Selection) (api.Target, error) { return b.info.
 // Load reads and decodes an image as the scorer's loader does.
 func (b *Shared) Load(name string) (*api.Image, error) { return b.load(name) }
 
-// with runs f on the warm model, loading it again if the keep-alive unloaded it.
+// with runs f on the warm model, loading it again if the keep-alive unloaded it. The call is
+// admitted as an API request is (it takes a turn among the requests computing, and waits in
+// the same line), so SSH sessions and socket clients share the server alike.
 func (b *Shared) with(ctx context.Context, f func(l *loaded) error) error {
 	l, release, err := b.s.ms.acquire(ctx, b.ref)
 	if err != nil {
 		return err
 	}
 	defer release()
+	done, err := b.s.ms.admit(ctx, 0)
+	if err != nil {
+		return err
+	}
+	defer done()
 	return f(l)
 }
 

@@ -13,12 +13,12 @@ import (
 
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/families"
+	"github.com/diffsim/diffsim/features/imagefile"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
 
 	"golang.org/x/image/draw"
 
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -154,7 +154,7 @@ func TestScoreStopsWhenCancelled(t *testing.T) {
 // pan writes n frames sliding across a sample photo, a few pixels per frame.
 func pan(t testing.TB, photo string, n int) *memSource {
 	t.Helper()
-	src, _, err := features.LoadImage(filepath.Join("..", "..", "testdata", "samples", photo))
+	src, _, err := imagefile.Load(context.Background(), filepath.Join("..", "..", "testdata", "samples", photo), imagefile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

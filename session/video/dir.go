@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -62,7 +63,7 @@ func (s *DirSource) Next(ctx context.Context) (Frame, error) {
 	}
 	i := s.next
 	s.next++
-	data, err := os.ReadFile(filepath.Join(s.dir, s.files[i]))
+	data, err := imagefile.Read(ctx, filepath.Join(s.dir, s.files[i]), imagefile.Limits{})
 	if err != nil {
 		return Frame{}, err
 	}

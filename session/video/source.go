@@ -19,7 +19,7 @@ import (
 	"strings"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -79,7 +79,7 @@ func Open(ctx context.Context, input string, o Options) (Source, error) {
 // Image decodes a frame into a session image, identified as session.LoadImage identifies files:
 // by the sha256 of the encoded bytes, so identical frames share their features.
 func Image(f Frame) (*api.Image, error) {
-	img, err := features.DecodeImage(f.Data)
+	img, err := imagefile.Decode(f.Data, imagefile.Limits{})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name, err)
 	}

@@ -2,12 +2,10 @@ package sshserve
 
 import (
 	"container/list"
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
 	"image"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -15,9 +13,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/heatmap"
 	"github.com/diffsim/diffsim/ui"
 )
@@ -25,6 +24,9 @@ import (
 // maxImageBytes bounds what one image file may hold: far above any photograph, far below
 // what would hurt a server shared by a class.
 const maxImageBytes = 64 << 20
+
+// imageLimits are imagefile's checks with the SSH front's cap.
+func imageLimits() imagefile.Limits { return imagefile.Limits{MaxBytes: maxImageBytes} }
 
 // maxListed bounds the picker's list; a folder larger than this is a data set, not a class's
 // images, and `diffsim rank` is the tool for it.
@@ -141,7 +143,9 @@ func within(dir, name string) (*os.File, error) {
 		return nil, err
 	}
 	defer root.Close()
-	f, err := root.Open(filepath.FromSlash(name))
+	// O_NONBLOCK: opening a FIFO for reading would wait for a writer (imagefile then refuses
+	// anything but a regular file).
+	f, err := root.OpenFile(filepath.FromSlash(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, errOutside)
 	}
@@ -176,43 +180,21 @@ func (u *userFiles) open(name string) (*os.File, string, error) {
 	return nil, c, fmt.Errorf("%s: no such image in the images folder or your uploads (ssh with no arguments lists them)", c)
 }
 
-// readImage reads one image file, bounded by maxImageBytes.
-func readImage(f *os.File, name string) ([]byte, error) {
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case st.IsDir():
-		return nil, fmt.Errorf("%s is a folder, not an image", name)
-	case st.Size() > maxImageBytes:
-		return nil, fmt.Errorf("%s is %d MB; images up to %d MB are served", name, st.Size()>>20, maxImageBytes>>20)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxImageBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	return data, nil
-}
-
 // Load reads and decodes the image called name, as a session's backend does with a path.
+// It reads as every command does (package imagefile: a regular file, at most maxImageBytes,
+// the pixel limit).
 func (u *userFiles) Load(name string) (*api.Image, error) {
 	f, c, err := u.open(name)
 	if err != nil {
 		return nil, err
 	}
-	data, err := readImage(f, c)
+	defer f.Close()
+	img, hash, err := imagefile.LoadFile(context.Background(), f, c, imageLimits())
 	if err != nil {
 		return nil, err
 	}
-	img, err := features.DecodeImage(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c, err)
-	}
-	sum := sha256.Sum256(data)
 	r := img.Bounds()
-	return &api.Image{Path: c, Hash: hex.EncodeToString(sum[:]), W: r.Dx(), H: r.Dy(), Pixels: img}, nil
+	return &api.Image{Path: c, Hash: hash, W: r.Dx(), H: r.Dy(), Pixels: img}, nil
 }
 
 // List is the picker's list: the user's uploads first, then the shared images, each sorted
@@ -294,13 +276,10 @@ func (u *userFiles) Thumbnail(name string) (image.Image, error) {
 		f.Close()
 		return img, nil
 	}
-	data, err := readImage(f, c)
+	defer f.Close()
+	img, _, err := imagefile.LoadFile(context.Background(), f, c, imageLimits())
 	if err != nil {
 		return nil, err
-	}
-	img, err := features.DecodeImage(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c, err)
 	}
 	b := img.Bounds()
 	w, h := thumbPx, thumbPx

@@ -142,7 +142,7 @@ func TestLibraryConfines(t *testing.T) {
 		{"out.png", "leaves the images folder (it is a link to a file outside)"},
 		{"up/secret.png", "leaves the images folder"},
 		{"../secret.png", "leaves the images folder"},
-		{"sub", "is a folder"},
+		{"sub", "a folder, not an image file"},
 		{"nope.png", "no such image"},
 	} {
 		img, err := u.Load(tc.name)

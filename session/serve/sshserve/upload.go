@@ -15,7 +15,7 @@ import (
 	"charm.land/wish/v2/scp"
 	"github.com/pkg/sftp"
 
-	"github.com/diffsim/diffsim/features"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // Uploads: scp (both its SFTP and its legacy protocol) and sftp write into the user's own
@@ -176,7 +176,7 @@ func (in *incoming) check() error {
 	if err != nil {
 		return err
 	}
-	if _, err := features.DecodeImage(data); err != nil {
+	if _, err := imagefile.Decode(data, imageLimits()); err != nil {
 		return fmt.Errorf("%s was not kept: %w", in.name, err)
 	}
 	return nil
