@@ -2,7 +2,9 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -177,5 +179,95 @@ func TestSelfTermsKeptBuiltin(t *testing.T) {
 				t.Errorf("%s against %s, layer %d: %v with kept self terms, %v computed afresh", step.a.Path, step.b.Path, l, got.Score, want.Score)
 			}
 		}
+	}
+}
+
+// benchSession opens the built-in model at 256 px (its default size) for the benchmarks below;
+// recompute makes it the reference that computes every self term anew.
+func benchSession(b *testing.B, recompute bool) *Session {
+	s, err := Open(context.Background(), Options{Spec: testSpec(func(s *api.Spec) { s.Size = 256 }), Families: families.All()})
+	enginetest.Check(b, err)
+	b.Cleanup(func() { s.Close() })
+	s.recompute = recompute
+	return s
+}
+
+var keptOrAfresh = []struct {
+	name      string
+	recompute bool
+}{{"kept", false}, {"afresh", true}}
+
+// BenchmarkRank is `diffsim rank` of one sample against the eight samples at each layer of the
+// built-in model: the query's self term is computed once, not once per file. Each loop starts
+// from nothing computed, as a new process does (the model stays loaded).
+//
+//	go test ./session -run '^$' -bench 'Rank$' -count 8 | benchstat -col /selves -
+func BenchmarkRank(b *testing.B) {
+	files, _, err := ImageFiles(filepath.Join("..", "testdata", "samples"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sessions := make([]*Session, len(keptOrAfresh))
+	for i, mode := range keptOrAfresh {
+		sessions[i] = benchSession(b, mode.recompute)
+	}
+	info := sessions[0].Info()
+	for li, l := range info.Layers {
+		for i, mode := range keptOrAfresh {
+			s := sessions[i]
+			query, err := s.Load(files[0])
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("layer=%s/selves=%s", l.Name, mode.name), func(b *testing.B) {
+				for b.Loop() {
+					s.mu.Lock()
+					s.cache.removeIf(func(extractKey) bool { return true })
+					clear(s.compared)
+					s.mu.Unlock()
+					if _, _, err := s.Rank(b.Context(), query, files, li, info.DefaultT, api.AAS, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkExplorerNextB is the explorer when image B changes and A stays: B runs through the
+// network and every layer is scored (the layer bars), A's features and self terms kept from
+// before.
+//
+//	go test ./session -run '^$' -bench 'ExplorerNextB' -count 8 | benchstat -col /selves -
+func BenchmarkExplorerNextB(b *testing.B) {
+	for _, mode := range keptOrAfresh {
+		b.Run("selves="+mode.name, func(b *testing.B) {
+			s := benchSession(b, mode.recompute)
+			files, _, err := ImageFiles(filepath.Join("..", "testdata", "samples"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var imgs []*api.Image
+			for _, f := range files {
+				img, err := s.Load(f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				imgs = append(imgs, img)
+			}
+			a, t := imgs[0], s.Info().DefaultT
+			if _, err := s.LayerScores(b.Context(), a, imgs[1], t, api.AAS); err != nil {
+				b.Fatal(err)
+			}
+			i := 1
+			for b.Loop() {
+				i = i%(len(imgs)-1) + 1
+				bi := imgs[i]
+				s.Forget(t, bi) // a B not seen before
+				if _, err := s.LayerScores(b.Context(), a, bi, t, api.AAS); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

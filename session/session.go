@@ -98,6 +98,9 @@ type Session struct {
 	info   api.ModelInfo
 	layers []features.Layer // the model's own layers: token grids of its features
 	att    aas.Attention
+	// recompute makes every comparison compute its self terms anew, as before they were
+	// kept: the reference the benchmarks measure keeping them against.
+	recompute bool
 
 	mu       sync.Mutex
 	cond     features.Conditioning // features are cached per conditioning too
@@ -586,6 +589,9 @@ func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, ne
 	s.mu.Lock()
 	c, ok := s.compared[k]
 	known := aas.Selves{A: ka.self[layer], B: kb.self[layer]}
+	if s.recompute {
+		known = aas.Selves{}
+	}
 	s.mu.Unlock()
 	if ok {
 		return c, ka.ex, kb.ex, true, nil
@@ -595,8 +601,10 @@ func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, ne
 		return c, ka.ex, kb.ex, false, err
 	}
 	s.mu.Lock()
-	s.cache.keepSelf(ka, layer, selves.A)
-	s.cache.keepSelf(kb, layer, selves.B)
+	if !s.recompute {
+		s.cache.keepSelf(ka, layer, selves.A)
+		s.cache.keepSelf(kb, layer, selves.B)
+	}
 	// Comparisons are small beside features, but a rank over thousands of images would keep
 	// them all: start over past a bound.
 	if len(s.compared) >= maxCompared {
