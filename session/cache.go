@@ -2,6 +2,7 @@ package session
 
 import (
 	"container/list"
+	"slices"
 
 	"github.com/diffsim/diffsim/features"
 )
@@ -66,8 +67,10 @@ func (c *lru) put(k extractKey, ex features.Extraction) *kept {
 	return e
 }
 
-// keepSelf adds e's self-attention output at layer, when e is still in the cache (one evicted
-// meanwhile is not kept: its bytes would be counted nowhere). It is then the most recent.
+// keepSelf adds a copy of e's self-attention output at layer, when e is still in the cache (one
+// evicted meanwhile is not kept: its bytes would be counted nowhere). It is then the most
+// recent. A copy, because an Attention may return views into one buffer for a whole batch
+// (RuntimeAttention does): keeping the view would hold the cross terms beside it too.
 func (c *lru) keepSelf(e *kept, layer int, out []float32) {
 	el, ok := c.index[e.key]
 	if !ok || el.Value.(*kept) != e || out == nil {
@@ -79,7 +82,7 @@ func (c *lru) keepSelf(e *kept, layer int, out []float32) {
 	if e.self == nil {
 		e.self = map[int][]float32{}
 	}
-	e.self[layer] = out
+	e.self[layer] = slices.Clone(out)
 	c.bytes += int64(4 * len(out))
 	c.order.MoveToFront(el)
 	c.evict()

@@ -120,8 +120,12 @@ func TestLRUSelfTerms(t *testing.T) {
 	c := newLRU(100)
 	a := c.put(extractKey{hash: "a"}, ex)
 	b := c.put(extractKey{hash: "b"}, ex)
-	c.keepSelf(a, 0, make([]float32, 5))
+	batch := make([]float32, 20) // one attention call's outputs, of which a's self term is a view
+	c.keepSelf(a, 0, batch[:5])
 	c.keepSelf(a, 0, make([]float32, 5)) // already kept: not counted twice
+	if batch[0] = 1; a.self[0][0] != 0 {
+		t.Error("the kept self term is a view of the attention's output: it holds the whole batch")
+	}
 	if c.bytes != 16+16+20 || a.bytes() != 36 {
 		t.Errorf("%d bytes (a: %d), want 52 (36)", c.bytes, a.bytes())
 	}
