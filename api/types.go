@@ -197,6 +197,6 @@ type Stats struct {
 	Forwards    int   `json:"forwards"`  // batched network runs
 	Extracted   int   `json:"extracted"` // images run through the network (a batch of two counts two)
 	CacheHits   int   `json:"cache_hits"`
-	CacheBytes  int64 `json:"cache_bytes"` // memory held by cached features
+	CacheBytes  int64 `json:"cache_bytes"` // memory held by cached features and the self-attention outputs kept with them
 	CacheBudget int64 `json:"cache_budget"`
 }

@@ -176,16 +176,16 @@ type gridTarget struct {
 }
 
 func (a *benchCmd) gridTarget(cmd *cobra.Command) (gridTarget, error) {
-	sc, err := a.scorer(cmd, nil)
+	sc, local, err := a.open(cmd, nil)
 	if err != nil {
 		return gridTarget{}, err
 	}
-	info := sc.Info()
+	var ps bench.PairScorer = bench.Local{S: local}
 	where := "here"
-	if info.Caps.Served {
-		where = "on the server"
+	if local == nil {
+		ps, where = &bench.Served{S: sc}, "on the server"
 	}
-	return gridTarget{scorer: bench.NewPairScorer(sc), info: info, cond: sc.Conditioning(), where: where, close: sc.Close}, nil
+	return gridTarget{scorer: ps, info: sc.Info(), cond: sc.Conditioning(), where: where, close: sc.Close}, nil
 }
 
 // runGrid makes the shard's decisions at every cell of the grid and prints the report.
@@ -276,11 +276,9 @@ func (a *benchCmd) gridWork(w io.Writer, g bench.GridSettings, res bench.GridOut
 		return
 	}
 	line := fmt.Sprintf("diffsim: made %d decisions × t in %s", res.Made, roundTook(took))
-	if res.Counted {
-		perCell := len(g.Layers) * len(g.Metrics)
-		line += fmt.Sprintf("; %d images through the network in %d batched forwards %s; cell by cell (%d single-cell runs) they would be %d images",
-			res.Images, res.Forwards, where, g.Cells(), res.Images*perCell)
-	}
+	perCell := len(g.Layers) * len(g.Metrics)
+	line += fmt.Sprintf("; %d images through the network in %d batched forwards %s; cell by cell (%d single-cell runs) they would be %d images",
+		res.Images, res.Forwards, where, g.Cells(), res.Images*perCell)
 	fmt.Fprintln(w, line)
 }
 

@@ -33,8 +33,16 @@ func (c *scoring) registerNoServer(f *pflag.FlagSet) {
 // older than this client) is said on stderr and the command computes here; a model, flag or
 // image the server refuses as bad (a 4xx) fails as it would here.
 func (c *scoring) scorer(cmd *cobra.Command, progress func(api.Progress)) (api.Scorer, error) {
+	sc, _, err := c.open(cmd, progress)
+	return sc, err
+}
+
+// open is scorer that also returns the session when the command computes in this process
+// (nil when a server answers), for work that manages the session's memory itself (a grid
+// run drops the features of images it is done with).
+func (c *scoring) open(cmd *cobra.Command, progress func(api.Progress)) (api.Scorer, *session.Session, error) {
 	if err := c.checkFlags(cmd); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec := c.spec()
 	if cl := c.server(cmd); cl != nil {
@@ -44,9 +52,9 @@ func (c *scoring) scorer(cmd *cobra.Command, progress func(api.Progress)) (api.S
 		case err == nil:
 			r.Images = c.images.limits()
 			c.notice(r.Info())
-			return r, nil
+			return r, nil, nil
 		case cmd.Context().Err() != nil:
-			return nil, cmd.Context().Err()
+			return nil, nil, cmd.Context().Err()
 		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
 			// A server from before these calls (the same API version, fewer endpoints).
 			if !c.quiet {
@@ -57,7 +65,7 @@ func (c *scoring) scorer(cmd *cobra.Command, progress func(api.Progress)) (api.S
 				fmt.Fprintf(c.stderr, "diffsim: the running diffsim server is older than this %s (no /v1/info); computing here (restart `diffsim serve` to share its models)\n", what)
 			}
 		case errors.As(err, &ae) && ae.BadRequest():
-			return nil, err
+			return nil, nil, err
 		case !c.quiet:
 			fmt.Fprintf(c.stderr, "diffsim: the diffsim server could not open the model (%v); computing here\n", oneLine(err))
 		}
@@ -73,12 +81,12 @@ func (c *scoring) scorer(cmd *cobra.Command, progress func(api.Progress)) (api.S
 	})
 	if err != nil {
 		if errors.Is(err, engine.ErrNoLibrary) {
-			return nil, fmt.Errorf("%v", err)
+			return nil, nil, fmt.Errorf("%v", err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	c.notice(s.Info())
-	return s, nil
+	return s, s, nil
 }
 
 // notice says once why the device is not the one asked for.

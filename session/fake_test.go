@@ -337,7 +337,7 @@ func TestFakeNoTimesteps(t *testing.T) {
 func TestFakeCacheEviction(t *testing.T) {
 	m := &fakeModel{timesteps: true}
 	ex, _ := m.Extract(context.Background(), []image.Image{red.Pixels}, 1, 0)
-	one := ex[0].Bytes()
+	one := ex[0].Bytes() + 4*fakeTokens*fakeDim // its features and its self term at the layer scored
 	for _, tc := range []struct {
 		name       string
 		budget     int64

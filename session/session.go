@@ -56,7 +56,7 @@ type Options struct {
 	Spec       api.Spec
 	Library    string // ONNX Runtime library path; empty = ONNXRUNTIME_LIB, then diffsim's cache
 	Threads    int
-	CacheBytes int64 // feature cache budget; 0 = DefaultCacheBytes
+	CacheBytes int64 // feature cache budget (features and the self terms kept with them); 0 = DefaultCacheBytes
 	// GraphCache keeps ONNX Runtime's optimized graphs of large models between processes;
 	// nil disables it.
 	GraphCache *engine.GraphCache
@@ -105,6 +105,9 @@ type Session struct {
 	info   api.ModelInfo
 	layers []features.Layer // the model's own layers: token grids of its features
 	att    aas.Attention
+	// recompute makes every comparison compute its self terms anew, as before they were
+	// kept: the reference the benchmarks measure keeping them against.
+	recompute bool
 
 	mu       sync.Mutex
 	cond     features.Conditioning // features are cached per conditioning too
@@ -139,7 +142,7 @@ type compareKey struct {
 
 type call struct {
 	done chan struct{}
-	res  map[string]features.Extraction // by image hash, set before done closes
+	res  map[string]*kept // by image hash, set before done closes
 	err  error
 }
 
@@ -383,10 +386,10 @@ func (s *Session) Prefetch(ctx context.Context, t int, imgs ...*api.Image) error
 	return err
 }
 
-// Forget drops the features at t of imgs, and the comparisons made with them, from memory: a
-// caller that has made every score it needs of those images (a benchmark moving on) frees
-// their memory at once rather than when the cache's budget would push them out. Asking for
-// them again computes them again.
+// Forget drops the features at t of imgs, the self terms kept with them and the comparisons
+// made with them, from memory: a caller that has made every score it needs of those images (a
+// benchmark moving on) frees their memory at once rather than when the cache's budget would
+// push them out. Asking for them again computes them again.
 func (s *Session) Forget(t int, imgs ...*api.Image) {
 	t = s.effectiveT(t)
 	s.mu.Lock()
@@ -456,15 +459,16 @@ func (s *Session) effectiveT(t int) int {
 	return t
 }
 
-// extract returns the images' features at t, running the network once, as a batch, for those
-// not cached. Concurrent callers asking for the same image and t share one run. With layers
-// (from prunedTo), an image whose features at every layer are cached uses those; otherwise the
-// network runs cut down to layers, and its features are cached under that set.
-func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning, layers []int) ([]features.Extraction, error) {
+// extract returns the images' features at t as the cache keeps them, running the network once,
+// as a batch, for those not cached. Concurrent callers asking for the same image and t share
+// one run. With layers (from prunedTo), an image whose features at every layer are cached uses
+// those; otherwise the network runs cut down to layers, and its features are cached under that
+// set.
+func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning, layers []int) ([]*kept, error) {
 	if t < 0 || t >= schedule.Timesteps {
 		return nil, usagef("t=%d is outside 0..%d", t, schedule.Timesteps-1)
 	}
-	out := make([]features.Extraction, len(imgs))
+	out := make([]*kept, len(imgs))
 	have := make([]bool, len(imgs))
 	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
@@ -567,7 +571,7 @@ func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond fe
 	}
 }
 
-func (s *Session) run(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning, layers []int) (map[string]features.Extraction, error) {
+func (s *Session) run(ctx context.Context, imgs []*api.Image, t int, cond features.Conditioning, layers []int) (map[string]*kept, error) {
 	what := s.info.Name
 	if s.info.Timesteps {
 		what = fmt.Sprintf("%s t=%d", what, t)
@@ -593,12 +597,11 @@ func (s *Session) run(ctx context.Context, imgs []*api.Image, t int, cond featur
 	if err != nil {
 		return nil, err
 	}
-	res := make(map[string]features.Extraction, len(imgs))
+	res := make(map[string]*kept, len(imgs))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, img := range imgs {
-		s.cache.put(extractKey{img.Hash, t, cond, layerKey(layers)}, ex[i])
-		res[img.Hash] = ex[i]
+		res[img.Hash] = s.cache.put(extractKey{img.Hash, t, cond, layerKey(layers)}, ex[i])
 	}
 	return res, nil
 }
@@ -609,7 +612,10 @@ func (s *Session) progress(p api.Progress) {
 	}
 }
 
-// compare returns the comparison of a and b at one layer, computing it once per session.
+// compare returns the comparison of a and b at one layer, computing it once per session. Each
+// image's self term at the layer (attn(Q, K, V), whatever its partner) is kept with its
+// features, so a comparison with an image met before computes only what is new: the two cross
+// terms once both images have been compared with anything.
 func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, needs []int, cond features.Conditioning) (aas.Comparison, features.Extraction, features.Extraction, bool, error) {
 	if needs == nil {
 		needs = []int{layer}
@@ -618,18 +624,27 @@ func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, ne
 	if err != nil {
 		return aas.Comparison{}, features.Extraction{}, features.Extraction{}, false, err
 	}
+	ka, kb := ex[0], ex[1]
 	k := compareKey{a.Hash, b.Hash, t, layer, cond}
 	s.mu.Lock()
 	c, ok := s.compared[k]
+	known := aas.Selves{A: ka.self[layer], B: kb.self[layer]}
+	if s.recompute {
+		known = aas.Selves{}
+	}
 	s.mu.Unlock()
 	if ok {
-		return c, ex[0], ex[1], true, nil
+		return c, ka.ex, kb.ex, true, nil
 	}
-	c, err = aas.Compare(ctx, s.att, ex[0].Layers[layer], ex[1].Layers[layer])
+	c, selves, err := aas.CompareWith(ctx, s.att, ka.ex.Layers[layer], kb.ex.Layers[layer], known)
 	if err != nil {
-		return c, ex[0], ex[1], false, err
+		return c, ka.ex, kb.ex, false, err
 	}
 	s.mu.Lock()
+	if !s.recompute {
+		s.cache.keepSelf(ka, layer, selves.A)
+		s.cache.keepSelf(kb, layer, selves.B)
+	}
 	// Comparisons are small beside features, but a rank over thousands of images would keep
 	// them all: start over past a bound.
 	if len(s.compared) >= maxCompared {
@@ -637,7 +652,7 @@ func (s *Session) compare(ctx context.Context, a, b *api.Image, t, layer int, ne
 	}
 	s.compared[k] = c
 	s.mu.Unlock()
-	return c, ex[0], ex[1], false, nil
+	return c, ka.ex, kb.ex, false, nil
 }
 
 // Score answers one request.

@@ -160,20 +160,60 @@ var ErrShape = errors.New("features do not match")
 
 // Compare runs the four attention calls AAS needs and compares their outputs.
 func Compare(ctx context.Context, att Attention, a, b features.Features) (Comparison, error) {
+	c, _, err := CompareWith(ctx, att, a, b, Selves{})
+	return c, err
+}
+
+// Selves are a pair's self terms, attn(Q_A, K_A, V_A) and attn(Q_B, K_B, V_B), [T][C]. Each
+// depends on its own image alone (at one layer, t and conditioning), so a caller that keeps
+// them computes only the two cross terms when the image meets its next partner.
+type Selves struct{ A, B []float32 }
+
+// CompareWith is Compare given the self terms already known (nil: not known): it runs only
+// the attention calls still needed, the two cross terms when both are known, and returns the
+// self terms it used, for the caller to keep. Its results are Compare's, bit for bit: an
+// Attention computes each job on its own, whatever jobs share its call (GoAttention row by row,
+// RuntimeAttention by the job's own size, in batches of one size), and the jobs run in
+// Compare's order.
+func CompareWith(ctx context.Context, att Attention, a, b features.Features, known Selves) (Comparison, Selves, error) {
 	if a.Heads != b.Heads || a.HeadDim != b.HeadDim {
-		return Comparison{}, fmt.Errorf("%w: %d×%d heads against %d×%d", ErrShape, a.Heads, a.HeadDim, b.Heads, b.HeadDim)
+		return Comparison{}, Selves{}, fmt.Errorf("%w: %d×%d heads against %d×%d", ErrShape, a.Heads, a.HeadDim, b.Heads, b.HeadDim)
 	}
 	s := Shape{Heads: a.Heads, HeadDim: a.HeadDim, Scale: a.Scale}
-	outs, err := att.Attend(ctx, s, []Job{
-		{Q: a.Q, K: a.K, V: a.V, Tq: a.Tokens, Tk: a.KV()},
-		{Q: a.Q, K: b.K, V: b.V, Tq: a.Tokens, Tk: b.KV()},
-		{Q: b.Q, K: b.K, V: b.V, Tq: b.Tokens, Tk: b.KV()},
-		{Q: b.Q, K: a.K, V: a.V, Tq: b.Tokens, Tk: a.KV()},
-	})
-	if err != nil {
-		return Comparison{}, err
+	ch := s.Heads * s.HeadDim
+	for _, k := range []struct {
+		self []float32
+		f    features.Features
+	}{{known.A, a}, {known.B, b}} {
+		if k.self != nil && len(k.self) != k.f.Tokens*ch {
+			return Comparison{}, Selves{}, fmt.Errorf("%w: a kept self term of %d values against %d tokens × %d channels", ErrShape, len(k.self), k.f.Tokens, ch)
+		}
 	}
-	return CompareOutputs(outs[0], outs[1], outs[2], outs[3], s.Heads*s.HeadDim), nil
+	// Compare's order: A's self and cross, B's self and cross.
+	jobs := make([]Job, 0, 4)
+	if known.A == nil {
+		jobs = append(jobs, Job{Q: a.Q, K: a.K, V: a.V, Tq: a.Tokens, Tk: a.KV()})
+	}
+	jobs = append(jobs, Job{Q: a.Q, K: b.K, V: b.V, Tq: a.Tokens, Tk: b.KV()})
+	if known.B == nil {
+		jobs = append(jobs, Job{Q: b.Q, K: b.K, V: b.V, Tq: b.Tokens, Tk: b.KV()})
+	}
+	jobs = append(jobs, Job{Q: b.Q, K: a.K, V: a.V, Tq: b.Tokens, Tk: a.KV()})
+	outs, err := att.Attend(ctx, s, jobs)
+	if err != nil {
+		return Comparison{}, Selves{}, err
+	}
+	next := func() []float32 { o := outs[0]; outs = outs[1:]; return o }
+	selves := known
+	if selves.A == nil {
+		selves.A = next()
+	}
+	crossA := next()
+	if selves.B == nil {
+		selves.B = next()
+	}
+	crossB := next()
+	return CompareOutputs(selves.A, crossA, selves.B, crossB, ch), selves, nil
 }
 
 // CompareOutputs compares attention outputs [T][C]: A's self and cross, B's self and cross.

@@ -30,51 +30,70 @@ func NewRuntimeAttention(l features.Loader) *RuntimeAttention {
 	return &RuntimeAttention{Loader: l, MinWork: DefaultMinWork, sessions: map[Shape]engine.Runner{}}
 }
 
-// Attend implements Attention.
+// Attend implements Attention. Each job goes to Go or to the runtime by its own size, and jobs
+// with the same token counts share one runtime call, so a job's output never depends on the
+// jobs beside it: a self term computed alone has the bits it has computed beside its cross
+// terms (aas.CompareWith keeps them on that).
 func (r *RuntimeAttention) Attend(ctx context.Context, s Shape, jobs []Job) ([][]float32, error) {
-	small := true
-	for _, j := range jobs {
-		if j.Tq*j.Tk*s.Heads >= r.MinWork {
-			small = false
+	outs := make([][]float32, len(jobs))
+	var small []int
+	large := map[[2]int][]int{} // Tq, Tk → the jobs of that size
+	var sizes [][2]int          // large's keys in the order first met
+	for i, j := range jobs {
+		if err := j.check(s); err != nil {
+			return nil, err
+		}
+		if j.Tq*j.Tk*s.Heads < r.MinWork {
+			small = append(small, i)
+			continue
+		}
+		k := [2]int{j.Tq, j.Tk}
+		if _, ok := large[k]; !ok {
+			sizes = append(sizes, k)
+		}
+		large[k] = append(large[k], i)
+	}
+	if len(small) > 0 {
+		sub := make([]Job, len(small))
+		for n, i := range small {
+			sub[n] = jobs[i]
+		}
+		res, err := GoAttention{}.Attend(ctx, s, sub)
+		if err != nil {
+			return nil, err
+		}
+		for n, i := range small {
+			outs[i] = res[n]
 		}
 	}
-	if small {
-		return GoAttention{}.Attend(ctx, s, jobs)
+	if len(sizes) == 0 {
+		return outs, nil
 	}
 	sess, err := r.session(s)
 	if err != nil {
 		return nil, err
 	}
 	c := s.Heads * s.HeadDim
-	outs := make([][]float32, len(jobs))
-	// Jobs with the same token counts run as one batch.
-	for i := 0; i < len(jobs); {
-		j0 := jobs[i]
-		n := 1
-		for i+n < len(jobs) && jobs[i+n].Tq == j0.Tq && jobs[i+n].Tk == j0.Tk {
-			n++
-		}
-		q := make([]float32, 0, n*j0.Tq*c)
-		k := make([]float32, 0, n*j0.Tk*c)
-		v := make([]float32, 0, n*j0.Tk*c)
-		for _, j := range jobs[i : i+n] {
-			if err := j.check(s); err != nil {
-				return nil, err
-			}
-			q, k, v = append(q, j.Q...), append(k, j.K...), append(v, j.V...)
+	for _, size := range sizes {
+		idx := large[size]
+		n, tq, tk := len(idx), size[0], size[1]
+		q := make([]float32, 0, n*tq*c)
+		k := make([]float32, 0, n*tk*c)
+		v := make([]float32, 0, n*tk*c)
+		for _, i := range idx {
+			q, k, v = append(q, jobs[i].Q...), append(k, jobs[i].K...), append(v, jobs[i].V...)
 		}
 		res, err := sess.Run(ctx,
-			engine.F32("q", []int64{int64(n), int64(j0.Tq), int64(c)}, q),
-			engine.F32("k", []int64{int64(n), int64(j0.Tk), int64(c)}, k),
-			engine.F32("v", []int64{int64(n), int64(j0.Tk), int64(c)}, v))
+			engine.F32("q", []int64{int64(n), int64(tq), int64(c)}, q),
+			engine.F32("k", []int64{int64(n), int64(tk), int64(c)}, k),
+			engine.F32("v", []int64{int64(n), int64(tk), int64(c)}, v))
 		if err != nil {
 			return nil, fmt.Errorf("attention: %w", err)
 		}
-		per := j0.Tq * c
-		for b := 0; b < n; b++ {
-			outs[i+b] = res[0].Float32[b*per : (b+1)*per]
+		per := tq * c
+		for b, i := range idx {
+			outs[i] = res[0].Float32[b*per : (b+1)*per]
 		}
-		i += n
 	}
 	return outs, nil
 }

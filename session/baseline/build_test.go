@@ -161,7 +161,7 @@ func TestStore(t *testing.T) {
 		t.Errorf("Find(unknown) = %v, %v", got, err)
 	}
 	shipped := Shipped()
-	if len(shipped) != 1 || shipped[0].Model != "builtin" {
+	if len(shipped) != len(ShippedModels) || shipped[0].Model != "builtin" || shipped[1].Model != "toy-sd" {
 		t.Fatalf("shipped baselines: %v", shipped)
 	}
 	if got, err := Find(dir, shipped[0].Key); got == nil || err != nil {
@@ -169,7 +169,7 @@ func TestStore(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "broken.json"), []byte("{"), 0o644)
 	es, bad, err := List(dir)
-	if err != nil || len(es) != 2 || es[0].Path != path || !es[1].Shipped || len(bad) != 1 {
+	if err != nil || len(es) != 1+len(ShippedModels) || es[0].Path != path || !es[1].Shipped || len(bad) != 1 {
 		t.Errorf("List: %+v, bad %v, %v", es, bad, err)
 	}
 	if e, err := Lookup(dir, "0123"); err != nil || e.Key != b.Key {

@@ -7,13 +7,12 @@ import (
 	"fmt"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/features/store"
 	"github.com/diffsim/diffsim/session/bench/synth"
 )
 
-// The reference set the built-in model's shipped baseline is made from.
+// The reference set the shipped baselines are made from.
 const (
 	// ReferenceImages is every style synth draws: consecutive images differ in texture,
 	// palette and shape, so the chain of pairs through them is of unrelated images.
@@ -23,6 +22,12 @@ const (
 	// baseline's Images says how many).
 	ReferenceSource = "built-in reference set"
 )
+
+// ShippedModels are the models diffsim ships a baseline for, each at its default size,
+// seed and conditioning, made from ReferenceSet at its working size: the built-in model, and
+// toy-sd, whose training images are of the reference set's kind (synth's styles and shapes),
+// so that its scores read against pairs of the kind of images it knows.
+var ShippedModels = []string{store.Builtin, "toy-sd"}
 
 // ReferenceSet draws the reference images at size × size pixels: image i has synth's style
 // i and shape i mod 8. It is a pure function of its arguments.
@@ -56,20 +61,16 @@ func ReferencePairs(n int) [][2]int {
 	return out
 }
 
-// BuildReference builds the built-in model's baseline from the reference set with the
-// session s, which must hold the built-in model at its default size, seed and conditioning
-// (the shipped baseline is that one).
+// BuildReference builds the baseline of the model session s holds from the reference set at
+// the session's working size. With s on one of ShippedModels at its defaults, the result is
+// that model's shipped baseline.
 func BuildReference(ctx context.Context, s Scorer, progress func(done, total int)) (*calibration.Baseline, error) {
 	info := s.Info()
 	imgs, err := ReferenceSet(info.Size)
 	if err != nil {
 		return nil, err
 	}
-	src, err := builtinSource()
-	if err != nil {
-		return nil, err
-	}
-	key, err := Key(Spec{Source: src, Size: info.Size, Seed: info.Seed})
+	key, err := SpecKey(api.Spec{Model: info.Name, Seed: info.Seed}, info.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -77,8 +78,4 @@ func BuildReference(ctx context.Context, s Scorer, progress func(done, total int
 		Pairs: ReferencePairs(len(imgs)), Key: key, Model: info.Name, Progress: progress,
 		Source: ReferenceSource,
 	})
-}
-
-func builtinSource() (features.Source, error) {
-	return features.Source{Name: store.Builtin, Kind: store.KindBuiltin}, nil
 }

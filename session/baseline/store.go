@@ -2,7 +2,7 @@ package baseline
 
 import (
 	"crypto/sha256"
-	_ "embed"
+	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -158,17 +158,25 @@ func Save(dir string, b *calibration.Baseline) (string, error) {
 	return path, nil
 }
 
-//go:embed builtin.json
-var shippedBuiltin []byte
+// The shipped baselines, one a file named after its model (ShippedModels).
+//
+//go:embed builtin.json toy-sd.json
+var shippedFiles embed.FS
 
-// Shipped are the baselines that come with diffsim: the built-in model's, at its default
-// size, seed and conditioning, made from ReferenceSet.
+// Shipped are the baselines that come with diffsim: one for each of ShippedModels, at its
+// default size, seed and conditioning, made from ReferenceSet.
 func Shipped() []*calibration.Baseline {
-	b, err := calibration.Decode(shippedBuiltin)
-	if err != nil {
-		return nil // a test remakes and decodes it: this cannot happen in a build that passed
+	var out []*calibration.Baseline
+	for _, m := range ShippedModels {
+		data, err := shippedFiles.ReadFile(m + ".json")
+		if err != nil {
+			continue // a test remakes and decodes each: this cannot happen in a build that passed
+		}
+		if b, err := calibration.Decode(data); err == nil {
+			out = append(out, b)
+		}
 	}
-	return []*calibration.Baseline{b}
+	return out
 }
 
 // Entry is a baseline on the list: where it is (a file, or "shipped with diffsim").

@@ -11,8 +11,9 @@ import (
 )
 
 // PairScorer is what a grid run needs from a model: images read, their features at a
-// timestep computed in batches, and a pair's scores at several layers and metrics from one
-// forward's features. NewPairScorer makes one of the command's api.Scorer.
+// timestep computed in batches, a pair's scores at several layers and metrics from one
+// forward's features, and memory freed as the run moves on. Local wraps a session in this
+// process, Served a running `diffsim serve`.
 type PairScorer interface {
 	Load(path string) (*api.Image, error)
 	// Cached reports whether both images' features at t are kept, so that images read
@@ -23,38 +24,28 @@ type PairScorer interface {
 	// PairScores returns the score of a and b at t at each layer (indices into the model's
 	// layers) under each metric: [metric][layer].
 	PairScores(ctx context.Context, a, b *api.Image, t int, layers []int, metrics []api.Metric) ([][]float64, error)
-}
-
-// Counter is a PairScorer that counts its network runs (a scorer's Stats).
-type Counter interface {
+	// Forget says the run will not ask about imgs at t again: a session drops their
+	// features, so a run holds only what its pending decisions need.
+	Forget(t int, imgs ...*api.Image)
+	// Stats counts the network runs, so the run can say what it cost.
 	Stats() api.Stats
 }
 
-// Forgetter is a PairScorer that can drop the features at t of images it will not be asked
-// about again (session.Session.Forget), so a run holds only the features its pending
-// decisions need.
-type Forgetter interface {
+// LocalScorer is what Local needs of a scorer in this process: *session.Session (tests give
+// a fake).
+type LocalScorer interface {
+	Scorer
+	Cached(a, b *api.Image, t int) bool
 	Forget(t int, imgs ...*api.Image)
+	Stats() api.Stats
 }
 
-// NewPairScorer adapts the scorer a command opened: Served when it runs in `diffsim serve`
-// (Info().Caps.Served), else Local.
-func NewPairScorer(s api.Scorer) PairScorer {
-	if s.Info().Caps.Served {
-		return &Served{S: s}
-	}
-	return Local{S: s}
-}
-
-// Local scores in this process (a *session.Session; tests give a fake): each score is the
-// scorer's Score at that layer and metric, exactly what a single-cell run records. A pair's
-// scores at one t share one comparison per layer (the session keeps it), so the metrics cost
-// nothing extra, and only the grid's layers are compared.
+// Local scores in this process: each score is the scorer's Score at that layer and metric,
+// exactly what a single-cell run records. A pair's scores at one t share one comparison per
+// layer (the session keeps it), so the metrics cost nothing extra, and only the grid's layers
+// are compared.
 type Local struct {
-	S interface {
-		Scorer
-		Cached(a, b *api.Image, t int) bool
-	}
+	S LocalScorer
 }
 
 // Load implements PairScorer.
@@ -89,20 +80,11 @@ func cellScores(ctx context.Context, s Scorer, a, b *api.Image, t int, layers []
 	return out, nil
 }
 
-// Forget implements Forgetter: a session frees the features; other scorers keep theirs.
-func (l Local) Forget(t int, imgs ...*api.Image) {
-	if f, ok := l.S.(Forgetter); ok {
-		f.Forget(t, imgs...)
-	}
-}
+// Forget implements PairScorer: the session frees the features (session.Session.Forget).
+func (l Local) Forget(t int, imgs ...*api.Image) { l.S.Forget(t, imgs...) }
 
-// Stats implements Counter.
-func (l Local) Stats() api.Stats {
-	if c, ok := l.S.(Counter); ok {
-		return c.Stats()
-	}
-	return api.Stats{}
-}
+// Stats implements PairScorer.
+func (l Local) Stats() api.Stats { return l.S.Stats() }
 
 // Served scores on a running server: a batch's images go in one prefetch (the server joins
 // concurrent requests into batched forwards), and a pair's every layer comes from one
@@ -167,8 +149,19 @@ func (s *Served) PairScores(ctx context.Context, a, b *api.Image, t int, layers 
 	return out, nil
 }
 
-// Stats implements Counter: the server model's counters, this run's work when no other client
-// uses the model.
+// Forget implements PairScorer: the run stops counting imgs at t as kept. The server's
+// features stay: they are shared by its clients and bounded by its own memory budget, which
+// drops them as it requires.
+func (s *Served) Forget(t int, imgs ...*api.Image) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, img := range imgs {
+		delete(s.kept, keptKey(img, t))
+	}
+}
+
+// Stats implements PairScorer: the server model's counters, this run's work when no other
+// client uses the model.
 func (s *Served) Stats() api.Stats { return s.S.Stats() }
 
 // DefaultBatch is the images per forward of a grid run: a decision's three, as a single-cell
@@ -207,9 +200,8 @@ type GridOutcome struct {
 	Resumed     int    // found in the results file
 	Made        int    // made by this run
 	Interrupted bool   // ctx ended the run before the shard was done
-	// Counted says whether the scorer counts its network runs; then Images is the images
-	// this run put through the network and Forwards the batched runs that took them.
-	Counted          bool
+	// Images is the images this run put through the network and Forwards the batched runs
+	// that took them.
 	Images, Forwards int
 }
 
@@ -280,12 +272,7 @@ func (r *GridRun) Do(ctx context.Context) (GridOutcome, error) {
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
-	var before api.Stats
-	counter, counted := r.Scorer.(Counter)
-	forgetter, _ := r.Scorer.(Forgetter)
-	if counted {
-		before = counter.Stats()
-	}
+	before := r.Scorer.Stats()
 
 	scoreCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
@@ -353,18 +340,14 @@ run:
 				out.Tally.Add(rec)
 				out.Made++
 				progress()
-				if forgetter != nil {
-					w.release(forgetter, t, it, pos, last)
-				}
+				w.release(t, it, pos, last)
 				pos++
 			}
 			w.forget(fresh)
 		}
 	}
-	if counted {
-		after := counter.Stats()
-		out.Counted, out.Images, out.Forwards = true, after.Extracted-before.Extracted, after.Forwards-before.Forwards
-	}
+	after := r.Scorer.Stats()
+	out.Images, out.Forwards = after.Extracted-before.Extracted, after.Forwards-before.Forwards
 	if err := res.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -458,7 +441,7 @@ func (w *gridWorker) forget(imgs []*api.Image) {
 }
 
 // release drops the features at t of the decision's images whose last decision at t it was.
-func (w *gridWorker) release(f Forgetter, t int, it gridItem, pos int, last map[string]int) {
+func (w *gridWorker) release(t int, it gridItem, pos int, last map[string]int) {
 	var done []*api.Image
 	for _, img := range []*api.Image{it.ref, it.a, it.b} {
 		if img != nil && last[img.Path] == pos && findPath(done, img.Path) == nil {
@@ -466,7 +449,7 @@ func (w *gridWorker) release(f Forgetter, t int, it gridItem, pos int, last map[
 		}
 	}
 	if len(done) > 0 {
-		f.Forget(t, done...)
+		w.s.Forget(t, done...)
 	}
 }
 

@@ -76,15 +76,27 @@ func ListenHTTP(addr string, allowRemote bool) (net.Listener, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
+	// An IP address is judged before anything listens on it; a name only once it resolved.
+	if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() && !allowRemote {
+		return nil, remoteRefused(addr, ip)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, fmt.Errorf("--http %s: %w", addr, err)
 	}
 	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() && !allowRemote {
 		ln.Close()
-		return nil, fmt.Errorf("--http %s: %w (%s): other machines could reach the API, which reads any file you can; use 127.0.0.1, or add --allow-remote to require a bearer token", addr, ErrRemote, ip)
+		return nil, remoteRefused(addr, ip)
 	}
 	return ln, nil
+}
+
+func remoteRefused(addr string, ip net.IP) error {
+	where := ip.String()
+	if ip.IsUnspecified() {
+		where = "every interface"
+	}
+	return fmt.Errorf("--http %s: %w (%s): other machines could reach the API, which reads any file you can; use 127.0.0.1, or add --allow-remote to require a bearer token", addr, ErrRemote, where)
 }
 
 // Serve answers on every listener until ctx ends, then stops accepting, lets requests in
