@@ -169,7 +169,11 @@ type Result struct {
 	MapA, MapB Map // per-token cosine maps (A's self vs cross-attended; B's likewise)
 	AttnRow    Map // attention of Req.Token of A over B's tokens, head-averaged
 
-	Cached  bool          // features came from the cache: no network run
+	Cached bool // features came from the cache: no network run
+	// Pruned: the features came from the network cut down to this layer, so the pair's other
+	// layers at this t are not computed (a local session's PruneFirst or Prune; a served
+	// result does not say).
+	Pruned  bool
 	Elapsed time.Duration // wall time of this request
 }
 

@@ -82,6 +82,13 @@ statistics) works offline; real models come from 'diffsim models pull'.`,
 	f.StringVar(&c.results, "results", "", "explore a benchmark's results (bench --out FILE or DIR/) instead of a pair: diffsim explore --results FILE [DATA]")
 	f.BoolVar(&c.traceStartup, "trace-startup", false, "print how long the explorer took to have both images on screen and its first score (scripts/bench-launch.sh, scripts/bench-served.sh)")
 	_ = f.MarkHidden("trace-startup")
+	// The explorer's first score comes from the network cut down to the starting layer, and
+	// the whole network's forward for the layer bars runs after it: on a Stable Diffusion
+	// U-Net the score is on screen in about half the time, the bars a pruned run later, with
+	// the same peak memory (README, Performance; scripts/bench-first-score.sh compares the
+	// two with --prune-first=false). Models that cannot be cut down run whole either way.
+	f.BoolVar(&c.pruneFirst, "prune-first", true, "compute the first score on the network cut down to its layer, before the whole network's forward for the layer bars")
+	_ = f.MarkHidden("prune-first")
 	f.BoolVar(&c.version, "version", false, "print diffsim's version, as diffsim version does")
 	inGroup(f, groupOutput, "version")
 	inGroup(f, groupOutput, "graphics", "export-dir")
@@ -139,10 +146,11 @@ func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
 		opts.T = tg.T
 	}
 	opts.Input, opts.Output = c.stdin, screen
-	var firstImages, firstScore time.Duration
+	var firstImages, firstScore, firstBars time.Duration
 	if c.traceStartup {
 		opts.OnFirstImages = func() { firstImages = time.Since(c.started) }
 		opts.OnFirstScore = func() { firstScore = time.Since(c.started) }
+		opts.OnFirstLayerScores = func() { firstBars = time.Since(c.started) }
 	}
 	err = ui.Run(cmd.Context(), sc, imageA, imageB, opts)
 	where := "here"
@@ -154,6 +162,9 @@ func (c *exploreCmd) run(cmd *cobra.Command, imageA, imageB string) error {
 	}
 	if c.traceStartup && firstScore > 0 {
 		fmt.Fprintf(c.stderr, "diffsim: first score %d ms after start (%s)\n", firstScore.Milliseconds(), where)
+	}
+	if c.traceStartup && firstBars > 0 {
+		fmt.Fprintf(c.stderr, "diffsim: layer bars %d ms after start (%s)\n", firstBars.Milliseconds(), where)
 	}
 	return err
 }

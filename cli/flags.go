@@ -121,6 +121,9 @@ type scoring struct {
 	checked  bool            // checkFlags ran: --reference reports once
 	servable bool            // the command has --no-server: a running `diffsim serve` may score
 	noServer bool            // --no-server: compute here even when `diffsim serve` runs
+	// pruneFirst: the first score comes from the network cut down to its layer, the whole
+	// network running after it (the explorer: session.Options.PruneFirst).
+	pruneFirst bool
 }
 
 // notices is where notices go: stderr, or nowhere with --quiet.

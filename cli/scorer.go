@@ -76,7 +76,8 @@ func (c *scoring) open(cmd *cobra.Command, progress func(api.Progress)) (api.Sco
 		Families: families.All(),
 		// Headless commands run the network cut down to the layers they score; the explorer
 		// (`diffsim A B`, `diffsim explore`) needs every layer for its bars.
-		Prune: cmd.Name() != "explore" && cmd.HasParent(),
+		Prune:      cmd.Name() != "explore" && cmd.HasParent(),
+		PruneFirst: c.pruneFirst,
 	})
 	if err != nil {
 		if errors.Is(err, engine.ErrNoLibrary) {

@@ -51,6 +51,17 @@ type Extraction struct {
 	Global []float32 // the model's global embedding; nil when it has none
 }
 
+// Pruned reports whether e came from a run cut down to some layers (Pruner.ExtractLayers):
+// the other layers' features are zero.
+func (e Extraction) Pruned() bool {
+	for _, f := range e.Layers {
+		if f.Tokens == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Bytes is the memory an extraction holds.
 func (e Extraction) Bytes() int64 {
 	n := int64(4 * len(e.Global))
@@ -68,4 +79,8 @@ type Pruner interface {
 	// layers listed (indices into Info().Layers); the other layers' Features are zero, and
 	// Global is nil.
 	ExtractLayers(ctx context.Context, imgs []image.Image, t int, seed int64, c Conditioning, layers []int) ([]Extraction, error)
+	// ReleasePruned closes the networks cut down to some layers (after the runs using them),
+	// keeping the whole one: a caller going on to compute every layer then holds the weights
+	// they share once. A later ExtractLayers opens its network again.
+	ReleasePruned() error
 }

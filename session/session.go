@@ -73,6 +73,13 @@ type Options struct {
 	// features are not in memory already: headless commands and server requests. The explorer
 	// leaves it off: its layer bars need every layer anyway.
 	Prune bool
+	// PruneFirst, without Prune, prunes the first run only: the explorer's first score at its
+	// starting layer, which a model cut down to that layer answers sooner than the whole
+	// network the layer bars need. The first run of the whole network closes the pruned one
+	// beforehand, so the two are never held together, and every run after the first is whole
+	// (a layer asked for while the first run is on its way waits for the whole run instead of
+	// opening a second pruned network).
+	PruneFirst bool
 
 	// OnProgress, when set, hears about network runs as they start and end (and the model
 	// info says so: Caps.Progress).
@@ -110,6 +117,9 @@ type Session struct {
 	inflight map[extractKey]*call
 	stats    api.Stats
 	closed   bool
+	// pruned says that Options.PruneFirst's one pruned run has been asked for: later runs
+	// are whole. released says the pruned network has been closed for the whole one.
+	pruned, released bool
 	// refs counts the calls using the model now; Close waits for it to reach zero before it
 	// frees the model, as ollama's scheduler waits for a runner's references to drain.
 	refs    int
@@ -408,14 +418,30 @@ func (s *Session) prefetch(ctx context.Context, t int, layers []int, imgs ...*ap
 }
 
 // prunedTo is the layers a run for work that needs layers computes: layers, when the session
-// prunes and the model can; nil (every layer) otherwise.
+// prunes (Prune, or PruneFirst's first run; extract decides that one) and the model can; nil
+// (every layer) otherwise.
 func (s *Session) prunedTo(layers []int) []int {
-	if _, ok := s.model.(features.Pruner); !ok || !s.opts.Prune || len(layers) == 0 || len(layers) >= len(s.info.Layers) {
+	if _, ok := s.model.(features.Pruner); !ok || !(s.opts.Prune || s.opts.PruneFirst) || len(layers) == 0 || len(layers) >= len(s.info.Layers) {
 		return nil
 	}
 	set := slices.Clone(layers)
 	slices.Sort(set)
 	return slices.Compact(set)
+}
+
+// firstPruned is the layers a run computes under PruneFirst (called with mu held): those
+// asked for by the session's first call for features (pruned, or nil), every layer (nil)
+// after it.
+func (s *Session) firstPruned(layers []int) []int {
+	if !s.opts.PruneFirst || s.opts.Prune {
+		return layers
+	}
+	first := !s.pruned
+	s.pruned = true
+	if !first {
+		return nil
+	}
+	return layers
 }
 
 func layerKey(layers []int) string {
@@ -446,6 +472,7 @@ func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond fe
 	have := make([]bool, len(imgs))
 	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
+		layers := s.firstPruned(layers)
 		var missing []*api.Image
 		waits := map[*call]bool{}
 		seen := map[string]bool{}
@@ -484,10 +511,23 @@ func (s *Session) extract(ctx context.Context, imgs []*api.Image, t int, cond fe
 			s.stats.Forwards++
 			s.stats.Extracted += len(missing)
 		}
+
+		release := mine != nil && layers == nil && s.opts.PruneFirst && !s.opts.Prune && !s.released
+		if release {
+			s.released = true
+		}
 		s.mu.Unlock()
 
 		if mine != nil {
-			mine.res, mine.err = s.run(ctx, missing, t, cond, layers)
+			if pm, ok := s.model.(features.Pruner); ok && release {
+				// The whole network is about to open: the pruned one goes first, so that
+				// their weights are never held twice (a pruned run still in flight keeps its
+				// network until it ends).
+				mine.err = pm.ReleasePruned()
+			}
+			if mine.err == nil {
+				mine.res, mine.err = s.run(ctx, missing, t, cond, layers)
+			}
 			s.mu.Lock()
 			for _, img := range missing {
 				delete(s.inflight, extractKey{img.Hash, t, cond, layerKey(layers)})
@@ -650,6 +690,7 @@ func (s *Session) score(ctx context.Context, req api.Request, needs []int) (api.
 		MapA: aas.SpatialMap(layer, exA.Layers[req.Layer], c.MapA), MapB: aas.SpatialMap(layer, exB.Layers[req.Layer], c.MapB),
 		Meaningless: s.info.Layers[req.Layer].Meaningless(),
 		Cached:      cachedBefore,
+		Pruned:      exA.Pruned() || exB.Pruned(),
 	}
 	switch req.Metric {
 	case api.AAS:

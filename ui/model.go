@@ -35,9 +35,11 @@ type Model struct {
 	served  string // what the status line says when the backend runs in another process (Caps.Served); "" here
 	// onFirstScore is Options.OnFirstScore until it has been called.
 	onFirstScore func()
-	keys         KeyMap
-	styles       Styles
-	opts         Options
+	// onFirstLayerScores is Options.OnFirstLayerScores until it has been called.
+	onFirstLayerScores func()
+	keys               KeyMap
+	styles             Styles
+	opts               Options
 	// baseline is the model's baseline of unrelated pairs (Info().Baseline): the score
 	// panel adds the rescaled score and percentile, r turns the bars and the sweep to
 	// rescaled scores; nil: none.
@@ -130,7 +132,7 @@ func New(ctx context.Context, b Backend, pathA, pathB string, opts Options) *Mod
 	if opts.Metric != "" {
 		m.sel.metric = opts.Metric
 	}
-	m.onFirstScore = opts.OnFirstScore
+	m.onFirstScore, m.onFirstLayerScores = opts.OnFirstScore, opts.OnFirstLayerScores
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Spinner))
 	if info.Caps.Prompt {
 		m.cs.cur = b.Conditioning()
@@ -326,7 +328,12 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return tea.Batch(m.schedule(), m.renderCmd())
 
 	case layerScoresMsg:
-		m.rq.takeLayerScores(msg)
+		if m.rq.takeLayerScores(msg) {
+			if f := m.onFirstLayerScores; f != nil {
+				m.onFirstLayerScores = nil
+				f()
+			}
+		}
 		return m.schedule()
 
 	case prefetchMsg:

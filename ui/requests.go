@@ -219,7 +219,10 @@ func (r *requests) takeScore(msg scoreMsg) bool {
 	r.fg.stop()
 	res := msg.res
 	r.res = &res
-	r.seen[res.Req.T] = true
+	if !res.Pruned {
+		// A pruned run computed this layer alone: the others at t are still to run.
+		r.seen[res.Req.T] = true
+	}
 	return true
 }
 

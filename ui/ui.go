@@ -86,6 +86,9 @@ type Options struct {
 	// OnFirstScore, when set, is called once, from Update, when the first score lands (to
 	// measure how long a model takes to answer, served or not).
 	OnFirstScore func()
+	// OnFirstLayerScores, when set, is called once, from Update, when the first layer bars
+	// land (every layer's score at a timestep), to measure start-up time.
+	OnFirstLayerScores func()
 	// Profile forces a colour profile (tests, or a known terminal); 0 detects it.
 	Profile colorprofile.Profile
 	// Remote, when set, says the terminal is not this process's own but a remote one (an SSH

@@ -414,6 +414,9 @@ func (m *Model) ExtractLayers(ctx context.Context, imgs []image.Image, t int, se
 	return m.extract(ctx, imgs, t, seed, c, layers)
 }
 
+// ReleasePruned implements features.Pruner.
+func (m *Model) ReleasePruned() error { return m.unet.ReleasePruned() }
+
 // extract runs the U-Net on imgs, whole (layers nil) or pruned to layers.
 func (m *Model) extract(ctx context.Context, imgs []image.Image, t int, seed int64, c features.Conditioning, layers []int) ([]features.Extraction, error) {
 	if t < 0 || t >= schedule.Timesteps {

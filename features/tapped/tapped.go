@@ -49,6 +49,10 @@ type subset struct {
 	sess    engine.Runner
 	outputs []int           // its outputs, as full output indices
 	inputs  map[string]bool // the graph inputs it reads
+	// users counts the runs using sess now (under Model.mu); a released subset is closed
+	// when its last run ends, never under one.
+	users    int
+	released bool
 }
 
 // Options say what Load exposes besides the taps and how the graph will be fed.
@@ -148,6 +152,7 @@ func (m *Model) session(layers []int) (*subset, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if s, ok := m.subsets[key]; ok {
+		s.users++
 		return s, nil
 	}
 	data, err := m.source()
@@ -199,7 +204,38 @@ func (m *Model) session(layers []int) (*subset, error) {
 	}
 	engine.ReleaseMemory(size)
 	m.subsets[key] = s
+	s.users++
 	return s, nil
+}
+
+// done ends a run's use of s, closing s if it was released meanwhile.
+func (m *Model) done(s *subset) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s.users--; s.users == 0 && s.released {
+		return s.sess.Close()
+	}
+	return nil
+}
+
+// ReleasePruned closes the sessions pruned to some layers (each when its runs in flight have
+// ended), keeping the full graph's: a caller going on to run every layer frees the weights
+// the pruned graphs hold a second copy of. A later pruned run opens its session again.
+func (m *Model) ReleasePruned() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for k, s := range m.subsets {
+		if k == "" {
+			continue
+		}
+		delete(m.subsets, k)
+		s.released = true
+		if s.users == 0 {
+			errs = append(errs, s.sess.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Prepare opens the session a run of layers needs (every layer when layers is nil) now rather
@@ -210,8 +246,11 @@ func (m *Model) Prepare(layers []int) error {
 		slices.Sort(layers)
 		layers = slices.Compact(layers)
 	}
-	_, err := m.session(layers)
-	return err
+	s, err := m.session(layers)
+	if err != nil {
+		return err
+	}
+	return m.done(s)
 }
 
 func layerKey(layers []int) string {
@@ -264,11 +303,16 @@ func (m *Model) RunLayers(ctx context.Context, layers []int, imageH, imageW int,
 	return m.run(ctx, set, imageH, imageW, inputs)
 }
 
-func (m *Model) run(ctx context.Context, layers []int, imageH, imageW int, inputs []engine.Tensor) (Result, error) {
+func (m *Model) run(ctx context.Context, layers []int, imageH, imageW int, inputs []engine.Tensor) (_ Result, err error) {
 	s, err := m.session(layers)
 	if err != nil {
 		return Result{}, err
 	}
+	defer func() {
+		if cerr := m.done(s); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
 	fed := inputs[:0:0]
 	for _, t := range inputs {
 		if s.inputs[t.Name] {
