@@ -703,7 +703,10 @@ func (ft *fakeTerminal) contains(s string) bool {
 // COLORTERM the client sends.
 func TestTerminalDetection(t *testing.T) {
 	f := newFixture(t)
-	run := func(sshOpts []string, answer bool, args ...string) *fakeTerminal {
+	// run waits until drawn says the session has drawn what the case checks, then quits. A
+	// raw byte stream is not a screen: the renderer writes only the cells that change, so a
+	// word on screen ("ready") need not appear whole in it; what each case waits for does.
+	run := func(sshOpts []string, answer bool, drawn func(*fakeTerminal) bool, args ...string) *fakeTerminal {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 		defer cancel()
 		all := append(append(append(f.opts(f.key), sshOpts...), "-tt", "-p", f.port, "localhost"), args...)
@@ -740,7 +743,7 @@ func TestTerminalDetection(t *testing.T) {
 			}
 		}()
 		deadline := time.Now().Add(2 * time.Minute)
-		for !ft.contains("ready") && time.Now().Before(deadline) {
+		for !drawn(ft) && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		io.WriteString(stdin, "q")
@@ -748,15 +751,22 @@ func TestTerminalDetection(t *testing.T) {
 		cmd.Wait()
 		return ft
 	}
-	sixel := run(nil, true, "chelsea.png", "coffee.png")
-	if !sixelImage.Match(sixel.bytes()) {
+	sixels := func(ft *fakeTerminal) bool { return sixelImage.Match(ft.bytes()) }
+	sixel := run(nil, true, sixels, "chelsea.png", "coffee.png")
+	if !sixels(sixel) {
 		t.Errorf("a terminal answering DA1 with sixel got no sixel images (%d bytes)", sixel.out.Len())
 	}
-	tc := run([]string{"-o", "SetEnv=COLORTERM=truecolor"}, false, "chelsea.png", "coffee.png", "--graphics", "halfblock")
-	if !tc.contains("graphics: halfblock") || !tc.contains("38;2;") {
+	trueColour := func(ft *fakeTerminal) bool { return ft.contains("graphics: halfblock") && ft.contains("38;2;") }
+	tc := run([]string{"-o", "SetEnv=COLORTERM=truecolor"}, false, trueColour, "chelsea.png", "coffee.png", "--graphics", "halfblock")
+	if !trueColour(tc) {
 		t.Errorf("COLORTERM=truecolor sent by the client did not give 24-bit half-blocks")
 	}
-	plain := run(nil, false, "chelsea.png", "coffee.png", "--graphics", "halfblock")
+	// Half-block pictures drawn: their colours are the ones the session chose.
+	halfBlocks := func(ft *fakeTerminal) bool { return ft.contains("graphics: halfblock") && ft.contains("▀") }
+	plain := run(nil, false, halfBlocks, "chelsea.png", "coffee.png", "--graphics", "halfblock")
+	if !halfBlocks(plain) {
+		t.Errorf("without COLORTERM no half-block pictures were drawn")
+	}
 	if plain.contains("38;2;") {
 		t.Errorf("without COLORTERM the half-blocks are 24-bit anyway")
 	}
