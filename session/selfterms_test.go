@@ -61,7 +61,8 @@ func sameBits(x, y api.Result) bool {
 
 // TestFakeSelfTermsKept: an image's self term at a layer is computed once and kept with its
 // features: a pair whose images were both compared before runs only the two cross terms, and
-// its scores are the bits a session that had kept nothing computes. The self terms count in
+// its scores are the bits a session that had kept nothing computes; a pair compared the other
+// way round before computes nothing, with the same bits. The self terms count in
 // the cache's bytes and go with Forget.
 func TestFakeSelfTermsKept(t *testing.T) {
 	att := &countingAttention{Attention: aas.GoAttention{}}
@@ -81,7 +82,7 @@ func TestFakeSelfTermsKept(t *testing.T) {
 	}{
 		{red, blue, 3, "red's self term is kept: red's cross term, blue's self and cross terms"},
 		{green, blue, 2, "both self terms are kept: the two cross terms"},
-		{blue, red, 2, "the other way round: the two cross terms"},
+		{blue, red, 0, "red against blue seen from the other side: nothing computed"},
 		{red, red, 2, "an image with itself: the two cross terms"},
 	} {
 		got := score(t, f.s, step.a, step.b, layer, ts)

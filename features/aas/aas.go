@@ -149,6 +149,16 @@ type Comparison struct {
 	MapA, MapB       []float32 // per-token cosine of self- and cross-attended features, A's tokens and B's
 }
 
+// Swapped is the comparison of B with A: the same four attention calls, each direction's
+// numbers and maps in the other's place. The features' cosine and MSE are symmetric products
+// and sums, and the scores means of two numbers, so Compare(B, A) gives these bits.
+func (c Comparison) Swapped() Comparison {
+	c.AtoB, c.BtoA = c.BtoA, c.AtoB
+	c.MSEAtoB, c.MSEBtoA = c.MSEBtoA, c.MSEAtoB
+	c.MapA, c.MapB = c.MapB, c.MapA
+	return c
+}
+
 // Score is the symmetric AAS: the mean of both directions.
 func (c Comparison) Score() float64 { return (c.AtoB + c.BtoA) / 2 }
 

@@ -50,12 +50,18 @@ func sameComparison(x, y Comparison) string {
 
 // checkCompareWith compares a and b with Compare and with CompareWith given every subset of the
 // self terms Compare's own run produced: the same bits each time, and only the missing jobs run.
+// Compare(b, a), swapped, gives the same bits too.
 func checkCompareWith(t *testing.T, att Attention, a, b features.Features) {
 	t.Helper()
 	ctx := context.Background()
 	want, err := Compare(ctx, att, a, b)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if back, err := Compare(ctx, att, b, a); err != nil {
+		t.Fatal(err)
+	} else if d := sameComparison(back.Swapped(), want); d != "" {
+		t.Errorf("Compare(B, A) swapped differs from Compare(A, B): %s", d)
 	}
 	counter := &countingAttention{Attention: att}
 	_, selves, err := CompareWith(ctx, counter, a, b, Selves{})
