@@ -1,8 +1,12 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"image"
+	"image/png"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -262,5 +266,52 @@ func TestQueueIsFirstComeFirstServed(t *testing.T) {
 	}
 	if want := []string{"img00.png", "img02.png", "img04.png", "img06.png", "img08.png"}; strings.Join(order, " ") != strings.Join(want, " ") {
 		t.Errorf("forwards ran in the order %v, want the order the requests came %v", order, want)
+	}
+}
+
+// TestSharedSessionImagesCount: the images an SSH session decodes count against the memory
+// bound while the session may show them (the last four it loaded: its pair and the one
+// before), and leave the bound when the session closes.
+func TestSharedSessionImagesCount(t *testing.T) {
+	fk := &fakes{byName: map[string]*fakeModel{}}
+	_, _, srv := startServer(t, Config{}, fk)
+	sh, err := srv.Shared(t.Context(), model("m").Spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := func() int64 {
+		srv.ms.mu.Lock()
+		defer srv.ms.mu.Unlock()
+		return srv.ms.work
+	}
+	dir := t.TempDir()
+	var sizes []int64
+	for i := 1; i <= 6; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("g%d.png", i))
+		m := image.NewGray(image.Rect(0, 0, 10*i, 10*i)) // decoded: one byte a pixel
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sh.Load(p); err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, int64(100*i*i))
+	}
+	var want int64
+	for _, n := range sizes[len(sizes)-maxCachedImages:] {
+		want += n
+	}
+	if got := work(); got != want {
+		t.Errorf("%d bytes counted against the bound after six images, want %d (the last four decoded)", got, want)
+	}
+	if err := sh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := work(); got != 0 {
+		t.Errorf("%d bytes still counted after the session closed", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 )
 
@@ -24,6 +25,15 @@ type Shared struct {
 
 	mu    sync.Mutex
 	stats api.Stats // the last counters, for when the model is not loaded
+	// held are the images Load decoded last (most recent last), counted against the
+	// server's memory bound while the session may still show them; Close gives them back.
+	held   []heldImage
+	closed bool
+}
+
+type heldImage struct {
+	img  *api.Image
+	free func()
 }
 
 // errSharedPrompt is why a shared explorer cannot switch prompts: every session uses the one
@@ -64,8 +74,37 @@ func (b *Shared) Info() api.ModelInfo { return b.info }
 // Resolve resolves a selection against the model.
 func (b *Shared) Resolve(sel api.Selection) (api.Target, error) { return b.info.Resolve(sel) }
 
-// Load reads and decodes an image as the scorer's loader does.
-func (b *Shared) Load(name string) (*api.Image, error) { return b.load(name) }
+// Load reads and decodes an image as the scorer's loader does. The decoded pixels count
+// against the server's memory bound (as an HTTP explorer's kept images do) while they may
+// be on the session's screen: the last maxCachedImages loaded, the pair shown and the one
+// before it, until Close.
+func (b *Shared) Load(name string) (*api.Image, error) {
+	img, err := b.load(name)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return img, nil
+	}
+	if len(b.held) >= maxCachedImages {
+		b.held[0].free()
+		b.held = b.held[1:]
+	}
+	b.held = append(b.held, heldImage{img: img, free: b.s.ms.hold(decodedBytes(img))})
+	return img, nil
+}
+
+// decodedBytes is what img's decoded pixels take, as imagefile accounts a file before
+// decoding it.
+func decodedBytes(img *api.Image) int64 {
+	if img.Pixels == nil {
+		return 0
+	}
+	b := img.Pixels.Bounds()
+	return imagefile.Info{Width: b.Dx(), Height: b.Dy(), Model: img.Pixels.ColorModel()}.DecodedBytes()
+}
 
 // with runs f on the warm model, loading it again if the keep-alive unloaded it. The call is
 // admitted as an API request is (it takes a turn among the requests computing, and waits in
@@ -175,7 +214,16 @@ func (b *Shared) SetConditioning(_ context.Context, c api.Conditioning) error {
 	return errSharedPrompt
 }
 
-// Close does nothing: the model stays warm for the other sessions, until its keep-alive ends.
-func (b *Shared) Close() error { return nil }
+// Close gives the session's images back to the memory bound. The model stays warm for the
+// other sessions, until its keep-alive ends.
+func (b *Shared) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, h := range b.held {
+		h.free()
+	}
+	b.held, b.closed = nil, true
+	return nil
+}
 
 var _ api.Scorer = (*Shared)(nil)

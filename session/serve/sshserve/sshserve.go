@@ -429,6 +429,7 @@ func (s *Server) run(sess ssh.Session, t *terminal, req request) int {
 		refuse(sess, 1, "%v", err)
 		return 1
 	}
+	defer b.Close() // the session's images leave the memory bound with it
 	opts, err := req.options(b.Info())
 	if err != nil {
 		refuse(sess, 2, "%v", err)
