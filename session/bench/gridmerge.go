@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -185,52 +184,14 @@ func mergeGrid(files []ShardFile, out io.Writer, each func(GridSettings, GridRec
 // GridStatus reads a grid results folder and says how far each shard has got, in decisions ×
 // timesteps, as Status does for single-cell results.
 func GridStatus(dir string, now time.Time, stale time.Duration) ([]ShardStatus, GridSettings, error) {
-	files, missing, err := ListDir(dir)
-	if err != nil {
-		return nil, GridSettings{}, err
-	}
-	n := files[0].Shard.N
-	out := make([]ShardStatus, n)
-	for _, i := range missing {
-		out[i] = ShardStatus{Shard: Shard{i, n}.String(), Index: i, State: "missing"}
-	}
-	var g GridSettings
-	var from string
-	for _, file := range files {
-		st := ShardStatus{Shard: file.Shard.String(), Index: file.Shard.I, File: filepath.Base(file.Path), State: "empty"}
-		if fi, err := os.Stat(file.Path); err == nil {
-			st.Modified = fi.ModTime().UTC()
-		}
-		f, err := os.Open(file.Path)
-		if err != nil {
-			return nil, g, err
-		}
-		have, _, _, err := ScanGrid(f, file.Path, func(_ GridSettings, l GridLine) error {
+	return shardStatuses(dir, now, stale, func(f *os.File, path string, st *ShardStatus) (GridSettings, bool, error) {
+		have, _, _, err := ScanGrid(f, path, func(_ GridSettings, l GridLine) error {
 			st.Done++
 			if l.Skipped != "" {
 				st.Skipped++
 			}
 			return nil
 		})
-		f.Close()
-		if err != nil {
-			return nil, g, err
-		}
-		if have.Format != 0 {
-			if from == "" {
-				g, from = have, file.Path
-			} else if !have.Equal(g) {
-				return nil, g, fmt.Errorf("%w: %s was made with %v but %s with %v", ErrMismatch, file.Path, have, from, g)
-			}
-		}
-		out[file.Shard.I] = st
-	}
-	for i := range out {
-		st := &out[i]
-		if from != "" {
-			st.Size = Shard{i, n}.Size(g.Total) * len(g.T)
-		}
-		st.State = shardState(*st, now, stale)
-	}
-	return out, g, nil
+		return have, have.Format != 0, err
+	}, GridSettings.Equal, func(sh Shard, g GridSettings) int { return sh.Size(g.Total) * len(g.T) })
 }

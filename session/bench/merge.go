@@ -135,37 +135,15 @@ type ShardStatus struct {
 // Status reads a results folder and says how far each shard has got. now dates the state:
 // a file written in the last stale period counts as running, an older one as stopped.
 func Status(dir string, now time.Time, stale time.Duration) ([]ShardStatus, Settings, error) {
-	files, missing, err := ListDir(dir)
-	if err != nil {
-		return nil, Settings{}, err
-	}
-	n := files[0].Shard.N
-	out := make([]ShardStatus, n)
-	for _, i := range missing {
-		out[i] = ShardStatus{Shard: Shard{i, n}.String(), Index: i, State: "missing"}
-	}
-	var s Settings
-	var from string
-	for _, file := range files {
-		st := ShardStatus{Shard: file.Shard.String(), Index: file.Shard.I, File: filepath.Base(file.Path), State: "empty"}
-		f, err := os.Open(file.Path)
-		if err != nil {
-			return nil, s, err
+	return shardStatuses(dir, now, stale, func(f *os.File, path string, st *ShardStatus) (Settings, bool, error) {
+		recs, _, _, err := ReadResults(f, path)
+		if err != nil || len(recs) == 0 {
+			return Settings{}, false, err
 		}
-		fi, statErr := f.Stat()
-		recs, _, _, err := ReadResults(f, file.Path)
-		f.Close()
-		if err != nil {
-			return nil, s, err
-		}
-		if statErr == nil {
-			st.Modified = fi.ModTime().UTC()
-		}
+		s := recs[0].Settings
 		for _, r := range recs {
-			if from == "" {
-				s, from = r.Settings, file.Path
-			} else if r.Settings != s {
-				return nil, s, fmt.Errorf("%w: %s was made with %v but %s with %v", ErrMismatch, file.Path, r.Settings, from, s)
+			if r.Settings != s {
+				return s, true, fmt.Errorf("%w: %s holds records made with %v and with %v", ErrMismatch, path, r.Settings, s)
 			}
 			st.Done++
 			switch {
@@ -175,12 +153,54 @@ func Status(dir string, now time.Time, stale time.Duration) ([]ShardStatus, Sett
 				st.Correct++
 			}
 		}
+		return s, true, nil
+	}, func(a, b Settings) bool { return a == b }, func(sh Shard, s Settings) int { return sh.Size(s.Total) })
+}
+
+// shardStatuses is Status for any kind of results: scan reads one shard's file, counting
+// into st, and returns the settings it was made with (ok false: none yet); every file must
+// have the same settings (same), and size is a shard's work under them.
+func shardStatuses[S any](dir string, now time.Time, stale time.Duration,
+	scan func(f *os.File, path string, st *ShardStatus) (S, bool, error),
+	same func(a, b S) bool, size func(Shard, S) int) ([]ShardStatus, S, error) {
+	var s S
+	files, missing, err := ListDir(dir)
+	if err != nil {
+		return nil, s, err
+	}
+	n := files[0].Shard.N
+	out := make([]ShardStatus, n)
+	for _, i := range missing {
+		out[i] = ShardStatus{Shard: Shard{i, n}.String(), Index: i, State: "missing"}
+	}
+	var from string
+	for _, file := range files {
+		st := ShardStatus{Shard: file.Shard.String(), Index: file.Shard.I, File: filepath.Base(file.Path), State: "empty"}
+		f, err := os.Open(file.Path)
+		if err != nil {
+			return nil, s, err
+		}
+		if fi, err := f.Stat(); err == nil {
+			st.Modified = fi.ModTime().UTC()
+		}
+		have, ok, err := scan(f, file.Path, &st)
+		f.Close()
+		if err != nil {
+			return nil, s, err
+		}
+		if ok {
+			if from == "" {
+				s, from = have, file.Path
+			} else if !same(have, s) {
+				return nil, s, fmt.Errorf("%w: %s was made with %v but %s with %v", ErrMismatch, file.Path, have, from, s)
+			}
+		}
 		out[file.Shard.I] = st
 	}
 	for i := range out {
 		st := &out[i]
 		if from != "" {
-			st.Size = Shard{i, n}.Size(s.Total)
+			st.Size = size(Shard{i, n}, s)
 		}
 		st.State = shardState(*st, now, stale)
 	}
