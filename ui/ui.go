@@ -225,6 +225,9 @@ func runProgram(ctx context.Context, opts Options, newModel func(context.Context
 			for {
 				select {
 				case ws := <-opts.Remote.Resize:
+					if ws.Cols <= 0 || ws.Rows <= 0 {
+						continue // no size: the program keeps the one it has (80×24 at worst)
+					}
 					p.Send(tea.WindowSizeMsg{Width: ws.Cols, Height: ws.Rows})
 				case <-ctx.Done():
 					return

@@ -754,18 +754,18 @@ func TestTerminalDetection(t *testing.T) {
 	sixels := func(ft *fakeTerminal) bool { return sixelImage.Match(ft.bytes()) }
 	sixel := run(nil, true, sixels, "chelsea.png", "coffee.png")
 	if !sixels(sixel) {
-		t.Errorf("a terminal answering DA1 with sixel got no sixel images (%d bytes)", sixel.out.Len())
+		t.Errorf("a terminal answering DA1 with sixel got no sixel images (%d bytes: %.400q)", sixel.out.Len(), sixel.bytes())
 	}
 	trueColour := func(ft *fakeTerminal) bool { return ft.contains("graphics: halfblock") && ft.contains("38;2;") }
 	tc := run([]string{"-o", "SetEnv=COLORTERM=truecolor"}, false, trueColour, "chelsea.png", "coffee.png", "--graphics", "halfblock")
 	if !trueColour(tc) {
-		t.Errorf("COLORTERM=truecolor sent by the client did not give 24-bit half-blocks")
+		t.Errorf("COLORTERM=truecolor sent by the client did not give 24-bit half-blocks (%d bytes: %.600q)", tc.out.Len(), tc.bytes())
 	}
 	// Half-block pictures drawn: their colours are the ones the session chose.
 	halfBlocks := func(ft *fakeTerminal) bool { return ft.contains("graphics: halfblock") && ft.contains("▀") }
 	plain := run(nil, false, halfBlocks, "chelsea.png", "coffee.png", "--graphics", "halfblock")
 	if !halfBlocks(plain) {
-		t.Errorf("without COLORTERM no half-block pictures were drawn")
+		t.Errorf("without COLORTERM no half-block pictures were drawn (%d bytes: %.600q)", plain.out.Len(), plain.bytes())
 	}
 	if plain.contains("38;2;") {
 		t.Errorf("without COLORTERM the half-blocks are 24-bit anyway")

@@ -38,13 +38,31 @@ func allocatePty(ctx ssh.Context, _ ssh.Session, req ssh.Pty) (func() error, err
 	if err != nil {
 		return nil, err
 	}
-	t := &terminal{master: m, slave: s, term: req.Term, win: req.Window}
-	if err := t.resize(req.Window); err != nil {
+	win := sized(req.Window)
+	t := &terminal{master: m, slave: s, term: req.Term, win: win}
+	if err := t.resize(win); err != nil {
 		t.close()
 		return nil, err
 	}
 	ctx.SetValue(terminalKey{}, t)
 	return t.hangUp, nil
+}
+
+// Window size for a client that reports none: `ssh -tt` with no terminal of its own sends
+// 0×0. A pty of 0×0 would make the explorer draw nothing; Bubble Tea falls back to 80×24 for
+// the same reason, and the two must agree (the first size the explorer hears is not always
+// the last).
+const defaultCols, defaultRows = 80, 24
+
+// sized is w with a zero width or height replaced by the default.
+func sized(w ssh.Window) ssh.Window {
+	if w.Width <= 0 {
+		w.Width = defaultCols
+	}
+	if w.Height <= 0 {
+		w.Height = defaultRows
+	}
+	return w
 }
 
 // terminalOf is the session's pty, or nil when the client asked for none.
@@ -120,6 +138,7 @@ func (t *terminal) connect(ctx context.Context, sess ssh.Session, resized chan<-
 				if !ok {
 					return
 				}
+				w = sized(w)
 				if err := t.resize(w); err != nil {
 					continue
 				}
