@@ -18,6 +18,7 @@ import (
 
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/schedule"
+	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/bench"
 )
 
@@ -349,6 +350,9 @@ func (a *benchCmd) runBench(cmd *cobra.Command, ds *bench.Dataset, sh bench.Shar
 		Scorer: bt.scorer, Dataset: ds, Settings: settings, Layer: settings.LayerIndex, T: settings.T, Metric: bt.metric,
 		Shard: sh, Out: out, Log: stderr,
 	}
+	if bt.local != nil {
+		run.PrefetchLayers = bt.local.PrefetchLayers
+	}
 	label := ds.Layout
 	if sh.N > 1 {
 		label += " shard " + sh.String()
@@ -436,7 +440,8 @@ func (a *benchCmd) benchProgress(w io.Writer, label, unit string, logEvery int, 
 // and the settings its results file records.
 type benchTarget struct {
 	scorer      api.Scorer
-	settings    bench.Settings // the model's part: model, layer, t, step, size, seed, conditioning
+	local       *session.Session // the scorer when it computes here; nil when a server does
+	settings    bench.Settings   // the model's part: model, layer, t, step, size, seed, conditioning
 	metric      api.Metric
 	layerLabel  string
 	meaningless string // why every pair scores 1 at the layer (api.Layer.Meaningless); "" when not
@@ -446,7 +451,7 @@ type benchTarget struct {
 // benchTarget opens the scorer and resolves the layer, t and metric on its model, so the
 // results file's settings are the same whether a server scores or this process does.
 func (a *benchCmd) benchTarget(cmd *cobra.Command) (benchTarget, error) {
-	sc, err := a.scorer(cmd, nil)
+	sc, local, err := a.open(cmd, nil)
 	if err != nil {
 		return benchTarget{}, err
 	}
@@ -457,7 +462,7 @@ func (a *benchCmd) benchTarget(cmd *cobra.Command) (benchTarget, error) {
 	info, cond := sc.Info(), sc.Conditioning()
 	layer := info.Layers[tg.Layer]
 	return benchTarget{
-		scorer: sc, metric: tg.Metric, layerLabel: layer.Label(), meaningless: layer.Meaningless(),
+		scorer: sc, local: local, metric: tg.Metric, layerLabel: layer.Label(), meaningless: layer.Meaningless(),
 		settings: bench.Settings{
 			Model: info.Name, Layer: layer.Name, LayerIndex: tg.Layer, T: tg.T, Step: stepOf(info, tg.T),
 			Size: info.Size, Seed: info.Seed, Prompt: cond.Prompt, CFG: cond.CFG,

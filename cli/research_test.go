@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -72,6 +73,26 @@ func TestSweepRankBenchWithoutTimesteps(t *testing.T) {
 	var sum bench.Summary
 	if err := json.Unmarshal([]byte(stdout), &sum); code != 0 || err != nil || sum.T != 0 || sum.Step != 0 || sum.Made != 24 {
 		t.Errorf("bench without timesteps: exit %d (%s), %+v, %v", code, stderr, sum, err)
+	}
+	// A benchmark at layer 0 runs the encoder cut down to it (it records no global
+	// embedding); its scores are the whole encoder's, as score computes them.
+	out := filepath.Join(t.TempDir(), "layer0.jsonl")
+	if code, _, stderr := runCmd(t, "bench", "triplet", dir, "--model", model, "--layer", "0", "--max", "2", "--out", out, "--quiet"); code != 0 {
+		t.Fatalf("bench --layer 0: exit %d: %s", code, stderr)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var d bench.Decision
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &d); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ = runCmd(t, "score", filepath.Join(dir, d.Ref), filepath.Join(dir, d.A), "--model", model, "--layer", "0", "--json")
+	var one api.Record
+	if err := json.Unmarshal([]byte(stdout), &one); code != 0 || err != nil || math.Abs(float64(one.Score-d.ScoreA)) > 1e-6 || math.IsNaN(float64(one.GlobalCosine)) {
+		t.Errorf("bench at layer 0 scored %s against %s %v; score says %+v (exit %d, %v)", d.Ref, d.A, d.ScoreA, one, code, err)
 	}
 	code, stdout, stderr = runCmd(t, "rank", sampleA, dir, "--model", model, "--json", "--quiet")
 	var r rankJSON

@@ -78,6 +78,9 @@ func (c *scoring) open(cmd *cobra.Command, progress func(api.Progress)) (api.Sco
 		// (`diffsim A B`, `diffsim explore`) needs every layer for its bars.
 		Prune:      cmd.Name() != "explore" && cmd.HasParent(),
 		PruneFirst: c.pruneFirst,
+		// A benchmark decides by its metric and records no global embedding: a vision model
+		// may then run cut down too.
+		NoGlobal: isBench(cmd),
 	})
 	if err != nil {
 		if errors.Is(err, engine.ErrNoLibrary) {
@@ -120,4 +123,14 @@ func (c *scoring) server(cmd *cobra.Command) *api.Client {
 		}
 	}
 	return cl
+}
+
+// isBench reports whether cmd is bench or one of its subcommands.
+func isBench(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		if c.Name() == "bench" && c.HasParent() && !c.Parent().HasParent() {
+			return true
+		}
+	}
+	return false
 }

@@ -30,6 +30,10 @@ type ModelInfo struct {
 	Timesteps    bool // whether t means anything for this model
 	DefaultT     int
 	Size         int // working size in pixels
+	// GlobalNeedsAll: the global embedding comes from the whole network (a vision
+	// transformer's pooled output or last CLS token), so a run cut down to some layers
+	// (Pruner) has none.
+	GlobalNeedsAll bool
 }
 
 // Describe is the model as every front end sees it (api.ModelInfo), without what only the

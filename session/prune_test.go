@@ -228,3 +228,30 @@ func TestPruneFirstOnToySD(t *testing.T) {
 		t.Errorf("%d forwards, want 2 (the pruned one, then the whole one)", n)
 	}
 }
+
+// globalModel is a pruneModel whose global embedding needs its whole network, as a vision
+// transformer's does.
+type globalModel struct{ *pruneModel }
+
+func (m globalModel) Info() features.ModelInfo {
+	i := m.pruneModel.Info()
+	i.GlobalNeedsAll = true
+	return i
+}
+
+// TestPruneKeepsTheGlobalEmbedding: a model whose global embedding needs the whole network
+// runs whole for a score (its record carries global_cosine) unless the work reports no global
+// embedding (NoGlobal: benchmarks), which runs it cut down.
+func TestPruneKeepsTheGlobalEmbedding(t *testing.T) {
+	for _, noGlobal := range []bool{false, true} {
+		m := globalModel{&pruneModel{fakeModel: &fakeModel{timesteps: true}}}
+		f := openFake(t, m.fakeModel, func(o *Options) {
+			o.Prune, o.NoGlobal = true, noGlobal
+			o.OpenModel = func(context.Context, Runtime, Options) (features.Model, error) { return m, nil }
+		})
+		score(t, f.s, red, green, 2, 101)
+		if got, want := len(m.asked), map[bool]int{false: 0, true: 1}[noGlobal]; got != want {
+			t.Errorf("NoGlobal %v: %d pruned runs (%v), want %d", noGlobal, got, m.asked, want)
+		}
+	}
+}

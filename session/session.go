@@ -73,6 +73,11 @@ type Options struct {
 	// features are not in memory already: headless commands and server requests. The explorer
 	// leaves it off: its layer bars need every layer anyway.
 	Prune bool
+	// NoGlobal says the work never reports the global embedding's cosine (benchmarks decide
+	// by the metric alone): Prune then cuts down models whose global embedding needs the
+	// whole network (vision transformers) too. Without it their records keep global_cosine,
+	// and they run whole.
+	NoGlobal bool
 	// PruneFirst, without Prune, prunes the first run only: the explorer's first score at its
 	// starting layer, which a model cut down to that layer answers sooner than the whole
 	// network the layer bars need. The first run of the whole network closes the pruned one
@@ -104,7 +109,10 @@ type Session struct {
 	model  features.Model
 	info   api.ModelInfo
 	layers []features.Layer // the model's own layers: token grids of its features
-	att    aas.Attention
+	// globalNeedsAll: the model's global embedding needs its whole network
+	// (features.ModelInfo.GlobalNeedsAll).
+	globalNeedsAll bool
+	att            aas.Attention
 	// recompute makes every comparison compute its self terms anew, as before they were
 	// kept: the reference the benchmarks measure keeping them against.
 	recompute bool
@@ -200,10 +208,11 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	info.Caps = api.Capabilities{Prompt: conditioned, CFG: conditioned, Progress: o.OnProgress != nil}
 	s := &Session{
 		opts: o, rt: rt, ownAtt: ownAtt, model: model, att: o.Attention, info: info, layers: fi.Layers,
-		cond:     cond,
-		cache:    newLRU(o.CacheBytes),
-		compared: map[compareKey]aas.Comparison{},
-		inflight: map[extractKey]*call{},
+		globalNeedsAll: fi.GlobalNeedsAll,
+		cond:           cond,
+		cache:          newLRU(o.CacheBytes),
+		compared:       map[compareKey]aas.Comparison{},
+		inflight:       map[extractKey]*call{},
 	}
 	s.drained = sync.NewCond(&s.mu)
 	s.stats.CacheBudget = o.CacheBytes
@@ -407,6 +416,13 @@ func (s *Session) Forget(t int, imgs ...*api.Image) {
 	}
 }
 
+// PrefetchLayers is Prefetch for work that scores only layers: the images' features come from
+// the network cut down to them when the session prunes (Options.Prune), as a Score at one of
+// those layers would compute them, in one batched run.
+func (s *Session) PrefetchLayers(ctx context.Context, t int, layers []int, imgs ...*api.Image) error {
+	return s.prefetch(ctx, t, layers, imgs...)
+}
+
 // prefetch is Prefetch for work that needs layers (pruned when the session prunes).
 func (s *Session) prefetch(ctx context.Context, t int, layers []int, imgs ...*api.Image) error {
 	if err := s.acquire(); err != nil {
@@ -418,10 +434,13 @@ func (s *Session) prefetch(ctx context.Context, t int, layers []int, imgs ...*ap
 }
 
 // prunedTo is the layers a run for work that needs layers computes: layers, when the session
-// prunes (Prune, or PruneFirst's first run; extract decides that one) and the model can; nil
-// (every layer) otherwise.
+// prunes (Prune, or PruneFirst's first run; extract decides that one) and the model can
+// without losing a global embedding the work reports; nil (every layer) otherwise.
 func (s *Session) prunedTo(layers []int) []int {
 	if _, ok := s.model.(features.Pruner); !ok || !(s.opts.Prune || s.opts.PruneFirst) || len(layers) == 0 || len(layers) >= len(s.info.Layers) {
+		return nil
+	}
+	if s.globalNeedsAll && !s.opts.NoGlobal {
 		return nil
 	}
 	set := slices.Clone(layers)

@@ -294,23 +294,48 @@ func (p Preprocess) Pixels(img image.Image) []float32 {
 
 // Info implements features.Model.
 func (m *Model) Info() features.ModelInfo {
-	return features.ModelInfo{Name: m.name, Family: m.family, Description: m.desc, Layers: m.layers, DefaultLayer: m.def, Size: m.pre.Crop}
+	return features.ModelInfo{Name: m.name, Family: m.family, Description: m.desc, Layers: m.layers, DefaultLayer: m.def, Size: m.pre.Crop,
+		GlobalNeedsAll: true}
 }
 
 // Extract implements features.Model; t and seed are ignored: these models have no noise.
 func (m *Model) Extract(ctx context.Context, imgs []image.Image, _ int, _ int64) ([]features.Extraction, error) {
+	return m.extract(ctx, imgs, nil)
+}
+
+// ExtractLayers implements features.Pruner: the encoder cut down to the layers' taps (layer n
+// of 12 needs n blocks). Its extractions have no global embedding (Info().GlobalNeedsAll).
+func (m *Model) ExtractLayers(ctx context.Context, imgs []image.Image, _ int, _ int64, _ features.Conditioning, layers []int) ([]features.Extraction, error) {
+	return m.extract(ctx, imgs, layers)
+}
+
+// ReleasePruned implements features.Pruner.
+func (m *Model) ReleasePruned() error { return m.graph.ReleasePruned() }
+
+// extract runs the encoder on imgs, whole (layers nil) or cut down to layers.
+func (m *Model) extract(ctx context.Context, imgs []image.Image, layers []int) ([]features.Extraction, error) {
 	c := m.pre.Crop
 	px := make([]float32, 0, len(imgs)*3*c*c)
 	for _, img := range imgs {
 		px = append(px, m.pre.Pixels(img)...)
 	}
-	res, err := m.graph.Run(ctx, c, c, engine.F32(m.input, []int64{int64(len(imgs)), 3, int64(c), int64(c)}, px))
+	in := engine.F32(m.input, []int64{int64(len(imgs)), 3, int64(c), int64(c)}, px)
+	var res tapped.Result
+	var err error
+	if layers == nil {
+		res, err = m.graph.Run(ctx, c, c, in)
+	} else {
+		res, err = m.graph.RunLayers(ctx, layers, c, c, in)
+	}
 	if err != nil {
 		return nil, err
 	}
 	out := make([]features.Extraction, len(imgs))
 	for i := range out {
 		out[i].Layers = res.Features[i]
+		if layers != nil {
+			continue // the global embedding needs the whole network
+		}
 		if m.global != "" {
 			g := res.Extra[m.global]
 			per := len(g.Float32) / len(imgs)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/engine/enginetest"
+	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/imagefile"
 
@@ -85,6 +86,28 @@ func TestViTFamilies(t *testing.T) {
 			}
 			if len(ex[0].Global) != channels {
 				t.Errorf("global embedding has %d values, want pooler_output's %d", len(ex[0].Global), channels)
+			}
+			// cut down to layer 0: its features as the whole encoder's, no other layer, no
+			// global embedding (Info says it needs the whole network)
+			cut, err := m.ExtractLayers(context.Background(), []image.Image{a, b, a}, 0, 0, features.Conditioning{}, []int{0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !info.GlobalNeedsAll || cut[0].Global != nil || cut[0].Layers[1].Tokens != 0 || !cut[0].Pruned() {
+				t.Errorf("cut down to layer 0: global %v (needs all %v), layer 1 has %d tokens", cut[0].Global, info.GlobalNeedsAll, cut[0].Layers[1].Tokens)
+			}
+			for i := range cut {
+				w, g := ex[i].Layers[0], cut[i].Layers[0]
+				for name, pair := range map[string][2][]float32{"Q": {w.Q, g.Q}, "K": {w.K, g.K}, "V": {w.V, g.V}} {
+					if len(pair[0]) != len(pair[1]) {
+						t.Fatalf("image %d: %s has %d values cut down, %d whole", i, name, len(pair[1]), len(pair[0]))
+					}
+					for j := range pair[0] {
+						if d := math.Abs(float64(pair[0][j] - pair[1][j])); d > 1e-6 {
+							t.Fatalf("image %d: %s[%d] cut down %v, whole %v", i, name, j, pair[1][j], pair[0][j])
+						}
+					}
+				}
 			}
 			same, err := aas.Compare(context.Background(), aas.GoAttention{}, ex[0].Layers[1], ex[2].Layers[1])
 			if err != nil {

@@ -32,6 +32,10 @@ type Run struct {
 	Metric   api.Metric
 	Shard    Shard
 	Out      string // results file (JSONL) to resume from and append to; "" keeps nothing
+	// PrefetchLayers, when set (a session computing in this process), computes images'
+	// features for some layers only: a decision's three images then run through the network
+	// cut down to the run's layer. Nil: Scorer.Prefetch, every layer.
+	PrefetchLayers func(ctx context.Context, t int, layers []int, imgs ...*api.Image) error
 
 	// Log receives warnings and the skipped decisions, one line each; nil discards them.
 	Log io.Writer
@@ -207,8 +211,15 @@ func (r *Run) decide(ctx context.Context, images *imageCache, task Task) (Decisi
 		imgs[i] = img
 	}
 	ref, a, b := imgs[0], imgs[1], imgs[2]
-	// The three images' missing features come from one batched run.
-	if err := r.Scorer.Prefetch(ctx, r.T, ref, a, b); err != nil {
+	// The three images' missing features come from one batched run: of the network cut down
+	// to the run's layer when the scorer can (PrefetchLayers).
+	prefetch := r.Scorer.Prefetch
+	if r.PrefetchLayers != nil {
+		prefetch = func(ctx context.Context, t int, imgs ...*api.Image) error {
+			return r.PrefetchLayers(ctx, t, []int{r.Layer}, imgs...)
+		}
+	}
+	if err := prefetch(ctx, r.T, ref, a, b); err != nil {
 		return Decision{}, err
 	}
 	ra, err := r.Scorer.Score(ctx, api.Request{A: ref, B: a, Layer: r.Layer, T: r.T, Metric: r.Metric, Token: -1})
