@@ -148,23 +148,10 @@ func (p scorePanel) calibrated(r *api.Result) []item {
 	if !math.IsNaN(c.Rescaled) {
 		it.chunks = append(it.chunks, chunk{{"rescaled ", st.Label}, {fmt.Sprintf("%.2f", c.Rescaled), st.Value}}, chunk{{"·", st.Label}})
 	}
-	it.chunks = append(it.chunks, words(0, st.Value, percentText(c.Percentile)).chunks...)
+	it.chunks = append(it.chunks, words(0, st.Value, calibration.PercentileWords(c.Percentile)).chunks...)
 	name := "baseline: " + b.Name()
 	if c.Cell.Interpolated {
 		name += " (interpolated in t)"
 	}
 	return []item{it, words(prioBaselineName, st.Dim, name)}
-}
-
-// percentText says where a score stands among unrelated pairs.
-func percentText(pct float64) string {
-	switch {
-	case math.IsNaN(pct):
-		return ""
-	case pct >= 99.5:
-		return "more similar than every unrelated pair"
-	case pct < 0.5:
-		return "less similar than every unrelated pair"
-	}
-	return fmt.Sprintf("more similar than %.0f%% of unrelated pairs", pct)
 }

@@ -157,6 +157,20 @@ func (c Cell) Percentile(s float64) float64 {
 	return below
 }
 
+// PercentileWords says where a score stands among unrelated pairs, for a person: "more similar
+// than 72% of unrelated pairs", or every/none at the ends; "" for NaN (no baseline).
+func PercentileWords(p float64) string {
+	switch {
+	case math.IsNaN(p):
+		return ""
+	case p >= 99.5:
+		return "more similar than every unrelated pair"
+	case p < 0.5:
+		return "less similar than every unrelated pair"
+	}
+	return fmt.Sprintf("more similar than %.0f%% of unrelated pairs", p)
+}
+
 // cdf is the percent of the distribution whose quantiles are q lying below s.
 func cdf(q []float64, s float64) float64 {
 	step := 100 / float64(len(q)-1)
