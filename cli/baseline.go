@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +15,7 @@ import (
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/calibration"
 	"github.com/diffsim/diffsim/features/families"
+	"github.com/diffsim/diffsim/features/imagefile"
 	"github.com/diffsim/diffsim/session"
 	"github.com/diffsim/diffsim/session/baseline"
 )
@@ -101,7 +101,7 @@ func (c *baselineCmd) build(cmd *cobra.Command, dir string) error {
 	if err != nil {
 		return err
 	}
-	files, unreadable, err := session.ImageFiles(dir)
+	files, unreadable, err := imagefile.ImageFiles(dir)
 	if err != nil {
 		return err
 	}
@@ -366,23 +366,11 @@ func calibrationLine(rec api.Record) string {
 		parts = append(parts, fmt.Sprintf("rescaled %.2f", *rec.Rescaled))
 	}
 	if rec.Percentile != nil {
-		parts = append(parts, percentWords(*rec.Percentile))
+		parts = append(parts, calibration.PercentileWords(*rec.Percentile))
 	}
 	where := ""
 	if rec.Baseline.Interpolated {
 		where = ", between the timesteps built"
 	}
 	return fmt.Sprintf("%s (baseline %.8s: %s, %d pairs%s)", strings.Join(parts, " · "), rec.Baseline.Key, rec.Baseline.Source, rec.Baseline.Pairs, where)
-}
-
-func percentWords(p float64) string {
-	switch {
-	case math.IsNaN(p):
-		return ""
-	case p >= 99.5:
-		return "more similar than every unrelated pair"
-	case p < 0.5:
-		return "less similar than every unrelated pair"
-	}
-	return fmt.Sprintf("more similar than %.0f%% of unrelated pairs", p)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // rankCmd is `diffsim rank`: the images in a folder most similar to a query.
@@ -68,7 +68,7 @@ func (c *rankCmd) run(cmd *cobra.Command, queryPath, dir string) error {
 	} else if !fi.IsDir() {
 		return usagef("%s is not a folder (rank QUERY DIR)", dir)
 	}
-	files, unreadable, err := session.ImageFiles(dir)
+	files, unreadable, err := imagefile.ImageFiles(dir)
 	if err != nil {
 		return err
 	}

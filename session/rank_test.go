@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/diffsim/diffsim/api"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 func TestImageFiles(t *testing.T) {
@@ -20,7 +21,7 @@ func TestImageFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	files, _, err := ImageFiles(dir)
+	files, _, err := imagefile.ImageFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func TestImageFiles(t *testing.T) {
 	if !slices.Equal(files, want) {
 		t.Errorf("ImageFiles = %v, want %v", files, want)
 	}
-	if _, _, err := ImageFiles(filepath.Join(dir, "missing")); err == nil {
+	if _, _, err := imagefile.ImageFiles(filepath.Join(dir, "missing")); err == nil {
 		t.Error("ImageFiles on a missing folder: no error")
 	}
 }
@@ -52,7 +53,7 @@ func TestRank(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "broken.png"), []byte("no"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	files, _, err := ImageFiles(dir)
+	files, _, err := imagefile.ImageFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/diffsim/diffsim/features"
 	"github.com/diffsim/diffsim/features/aas"
 	"github.com/diffsim/diffsim/features/families"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // countingAttention counts the attention jobs a session asks for.
@@ -208,7 +209,7 @@ var keptOrAfresh = []struct {
 //
 //	go test ./session -run '^$' -bench 'Rank$' -count 8 | benchstat -col /selves -
 func BenchmarkRank(b *testing.B) {
-	files, _, err := ImageFiles(filepath.Join("..", "testdata", "samples"))
+	files, _, err := imagefile.ImageFiles(filepath.Join("..", "testdata", "samples"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func BenchmarkExplorerNextB(b *testing.B) {
 	for _, mode := range keptOrAfresh {
 		b.Run("selves="+mode.name, func(b *testing.B) {
 			s := benchSession(b, mode.recompute)
-			files, _, err := ImageFiles(filepath.Join("..", "testdata", "samples"))
+			files, _, err := imagefile.ImageFiles(filepath.Join("..", "testdata", "samples"))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // PairScorer is what a grid run needs from a model: images read, their features at a
@@ -397,7 +397,7 @@ func (w *gridWorker) chunk(todo []Task, t, batch int) ([]gridItem, []*api.Image,
 			}
 			img, err := w.s.Load(path)
 			if err != nil {
-				if session.IsUnreadable(err) {
+				if imagefile.IsUnreadable(err) {
 					it.skip = firstLine(err)
 					break
 				}

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // Layouts lists the layouts Load reads.
@@ -87,7 +87,7 @@ func Triplet(root string, seed uint64) (*Dataset, error) {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		files, _, err := session.ImageFiles(filepath.Join(root, e.Name()))
+		files, _, err := imagefile.ImageFiles(filepath.Join(root, e.Name()))
 		if err != nil {
 			return nil, err
 		}
@@ -377,7 +377,7 @@ var (
 // reference_images/ in the release). One decision per reference and distortion: level 2 is
 // more similar to the reference than level 3.
 func TID2013(root string) (*Dataset, error) {
-	files, _, err := session.ImageFiles(root)
+	files, _, err := imagefile.ImageFiles(root)
 	if err != nil {
 		return nil, err
 	}

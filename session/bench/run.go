@@ -11,7 +11,7 @@ import (
 	"syscall"
 
 	"github.com/diffsim/diffsim/api"
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // Scorer is what a run needs of an api.Scorer (local or served): images read, their features
@@ -203,7 +203,7 @@ func (r *Run) decide(ctx context.Context, images *imageCache, task Task) (Decisi
 	for i, p := range []string{task.Ref, task.A, task.B} {
 		img, err := images.load(r.Dataset.Path(p))
 		if err != nil {
-			if session.IsUnreadable(err) {
+			if imagefile.IsUnreadable(err) {
 				return Skip(task, firstLine(err), r.Settings), nil
 			}
 			return Decision{}, err

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/diffsim/diffsim/session"
+	"github.com/diffsim/diffsim/features/imagefile"
 )
 
 // The grid layout's two decision sets.
@@ -49,7 +49,7 @@ func StyleContent(root string, seed uint64) (*Dataset, error) {
 		}
 		has := false
 		for _, f := range files {
-			if f.IsDir() || strings.HasPrefix(f.Name(), ".") || !session.IsImageName(f.Name()) {
+			if f.IsDir() || strings.HasPrefix(f.Name(), ".") || !imagefile.IsImageName(f.Name()) {
 				continue
 			}
 			content := strings.TrimSuffix(f.Name(), filepath.Ext(f.Name()))

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/diffsim/diffsim/features/imagefile"
-	"github.com/diffsim/diffsim/session"
 )
 
 // DirSource reads the image files of one folder (not its sub-folders) in natural name order:
@@ -31,7 +30,7 @@ func OpenDir(dir string, o Options) (*DirSource, error) {
 	var names []string
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, ".") || !session.IsImageName(name) {
+		if strings.HasPrefix(name, ".") || !imagefile.IsImageName(name) {
 			continue
 		}
 		if e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0 {

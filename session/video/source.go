@@ -20,7 +20,6 @@ import (
 
 	"github.com/diffsim/diffsim/api"
 	"github.com/diffsim/diffsim/features/imagefile"
-	"github.com/diffsim/diffsim/session"
 )
 
 // Frame is one encoded frame of a clip.
@@ -66,7 +65,7 @@ func Open(ctx context.Context, input string, o Options) (Source, error) {
 		}
 		return s, nil
 	}
-	if ext := strings.ToLower(filepath.Ext(input)); ext != ".gif" && session.IsImageName(input) {
+	if ext := strings.ToLower(filepath.Ext(input)); ext != ".gif" && imagefile.IsImageName(input) {
 		return nil, badInput(fmt.Errorf("%s is a single image; give a folder of frames or a video file", input))
 	}
 	s, err := OpenFFmpeg(ctx, input, o)
